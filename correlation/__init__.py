@@ -1,0 +1,1 @@
+"""The pure correlation core: no Kafka, Redis or asyncio in here. Time is always passed in."""

@@ -1,0 +1,202 @@
+"""The `firebreak` command."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+import click
+import redis.asyncio as aioredis
+
+from firebreak.logs import configure as configure_logs
+from firebreak.settings import ConfigError, Settings, docs_table, load_settings
+from schemas import Incident, IncidentStatus
+
+
+def _settings(ctx: click.Context) -> Settings:
+    settings = ctx.obj
+    if settings is None:
+        try:
+            settings = ctx.obj = load_settings()
+        except ConfigError as exc:
+            raise click.ClickException(str(exc)) from exc
+        configure_logs(settings.log_level)
+    return settings
+
+
+@click.group()
+@click.version_option(package_name="firebreak")
+@click.pass_context
+def main(ctx: click.Context) -> None:
+    """Firebreak: alerts in, incidents out."""
+    ctx.obj = None
+
+
+@main.command()
+@click.pass_context
+def ingest(ctx: click.Context) -> None:
+    """Serve the ingest and read API over HTTP."""
+    from ingest.server import run
+
+    try:
+        run(_settings(ctx))
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@main.command()
+@click.pass_context
+def worker(ctx: click.Context) -> None:
+    """Run a stream worker (dedup, grouping, read model)."""
+    from firebreak.worker import run
+
+    settings = _settings(ctx)
+    sys.argv = [sys.argv[0]]  # Faust's worker parses argv; ours are already handled
+    run(settings)
+
+
+@main.group()
+def topics() -> None:
+    """Kafka topics."""
+
+
+@topics.command("create")
+@click.pass_context
+def topics_create(ctx: click.Context) -> None:
+    """Create Firebreak's topics (idempotent)."""
+    from kafka.errors import KafkaError
+
+    from firebreak.topics import create_topics
+
+    settings = _settings(ctx)
+    try:
+        reports = create_topics(settings)
+    except KafkaError as exc:
+        raise click.ClickException(f"Kafka at {settings.kafka_bootstrap} did not answer ({exc}); is it running? (make up)") from exc
+    for report in reports:
+        state = "created" if report.created else "exists"
+        click.echo(f"{report.name:<16} {state:<8} partitions={report.partitions}")
+        if report.problem:
+            click.echo(f"  warning: {report.name} {report.problem}", err=True)
+    if any(r.problem for r in reports):
+        sys.exit(1)
+
+
+@main.group()
+def schemas() -> None:
+    """Published JSON Schemas."""
+
+
+@schemas.command("export")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("schemas/json"), show_default=True)
+@click.option("--check", is_flag=True, help="Exit 1 if the files on disk differ from the models, write nothing.")
+def schemas_export(out: Path, check: bool) -> None:
+    """Write the JSON Schema of every published model."""
+    from schemas.export import render_all
+
+    rendered = render_all()
+    stale = [name for name, text in rendered.items() if not (out / name).is_file() or (out / name).read_text() != text]
+    if check:
+        if stale:
+            raise click.ClickException(f"stale JSON Schemas in {out}: {', '.join(stale)}; run `firebreak schemas export`")
+        click.echo(f"{len(rendered)} JSON Schemas in {out} are current")
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    for name, text in rendered.items():
+        (out / name).write_text(text)
+    click.echo(f"wrote {len(rendered)} JSON Schemas to {out} ({len(stale)} changed)")
+
+
+@main.group()
+def config() -> None:
+    """Configuration."""
+
+
+@config.command("docs")
+def config_docs() -> None:
+    """Print the table of every option (the README's configuration table)."""
+    click.echo(docs_table())
+
+
+@config.command("show")
+@click.pass_context
+def config_show(ctx: click.Context) -> None:
+    """Print the effective settings, secrets masked."""
+    click.echo(_settings(ctx).model_dump_json(indent=2))
+
+
+@main.group()
+def incidents() -> None:
+    """Incidents in the read model."""
+
+
+async def _with_store(settings: Settings, action):  # type: ignore[no-untyped-def]
+    from firebreak.readmodel import IncidentStore
+
+    client = aioredis.Redis.from_url(settings.redis_url, socket_timeout=5)
+    try:
+        return await action(IncidentStore(client, settings.redis_prefix))
+    finally:
+        await client.aclose()
+
+
+def _read(ctx: click.Context, action):  # type: ignore[no-untyped-def]
+    from redis.exceptions import RedisError
+
+    settings = _settings(ctx)
+    try:
+        return asyncio.run(_with_store(settings, action))
+    except RedisError as exc:
+        raise click.ClickException(f"Redis at {settings.redis_url} did not answer ({exc}); is it running? (make up)") from exc
+
+
+def _when(incident: Incident) -> str:
+    return incident.opened_at.strftime("%Y-%m-%d %H:%M:%S")
+
+
+@incidents.command("list")
+@click.option("--status", type=click.Choice([s.value for s in IncidentStatus]), default=None)
+@click.option("--limit", type=click.IntRange(1, 1000), default=50, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="One JSON document, for scripts.")
+@click.pass_context
+def incidents_list(ctx: click.Context, status: str | None, limit: int, as_json: bool) -> None:
+    """List incidents, newest first."""
+    wanted = IncidentStatus(status) if status else None
+    found: list[Incident] = _read(ctx, lambda store: store.list(status=wanted, limit=limit))
+    if as_json:
+        click.echo(json.dumps([i.model_dump(mode="json") for i in found], indent=2))
+        return
+    if not found:
+        click.echo("no incidents")
+        return
+    rows = [("ID", "STATUS", "OPENED (UTC)", "FIRING", "ALERTS", "TITLE")]
+    rows += [(i.id, i.status.value, _when(i), str(i.firing_count), str(i.alert_count), i.title) for i in found]
+    widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]) - 1)]
+    for row in rows:
+        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[-1])
+
+
+@incidents.command("show")
+@click.argument("incident_id")
+@click.option("--json", "as_json", is_flag=True, help="The incident as JSON, for scripts.")
+@click.pass_context
+def incidents_show(ctx: click.Context, incident_id: str, as_json: bool) -> None:
+    """Show one incident: its alerts and timeline."""
+    incident: Incident | None = _read(ctx, lambda store: store.get(incident_id))
+    if incident is None:
+        raise click.ClickException(f"no incident {incident_id}; `firebreak incidents list` shows the ids")
+    if as_json:
+        click.echo(incident.model_dump_json(indent=2))
+        return
+    click.echo(f"{incident.id}  {incident.status.value.upper()}  {incident.title}")
+    click.echo(f"correlation key: {incident.correlation_key}")
+    click.echo(f"opened {incident.opened_at.isoformat()}" + (f", resolved {incident.resolved_at.isoformat()}" if incident.resolved_at else ""))
+    click.echo(f"alerts ({incident.firing_count} firing of {incident.alert_count}):")
+    for alert in sorted(incident.alerts.values(), key=lambda a: a.starts_at):
+        labels = ", ".join(f"{k}={v}" for k, v in sorted(alert.labels.items()))
+        click.echo(f"  {alert.fingerprint}  {alert.status.value:<8}  {labels}")
+    click.echo("timeline:")
+    for entry in incident.timeline:
+        click.echo(f"  {entry.at.strftime('%H:%M:%S')}  #{entry.seq:<4} {entry.kind.value:<15} {entry.fingerprint or ''}")

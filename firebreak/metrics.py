@@ -1,0 +1,34 @@
+"""Every Prometheus metric Firebreak exports, defined once. Labels are bounded: never one per alert or incident."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram, Info
+
+from firebreak import __version__
+
+BUILD_INFO = Info("firebreak_build", "Firebreak version.")
+BUILD_INFO.info({"version": __version__})
+
+INGEST_REQUESTS = Counter(
+    "firebreak_ingest_requests_total", "HTTP requests answered by ingest/API.", ["route", "code"]
+)
+INGEST_LATENCY = Histogram(
+    "firebreak_ingest_request_duration_seconds", "Time to answer an HTTP request.", ["route"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+ALERTS_RECEIVED = Counter("firebreak_alerts_received_total", "Alerts accepted (durable in Kafka).", ["source"])
+ALERTS_REJECTED = Counter("firebreak_alerts_rejected_total", "Requests refused before Kafka, by reason.", ["source", "reason"])
+PRODUCE_LATENCY = Histogram(
+    "firebreak_kafka_produce_duration_seconds", "Time for Kafka to acknowledge one request's records (acks=all).",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+KAFKA_UP = Gauge("firebreak_ingest_kafka_up", "1 while the ingest producer is connected to Kafka.")
+
+ALERTS_PROCESSED = Counter(
+    "firebreak_alerts_processed_total", "Alert records through the dedup stage, by outcome.", ["outcome"]
+)
+INCIDENT_EVENTS = Counter("firebreak_incident_events_total", "Incident events emitted, by kind.", ["kind"])
+DEAD_LETTERS = Counter("firebreak_dead_letter_total", "Records sent to the dead-letter topic.", ["stage", "reason"])
+READ_MODEL_WRITES = Counter(
+    "firebreak_read_model_writes_total", "Incident events applied to the Redis read model, by result.", ["result"]
+)

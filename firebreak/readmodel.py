@@ -1,0 +1,82 @@
+"""The incident read model in Redis: one JSON document per incident plus two indexes.
+
+Keys (prefix from settings): `incident:<id>` (JSON), `incidents` (sorted set by opened time),
+`incidents:open` (set). Writes are optimistic transactions guarded by the incident's `seq`, so a
+redelivered or replayed event never applies twice and two writers never interleave.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+import redis.asyncio as aioredis
+from redis.exceptions import WatchError
+
+from correlation.projection import project
+from schemas import Incident, IncidentEvent, IncidentStatus
+
+
+class ApplyResult(StrEnum):
+    applied = "applied"
+    already_applied = "already_applied"
+
+
+class IncidentStore:
+    def __init__(self, client: aioredis.Redis, prefix: str) -> None:
+        self._redis = client
+        self._prefix = prefix
+
+    def _key(self, incident_id: str) -> str:
+        return f"{self._prefix}incident:{incident_id}"
+
+    @property
+    def _index(self) -> str:
+        return f"{self._prefix}incidents"
+
+    @property
+    def _open(self) -> str:
+        return f"{self._prefix}incidents:open"
+
+    async def apply(self, event: IncidentEvent) -> ApplyResult:
+        """Fold one incident event into Redis; idempotent."""
+        key = self._key(event.incident_id)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    await pipe.watch(key)
+                    raw = await pipe.get(key)
+                    current = Incident.model_validate_json(raw) if raw else None
+                    updated = project(current, event)
+                    if updated is None:
+                        await pipe.unwatch()
+                        return ApplyResult.already_applied
+                    pipe.multi()
+                    pipe.set(key, updated.model_dump_json())
+                    pipe.zadd(self._index, {updated.id: updated.opened_at.timestamp()})
+                    if updated.status is IncidentStatus.open:
+                        pipe.sadd(self._open, updated.id)
+                    else:
+                        pipe.srem(self._open, updated.id)
+                    await pipe.execute()
+                    return ApplyResult.applied
+                except WatchError:
+                    continue
+
+    async def get(self, incident_id: str) -> Incident | None:
+        raw = await self._redis.get(self._key(incident_id))
+        return Incident.model_validate_json(raw) if raw else None
+
+    async def list(self, status: IncidentStatus | None = None, limit: int = 100) -> list[Incident]:
+        """Newest first."""
+        if status is IncidentStatus.open:
+            ids = list(await self._redis.smembers(self._open))
+        else:
+            ids = list(await self._redis.zrevrange(self._index, 0, -1 if status else limit - 1))
+        if not ids:
+            return []
+        raws = await self._redis.mget([self._key(i.decode() if isinstance(i, bytes) else i) for i in ids])
+        incidents = [Incident.model_validate_json(r) for r in raws if r]
+        if status is not None:
+            incidents = [i for i in incidents if i.status is status]
+        incidents.sort(key=lambda i: i.opened_at, reverse=True)
+        return incidents[:limit]

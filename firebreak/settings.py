@@ -1,0 +1,134 @@
+"""All of Firebreak's configuration, in one typed object.
+
+Sources, highest first: `FIREBREAK_*` environment variables, the YAML file named by `FIREBREAK_CONFIG`,
+the defaults below. Secrets (ingest tokens) come from the environment or from a file, never from the YAML.
+`firebreak config docs` prints the table in the README from the descriptions here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict, YamlConfigSettingsSource
+
+CONFIG_ENV = "FIREBREAK_CONFIG"
+
+TOPICS = ("alerts", "changes", "alert-events", "incident-events", "action-results", "dead-letter")
+
+
+def _comma_list(value: Any) -> Any:
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+class ConfigError(ValueError):
+    """The configuration is invalid; the message names the option and the fix."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="FIREBREAK_", extra="forbid", validate_default=True)
+
+    kafka_bootstrap: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers, `host:port[,host:port]`.")
+    redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis for the read model and coordination.")
+    redis_prefix: str = Field("fb:", description="Prefix of every Redis key Firebreak writes.")
+    topic_partitions: int = Field(4, ge=1, le=1024, description="Partitions of every Firebreak topic and table changelog. Changing it needs new topics.")
+    topic_replication_factor: int = Field(1, ge=1, le=16, description="Replication factor of the topics `topics create` makes (3 in production).")
+    group_by: Annotated[list[str], NoDecode] = Field(
+        ["alertname", "service"], description="Labels whose values make an incident's correlation key (comma-separated in env)."
+    )
+    app_id: str = Field("firebreak", pattern=r"^[A-Za-z0-9._-]+$", description="Faust app id: the consumer group and the prefix of table changelog topics.")
+    ingest_host: str = Field("127.0.0.1", description="Address the ingest/API server listens on.")
+    ingest_port: int = Field(8080, ge=0, le=65535, description="Port of the ingest/API server.")
+    ingest_tokens: Annotated[list[SecretStr], NoDecode] = Field(
+        [], description="Bearer tokens accepted by ingest and API (comma-separated, env only). Several allow rotation."
+    )
+    ingest_tokens_file: Path | None = Field(None, description="File with one bearer token per line; added to `ingest_tokens`.")
+    auth_disabled: bool = Field(False, description="Serve without authentication. For local experiments only; logged loudly.")
+    max_request_bytes: int = Field(4 * 1024 * 1024, ge=1024, description="Largest request body ingest reads; larger gets 413.")
+    max_alerts_per_request: int = Field(10_000, ge=1, description="Most alerts in one request; more gets 413.")
+    produce_timeout_seconds: float = Field(10.0, gt=0, description="How long ingest waits for Kafka to acknowledge before answering 503.")
+    produce_linger_ms: int = Field(2, ge=0, le=1000, description="Producer linger: how long records wait to be batched.")
+    worker_metrics_port: int = Field(9465, ge=0, le=65535, description="Port of the worker's `/metrics` (0 turns it off).")
+    worker_session_timeout_seconds: float = Field(10.0, ge=6, description="Kafka session timeout of workers: how soon a dead worker's partitions move.")
+    log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log level of every process.")
+
+    @field_validator("group_by", "ingest_tokens", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        return _comma_list(value)
+
+    @field_validator("group_by")
+    @classmethod
+    def _group_by_names(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("group_by needs at least one label name, e.g. alertname,service")
+        if len(set(value)) != len(value):
+            raise ValueError("group_by lists a label twice; list each once")
+        return value
+
+    @model_validator(mode="after")
+    def _tokens_from_file(self) -> "Settings":
+        if self.ingest_tokens_file is not None:
+            try:
+                lines = self.ingest_tokens_file.read_text().splitlines()
+            except OSError as exc:
+                raise ValueError(f"ingest_tokens_file {self.ingest_tokens_file}: {exc.strerror}; point it at a readable file") from exc
+            self.ingest_tokens = [*self.ingest_tokens, *(SecretStr(t.strip()) for t in lines if t.strip())]
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        import os
+
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = os.environ.get(CONFIG_ENV)
+        if config_file:
+            sources.append(_SecretFreeYaml(settings_cls, Path(config_file)))
+        return tuple(sources)
+
+
+class _SecretFreeYaml(YamlConfigSettingsSource):
+    """The YAML file, minus secrets: a token in a file that lives in git is refused."""
+
+    def __init__(self, settings_cls: type[BaseSettings], path: Path) -> None:
+        if not path.is_file():
+            raise ConfigError(f"{CONFIG_ENV}={path}: no such file; fix the path or unset {CONFIG_ENV}")
+        super().__init__(settings_cls, yaml_file=path)
+        if "ingest_tokens" in self.yaml_data:
+            raise ConfigError(
+                f"{path}: ingest_tokens must not be in the YAML file; set FIREBREAK_INGEST_TOKENS or ingest_tokens_file"
+            )
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build the settings once at process start; a bad value raises ConfigError naming the option."""
+    from pydantic import ValidationError
+
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}" for err in exc.errors())
+        raise ConfigError(f"invalid configuration: {problems}") from exc
+
+
+def docs_table() -> str:
+    """The Markdown table of every option, generated from the field descriptions."""
+    rows = ["| option | environment variable | default | description |", "|---|---|---|---|"]
+    for name, info in Settings.model_fields.items():
+        default = info.default if info.default_factory is None else info.default_factory()  # type: ignore[call-arg]
+        if isinstance(default, list):
+            default = ",".join(str(d) for d in default)
+        shown = "" if default is None else str(default)
+        rows.append(f"| `{name}` | `FIREBREAK_{name.upper()}` | `{shown}` | {info.description} |")
+    rows.append(f"| (file) | `{CONFIG_ENV}` | | Path of a YAML file with any of the options above except `ingest_tokens`. |")
+    return "\n".join(rows)

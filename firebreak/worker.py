@@ -1,0 +1,142 @@
+"""The Faust worker: a thin shell that loads table entries, calls the pure stages, saves, and sends.
+
+Agents (each at concurrency 1, so offsets are never committed past an event still in work):
+- `dedup`   on `alerts` (key fingerprint), table `fingerprints`  -> `alert-events` (key correlation key)
+- `group`   on `alert-events`,              table `groups`        -> `incident-events` (key incident id)
+- `project` on `incident-events`                                  -> Redis read model
+
+A record that cannot be decoded or processed goes to `dead-letter` with the reason; the stream goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timezone
+
+import faust
+import redis.asyncio as aioredis
+from prometheus_client import start_http_server
+from pydantic import ValidationError
+
+from correlation.dedup import FingerprintState, dedup
+from correlation.grouping import GroupState, group
+from firebreak.metrics import ALERTS_PROCESSED, DEAD_LETTERS, INCIDENT_EVENTS, READ_MODEL_WRITES
+from firebreak.readmodel import IncidentStore
+from firebreak.settings import Settings
+from schemas import Alert, AlertEvent, IncidentEvent
+
+log = logging.getLogger("firebreak.worker")
+
+
+def _raw_schema() -> faust.Schema:
+    """Topic records stay bytes in Faust; pydantic parses them at our edge (bad ones go to dead-letter).
+
+    A fresh instance per topic: Faust mutates a schema it is given.
+    """
+    return faust.Schema(key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
+
+
+def _event_time(event: faust.types.EventT) -> datetime:
+    return datetime.fromtimestamp(event.message.timestamp, tz=timezone.utc)
+
+
+def create_app(settings: Settings) -> faust.App:
+    """Build the Faust app and its agents; nothing connects until the worker starts."""
+    app = faust.App(
+        settings.app_id,
+        broker=[f"kafka://{host}" for host in settings.kafka_bootstrap.split(",")],
+        store="memory://",
+        topic_partitions=settings.topic_partitions,
+        topic_replication_factor=settings.topic_replication_factor,
+        broker_session_timeout=settings.worker_session_timeout_seconds,
+        broker_heartbeat_interval=min(3.0, settings.worker_session_timeout_seconds / 3),
+        producer_acks=-1,
+        web_enabled=False,
+        processing_guarantee="at_least_once",
+    )
+    group_by = tuple(settings.group_by)
+    alerts = app.topic("alerts", schema=_raw_schema())
+    alert_events = app.topic("alert-events", schema=_raw_schema())
+    incident_events = app.topic("incident-events", schema=_raw_schema())
+    dead_letter = app.topic("dead-letter", schema=_raw_schema())
+    # Table entries: str keys, JSON-object values (the stage state models dumped in JSON mode).
+    fingerprints = app.Table("fingerprints", default=None, key_type=str, value_type=dict)
+    groups = app.Table("groups", default=None, key_type=str, value_type=dict)
+    store = IncidentStore(aioredis.Redis.from_url(settings.redis_url), settings.redis_prefix)
+
+    async def to_dead_letter(stage: str, reason: str, event: faust.types.EventT, summary: str, detail: str) -> None:
+        DEAD_LETTERS.labels(stage, reason).inc()
+        message = event.message
+        log.error("dead-letter stage=%s reason=%s topic=%s partition=%s offset=%s: %s",
+                  stage, reason, message.topic, message.partition, message.offset, summary)
+        await dead_letter.send(
+            key=message.key,
+            value=message.value if isinstance(message.value, bytes) else b"",
+            headers={
+                "stage": stage.encode(),
+                "reason": reason.encode(),
+                "error": detail[-4000:].encode(),
+                "source": f"{message.topic}/{message.partition}/{message.offset}".encode(),
+            },
+        )
+
+    def guarded(stage: str, handle: Callable[[faust.types.EventT], Awaitable[None]]) -> Callable[[faust.StreamT], Awaitable[None]]:
+        """Per-event error barrier: Faust would ack and silently drop an event whose agent raised."""
+
+        async def agent(stream: faust.StreamT) -> None:
+            async for event in stream.events():
+                try:
+                    await handle(event)
+                except ValidationError as exc:
+                    problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:5])
+                    await to_dead_letter(stage, "undecodable", event, problems, str(exc))
+                except Exception as exc:  # noqa: BLE001 - anything else still must not stop the stream
+                    await to_dead_letter(stage, "processing_failed", event, repr(exc), traceback.format_exc())
+
+        agent.__name__ = stage
+        return agent
+
+    async def handle_alert(event: faust.types.EventT) -> None:
+        alert = Alert.model_validate_json(event.value)
+        key = alert.fingerprint
+        stored = fingerprints.get(key)
+        entry = FingerprintState.model_validate(stored) if stored else None
+        new_entry, outputs, outcome = dedup(entry, alert, event.message.offset, _event_time(event), group_by)
+        ALERTS_PROCESSED.labels(outcome.value).inc()
+        if new_entry is not entry:
+            fingerprints[key] = new_entry.model_dump(mode="json")
+        for out in outputs:
+            await alert_events.send(key=out.correlation_key.encode(), value=out.model_dump_json().encode())
+
+    async def handle_alert_event(event: faust.types.EventT) -> None:
+        alert_event = AlertEvent.model_validate_json(event.value)
+        key = alert_event.correlation_key
+        stored = groups.get(key)
+        entry = GroupState.model_validate(stored) if stored else None
+        new_entry, outputs = group(entry, alert_event, event.message.offset, _event_time(event))
+        if new_entry is not entry:
+            groups[key] = new_entry.model_dump(mode="json")
+        for out in outputs:
+            INCIDENT_EVENTS.labels(out.kind.value).inc()
+            await incident_events.send(key=out.incident_id.encode(), value=out.model_dump_json().encode())
+
+    async def handle_incident_event(event: faust.types.EventT) -> None:
+        incident_event = IncidentEvent.model_validate_json(event.value)
+        result = await store.apply(incident_event)
+        READ_MODEL_WRITES.labels(result.value).inc()
+
+    app.agent(alerts, name="dedup", concurrency=1)(guarded("dedup", handle_alert))
+    app.agent(alert_events, name="group", concurrency=1)(guarded("group", handle_alert_event))
+    app.agent(incident_events, name="project", concurrency=1)(guarded("project", handle_incident_event))
+    return app
+
+
+def run(settings: Settings) -> None:
+    """Run one worker until SIGINT/SIGTERM."""
+    if settings.worker_metrics_port:
+        start_http_server(settings.worker_metrics_port, addr="127.0.0.1")
+    app = create_app(settings)
+    worker = faust.Worker(app, loglevel=settings.log_level.upper(), quiet=True)
+    worker.execute_from_commandline()

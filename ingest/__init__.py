@@ -1,0 +1,1 @@
+"""The HTTP gateway: source adapters, authentication, and the durable producer."""

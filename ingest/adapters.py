@@ -1,0 +1,63 @@
+"""Source adapters: turn a request body into canonical `Alert` records. Pure: time is passed in."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import TypeAdapter, ValidationError
+
+from correlation.fingerprint import fingerprint
+from ingest.errors import IngestError, from_validation_error
+from schemas import Alert, AlertIn, AlertmanagerWebhook
+
+_ONE = TypeAdapter(AlertIn)
+_MANY = TypeAdapter(list[AlertIn])
+
+
+def canonical(alert: AlertIn, source: str, now: datetime) -> Alert:
+    """The record that goes to Kafka: server-derived fingerprint; startsAt defaults to the time received."""
+    return Alert(
+        fingerprint=fingerprint(alert.labels),
+        status=alert.status,
+        labels=alert.labels,
+        annotations=alert.annotations,
+        starts_at=alert.starts_at or now,
+        ends_at=alert.ends_at,
+        generator_url=alert.generator_url,
+        source=source,
+        received_at=now,
+    )
+
+
+def _check_count(count: int, limit: int) -> None:
+    if count == 0:
+        raise IngestError(422, "no_alerts", "the request holds no alerts; send at least one")
+    if count > limit:
+        raise IngestError(413, "too_many_alerts", f"{count} alerts in one request is more than {limit}; split the batch")
+
+
+def parse_alertmanager(body: bytes, now: datetime, max_alerts: int) -> list[Alert]:
+    """Alertmanager webhook v4 (`POST /api/v1/alerts/alertmanager`)."""
+    try:
+        payload = AlertmanagerWebhook.model_validate_json(body)
+    except ValidationError as exc:
+        raise from_validation_error(exc) from exc
+    _check_count(len(payload.alerts), max_alerts)
+    source = f"alertmanager:{payload.receiver}" if payload.receiver else "alertmanager"
+    return [canonical(a, source[:128], now) for a in payload.alerts]
+
+
+def parse_generic(body: bytes, now: datetime, max_alerts: int) -> list[Alert]:
+    """The generic format (`POST /api/v1/alerts`): one alert object or a JSON array of them."""
+    first = body.lstrip()[:1]
+    try:
+        if first == b"[":
+            alerts = _MANY.validate_json(body)
+        elif first == b"{":
+            alerts = [_ONE.validate_json(body)]
+        else:
+            raise IngestError(400, "malformed_json", "the body must be a JSON object (one alert) or an array of alerts")
+    except ValidationError as exc:
+        raise from_validation_error(exc) from exc
+    _check_count(len(alerts), max_alerts)
+    return [canonical(a, "generic", now) for a in alerts]

@@ -1,0 +1,175 @@
+"""The ingest and read API over HTTP (aiohttp). Handlers translate; the adapters and stores decide."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timezone
+
+import redis.asyncio as aioredis
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from redis.exceptions import RedisError
+
+from firebreak.metrics import ALERTS_RECEIVED, ALERTS_REJECTED, INGEST_LATENCY, INGEST_REQUESTS
+from firebreak.readmodel import IncidentStore
+from firebreak.settings import Settings
+from ingest.adapters import parse_alertmanager, parse_generic
+from ingest.auth import TokenAuth
+from ingest.errors import IngestError
+from ingest.producer import AlertProducer, KafkaUnavailable
+from schemas import Alert, IncidentStatus
+
+log = logging.getLogger("firebreak.ingest")
+
+OPEN_ROUTES = frozenset({"/healthz", "/readyz", "/metrics"})
+Parser = Callable[[bytes, datetime, int], list[Alert]]
+
+PRODUCER = web.AppKey("producer", AlertProducer)
+STORE = web.AppKey("store", IncidentStore)
+SETTINGS = web.AppKey("settings", Settings)
+AUTH = web.AppKey("auth", TokenAuth)
+
+
+def _json_error(err: IngestError, headers: dict[str, str] | None = None) -> web.Response:
+    return web.json_response(err.body(), status=err.status, headers=headers)
+
+
+@web.middleware
+async def _observe(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+    route = request.match_info.route.resource.canonical if request.match_info.route.resource else "unmatched"
+    started = time.perf_counter()
+    try:
+        response = await handler(request)
+    except IngestError as err:
+        response = _json_error(err)
+    except web.HTTPException as exc:
+        response = _json_error(IngestError(exc.status, exc.reason.lower().replace(" ", "_"), exc.text or exc.reason))
+    INGEST_REQUESTS.labels(route, str(response.status)).inc()
+    INGEST_LATENCY.labels(route).observe(time.perf_counter() - started)
+    return response
+
+
+@web.middleware
+async def _authenticate(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+    if request.path not in OPEN_ROUTES and not request.app[SETTINGS].auth_disabled:
+        request.app[AUTH].check(request.headers.get("Authorization"))
+    return await handler(request)
+
+
+async def _read_json_body(request: web.Request) -> bytes:
+    if request.content_type != "application/json":
+        raise IngestError(415, "unsupported_media_type", f"Content-Type is {request.content_type or 'missing'}; send application/json")
+    limit = request.app[SETTINGS].max_request_bytes
+    if request.content_length is not None and request.content_length > limit:
+        raise IngestError(413, "body_too_large", f"the body is larger than {limit} bytes; split the batch")
+    try:
+        body = await request.read()  # aiohttp enforces max_request_bytes (client_max_size) here
+    except web.HTTPRequestEntityTooLarge:
+        raise IngestError(413, "body_too_large", f"the body is larger than {limit} bytes; split the batch") from None
+    if not body.strip():
+        raise IngestError(400, "empty_body", "the body is empty; send a JSON alert or array of alerts")
+    return body
+
+
+def _ingest_handler(parser: Parser, source: str) -> Callable[[web.Request], Awaitable[web.Response]]:
+    async def handle(request: web.Request) -> web.Response:
+        settings = request.app[SETTINGS]
+        try:
+            body = await _read_json_body(request)
+            alerts = parser(body, datetime.now(timezone.utc), settings.max_alerts_per_request)
+        except IngestError as err:
+            ALERTS_REJECTED.labels(source, err.reason).inc()
+            raise
+        try:
+            await request.app[PRODUCER].send(alerts)
+        except KafkaUnavailable as exc:
+            ALERTS_REJECTED.labels(source, "kafka_unavailable").inc()
+            log.warning("answering 503: %s", exc)
+            err = IngestError(503, "kafka_unavailable", "Kafka did not acknowledge the alerts; nothing was accepted, retry")
+            return _json_error(err, headers={"Retry-After": "5"})
+        ALERTS_RECEIVED.labels(source).inc(len(alerts))
+        return web.json_response(
+            {"accepted": len(alerts), "fingerprints": [a.fingerprint for a in alerts]}, status=202
+        )
+
+    return handle
+
+
+async def _healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def _readyz(request: web.Request) -> web.Response:
+    if await request.app[PRODUCER].ready():
+        return web.json_response({"status": "ready", "kafka": "ok"})
+    return web.json_response({"status": "not ready", "kafka": "unreachable"}, status=503)
+
+
+async def _metrics(request: web.Request) -> web.Response:
+    return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+async def _list_incidents(request: web.Request) -> web.Response:
+    raw_status = request.query.get("status")
+    try:
+        status = IncidentStatus(raw_status) if raw_status else None
+        limit = int(request.query.get("limit", "100"))
+    except ValueError:
+        raise IngestError(400, "bad_query", "status must be open or resolved and limit a whole number") from None
+    if not 1 <= limit <= 1000:
+        raise IngestError(400, "bad_query", "limit must be between 1 and 1000")
+    try:
+        incidents = await request.app[STORE].list(status=status, limit=limit)
+    except RedisError as exc:
+        raise IngestError(503, "redis_unavailable", f"the read model is unavailable ({exc}); retry") from exc
+    return web.json_response({"incidents": [i.model_dump(mode="json") for i in incidents]})
+
+
+async def _get_incident(request: web.Request) -> web.Response:
+    try:
+        incident = await request.app[STORE].get(request.match_info["incident_id"])
+    except RedisError as exc:
+        raise IngestError(503, "redis_unavailable", f"the read model is unavailable ({exc}); retry") from exc
+    if incident is None:
+        raise IngestError(404, "not_found", "no incident with that id; list them with GET /api/v1/incidents")
+    return web.json_response(incident.model_dump(mode="json"))
+
+
+def create_app(settings: Settings, producer: AlertProducer, store: IncidentStore) -> web.Application:
+    tokens = [t.get_secret_value() for t in settings.ingest_tokens]
+    if not tokens and not settings.auth_disabled:
+        raise ValueError("no ingest token configured; set FIREBREAK_INGEST_TOKENS or FIREBREAK_INGEST_TOKENS_FILE")
+    app = web.Application(client_max_size=settings.max_request_bytes, middlewares=[_observe, _authenticate])
+    app[SETTINGS] = settings
+    app[PRODUCER] = producer
+    app[STORE] = store
+    app[AUTH] = TokenAuth(tokens)
+    app.router.add_post("/api/v1/alerts/alertmanager", _ingest_handler(parse_alertmanager, "alertmanager"))
+    app.router.add_post("/api/v1/alerts", _ingest_handler(parse_generic, "generic"))
+    app.router.add_get("/api/v1/incidents", _list_incidents)
+    app.router.add_get("/api/v1/incidents/{incident_id}", _get_incident)
+    app.router.add_get("/healthz", _healthz)
+    app.router.add_get("/readyz", _readyz)
+    app.router.add_get("/metrics", _metrics)
+
+    async def lifecycle(app: web.Application) -> object:
+        await producer.start()
+        yield
+        await producer.stop()
+
+    app.cleanup_ctx.append(lifecycle)  # type: ignore[arg-type]
+    return app
+
+
+def run(settings: Settings) -> None:
+    """Serve until SIGINT/SIGTERM; in-flight produces are flushed on the way out."""
+    if settings.auth_disabled:
+        log.warning("AUTHENTICATION IS DISABLED (FIREBREAK_AUTH_DISABLED=true): anyone reaching %s:%s can post alerts",
+                    settings.ingest_host, settings.ingest_port)
+    producer = AlertProducer(settings.kafka_bootstrap, "alerts", settings.produce_timeout_seconds, settings.produce_linger_ms)
+    store = IncidentStore(aioredis.Redis.from_url(settings.redis_url), settings.redis_prefix)
+    app = create_app(settings, producer, store)
+    log.info("ingest listening on http://%s:%s", settings.ingest_host, settings.ingest_port)
+    web.run_app(app, host=settings.ingest_host, port=settings.ingest_port, print=None, access_log=None)

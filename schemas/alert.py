@@ -1,0 +1,157 @@
+"""Alerts as they arrive (Alertmanager webhook v4, generic JSON) and as they travel on the `alerts` topic.
+
+Validation happens here, once, at the edge: label names are non-empty, NFC-normalised and free of control
+and invisible characters; label sets and values are bounded; timestamps carry a time zone. Go's zero time
+(`0001-01-01T00:00:00Z`), which Alertmanager sends for "unset", reads as absent.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds on one alert; beyond them the alert is rejected with a message naming the field."""
+
+    max_labels: int = 64
+    max_label_name_chars: int = 256
+    max_label_value_chars: int = 4096
+    max_annotations: int = 64
+    max_annotation_value_chars: int = 16384
+    max_url_chars: int = 2048
+
+
+LIMITS = Limits()
+
+
+class AlertStatus(StrEnum):
+    firing = "firing"
+    resolved = "resolved"
+
+
+def _is_invisible(char: str) -> bool:
+    # Cc: control characters (NUL, newline, ESC); Cf: format characters (zero-width space, BOM, bidi marks).
+    return unicodedata.category(char) in ("Cc", "Cf")
+
+
+def _check_pairs(pairs: dict[str, str], what: str, max_items: int, max_value_chars: int) -> dict[str, str]:
+    """Shared checks of labels and annotations; `what` is the singular noun used in messages."""
+    if len(pairs) > max_items:
+        raise ValueError(f"{len(pairs)} {what}s is more than the limit of {max_items}; drop unneeded {what}s")
+    clean: dict[str, str] = {}
+    for name, value in pairs.items():
+        norm = unicodedata.normalize("NFC", name)
+        if not norm.strip():
+            raise ValueError(f"{what} names must not be empty or blank; give every {what} a name")
+        if len(norm) > LIMITS.max_label_name_chars:
+            raise ValueError(f"{what} name {norm[:40]!r}... is longer than {LIMITS.max_label_name_chars} characters")
+        if any(_is_invisible(c) for c in norm):
+            raise ValueError(f"{what} name {norm!r} contains control or invisible characters; use printable names")
+        if len(value) > max_value_chars:
+            raise ValueError(f"{what} {norm!r} has a value longer than {max_value_chars} characters; shorten it")
+        if norm in clean:
+            raise ValueError(f"{what} name {norm!r} appears twice once normalised to NFC; keep one")
+        clean[norm] = unicodedata.normalize("NFC", value)
+    return clean
+
+
+def _check_labels(labels: dict[str, str]) -> dict[str, str]:
+    if not labels:
+        raise ValueError("an alert needs at least one label (for example alertname); labels identify the alert")
+    return _check_pairs(labels, "label", LIMITS.max_labels, LIMITS.max_label_value_chars)
+
+
+def _check_annotations(annotations: dict[str, str]) -> dict[str, str]:
+    return _check_pairs(annotations, "annotation", LIMITS.max_annotations, LIMITS.max_annotation_value_chars)
+
+
+_GO_ZERO_TIME = datetime(1, 1, 1, tzinfo=timezone.utc)
+
+
+def _zero_time_is_unset(value: object) -> object:
+    """Alertmanager encodes "no time" as Go's zero time; treat it (and empty strings) as absent."""
+    if value in ("", None):
+        return None
+    if isinstance(value, str) and value.startswith("0001-01-01T00:00:00"):
+        return None
+    if isinstance(value, datetime) and value.tzinfo is not None and value == _GO_ZERO_TIME:
+        return None
+    return value
+
+
+Labels = Annotated[dict[str, str], AfterValidator(_check_labels)]
+Annotations = Annotated[dict[str, str], AfterValidator(_check_annotations)]
+OptionalTime = Annotated[AwareDatetime | None, BeforeValidator(_zero_time_is_unset)]
+Url = Annotated[str, Field(max_length=LIMITS.max_url_chars)]
+
+
+class _Strict(BaseModel):
+    # strict: no silent coercion of numbers or lists into label strings.
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=True)
+
+
+class _AlertTimes(_Strict):
+    @model_validator(mode="after")
+    def _ends_after_start(self) -> "_AlertTimes":
+        starts_at = getattr(self, "starts_at", None)
+        ends_at = getattr(self, "ends_at", None)
+        if starts_at is not None and ends_at is not None and ends_at < starts_at:
+            raise ValueError("endsAt is before startsAt; send endsAt at or after startsAt, or leave it out")
+        return self
+
+
+class AlertIn(_AlertTimes):
+    """One alert in the generic JSON format (`POST /api/v1/alerts`)."""
+
+    status: AlertStatus = AlertStatus.firing
+    labels: Labels
+    annotations: Annotations = Field(default_factory=dict)
+    starts_at: OptionalTime = Field(default=None, alias="startsAt")
+    ends_at: OptionalTime = Field(default=None, alias="endsAt")
+    generator_url: Url = Field(default="", alias="generatorURL")
+    # Accepted for compatibility and ignored: the server always derives its own fingerprint.
+    fingerprint: str | None = Field(default=None, max_length=128)
+
+
+class AlertmanagerAlert(AlertIn):
+    """One alert inside an Alertmanager webhook payload; Alertmanager always sends the status."""
+
+    status: AlertStatus
+
+
+class AlertmanagerWebhook(BaseModel):
+    """Alertmanager's webhook payload, version 4. Unknown top-level fields are ignored (forward compatible)."""
+
+    model_config = ConfigDict(extra="ignore", strict=True, frozen=True, populate_by_name=True)
+
+    version: Literal["4"]
+    status: AlertStatus
+    receiver: str = ""
+    group_key: str = Field(default="", alias="groupKey")
+    truncated_alerts: int = Field(default=0, ge=0, alias="truncatedAlerts")
+    external_url: str = Field(default="", alias="externalURL")
+    alerts: list[AlertmanagerAlert]
+
+
+class Alert(_AlertTimes):
+    """The canonical alert record on the `alerts` topic, keyed by its fingerprint."""
+
+    # Not strict: records are re-read from JSON-mode dicts (Faust tables), where times are strings.
+    model_config = ConfigDict(extra="forbid", strict=False, frozen=True, populate_by_name=True)
+
+    fingerprint: str = Field(min_length=1, max_length=128)
+    status: AlertStatus
+    labels: Labels
+    annotations: Annotations = Field(default_factory=dict)
+    starts_at: AwareDatetime = Field(alias="startsAt")
+    ends_at: OptionalTime = Field(default=None, alias="endsAt")
+    generator_url: Url = Field(default="", alias="generatorURL")
+    source: str = Field(min_length=1, max_length=128)
+    received_at: AwareDatetime = Field(alias="receivedAt")

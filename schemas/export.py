@@ -1,0 +1,27 @@
+"""The published JSON Schemas, generated from the models so they cannot drift."""
+
+from __future__ import annotations
+
+import json
+
+from pydantic import BaseModel
+
+from schemas import Alert, AlertEvent, AlertIn, AlertmanagerWebhook, Incident, IncidentEvent
+
+PUBLISHED: dict[str, type[BaseModel]] = {
+    "alert.json": Alert,
+    "alert-in.json": AlertIn,
+    "alertmanager-webhook.json": AlertmanagerWebhook,
+    "alert-event.json": AlertEvent,
+    "incident.json": Incident,
+    "incident-event.json": IncidentEvent,
+}
+
+
+def render_all() -> dict[str, str]:
+    """File name -> JSON Schema text, deterministic."""
+    return {
+        name: json.dumps(model.model_json_schema(by_alias=True, mode="serialization" if model is Incident else "validation"),
+                         indent=2, sort_keys=True) + "\n"
+        for name, model in PUBLISHED.items()
+    }
