@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, StrictStr, model_validator
 
 
 @dataclass(frozen=True)
@@ -75,26 +75,26 @@ def _check_annotations(annotations: dict[str, str]) -> dict[str, str]:
 _GO_ZERO_TIME = datetime(1, 1, 1, tzinfo=timezone.utc)
 
 
-def _zero_time_is_unset(value: object) -> object:
-    """Alertmanager encodes "no time" as Go's zero time; treat it (and empty strings) as absent."""
+def _time_or_unset(value: object) -> object:
+    """RFC 3339 strings only (no epoch numbers); Go's zero time and empty strings mean "unset"."""
     if value in ("", None):
         return None
-    if isinstance(value, str) and value.startswith("0001-01-01T00:00:00"):
-        return None
-    if isinstance(value, datetime) and value.tzinfo is not None and value == _GO_ZERO_TIME:
-        return None
-    return value
+    if isinstance(value, str):
+        return None if value.startswith("0001-01-01T00:00:00") else value
+    if isinstance(value, datetime):
+        return None if value.tzinfo is not None and value == _GO_ZERO_TIME else value
+    raise ValueError("times must be RFC 3339 strings with a time zone, e.g. 2026-03-01T09:00:00Z")
 
 
-Labels = Annotated[dict[str, str], AfterValidator(_check_labels)]
-Annotations = Annotated[dict[str, str], AfterValidator(_check_annotations)]
-OptionalTime = Annotated[AwareDatetime | None, BeforeValidator(_zero_time_is_unset)]
-Url = Annotated[str, Field(max_length=LIMITS.max_url_chars)]
+# Strict strings: a number or list where a label value belongs is an error, never silently coerced.
+Labels = Annotated[dict[StrictStr, StrictStr], AfterValidator(_check_labels)]
+Annotations = Annotated[dict[StrictStr, StrictStr], AfterValidator(_check_annotations)]
+OptionalTime = Annotated[AwareDatetime | None, BeforeValidator(_time_or_unset)]
+Url = Annotated[StrictStr, Field(max_length=LIMITS.max_url_chars)]
 
 
 class _Strict(BaseModel):
-    # strict: no silent coercion of numbers or lists into label strings.
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
 class _AlertTimes(_Strict):
@@ -117,7 +117,7 @@ class AlertIn(_AlertTimes):
     ends_at: OptionalTime = Field(default=None, alias="endsAt")
     generator_url: Url = Field(default="", alias="generatorURL")
     # Accepted for compatibility and ignored: the server always derives its own fingerprint.
-    fingerprint: str | None = Field(default=None, max_length=128)
+    fingerprint: StrictStr | None = Field(default=None, max_length=128)
 
 
 class AlertmanagerAlert(AlertIn):
@@ -129,22 +129,19 @@ class AlertmanagerAlert(AlertIn):
 class AlertmanagerWebhook(BaseModel):
     """Alertmanager's webhook payload, version 4. Unknown top-level fields are ignored (forward compatible)."""
 
-    model_config = ConfigDict(extra="ignore", strict=True, frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
 
     version: Literal["4"]
     status: AlertStatus
-    receiver: str = ""
-    group_key: str = Field(default="", alias="groupKey")
-    truncated_alerts: int = Field(default=0, ge=0, alias="truncatedAlerts")
-    external_url: str = Field(default="", alias="externalURL")
+    receiver: StrictStr = ""
+    group_key: StrictStr = Field(default="", alias="groupKey")
+    truncated_alerts: StrictInt = Field(default=0, ge=0, alias="truncatedAlerts")
+    external_url: Url = Field(default="", alias="externalURL")
     alerts: list[AlertmanagerAlert]
 
 
 class Alert(_AlertTimes):
     """The canonical alert record on the `alerts` topic, keyed by its fingerprint."""
-
-    # Not strict: records are re-read from JSON-mode dicts (Faust tables), where times are strings.
-    model_config = ConfigDict(extra="forbid", strict=False, frozen=True, populate_by_name=True)
 
     fingerprint: str = Field(min_length=1, max_length=128)
     status: AlertStatus

@@ -1,0 +1,33 @@
+"""Small builders for test data."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from correlation.fingerprint import fingerprint
+from schemas import Alert, AlertStatus
+
+T0 = datetime(2026, 3, 1, 9, 0, tzinfo=timezone.utc)
+
+
+def at(seconds: float) -> datetime:
+    return T0 + timedelta(seconds=seconds)
+
+
+def alert(
+    status: str = "firing",
+    starts: float = 0,
+    ends: float | None = None,
+    received: float | None = None,
+    **labels: str,
+) -> Alert:
+    labels = labels or {"alertname": "HighLatency", "service": "checkout", "instance": "a"}
+    return Alert(
+        fingerprint=fingerprint(labels),
+        status=AlertStatus(status),
+        labels=labels,
+        starts_at=at(starts),
+        ends_at=at(ends) if ends is not None else None,
+        source="test",
+        received_at=at(received if received is not None else starts),
+    )

@@ -1,0 +1,178 @@
+"""Real services for integration tests: Kafka and Redis from deploy/local/stack.sh, Firebreak as processes.
+
+The session starts a fresh stack on free loopback ports in a temporary folder (Kafka jars are cached by
+Maven between runs) and stops exactly those processes at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import requests
+from kafka import KafkaConsumer, TopicPartition
+
+ROOT = Path(__file__).resolve().parents[2]
+FIREBREAK = str(Path(sys.executable).parent / "firebreak")  # the console script of this environment
+TOKEN = "integration-test-token"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(check: Callable[[], bool], timeout: float, what: str, interval: float = 0.25) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+
+
+@dataclass
+class Stack:
+    bootstrap: str
+    redis_url: str
+    folder: Path
+    env: dict[str, str] = field(default_factory=dict)
+
+    def end_offsets(self, topic: str) -> int:
+        """How many records the topic holds, summed over partitions."""
+        consumer = KafkaConsumer(bootstrap_servers=self.bootstrap)
+        try:
+            partitions = consumer.partitions_for_topic(topic) or set()
+            return sum(consumer.end_offsets([TopicPartition(topic, p) for p in partitions]).values())
+        finally:
+            consumer.close()
+
+    def read_topic(self, topic: str) -> list[bytes]:
+        """Every record value on the topic, from the beginning to the current end."""
+        consumer = KafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False, consumer_timeout_ms=2000)
+        try:
+            partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or set()]
+            consumer.assign(partitions)
+            consumer.seek_to_beginning(*partitions)
+            ends = consumer.end_offsets(partitions)
+            values: list[bytes] = []
+            while any(consumer.position(tp) < ends[tp] for tp in partitions):
+                for records in consumer.poll(timeout_ms=1000).values():
+                    values.extend(r.value for r in records)
+            return values
+        finally:
+            consumer.close()
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    folder = tmp_path_factory.mktemp("stack")
+    kafka_port, redis_port = free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FIREBREAK_")}
+    env.update(
+        FIREBREAK_STACK_DIR=str(folder),
+        FIREBREAK_KAFKA_PORT=str(kafka_port),
+        FIREBREAK_KAFKA_CONTROLLER_PORT=str(free_port()),
+        FIREBREAK_REDIS_PORT=str(redis_port),
+        PYTHON=sys.executable,
+    )
+    script = ROOT / "deploy/local/stack.sh"
+    subprocess.run([str(script), "up"], env=env, check=True, timeout=600)
+    try:
+        s = Stack(f"127.0.0.1:{kafka_port}", f"redis://127.0.0.1:{redis_port}/0", folder)
+        s.env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("FIREBREAK_")},
+            "FIREBREAK_KAFKA_BOOTSTRAP": s.bootstrap,
+            "FIREBREAK_REDIS_URL": s.redis_url,
+            "FIREBREAK_INGEST_TOKENS": TOKEN,
+            "FIREBREAK_TOPIC_PARTITIONS": "4",
+            "FIREBREAK_LOG_LEVEL": "info",
+        }
+        subprocess.run([FIREBREAK, "topics", "create"], env=s.env, check=True, timeout=60,
+                       capture_output=True)
+        yield s
+    finally:
+        subprocess.run([str(script), "down"], env=env, check=False, timeout=120)
+
+
+@dataclass
+class Process:
+    """A Firebreak process (`firebreak ingest` / `firebreak worker`) with its log file."""
+
+    name: str
+    popen: subprocess.Popen[bytes]
+    log: Path
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        if self.popen.poll() is None:
+            self.popen.send_signal(sig)
+            self.popen.wait(timeout=60)
+
+    def stop(self) -> None:
+        if self.popen.poll() is None:
+            self.popen.terminate()
+            try:
+                self.popen.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def tail(self, lines: int = 40) -> str:
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+
+def start_process(stack: Stack, command: str, log: Path, **env: str) -> Process:
+    full_env = {**stack.env, **env}
+    handle = log.open("ab")
+    popen = subprocess.Popen([FIREBREAK, command], env=full_env, stdout=handle,
+                             stderr=subprocess.STDOUT, cwd=ROOT)
+    return Process(command, popen, log)
+
+
+@dataclass
+class Ingest:
+    url: str
+    process: Process
+
+    def post(self, path: str, body: bytes | str, token: str | None = TOKEN,
+             content_type: str = "application/json") -> requests.Response:
+        headers = {"Content-Type": content_type}
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token}"
+        return requests.post(self.url + path, data=body, headers=headers, timeout=30)
+
+    def get(self, path: str, token: str | None = TOKEN) -> requests.Response:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return requests.get(self.url + path, headers=headers, timeout=30)
+
+
+def start_ingest(stack: Stack, log: Path, **env: str) -> Ingest:
+    port = free_port()
+    process = start_process(stack, "ingest", log, FIREBREAK_INGEST_PORT=str(port), **env)
+    url = f"http://127.0.0.1:{port}"
+
+    def answers() -> bool:
+        assert process.popen.poll() is None, f"ingest exited:\n{process.tail()}"
+        try:
+            return requests.get(url + "/healthz", timeout=1).status_code == 200
+        except requests.ConnectionError:
+            return False
+
+    wait_until(answers, 30, "ingest to answer /healthz")
+    return Ingest(url, process)
+
+
+@pytest.fixture(scope="session")
+def ingest(stack: Stack) -> Iterator[Ingest]:
+    server = start_ingest(stack, stack.folder / "ingest.log")
+    wait_until(lambda: server.get("/readyz").status_code == 200, 30, "ingest to reach Kafka (/readyz)")
+    yield server
+    server.process.stop()

@@ -1,0 +1,117 @@
+"""Bad requests get the documented 4xx with a body naming the problem, and nothing reaches Kafka."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.integration.conftest import Ingest, Stack, free_port, start_ingest, wait_until
+
+pytestmark = pytest.mark.integration
+
+GOOD = json.dumps([{"labels": {"alertname": "BadInputControl", "service": "ingest-tests"}}])
+
+
+@pytest.fixture
+def nothing_reaches_kafka(stack: Stack):
+    before = stack.end_offsets("alerts")
+    yield
+    assert stack.end_offsets("alerts") == before, "a rejected request put records on the alerts topic"
+
+
+def problem_fields(response) -> list[str]:
+    return [p["field"] for p in response.json()["problems"]]
+
+
+def test_valid_alert_is_accepted_and_lands_on_kafka(stack: Stack, ingest: Ingest):
+    # The control for every test below: the offset check does see an accepted alert.
+    before = stack.end_offsets("alerts")
+    response = ingest.post("/api/v1/alerts", GOOD)
+    assert response.status_code == 202 and response.json()["accepted"] == 1
+    assert stack.end_offsets("alerts") == before + 1
+
+
+@pytest.mark.parametrize("token", [None, "wrong-token", ""])
+def test_missing_or_wrong_token_is_401(ingest: Ingest, nothing_reaches_kafka, token):
+    response = ingest.post("/api/v1/alerts", GOOD, token=token)
+    assert response.status_code == 401 and response.json()["error"] == "unauthenticated"
+
+
+def test_read_api_needs_the_token_too(ingest: Ingest):
+    assert ingest.get("/api/v1/incidents", token="wrong").status_code == 401
+
+
+def test_malformed_json_is_400(ingest: Ingest, nothing_reaches_kafka):
+    response = ingest.post("/api/v1/alerts", '[{"labels": {"a": "b"}')
+    assert response.status_code == 400 and response.json()["error"] == "malformed_json"
+
+
+def test_invalid_utf8_is_400(ingest: Ingest, nothing_reaches_kafka):
+    response = ingest.post("/api/v1/alerts", b'{"labels": {"a": "\xff\xfe"}}')
+    assert response.status_code == 400
+
+
+@pytest.mark.parametrize(
+    ("alert", "field"),
+    [
+        ({"labels": {"a": 1}}, "labels.a"),
+        ({"labels": ["a", "b"]}, "labels"),
+        ({"labels": {"a": "b"}, "status": "exploded"}, "status"),
+        ({"labels": {"a": "b"}, "startsAt": "2026-03-01T09:00:00"}, "startsAt"),
+        ({"labels": {"a": "b"}, "startsAt": 12345}, "startsAt"),
+        ({"labels": {}}, "labels"),
+        ({"labels": {"": "x"}}, "labels"),
+    ],
+)
+def test_wrong_shapes_are_422_naming_the_field(ingest: Ingest, nothing_reaches_kafka, alert, field):
+    response = ingest.post("/api/v1/alerts", json.dumps([{"labels": {"ok": "fine"}}, alert]))
+    assert response.status_code == 422, response.text
+    assert problem_fields(response) == [f"[1].{field}"]
+
+
+def test_one_bad_alert_rejects_the_whole_batch(ingest: Ingest, nothing_reaches_kafka):
+    # All or nothing: the sender retries the batch, so no half-accepted batches.
+    batch = [{"labels": {"alertname": f"A{i}"}} for i in range(50)] + [{"labels": {"x": None}}]
+    assert ingest.post("/api/v1/alerts", json.dumps(batch)).status_code == 422
+
+
+def test_ten_megabyte_body_is_413(ingest: Ingest, nothing_reaches_kafka):
+    body = json.dumps([{"labels": {"alertname": "Big", "blob": "x" * 4000}}] * 2600)
+    assert len(body) > 10_000_000
+    response = ingest.post("/api/v1/alerts", body)
+    assert response.status_code == 413 and response.json()["error"] == "body_too_large"
+
+
+def test_wrong_content_type_is_415(ingest: Ingest, nothing_reaches_kafka):
+    response = ingest.post("/api/v1/alerts", GOOD, content_type="text/plain")
+    assert response.status_code == 415
+
+
+def test_empty_body_is_400(ingest: Ingest, nothing_reaches_kafka):
+    assert ingest.post("/api/v1/alerts", "").status_code == 400
+
+
+def test_alertmanager_payload_of_the_wrong_version_is_422(ingest: Ingest, nothing_reaches_kafka):
+    body = {"version": "3", "status": "firing", "alerts": [{"status": "firing", "labels": {"a": "b"}}]}
+    response = ingest.post("/api/v1/alerts/alertmanager", json.dumps(body))
+    assert response.status_code == 422 and problem_fields(response) == ["version"]
+
+
+def test_server_keeps_serving_after_bad_input(ingest: Ingest):
+    assert ingest.get("/healthz").status_code == 200
+    metrics = ingest.get("/metrics").text
+    assert 'firebreak_alerts_rejected_total{reason="invalid_alert",source="generic"}' in metrics
+
+
+def test_kafka_unreachable_is_503_with_retry_after(stack: Stack, tmp_path):
+    dead = start_ingest(stack, tmp_path / "ingest-dead-kafka.log",
+                        FIREBREAK_KAFKA_BOOTSTRAP=f"127.0.0.1:{free_port()}", FIREBREAK_PRODUCE_TIMEOUT_SECONDS="2")
+    try:
+        assert dead.get("/readyz").status_code == 503
+        response = dead.post("/api/v1/alerts", GOOD)
+        assert response.status_code == 503 and response.headers["Retry-After"]
+        assert response.json()["error"] == "kafka_unavailable"
+        wait_until(lambda: dead.process.popen.poll() is None, 1, "ingest to stay up")
+    finally:
+        dead.process.stop()

@@ -1,0 +1,65 @@
+import json
+
+import pytest
+
+from ingest.adapters import parse_alertmanager, parse_generic
+from ingest.errors import IngestError
+from tests.factories import at
+
+NOW = at(0)
+
+
+def generic(body, limit=100):
+    return parse_generic(json.dumps(body).encode() if not isinstance(body, bytes) else body, NOW, limit)
+
+
+def test_one_object_or_a_list_are_both_accepted():
+    assert len(generic({"labels": {"a": "b"}})) == 1
+    assert len(generic([{"labels": {"a": "b"}}, {"labels": {"a": "c"}}])) == 2
+
+
+def test_server_derives_the_fingerprint_and_ignores_the_clients():
+    [mine] = generic({"labels": {"a": "b"}, "fingerprint": "attacker-chosen"})
+    [plain] = generic({"labels": {"a": "b"}})
+    assert mine.fingerprint == plain.fingerprint != "attacker-chosen"
+
+
+def test_missing_starts_at_defaults_to_the_time_received():
+    [a] = generic({"labels": {"a": "b"}})
+    assert a.starts_at == NOW and a.received_at == NOW and a.source == "generic"
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "reason"),
+    [
+        (b"{not json", 400, "malformed_json"),
+        (b'"a string"', 400, "malformed_json"),
+        (b"\xff\xfe", 400, "malformed_json"),
+        ([], 422, "no_alerts"),
+        ([{"labels": {"a": 1}}], 422, "invalid_alert"),
+    ],
+)
+def test_bad_bodies_get_the_documented_error(body, status, reason):
+    with pytest.raises(IngestError) as info:
+        generic(body)
+    assert (info.value.status, info.value.reason) == (status, reason)
+
+
+def test_field_paths_point_at_the_bad_alert_in_a_batch():
+    with pytest.raises(IngestError) as info:
+        generic([{"labels": {"a": "b"}}, {"labels": {"a": "b"}, "status": "bogus"}])
+    assert [p.field for p in info.value.problems] == ["[1].status"]
+
+
+def test_too_many_alerts_is_413():
+    with pytest.raises(IngestError) as info:
+        generic([{"labels": {"a": str(i)}} for i in range(3)], limit=2)
+    assert info.value.status == 413
+
+
+def test_alertmanager_source_names_the_receiver():
+    body = {"version": "4", "status": "firing", "receiver": "team-a",
+            "alerts": [{"status": "firing", "labels": {"alertname": "X"}, "startsAt": "2026-03-01T09:00:00Z",
+                        "endsAt": "0001-01-01T00:00:00Z"}]}
+    [a] = parse_alertmanager(json.dumps(body).encode(), NOW, 10)
+    assert a.source == "alertmanager:team-a" and a.ends_at is None

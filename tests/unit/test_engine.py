@@ -1,0 +1,74 @@
+"""Properties of the whole pure pipeline (dedup then grouping then projection) over random streams."""
+
+from collections import defaultdict
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from correlation.engine import Engine, State
+from correlation.projection import project
+from schemas import IncidentEventKind, IncidentStatus
+from tests.factories import alert, at
+
+ENGINE = Engine(group_by=("alertname", "service"))
+
+steps = st.lists(
+    st.tuples(
+        st.sampled_from(["firing", "resolved"]),
+        st.sampled_from(["svc-a", "svc-b", "svc-c"]),
+        st.sampled_from(["i1", "i2", "i3"]),
+    ),
+    max_size=60,
+)
+
+
+def run(stream):
+    state, events = State(), []
+    for t, (status, service, instance) in enumerate(stream):
+        a = alert(status, starts=t, ends=t if status == "resolved" else None, received=t,
+                  alertname="Down", service=service, instance=instance)
+        state, out = ENGINE.apply(state, a, at(t))
+        events.extend(out)
+    return state, events
+
+
+@given(steps)
+@settings(max_examples=200, deadline=None)
+def test_at_most_one_open_incident_per_group_and_seqs_are_gapless(stream):
+    _, events = run(stream)
+    by_incident = defaultdict(list)
+    for e in events:
+        by_incident[e.incident_id].append(e)
+    open_per_key = defaultdict(int)
+    for incident_id, evs in by_incident.items():
+        assert [e.seq for e in evs] == list(range(1, len(evs) + 1))
+        assert evs[0].kind is IncidentEventKind.opened
+        assert sum(e.kind is IncidentEventKind.resolved for e in evs) <= 1
+        if evs[-1].kind is not IncidentEventKind.resolved:
+            open_per_key[evs[0].correlation_key] += 1
+    assert all(count == 1 for count in open_per_key.values())
+
+
+@given(steps)
+@settings(max_examples=200, deadline=None)
+def test_projection_matches_the_engine_and_ignores_replayed_events(stream):
+    state, events = run(stream)
+    incidents = {}
+    for e in events + events:  # every event delivered twice
+        updated = project(incidents.get(e.incident_id), e)
+        if updated is not None:
+            incidents[e.incident_id] = updated
+    for key, group_state in state.groups.items():
+        if group_state.incident is not None:
+            incident = incidents[group_state.incident.id]
+            assert incident.status is IncidentStatus.open
+            firing = {fp for fp, st_ in group_state.incident.alerts.items() if st_.value == "firing"}
+            assert {fp for fp, a in incident.alerts.items() if a.status.value == "firing"} == firing
+
+
+def test_a_storm_of_duplicates_becomes_one_incident():
+    stream = [("firing", "svc-a", f"i{n % 5}") for n in range(500)]
+    state, events = run(stream)
+    assert sum(e.kind is IncidentEventKind.opened for e in events) == 1
+    assert sum(e.kind is IncidentEventKind.alert_added for e in events) == 5
+    assert state.outcomes["duplicate"] == 495
