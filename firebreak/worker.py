@@ -61,9 +61,10 @@ def create_app(settings: Settings) -> faust.App:
     alert_events = app.topic("alert-events", schema=_raw_schema())
     incident_events = app.topic("incident-events", schema=_raw_schema())
     dead_letter = app.topic("dead-letter", schema=_raw_schema())
-    # Table entries: str keys, JSON-object values (the stage state models dumped in JSON mode).
-    fingerprints = app.Table("fingerprints", default=None, key_type=str, value_type=dict)
-    groups = app.Table("groups", default=None, key_type=str, value_type=dict)
+    # Table entries: str keys, JSON-object values (the stage state models dumped in JSON mode). No value_type:
+    # Faust would call `from_data` on it during changelog recovery, which only its own Records have.
+    fingerprints = app.Table("fingerprints", default=None, key_type=str)
+    groups = app.Table("groups", default=None, key_type=str)
     store = IncidentStore(aioredis.Redis.from_url(settings.redis_url), settings.redis_prefix)
 
     async def to_dead_letter(stage: str, reason: str, event: faust.types.EventT, summary: str, detail: str) -> None:

@@ -1,0 +1,194 @@
+"""1,000 alerts over HTTP through the real Kafka, Faust worker and Redis; then a worker killed and replaced.
+
+The stream: 200 distinct alerts (fingerprints) in 10 groups (services) of 20, each posted 4-5 times,
+90 of them resolved (all of groups 0-3, half of group 4); batches alternate between the Alertmanager
+webhook and the generic endpoint. Phase two runs while no worker is up, so the replacement worker must
+recover the dedup and grouping state from the changelog to get it right.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import time
+import uuid
+from collections import Counter
+from datetime import datetime, timedelta, timezone
+
+import pytest
+import requests
+
+from schemas import Alert, IncidentEvent
+from tests.integration.conftest import FIREBREAK, Ingest, Process, Stack, free_port, start_process, wait_until
+
+pytestmark = pytest.mark.integration
+
+RUN = uuid.uuid4().hex[:8]
+T0 = datetime(2026, 3, 1, 9, 0, tzinfo=timezone.utc)
+ALERTNAME = "HighErrorRate"
+
+
+def service(group: int) -> str:
+    return f"svc{group:02d}-{RUN}"
+
+
+def am_alert(group: int, instance: int, status: str = "firing", starts: datetime = T0) -> dict:
+    return {
+        "status": status,
+        "labels": {"alertname": ALERTNAME, "service": service(group), "instance": f"i{instance:02d}", "run": RUN},
+        "annotations": {"summary": f"errors on {service(group)}"},
+        "startsAt": starts.isoformat(),
+        "endsAt": (starts + timedelta(minutes=10)).isoformat() if status == "resolved" else "0001-01-01T00:00:00Z",
+        "generatorURL": "http://prometheus.example/graph",
+    }
+
+
+def post_all(ingest: Ingest, alerts: list[dict], batch: int = 50) -> int:
+    """Post in batches, alternating the two endpoints; every batch must be answered 202."""
+    accepted = 0
+    for n, start in enumerate(range(0, len(alerts), batch)):
+        chunk = alerts[start : start + batch]
+        if n % 2 == 0:
+            body = {"version": "4", "status": "firing", "receiver": "firebreak", "groupKey": "{}", "alerts": chunk}
+            response = ingest.post("/api/v1/alerts/alertmanager", json.dumps(body))
+        else:
+            response = ingest.post("/api/v1/alerts", json.dumps(chunk))
+        assert response.status_code == 202, response.text
+        accepted += response.json()["accepted"]
+    return accepted
+
+
+def phase_one() -> list[dict]:
+    rng = random.Random(7)
+    rounds: list[list[dict]] = [[am_alert(g, i) for g in range(10) for i in range(20)] for _ in range(4)]
+    rounds.append([am_alert(g, i) for g in range(5, 10) for i in range(20)] + [am_alert(4, i) for i in range(10, 20)])
+    rounds.append([am_alert(g, i, "resolved") for g in range(4) for i in range(20)] + [am_alert(4, i, "resolved") for i in range(10)])
+    for r in rounds:
+        rng.shuffle(r)
+    return [a for r in rounds for a in r]
+
+
+def phase_two() -> list[dict]:
+    later = T0 + timedelta(minutes=20)
+    return (
+        [am_alert(5, i, "resolved") for i in range(20)]     # resolves group 5's open incident
+        + [am_alert(6, i) for i in range(20)]               # duplicates: must add nothing
+        + [am_alert(7, i) for i in range(20, 30)]           # new alerts join group 7's open incident
+        + [am_alert(0, i, starts=later) for i in range(5)]  # group 0 fires again: a new incident
+    )
+
+
+def incident_events(stack: Stack) -> list[IncidentEvent]:
+    events = [IncidentEvent.model_validate_json(v) for v in stack.read_topic("incident-events")]
+    return [e for e in events if e.group_labels.get("service", "").endswith(RUN)]
+
+
+def distinct(events: list[IncidentEvent]) -> dict[str, IncidentEvent]:
+    """By event id. A redelivered event may appear twice on the topic, but always with the same content."""
+    seen: dict[str, IncidentEvent] = {}
+    for e in events:
+        assert seen.setdefault(e.event_id, e) == e, f"two different events share the id {e.event_id}"
+    return seen
+
+
+def kinds(events: dict[str, IncidentEvent]) -> Counter[str]:
+    return Counter(e.kind.value for e in events.values())
+
+
+def incidents_in_redis(ingest: Ingest) -> list[dict]:
+    response = ingest.get("/api/v1/incidents?limit=1000")
+    assert response.status_code == 200, response.text
+    return [i for i in response.json()["incidents"] if i["group_labels"]["service"].endswith(RUN)]
+
+
+def by_service(incidents: list[dict], status: str | None = None) -> dict[str, dict]:
+    return {i["group_labels"]["service"]: i for i in incidents if status is None or i["status"] == status}
+
+
+def processed(metrics_port: int) -> Counter[str]:
+    text = requests.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).text
+    counts: Counter[str] = Counter()
+    for line in text.splitlines():
+        if line.startswith("firebreak_alerts_processed_total{"):
+            outcome = line.split('outcome="')[1].split('"')[0]
+            counts[outcome] = int(float(line.rsplit(" ", 1)[1]))
+    return counts
+
+
+def start_worker(stack: Stack, name: str) -> tuple[Process, int]:
+    port = free_port()
+    worker = start_process(stack, "worker", stack.folder / f"{name}.log", FIREBREAK_WORKER_METRICS_PORT=str(port))
+    return worker, port
+
+
+def expect(stack: Stack, ingest: Ingest, want: Counter[str], want_incidents: int, worker: Process, timeout: float = 120) -> None:
+    def done() -> bool:
+        assert worker.popen.poll() is None, f"worker exited:\n{worker.tail()}"
+        return kinds(distinct(incident_events(stack))) == want and len(incidents_in_redis(ingest)) == want_incidents
+
+    try:
+        wait_until(done, timeout, f"incident events {dict(want)}", interval=1.0)
+    except AssertionError:
+        got = kinds(distinct(incident_events(stack)))
+        raise AssertionError(f"incident events: want {dict(want)}, got {dict(got)}\nworker log:\n{worker.tail()}") from None
+    # Redis follows the events asynchronously; give the last writes a moment, then compare.
+    wait_until(lambda: all(i["seq"] == max(e.seq for e in distinct(incident_events(stack)).values() if e.incident_id == i["id"])
+                           for i in incidents_in_redis(ingest)), 30, "the read model to catch up")
+
+
+def test_alerts_become_exactly_the_expected_incidents_and_survive_a_worker_kill(stack: Stack, ingest: Ingest):
+    started = time.monotonic()
+    worker, metrics_port = start_worker(stack, "worker-1")
+    try:
+        alerts_before = stack.end_offsets("alerts")
+        first = phase_one()
+        assert len(first) == 1000 and len({json.dumps(a["labels"], sort_keys=True) for a in first}) == 200
+        assert post_all(ingest, first) == 1000
+
+        # Every accepted alert is durable on the topic, once.
+        records = [Alert.model_validate_json(v) for v in stack.read_topic("alerts")]
+        mine = [r for r in records if r.labels.get("run") == RUN]
+        assert len(mine) == 1000 and stack.end_offsets("alerts") - alerts_before == 1000
+
+        expect(stack, ingest, Counter(opened=10, alert_added=200, alert_resolved=90, resolved=4), 10, worker)
+        # Every accepted alert accounted for by the dedup stage: 200 new, 90 resolves, the rest duplicates.
+        wait_until(lambda: sum(processed(metrics_port).values()) >= 1000, 30, "the worker to count 1,000 alerts")
+        assert processed(metrics_port) == Counter(fired=200, resolved=90, duplicate=710)
+
+        incidents = incidents_in_redis(ingest)
+        resolved = by_service(incidents, "resolved")
+        open_ = by_service(incidents, "open")
+        assert set(resolved) == {service(g) for g in range(4)}
+        assert set(open_) == {service(g) for g in range(4, 10)}
+        assert open_[service(4)]["firing_count"] == 10 and open_[service(4)]["alert_count"] == 20
+        assert all(open_[service(g)]["firing_count"] == 20 for g in range(5, 10))
+        assert all(i["title"] == f"{ALERTNAME} on {i['group_labels']['service']}" for i in incidents)
+
+        # Kill the worker mid-life (no clean shutdown), post more while none runs, start a replacement.
+        worker.kill()
+        assert post_all(ingest, phase_two()) == 55
+        worker, metrics_port = start_worker(stack, "worker-2")
+
+        expect(stack, ingest, Counter(opened=11, alert_added=215, alert_resolved=110, resolved=5), 11, worker)
+        incidents = incidents_in_redis(ingest)
+        resolved = by_service(incidents, "resolved")
+        open_ = by_service(incidents, "open")
+        assert set(open_) == {service(g) for g in (0, 4, 6, 7, 8, 9)}
+        assert service(5) in resolved
+        assert open_[service(0)]["alert_count"] == 5
+        assert open_[service(6)]["alert_count"] == 20
+        assert open_[service(7)]["alert_count"] == 30 and open_[service(7)]["firing_count"] == 30
+        # The replacement counted the 55 new alerts; anything it saw again is marked redelivered, not re-applied.
+        counts = processed(metrics_port)
+        assert counts["fired"] == 15 and counts["resolved"] == 20 and counts["duplicate"] == 20
+
+        # The CLI reads the same read model.
+        listing = subprocess.run([FIREBREAK, "incidents", "list", "--json", "--limit", "1000"], env=stack.env,
+                                 capture_output=True, text=True, check=True, timeout=30)
+        cli_ids = {i["id"] for i in json.loads(listing.stdout) if i["group_labels"]["service"].endswith(RUN)}
+        assert cli_ids == {i["id"] for i in incidents}
+        assert stack.end_offsets("dead-letter") == 0
+    finally:
+        worker.stop()
+    print(f"\npipeline test wall time: {time.monotonic() - started:.1f} s")
