@@ -1,0 +1,42 @@
+# Firebreak: the two commands of the README are `make demo` and `make test`.
+SHELL := /bin/bash
+VENV ?= .venv
+PYTHON ?= python3
+BIN := $(VENV)/bin
+
+.PHONY: install demo test test-unit up down status schemas clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Firebreak needs Python 3.11 or newer; set PYTHON=python3.11")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	@touch $@
+
+## The local stack (Kafka + Redis), topics, ingest and a worker; posts examples/ and prints the incidents.
+demo: install
+	PYTHON=$(BIN)/python deploy/local/demo.sh
+
+## Every test: unit tests, then integration tests against a real Kafka and Redis they start themselves.
+test: install
+	$(BIN)/pytest
+
+test-unit: install
+	$(BIN)/pytest tests/unit
+
+up: install
+	PYTHON=$(BIN)/python deploy/local/stack.sh up
+
+down:
+	deploy/local/stack.sh down
+
+status:
+	deploy/local/stack.sh status
+
+schemas: install
+	$(BIN)/firebreak schemas export
+
+clean: down
+	rm -rf $(VENV) .firebreak

@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# The demo: local stack up, topics, ingest and a worker in the background, the example alerts posted,
+# then the incidents they became. Everything it starts stops with `make down` (deploy/local/stack.sh down).
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+stack_dir=${FIREBREAK_STACK_DIR:-$repo/.firebreak/stack}
+export FIREBREAK_STACK_DIR=$stack_dir
+logs=$stack_dir/logs
+bin=$repo/.venv/bin
+firebreak=$bin/firebreak
+python=${PYTHON:-$bin/python}
+say() { printf '\n==> %s\n' "$*"; }
+
+say "starting the local stack (Kafka from Maven Central, Redis)"
+"$here/stack.sh" up
+
+# The Firebreak processes talk to what the stack started (or to the services the caller pointed at).
+export FIREBREAK_KAFKA_BOOTSTRAP=${FIREBREAK_KAFKA_BOOTSTRAP:-127.0.0.1:${FIREBREAK_KAFKA_PORT:-9092}}
+export FIREBREAK_REDIS_URL=${FIREBREAK_REDIS_URL:-redis://127.0.0.1:${FIREBREAK_REDIS_PORT:-6379}/0}
+ingest_port=${FIREBREAK_INGEST_PORT:-8080}
+metrics_port=${FIREBREAK_WORKER_METRICS_PORT:-9465}
+export FIREBREAK_INGEST_PORT=$ingest_port FIREBREAK_WORKER_METRICS_PORT=$metrics_port
+
+# A bearer token for this machine, kept in a file outside git (.firebreak/ is ignored).
+token_file=$repo/.firebreak/token
+if [ ! -s "$token_file" ]; then
+  mkdir -p "$(dirname "$token_file")"
+  (umask 077; "$python" -c 'import secrets; print(secrets.token_urlsafe(32))' >"$token_file")
+fi
+export FIREBREAK_INGEST_TOKENS_FILE=$token_file
+token=$(cat "$token_file")
+
+say "creating topics"
+"$firebreak" topics create
+
+start() { # start NAME: run `firebreak NAME` in the background unless the pid file names a live one
+  local name=$1 pidfile=$stack_dir/$1.pid
+  if [ -f "$pidfile" ] && tr '\0' ' ' <"/proc/$(cat "$pidfile")/cmdline" 2>/dev/null | grep -q "firebreak $name"; then
+    echo "$name: already running (pid $(cat "$pidfile"))"
+    return
+  fi
+  setsid nohup "$firebreak" "$name" >>"$logs/$name.log" 2>&1 </dev/null &
+  echo $! >"$pidfile"
+  echo "$name: started (pid $!), log $logs/$name.log"
+}
+
+say "starting ingest on 127.0.0.1:$ingest_port and a worker (metrics on 127.0.0.1:$metrics_port)"
+start ingest
+start worker
+for _ in $(seq 1 120); do
+  curl -fsS "http://127.0.0.1:$ingest_port/readyz" >/dev/null 2>&1 && break
+  sleep 0.5
+done
+curl -fsS "http://127.0.0.1:$ingest_port/readyz" >/dev/null || { tail -n 20 "$logs/ingest.log"; echo "ingest did not become ready" >&2; exit 1; }
+
+metric_sum() { # metric_sum NAME: the sum of a counter over its labels on the worker's /metrics (0 if absent)
+  curl -fsS "http://127.0.0.1:$metrics_port/metrics" 2>/dev/null | awk -v m="$1" 'index($0, m"{") == 1 || $1 == m {s += $NF} END {printf "%d", s}'
+}
+processed_before=$(metric_sum firebreak_alerts_processed_total)
+
+say "posting the example alerts"
+accepted=0
+for file in "$repo"/examples/*.json; do
+  case "$(basename "$file")" in
+    *alertmanager*) path=/api/v1/alerts/alertmanager ;;
+    *) path=/api/v1/alerts ;;
+  esac
+  response=$(curl -sS -w '\n%{http_code}' -X POST "http://127.0.0.1:$ingest_port$path" \
+    -H "Authorization: Bearer $token" -H 'Content-Type: application/json' --data-binary "@$file")
+  code=${response##*$'\n'}
+  body=${response%$'\n'*}
+  echo "$(basename "$file") -> $path: HTTP $code $body"
+  [ "$code" = 202 ] || { echo "the example was not accepted" >&2; exit 1; }
+  accepted=$((accepted + $("$python" -c 'import json,sys; print(json.loads(sys.argv[1])["accepted"])' "$body")))
+done
+
+say "waiting for the worker to process $accepted alerts"
+for i in $(seq 1 240); do
+  done_count=$(( $(metric_sum firebreak_alerts_processed_total) - processed_before ))
+  # Finished when every accepted alert went through dedup and the read model has caught up with the events.
+  if [ "$done_count" -ge "$accepted" ] && \
+     [ "$(metric_sum firebreak_incident_events_total)" = "$(metric_sum firebreak_read_model_writes_total)" ]; then
+    echo "processed after ~$((i / 2)) s"
+    break
+  fi
+  [ $((i % 20)) = 0 ] && echo "  ... $done_count of $accepted processed (the worker may still be joining its consumer group)"
+  sleep 0.5
+done
+
+say "incidents"
+"$firebreak" incidents list
+# Show the open incident with the most alerts: the one the example storm collapsed.
+first=$("$firebreak" incidents list --json --status open | "$python" -c 'import json,sys; d=json.load(sys.stdin); print(max(d, key=lambda i: i["alert_count"])["id"] if d else "")')
+if [ -n "$first" ]; then
+  say "firebreak incidents show $first"
+  "$firebreak" incidents show "$first"
+fi
+
+cat <<MSG
+
+==> the stack keeps running so you can explore:
+    export FIREBREAK_REDIS_URL=$FIREBREAK_REDIS_URL
+    $firebreak incidents list
+    curl -H "Authorization: Bearer \$(cat $token_file)" http://127.0.0.1:$ingest_port/api/v1/incidents
+    curl http://127.0.0.1:$ingest_port/metrics        # ingest metrics
+    curl http://127.0.0.1:$metrics_port/metrics        # worker metrics
+    logs: $logs
+    stop everything: make down
+MSG
