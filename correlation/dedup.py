@@ -24,6 +24,7 @@ from enum import StrEnum
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 from correlation.fingerprint import correlation_key, group_labels
+from correlation.policy import PolicySet
 from schemas import Alert, AlertEvent, AlertStatus
 
 
@@ -56,9 +57,12 @@ def dedup(
     alert: Alert,
     position: int,
     now: datetime,
-    group_by: tuple[str, ...],
+    policies: PolicySet,
 ) -> tuple[FingerprintState, list[AlertEvent], DedupOutcome]:
-    """Apply one alert record at `position` (its offset in the fingerprint's partition) at time `now`."""
+    """Apply one alert record at `position` (its offset in the fingerprint's partition) at time `now`.
+
+    An emitted event carries the first policy that matches the alert and the correlation key it yields.
+    """
     if entry is not None and position <= entry.position:
         replay = entry.last_emitted if position == entry.position else []
         return entry, replay, DedupOutcome.redelivered
@@ -68,9 +72,15 @@ def dedup(
         return entry.model_copy(update={"last_seen": now, "position": position, "last_emitted": [], **changes})
 
     def emit(status: AlertStatus, outcome: DedupOutcome) -> tuple[FingerprintState, list[AlertEvent], DedupOutcome]:
-        grouped = group_labels(alert.labels, group_by)
+        policy = policies.select(alert.labels)
+        grouped = group_labels(alert.labels, policy.group_by)
         event = AlertEvent(
-            status=status, correlation_key=correlation_key(grouped), group_labels=grouped, alert=alert, at=now
+            status=status,
+            policy=policy.name,
+            correlation_key=f"{policy.name}:{correlation_key(grouped)}",
+            group_labels=grouped,
+            alert=alert,
+            at=now,
         )
         state = FingerprintState(
             fingerprint=alert.fingerprint,

@@ -1,7 +1,7 @@
 """The two stages composed over whole-stream state, for offline use (tests, replay).
 
 The production worker runs the same stage functions one table entry at a time; this module only routes
-each alert through dedup, then grouping, the way the topics between them would.
+each input through dedup, then grouping, the way the topics between them would.
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ from datetime import datetime
 
 from correlation.dedup import DedupOutcome, FingerprintState, dedup
 from correlation.grouping import GroupState, group
-from schemas import Alert, IncidentEvent
+from correlation.policy import PolicySet
+from schemas import Alert, IncidentCommand, IncidentEvent, Tick
 
 
 @dataclass
@@ -24,21 +25,40 @@ class State:
     next_position: int = 0
     outcomes: Counter[DedupOutcome] = field(default_factory=Counter)
 
+    def take_position(self) -> int:
+        self.next_position += 1
+        return self.next_position - 1
+
 
 @dataclass(frozen=True)
 class Engine:
-    group_by: tuple[str, ...]
+    policies: PolicySet
 
     def apply(self, state: State, alert: Alert, now: datetime) -> tuple[State, list[IncidentEvent]]:
         """Run one alert through both stages. `state` is updated in place (its entries are immutable) and returned."""
-        position = state.next_position
-        state.next_position += 1
-        fp_entry, alert_events, outcome = dedup(state.fingerprints.get(alert.fingerprint), alert, position, now, self.group_by)
+        position = state.take_position()
+        fp_entry, alert_events, outcome = dedup(state.fingerprints.get(alert.fingerprint), alert, position, now, self.policies)
         state.fingerprints[alert.fingerprint] = fp_entry
         state.outcomes[outcome] += 1
         emitted: list[IncidentEvent] = []
         for event in alert_events:
-            group_entry, incident_events = group(state.groups.get(event.correlation_key), event, position, now)
-            state.groups[event.correlation_key] = group_entry
-            emitted.extend(incident_events)
+            emitted.extend(self._group(state, event.correlation_key, event, now))
         return state, emitted
+
+    def command(self, state: State, command: IncidentCommand) -> tuple[State, list[IncidentEvent]]:
+        """A person's acknowledge or resolve, applied at the command's own time."""
+        return state, self._group(state, command.correlation_key, command, command.at)
+
+    def tick(self, state: State, now: datetime) -> tuple[State, list[IncidentEvent]]:
+        """Let time pass to `now`: open incidents whose group_wait ended, resolve quiet ones, forget old ones."""
+        emitted: list[IncidentEvent] = []
+        for key, entry in list(state.groups.items()):
+            if entry.due_at is not None and entry.due_at <= now:
+                emitted.extend(self._group(state, key, Tick(at=now), now))
+        return state, emitted
+
+    def _group(self, state: State, key: str, item: object, now: datetime) -> list[IncidentEvent]:
+        new_entry, events = group(state.groups.get(key), item, state.take_position(), now, self.policies)  # type: ignore[arg-type]
+        if new_entry is not None:
+            state.groups[key] = new_entry
+        return events

@@ -1,35 +1,87 @@
-"""The grouping stage: one state entry per correlation key holds at most one open incident.
+"""The grouping stage: incidents per correlation key, and their lifecycle.
 
-| id     | open incident? | alert event             | result                                        |
-|--------|----------------|-------------------------|-----------------------------------------------|
-| GRP-1  | no             | firing                  | `opened`, then `alert_added`                  |
-| GRP-2  | yes            | firing, new or resolved | `alert_added`                                 |
-| GRP-3  | yes            | firing, already firing  | nothing (idempotent)                          |
-| GRP-4  | yes            | resolved, was firing    | `alert_resolved`; `resolved` if none fire now |
-| GRP-5  | any            | resolved, not firing    | nothing (idempotent)                          |
-| GRP-0  | position seen  | any                     | redelivery: re-emit what that record did      |
+One state entry per correlation key holds the incidents that key still cares about: at most one that new
+alerts may join (`current`), older ones that are still open, and resolved ones inside their reopen window.
+Inputs are alert events, commands from people, and ticks (time passing). Every transition has a rule id,
+recorded on the events it emits and so on the incident's timeline.
 
-The stage is idempotent in content as well as by position: the same alert event applied twice (for
-example re-emitted by a redelivered dedup record) changes nothing the second time.
+| rule   | incident status        | input                                      | result                                    |
+|--------|------------------------|--------------------------------------------|-------------------------------------------|
+| GRP-1  | none joinable          | firing, group_wait = 0                     | `opened`, `alert_added`                   |
+| GRP-2  | none joinable          | firing, group_wait > 0                     | pending: collect, nothing emitted yet     |
+| GRP-3  | pending                | tick after group_wait                      | `opened`, `alert_added` per firing alert  |
+| GRP-4  | pending                | every collected alert resolved             | dropped: it never opened, nobody paged    |
+| GRP-5  | open, joinable         | firing, new to it                          | `alert_added` (+ `severity_changed`)      |
+| GRP-6  | open, holds the alert  | firing again after resolving               | `alert_added` in the same incident        |
+| GRP-7  | open                   | firing, already firing in it               | nothing (idempotent)                      |
+| GRP-8  | open                   | resolved, was firing                       | `alert_resolved`                          |
+| GRP-9  | open, none firing      | resolve_timeout passed (at once if 0)      | `resolved` by firebreak                   |
+| GRP-10 | resolved, in window    | one of its alerts fires again              | `reopened`, `alert_added`                 |
+| GRP-11 | resolved               | reopen window passed (tick)                | forgotten by the stage                    |
+| GRP-12 | triggered              | acknowledge command                        | `acknowledged` by the actor               |
+| GRP-13 | open                   | resolve command                            | `resolved` by the actor                   |
+| GRP-0  | any                    | input at a position already applied        | redelivery: re-emit what it emitted       |
+
+An open incident is joinable while it is the key's current incident, younger than the policy's
+group_window (from when it opened) and smaller than its max_alerts. An alert is never in two open
+incidents: an alert an open incident already holds always returns to that incident.
 """
 
 from __future__ import annotations
 
 import hashlib
 from datetime import datetime
+from enum import StrEnum
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
-from schemas import AlertEvent, AlertStatus, IncidentEvent, IncidentEventKind
+from correlation.policy import Policy, PolicySet
+from correlation.templates import render_title
+from schemas import (
+    SYSTEM_ACTOR,
+    Alert,
+    AlertEvent,
+    AlertStatus,
+    CommandAction,
+    IncidentCommand,
+    IncidentEvent,
+    IncidentEventKind,
+    Tick,
+)
 
 
-class OpenIncident(BaseModel):
+class Phase(StrEnum):
+    pending = "pending"
+    triggered = "triggered"
+    acknowledged = "acknowledged"
+    resolved = "resolved"
+
+
+class TrackedIncident(BaseModel):
+    """What the stage remembers about one incident of a key."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     id: str
-    opened_at: AwareDatetime
-    seq: int
-    alerts: dict[str, AlertStatus]
+    policy: str
+    phase: Phase
+    created_at: AwareDatetime
+    opened_at: AwareDatetime | None = None
+    title: str = ""
+    severity: str | None = None
+    seq: int = 0
+    alerts: dict[str, AlertStatus] = {}
+    pending: list[Alert] = []  # alerts collected during group_wait, emitted when the incident opens
+    quiet_since: AwareDatetime | None = None  # when its last firing alert resolved
+    resolved_at: AwareDatetime | None = None
+
+    @property
+    def is_open(self) -> bool:
+        return self.phase in (Phase.triggered, Phase.acknowledged)
+
+    @property
+    def any_firing(self) -> bool:
+        return any(status is AlertStatus.firing for status in self.alerts.values())
 
 
 class GroupState(BaseModel):
@@ -38,9 +90,26 @@ class GroupState(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     correlation_key: str
+    group_labels: dict[str, str] = {}
     position: int
-    incident: OpenIncident | None = None
+    partition: int = 0
+    current: str | None = None
+    incidents: dict[str, TrackedIncident] = {}
     last_emitted: list[IncidentEvent] = []
+    due_at: AwareDatetime | None = None  # the earliest time a tick would change this entry
+
+    def due(self, policies: PolicySet) -> datetime | None:
+        """Compute `due_at` from the incidents and their policies."""
+        times = []
+        for inc in self.incidents.values():
+            policy = policies.get(inc.policy)
+            if inc.phase is Phase.pending:
+                times.append(inc.created_at + policy.group_wait)
+            elif inc.is_open and inc.quiet_since is not None:
+                times.append(inc.quiet_since + policy.resolve_timeout)
+            elif inc.phase is Phase.resolved and inc.resolved_at is not None:
+                times.append(inc.resolved_at + policy.reopen_window)
+        return min(times, default=None)
 
 
 def incident_id(correlation_key: str, position: int, now: datetime) -> str:
@@ -49,48 +118,237 @@ def incident_id(correlation_key: str, position: int, now: datetime) -> str:
     return f"inc-{digest[:12]}"
 
 
-def group(entry: GroupState | None, event: AlertEvent, position: int, now: datetime) -> tuple[GroupState, list[IncidentEvent]]:
-    """Apply one alert event at `position` (its offset in the correlation key's partition) at time `now`."""
+class _Step:
+    """Collects the incidents changed and the events emitted while one input is applied."""
+
+    def __init__(self, entry: GroupState, policies: PolicySet, now: datetime) -> None:
+        self.entry = entry
+        self.policies = policies
+        self.now = now
+        self.incidents = dict(entry.incidents)
+        self.current = entry.current
+        self.events: list[IncidentEvent] = []
+
+    def emit(self, inc: TrackedIncident, kind: IncidentEventKind, rule: str, alert: Alert | None = None,
+             actor: str = SYSTEM_ACTOR, comment: str = "") -> TrackedIncident:
+        seq = inc.seq + 1
+        self.events.append(
+            IncidentEvent(
+                event_id=f"{inc.id}:{seq}",
+                kind=kind,
+                incident_id=inc.id,
+                correlation_key=self.entry.correlation_key,
+                policy=inc.policy,
+                group_labels=self.entry.group_labels,
+                seq=seq,
+                at=self.now,
+                rule=rule,
+                actor=actor,
+                comment=comment,
+                title=inc.title,
+                severity=inc.severity,
+                alert=alert,
+            )
+        )
+        inc = inc.model_copy(update={"seq": seq})
+        self.incidents[inc.id] = inc
+        return inc
+
+    def save(self, inc: TrackedIncident) -> TrackedIncident:
+        self.incidents[inc.id] = inc
+        return inc
+
+    def drop(self, inc: TrackedIncident) -> None:
+        del self.incidents[inc.id]
+        if self.current == inc.id:
+            self.current = None
+
+    def add_alert(self, inc: TrackedIncident, alert: Alert, rule: str) -> TrackedIncident:
+        """Record a firing alert in an open incident; raise its severity if the alert is more severe."""
+        inc = inc.model_copy(update={"alerts": {**inc.alerts, alert.fingerprint: AlertStatus.firing}, "quiet_since": None})
+        inc = self.emit(inc, IncidentEventKind.alert_added, rule, alert)
+        severity = alert.labels.get(self.policies.severity_label)
+        if self.policies.rank(severity) > self.policies.rank(inc.severity):
+            inc = self.emit(inc.model_copy(update={"severity": severity}), IncidentEventKind.severity_changed, rule, alert)
+        return inc
+
+    def open(self, inc: TrackedIncident, alerts: list[Alert], rule: str) -> TrackedIncident:
+        """Open with the given alerts: the first names it, the most severe sets its starting severity."""
+        policy = self.policies.get(inc.policy)
+        label = self.policies.severity_label
+        severity = max((a.labels.get(label) for a in alerts), key=self.policies.rank)
+        inc = inc.model_copy(update={"phase": Phase.triggered, "opened_at": self.now, "pending": [],
+                                     "title": _title(policy, self.entry, alerts[0]), "severity": severity})
+        inc = self.emit(inc, IncidentEventKind.opened, rule, alerts[0])
+        for alert in alerts:
+            inc = self.add_alert(inc, alert, rule)
+        return inc
+
+    def resolve(self, inc: TrackedIncident, rule: str, actor: str = SYSTEM_ACTOR, comment: str = "") -> TrackedIncident:
+        inc = inc.model_copy(update={"phase": Phase.resolved, "resolved_at": self.now, "quiet_since": None})
+        inc = self.emit(inc, IncidentEventKind.resolved, rule, actor=actor, comment=comment)
+        if self.current == inc.id:
+            self.current = None
+        return inc
+
+    def finish(self, position: int, partition: int) -> tuple[GroupState, list[IncidentEvent]]:
+        state = self.entry.model_copy(
+            update={
+                "position": position,
+                "partition": partition,
+                "current": self.current,
+                "incidents": self.incidents,
+                "last_emitted": self.events,
+            }
+        )
+        return state.model_copy(update={"due_at": state.due(self.policies)}), self.events
+
+
+def _title(policy: Policy, entry: GroupState, alert: Alert) -> str:
+    context = {"labels": alert.labels, "annotations": alert.annotations, "group_labels": entry.group_labels,
+               "policy": policy.name}
+    if policy.title is not None:
+        rendered = render_title(policy.title, context)
+        if rendered:
+            return rendered
+    labels = {k: v for k, v in entry.group_labels.items() if v}
+    name = labels.pop("alertname", None) or alert.labels.get("alertname")
+    rest = ", ".join(labels.values())
+    if name and rest:
+        return f"{name} on {rest}"
+    return name or rest or entry.correlation_key
+
+
+def _joinable(step: _Step, policy: Policy) -> TrackedIncident | None:
+    inc = step.incidents.get(step.current) if step.current else None
+    if inc is None or inc.phase is Phase.resolved:
+        return None
+    if len(inc.alerts) + len(inc.pending) >= policy.max_alerts:
+        return None
+    if policy.group_window is not None and inc.opened_at is not None and step.now - inc.opened_at > policy.group_window:
+        return None
+    return inc
+
+
+def _holding(step: _Step, fingerprint: str, *, open_only: bool) -> TrackedIncident | None:
+    """The incident that holds this alert: open (or pending) ones first, then resolved ones."""
+    for inc in step.incidents.values():
+        if inc.phase is not Phase.resolved and (fingerprint in inc.alerts or any(a.fingerprint == fingerprint for a in inc.pending)):
+            return inc
+    if open_only:
+        return None
+    resolved = [inc for inc in step.incidents.values() if inc.phase is Phase.resolved and fingerprint in inc.alerts]
+    return max(resolved, key=lambda inc: inc.resolved_at or inc.created_at, default=None)
+
+
+def _on_firing(step: _Step, event: AlertEvent, position: int) -> None:
+    alert = event.alert
+    policy = step.policies.get(event.policy)
+    inc = _holding(step, alert.fingerprint, open_only=False)
+    if inc is not None and inc.phase is Phase.pending:
+        pending = [a for a in inc.pending if a.fingerprint != alert.fingerprint] + [alert]
+        step.save(inc.model_copy(update={"pending": pending}))
+        return
+    if inc is not None and inc.is_open:
+        if inc.alerts.get(alert.fingerprint) is not AlertStatus.firing:
+            step.add_alert(inc, alert, "GRP-6")
+        return
+    if inc is not None and inc.resolved_at is not None and step.now - inc.resolved_at <= policy.reopen_window:
+        inc = step.emit(inc.model_copy(update={"phase": Phase.triggered, "resolved_at": None}),
+                        IncidentEventKind.reopened, "GRP-10", alert)
+        step.add_alert(inc, alert, "GRP-10")
+        step.current = inc.id
+        return
+    inc = _joinable(step, policy)
+    if inc is not None:
+        if inc.phase is Phase.pending:
+            step.save(inc.model_copy(update={"pending": [*inc.pending, alert]}))
+        else:
+            step.add_alert(inc, alert, "GRP-5")
+        return
+    new = TrackedIncident(id=incident_id(event.correlation_key, position, step.now), policy=policy.name,
+                          phase=Phase.pending, created_at=step.now)
+    step.current = new.id
+    if policy.group_wait.total_seconds() > 0:
+        step.save(new.model_copy(update={"pending": [alert]}))
+        return
+    step.open(new, [alert], "GRP-1")
+
+
+def _on_resolved(step: _Step, event: AlertEvent) -> None:
+    fingerprint = event.alert.fingerprint
+    inc = _holding(step, fingerprint, open_only=True)
+    if inc is None:
+        return
+    policy = step.policies.get(inc.policy)
+    if inc.phase is Phase.pending:
+        pending = [a for a in inc.pending if a.fingerprint != fingerprint]
+        if pending:
+            step.save(inc.model_copy(update={"pending": pending}))
+        else:
+            step.drop(inc)  # GRP-4
+        return
+    if inc.alerts.get(fingerprint) is not AlertStatus.firing:
+        return
+    inc = inc.model_copy(update={"alerts": {**inc.alerts, fingerprint: AlertStatus.resolved}})
+    inc = step.emit(inc, IncidentEventKind.alert_resolved, "GRP-8", event.alert)
+    if not inc.any_firing:
+        if policy.resolve_timeout.total_seconds() == 0:
+            step.resolve(inc, "GRP-9")
+        else:
+            step.save(inc.model_copy(update={"quiet_since": step.now}))
+
+
+def _on_command(step: _Step, command: IncidentCommand) -> None:
+    inc = step.incidents.get(command.incident_id)
+    if inc is None or not inc.is_open:
+        return
+    if command.action is CommandAction.acknowledge:
+        if inc.phase is Phase.triggered:
+            step.emit(inc.model_copy(update={"phase": Phase.acknowledged}), IncidentEventKind.acknowledged, "GRP-12",
+                      actor=command.actor, comment=command.comment)
+        return
+    step.resolve(inc, "GRP-13", actor=command.actor, comment=command.comment)
+
+
+def _on_tick(step: _Step) -> None:
+    for inc in list(step.incidents.values()):
+        policy = step.policies.get(inc.policy)
+        if inc.phase is Phase.pending and step.now >= inc.created_at + policy.group_wait:
+            step.open(inc, inc.pending, "GRP-3")
+        elif inc.is_open and inc.quiet_since is not None and step.now >= inc.quiet_since + policy.resolve_timeout:
+            step.resolve(inc, "GRP-9")
+        elif inc.phase is Phase.resolved and inc.resolved_at is not None and step.now > inc.resolved_at + policy.reopen_window:
+            step.drop(inc)  # GRP-11
+
+
+def group(
+    entry: GroupState | None,
+    item: AlertEvent | IncidentCommand | Tick,
+    position: int,
+    now: datetime,
+    policies: PolicySet,
+    partition: int = 0,
+) -> tuple[GroupState | None, list[IncidentEvent]]:
+    """Apply one input at `position` (its offset in the key's partition) at time `now`.
+
+    Returns the new entry and the events to emit. An entry is kept even with no incidents left: its
+    position is what makes a redelivered record a no-op.
+    """
     if entry is not None and position <= entry.position:
         return entry, (entry.last_emitted if position == entry.position else [])
-
-    incident = entry.incident if entry is not None else None
-    fp = event.alert.fingerprint
-    kinds: list[IncidentEventKind] = []
-
-    if event.status is AlertStatus.firing:
-        if incident is None:
-            incident = OpenIncident(
-                id=incident_id(event.correlation_key, position, now), opened_at=now, seq=0, alerts={}
-            )
-            kinds.append(IncidentEventKind.opened)
-        if incident.alerts.get(fp) is not AlertStatus.firing:
-            kinds.append(IncidentEventKind.alert_added)
-            incident = incident.model_copy(update={"alerts": {**incident.alerts, fp: AlertStatus.firing}})
-    elif incident is not None and incident.alerts.get(fp) is AlertStatus.firing:
-        incident = incident.model_copy(update={"alerts": {**incident.alerts, fp: AlertStatus.resolved}})
-        kinds.append(IncidentEventKind.alert_resolved)
-        if all(status is AlertStatus.resolved for status in incident.alerts.values()):
-            kinds.append(IncidentEventKind.resolved)
-
-    emitted: list[IncidentEvent] = []
-    if incident is not None:
-        for kind in kinds:
-            seq = incident.seq + len(emitted) + 1
-            emitted.append(
-                IncidentEvent(
-                    event_id=f"{incident.id}:{seq}",
-                    kind=kind,
-                    incident_id=incident.id,
-                    correlation_key=event.correlation_key,
-                    group_labels=event.group_labels,
-                    seq=seq,
-                    at=now,
-                    alert=event.alert,
-                )
-            )
-        incident = incident.model_copy(update={"seq": incident.seq + len(emitted)})
-        if IncidentEventKind.resolved in kinds:
-            incident = None
-    state = GroupState(correlation_key=event.correlation_key, position=position, incident=incident, last_emitted=emitted)
-    return state, emitted
+    if entry is None:
+        if not isinstance(item, AlertEvent):
+            return None, []
+        entry = GroupState(correlation_key=item.correlation_key, group_labels=item.group_labels, position=-1)
+    step = _Step(entry, policies, now)
+    if isinstance(item, AlertEvent):
+        if item.status is AlertStatus.firing:
+            _on_firing(step, item, position)
+        else:
+            _on_resolved(step, item)
+    elif isinstance(item, IncidentCommand):
+        _on_command(step, item)
+    else:
+        _on_tick(step)
+    return step.finish(position, partition)

@@ -14,15 +14,12 @@ from schemas import (
 
 TIMELINE_LIMIT = 500
 
-
-def title_for(event: IncidentEvent) -> str:
-    """`HighLatency on checkout` from the group labels, falling back to the opening alert's alertname."""
-    labels = {k: v for k, v in event.group_labels.items() if v}
-    name = labels.pop("alertname", None) or (event.alert.labels.get("alertname") if event.alert else None)
-    rest = ", ".join(labels.values())
-    if name and rest:
-        return f"{name} on {rest}"
-    return name or rest or event.correlation_key
+_STATUS_AFTER = {
+    IncidentEventKind.opened: IncidentStatus.triggered,
+    IncidentEventKind.acknowledged: IncidentStatus.acknowledged,
+    IncidentEventKind.resolved: IncidentStatus.resolved,
+    IncidentEventKind.reopened: IncidentStatus.triggered,
+}
 
 
 def project(incident: Incident | None, event: IncidentEvent) -> Incident | None:
@@ -30,22 +27,23 @@ def project(incident: Incident | None, event: IncidentEvent) -> Incident | None:
     if incident is None:
         if event.kind is not IncidentEventKind.opened:
             return None
-        incident = Incident(
+        return Incident(
             id=event.incident_id,
             correlation_key=event.correlation_key,
+            policy=event.policy,
             group_labels=event.group_labels,
-            status=IncidentStatus.open,
-            title=title_for(event),
+            status=IncidentStatus.triggered,
+            title=event.title or event.correlation_key,
+            severity=event.severity,
             opened_at=event.at,
             updated_at=event.at,
             seq=event.seq,
             timeline=[_timeline_entry(event)],
         )
-        return incident
     if event.seq <= incident.seq:
         return None
 
-    changes: dict[str, object] = {"seq": event.seq, "updated_at": event.at}
+    changes: dict[str, object] = {"seq": event.seq, "updated_at": event.at, "severity": event.severity}
     alert = event.alert
     if alert is not None and event.kind in (IncidentEventKind.alert_added, IncidentEventKind.alert_resolved):
         status = AlertStatus.firing if event.kind is IncidentEventKind.alert_added else AlertStatus.resolved
@@ -60,13 +58,28 @@ def project(incident: Incident | None, event: IncidentEvent) -> Incident | None:
                 ends_at=alert.ends_at if status is AlertStatus.resolved else None,
             ),
         }
-    if event.kind is IncidentEventKind.resolved:
-        changes["status"] = IncidentStatus.resolved
-        changes["resolved_at"] = event.at
+    if event.kind in _STATUS_AFTER:
+        changes["status"] = _STATUS_AFTER[event.kind]
+    if event.kind is IncidentEventKind.acknowledged:
+        changes.update(acknowledged_at=event.at, acknowledged_by=event.actor)
+    elif event.kind is IncidentEventKind.resolved:
+        changes.update(resolved_at=event.at, resolved_by=event.actor)
+    elif event.kind is IncidentEventKind.reopened:
+        changes.update(resolved_at=None, resolved_by=None, acknowledged_at=None, acknowledged_by=None)
     changes["timeline"] = [*incident.timeline, _timeline_entry(event)][-TIMELINE_LIMIT:]
     return incident.model_copy(update=changes)
 
 
 def _timeline_entry(event: IncidentEvent) -> TimelineEntry:
-    fingerprint = event.alert.fingerprint if event.alert else None
-    return TimelineEntry(seq=event.seq, at=event.at, kind=event.kind, fingerprint=fingerprint)
+    detail = event.comment
+    if event.kind is IncidentEventKind.severity_changed and event.severity:
+        detail = f"severity {event.severity}"
+    return TimelineEntry(
+        seq=event.seq,
+        at=event.at,
+        kind=event.kind,
+        rule=event.rule,
+        actor=event.actor,
+        fingerprint=event.alert.fingerprint if event.alert else None,
+        detail=detail,
+    )

@@ -12,7 +12,8 @@ import redis.asyncio as aioredis
 
 from firebreak.logs import configure as configure_logs
 from firebreak.settings import ConfigError, Settings, docs_table, load_settings
-from schemas import Incident, IncidentStatus
+from firebreak.readmodel import STATUS_FILTERS
+from schemas import CommandAction, Incident
 
 
 def _settings(ctx: click.Context) -> Settings:
@@ -157,22 +158,23 @@ def _when(incident: Incident) -> str:
 
 
 @incidents.command("list")
-@click.option("--status", type=click.Choice([s.value for s in IncidentStatus]), default=None)
+@click.option("--status", type=click.Choice(STATUS_FILTERS), default="all", show_default=True,
+              help="open = triggered or acknowledged.")
 @click.option("--limit", type=click.IntRange(1, 1000), default=50, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="One JSON document, for scripts.")
 @click.pass_context
-def incidents_list(ctx: click.Context, status: str | None, limit: int, as_json: bool) -> None:
+def incidents_list(ctx: click.Context, status: str, limit: int, as_json: bool) -> None:
     """List incidents, newest first."""
-    wanted = IncidentStatus(status) if status else None
-    found: list[Incident] = _read(ctx, lambda store: store.list(status=wanted, limit=limit))
+    found: list[Incident] = _read(ctx, lambda store: store.list(status=status, limit=limit))
     if as_json:
         click.echo(json.dumps([i.model_dump(mode="json") for i in found], indent=2))
         return
     if not found:
         click.echo("no incidents")
         return
-    rows = [("ID", "STATUS", "OPENED (UTC)", "FIRING", "ALERTS", "TITLE")]
-    rows += [(i.id, i.status.value, _when(i), str(i.firing_count), str(i.alert_count), i.title) for i in found]
+    rows = [("ID", "STATUS", "SEVERITY", "OPENED (UTC)", "FIRING", "ALERTS", "TITLE")]
+    rows += [(i.id, i.status.value, i.severity or "-", _when(i), str(i.firing_count), str(i.alert_count), i.title)
+             for i in found]
     widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]) - 1)]
     for row in rows:
         click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[-1])
@@ -190,13 +192,50 @@ def incidents_show(ctx: click.Context, incident_id: str, as_json: bool) -> None:
     if as_json:
         click.echo(incident.model_dump_json(indent=2))
         return
-    click.echo(f"{incident.id}  {incident.status.value.upper()}  {incident.title}")
-    click.echo(f"correlation key: {incident.correlation_key}")
-    click.echo(f"opened {incident.opened_at.isoformat()}" + (f", resolved {incident.resolved_at.isoformat()}" if incident.resolved_at else ""))
+    click.echo(f"{incident.id}  {incident.status.value.upper()}  {incident.severity or 'no severity'}  {incident.title}")
+    click.echo(f"policy {incident.policy}, correlation key {incident.correlation_key}")
+    click.echo(f"opened {incident.opened_at.isoformat()}")
+    if incident.acknowledged_at:
+        click.echo(f"acknowledged {incident.acknowledged_at.isoformat()} by {incident.acknowledged_by}")
+    if incident.resolved_at:
+        click.echo(f"resolved {incident.resolved_at.isoformat()} by {incident.resolved_by}")
     click.echo(f"alerts ({incident.firing_count} firing of {incident.alert_count}):")
     for alert in sorted(incident.alerts.values(), key=lambda a: a.starts_at):
         labels = ", ".join(f"{k}={v}" for k, v in sorted(alert.labels.items()))
         click.echo(f"  {alert.fingerprint}  {alert.status.value:<8}  {labels}")
     click.echo("timeline:")
     for entry in incident.timeline:
-        click.echo(f"  {entry.at.strftime('%H:%M:%S')}  #{entry.seq:<4} {entry.kind.value:<15} {entry.fingerprint or ''}")
+        who = f"by {entry.actor}" if entry.actor != "firebreak" else ""
+        click.echo(f"  {entry.at.strftime('%H:%M:%S')}  #{entry.seq:<4} {entry.kind.value:<16} {entry.rule:<7} "
+                   f"{entry.fingerprint or ''} {who} {entry.detail}".rstrip())
+
+
+def _command(action: CommandAction):  # type: ignore[no-untyped-def]
+    @click.argument("incident_id")
+    @click.option("--actor", required=True, help="Who acts (recorded on the timeline).")
+    @click.option("--comment", default="", help="Why; recorded on the timeline.")
+    @click.option("--url", default=None, help="The Firebreak API (default: http://<ingest_host>:<ingest_port>).")
+    @click.pass_context
+    def command(ctx: click.Context, incident_id: str, actor: str, comment: str, url: str | None) -> None:
+        import requests
+
+        settings = _settings(ctx)
+        base = url or f"http://{settings.ingest_host}:{settings.ingest_port}"
+        tokens = settings.ingest_tokens
+        headers = {"Authorization": f"Bearer {tokens[0].get_secret_value()}"} if tokens else {}
+        verb = "ack" if action is CommandAction.acknowledge else "resolve"
+        try:
+            response = requests.post(f"{base}/api/v1/incidents/{incident_id}/{verb}", json={"actor": actor, "comment": comment},
+                                     headers=headers, timeout=15)
+        except requests.RequestException as exc:
+            raise click.ClickException(f"the API at {base} did not answer ({exc}); is `firebreak ingest` running?") from exc
+        if response.status_code != 202:
+            message = response.json().get("message", response.text) if response.headers.get("Content-Type", "").startswith("application/json") else response.text
+            raise click.ClickException(f"{response.status_code}: {message}")
+        click.echo(f"{incident_id}: {action.value} accepted")
+
+    return command
+
+
+incidents.command("ack", help="Acknowledge an incident (through the API).")(_command(CommandAction.acknowledge))
+incidents.command("resolve", help="Resolve an incident by hand (through the API).")(_command(CommandAction.resolve))

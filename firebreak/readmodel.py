@@ -8,12 +8,17 @@ redelivered or replayed event never applies twice and two writers never interlea
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Literal
 
 import redis.asyncio as aioredis
 from redis.exceptions import WatchError
 
 from correlation.projection import project
 from schemas import Incident, IncidentEvent, IncidentStatus
+
+
+StatusFilter = Literal["all", "open", "triggered", "acknowledged", "resolved"]
+STATUS_FILTERS: tuple[str, ...] = ("all", "open", "triggered", "acknowledged", "resolved")
 
 
 class ApplyResult(StrEnum):
@@ -53,7 +58,7 @@ class IncidentStore:
                     pipe.multi()
                     pipe.set(key, updated.model_dump_json())
                     pipe.zadd(self._index, {updated.id: updated.opened_at.timestamp()})
-                    if updated.status is IncidentStatus.open:
+                    if updated.is_open:
                         pipe.sadd(self._open, updated.id)
                     else:
                         pipe.srem(self._open, updated.id)
@@ -66,17 +71,19 @@ class IncidentStore:
         raw = await self._redis.get(self._key(incident_id))
         return Incident.model_validate_json(raw) if raw else None
 
-    async def list(self, status: IncidentStatus | None = None, limit: int = 100) -> list[Incident]:
-        """Newest first."""
-        if status is IncidentStatus.open:
+    async def list(self, status: StatusFilter = "all", limit: int = 100) -> list[Incident]:
+        """Newest first. `open` means triggered or acknowledged."""
+        if status in ("open", IncidentStatus.triggered, IncidentStatus.acknowledged):
             ids = list(await self._redis.smembers(self._open))
         else:
-            ids = list(await self._redis.zrevrange(self._index, 0, -1 if status else limit - 1))
+            ids = list(await self._redis.zrevrange(self._index, 0, -1 if status != "all" else limit - 1))
         if not ids:
             return []
         raws = await self._redis.mget([self._key(i.decode() if isinstance(i, bytes) else i) for i in ids])
         incidents = [Incident.model_validate_json(r) for r in raws if r]
-        if status is not None:
-            incidents = [i for i in incidents if i.status is status]
+        if status == "open":
+            incidents = [i for i in incidents if i.is_open]
+        elif status != "all":
+            incidents = [i for i in incidents if i.status == status]
         incidents.sort(key=lambda i: i.opened_at, reverse=True)
         return incidents[:limit]

@@ -8,10 +8,13 @@ the defaults below. Secrets (ingest tokens) come from the environment or from a 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict, YamlConfigSettingsSource
+
+if TYPE_CHECKING:
+    from correlation.policy import PolicySet
 
 CONFIG_ENV = "FIREBREAK_CONFIG"
 
@@ -37,8 +40,12 @@ class Settings(BaseSettings):
     topic_partitions: int = Field(4, ge=1, le=1024, description="Partitions of every Firebreak topic and table changelog. Changing it needs new topics.")
     topic_replication_factor: int = Field(1, ge=1, le=16, description="Replication factor of the topics `topics create` makes (3 in production).")
     group_by: Annotated[list[str], NoDecode] = Field(
-        ["alertname", "service"], description="Labels whose values make an incident's correlation key (comma-separated in env)."
+        ["alertname", "service"], description="Labels the `default` policy groups by (comma-separated in env)."
     )
+    policies_file: Path | None = Field(
+        None, description="Correlation policies (YAML, see README). Unset: one `default` policy grouping by `group_by`."
+    )
+    tick_interval_seconds: float = Field(1.0, gt=0, le=60, description="How often workers let time pass (group_wait, resolve_timeout).")
     app_id: str = Field("firebreak", pattern=r"^[A-Za-z0-9._-]+$", description="Faust app id: the consumer group and the prefix of table changelog topics.")
     ingest_host: str = Field("127.0.0.1", description="Address the ingest/API server listens on.")
     ingest_port: int = Field(8080, ge=0, le=65535, description="Port of the ingest/API server.")
@@ -68,6 +75,15 @@ class Settings(BaseSettings):
         if len(set(value)) != len(value):
             raise ValueError("group_by lists a label twice; list each once")
         return value
+
+    def load_policies(self) -> "PolicySet":
+        """The policies file (if any) plus the catch-all default; raises ConfigFileError naming file:line."""
+        from correlation.policy import PolicySet, default_policies
+        from firebreak.yamlfile import load_yaml_model
+
+        if self.policies_file is None:
+            return default_policies(tuple(self.group_by))
+        return load_yaml_model(self.policies_file, PolicySet).with_default(tuple(self.group_by))
 
     @model_validator(mode="after")
     def _tokens_from_file(self) -> "Settings":

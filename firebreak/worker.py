@@ -5,6 +5,10 @@ Agents (each at concurrency 1, so offsets are never committed past an event stil
 - `group`   on `alert-events`,              table `groups`        -> `incident-events` (key incident id)
 - `project` on `incident-events`                                  -> Redis read model
 
+`alert-events` also carries people's commands (ack/resolve, from the API) and ticks: a timer sends a tick to
+each of this worker's `alert-events` partitions that has an entry due, so time-driven transitions
+(group_wait, resolve_timeout) happen inside the stream, in order with everything else, and replay alike.
+
 A record that cannot be decoded or processed goes to `dead-letter` with the reason; the stream goes on.
 """
 
@@ -18,14 +22,14 @@ from datetime import datetime, timezone
 import faust
 import redis.asyncio as aioredis
 from prometheus_client import start_http_server
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from correlation.dedup import FingerprintState, dedup
 from correlation.grouping import GroupState, group
 from firebreak.metrics import ALERTS_PROCESSED, DEAD_LETTERS, INCIDENT_EVENTS, READ_MODEL_WRITES
 from firebreak.readmodel import IncidentStore
 from firebreak.settings import Settings
-from schemas import Alert, AlertEvent, IncidentEvent
+from schemas import Alert, AlertEvent, GroupInput, IncidentEvent, Tick
 
 log = logging.getLogger("firebreak.worker")
 
@@ -38,8 +42,17 @@ def _raw_schema() -> faust.Schema:
     return faust.Schema(key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
 
 
+GROUP_INPUT: TypeAdapter[GroupInput] = TypeAdapter(GroupInput)
+
+
 def _event_time(event: faust.types.EventT) -> datetime:
     return datetime.fromtimestamp(event.message.timestamp, tz=timezone.utc)
+
+
+def _is_due(stored: dict[str, object], now: datetime) -> bool:
+    """Whether a stored group entry wants a tick, read without parsing the whole entry."""
+    due_at = stored.get("due_at")
+    return isinstance(due_at, str) and datetime.fromisoformat(due_at) <= now
 
 
 def create_app(settings: Settings) -> faust.App:
@@ -56,7 +69,7 @@ def create_app(settings: Settings) -> faust.App:
         web_enabled=False,
         processing_guarantee="at_least_once",
     )
-    group_by = tuple(settings.group_by)
+    policies = settings.load_policies()
     alerts = app.topic("alerts", schema=_raw_schema())
     alert_events = app.topic("alert-events", schema=_raw_schema())
     incident_events = app.topic("incident-events", schema=_raw_schema())
@@ -104,24 +117,36 @@ def create_app(settings: Settings) -> faust.App:
         key = alert.fingerprint
         stored = fingerprints.get(key)
         entry = FingerprintState.model_validate(stored) if stored else None
-        new_entry, outputs, outcome = dedup(entry, alert, event.message.offset, _event_time(event), group_by)
+        new_entry, outputs, outcome = dedup(entry, alert, event.message.offset, _event_time(event), policies)
         ALERTS_PROCESSED.labels(outcome.value).inc()
         if new_entry is not entry:
             fingerprints[key] = new_entry.model_dump(mode="json")
         for out in outputs:
             await alert_events.send(key=out.correlation_key.encode(), value=out.model_dump_json().encode())
 
-    async def handle_alert_event(event: faust.types.EventT) -> None:
-        alert_event = AlertEvent.model_validate_json(event.value)
-        key = alert_event.correlation_key
-        stored = groups.get(key)
-        entry = GroupState.model_validate(stored) if stored else None
-        new_entry, outputs = group(entry, alert_event, event.message.offset, _event_time(event))
-        if new_entry is not entry:
-            groups[key] = new_entry.model_dump(mode="json")
+    async def emit(outputs: list[IncidentEvent]) -> None:
         for out in outputs:
             INCIDENT_EVENTS.labels(out.kind.value).inc()
             await incident_events.send(key=out.incident_id.encode(), value=out.model_dump_json().encode())
+
+    def apply_group(key: str, entry: GroupState | None, item: GroupInput, event: faust.types.EventT) -> list[IncidentEvent]:
+        message = event.message
+        new_entry, outputs = group(entry, item, message.offset, _event_time(event), policies, message.partition)
+        if new_entry is not None and new_entry is not entry:
+            groups[key] = new_entry.model_dump(mode="json")
+        return outputs
+
+    async def handle_group_input(event: faust.types.EventT) -> None:
+        item = GROUP_INPUT.validate_json(event.value)
+        if isinstance(item, Tick):
+            now = _event_time(event)
+            for key, stored in list(groups.items()):
+                if stored.get("partition") == event.message.partition and _is_due(stored, now):
+                    await emit(apply_group(key, GroupState.model_validate(stored), item, event))
+            return
+        key = item.correlation_key
+        stored = groups.get(key)
+        await emit(apply_group(key, GroupState.model_validate(stored) if stored else None, item, event))
 
     async def handle_incident_event(event: faust.types.EventT) -> None:
         incident_event = IncidentEvent.model_validate_json(event.value)
@@ -129,7 +154,17 @@ def create_app(settings: Settings) -> faust.App:
         READ_MODEL_WRITES.labels(result.value).inc()
 
     app.agent(alerts, name="dedup", concurrency=1)(guarded("dedup", handle_alert))
-    app.agent(alert_events, name="group", concurrency=1)(guarded("group", handle_alert_event))
+    app.agent(alert_events, name="group", concurrency=1)(guarded("group", handle_group_input))
+
+    @app.timer(settings.tick_interval_seconds)
+    async def tick() -> None:
+        """Send a tick to each of this worker's alert-events partitions that has an entry due now."""
+        now = datetime.now(timezone.utc)
+        mine = {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == "alert-events"}
+        due = {stored.get("partition") for stored in list(groups.values()) if _is_due(stored, now)} & mine
+        for partition in sorted(due):
+            await alert_events.send(value=Tick(at=now).model_dump_json().encode(), partition=partition)
+
     app.agent(incident_events, name="project", concurrency=1)(guarded("project", handle_incident_event))
     return app
 

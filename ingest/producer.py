@@ -19,10 +19,12 @@ class KafkaUnavailable(Exception):
     """Kafka did not acknowledge in time; the sender should retry."""
 
 
-class AlertProducer:
-    def __init__(self, bootstrap: str, topic: str, timeout: float, linger_ms: int) -> None:
+class DurableProducer:
+    """Produces records and returns only once Kafka acknowledged all of them (acks=all, idempotent)."""
+
+    def __init__(self, bootstrap: str, timeout: float, linger_ms: int, probe_topic: str = "alerts") -> None:
         self._bootstrap = bootstrap
-        self._topic = topic
+        self._probe_topic = probe_topic
         self._timeout = timeout
         self._linger_ms = linger_ms
         self._producer: AIOKafkaProducer | None = None
@@ -71,27 +73,24 @@ class AlertProducer:
         if self._producer is None:
             return False
         try:
-            partitions = await asyncio.wait_for(self._producer.partitions_for(self._topic), timeout=2.0)
+            partitions = await asyncio.wait_for(self._producer.partitions_for(self._probe_topic), timeout=2.0)
         except (asyncio.TimeoutError, KafkaError):
             return False
         return bool(partitions)
 
-    async def send(self, alerts: list[Alert]) -> None:
-        """Produce every alert keyed by fingerprint and wait until Kafka acknowledged all of them."""
+    async def send_alerts(self, alerts: list[Alert]) -> None:
+        """Produce every alert to `alerts`, keyed by fingerprint."""
+        await self.send("alerts", [(a.fingerprint.encode(), a.model_dump_json(by_alias=True).encode()) for a in alerts])
+
+    async def send(self, topic: str, records: list[tuple[bytes, bytes]]) -> None:
+        """Produce (key, value) records and wait until Kafka acknowledged all of them."""
         producer = self._producer
         if producer is None:
             raise KafkaUnavailable("not connected to Kafka yet")
         started = time.perf_counter()
         try:
             async with asyncio.timeout(self._timeout):
-                futures = [
-                    await producer.send(
-                        self._topic,
-                        value=alert.model_dump_json(by_alias=True).encode(),
-                        key=alert.fingerprint.encode(),
-                    )
-                    for alert in alerts
-                ]
+                futures = [await producer.send(topic, value=value, key=key) for key, value in records]
                 await asyncio.gather(*futures)
         except (TimeoutError, KafkaError) as exc:
             KAFKA_UP.set(0)

@@ -10,23 +10,35 @@ from datetime import datetime, timezone
 import redis.asyncio as aioredis
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from redis.exceptions import RedisError
 
 from firebreak.metrics import ALERTS_RECEIVED, ALERTS_REJECTED, INGEST_LATENCY, INGEST_REQUESTS
-from firebreak.readmodel import IncidentStore
+from firebreak.readmodel import STATUS_FILTERS, IncidentStore
 from firebreak.settings import Settings
 from ingest.adapters import parse_alertmanager, parse_generic
 from ingest.auth import TokenAuth
-from ingest.errors import IngestError
-from ingest.producer import AlertProducer, KafkaUnavailable
-from schemas import Alert, IncidentStatus
+from ingest.errors import IngestError, from_validation_error
+from ingest.producer import DurableProducer, KafkaUnavailable
+from schemas import Alert, CommandAction, Incident, IncidentCommand
 
 log = logging.getLogger("firebreak.ingest")
+
+class CommandBody(BaseModel):
+    """Body of POST /api/v1/incidents/{id}/ack|resolve."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    actor: str = Field(min_length=1, max_length=128, description="who acts: a user name or email")
+    comment: str = Field("", max_length=2000)
+
+
+_COMMAND_BODY = TypeAdapter(CommandBody)
 
 OPEN_ROUTES = frozenset({"/healthz", "/readyz", "/metrics"})
 Parser = Callable[[bytes, datetime, int], list[Alert]]
 
-PRODUCER = web.AppKey("producer", AlertProducer)
+PRODUCER = web.AppKey("producer", DurableProducer)
 STORE = web.AppKey("store", IncidentStore)
 SETTINGS = web.AppKey("settings", Settings)
 AUTH = web.AppKey("auth", TokenAuth)
@@ -83,18 +95,22 @@ def _ingest_handler(parser: Parser, source: str) -> Callable[[web.Request], Awai
             ALERTS_REJECTED.labels(source, err.reason).inc()
             raise
         try:
-            await request.app[PRODUCER].send(alerts)
+            await request.app[PRODUCER].send_alerts(alerts)
         except KafkaUnavailable as exc:
             ALERTS_REJECTED.labels(source, "kafka_unavailable").inc()
-            log.warning("answering 503: %s", exc)
-            err = IngestError(503, "kafka_unavailable", "Kafka did not acknowledge the alerts; nothing was accepted, retry")
-            return _json_error(err, headers={"Retry-After": "5"})
+            return _kafka_unavailable(exc)
         ALERTS_RECEIVED.labels(source).inc(len(alerts))
         return web.json_response(
             {"accepted": len(alerts), "fingerprints": [a.fingerprint for a in alerts]}, status=202
         )
 
     return handle
+
+
+def _kafka_unavailable(exc: KafkaUnavailable) -> web.Response:
+    log.warning("answering 503: %s", exc)
+    err = IngestError(503, "kafka_unavailable", "Kafka did not acknowledge; nothing was accepted, retry")
+    return _json_error(err, headers={"Retry-After": "5"})
 
 
 async def _healthz(request: web.Request) -> web.Response:
@@ -112,32 +128,59 @@ async def _metrics(request: web.Request) -> web.Response:
 
 
 async def _list_incidents(request: web.Request) -> web.Response:
-    raw_status = request.query.get("status")
+    status = request.query.get("status", "all")
+    if status not in STATUS_FILTERS:
+        raise IngestError(400, "bad_query", f"status must be one of {', '.join(STATUS_FILTERS)}")
     try:
-        status = IncidentStatus(raw_status) if raw_status else None
         limit = int(request.query.get("limit", "100"))
     except ValueError:
-        raise IngestError(400, "bad_query", "status must be open or resolved and limit a whole number") from None
+        raise IngestError(400, "bad_query", "limit must be a whole number") from None
     if not 1 <= limit <= 1000:
         raise IngestError(400, "bad_query", "limit must be between 1 and 1000")
     try:
-        incidents = await request.app[STORE].list(status=status, limit=limit)
+        incidents = await request.app[STORE].list(status=status, limit=limit)  # type: ignore[arg-type]
     except RedisError as exc:
         raise IngestError(503, "redis_unavailable", f"the read model is unavailable ({exc}); retry") from exc
     return web.json_response({"incidents": [i.model_dump(mode="json") for i in incidents]})
 
 
-async def _get_incident(request: web.Request) -> web.Response:
+async def _find_incident(request: web.Request) -> Incident:
     try:
         incident = await request.app[STORE].get(request.match_info["incident_id"])
     except RedisError as exc:
         raise IngestError(503, "redis_unavailable", f"the read model is unavailable ({exc}); retry") from exc
     if incident is None:
         raise IngestError(404, "not_found", "no incident with that id; list them with GET /api/v1/incidents")
-    return web.json_response(incident.model_dump(mode="json"))
+    return incident
 
 
-def create_app(settings: Settings, producer: AlertProducer, store: IncidentStore) -> web.Application:
+async def _get_incident(request: web.Request) -> web.Response:
+    return web.json_response((await _find_incident(request)).model_dump(mode="json"))
+
+
+def _command_handler(action: CommandAction) -> Callable[[web.Request], Awaitable[web.Response]]:
+    async def handle(request: web.Request) -> web.Response:
+        body = await _read_json_body(request)
+        try:
+            args = _COMMAND_BODY.validate_json(body)
+        except ValidationError as exc:
+            raise from_validation_error(exc) from exc
+        incident = await _find_incident(request)
+        if not incident.is_open:
+            raise IngestError(409, "already_resolved", f"{incident.id} is resolved; nothing to {action.value}")
+        command = IncidentCommand(action=action, incident_id=incident.id, correlation_key=incident.correlation_key,
+                                  actor=args.actor, comment=args.comment, at=datetime.now(timezone.utc))
+        try:
+            await request.app[PRODUCER].send("alert-events", [(command.correlation_key.encode(), command.model_dump_json().encode())])
+        except KafkaUnavailable as exc:
+            return _kafka_unavailable(exc)
+        # Accepted, not yet applied: the worker applies it in order with the incident's alerts.
+        return web.json_response({"accepted": True, "incident_id": incident.id, "action": action.value}, status=202)
+
+    return handle
+
+
+def create_app(settings: Settings, producer: DurableProducer, store: IncidentStore) -> web.Application:
     tokens = [t.get_secret_value() for t in settings.ingest_tokens]
     if not tokens and not settings.auth_disabled:
         raise ValueError("no ingest token configured; set FIREBREAK_INGEST_TOKENS or FIREBREAK_INGEST_TOKENS_FILE")
@@ -150,6 +193,8 @@ def create_app(settings: Settings, producer: AlertProducer, store: IncidentStore
     app.router.add_post("/api/v1/alerts", _ingest_handler(parse_generic, "generic"))
     app.router.add_get("/api/v1/incidents", _list_incidents)
     app.router.add_get("/api/v1/incidents/{incident_id}", _get_incident)
+    app.router.add_post("/api/v1/incidents/{incident_id}/ack", _command_handler(CommandAction.acknowledge))
+    app.router.add_post("/api/v1/incidents/{incident_id}/resolve", _command_handler(CommandAction.resolve))
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/readyz", _readyz)
     app.router.add_get("/metrics", _metrics)
@@ -168,7 +213,7 @@ def run(settings: Settings) -> None:
     if settings.auth_disabled:
         log.warning("AUTHENTICATION IS DISABLED (FIREBREAK_AUTH_DISABLED=true): anyone reaching %s:%s can post alerts",
                     settings.ingest_host, settings.ingest_port)
-    producer = AlertProducer(settings.kafka_bootstrap, "alerts", settings.produce_timeout_seconds, settings.produce_linger_ms)
+    producer = DurableProducer(settings.kafka_bootstrap, settings.produce_timeout_seconds, settings.produce_linger_ms)
     store = IncidentStore(aioredis.Redis.from_url(settings.redis_url), settings.redis_prefix)
     app = create_app(settings, producer, store)
     log.info("ingest listening on http://%s:%s", settings.ingest_host, settings.ingest_port)

@@ -9,7 +9,12 @@ from schemas.alert import (
     LIMITS,
 )
 from schemas.incident import (
+    SYSTEM_ACTOR,
     AlertEvent,
+    CommandAction,
+    GroupInput,
+    IncidentCommand,
+    Tick,
     Incident,
     IncidentAlert,
     IncidentEvent,
@@ -19,7 +24,12 @@ from schemas.incident import (
 )
 
 __all__ = [
+    "SYSTEM_ACTOR",
     "Alert",
+    "CommandAction",
+    "GroupInput",
+    "IncidentCommand",
+    "Tick",
     "AlertEvent",
     "AlertIn",
     "AlertStatus",

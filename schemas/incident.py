@@ -1,13 +1,15 @@
-"""Incidents and the events that build them.
+"""Incidents and the records that build them.
 
-`AlertEvent` travels on `alert-events` (the dedup stage's output, keyed by correlation key);
-`IncidentEvent` travels on `incident-events` (the grouping stage's output, keyed by incident id) and is the
-source of truth from which the `Incident` read model in Redis is rebuilt.
+`alert-events` carries the grouping stage's inputs, keyed by correlation key: `AlertEvent` (the dedup
+stage's output), `IncidentCommand` (ack/resolve from a person) and `Tick` (time passing, per partition).
+`incident-events` carries `IncidentEvent`s keyed by incident id: the source of truth from which the
+`Incident` read model in Redis is rebuilt.
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, computed_field
 
@@ -19,37 +21,82 @@ class _Record(BaseModel):
 
 
 class AlertEvent(_Record):
-    """An alert that changed state (first firing, re-firing, or resolving), tagged with its correlation key."""
+    """An alert that changed state (first firing, re-firing, or resolving), with the policy that groups it."""
 
+    type: Literal["alert"] = "alert"
     status: AlertStatus
+    policy: str = "default"
     correlation_key: str
     group_labels: dict[str, str]
     alert: Alert
     at: AwareDatetime
 
 
+class CommandAction(StrEnum):
+    acknowledge = "acknowledge"
+    resolve = "resolve"
+
+
+class IncidentCommand(_Record):
+    """A person acknowledging or resolving an incident (API or CLI)."""
+
+    type: Literal["command"] = "command"
+    action: CommandAction
+    incident_id: str
+    correlation_key: str
+    actor: str = Field(min_length=1, max_length=128)
+    comment: str = Field("", max_length=2000)
+    at: AwareDatetime
+
+
+class Tick(_Record):
+    """Time passing for one partition of `alert-events`: opens incidents whose group_wait ended, and so on."""
+
+    type: Literal["tick"] = "tick"
+    at: AwareDatetime
+
+
+GroupInput = Annotated[AlertEvent | IncidentCommand | Tick, Field(discriminator="type")]
+
+
 class IncidentEventKind(StrEnum):
     opened = "opened"
     alert_added = "alert_added"
     alert_resolved = "alert_resolved"
+    severity_changed = "severity_changed"
+    acknowledged = "acknowledged"
     resolved = "resolved"
+    reopened = "reopened"
 
 
 class IncidentStatus(StrEnum):
-    open = "open"
+    triggered = "triggered"
+    acknowledged = "acknowledged"
     resolved = "resolved"
 
 
+SYSTEM_ACTOR = "firebreak"
+
+
 class IncidentEvent(_Record):
-    """One step in an incident's life. `seq` orders an incident's events; `event_id` is stable on redelivery."""
+    """One step in an incident's life. `seq` orders an incident's events; `event_id` is stable on redelivery.
+
+    `rule` names the transition that produced it (see correlation/grouping.py), for the timeline.
+    """
 
     event_id: str
     kind: IncidentEventKind
     incident_id: str
     correlation_key: str
+    policy: str = "default"
     group_labels: dict[str, str]
     seq: int = Field(ge=1)
     at: AwareDatetime
+    rule: str = ""
+    actor: str = SYSTEM_ACTOR
+    comment: str = ""
+    title: str | None = None
+    severity: str | None = None
     alert: Alert | None = None
 
 
@@ -68,7 +115,10 @@ class TimelineEntry(_Record):
     seq: int
     at: AwareDatetime
     kind: IncidentEventKind
+    rule: str = ""
+    actor: str = SYSTEM_ACTOR
     fingerprint: str | None = None
+    detail: str = ""
 
 
 class Incident(_Record):
@@ -79,12 +129,17 @@ class Incident(_Record):
 
     id: str
     correlation_key: str
+    policy: str = "default"
     group_labels: dict[str, str]
     status: IncidentStatus
     title: str
+    severity: str | None = None
     opened_at: AwareDatetime
     updated_at: AwareDatetime
+    acknowledged_at: AwareDatetime | None = None
+    acknowledged_by: str | None = None
     resolved_at: AwareDatetime | None = None
+    resolved_by: str | None = None
     seq: int = Field(ge=1, description="the seq of the last incident event applied")
     alerts: dict[str, IncidentAlert] = Field(default_factory=dict)
     timeline: list[TimelineEntry] = Field(default_factory=list)
@@ -98,3 +153,7 @@ class Incident(_Record):
     @property
     def alert_count(self) -> int:
         return len(self.alerts)
+
+    @property
+    def is_open(self) -> bool:
+        return self.status is not IncidentStatus.resolved

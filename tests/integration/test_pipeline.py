@@ -166,7 +166,7 @@ def test_alerts_become_exactly_the_expected_incidents_and_survive_a_worker_kill(
 
         incidents = incidents_in_redis(ingest)
         resolved = by_service(incidents, "resolved")
-        open_ = by_service(incidents, "open")
+        open_ = by_service(incidents, "triggered")
         assert set(resolved) == {service(g) for g in range(4)}
         assert set(open_) == {service(g) for g in range(4, 10)}
         assert open_[service(4)]["firing_count"] == 10 and open_[service(4)]["alert_count"] == 20
@@ -181,7 +181,7 @@ def test_alerts_become_exactly_the_expected_incidents_and_survive_a_worker_kill(
         expect(stack, ingest, Counter(opened=11, alert_added=215, alert_resolved=110, resolved=5), 11, worker)
         incidents = incidents_in_redis(ingest)
         resolved = by_service(incidents, "resolved")
-        open_ = by_service(incidents, "open")
+        open_ = by_service(incidents, "triggered")
         assert set(open_) == {service(g) for g in (0, 4, 6, 7, 8, 9)}
         assert service(5) in resolved
         assert open_[service(0)]["alert_count"] == 5

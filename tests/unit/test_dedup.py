@@ -1,20 +1,21 @@
 import pytest
 
 from correlation.dedup import DedupOutcome, dedup
+from correlation.policy import default_policies
 from tests.factories import alert, at
 
-GROUP_BY = ("alertname", "service")
+POLICIES = default_policies(("alertname", "service"))
 
 
 def run(entry, a, position, now=0):
-    return dedup(entry, a, position, at(now), GROUP_BY)
+    return dedup(entry, a, position, at(now), POLICIES)
 
 
 def test_first_firing_emits_one_event_with_the_correlation_key():
     entry, out, outcome = run(None, alert(), 0)
     assert outcome is DedupOutcome.fired
     assert [e.status.value for e in out] == ["firing"]
-    assert out[0].correlation_key == '{alertname="HighLatency", service="checkout"}'
+    assert out[0].correlation_key == 'default:{alertname="HighLatency", service="checkout"}'
     assert entry.status.value == "firing"
 
 

@@ -1,58 +1,200 @@
+"""The grouping stage's transitions, one test per rule of the table in correlation/grouping.py."""
+
+from datetime import timedelta
+
+import pytest
+
 from correlation.fingerprint import correlation_key, group_labels
 from correlation.grouping import group
-from schemas import AlertEvent
+from correlation.policy import Policy, PolicySet
+from schemas import AlertEvent, CommandAction, IncidentCommand, Tick
 from tests.factories import alert, at
 
 
-def event_for(a, now=0):
-    grouped = group_labels(a.labels, ("alertname", "service"))
-    return AlertEvent(status=a.status, correlation_key=correlation_key(grouped), group_labels=grouped, alert=a, at=at(now))
+def policies(**overrides) -> PolicySet:
+    return PolicySet(policies=(Policy(name="p", group_by=("alertname", "service"), **overrides),))
 
 
-def kinds(events):
-    return [e.kind.value for e in events]
+class Key:
+    """Feeds one correlation key's inputs through `group`, numbering positions like a partition would."""
+
+    def __init__(self, **policy):
+        self.policies = policies(**policy)
+        self.entry = None
+        self.position = 0
+        self.events = []
+
+    def _apply(self, item, now):
+        self.entry, out = group(self.entry, item, self.position, at(now), self.policies)
+        self.position += 1
+        self.events.extend(out)
+        return [e.kind.value for e in out]
+
+    def fire(self, instance="a", now=0, starts=None, **labels):
+        return self._apply(self._event(alert(starts=now if starts is None else starts, instance=instance,
+                                             alertname="X", service="s", **labels), now), now)
+
+    def resolve(self, instance="a", now=0):
+        return self._apply(self._event(alert("resolved", starts=0, ends=now, instance=instance, alertname="X", service="s"), now), now)
+
+    def tick(self, now):
+        return self._apply(Tick(at=at(now)), now)
+
+    def command(self, action, incident_id, now, actor="alice"):
+        cmd = IncidentCommand(action=action, incident_id=incident_id, correlation_key=self.entry.correlation_key,
+                              actor=actor, at=at(now))
+        return self._apply(cmd, now)
+
+    def _event(self, a, now):
+        grouped = group_labels(a.labels, ("alertname", "service"))
+        return AlertEvent(status=a.status, policy="p", correlation_key=f"p:{correlation_key(grouped)}",
+                          group_labels=grouped, alert=a, at=at(now))
+
+    def ids(self):
+        return list(dict.fromkeys(e.incident_id for e in self.events))
 
 
-def test_first_firing_opens_an_incident_and_adds_the_alert():
-    entry, out = group(None, event_for(alert(instance="a", alertname="X", service="s")), 0, at(0))
-    assert kinds(out) == ["opened", "alert_added"]
-    assert [e.seq for e in out] == [1, 2]
-    assert out[0].incident_id == out[1].incident_id == entry.incident.id
+def test_grp1_first_firing_opens_and_adds():
+    key = Key()
+    assert key.fire() == ["opened", "alert_added"]
+    assert [e.seq for e in key.events] == [1, 2]
 
 
-def test_second_alert_of_the_group_joins_the_open_incident():
-    entry, first = group(None, event_for(alert(instance="a", alertname="X", service="s")), 0, at(0))
-    entry, out = group(entry, event_for(alert(instance="b", alertname="X", service="s")), 1, at(1))
-    assert kinds(out) == ["alert_added"] and out[0].incident_id == first[0].incident_id and out[0].seq == 3
+def test_grp5_second_alert_joins_the_open_incident():
+    key = Key()
+    key.fire("a")
+    assert key.fire("b", now=1) == ["alert_added"]
+    assert len(key.ids()) == 1
 
 
-def test_the_same_alert_event_twice_changes_nothing_the_second_time():
-    ev = event_for(alert(instance="a", alertname="X", service="s"))
-    entry, _ = group(None, ev, 0, at(0))
-    again, out = group(entry, ev, 1, at(1))
-    assert out == [] and again.incident == entry.incident
+def test_grp7_the_same_alert_again_changes_nothing():
+    key = Key()
+    key.fire("a")
+    assert key.fire("a", now=1) == []
 
 
-def test_incident_resolves_when_its_last_alert_resolves():
-    a = alert(instance="a", alertname="X", service="s")
-    b = alert(instance="b", alertname="X", service="s")
-    entry, _ = group(None, event_for(a), 0, at(0))
-    entry, _ = group(entry, event_for(b), 1, at(1))
-    entry, out = group(entry, event_for(alert("resolved", ends=5, instance="a", alertname="X", service="s")), 2, at(5))
-    assert kinds(out) == ["alert_resolved"] and entry.incident is not None
-    entry, out = group(entry, event_for(alert("resolved", ends=6, instance="b", alertname="X", service="s")), 3, at(6))
-    assert kinds(out) == ["alert_resolved", "resolved"] and entry.incident is None
+def test_grp8_grp9_incident_resolves_when_its_last_alert_resolves():
+    key = Key()
+    key.fire("a")
+    key.fire("b", now=1)
+    assert key.resolve("a", now=5) == ["alert_resolved"]
+    assert key.resolve("b", now=6) == ["alert_resolved", "resolved"]
 
 
-def test_firing_after_the_incident_resolved_opens_a_new_incident():
-    a = alert(instance="a", alertname="X", service="s")
-    entry, first = group(None, event_for(a), 0, at(0))
-    entry, _ = group(entry, event_for(alert("resolved", ends=5, instance="a", alertname="X", service="s")), 1, at(5))
-    entry, out = group(entry, event_for(alert(starts=10, instance="a", alertname="X", service="s")), 2, at(10))
-    assert kinds(out) == ["opened", "alert_added"] and out[0].incident_id != first[0].incident_id
+def test_firing_after_resolve_opens_a_new_incident_without_a_reopen_window():
+    key = Key()
+    key.fire("a")
+    key.resolve("a", now=5)
+    assert key.fire("a", now=10) == ["opened", "alert_added"]
+    assert len(key.ids()) == 2
 
 
-def test_redelivered_alert_event_reemits_the_same_incident_events():
-    entry, first = group(None, event_for(alert()), 4, at(0))
-    again, out = group(entry, event_for(alert()), 4, at(9))
-    assert again == entry and out == first
+def test_grp2_grp3_group_wait_collects_then_opens_with_every_alert():
+    key = Key(group_wait=timedelta(seconds=30))
+    assert key.fire("a", now=0) == []
+    assert key.fire("b", now=10) == []
+    assert key.entry.due_at == at(30)
+    assert key.tick(29) == []
+    assert key.tick(30) == ["opened", "alert_added", "alert_added"]
+
+
+def test_grp4_group_wait_drops_an_incident_whose_alerts_all_resolved_in_time():
+    key = Key(group_wait=timedelta(seconds=30))
+    key.fire("a", now=0)
+    key.resolve("a", now=10)
+    assert key.tick(30) == [] and key.events == []
+
+
+def test_group_window_closes_the_incident_to_new_alerts():
+    key = Key(group_window=timedelta(minutes=5))
+    key.fire("a", now=0)
+    assert key.fire("b", now=299) == ["alert_added"]
+    assert key.fire("c", now=301) == ["opened", "alert_added"]
+    assert len(key.ids()) == 2
+
+
+def test_an_alert_held_by_an_older_open_incident_returns_to_it_not_to_the_new_one():
+    key = Key(group_window=timedelta(minutes=5))
+    key.fire("a", now=0)
+    key.fire("b", now=1)  # keeps the first incident open once a resolves
+    key.fire("c", now=400)  # opens the second incident
+    key.resolve("a", now=500)
+    assert key.fire("a", now=600, starts=600) == ["alert_added"]
+    assert key.events[-1].incident_id == key.ids()[0]
+
+
+def test_max_alerts_overflows_into_a_new_incident():
+    key = Key(max_alerts=2)
+    key.fire("a")
+    key.fire("b", now=1)
+    assert key.fire("c", now=2) == ["opened", "alert_added"]
+
+
+def test_severity_is_the_highest_and_raising_it_is_an_event():
+    key = Key()
+    key.fire("a", severity="warning")
+    assert key.events[0].severity == "warning"
+    assert key.fire("b", now=1, severity="critical") == ["alert_added", "severity_changed"]
+    assert key.fire("c", now=2, severity="info") == ["alert_added"]
+    assert key.events[-1].severity == "critical"
+
+
+def test_resolve_timeout_waits_before_resolving_and_a_refire_cancels_it():
+    key = Key(resolve_timeout=timedelta(minutes=5))
+    key.fire("a")
+    assert key.resolve("a", now=10) == ["alert_resolved"]
+    assert key.tick(100) == []
+    assert key.fire("a", now=200, starts=200) == ["alert_added"]
+    key.resolve("a", now=210)
+    assert key.tick(510) == ["resolved"]
+
+
+def test_grp10_reopens_inside_the_reopen_window():
+    key = Key(reopen_window=timedelta(minutes=10))
+    key.fire("a")
+    key.resolve("a", now=60)
+    assert key.fire("a", now=300, starts=300) == ["reopened", "alert_added"]
+    assert len(key.ids()) == 1
+
+
+def test_grp11_after_the_reopen_window_a_firing_opens_a_new_incident():
+    key = Key(reopen_window=timedelta(minutes=10))
+    key.fire("a")
+    key.resolve("a", now=60)
+    assert key.tick(60 + 601) == []
+    assert key.fire("a", now=700, starts=700) == ["opened", "alert_added"]
+
+
+def test_grp12_acknowledge_records_the_actor_once():
+    key = Key()
+    key.fire("a")
+    incident = key.ids()[0]
+    assert key.command(CommandAction.acknowledge, incident, now=5) == ["acknowledged"]
+    assert key.events[-1].actor == "alice"
+    assert key.command(CommandAction.acknowledge, incident, now=6) == []
+
+
+def test_grp13_resolve_by_hand_resolves_while_alerts_still_fire():
+    key = Key()
+    key.fire("a")
+    incident = key.ids()[0]
+    assert key.command(CommandAction.resolve, incident, now=5, actor="bob") == ["resolved"]
+    assert key.events[-1].actor == "bob"
+    assert key.command(CommandAction.acknowledge, incident, now=6) == []
+
+
+def test_commands_for_unknown_incidents_change_nothing():
+    key = Key()
+    key.fire("a")
+    assert key.command(CommandAction.resolve, "inc-unknown", now=5) == []
+
+
+@pytest.mark.parametrize("repeat", ["fire", "tick"])
+def test_grp0_redelivery_reemits_the_same_events_and_keeps_state(repeat):
+    key = Key(group_wait=timedelta(seconds=30))
+    key.fire("a")
+    if repeat == "tick":
+        key.tick(30)
+    entry, last = key.entry, key.events[-2:] if repeat == "tick" else []
+    again, out = group(entry, Tick(at=at(99)), key.position - 1, at(99), key.policies)
+    assert again == entry and out == entry.last_emitted

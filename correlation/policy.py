@@ -1,0 +1,111 @@
+"""Correlation policies: which alerts group together, how long to wait, how big an incident may grow.
+
+Policies are tried in order; the first whose matchers all match an alert's labels decides its grouping.
+A final `default` policy (group by the `group_by` setting) catches everything else.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, field_validator, model_validator
+
+from correlation.durations import parse_duration
+from correlation.matchers import Matcher, matches_all
+from correlation.templates import compile_template
+
+DEFAULT_SEVERITIES = ("critical", "error", "warning", "info")
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration), PlainSerializer(lambda d: f"{int(d.total_seconds())}s")]
+
+
+def _parse_matchers(value: Any) -> Any:
+    if isinstance(value, str):
+        value = [value]
+    if isinstance(value, list):
+        return tuple(m if isinstance(m, Matcher) else Matcher.parse(str(m)) for m in value)
+    return value
+
+
+Matchers = Annotated[tuple[Matcher, ...], BeforeValidator(_parse_matchers), PlainSerializer(lambda ms: [str(m) for m in ms])]
+
+
+class Policy(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    match: Matchers = ()
+    group_by: tuple[str, ...] = Field(min_length=1)
+    group_wait: Duration = timedelta(0)
+    group_window: Duration | None = None
+    max_alerts: int = Field(1000, ge=1, le=100_000)
+    resolve_timeout: Duration = timedelta(0)
+    reopen_window: Duration = timedelta(0)
+    title: str | None = Field(None, max_length=1000)
+
+    @field_validator("title")
+    @classmethod
+    def _title_compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            compile_template(value)
+        return value
+
+    @field_validator("group_by")
+    @classmethod
+    def _distinct(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if len(set(value)) != len(value):
+            raise ValueError("group_by lists a label twice; list each once")
+        return value
+
+    def matches(self, labels: dict[str, str]) -> bool:
+        return matches_all(self.match, labels)
+
+
+class PolicySet(BaseModel):
+    """The ordered policies, plus the severity ranking used for incident severity."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    policies: tuple[Policy, ...] = ()
+    severities: tuple[str, ...] = DEFAULT_SEVERITIES
+    severity_label: str = "severity"
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> "PolicySet":
+        names = [p.name for p in self.policies]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"policy names must be unique; {', '.join(dupes)} appear more than once")
+        return self
+
+    def with_default(self, group_by: tuple[str, ...]) -> "PolicySet":
+        """These policies plus a catch-all `default` (unless one is named so already)."""
+        if any(p.name == "default" for p in self.policies):
+            return self
+        return self.model_copy(update={"policies": (*self.policies, Policy(name="default", group_by=group_by))})
+
+    def select(self, labels: dict[str, str]) -> Policy:
+        for policy in self.policies:
+            if policy.matches(labels):
+                return policy
+        raise LookupError("no policy matches and there is no default policy")
+
+    def get(self, name: str) -> Policy:
+        """The policy by name; the last (catch-all) one if the name is gone after a configuration change."""
+        for policy in self.policies:
+            if policy.name == name:
+                return policy
+        return self.policies[-1]
+
+    def rank(self, severity: str | None) -> int:
+        """Higher is more severe; unknown or missing severities rank lowest."""
+        if severity is None or severity not in self.severities:
+            return 0
+        return len(self.severities) - self.severities.index(severity)
+
+
+def default_policies(group_by: tuple[str, ...]) -> PolicySet:
+    return PolicySet().with_default(group_by)
+
+

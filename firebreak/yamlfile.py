@@ -1,0 +1,65 @@
+"""Loading YAML configuration files into models, with errors that name file:line and the fix.
+
+Only YAML's safe subset is read (no `!!python` tags); files are size-capped before parsing.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+M = TypeVar("M", bound=BaseModel)
+MAX_FILE_BYTES = 1024 * 1024
+
+
+class ConfigFileError(ValueError):
+    """A configuration file that cannot be used; each line of the message is `file:line: problem`."""
+
+
+def _line_of(node: yaml.Node | None, loc: tuple[int | str, ...]) -> int:
+    """The line (1-based) of the deepest node on `loc` that exists in the document."""
+    line = node.start_mark.line + 1 if node is not None else 1
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            node = next((v for k, v in node.value if k.value == part), None)
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+        else:
+            node = None
+        if node is None:
+            break
+        line = node.start_mark.line + 1
+    return line
+
+
+def load_yaml_model(path: Path, model: type[M]) -> M:
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigFileError(f"{path}: cannot read ({exc.strerror}); check the path") from exc
+    if len(raw) > MAX_FILE_BYTES:
+        raise ConfigFileError(f"{path}: {len(raw)} bytes is larger than {MAX_FILE_BYTES}; split or trim the file")
+    try:
+        text = raw.decode("utf-8")
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.load(text, Loader=yaml.SafeLoader)
+    except UnicodeDecodeError as exc:
+        raise ConfigFileError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
+    except yaml.MarkedYAMLError as exc:
+        line = exc.problem_mark.line + 1 if exc.problem_mark else 1
+        raise ConfigFileError(f"{path}:{line}: invalid YAML: {exc.problem}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigFileError(f"{path}: invalid YAML: {exc}") from exc
+    try:
+        return model.model_validate(data if data is not None else {})
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors(include_url=False):
+            loc = tuple(err["loc"])
+            where = ".".join(str(p) for p in loc) or "(document)"
+            message = err["msg"].removeprefix("Value error, ")
+            lines.append(f"{path}:{_line_of(root, loc)}: {where}: {message}")
+        raise ConfigFileError("\n".join(lines)) from exc
