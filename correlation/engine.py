@@ -6,6 +6,7 @@ each input through dedup, then grouping, the way the topics between them would.
 
 from __future__ import annotations
 
+import heapq
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -24,6 +25,7 @@ class State:
     groups: dict[str, GroupState] = field(default_factory=dict)
     next_position: int = 0
     outcomes: Counter[DedupOutcome] = field(default_factory=Counter)
+    due: list[tuple[datetime, str]] = field(default_factory=list)  # heap of (due_at, key); stale items are skipped
 
     def take_position(self) -> int:
         self.next_position += 1
@@ -52,8 +54,13 @@ class Engine:
     def tick(self, state: State, now: datetime) -> tuple[State, list[IncidentEvent]]:
         """Let time pass to `now`: open incidents whose group_wait ended, resolve quiet ones, forget old ones."""
         emitted: list[IncidentEvent] = []
-        for key, entry in list(state.groups.items()):
-            if entry.due_at is not None and entry.due_at <= now:
+        ticked: set[str] = set()
+        while state.due and state.due[0][0] <= now:
+            _, key = heapq.heappop(state.due)
+            entry = state.groups.get(key)
+            # One tick per key per call: a tick makes every transition due by `now` at once.
+            if key not in ticked and entry is not None and entry.due_at is not None and entry.due_at <= now:
+                ticked.add(key)
                 emitted.extend(self._group(state, key, Tick(at=now), now))
         return state, emitted
 
@@ -61,4 +68,6 @@ class Engine:
         new_entry, events = group(state.groups.get(key), item, state.take_position(), now, self.policies)  # type: ignore[arg-type]
         if new_entry is not None:
             state.groups[key] = new_entry
+            if new_entry.due_at is not None:
+                heapq.heappush(state.due, (new_entry.due_at, key))
         return events

@@ -17,7 +17,7 @@ recorded on the events it emits and so on the incident's timeline.
 | GRP-8  | open                   | resolved, was firing                       | `alert_resolved`                          |
 | GRP-9  | open, none firing      | resolve_timeout passed (at once if 0)      | `resolved` by firebreak                   |
 | GRP-10 | resolved, in window    | one of its alerts fires again              | `reopened`, `alert_added`                 |
-| GRP-11 | resolved               | reopen window passed (tick)                | forgotten by the stage                    |
+| GRP-11 | resolved               | reopen window over (tick)                  | forgotten by the stage                    |
 | GRP-12 | triggered              | acknowledge command                        | `acknowledged` by the actor               |
 | GRP-13 | open                   | resolve command                            | `resolved` by the actor                   |
 | GRP-0  | any                    | input at a position already applied        | redelivery: re-emit what it emitted       |
@@ -318,7 +318,7 @@ def _on_tick(step: _Step) -> None:
             step.open(inc, inc.pending, "GRP-3")
         elif inc.is_open and inc.quiet_since is not None and step.now >= inc.quiet_since + policy.resolve_timeout:
             step.resolve(inc, "GRP-9")
-        elif inc.phase is Phase.resolved and inc.resolved_at is not None and step.now > inc.resolved_at + policy.reopen_window:
+        elif inc.phase is Phase.resolved and inc.resolved_at is not None and step.now >= inc.resolved_at + policy.reopen_window:
             step.drop(inc)  # GRP-11
 
 

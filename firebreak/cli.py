@@ -239,3 +239,52 @@ def _command(action: CommandAction):  # type: ignore[no-untyped-def]
 
 incidents.command("ack", help="Acknowledge an incident (through the API).")(_command(CommandAction.acknowledge))
 incidents.command("resolve", help="Resolve an incident by hand (through the API).")(_command(CommandAction.resolve))
+
+
+@main.command()
+@click.argument("alerts_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--policies", "policies_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Correlation policies (default: the policies_file setting, else the built-in default policy).")
+@click.option("--json", "as_json", is_flag=True, help="The report and every incident with its alerts, as JSON.")
+@click.pass_context
+def replay(ctx: click.Context, alerts_file: Path, policies_file: Path | None, as_json: bool) -> None:
+    """Run a recorded alert stream (JSON lines) through the engine offline and report what would happen."""
+    from correlation.replay import Report, read_lines
+    from correlation.replay import replay as run_replay
+    from firebreak.yamlfile import ConfigFileError
+
+    settings = _settings(ctx)
+    if policies_file is not None:
+        settings = settings.model_copy(update={"policies_file": policies_file})
+    try:
+        policies = settings.load_policies()
+    except ConfigFileError as exc:
+        raise click.ClickException(str(exc)) from exc
+    report = Report()
+    with alerts_file.open(encoding="utf-8", errors="replace") as handle:
+        items = read_lines(handle, report)
+    with click.progressbar(length=len(items), label="replaying", file=sys.stderr,
+                           show_pos=True, show_percent=True) as bar:
+        def step() -> None:
+            bar.update(1)
+
+        run_replay(items, policies, on_alert=step, report=report)
+    summary = report.summary()
+    for bad in report.bad_lines[:5]:
+        click.echo(f"{alerts_file}:{bad.line}: skipped: {bad.problem}", err=True)
+    if as_json:
+        summary["incidents"] = [i.as_dict() for i in report.incidents.values()]
+        click.echo(json.dumps(summary, indent=2))
+        return
+    click.echo(f"lines:             {summary['lines']} ({summary['bad_lines']} skipped)")
+    click.echo(f"alerts in:         {summary['alerts_in']}")
+    click.echo(f"distinct alerts:   {summary['distinct_alerts']}")
+    click.echo(f"incidents opened:  {summary['incidents_opened']}")
+    click.echo(f"noise reduction:   {summary['noise_reduction']:.1%}  (1 - incidents / alerts in)")
+    click.echo(f"pages:             {summary['pages']}  (opened + reopened)")
+    click.echo(f"notifications:     {summary['notifications']}  (pages + severity changes + resolves)")
+    click.echo("dedup:             " + ", ".join(f"{k} {v}" for k, v in sorted(summary["dedup"].items())))
+    click.echo("per policy:")
+    for name, counts in summary["per_policy"].items():
+        click.echo(f"  {name:<20} incidents {counts.get('incidents', 0):<6} pages {counts.get('pages', 0):<6} "
+                   f"notifications {counts.get('notifications', 0)}")

@@ -161,7 +161,7 @@ def test_grp11_after_the_reopen_window_a_firing_opens_a_new_incident():
     key = Key(reopen_window=timedelta(minutes=10))
     key.fire("a")
     key.resolve("a", now=60)
-    assert key.tick(60 + 601) == []
+    assert key.tick(60 + 600) == []
     assert key.fire("a", now=700, starts=700) == ["opened", "alert_added"]
 
 
