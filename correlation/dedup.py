@@ -1,15 +1,21 @@
 """The dedup stage: one state entry per fingerprint decides whether an alert is news.
 
-Rules (each with an id, counted in metrics and usable in logs):
+| id    | entry before          | alert                              | result                                     |
+|-------|-----------------------|------------------------------------|--------------------------------------------|
+| DUP-1 | none / resolved       | firing, newer                      | emit firing                                |
+| DUP-2 | firing                | firing                             | duplicate: count, update last seen         |
+| DUP-3 | firing                | resolved                           | emit resolved                              |
+| DUP-4 | none / resolved       | resolved                           | duplicate resolve: count, emit nothing     |
+| DUP-5 | resolved at T         | firing, startsAt < T               | stale (a late copy of an old firing)       |
+| DUP-6 | firing, suppressed    | firing, no longer suppressed       | emit firing: it may now join an incident   |
+| DUP-0 | position >= record's  | any                                | redelivery: re-emit what that record did   |
 
-| id      | entry before          | alert              | result                                   |
-|---------|-----------------------|--------------------|------------------------------------------|
-| DUP-1   | none / resolved       | firing, newer      | emit firing                              |
-| DUP-2   | firing                | firing             | duplicate: count, update last seen       |
-| DUP-3   | firing                | resolved           | emit resolved                            |
-| DUP-4   | none / resolved       | resolved           | duplicate resolve: count, emit nothing   |
-| DUP-5   | resolved at T         | firing, startsAt<T | stale (a late copy of an old firing)     |
-| DUP-0   | position >= record's  | any                | redelivery: re-emit what that record did |
+A firing alert that a silence or inhibition covers (the caller says which, as `suppressed_by`) is still
+emitted, carrying the reason, so it is recorded; the grouping stage keeps it out of incidents.
+
+Flapping: every change of state is remembered for the flapping window; more than the allowed number of
+changes in it marks the alert flapping until it has been stable for the hold-down period, and its events
+carry that time so its incident holds notifications.
 
 Redelivery (the same Kafka record seen again after a crash) is detected by position: the entry keeps the
 position of the last record applied and the events it emitted, so a redelivered record re-emits exactly
@@ -24,7 +30,7 @@ from enum import StrEnum
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 from correlation.fingerprint import correlation_key, group_labels
-from correlation.policy import PolicySet
+from correlation.rules import Rules
 from schemas import Alert, AlertEvent, AlertStatus
 
 
@@ -34,6 +40,8 @@ class DedupOutcome(StrEnum):
     resolved = "resolved"
     duplicate_resolve = "duplicate_resolve"
     stale = "stale"
+    suppressed = "suppressed"
+    released = "released"
     redelivered = "redelivered"
 
 
@@ -49,7 +57,17 @@ class FingerprintState(BaseModel):
     last_seen: AwareDatetime
     duplicates: int = 0
     position: int
+    suppressed_by: str | None = None
+    transitions: list[AwareDatetime] = []
+    flapping_until: AwareDatetime | None = None
     last_emitted: list[AlertEvent] = []
+
+
+def route(alert: Alert, rules: Rules) -> tuple[str, str, dict[str, str]]:
+    """(policy name, correlation key, group labels) for an alert: the first policy that matches decides."""
+    policy = rules.policies.select(alert.labels)
+    grouped = group_labels(alert.labels, policy.group_by)
+    return policy.name, f"{policy.name}:{correlation_key(grouped)}", grouped
 
 
 def dedup(
@@ -57,12 +75,10 @@ def dedup(
     alert: Alert,
     position: int,
     now: datetime,
-    policies: PolicySet,
+    rules: Rules,
+    suppressed_by: str | None = None,
 ) -> tuple[FingerprintState, list[AlertEvent], DedupOutcome]:
-    """Apply one alert record at `position` (its offset in the fingerprint's partition) at time `now`.
-
-    An emitted event carries the first policy that matches the alert and the correlation key it yields.
-    """
+    """Apply one alert record at `position` (its offset in the fingerprint's partition) at time `now`."""
     if entry is not None and position <= entry.position:
         replay = entry.last_emitted if position == entry.position else []
         return entry, replay, DedupOutcome.redelivered
@@ -71,16 +87,20 @@ def dedup(
         assert entry is not None
         return entry.model_copy(update={"last_seen": now, "position": position, "last_emitted": [], **changes})
 
-    def emit(status: AlertStatus, outcome: DedupOutcome) -> tuple[FingerprintState, list[AlertEvent], DedupOutcome]:
-        policy = policies.select(alert.labels)
-        grouped = group_labels(alert.labels, policy.group_by)
+    def emit(status: AlertStatus, outcome: DedupOutcome, suppressed: str | None) -> tuple[FingerprintState, list[AlertEvent], DedupOutcome]:
+        flapping = rules.policies.flapping
+        changed = entry is None or entry.status is not status
+        transitions = [t for t in (entry.transitions if entry else []) if t > now - flapping.window]
+        if changed:
+            transitions.append(now)
+        flapping_until = entry.flapping_until if entry else None
+        if len(transitions) > flapping.transitions:
+            flapping_until = now + flapping.hold_down
+        policy, key, grouped = route(alert, rules)
         event = AlertEvent(
-            status=status,
-            policy=policy.name,
-            correlation_key=f"{policy.name}:{correlation_key(grouped)}",
-            group_labels=grouped,
-            alert=alert,
-            at=now,
+            status=status, policy=policy, correlation_key=key, group_labels=grouped, alert=alert, at=now,
+            flapping_until=flapping_until if flapping_until and flapping_until > now else None,
+            suppressed_by=suppressed,
         )
         state = FingerprintState(
             fingerprint=alert.fingerprint,
@@ -89,31 +109,36 @@ def dedup(
             resolved_at=(alert.ends_at or now) if status is AlertStatus.resolved else None,
             last_seen=now,
             position=position,
+            suppressed_by=suppressed if status is AlertStatus.firing else None,
+            transitions=transitions,
+            flapping_until=flapping_until,
             last_emitted=[event],
         )
         return state, [event], outcome
 
     if alert.status is AlertStatus.firing:
         if entry is None:
-            return emit(AlertStatus.firing, DedupOutcome.fired)
+            return emit(AlertStatus.firing, DedupOutcome.suppressed if suppressed_by else DedupOutcome.fired, suppressed_by)
         if entry.status is AlertStatus.firing:
+            if entry.suppressed_by and not suppressed_by:
+                return emit(AlertStatus.firing, DedupOutcome.released, None)
             return keep(duplicates=entry.duplicates + 1), [], DedupOutcome.duplicate
         assert entry.resolved_at is not None
         if alert.starts_at < entry.resolved_at:
             return keep(duplicates=entry.duplicates + 1), [], DedupOutcome.stale
-        return emit(AlertStatus.firing, DedupOutcome.fired)
+        return emit(AlertStatus.firing, DedupOutcome.suppressed if suppressed_by else DedupOutcome.fired, suppressed_by)
 
-    if entry is None or entry.status is AlertStatus.resolved:
-        if entry is None:
-            # Nothing to resolve; remember it so a late firing copy from before the resolve reads as stale.
-            state = FingerprintState(
-                fingerprint=alert.fingerprint,
-                status=AlertStatus.resolved,
-                starts_at=alert.starts_at,
-                resolved_at=alert.ends_at or now,
-                last_seen=now,
-                position=position,
-            )
-            return state, [], DedupOutcome.duplicate_resolve
+    if entry is None:
+        # Nothing to resolve; remember it so a late firing copy from before the resolve reads as stale.
+        state = FingerprintState(
+            fingerprint=alert.fingerprint,
+            status=AlertStatus.resolved,
+            starts_at=alert.starts_at,
+            resolved_at=alert.ends_at or now,
+            last_seen=now,
+            position=position,
+        )
+        return state, [], DedupOutcome.duplicate_resolve
+    if entry.status is AlertStatus.resolved:
         return keep(duplicates=entry.duplicates + 1), [], DedupOutcome.duplicate_resolve
-    return emit(AlertStatus.resolved, DedupOutcome.resolved)
+    return emit(AlertStatus.resolved, DedupOutcome.resolved, None)

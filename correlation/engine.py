@@ -13,7 +13,7 @@ from datetime import datetime
 
 from correlation.dedup import DedupOutcome, FingerprintState, dedup
 from correlation.grouping import GroupState, group
-from correlation.policy import PolicySet
+from correlation.rules import Rules
 from schemas import Alert, IncidentCommand, IncidentEvent, Tick
 
 
@@ -34,12 +34,12 @@ class State:
 
 @dataclass(frozen=True)
 class Engine:
-    policies: PolicySet
+    rules: Rules
 
     def apply(self, state: State, alert: Alert, now: datetime) -> tuple[State, list[IncidentEvent]]:
         """Run one alert through both stages. `state` is updated in place (its entries are immutable) and returned."""
         position = state.take_position()
-        fp_entry, alert_events, outcome = dedup(state.fingerprints.get(alert.fingerprint), alert, position, now, self.policies)
+        fp_entry, alert_events, outcome = dedup(state.fingerprints.get(alert.fingerprint), alert, position, now, self.rules)
         state.fingerprints[alert.fingerprint] = fp_entry
         state.outcomes[outcome] += 1
         emitted: list[IncidentEvent] = []
@@ -65,7 +65,7 @@ class Engine:
         return state, emitted
 
     def _group(self, state: State, key: str, item: object, now: datetime) -> list[IncidentEvent]:
-        new_entry, events = group(state.groups.get(key), item, state.take_position(), now, self.policies)  # type: ignore[arg-type]
+        new_entry, events = group(state.groups.get(key), item, state.take_position(), now, self.rules)  # type: ignore[arg-type]
         if new_entry is not None:
             state.groups[key] = new_entry
             if new_entry.due_at is not None:

@@ -1,30 +1,36 @@
 """The grouping stage: incidents per correlation key, and their lifecycle.
 
-One state entry per correlation key holds the incidents that key still cares about: at most one that new
-alerts may join (`current`), older ones that are still open, and resolved ones inside their reopen window.
-Inputs are alert events, commands from people, and ticks (time passing). Every transition has a rule id,
-recorded on the events it emits and so on the incident's timeline.
+One state entry per correlation key holds the incidents that key still cares about: open ones, one that
+may be pending (collecting during group_wait), and resolved ones inside their reopen window. Inputs are
+alert events, commands from people, and ticks (time passing). Every transition has a rule id, recorded on
+the events it emits and so on the incident's timeline.
 
-| rule   | incident status        | input                                      | result                                    |
-|--------|------------------------|--------------------------------------------|-------------------------------------------|
-| GRP-1  | none joinable          | firing, group_wait = 0                     | `opened`, `alert_added`                   |
-| GRP-2  | none joinable          | firing, group_wait > 0                     | pending: collect, nothing emitted yet     |
-| GRP-3  | pending                | tick after group_wait                      | `opened`, `alert_added` per firing alert  |
-| GRP-4  | pending                | every collected alert resolved             | dropped: it never opened, nobody paged    |
-| GRP-5  | open, joinable         | firing, new to it                          | `alert_added` (+ `severity_changed`)      |
-| GRP-6  | open, holds the alert  | firing again after resolving               | `alert_added` in the same incident        |
-| GRP-7  | open                   | firing, already firing in it               | nothing (idempotent)                      |
-| GRP-8  | open                   | resolved, was firing                       | `alert_resolved`                          |
-| GRP-9  | open, none firing      | resolve_timeout passed (at once if 0)      | `resolved` by firebreak                   |
-| GRP-10 | resolved, in window    | one of its alerts fires again              | `reopened`, `alert_added`                 |
-| GRP-11 | resolved               | reopen window over (tick)                  | forgotten by the stage                    |
-| GRP-12 | triggered              | acknowledge command                        | `acknowledged` by the actor               |
-| GRP-13 | open                   | resolve command                            | `resolved` by the actor                   |
-| GRP-0  | any                    | input at a position already applied        | redelivery: re-emit what it emitted       |
+| rule   | incident status        | input                                      | result                                      |
+|--------|------------------------|--------------------------------------------|---------------------------------------------|
+| GRP-1  | none joinable          | firing, group_wait = 0                     | `opened`, `alert_added`                     |
+| GRP-2  | none joinable          | firing, group_wait > 0                     | pending: collect, nothing emitted yet       |
+| GRP-3  | pending                | tick after group_wait                      | `opened`, `alert_added` per firing alert    |
+| GRP-4  | pending                | every collected alert resolved             | dropped: it never opened, nobody paged      |
+| GRP-5  | open, joinable         | firing, new to it                          | `alert_added` (+ `severity_changed`,        |
+|        |                        |                                            | `root_changed`)                             |
+| GRP-6  | open, holds the alert  | firing again after resolving               | `alert_added` in the same incident          |
+| GRP-7  | open                   | firing, already firing in it               | nothing (idempotent)                        |
+| GRP-8  | open                   | resolved, was firing                       | `alert_resolved`                            |
+| GRP-9  | open, none firing      | resolve_timeout passed (at once if 0)      | `resolved` by firebreak                     |
+| GRP-10 | resolved, in window    | one of its alerts fires again              | `reopened`, `alert_added`                   |
+| GRP-11 | resolved               | reopen window over (tick)                  | forgotten by the stage                      |
+| GRP-12 | triggered              | acknowledge command                        | `acknowledged` by the actor                 |
+| GRP-13 | open                   | resolve command                            | `resolved` by the actor                     |
+| GRP-14 | open                   | an alert of it starts flapping             | `flapping_started`; notifications hold      |
+| GRP-15 | flapping               | hold-down over (tick)                      | `flapping_ended`; notifications resume      |
+| GRP-16 | any                    | firing, suppressed (silence, inhibition)   | nothing: recorded upstream with the reason  |
+| GRP-17 | opening                | the key's incidents recur often enough     | `problem_detected`, linking the recurrences |
+| GRP-0  | any                    | input at a position already applied        | redelivery: re-emit what it emitted         |
 
-An open incident is joinable while it is the key's current incident, younger than the policy's
-group_window (from when it opened) and smaller than its max_alerts. An alert is never in two open
-incidents: an alert an open incident already holds always returns to that incident.
+Joinable: without topology, the key's current incident; with `topology: true`, the most recent open
+incident holding a service on one dependency chain with the alert's service. Either way it must be younger
+than the policy's group_window (from when it opened) and smaller than its max_alerts. An alert is never in
+two open incidents: an alert an open incident already holds always returns to that incident.
 """
 
 from __future__ import annotations
@@ -35,7 +41,8 @@ from enum import StrEnum
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
-from correlation.policy import Policy, PolicySet
+from correlation.policy import Policy
+from correlation.rules import Rules
 from correlation.templates import render_title
 from schemas import (
     SYSTEM_ACTOR,
@@ -69,11 +76,15 @@ class TrackedIncident(BaseModel):
     opened_at: AwareDatetime | None = None
     title: str = ""
     severity: str | None = None
+    services: list[str] = []
+    probable_root: str | None = None
+    problem_id: str | None = None
     seq: int = 0
     alerts: dict[str, AlertStatus] = {}
     pending: list[Alert] = []  # alerts collected during group_wait, emitted when the incident opens
     quiet_since: AwareDatetime | None = None  # when its last firing alert resolved
     resolved_at: AwareDatetime | None = None
+    flapping_until: AwareDatetime | None = None
 
     @property
     def is_open(self) -> bool:
@@ -82,6 +93,9 @@ class TrackedIncident(BaseModel):
     @property
     def any_firing(self) -> bool:
         return any(status is AlertStatus.firing for status in self.alerts.values())
+
+    def holds(self, fingerprint: str) -> bool:
+        return fingerprint in self.alerts or any(a.fingerprint == fingerprint for a in self.pending)
 
 
 class GroupState(BaseModel):
@@ -95,20 +109,23 @@ class GroupState(BaseModel):
     partition: int = 0
     current: str | None = None
     incidents: dict[str, TrackedIncident] = {}
+    openings: dict[str, list[tuple[AwareDatetime, str]]] = {}  # signature -> recent (opened_at, incident id)
     last_emitted: list[IncidentEvent] = []
     due_at: AwareDatetime | None = None  # the earliest time a tick would change this entry
 
-    def due(self, policies: PolicySet) -> datetime | None:
+    def due(self, rules: Rules) -> datetime | None:
         """Compute `due_at` from the incidents and their policies."""
         times = []
         for inc in self.incidents.values():
-            policy = policies.get(inc.policy)
+            policy = rules.policies.get(inc.policy)
             if inc.phase is Phase.pending:
                 times.append(inc.created_at + policy.group_wait)
             elif inc.is_open and inc.quiet_since is not None:
                 times.append(inc.quiet_since + policy.resolve_timeout)
             elif inc.phase is Phase.resolved and inc.resolved_at is not None:
                 times.append(inc.resolved_at + policy.reopen_window)
+            if inc.is_open and inc.flapping_until is not None:
+                times.append(inc.flapping_until)
         return min(times, default=None)
 
 
@@ -121,17 +138,19 @@ def incident_id(correlation_key: str, position: int, now: datetime) -> str:
 class _Step:
     """Collects the incidents changed and the events emitted while one input is applied."""
 
-    def __init__(self, entry: GroupState, policies: PolicySet, now: datetime) -> None:
+    def __init__(self, entry: GroupState, rules: Rules, now: datetime) -> None:
         self.entry = entry
-        self.policies = policies
+        self.rules = rules
         self.now = now
         self.incidents = dict(entry.incidents)
         self.current = entry.current
+        self.openings = dict(entry.openings)
         self.events: list[IncidentEvent] = []
 
     def emit(self, inc: TrackedIncident, kind: IncidentEventKind, rule: str, alert: Alert | None = None,
-             actor: str = SYSTEM_ACTOR, comment: str = "") -> TrackedIncident:
+             actor: str = SYSTEM_ACTOR, comment: str = "", related: list[str] | None = None) -> TrackedIncident:
         seq = inc.seq + 1
+        flapping = inc.flapping_until is not None and kind is not IncidentEventKind.flapping_ended
         self.events.append(
             IncidentEvent(
                 event_id=f"{inc.id}:{seq}",
@@ -147,6 +166,10 @@ class _Step:
                 comment=comment,
                 title=inc.title,
                 severity=inc.severity,
+                probable_root=inc.probable_root,
+                notify=not flapping,
+                problem_id=inc.problem_id,
+                related=related or [],
                 alert=alert,
             )
         )
@@ -163,26 +186,68 @@ class _Step:
         if self.current == inc.id:
             self.current = None
 
-    def add_alert(self, inc: TrackedIncident, alert: Alert, rule: str) -> TrackedIncident:
-        """Record a firing alert in an open incident; raise its severity if the alert is more severe."""
-        inc = inc.model_copy(update={"alerts": {**inc.alerts, alert.fingerprint: AlertStatus.firing}, "quiet_since": None})
+    def service_of(self, alert: Alert) -> str | None:
+        return alert.labels.get(self.rules.service_label) or None
+
+    def add_alert(self, inc: TrackedIncident, alert: Alert, rule: str, flapping_until: datetime | None = None) -> TrackedIncident:
+        """Record a firing alert in an open incident, then what it changes: severity, probable root, flapping."""
+        service = self.service_of(alert)
+        services = sorted({*inc.services, service}) if service else inc.services
+        inc = inc.model_copy(update={"alerts": {**inc.alerts, alert.fingerprint: AlertStatus.firing}, "quiet_since": None,
+                                     "services": services})
+        inc = self.mark_flapping(inc, flapping_until, alert)
         inc = self.emit(inc, IncidentEventKind.alert_added, rule, alert)
-        severity = alert.labels.get(self.policies.severity_label)
-        if self.policies.rank(severity) > self.policies.rank(inc.severity):
+        severity = alert.labels.get(self.rules.policies.severity_label)
+        if self.rules.policies.rank(severity) > self.rules.policies.rank(inc.severity):
             inc = self.emit(inc.model_copy(update={"severity": severity}), IncidentEventKind.severity_changed, rule, alert)
+        root = self.root(inc)
+        if root != inc.probable_root:
+            inc = self.emit(inc.model_copy(update={"probable_root": root}), IncidentEventKind.root_changed, rule, alert)
         return inc
 
-    def open(self, inc: TrackedIncident, alerts: list[Alert], rule: str) -> TrackedIncident:
+    def root(self, inc: TrackedIncident) -> str | None:
+        if self.rules.policies.get(inc.policy).topology:
+            return self.rules.topology.root_of(inc.services)
+        return inc.services[0] if len(inc.services) == 1 else None
+
+    def mark_flapping(self, inc: TrackedIncident, until: datetime | None, alert: Alert) -> TrackedIncident:
+        if until is None or (inc.flapping_until is not None and inc.flapping_until >= until):
+            return inc
+        starting = inc.flapping_until is None
+        inc = inc.model_copy(update={"flapping_until": until})
+        if starting and inc.is_open:
+            inc = self.emit(inc, IncidentEventKind.flapping_started, "GRP-14", alert)
+        return inc
+
+    def open(self, inc: TrackedIncident, alerts: list[Alert], rule: str, flapping_until: datetime | None) -> TrackedIncident:
         """Open with the given alerts: the first names it, the most severe sets its starting severity."""
-        policy = self.policies.get(inc.policy)
-        label = self.policies.severity_label
-        severity = max((a.labels.get(label) for a in alerts), key=self.policies.rank)
+        policy = self.rules.policies.get(inc.policy)
+        label = self.rules.policies.severity_label
+        severity = max((a.labels.get(label) for a in alerts), key=self.rules.policies.rank)
+        services = sorted({s for a in alerts if (s := self.service_of(a))})
         inc = inc.model_copy(update={"phase": Phase.triggered, "opened_at": self.now, "pending": [],
-                                     "title": _title(policy, self.entry, alerts[0]), "severity": severity})
+                                     "title": _title(policy, self.entry, alerts[0]), "severity": severity,
+                                     "services": services, "flapping_until": flapping_until})
+        inc = inc.model_copy(update={"probable_root": self.root(inc)})
         inc = self.emit(inc, IncidentEventKind.opened, rule, alerts[0])
         for alert in alerts:
             inc = self.add_alert(inc, alert, rule)
-        return inc
+        return self.detect_problem(inc)
+
+    def detect_problem(self, inc: TrackedIncident) -> TrackedIncident:
+        """GRP-17: count this opening against the key's recent ones; enough recurrences make a problem."""
+        rule = self.rules.policies.problems
+        signature = f"{self.entry.correlation_key}|{inc.probable_root or ''}"
+        recent = [(at, iid) for at, iid in self.openings.get(signature, []) if at > self.now - rule.within]
+        recent.append((self.now, inc.id))
+        self.openings[signature] = recent[-rule.recurrences * 4:]
+        if len(recent) < rule.recurrences:
+            return inc
+        linked = [iid for _, iid in recent]
+        problem = "prb-" + hashlib.sha256(f"{signature}|{linked[0]}".encode()).hexdigest()[:12]
+        inc = inc.model_copy(update={"problem_id": problem})
+        return self.emit(inc, IncidentEventKind.problem_detected, "GRP-17",
+                         comment=f"{len(recent)} incidents of this kind within {rule.within}", related=linked)
 
     def resolve(self, inc: TrackedIncident, rule: str, actor: str = SYSTEM_ACTOR, comment: str = "") -> TrackedIncident:
         inc = inc.model_copy(update={"phase": Phase.resolved, "resolved_at": self.now, "quiet_since": None})
@@ -198,10 +263,11 @@ class _Step:
                 "partition": partition,
                 "current": self.current,
                 "incidents": self.incidents,
+                "openings": {k: v for k, v in self.openings.items() if v},
                 "last_emitted": self.events,
             }
         )
-        return state.model_copy(update={"due_at": state.due(self.policies)}), self.events
+        return state.model_copy(update={"due_at": state.due(self.rules)}), self.events
 
 
 def _title(policy: Policy, entry: GroupState, alert: Alert) -> str:
@@ -213,27 +279,41 @@ def _title(policy: Policy, entry: GroupState, alert: Alert) -> str:
             return rendered
     labels = {k: v for k, v in entry.group_labels.items() if v}
     name = labels.pop("alertname", None) or alert.labels.get("alertname")
-    rest = ", ".join(labels.values())
+    rest = ", ".join(labels.values()) or alert.labels.get("service", "")
     if name and rest:
         return f"{name} on {rest}"
     return name or rest or entry.correlation_key
 
 
-def _joinable(step: _Step, policy: Policy) -> TrackedIncident | None:
-    inc = step.incidents.get(step.current) if step.current else None
-    if inc is None or inc.phase is Phase.resolved:
+def _within_limits(step: _Step, inc: TrackedIncident, policy: Policy) -> bool:
+    if inc.phase is Phase.resolved or len(inc.alerts) + len(inc.pending) >= policy.max_alerts:
+        return False
+    started = inc.opened_at or inc.created_at
+    return policy.group_window is None or step.now - started <= policy.group_window
+
+
+def _joinable(step: _Step, policy: Policy, alert: Alert) -> TrackedIncident | None:
+    if not policy.topology:
+        inc = step.incidents.get(step.current) if step.current else None
+        return inc if inc is not None and _within_limits(step, inc, policy) else None
+    service = step.service_of(alert)
+    if service is None:
         return None
-    if len(inc.alerts) + len(inc.pending) >= policy.max_alerts:
-        return None
-    if policy.group_window is not None and inc.opened_at is not None and step.now - inc.opened_at > policy.group_window:
-        return None
-    return inc
+
+    def services(inc: TrackedIncident) -> list[str]:
+        return inc.services or [s for s in map(step.service_of, inc.pending) if s]
+
+    candidates = [
+        inc for inc in step.incidents.values()
+        if _within_limits(step, inc, policy) and any(step.rules.topology.related(service, other) for other in services(inc))
+    ]
+    return max(candidates, key=lambda inc: inc.created_at, default=None)
 
 
 def _holding(step: _Step, fingerprint: str, *, open_only: bool) -> TrackedIncident | None:
     """The incident that holds this alert: open (or pending) ones first, then resolved ones."""
     for inc in step.incidents.values():
-        if inc.phase is not Phase.resolved and (fingerprint in inc.alerts or any(a.fingerprint == fingerprint for a in inc.pending)):
+        if inc.phase is not Phase.resolved and inc.holds(fingerprint):
             return inc
     if open_only:
         return None
@@ -243,7 +323,7 @@ def _holding(step: _Step, fingerprint: str, *, open_only: bool) -> TrackedIncide
 
 def _on_firing(step: _Step, event: AlertEvent, position: int) -> None:
     alert = event.alert
-    policy = step.policies.get(event.policy)
+    policy = step.rules.policies.get(event.policy)
     inc = _holding(step, alert.fingerprint, open_only=False)
     if inc is not None and inc.phase is Phase.pending:
         pending = [a for a in inc.pending if a.fingerprint != alert.fingerprint] + [alert]
@@ -251,28 +331,32 @@ def _on_firing(step: _Step, event: AlertEvent, position: int) -> None:
         return
     if inc is not None and inc.is_open:
         if inc.alerts.get(alert.fingerprint) is not AlertStatus.firing:
-            step.add_alert(inc, alert, "GRP-6")
+            step.add_alert(inc, alert, "GRP-6", event.flapping_until)
+        else:
+            step.mark_flapping(inc, event.flapping_until, alert)
         return
+    if event.suppressed_by:
+        return  # GRP-16
     if inc is not None and inc.resolved_at is not None and step.now - inc.resolved_at <= policy.reopen_window:
-        inc = step.emit(inc.model_copy(update={"phase": Phase.triggered, "resolved_at": None}),
-                        IncidentEventKind.reopened, "GRP-10", alert)
+        inc = step.mark_flapping(inc.model_copy(update={"phase": Phase.triggered, "resolved_at": None}), event.flapping_until, alert)
+        inc = step.emit(inc, IncidentEventKind.reopened, "GRP-10", alert)
         step.add_alert(inc, alert, "GRP-10")
         step.current = inc.id
         return
-    inc = _joinable(step, policy)
+    inc = _joinable(step, policy, alert)
     if inc is not None:
         if inc.phase is Phase.pending:
             step.save(inc.model_copy(update={"pending": [*inc.pending, alert]}))
         else:
-            step.add_alert(inc, alert, "GRP-5")
+            step.add_alert(inc, alert, "GRP-5", event.flapping_until)
         return
     new = TrackedIncident(id=incident_id(event.correlation_key, position, step.now), policy=policy.name,
                           phase=Phase.pending, created_at=step.now)
     step.current = new.id
     if policy.group_wait.total_seconds() > 0:
-        step.save(new.model_copy(update={"pending": [alert]}))
+        step.save(new.model_copy(update={"pending": [alert], "flapping_until": event.flapping_until}))
         return
-    step.open(new, [alert], "GRP-1")
+    step.open(new, [alert], "GRP-1", event.flapping_until)
 
 
 def _on_resolved(step: _Step, event: AlertEvent) -> None:
@@ -280,7 +364,7 @@ def _on_resolved(step: _Step, event: AlertEvent) -> None:
     inc = _holding(step, fingerprint, open_only=True)
     if inc is None:
         return
-    policy = step.policies.get(inc.policy)
+    policy = step.rules.policies.get(inc.policy)
     if inc.phase is Phase.pending:
         pending = [a for a in inc.pending if a.fingerprint != fingerprint]
         if pending:
@@ -291,6 +375,7 @@ def _on_resolved(step: _Step, event: AlertEvent) -> None:
     if inc.alerts.get(fingerprint) is not AlertStatus.firing:
         return
     inc = inc.model_copy(update={"alerts": {**inc.alerts, fingerprint: AlertStatus.resolved}})
+    inc = step.mark_flapping(inc, event.flapping_until, event.alert)
     inc = step.emit(inc, IncidentEventKind.alert_resolved, "GRP-8", event.alert)
     if not inc.any_firing:
         if policy.resolve_timeout.total_seconds() == 0:
@@ -313,10 +398,13 @@ def _on_command(step: _Step, command: IncidentCommand) -> None:
 
 def _on_tick(step: _Step) -> None:
     for inc in list(step.incidents.values()):
-        policy = step.policies.get(inc.policy)
+        policy = step.rules.policies.get(inc.policy)
         if inc.phase is Phase.pending and step.now >= inc.created_at + policy.group_wait:
-            step.open(inc, inc.pending, "GRP-3")
-        elif inc.is_open and inc.quiet_since is not None and step.now >= inc.quiet_since + policy.resolve_timeout:
+            step.open(inc, inc.pending, "GRP-3", inc.flapping_until)
+            continue
+        if inc.is_open and inc.flapping_until is not None and step.now >= inc.flapping_until:
+            inc = step.emit(inc.model_copy(update={"flapping_until": None}), IncidentEventKind.flapping_ended, "GRP-15")
+        if inc.is_open and inc.quiet_since is not None and step.now >= inc.quiet_since + policy.resolve_timeout:
             step.resolve(inc, "GRP-9")
         elif inc.phase is Phase.resolved and inc.resolved_at is not None and step.now >= inc.resolved_at + policy.reopen_window:
             step.drop(inc)  # GRP-11
@@ -327,7 +415,7 @@ def group(
     item: AlertEvent | IncidentCommand | Tick,
     position: int,
     now: datetime,
-    policies: PolicySet,
+    rules: Rules,
     partition: int = 0,
 ) -> tuple[GroupState | None, list[IncidentEvent]]:
     """Apply one input at `position` (its offset in the key's partition) at time `now`.
@@ -341,7 +429,7 @@ def group(
         if not isinstance(item, AlertEvent):
             return None, []
         entry = GroupState(correlation_key=item.correlation_key, group_labels=item.group_labels, position=-1)
-    step = _Step(entry, policies, now)
+    step = _Step(entry, rules, now)
     if isinstance(item, AlertEvent):
         if item.status is AlertStatus.firing:
             _on_firing(step, item, position)

@@ -36,13 +36,14 @@ class Policy(BaseModel):
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     match: Matchers = ()
-    group_by: tuple[str, ...] = Field(min_length=1)
+    group_by: tuple[str, ...] = ()
     group_wait: Duration = timedelta(0)
     group_window: Duration | None = None
     max_alerts: int = Field(1000, ge=1, le=100_000)
     resolve_timeout: Duration = timedelta(0)
     reopen_window: Duration = timedelta(0)
     title: str | None = Field(None, max_length=1000)
+    topology: bool = False  # alerts of services on one dependency chain join one incident
 
     @field_validator("title")
     @classmethod
@@ -58,18 +59,46 @@ class Policy(BaseModel):
             raise ValueError("group_by lists a label twice; list each once")
         return value
 
+    @model_validator(mode="after")
+    def _grouping_given(self) -> "Policy":
+        if not self.group_by and not self.topology:
+            raise ValueError("a policy needs group_by labels, topology: true, or both")
+        return self
+
     def matches(self, labels: dict[str, str]) -> bool:
         return matches_all(self.match, labels)
 
 
+class FlappingRule(BaseModel):
+    """An alert that changes state more than `transitions` times within `window` is flapping; its incident is
+    not notified again until the alert has been stable for `hold_down`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    transitions: int = Field(4, ge=2, le=1000)
+    window: Duration = timedelta(minutes=10)
+    hold_down: Duration = timedelta(minutes=15)
+
+
+class ProblemRule(BaseModel):
+    """Incidents of one correlation key that recur `recurrences` times within `within` make a problem record."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    recurrences: int = Field(3, ge=2, le=1000)
+    within: Duration = timedelta(days=7)
+
+
 class PolicySet(BaseModel):
-    """The ordered policies, plus the severity ranking used for incident severity."""
+    """The correlation file: ordered policies, the severity ranking, flapping and problem thresholds."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     policies: tuple[Policy, ...] = ()
     severities: tuple[str, ...] = DEFAULT_SEVERITIES
     severity_label: str = "severity"
+    flapping: FlappingRule = FlappingRule()
+    problems: ProblemRule = ProblemRule()
 
     @model_validator(mode="after")
     def _unique_names(self) -> "PolicySet":

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from correlation.engine import Engine, State
 from correlation.fingerprint import fingerprint
-from correlation.policy import PolicySet
+from correlation.rules import Rules
 from schemas import Alert, AlertIn, IncidentEvent, IncidentEventKind
 
 _KEEP = ("status", "labels", "annotations", "startsAt", "endsAt", "generatorURL")
@@ -128,12 +128,12 @@ class Report:
 
 def replay(
     items: Iterable[tuple[datetime, Alert]],
-    policies: PolicySet,
+    rules: Rules,
     on_alert: Callable[[], None] | None = None,
     report: Report | None = None,
 ) -> Report:
     """Apply `items` (already in time order) and let time run out past the last one."""
-    engine, state, report = Engine(policies), State(), report or Report()
+    engine, state, report = Engine(rules), State(), report or Report()
     last: datetime | None = None
     for when, alert in items:
         _, events = engine.tick(state, when)
@@ -149,7 +149,7 @@ def replay(
             on_alert()
     if last is not None:
         # Let every pending group_wait and resolve_timeout run out, as a worker's ticks would.
-        horizon = max((max(p.group_wait, p.resolve_timeout) for p in policies.policies), default=timedelta(0))
+        horizon = max((max(p.group_wait, p.resolve_timeout) for p in rules.policies.policies), default=timedelta(0))
         _, events = engine.tick(state, last + horizon)
         for event in events:
             report.observe(event)

@@ -245,19 +245,22 @@ incidents.command("resolve", help="Resolve an incident by hand (through the API)
 @click.argument("alerts_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--policies", "policies_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Correlation policies (default: the policies_file setting, else the built-in default policy).")
+@click.option("--services", "services_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Service catalog for topology-aware policies (default: the services_file setting).")
 @click.option("--json", "as_json", is_flag=True, help="The report and every incident with its alerts, as JSON.")
 @click.pass_context
-def replay(ctx: click.Context, alerts_file: Path, policies_file: Path | None, as_json: bool) -> None:
+def replay(ctx: click.Context, alerts_file: Path, policies_file: Path | None, services_file: Path | None,
+           as_json: bool) -> None:
     """Run a recorded alert stream (JSON lines) through the engine offline and report what would happen."""
     from correlation.replay import Report, read_lines
     from correlation.replay import replay as run_replay
     from firebreak.yamlfile import ConfigFileError
 
     settings = _settings(ctx)
-    if policies_file is not None:
-        settings = settings.model_copy(update={"policies_file": policies_file})
+    overrides = {"policies_file": policies_file, "services_file": services_file}
+    settings = settings.model_copy(update={k: v for k, v in overrides.items() if v is not None})
     try:
-        policies = settings.load_policies()
+        rules = settings.load_rules()
     except ConfigFileError as exc:
         raise click.ClickException(str(exc)) from exc
     report = Report()
@@ -268,7 +271,7 @@ def replay(ctx: click.Context, alerts_file: Path, policies_file: Path | None, as
         def step() -> None:
             bar.update(1)
 
-        run_replay(items, policies, on_alert=step, report=report)
+        run_replay(items, rules, on_alert=step, report=report)
     summary = report.summary()
     for bad in report.bad_lines[:5]:
         click.echo(f"{alerts_file}:{bad.line}: skipped: {bad.problem}", err=True)

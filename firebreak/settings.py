@@ -14,7 +14,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict, YamlConfigSettingsSource
 
 if TYPE_CHECKING:
-    from correlation.policy import PolicySet
+    from correlation.rules import Rules
 
 CONFIG_ENV = "FIREBREAK_CONFIG"
 
@@ -45,6 +45,8 @@ class Settings(BaseSettings):
     policies_file: Path | None = Field(
         None, description="Correlation policies (YAML, see README). Unset: one `default` policy grouping by `group_by`."
     )
+    services_file: Path | None = Field(None, description="Service catalog (YAML, see README) for topology-aware policies.")
+    service_label: str = Field("service", description="The label that names an alert's service (catalog, probable root).")
     tick_interval_seconds: float = Field(1.0, gt=0, le=60, description="How often workers let time pass (group_wait, resolve_timeout).")
     app_id: str = Field("firebreak", pattern=r"^[A-Za-z0-9._-]+$", description="Faust app id: the consumer group and the prefix of table changelog topics.")
     ingest_host: str = Field("127.0.0.1", description="Address the ingest/API server listens on.")
@@ -76,14 +78,17 @@ class Settings(BaseSettings):
             raise ValueError("group_by lists a label twice; list each once")
         return value
 
-    def load_policies(self) -> "PolicySet":
-        """The policies file (if any) plus the catch-all default; raises ConfigFileError naming file:line."""
-        from correlation.policy import PolicySet, default_policies
+    def load_rules(self) -> "Rules":
+        """The policies and service catalog files (if set), validated; raises ConfigFileError naming file:line."""
+        from correlation.policy import PolicySet
+        from correlation.rules import Rules
+        from correlation.topology import Topology
         from firebreak.yamlfile import load_yaml_model
 
-        if self.policies_file is None:
-            return default_policies(tuple(self.group_by))
-        return load_yaml_model(self.policies_file, PolicySet).with_default(tuple(self.group_by))
+        policies = load_yaml_model(self.policies_file, PolicySet) if self.policies_file else PolicySet()
+        topology = load_yaml_model(self.services_file, Topology) if self.services_file else Topology()
+        return Rules(policies=policies.with_default(tuple(self.group_by)), topology=topology,
+                     service_label=self.service_label)
 
     @model_validator(mode="after")
     def _tokens_from_file(self) -> "Settings":

@@ -69,7 +69,7 @@ def create_app(settings: Settings) -> faust.App:
         web_enabled=False,
         processing_guarantee="at_least_once",
     )
-    policies = settings.load_policies()
+    rules = settings.load_rules()
     alerts = app.topic("alerts", schema=_raw_schema())
     alert_events = app.topic("alert-events", schema=_raw_schema())
     incident_events = app.topic("incident-events", schema=_raw_schema())
@@ -117,7 +117,7 @@ def create_app(settings: Settings) -> faust.App:
         key = alert.fingerprint
         stored = fingerprints.get(key)
         entry = FingerprintState.model_validate(stored) if stored else None
-        new_entry, outputs, outcome = dedup(entry, alert, event.message.offset, _event_time(event), policies)
+        new_entry, outputs, outcome = dedup(entry, alert, event.message.offset, _event_time(event), rules)
         ALERTS_PROCESSED.labels(outcome.value).inc()
         if new_entry is not entry:
             fingerprints[key] = new_entry.model_dump(mode="json")
@@ -131,7 +131,7 @@ def create_app(settings: Settings) -> faust.App:
 
     def apply_group(key: str, entry: GroupState | None, item: GroupInput, event: faust.types.EventT) -> list[IncidentEvent]:
         message = event.message
-        new_entry, outputs = group(entry, item, message.offset, _event_time(event), policies, message.partition)
+        new_entry, outputs = group(entry, item, message.offset, _event_time(event), rules, message.partition)
         if new_entry is not None and new_entry is not entry:
             groups[key] = new_entry.model_dump(mode="json")
         return outputs

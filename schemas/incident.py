@@ -30,6 +30,8 @@ class AlertEvent(_Record):
     group_labels: dict[str, str]
     alert: Alert
     at: AwareDatetime
+    flapping_until: AwareDatetime | None = None  # set while the alert flaps: hold notifications until then
+    suppressed_by: str | None = None  # "silence:<id>" or "inhibit:<rule>": recorded, kept out of incidents
 
 
 class CommandAction(StrEnum):
@@ -67,6 +69,11 @@ class IncidentEventKind(StrEnum):
     acknowledged = "acknowledged"
     resolved = "resolved"
     reopened = "reopened"
+    root_changed = "root_changed"
+    flapping_started = "flapping_started"
+    flapping_ended = "flapping_ended"
+    problem_detected = "problem_detected"
+    change_suspected = "change_suspected"
 
 
 class IncidentStatus(StrEnum):
@@ -97,6 +104,10 @@ class IncidentEvent(_Record):
     comment: str = ""
     title: str | None = None
     severity: str | None = None
+    probable_root: str | None = None
+    notify: bool = True  # false while the incident flaps: notifications hold until `flapping_ended`
+    problem_id: str | None = None
+    related: list[str] = Field(default_factory=list)  # incident ids (problem) or change ids (suspects)
     alert: Alert | None = None
 
 
@@ -134,6 +145,10 @@ class Incident(_Record):
     status: IncidentStatus
     title: str
     severity: str | None = None
+    probable_root: str | None = None
+    flapping: bool = False
+    problem_id: str | None = None
+    suspect_changes: list[str] = Field(default_factory=list)
     opened_at: AwareDatetime
     updated_at: AwareDatetime
     acknowledged_at: AwareDatetime | None = None

@@ -1,14 +1,14 @@
 import pytest
 
 from correlation.dedup import DedupOutcome, dedup
-from correlation.policy import default_policies
+from correlation.rules import default_rules
 from tests.factories import alert, at
 
-POLICIES = default_policies(("alertname", "service"))
+RULES = default_rules()
 
 
 def run(entry, a, position, now=0):
-    return dedup(entry, a, position, at(now), POLICIES)
+    return dedup(entry, a, position, at(now), RULES)
 
 
 def test_first_firing_emits_one_event_with_the_correlation_key():

@@ -6,12 +6,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from correlation.engine import Engine, State
-from correlation.policy import default_policies
+from correlation.rules import default_rules
 from correlation.projection import project
 from schemas import IncidentEventKind, IncidentStatus
 from tests.factories import alert, at
 
-ENGINE = Engine(default_policies(("alertname", "service")))
+ENGINE = Engine(default_rules())
 
 steps = st.lists(
     st.tuples(

@@ -7,25 +7,26 @@ import pytest
 from correlation.fingerprint import correlation_key, group_labels
 from correlation.grouping import group
 from correlation.policy import Policy, PolicySet
+from correlation.rules import Rules
 from schemas import AlertEvent, CommandAction, IncidentCommand, Tick
 from tests.factories import alert, at
 
 
-def policies(**overrides) -> PolicySet:
-    return PolicySet(policies=(Policy(name="p", group_by=("alertname", "service"), **overrides),))
+def rules(**overrides) -> Rules:
+    return Rules(PolicySet(policies=(Policy(name="p", group_by=("alertname", "service"), **overrides),)))
 
 
 class Key:
     """Feeds one correlation key's inputs through `group`, numbering positions like a partition would."""
 
     def __init__(self, **policy):
-        self.policies = policies(**policy)
+        self.rules = rules(**policy)
         self.entry = None
         self.position = 0
         self.events = []
 
     def _apply(self, item, now):
-        self.entry, out = group(self.entry, item, self.position, at(now), self.policies)
+        self.entry, out = group(self.entry, item, self.position, at(now), self.rules)
         self.position += 1
         self.events.extend(out)
         return [e.kind.value for e in out]
@@ -196,5 +197,5 @@ def test_grp0_redelivery_reemits_the_same_events_and_keeps_state(repeat):
     if repeat == "tick":
         key.tick(30)
     entry, last = key.entry, key.events[-2:] if repeat == "tick" else []
-    again, out = group(entry, Tick(at=at(99)), key.position - 1, at(99), key.policies)
+    again, out = group(entry, Tick(at=at(99)), key.position - 1, at(99), key.rules)
     assert again == entry and out == entry.last_emitted

@@ -4,7 +4,8 @@ import sys
 from datetime import timedelta
 from pathlib import Path
 
-from correlation.policy import Policy, PolicySet, default_policies
+from correlation.policy import Policy, PolicySet
+from correlation.rules import Rules, default_rules
 from correlation.replay import Report, read_lines, replay
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -19,7 +20,7 @@ def line(status, instance, at, service="checkout", alertname="HighLatency", **ex
 def run(lines, policies=None):
     report = Report()
     items = read_lines(lines, report)
-    return replay(items, policies or default_policies(("alertname", "service")), report=report)
+    return replay(items, Rules(policies) if policies else default_rules(), report=report)
 
 
 def test_replay_reports_noise_reduction_and_incident_members():
