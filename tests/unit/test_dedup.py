@@ -66,3 +66,36 @@ def test_records_older_than_the_last_applied_are_noops(older):
     entry, _, _ = run(None, alert(), 7)
     again, out, outcome = run(entry, alert("resolved"), older)
     assert again == entry and out == [] and outcome is DedupOutcome.redelivered
+
+
+def test_a_suppressed_firing_is_emitted_with_its_reason():
+    entry, out, outcome = dedup(None, alert(), 0, at(0), RULES, suppressed_by="silence:s1")
+    assert outcome is DedupOutcome.suppressed and out[0].suppressed_by == "silence:s1"
+
+
+def test_dup6_an_alert_released_from_suppression_is_emitted_again():
+    entry, _, _ = dedup(None, alert(), 0, at(0), RULES, suppressed_by="silence:s1")
+    entry, out, outcome = dedup(entry, alert(), 1, at(60), RULES, suppressed_by="silence:s1")
+    assert out == [] and outcome is DedupOutcome.duplicate
+    entry, out, outcome = dedup(entry, alert(), 2, at(120), RULES)
+    assert outcome is DedupOutcome.released and out[0].suppressed_by is None
+
+
+def test_more_state_changes_than_allowed_in_the_window_mark_the_alert_flapping():
+    # Default: more than 4 changes within 10 minutes; then flapping until stable for 15 minutes.
+    entry, events = None, []
+    for n in range(6):
+        status = "firing" if n % 2 == 0 else "resolved"
+        entry, out, _ = run(entry, alert(status, starts=n * 60, ends=n * 60 if status == "resolved" else None), n, now=n * 60)
+        events.extend(out)
+    assert [e.flapping_until is not None for e in events] == [False, False, False, False, True, True]
+    assert events[-1].flapping_until == at(5 * 60 + 15 * 60)
+
+
+def test_changes_spread_wider_than_the_window_are_not_flapping():
+    entry, events = None, []
+    for n in range(8):
+        status = "firing" if n % 2 == 0 else "resolved"
+        entry, out, _ = run(entry, alert(status, starts=n * 600, ends=n * 600 if status == "resolved" else None), n, now=n * 600)
+        events.extend(out)
+    assert not any(e.flapping_until for e in events)

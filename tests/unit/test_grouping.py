@@ -199,3 +199,36 @@ def test_grp0_redelivery_reemits_the_same_events_and_keeps_state(repeat):
     entry, last = key.entry, key.events[-2:] if repeat == "tick" else []
     again, out = group(entry, Tick(at=at(99)), key.position - 1, at(99), key.rules)
     assert again == entry and out == entry.last_emitted
+
+
+def test_grp14_grp15_a_flapping_alert_holds_notifications_until_the_hold_down_ends():
+    key = Key()
+    key.fire("a")
+    grouped = group_labels(alert(instance="a", alertname="X", service="s").labels, ("alertname", "service"))
+    flapping = AlertEvent(status="resolved", policy="p", correlation_key=f"p:{correlation_key(grouped)}", group_labels=grouped,
+                          alert=alert("resolved", ends=60, instance="a", alertname="X", service="s"), at=at(60),
+                          flapping_until=at(60 + 900))
+    key.fire("b", now=30)
+    assert key._apply(flapping, 60) == ["flapping_started", "alert_resolved"]
+    assert [e.notify for e in key.events[-2:]] == [False, False]
+    assert key.entry.due_at == at(960)
+    assert key.tick(960) == ["flapping_ended"]
+    assert key.events[-1].notify is True
+
+
+def test_grp16_a_suppressed_alert_opens_nothing():
+    key = Key()
+    grouped = group_labels(alert(instance="a", alertname="X", service="s").labels, ("alertname", "service"))
+    silenced = AlertEvent(status="firing", policy="p", correlation_key=f"p:{correlation_key(grouped)}", group_labels=grouped,
+                          alert=alert(instance="a", alertname="X", service="s"), at=at(0), suppressed_by="silence:abc")
+    assert key._apply(silenced, 0) == []
+
+
+def test_grp17_recurring_incidents_make_a_problem_linking_them():
+    key = Key()  # default: 3 recurrences within 7 days
+    for n in range(3):
+        key.fire("a", now=n * 3600, starts=n * 3600)
+        key.resolve("a", now=n * 3600 + 60)
+    problem = [e for e in key.events if e.kind.value == "problem_detected"]
+    assert len(problem) == 1 and len(problem[0].related) == 3 and problem[0].problem_id.startswith("prb-")
+    assert problem[0].related == key.ids()
