@@ -11,10 +11,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from correlation.changes import suspects
 from correlation.dedup import DedupOutcome, FingerprintState, dedup
-from correlation.grouping import GroupState, group
+from correlation.grouping import GroupState, attach_suspects, group, opened_incidents, services_of
 from correlation.rules import Rules
-from schemas import Alert, IncidentCommand, IncidentEvent, Tick
+from correlation.suppression import inhibited_by, silenced_by, source_keys
+from schemas import Alert, AlertStatus, ChangeEvent, IncidentCommand, IncidentEvent, Silence, Tick
 
 
 @dataclass
@@ -26,6 +28,9 @@ class State:
     next_position: int = 0
     outcomes: Counter[DedupOutcome] = field(default_factory=Counter)
     due: list[tuple[datetime, str]] = field(default_factory=list)  # heap of (due_at, key); stale items are skipped
+    silences: list[Silence] = field(default_factory=list)
+    sources: dict[str, set[str]] = field(default_factory=dict)  # inhibition key -> fingerprints firing there
+    changes: list[ChangeEvent] = field(default_factory=list)
 
     def take_position(self) -> int:
         self.next_position += 1
@@ -39,13 +44,28 @@ class Engine:
     def apply(self, state: State, alert: Alert, now: datetime) -> tuple[State, list[IncidentEvent]]:
         """Run one alert through both stages. `state` is updated in place (its entries are immutable) and returned."""
         position = state.take_position()
-        fp_entry, alert_events, outcome = dedup(state.fingerprints.get(alert.fingerprint), alert, position, now, self.rules)
+        inhibit_rules = self.rules.policies.inhibit_rules
+        suppressed = silenced_by(alert.labels, state.silences, now) or inhibited_by(
+            alert.labels, alert.fingerprint, inhibit_rules, state.sources)
+        fp_entry, alert_events, outcome = dedup(state.fingerprints.get(alert.fingerprint), alert, position, now,
+                                                self.rules, suppressed)
         state.fingerprints[alert.fingerprint] = fp_entry
         state.outcomes[outcome] += 1
+        for key in source_keys(alert.labels, inhibit_rules):
+            members = state.sources.setdefault(key, set())
+            (members.add if fp_entry.status is AlertStatus.firing else members.discard)(alert.fingerprint)
         emitted: list[IncidentEvent] = []
         for event in alert_events:
             emitted.extend(self._group(state, event.correlation_key, event, now))
         return state, emitted
+
+    def add_silence(self, state: State, silence: Silence) -> State:
+        state.silences.append(silence)
+        return state
+
+    def add_change(self, state: State, change: ChangeEvent) -> State:
+        state.changes.append(change)
+        return state
 
     def command(self, state: State, command: IncidentCommand) -> tuple[State, list[IncidentEvent]]:
         """A person's acknowledge or resolve, applied at the command's own time."""
@@ -66,6 +86,12 @@ class Engine:
 
     def _group(self, state: State, key: str, item: object, now: datetime) -> list[IncidentEvent]:
         new_entry, events = group(state.groups.get(key), item, state.take_position(), now, self.rules)  # type: ignore[arg-type]
+        for incident in opened_incidents(events) if new_entry is not None else []:
+            assert new_entry is not None
+            found = suspects(state.changes, services_of(new_entry, incident), self.rules.topology, now,
+                             self.rules.policies.change_window)
+            new_entry, more = attach_suspects(new_entry, incident, found, now, self.rules)
+            events = [*events, *more]
         if new_entry is not None:
             state.groups[key] = new_entry
             if new_entry.due_at is not None:

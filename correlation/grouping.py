@@ -25,6 +25,7 @@ the events it emits and so on the incident's timeline.
 | GRP-15 | flapping               | hold-down over (tick)                      | `flapping_ended`; notifications resume      |
 | GRP-16 | any                    | firing, suppressed (silence, inhibition)   | nothing: recorded upstream with the reason  |
 | GRP-17 | opening                | the key's incidents recur often enough     | `problem_detected`, linking the recurrences |
+| GRP-18 | just opened            | changes to its services shortly before     | `change_suspected`, one per change          |
 | GRP-0  | any                    | input at a position already applied        | redelivery: re-emit what it emitted         |
 
 Joinable: without topology, the key's current incident; with `topology: true`, the most recent open
@@ -41,6 +42,7 @@ from enum import StrEnum
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
+from correlation.changes import describe
 from correlation.policy import Policy
 from correlation.rules import Rules
 from correlation.templates import render_title
@@ -49,6 +51,7 @@ from schemas import (
     Alert,
     AlertEvent,
     AlertStatus,
+    ChangeEvent,
     CommandAction,
     IncidentCommand,
     IncidentEvent,
@@ -440,3 +443,30 @@ def group(
     else:
         _on_tick(step)
     return step.finish(position, partition)
+
+
+def opened_incidents(events: list[IncidentEvent]) -> list[str]:
+    """Ids of the incidents these events opened."""
+    return [e.incident_id for e in events if e.kind is IncidentEventKind.opened]
+
+
+def services_of(entry: GroupState, incident: str) -> list[str]:
+    tracked = entry.incidents.get(incident)
+    return tracked.services if tracked else []
+
+
+def attach_suspects(entry: GroupState, incident: str, changes: list[ChangeEvent], now: datetime,
+                    rules: Rules) -> tuple[GroupState, list[IncidentEvent]]:
+    """Record `changes` (already chosen by correlation.changes.suspects) on a just-opened incident.
+
+    The events join the entry's `last_emitted`, so a redelivered opening re-emits them too.
+    """
+    tracked = entry.incidents.get(incident)
+    if tracked is None or not changes:
+        return entry, []
+    step = _Step(entry, rules, now)
+    for change in changes:
+        tracked = step.emit(tracked, IncidentEventKind.change_suspected, "GRP-18", comment=describe(change),
+                            related=[change.id])
+    state, events = step.finish(entry.position, entry.partition)
+    return state.model_copy(update={"last_emitted": [*entry.last_emitted, *events]}), events

@@ -6,6 +6,7 @@ A final `default` policy (group by the `group_by` setting) catches everything el
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from typing import Annotated, Any
 
@@ -23,7 +24,7 @@ Duration = Annotated[timedelta, BeforeValidator(parse_duration), PlainSerializer
 def _parse_matchers(value: Any) -> Any:
     if isinstance(value, str):
         value = [value]
-    if isinstance(value, list):
+    if isinstance(value, (list, tuple)):
         return tuple(m if isinstance(m, Matcher) else Matcher.parse(str(m)) for m in value)
     return value
 
@@ -89,6 +90,26 @@ class ProblemRule(BaseModel):
     within: Duration = timedelta(days=7)
 
 
+class InhibitRule(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    source_matchers: Matchers = Field(min_length=1)
+    target_matchers: Matchers = Field(min_length=1)
+    equal: tuple[str, ...] = ()
+
+    def _key(self, labels: Mapping[str, str]) -> str:
+        return f"{self.name}:{json.dumps([labels.get(n, '') for n in self.equal], ensure_ascii=False)}"
+
+    def source_key(self, labels: Mapping[str, str]) -> str | None:
+        """Where a firing alert registers as a source of this rule (None: it is not one)."""
+        return self._key(labels) if matches_all(self.source_matchers, labels) else None
+
+    def target_key(self, labels: Mapping[str, str]) -> str | None:
+        """Where to look for sources that inhibit this alert (None: the rule cannot inhibit it)."""
+        return self._key(labels) if matches_all(self.target_matchers, labels) else None
+
+
 class PolicySet(BaseModel):
     """The correlation file: ordered policies, the severity ranking, flapping and problem thresholds."""
 
@@ -99,6 +120,8 @@ class PolicySet(BaseModel):
     severity_label: str = "severity"
     flapping: FlappingRule = FlappingRule()
     problems: ProblemRule = ProblemRule()
+    inhibit_rules: tuple[InhibitRule, ...] = ()
+    change_window: Duration = timedelta(hours=1)  # a change this long before an incident opens is a suspect
 
     @model_validator(mode="after")
     def _unique_names(self) -> "PolicySet":

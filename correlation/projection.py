@@ -35,6 +35,8 @@ def project(incident: Incident | None, event: IncidentEvent) -> Incident | None:
             status=IncidentStatus.triggered,
             title=event.title or event.correlation_key,
             severity=event.severity,
+            probable_root=event.probable_root,
+            flapping=not event.notify,
             opened_at=event.at,
             updated_at=event.at,
             seq=event.seq,
@@ -43,7 +45,8 @@ def project(incident: Incident | None, event: IncidentEvent) -> Incident | None:
     if event.seq <= incident.seq:
         return None
 
-    changes: dict[str, object] = {"seq": event.seq, "updated_at": event.at, "severity": event.severity}
+    changes: dict[str, object] = {"seq": event.seq, "updated_at": event.at, "severity": event.severity,
+                                  "probable_root": event.probable_root, "problem_id": event.problem_id or incident.problem_id}
     alert = event.alert
     if alert is not None and event.kind in (IncidentEventKind.alert_added, IncidentEventKind.alert_resolved):
         status = AlertStatus.firing if event.kind is IncidentEventKind.alert_added else AlertStatus.resolved
@@ -66,6 +69,12 @@ def project(incident: Incident | None, event: IncidentEvent) -> Incident | None:
         changes.update(resolved_at=event.at, resolved_by=event.actor)
     elif event.kind is IncidentEventKind.reopened:
         changes.update(resolved_at=None, resolved_by=None, acknowledged_at=None, acknowledged_by=None)
+    elif event.kind is IncidentEventKind.flapping_started:
+        changes["flapping"] = True
+    elif event.kind is IncidentEventKind.flapping_ended:
+        changes["flapping"] = False
+    elif event.kind is IncidentEventKind.change_suspected:
+        changes["suspect_changes"] = [*incident.suspect_changes, *(c for c in event.related if c not in incident.suspect_changes)]
     changes["timeline"] = [*incident.timeline, _timeline_entry(event)][-TIMELINE_LIMIT:]
     return incident.model_copy(update=changes)
 
@@ -74,6 +83,10 @@ def _timeline_entry(event: IncidentEvent) -> TimelineEntry:
     detail = event.comment
     if event.kind is IncidentEventKind.severity_changed and event.severity:
         detail = f"severity {event.severity}"
+    elif event.kind is IncidentEventKind.root_changed and event.probable_root:
+        detail = f"probable root {event.probable_root}"
+    elif event.kind is IncidentEventKind.problem_detected:
+        detail = f"problem {event.problem_id}: {event.comment} ({', '.join(event.related)})"
     return TimelineEntry(
         seq=event.seq,
         at=event.at,

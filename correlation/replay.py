@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from correlation.engine import Engine, State
 from correlation.fingerprint import fingerprint
 from correlation.rules import Rules
-from schemas import Alert, AlertIn, IncidentEvent, IncidentEventKind
+from schemas import Alert, AlertIn, ChangeEvent, IncidentEvent, IncidentEventKind, Silence
 
 _KEEP = ("status", "labels", "annotations", "startsAt", "endsAt", "generatorURL")
 PAGING_KINDS = (IncidentEventKind.opened, IncidentEventKind.reopened)
@@ -131,9 +131,11 @@ def replay(
     rules: Rules,
     on_alert: Callable[[], None] | None = None,
     report: Report | None = None,
+    silences: Iterable[Silence] = (),
+    changes: Iterable[ChangeEvent] = (),
 ) -> Report:
     """Apply `items` (already in time order) and let time run out past the last one."""
-    engine, state, report = Engine(rules), State(), report or Report()
+    engine, state, report = Engine(rules), State(silences=list(silences), changes=list(changes)), report or Report()
     last: datetime | None = None
     for when, alert in items:
         _, events = engine.tick(state, when)

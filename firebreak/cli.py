@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Any
 import sys
 from pathlib import Path
 
@@ -210,28 +211,36 @@ def incidents_show(ctx: click.Context, incident_id: str, as_json: bool) -> None:
                    f"{entry.fingerprint or ''} {who} {entry.detail}".rstrip())
 
 
+API_URL = click.option("--url", default=None, help="The Firebreak API (default: http://<ingest_host>:<ingest_port>).")
+
+
+def _api(ctx: click.Context, method: str, path: str, url: str | None, body: object = None) -> Any:
+    """Call the Firebreak API with the first configured token; a non-2xx answer becomes the CLI's error."""
+    import requests
+
+    settings = _settings(ctx)
+    base = url or f"http://{settings.ingest_host}:{settings.ingest_port}"
+    tokens = settings.ingest_tokens
+    headers = {"Authorization": f"Bearer {tokens[0].get_secret_value()}"} if tokens else {}
+    try:
+        response = requests.request(method, base + path, json=body, headers=headers, timeout=15)
+    except requests.RequestException as exc:
+        raise click.ClickException(f"the API at {base} did not answer ({exc}); is `firebreak ingest` running?") from exc
+    is_json = response.headers.get("Content-Type", "").startswith("application/json")
+    if response.status_code >= 300:
+        raise click.ClickException(f"{response.status_code}: {response.json().get('message') if is_json else response.text}")
+    return response.json() if is_json else None
+
+
 def _command(action: CommandAction):  # type: ignore[no-untyped-def]
     @click.argument("incident_id")
     @click.option("--actor", required=True, help="Who acts (recorded on the timeline).")
     @click.option("--comment", default="", help="Why; recorded on the timeline.")
-    @click.option("--url", default=None, help="The Firebreak API (default: http://<ingest_host>:<ingest_port>).")
+    @API_URL
     @click.pass_context
     def command(ctx: click.Context, incident_id: str, actor: str, comment: str, url: str | None) -> None:
-        import requests
-
-        settings = _settings(ctx)
-        base = url or f"http://{settings.ingest_host}:{settings.ingest_port}"
-        tokens = settings.ingest_tokens
-        headers = {"Authorization": f"Bearer {tokens[0].get_secret_value()}"} if tokens else {}
         verb = "ack" if action is CommandAction.acknowledge else "resolve"
-        try:
-            response = requests.post(f"{base}/api/v1/incidents/{incident_id}/{verb}", json={"actor": actor, "comment": comment},
-                                     headers=headers, timeout=15)
-        except requests.RequestException as exc:
-            raise click.ClickException(f"the API at {base} did not answer ({exc}); is `firebreak ingest` running?") from exc
-        if response.status_code != 202:
-            message = response.json().get("message", response.text) if response.headers.get("Content-Type", "").startswith("application/json") else response.text
-            raise click.ClickException(f"{response.status_code}: {message}")
+        _api(ctx, "POST", f"/api/v1/incidents/{incident_id}/{verb}", url, {"actor": actor, "comment": comment})
         click.echo(f"{incident_id}: {action.value} accepted")
 
     return command
@@ -247,22 +256,42 @@ incidents.command("resolve", help="Resolve an incident by hand (through the API)
               help="Correlation policies (default: the policies_file setting, else the built-in default policy).")
 @click.option("--services", "services_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Service catalog for topology-aware policies (default: the services_file setting).")
+@click.option("--silences", "silences_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Silences in force during the stream (YAML: `silences:` list, as the API returns them).")
+@click.option("--changes", "changes_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Changes during the stream (JSON lines, as POST /api/v1/changes records them).")
 @click.option("--json", "as_json", is_flag=True, help="The report and every incident with its alerts, as JSON.")
 @click.pass_context
 def replay(ctx: click.Context, alerts_file: Path, policies_file: Path | None, services_file: Path | None,
-           as_json: bool) -> None:
+           silences_file: Path | None, changes_file: Path | None, as_json: bool) -> None:
     """Run a recorded alert stream (JSON lines) through the engine offline and report what would happen."""
     from correlation.replay import Report, read_lines
     from correlation.replay import replay as run_replay
-    from firebreak.yamlfile import ConfigFileError
+    from pydantic import BaseModel
+
+    from firebreak.yamlfile import ConfigFileError, load_yaml_model
+    from schemas import ChangeEvent, Silence
+
+    class SilenceFile(BaseModel):
+        silences: list[Silence] = []
 
     settings = _settings(ctx)
     overrides = {"policies_file": policies_file, "services_file": services_file}
     settings = settings.model_copy(update={k: v for k, v in overrides.items() if v is not None})
     try:
         rules = settings.load_rules()
+        silence_list = load_yaml_model(silences_file, SilenceFile).silences if silences_file else []
     except ConfigFileError as exc:
         raise click.ClickException(str(exc)) from exc
+    change_list = []
+    if changes_file is not None:
+        for number, line in enumerate(changes_file.read_text().splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                change_list.append(ChangeEvent.model_validate_json(line))
+            except ValueError as exc:
+                raise click.ClickException(f"{changes_file}:{number}: not a change event ({exc})") from exc
     report = Report()
     with alerts_file.open(encoding="utf-8", errors="replace") as handle:
         items = read_lines(handle, report)
@@ -271,7 +300,7 @@ def replay(ctx: click.Context, alerts_file: Path, policies_file: Path | None, se
         def step() -> None:
             bar.update(1)
 
-        run_replay(items, rules, on_alert=step, report=report)
+        run_replay(items, rules, on_alert=step, report=report, silences=silence_list, changes=change_list)
     summary = report.summary()
     for bad in report.bad_lines[:5]:
         click.echo(f"{alerts_file}:{bad.line}: skipped: {bad.problem}", err=True)
@@ -291,3 +320,47 @@ def replay(ctx: click.Context, alerts_file: Path, policies_file: Path | None, se
     for name, counts in summary["per_policy"].items():
         click.echo(f"  {name:<20} incidents {counts.get('incidents', 0):<6} pages {counts.get('pages', 0):<6} "
                    f"notifications {counts.get('notifications', 0)}")
+
+
+@main.group()
+def silences() -> None:
+    """Silences: matching alerts are recorded but open no incident while the silence lasts."""
+
+
+@silences.command("add")
+@click.option("--match", "matchers", multiple=True, required=True, help='A matcher, e.g. service="db" (repeatable).')
+@click.option("--for", "duration", default=None, help="How long from now: 30m, 2h, 1d.")
+@click.option("--until", "ends_at", default=None, help="Or an end time (RFC 3339 with a time zone).")
+@click.option("--author", required=True)
+@click.option("--comment", required=True, help="Why (a ticket, a maintenance window).")
+@API_URL
+@click.pass_context
+def silences_add(ctx: click.Context, matchers: tuple[str, ...], duration: str | None, ends_at: str | None,
+                 author: str, comment: str, url: str | None) -> None:
+    """Create a silence."""
+    body = {"matchers": list(matchers), "createdBy": author, "comment": comment, "duration": duration, "endsAt": ends_at}
+    created = _api(ctx, "POST", "/api/v1/silences", url, {k: v for k, v in body.items() if v is not None})
+    click.echo(f"{created['id']}  until {created['endsAt']}  {' '.join(created['matchers'])}")
+
+
+@silences.command("list")
+@click.option("--all", "show_all", is_flag=True, help="Include expired silences.")
+@API_URL
+@click.pass_context
+def silences_list(ctx: click.Context, show_all: bool, url: str | None) -> None:
+    """List silences that have not ended."""
+    found = _api(ctx, "GET", "/api/v1/silences" + ("?all=1" if show_all else ""), url)["silences"]
+    if not found:
+        click.echo("no silences")
+    for s in found:
+        click.echo(f"{s['id']}  {s['startsAt']} .. {s['endsAt']}  by {s['createdBy']}  {' '.join(s['matchers'])}  # {s['comment']}")
+
+
+@silences.command("expire")
+@click.argument("silence_id")
+@API_URL
+@click.pass_context
+def silences_expire(ctx: click.Context, silence_id: str, url: str | None) -> None:
+    """End a silence now."""
+    expired = _api(ctx, "DELETE", f"/api/v1/silences/{silence_id}", url)
+    click.echo(f"{expired['id']}: ends {expired['endsAt']}")

@@ -4,6 +4,10 @@ Agents (each at concurrency 1, so offsets are never committed past an event stil
 - `dedup`   on `alerts` (key fingerprint), table `fingerprints`  -> `alert-events` (key correlation key)
 - `group`   on `alert-events`,              table `groups`        -> `incident-events` (key incident id)
 - `project` on `incident-events`                                  -> Redis read model
+- `changes` on `changes`                                          -> Redis, for change suspects
+
+Silences (cached from Redis every few seconds) and inhibition sources (Redis sets) are looked up here and
+handed to the pure dedup stage as `suppressed_by`; recent changes are looked up when an incident opens.
 
 `alert-events` also carries people's commands (ack/resolve, from the API) and ticks: a timer sends a tick to
 each of this worker's `alert-events` partitions that has an entry due, so time-driven transitions
@@ -24,12 +28,19 @@ import redis.asyncio as aioredis
 from prometheus_client import start_http_server
 from pydantic import TypeAdapter, ValidationError
 
+from redis.exceptions import RedisError
+
+from correlation.changes import suspects
 from correlation.dedup import FingerprintState, dedup
-from correlation.grouping import GroupState, group
+from correlation.grouping import GroupState, attach_suspects, group, opened_incidents, services_of
+from correlation.suppression import inhibited_by, silenced_by, source_keys
+from firebreak.change_store import ChangeStore
+from firebreak.inhibition_store import InhibitionStore
 from firebreak.metrics import ALERTS_PROCESSED, DEAD_LETTERS, INCIDENT_EVENTS, READ_MODEL_WRITES
 from firebreak.readmodel import IncidentStore
 from firebreak.settings import Settings
-from schemas import Alert, AlertEvent, GroupInput, IncidentEvent, Tick
+from firebreak.silence_store import SilenceStore
+from schemas import Alert, AlertEvent, AlertStatus, ChangeEvent, GroupInput, IncidentEvent, Silence, Tick
 
 log = logging.getLogger("firebreak.worker")
 
@@ -73,12 +84,27 @@ def create_app(settings: Settings) -> faust.App:
     alerts = app.topic("alerts", schema=_raw_schema())
     alert_events = app.topic("alert-events", schema=_raw_schema())
     incident_events = app.topic("incident-events", schema=_raw_schema())
+    changes_topic = app.topic("changes", schema=_raw_schema())
     dead_letter = app.topic("dead-letter", schema=_raw_schema())
     # Table entries: str keys, JSON-object values (the stage state models dumped in JSON mode). No value_type:
     # Faust would call `from_data` on it during changelog recovery, which only its own Records have.
     fingerprints = app.Table("fingerprints", default=None, key_type=str)
     groups = app.Table("groups", default=None, key_type=str)
-    store = IncidentStore(aioredis.Redis.from_url(settings.redis_url), settings.redis_prefix)
+    redis_client = aioredis.Redis.from_url(settings.redis_url)
+    store = IncidentStore(redis_client, settings.redis_prefix)
+    silence_store = SilenceStore(redis_client, settings.redis_prefix)
+    inhibition = InhibitionStore(redis_client, settings.redis_prefix)
+    change_store = ChangeStore(redis_client, settings.redis_prefix)
+    inhibit_rules = rules.policies.inhibit_rules
+    silences: list[Silence] = []  # this worker's copy, refreshed by the timer below
+
+    @app.timer(2.0)
+    async def refresh_silences() -> None:
+        try:
+            silences[:] = await silence_store.current(datetime.now(timezone.utc))
+        except RedisError as exc:
+            # Fail open for paging: keep the last known silences rather than silence everything or nothing.
+            log.warning("could not refresh silences from Redis (%s); keeping %d known", exc, len(silences))
 
     async def to_dead_letter(stage: str, reason: str, event: faust.types.EventT, summary: str, detail: str) -> None:
         DEAD_LETTERS.labels(stage, reason).inc()
@@ -117,10 +143,25 @@ def create_app(settings: Settings) -> faust.App:
         key = alert.fingerprint
         stored = fingerprints.get(key)
         entry = FingerprintState.model_validate(stored) if stored else None
-        new_entry, outputs, outcome = dedup(entry, alert, event.message.offset, _event_time(event), rules)
+        now = _event_time(event)
+        suppressed = silenced_by(alert.labels, silences, now)
+        if suppressed is None and inhibit_rules:
+            targets = [k for r in inhibit_rules if (k := r.target_key(alert.labels)) is not None]
+            try:
+                sources = await inhibition.sources(targets)
+            except RedisError as exc:
+                log.warning("inhibition lookup failed (%s): treating the alert as not inhibited", exc)
+                sources = {}
+            suppressed = inhibited_by(alert.labels, alert.fingerprint, inhibit_rules, sources)
+        new_entry, outputs, outcome = dedup(entry, alert, event.message.offset, now, rules, suppressed)
         ALERTS_PROCESSED.labels(outcome.value).inc()
         if new_entry is not entry:
             fingerprints[key] = new_entry.model_dump(mode="json")
+            try:
+                await inhibition.update(source_keys(alert.labels, inhibit_rules), alert.fingerprint,
+                                        new_entry.status is AlertStatus.firing)
+            except RedisError as exc:
+                log.warning("could not record inhibition source %s (%s)", alert.fingerprint, exc)
         for out in outputs:
             await alert_events.send(key=out.correlation_key.encode(), value=out.model_dump_json().encode())
 
@@ -129,9 +170,22 @@ def create_app(settings: Settings) -> faust.App:
             INCIDENT_EVENTS.labels(out.kind.value).inc()
             await incident_events.send(key=out.incident_id.encode(), value=out.model_dump_json().encode())
 
-    def apply_group(key: str, entry: GroupState | None, item: GroupInput, event: faust.types.EventT) -> list[IncidentEvent]:
+    async def apply_group(key: str, entry: GroupState | None, item: GroupInput, event: faust.types.EventT) -> list[IncidentEvent]:
         message = event.message
-        new_entry, outputs = group(entry, item, message.offset, _event_time(event), rules, message.partition)
+        now = _event_time(event)
+        new_entry, outputs = group(entry, item, message.offset, now, rules, message.partition)
+        fresh = new_entry is not None and new_entry is not entry  # not a redelivery: those re-emit stored events
+        for incident in opened_incidents(outputs) if fresh else []:
+            assert new_entry is not None
+            window = rules.policies.change_window
+            scope = rules.topology.with_dependencies(services_of(new_entry, incident))
+            try:
+                recent = await change_store.between(scope, now - window, now)
+            except RedisError as exc:
+                log.warning("change lookup for %s failed (%s): no suspects recorded", incident, exc)
+                recent = []
+            new_entry, more = attach_suspects(new_entry, incident, suspects(recent, scope, rules.topology, now, window), now, rules)
+            outputs = [*outputs, *more]
         if new_entry is not None and new_entry is not entry:
             groups[key] = new_entry.model_dump(mode="json")
         return outputs
@@ -142,11 +196,11 @@ def create_app(settings: Settings) -> faust.App:
             now = _event_time(event)
             for key, stored in list(groups.items()):
                 if stored.get("partition") == event.message.partition and _is_due(stored, now):
-                    await emit(apply_group(key, GroupState.model_validate(stored), item, event))
+                    await emit(await apply_group(key, GroupState.model_validate(stored), item, event))
             return
         key = item.correlation_key
         stored = groups.get(key)
-        await emit(apply_group(key, GroupState.model_validate(stored) if stored else None, item, event))
+        await emit(await apply_group(key, GroupState.model_validate(stored) if stored else None, item, event))
 
     async def handle_incident_event(event: faust.types.EventT) -> None:
         incident_event = IncidentEvent.model_validate_json(event.value)
@@ -166,6 +220,11 @@ def create_app(settings: Settings) -> faust.App:
             await alert_events.send(value=Tick(at=now).model_dump_json().encode(), partition=partition)
 
     app.agent(incident_events, name="project", concurrency=1)(guarded("project", handle_incident_event))
+
+    async def handle_change(event: faust.types.EventT) -> None:
+        await change_store.record(ChangeEvent.model_validate_json(event.value))
+
+    app.agent(changes_topic, name="changes", concurrency=1)(guarded("changes", handle_change))
     return app
 
 

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
+from typing import Any
 
 import redis.asyncio as aioredis
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 from redis.exceptions import RedisError
 
 from firebreak.metrics import ALERTS_RECEIVED, ALERTS_REJECTED, INGEST_LATENCY, INGEST_REQUESTS
@@ -18,9 +20,11 @@ from firebreak.readmodel import STATUS_FILTERS, IncidentStore
 from firebreak.settings import Settings
 from ingest.adapters import parse_alertmanager, parse_generic
 from ingest.auth import TokenAuth
-from ingest.errors import IngestError, from_validation_error
+from ingest.errors import IngestError, Problem, from_validation_error
 from ingest.producer import DurableProducer, KafkaUnavailable
-from schemas import Alert, CommandAction, Incident, IncidentCommand
+from correlation.durations import parse_duration
+from firebreak.silence_store import SilenceStore
+from schemas import Alert, ChangeEvent, ChangeKind, CommandAction, Incident, IncidentCommand, Silence
 
 log = logging.getLogger("firebreak.ingest")
 
@@ -33,7 +37,38 @@ class CommandBody(BaseModel):
     comment: str = Field("", max_length=2000)
 
 
-_COMMAND_BODY = TypeAdapter(CommandBody)
+
+class SilenceBody(BaseModel):
+    """Body of POST /api/v1/silences: matchers, a time range (or a duration from now), who and why."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    matchers: list[str] = Field(min_length=1, max_length=32)
+    starts_at: AwareDatetime | None = Field(None, alias="startsAt")
+    ends_at: AwareDatetime | None = Field(None, alias="endsAt")
+    duration: str | None = Field(None, description="instead of endsAt: 30m, 2h, 1d")
+    created_by: str = Field(min_length=1, max_length=128, alias="createdBy")
+    comment: str = Field(min_length=1, max_length=2000)
+
+
+class ChangeBody(BaseModel):
+    """Body of POST /api/v1/changes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    service: str = Field(min_length=1, max_length=128)
+    kind: ChangeKind = ChangeKind.deploy
+    summary: str = Field(min_length=1, max_length=500)
+    author: str = Field("", max_length=128)
+    url: str = Field("", max_length=2048)
+    at: AwareDatetime | None = None
+
+
+def _parse_body(model: type[BaseModel], body: bytes) -> Any:
+    try:
+        return model.model_validate_json(body)
+    except ValidationError as exc:
+        raise from_validation_error(exc) from exc
 
 OPEN_ROUTES = frozenset({"/healthz", "/readyz", "/metrics"})
 Parser = Callable[[bytes, datetime, int], list[Alert]]
@@ -41,6 +76,7 @@ Parser = Callable[[bytes, datetime, int], list[Alert]]
 PRODUCER = web.AppKey("producer", DurableProducer)
 STORE = web.AppKey("store", IncidentStore)
 SETTINGS = web.AppKey("settings", Settings)
+SILENCES = web.AppKey("silences", SilenceStore)
 AUTH = web.AppKey("auth", TokenAuth)
 
 
@@ -160,11 +196,7 @@ async def _get_incident(request: web.Request) -> web.Response:
 
 def _command_handler(action: CommandAction) -> Callable[[web.Request], Awaitable[web.Response]]:
     async def handle(request: web.Request) -> web.Response:
-        body = await _read_json_body(request)
-        try:
-            args = _COMMAND_BODY.validate_json(body)
-        except ValidationError as exc:
-            raise from_validation_error(exc) from exc
+        args: CommandBody = _parse_body(CommandBody, await _read_json_body(request))
         incident = await _find_incident(request)
         if not incident.is_open:
             raise IngestError(409, "already_resolved", f"{incident.id} is resolved; nothing to {action.value}")
@@ -180,7 +212,65 @@ def _command_handler(action: CommandAction) -> Callable[[web.Request], Awaitable
     return handle
 
 
-def create_app(settings: Settings, producer: DurableProducer, store: IncidentStore) -> web.Application:
+async def _create_silence(request: web.Request) -> web.Response:
+    args: SilenceBody = _parse_body(SilenceBody, await _read_json_body(request))
+    now = datetime.now(timezone.utc)
+    starts = args.starts_at or now
+    if (args.ends_at is None) == (args.duration is None):
+        raise IngestError(422, "invalid_silence", "give exactly one of endsAt or duration (e.g. \"2h\")",
+                          [Problem("endsAt", "set endsAt or duration, not both or neither")])
+    try:
+        ends = args.ends_at or starts + parse_duration(args.duration)
+        silence = Silence(id=uuid.uuid4().hex[:12], matchers=args.matchers, starts_at=starts, ends_at=ends,
+                          created_by=args.created_by, comment=args.comment)
+    except ValidationError as exc:
+        raise from_validation_error(exc) from exc
+    except ValueError as exc:
+        raise IngestError(422, "invalid_silence", str(exc), [Problem("duration", str(exc))]) from exc
+    try:
+        await request.app[SILENCES].put(silence)
+    except RedisError as exc:
+        raise IngestError(503, "redis_unavailable", f"could not store the silence ({exc}); retry") from exc
+    log.info("silence %s created by %s: %s until %s", silence.id, silence.created_by, silence.matchers, silence.ends_at)
+    return web.json_response(silence.model_dump(mode="json", by_alias=True), status=201)
+
+
+async def _list_silences(request: web.Request) -> web.Response:
+    try:
+        found = await request.app[SILENCES].all()
+    except RedisError as exc:
+        raise IngestError(503, "redis_unavailable", f"the silences are unavailable ({exc}); retry") from exc
+    if request.query.get("all") not in ("1", "true"):
+        now = datetime.now(timezone.utc)
+        found = [s for s in found if s.ends_at > now]
+    return web.json_response({"silences": [s.model_dump(mode="json", by_alias=True) for s in found]})
+
+
+async def _expire_silence(request: web.Request) -> web.Response:
+    store = request.app[SILENCES]
+    silence = await store.get(request.match_info["silence_id"])
+    if silence is None:
+        raise IngestError(404, "not_found", "no silence with that id; list them with GET /api/v1/silences")
+    now = datetime.now(timezone.utc)
+    if silence.ends_at > now:
+        silence = silence.model_copy(update={"ends_at": max(now, silence.starts_at + timedelta(microseconds=1))})
+        await store.put(silence)
+    return web.json_response(silence.model_dump(mode="json", by_alias=True))
+
+
+async def _record_change(request: web.Request) -> web.Response:
+    args: ChangeBody = _parse_body(ChangeBody, await _read_json_body(request))
+    change = ChangeEvent(id=uuid.uuid4().hex[:12], service=args.service, kind=args.kind, summary=args.summary,
+                         author=args.author, url=args.url, at=args.at or datetime.now(timezone.utc))
+    try:
+        await request.app[PRODUCER].send("changes", [(change.service.encode(), change.model_dump_json().encode())])
+    except KafkaUnavailable as exc:
+        return _kafka_unavailable(exc)
+    return web.json_response(change.model_dump(mode="json"), status=202)
+
+
+def create_app(settings: Settings, producer: DurableProducer, store: IncidentStore,
+               silences: SilenceStore) -> web.Application:
     tokens = [t.get_secret_value() for t in settings.ingest_tokens]
     if not tokens and not settings.auth_disabled:
         raise ValueError("no ingest token configured; set FIREBREAK_INGEST_TOKENS or FIREBREAK_INGEST_TOKENS_FILE")
@@ -188,6 +278,7 @@ def create_app(settings: Settings, producer: DurableProducer, store: IncidentSto
     app[SETTINGS] = settings
     app[PRODUCER] = producer
     app[STORE] = store
+    app[SILENCES] = silences
     app[AUTH] = TokenAuth(tokens)
     app.router.add_post("/api/v1/alerts/alertmanager", _ingest_handler(parse_alertmanager, "alertmanager"))
     app.router.add_post("/api/v1/alerts", _ingest_handler(parse_generic, "generic"))
@@ -195,6 +286,10 @@ def create_app(settings: Settings, producer: DurableProducer, store: IncidentSto
     app.router.add_get("/api/v1/incidents/{incident_id}", _get_incident)
     app.router.add_post("/api/v1/incidents/{incident_id}/ack", _command_handler(CommandAction.acknowledge))
     app.router.add_post("/api/v1/incidents/{incident_id}/resolve", _command_handler(CommandAction.resolve))
+    app.router.add_post("/api/v1/silences", _create_silence)
+    app.router.add_get("/api/v1/silences", _list_silences)
+    app.router.add_delete("/api/v1/silences/{silence_id}", _expire_silence)
+    app.router.add_post("/api/v1/changes", _record_change)
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/readyz", _readyz)
     app.router.add_get("/metrics", _metrics)
@@ -214,7 +309,7 @@ def run(settings: Settings) -> None:
         log.warning("AUTHENTICATION IS DISABLED (FIREBREAK_AUTH_DISABLED=true): anyone reaching %s:%s can post alerts",
                     settings.ingest_host, settings.ingest_port)
     producer = DurableProducer(settings.kafka_bootstrap, settings.produce_timeout_seconds, settings.produce_linger_ms)
-    store = IncidentStore(aioredis.Redis.from_url(settings.redis_url), settings.redis_prefix)
-    app = create_app(settings, producer, store)
+    client = aioredis.Redis.from_url(settings.redis_url)
+    app = create_app(settings, producer, IncidentStore(client, settings.redis_prefix), SilenceStore(client, settings.redis_prefix))
     log.info("ingest listening on http://%s:%s", settings.ingest_host, settings.ingest_port)
     web.run_app(app, host=settings.ingest_host, port=settings.ingest_port, print=None, access_log=None)

@@ -8,6 +8,7 @@ from schemas.alert import (
     AlertStatus,
     LIMITS,
 )
+from schemas.silence import ChangeEvent, ChangeKind, Silence
 from schemas.incident import (
     SYSTEM_ACTOR,
     AlertEvent,

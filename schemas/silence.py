@@ -1,0 +1,55 @@
+"""Silences and change events: what people tell Firebreak besides acknowledging."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+
+
+class Silence(BaseModel):
+    """Alerts whose labels match every matcher are recorded but kept out of incidents from starts_at to ends_at."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    id: str = Field(min_length=1, max_length=64)
+    matchers: list[str] = Field(min_length=1, max_length=32)
+    starts_at: AwareDatetime = Field(alias="startsAt")
+    ends_at: AwareDatetime = Field(alias="endsAt")
+    created_by: str = Field(min_length=1, max_length=128, alias="createdBy")
+    comment: str = Field(min_length=1, max_length=2000)
+
+    @field_validator("matchers")
+    @classmethod
+    def _parse(cls, value: list[str]) -> list[str]:
+        from correlation.matchers import Matcher
+
+        return [str(Matcher.parse(m)) for m in value]
+
+    @model_validator(mode="after")
+    def _ends_after_start(self) -> "Silence":
+        if self.ends_at <= self.starts_at:
+            raise ValueError("endsAt must be after startsAt")
+        return self
+
+
+class ChangeKind(StrEnum):
+    deploy = "deploy"
+    config = "config"
+    feature_flag = "feature_flag"
+    infrastructure = "infrastructure"
+    other = "other"
+
+
+class ChangeEvent(BaseModel):
+    """A change to a service (deploy, config, feature flag): a suspect for incidents that open soon after."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    id: str = Field(min_length=1, max_length=64)
+    service: str = Field(min_length=1, max_length=128)
+    kind: ChangeKind = ChangeKind.deploy
+    summary: str = Field(min_length=1, max_length=500)
+    author: str = Field("", max_length=128)
+    url: str = Field("", max_length=2048)
+    at: AwareDatetime
