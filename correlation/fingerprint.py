@@ -7,14 +7,15 @@ import json
 from collections.abc import Iterable, Mapping
 
 
-def fingerprint(labels: Mapping[str, str]) -> str:
+def fingerprint(labels: Mapping[str, str], ignore: frozenset[str] = frozenset()) -> str:
     """A stable 16-hex-digit id for a label set, independent of label order.
 
     Each name and value is length-prefixed before hashing, so {"ab": "c"} and {"a": "bc"} differ.
+    Labels named in `ignore` (say `pod`, `replica`) do not count, so a restarted pod is the same alert.
     Labels are expected NFC-normalised already (the schemas do that at the edge).
     """
     digest = hashlib.sha256()
-    for name in sorted(labels):
+    for name in sorted(n for n in labels if n not in ignore):
         for part in (name, labels[name]):
             raw = part.encode("utf-8")
             digest.update(len(raw).to_bytes(4, "big"))

@@ -32,7 +32,7 @@ class BadLine:
     problem: str
 
 
-def parse_line(text: str, line: int) -> tuple[datetime, Alert] | BadLine:
+def parse_line(text: str, line: int, ignore: frozenset[str] = frozenset()) -> tuple[datetime, Alert] | BadLine:
     """One input line as an alert and its event time."""
     try:
         raw = json.loads(text)
@@ -53,7 +53,7 @@ def parse_line(text: str, line: int) -> tuple[datetime, Alert] | BadLine:
     if when is None:
         return BadLine(line, "no time: give startsAt (or receivedAt) so the line has a place in event time")
     alert = Alert(
-        fingerprint=fingerprint(parsed.labels), status=parsed.status, labels=parsed.labels,
+        fingerprint=fingerprint(parsed.labels, ignore), status=parsed.status, labels=parsed.labels,
         annotations=parsed.annotations, starts_at=parsed.starts_at or when, ends_at=parsed.ends_at,
         generator_url=parsed.generator_url, source="replay", received_at=when,
     )
@@ -159,14 +159,14 @@ def replay(
     return report
 
 
-def read_lines(lines: Iterable[str], report: Report) -> list[tuple[datetime, Alert]]:
+def read_lines(lines: Iterable[str], report: Report, ignore: frozenset[str] = frozenset()) -> list[tuple[datetime, Alert]]:
     """Parse lines (bad ones go to the report); returns (time, alert) in time order, stable for ties."""
     parsed: list[tuple[datetime, int, Alert]] = []
     for number, text in enumerate(lines, start=1):
         report.lines = number
         if not text.strip():
             continue
-        result = parse_line(text, number)
+        result = parse_line(text, number, ignore)
         if isinstance(result, BadLine):
             report.bad_lines.append(result)
         else:

@@ -294,7 +294,7 @@ def replay(ctx: click.Context, alerts_file: Path, policies_file: Path | None, se
                 raise click.ClickException(f"{changes_file}:{number}: not a change event ({exc})") from exc
     report = Report()
     with alerts_file.open(encoding="utf-8", errors="replace") as handle:
-        items = read_lines(handle, report)
+        items = read_lines(handle, report, frozenset(settings.fingerprint_ignore_labels))
     with click.progressbar(length=len(items), label="replaying", file=sys.stderr,
                            show_pos=True, show_percent=True) as bar:
         def step() -> None:

@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     group_by: Annotated[list[str], NoDecode] = Field(
         ["alertname", "service"], description="Labels the `default` policy groups by (comma-separated in env)."
     )
+    fingerprint_ignore_labels: Annotated[list[str], NoDecode] = Field(
+        [], description="Labels left out of the fingerprint, e.g. pod,replica: a restarted pod stays the same alert."
+    )
     policies_file: Path | None = Field(
         None, description="Correlation policies (YAML, see README). Unset: one `default` policy grouping by `group_by`."
     )
@@ -64,7 +67,7 @@ class Settings(BaseSettings):
     worker_session_timeout_seconds: float = Field(10.0, ge=6, description="Kafka session timeout of workers: how soon a dead worker's partitions move.")
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log level of every process.")
 
-    @field_validator("group_by", "ingest_tokens", mode="before")
+    @field_validator("group_by", "ingest_tokens", "fingerprint_ignore_labels", mode="before")
     @classmethod
     def _split(cls, value: Any) -> Any:
         return _comma_list(value)

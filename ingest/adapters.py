@@ -14,10 +14,10 @@ _ONE = TypeAdapter(AlertIn)
 _MANY = TypeAdapter(list[AlertIn])
 
 
-def canonical(alert: AlertIn, source: str, now: datetime) -> Alert:
+def canonical(alert: AlertIn, source: str, now: datetime, ignore: frozenset[str] = frozenset()) -> Alert:
     """The record that goes to Kafka: server-derived fingerprint; startsAt defaults to the time received."""
     return Alert(
-        fingerprint=fingerprint(alert.labels),
+        fingerprint=fingerprint(alert.labels, ignore),
         status=alert.status,
         labels=alert.labels,
         annotations=alert.annotations,
@@ -36,7 +36,7 @@ def _check_count(count: int, limit: int) -> None:
         raise IngestError(413, "too_many_alerts", f"{count} alerts in one request is more than {limit}; split the batch")
 
 
-def parse_alertmanager(body: bytes, now: datetime, max_alerts: int) -> list[Alert]:
+def parse_alertmanager(body: bytes, now: datetime, max_alerts: int, ignore: frozenset[str] = frozenset()) -> list[Alert]:
     """Alertmanager webhook v4 (`POST /api/v1/alerts/alertmanager`)."""
     try:
         payload = AlertmanagerWebhook.model_validate_json(body)
@@ -44,10 +44,10 @@ def parse_alertmanager(body: bytes, now: datetime, max_alerts: int) -> list[Aler
         raise from_validation_error(exc) from exc
     _check_count(len(payload.alerts), max_alerts)
     source = f"alertmanager:{payload.receiver}" if payload.receiver else "alertmanager"
-    return [canonical(a, source[:128], now) for a in payload.alerts]
+    return [canonical(a, source[:128], now, ignore) for a in payload.alerts]
 
 
-def parse_generic(body: bytes, now: datetime, max_alerts: int) -> list[Alert]:
+def parse_generic(body: bytes, now: datetime, max_alerts: int, ignore: frozenset[str] = frozenset()) -> list[Alert]:
     """The generic format (`POST /api/v1/alerts`): one alert object or a JSON array of them."""
     first = body.lstrip()[:1]
     try:
@@ -60,4 +60,4 @@ def parse_generic(body: bytes, now: datetime, max_alerts: int) -> list[Alert]:
     except ValidationError as exc:
         raise from_validation_error(exc) from exc
     _check_count(len(alerts), max_alerts)
-    return [canonical(a, "generic", now) for a in alerts]
+    return [canonical(a, "generic", now, ignore) for a in alerts]

@@ -71,7 +71,7 @@ def _parse_body(model: type[BaseModel], body: bytes) -> Any:
         raise from_validation_error(exc) from exc
 
 OPEN_ROUTES = frozenset({"/healthz", "/readyz", "/metrics"})
-Parser = Callable[[bytes, datetime, int], list[Alert]]
+Parser = Callable[[bytes, datetime, int, frozenset[str]], list[Alert]]
 
 PRODUCER = web.AppKey("producer", DurableProducer)
 STORE = web.AppKey("store", IncidentStore)
@@ -126,7 +126,8 @@ def _ingest_handler(parser: Parser, source: str) -> Callable[[web.Request], Awai
         settings = request.app[SETTINGS]
         try:
             body = await _read_json_body(request)
-            alerts = parser(body, datetime.now(timezone.utc), settings.max_alerts_per_request)
+            alerts = parser(body, datetime.now(timezone.utc), settings.max_alerts_per_request,
+                            frozenset(settings.fingerprint_ignore_labels))
         except IngestError as err:
             ALERTS_REJECTED.labels(source, err.reason).inc()
             raise

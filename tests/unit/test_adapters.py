@@ -63,3 +63,9 @@ def test_alertmanager_source_names_the_receiver():
                         "endsAt": "0001-01-01T00:00:00Z"}]}
     [a] = parse_alertmanager(json.dumps(body).encode(), NOW, 10)
     assert a.source == "alertmanager:team-a" and a.ends_at is None
+
+
+def test_ingest_leaves_ignored_labels_out_of_the_fingerprint_but_keeps_them():
+    body = json.dumps([{"labels": {"a": "b", "pod": "p1"}}, {"labels": {"a": "b", "pod": "p2"}}]).encode()
+    one, two = parse_generic(body, NOW, 10, frozenset({"pod"}))
+    assert one.fingerprint == two.fingerprint and one.labels["pod"] == "p1"

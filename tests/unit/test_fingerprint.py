@@ -33,3 +33,10 @@ def test_correlation_key_escapes_values_so_keys_cannot_collide():
     one = correlation_key({"a": 'x", b="y'})
     two = correlation_key({"a": "x", "b": "y"})
     assert one != two
+
+
+def test_ignored_labels_do_not_change_the_fingerprint():
+    one = {"alertname": "CrashLoop", "deployment": "api", "pod": "api-7d9f-abc"}
+    two = {**one, "pod": "api-7d9f-xyz"}
+    assert fingerprint(one) != fingerprint(two)
+    assert fingerprint(one, frozenset({"pod"})) == fingerprint(two, frozenset({"pod"}))
