@@ -8,7 +8,7 @@
 | DUP-4 | none / resolved       | resolved                           | duplicate resolve: count, emit nothing     |
 | DUP-5 | resolved at T         | firing, startsAt < T               | stale (a late copy of an old firing)       |
 | DUP-6 | firing, suppressed    | firing, no longer suppressed       | emit firing: it may now join an incident   |
-| DUP-0 | position >= record's  | any                                | redelivery: re-emit what that record did   |
+| DUP-0 | position <= entry's   | any                                | redelivery: re-emit what that record did   |
 
 A firing alert that a silence or inhibition covers (the caller says which, as `suppressed_by`) is still
 emitted, carrying the reason, so it is recorded; the grouping stage keeps it out of incidents.
@@ -18,8 +18,8 @@ changes in it marks the alert flapping until it has been stable for the hold-dow
 carry that time so its incident holds notifications.
 
 Redelivery (the same Kafka record seen again after a crash) is detected by position: the entry keeps the
-position of the last record applied and the events it emitted, so a redelivered record re-emits exactly
-those events (downstream stages are idempotent) and never changes state twice.
+position of the last record applied and its recent emissions (correlation/redelivery.py), so a redelivered
+record re-emits exactly what it emitted (downstream stages are idempotent) and never changes state twice.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from enum import StrEnum
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 from correlation.fingerprint import correlation_key, group_labels
+from correlation.redelivery import remember, replayed
 from correlation.rules import Rules
 from schemas import Alert, AlertEvent, AlertStatus
 
@@ -60,7 +61,7 @@ class FingerprintState(BaseModel):
     suppressed_by: str | None = None
     transitions: list[AwareDatetime] = []
     flapping_until: AwareDatetime | None = None
-    last_emitted: list[AlertEvent] = []
+    emitted: list[tuple[int, AwareDatetime, list[AlertEvent]]] = []
 
 
 def route(alert: Alert, rules: Rules) -> tuple[str, str, dict[str, str]]:
@@ -80,12 +81,12 @@ def dedup(
 ) -> tuple[FingerprintState, list[AlertEvent], DedupOutcome]:
     """Apply one alert record at `position` (its offset in the fingerprint's partition) at time `now`."""
     if entry is not None and position <= entry.position:
-        replay = entry.last_emitted if position == entry.position else []
-        return entry, replay, DedupOutcome.redelivered
+        return entry, replayed(entry.emitted, position), DedupOutcome.redelivered
 
     def keep(**changes: object) -> FingerprintState:
         assert entry is not None
-        return entry.model_copy(update={"last_seen": now, "position": position, "last_emitted": [], **changes})
+        return entry.model_copy(update={"last_seen": now, "position": position,
+                                        "emitted": remember(entry.emitted, position, now, []), **changes})
 
     def emit(status: AlertStatus, outcome: DedupOutcome, suppressed: str | None) -> tuple[FingerprintState, list[AlertEvent], DedupOutcome]:
         flapping = rules.policies.flapping
@@ -99,6 +100,7 @@ def dedup(
         policy, key, grouped = route(alert, rules)
         event = AlertEvent(
             status=status, policy=policy, correlation_key=key, group_labels=grouped, alert=alert, at=now,
+            source_position=position,
             flapping_until=flapping_until if flapping_until and flapping_until > now else None,
             suppressed_by=suppressed,
         )
@@ -112,7 +114,7 @@ def dedup(
             suppressed_by=suppressed if status is AlertStatus.firing else None,
             transitions=transitions,
             flapping_until=flapping_until,
-            last_emitted=[event],
+            emitted=remember(entry.emitted if entry else [], position, now, [event]),
         )
         return state, [event], outcome
 

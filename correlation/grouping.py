@@ -27,6 +27,7 @@ the events it emits and so on the incident's timeline.
 | GRP-17 | opening                | the key's incidents recur often enough     | `problem_detected`, linking the recurrences |
 | GRP-18 | just opened            | changes to its services shortly before     | `change_suspected`, one per change          |
 | GRP-0  | any                    | input at a position already applied        | redelivery: re-emit what it emitted         |
+| GRP-00 | any                    | alert event already applied (by source)    | nothing: a re-emission of a redelivery      |
 
 Joinable: without topology, the key's current incident; with `topology: true`, the most recent open
 incident holding a service on one dependency chain with the alert's service. Either way it must be younger
@@ -44,6 +45,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 from correlation.changes import describe
 from correlation.policy import Policy
+from correlation.redelivery import first_time, note_applied, remember, replayed
 from correlation.rules import Rules
 from correlation.templates import render_title
 from schemas import (
@@ -113,7 +115,8 @@ class GroupState(BaseModel):
     current: str | None = None
     incidents: dict[str, TrackedIncident] = {}
     openings: dict[str, list[tuple[AwareDatetime, str]]] = {}  # signature -> recent (opened_at, incident id)
-    last_emitted: list[IncidentEvent] = []
+    emitted: list[tuple[int, AwareDatetime, list[IncidentEvent]]] = []  # recent output, for redelivery
+    applied: dict[str, tuple[int, AwareDatetime]] = {}  # fingerprint -> (source position, when) last applied
     due_at: AwareDatetime | None = None  # the earliest time a tick would change this entry
 
     def due(self, rules: Rules) -> datetime | None:
@@ -148,6 +151,7 @@ class _Step:
         self.incidents = dict(entry.incidents)
         self.current = entry.current
         self.openings = dict(entry.openings)
+        self.applied = entry.applied
         self.events: list[IncidentEvent] = []
 
     def emit(self, inc: TrackedIncident, kind: IncidentEventKind, rule: str, alert: Alert | None = None,
@@ -267,7 +271,8 @@ class _Step:
                 "current": self.current,
                 "incidents": self.incidents,
                 "openings": {k: v for k, v in self.openings.items() if v},
-                "last_emitted": self.events,
+                "applied": self.applied,
+                "emitted": remember(self.entry.emitted, position, self.now, self.events),
             }
         )
         return state.model_copy(update={"due_at": state.due(self.rules)}), self.events
@@ -427,17 +432,21 @@ def group(
     position is what makes a redelivered record a no-op.
     """
     if entry is not None and position <= entry.position:
-        return entry, (entry.last_emitted if position == entry.position else [])
+        return entry, replayed(entry.emitted, position)
     if entry is None:
         if not isinstance(item, AlertEvent):
             return None, []
         entry = GroupState(correlation_key=item.correlation_key, group_labels=item.group_labels, position=-1)
     step = _Step(entry, rules, now)
     if isinstance(item, AlertEvent):
+        fingerprint = item.alert.fingerprint
+        if not first_time(entry.applied, fingerprint, item.source_position):
+            return step.finish(position, partition)  # GRP-00
         if item.status is AlertStatus.firing:
             _on_firing(step, item, position)
         else:
             _on_resolved(step, item)
+        step.applied = note_applied(entry.applied, fingerprint, item.source_position, now)
     elif isinstance(item, IncidentCommand):
         _on_command(step, item)
     else:
@@ -459,14 +468,15 @@ def attach_suspects(entry: GroupState, incident: str, changes: list[ChangeEvent]
                     rules: Rules) -> tuple[GroupState, list[IncidentEvent]]:
     """Record `changes` (already chosen by correlation.changes.suspects) on a just-opened incident.
 
-    The events join the entry's `last_emitted`, so a redelivered opening re-emits them too.
+    The events join the emission of the input that opened it, so a redelivered opening re-emits them too.
     """
     tracked = entry.incidents.get(incident)
     if tracked is None or not changes:
         return entry, []
-    step = _Step(entry, rules, now)
+    step = _Step(entry.model_copy(update={"emitted": [e for e in entry.emitted if e[0] != entry.position]}), rules, now)
     for change in changes:
         tracked = step.emit(tracked, IncidentEventKind.change_suspected, "GRP-18", comment=describe(change),
                             related=[change.id])
     state, events = step.finish(entry.position, entry.partition)
-    return state.model_copy(update={"last_emitted": [*entry.last_emitted, *events]}), events
+    return state.model_copy(update={"emitted": remember(step.entry.emitted, entry.position, now,
+                                                          [*replayed(entry.emitted, entry.position), *events])}), events

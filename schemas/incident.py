@@ -30,6 +30,7 @@ class AlertEvent(_Record):
     group_labels: dict[str, str]
     alert: Alert
     at: AwareDatetime
+    source_position: int = -1  # offset of the alerts record that caused it: orders events of one fingerprint
     flapping_until: AwareDatetime | None = None  # set while the alert flaps: hold notifications until then
     suppressed_by: str | None = None  # "silence:<id>" or "inhibit:<rule>": recorded, kept out of incidents
 

@@ -170,6 +170,26 @@ def start_ingest(stack: Stack, log: Path, **env: str) -> Ingest:
     return Ingest(url, process)
 
 
+def worker_counts(metrics_port: int, metric: str = "firebreak_alerts_processed_total", label: str = "outcome") -> dict[str, int]:
+    """A worker's counter by label value (empty until its metrics endpoint answers)."""
+    try:
+        text = requests.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).text
+    except requests.ConnectionError:
+        return {}
+    counts: dict[str, int] = {}
+    for line in text.splitlines():
+        if line.startswith(metric + "{"):
+            value = line.split(f'{label}="')[1].split('"')[0]
+            counts[value] = counts.get(value, 0) + int(float(line.rsplit(" ", 1)[1]))
+    return counts
+
+
+def start_worker(stack: Stack, name: str, **env: str) -> tuple[Process, int]:
+    port = free_port()
+    worker = start_process(stack, "worker", stack.folder / f"{name}.log", FIREBREAK_WORKER_METRICS_PORT=str(port), **env)
+    return worker, port
+
+
 @pytest.fixture(scope="session")
 def ingest(stack: Stack) -> Iterator[Ingest]:
     server = start_ingest(stack, stack.folder / "ingest.log")

@@ -17,10 +17,9 @@ from collections import Counter
 from datetime import datetime, timedelta, timezone
 
 import pytest
-import requests
 
 from schemas import Alert, IncidentEvent
-from tests.integration.conftest import FIREBREAK, Ingest, Process, Stack, free_port, start_process, wait_until
+from tests.integration.conftest import FIREBREAK, Ingest, Process, Stack, start_worker, wait_until, worker_counts
 
 pytestmark = pytest.mark.integration
 
@@ -29,14 +28,14 @@ T0 = datetime(2026, 3, 1, 9, 0, tzinfo=timezone.utc)
 ALERTNAME = "HighErrorRate"
 
 
-def service(group: int) -> str:
-    return f"svc{group:02d}-{RUN}"
+def service(group: int, run: str = RUN) -> str:
+    return f"svc{group:02d}-{run}"
 
 
-def am_alert(group: int, instance: int, status: str = "firing", starts: datetime = T0) -> dict:
+def am_alert(group: int, instance: int, status: str = "firing", starts: datetime = T0, run: str = RUN) -> dict:
     return {
         "status": status,
-        "labels": {"alertname": ALERTNAME, "service": service(group), "instance": f"i{instance:02d}", "run": RUN},
+        "labels": {"alertname": ALERTNAME, "service": service(group, run), "instance": f"i{instance:02d}", "run": run},
         "annotations": {"summary": f"errors on {service(group)}"},
         "startsAt": starts.isoformat(),
         "endsAt": (starts + timedelta(minutes=10)).isoformat() if status == "resolved" else "0001-01-01T00:00:00Z",
@@ -79,9 +78,9 @@ def phase_two() -> list[dict]:
     )
 
 
-def incident_events(stack: Stack) -> list[IncidentEvent]:
+def incident_events(stack: Stack, run: str = RUN) -> list[IncidentEvent]:
     events = [IncidentEvent.model_validate_json(v) for v in stack.read_topic("incident-events")]
-    return [e for e in events if e.group_labels.get("service", "").endswith(RUN)]
+    return [e for e in events if e.group_labels.get("service", "").endswith(run)]
 
 
 def distinct(events: list[IncidentEvent]) -> dict[str, IncidentEvent]:
@@ -96,10 +95,10 @@ def kinds(events: dict[str, IncidentEvent]) -> Counter[str]:
     return Counter(e.kind.value for e in events.values())
 
 
-def incidents_in_redis(ingest: Ingest) -> list[dict]:
+def incidents_in_redis(ingest: Ingest, run: str = RUN) -> list[dict]:
     response = ingest.get("/api/v1/incidents?limit=1000")
     assert response.status_code == 200, response.text
-    return [i for i in response.json()["incidents"] if i["group_labels"]["service"].endswith(RUN)]
+    return [i for i in response.json()["incidents"] if i["group_labels"].get("service", "").endswith(run)]
 
 
 def by_service(incidents: list[dict], status: str | None = None) -> dict[str, dict]:
@@ -107,38 +106,24 @@ def by_service(incidents: list[dict], status: str | None = None) -> dict[str, di
 
 
 def processed(metrics_port: int) -> Counter[str]:
-    """The worker's dedup outcomes so far (an empty count until its metrics endpoint answers)."""
-    try:
-        text = requests.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).text
-    except requests.ConnectionError:
-        return Counter()
-    counts: Counter[str] = Counter()
-    for line in text.splitlines():
-        if line.startswith("firebreak_alerts_processed_total{"):
-            outcome = line.split('outcome="')[1].split('"')[0]
-            counts[outcome] = int(float(line.rsplit(" ", 1)[1]))
-    return counts
+    """The worker's dedup outcomes so far."""
+    return Counter(worker_counts(metrics_port))
 
 
-def start_worker(stack: Stack, name: str) -> tuple[Process, int]:
-    port = free_port()
-    worker = start_process(stack, "worker", stack.folder / f"{name}.log", FIREBREAK_WORKER_METRICS_PORT=str(port))
-    return worker, port
-
-
-def expect(stack: Stack, ingest: Ingest, want: Counter[str], want_incidents: int, worker: Process, timeout: float = 120) -> None:
+def expect(stack: Stack, ingest: Ingest, want: Counter[str], want_incidents: int, worker: Process,
+           timeout: float = 120, run: str = RUN) -> None:
     def done() -> bool:
         assert worker.popen.poll() is None, f"worker exited:\n{worker.tail()}"
-        return kinds(distinct(incident_events(stack))) == want and len(incidents_in_redis(ingest)) == want_incidents
+        return kinds(distinct(incident_events(stack, run))) == want and len(incidents_in_redis(ingest, run)) == want_incidents
 
     try:
         wait_until(done, timeout, f"incident events {dict(want)}", interval=1.0)
     except AssertionError:
-        got = kinds(distinct(incident_events(stack)))
+        got = kinds(distinct(incident_events(stack, run)))
         raise AssertionError(f"incident events: want {dict(want)}, got {dict(got)}\nworker log:\n{worker.tail()}") from None
     # Redis follows the events asynchronously; give the last writes a moment, then compare.
-    wait_until(lambda: all(i["seq"] == max(e.seq for e in distinct(incident_events(stack)).values() if e.incident_id == i["id"])
-                           for i in incidents_in_redis(ingest)), 30, "the read model to catch up")
+    wait_until(lambda: all(i["seq"] == max(e.seq for e in distinct(incident_events(stack, run)).values() if e.incident_id == i["id"])
+                           for i in incidents_in_redis(ingest, run)), 30, "the read model to catch up")
 
 
 def test_alerts_become_exactly_the_expected_incidents_and_survive_a_worker_kill(stack: Stack, ingest: Ingest):
@@ -200,3 +185,37 @@ def test_alerts_become_exactly_the_expected_incidents_and_survive_a_worker_kill(
     finally:
         worker.stop()
     print(f"\npipeline test wall time: {time.monotonic() - started:.1f} s")
+
+
+def test_two_workers_one_killed_mid_stream_lose_and_double_nothing(stack: Stack, ingest: Ingest):
+    """Two workers share the partitions; one is killed with SIGKILL while alerts stream in. The survivor
+    takes its partitions over (state from the changelog) and the result is exactly what one worker makes."""
+    run = uuid.uuid4().hex[:8]
+    started = time.monotonic()
+    first, first_port = start_worker(stack, "worker-a")
+    second, second_port = start_worker(stack, "worker-b")
+    try:
+        firing = [am_alert(g, i, run=run) for _ in range(3) for g in range(20) for i in range(20)]
+        random.Random(11).shuffle(firing)
+        posted = post_all(ingest, firing[:500])
+        # Both workers must be working their share before one dies, or the test proves nothing.
+        wait_until(lambda: sum(worker_counts(first_port).values()) > 0 and sum(worker_counts(second_port).values()) > 0,
+                   60, "both workers to process alerts")
+        first.kill()  # mid-stream, no clean shutdown: its partitions move after the session timeout
+        posted += post_all(ingest, firing[500:])
+        assert posted == 1200
+        expect(stack, ingest, Counter(opened=20, alert_added=400), 20, second, run=run)
+        # Resolve half the groups once every firing is in, so no resolve can overtake a firing.
+        assert post_all(ingest, [am_alert(g, i, "resolved", run=run) for g in range(10) for i in range(20)]) == 200
+        expect(stack, ingest, Counter(opened=20, alert_added=400, alert_resolved=200, resolved=10), 20, second, run=run)
+
+        incidents = incidents_in_redis(ingest, run)
+        assert len({i["group_labels"]["service"] for i in incidents}) == 20  # one incident per group, none doubled
+        assert sorted(i["status"] for i in incidents) == ["resolved"] * 10 + ["triggered"] * 10
+        assert all(i["alert_count"] == 20 for i in incidents)
+        records = [Alert.model_validate_json(v) for v in stack.read_topic("alerts")]
+        assert sum(1 for r in records if r.labels.get("run") == run) == 1400
+    finally:
+        first.stop()
+        second.stop()
+    print(f"\ntwo-worker test wall time: {time.monotonic() - started:.1f} s")

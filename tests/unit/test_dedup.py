@@ -99,3 +99,11 @@ def test_changes_spread_wider_than_the_window_are_not_flapping():
         entry, out, _ = run(entry, alert(status, starts=n * 600, ends=n * 600 if status == "resolved" else None), n, now=n * 600)
         events.extend(out)
     assert not any(e.flapping_until for e in events)
+
+
+def test_a_record_redelivered_after_later_duplicates_still_reemits_its_event():
+    # The crash case: the changelog holds the state after records 0 and 1, but record 0's output was lost.
+    entry, first, _ = run(None, alert(), 0)
+    entry, _, _ = run(entry, alert(), 1, now=30)
+    again, out, outcome = run(entry, alert(), 0, now=60)
+    assert outcome is DedupOutcome.redelivered and again == entry and out == first

@@ -49,7 +49,7 @@ class Key:
     def _event(self, a, now):
         grouped = group_labels(a.labels, ("alertname", "service"))
         return AlertEvent(status=a.status, policy="p", correlation_key=f"p:{correlation_key(grouped)}",
-                          group_labels=grouped, alert=a, at=at(now))
+                          group_labels=grouped, alert=a, at=at(now), source_position=self.position)
 
     def ids(self):
         return list(dict.fromkeys(e.incident_id for e in self.events))
@@ -190,15 +190,24 @@ def test_commands_for_unknown_incidents_change_nothing():
     assert key.command(CommandAction.resolve, "inc-unknown", now=5) == []
 
 
-@pytest.mark.parametrize("repeat", ["fire", "tick"])
-def test_grp0_redelivery_reemits_the_same_events_and_keeps_state(repeat):
+def test_grp0_a_redelivered_input_reemits_its_own_events_even_after_later_inputs():
+    key = Key()
+    key.fire("a")  # position 0: opened, alert_added
+    first = list(key.events)
+    key.fire("a", now=1)  # position 1: a duplicate, emits nothing
+    entry = key.entry
+    again, out = group(entry, Tick(at=at(99)), 0, at(99), key.rules)
+    assert again == entry and out == first
+    assert group(entry, Tick(at=at(99)), 1, at(99), key.rules)[1] == []
+
+
+def test_grp0_a_redelivered_tick_reemits_the_opening_it_caused():
     key = Key(group_wait=timedelta(seconds=30))
     key.fire("a")
-    if repeat == "tick":
-        key.tick(30)
-    entry, last = key.entry, key.events[-2:] if repeat == "tick" else []
-    again, out = group(entry, Tick(at=at(99)), key.position - 1, at(99), key.rules)
-    assert again == entry and out == entry.last_emitted
+    key.tick(30)  # position 1
+    entry = key.entry
+    again, out = group(entry, Tick(at=at(99)), 1, at(99), key.rules)
+    assert again == entry and out == key.events and [e.kind.value for e in out] == ["opened", "alert_added"]
 
 
 def test_grp14_grp15_a_flapping_alert_holds_notifications_until_the_hold_down_ends():
@@ -207,7 +216,7 @@ def test_grp14_grp15_a_flapping_alert_holds_notifications_until_the_hold_down_en
     grouped = group_labels(alert(instance="a", alertname="X", service="s").labels, ("alertname", "service"))
     flapping = AlertEvent(status="resolved", policy="p", correlation_key=f"p:{correlation_key(grouped)}", group_labels=grouped,
                           alert=alert("resolved", ends=60, instance="a", alertname="X", service="s"), at=at(60),
-                          flapping_until=at(60 + 900))
+                          flapping_until=at(60 + 900), source_position=100)
     key.fire("b", now=30)
     assert key._apply(flapping, 60) == ["flapping_started", "alert_resolved"]
     assert [e.notify for e in key.events[-2:]] == [False, False]
@@ -232,3 +241,20 @@ def test_grp17_recurring_incidents_make_a_problem_linking_them():
     problem = [e for e in key.events if e.kind.value == "problem_detected"]
     assert len(problem) == 1 and len(problem[0].related) == 3 and problem[0].problem_id.startswith("prb-")
     assert problem[0].related == key.ids()
+
+
+def test_grp00_a_reemitted_firing_arriving_after_the_resolve_changes_nothing():
+    # A redelivered dedup record re-emits its firing event after downstream already saw the resolve.
+    key = Key()
+    grouped = group_labels(alert(instance="a", alertname="X", service="s").labels, ("alertname", "service"))
+
+    def event(status, source, now):
+        a = alert(status, ends=now if status == "resolved" else None, instance="a", alertname="X", service="s")
+        return AlertEvent(status=status, policy="p", correlation_key=f"p:{correlation_key(grouped)}", group_labels=grouped,
+                          alert=a, at=at(now), source_position=source)
+
+    firing = event("firing", 10, 0)
+    assert key._apply(firing, 0) == ["opened", "alert_added"]
+    assert key._apply(event("resolved", 11, 5), 5) == ["alert_resolved", "resolved"]
+    assert key._apply(firing, 6) == []
+    assert len(key.ids()) == 1

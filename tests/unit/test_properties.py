@@ -76,13 +76,15 @@ def test_processing_any_record_twice_yields_the_same_state(stream, pick):
     if not items:
         return
     pick %= len(items)
-    fp_entry = None
-    for position, (now, a) in enumerate(items[: pick + 1]):
-        if a.fingerprint == items[pick][1].fingerprint:
-            before = fp_entry
-            fp_entry, out, _ = dedup(fp_entry, a, position, at(now), RULES)
-    again, out_again, _ = dedup(fp_entry, items[pick][1], pick, at(items[pick][0] + 5), RULES)
-    assert again == fp_entry and out_again == fp_entry.last_emitted
+    fingerprint = items[pick][1].fingerprint
+    fp_entry, out = None, []
+    for position, (now, a) in enumerate(items):  # the whole stream: later records of the key apply too
+        if a.fingerprint == fingerprint:
+            fp_entry, emitted, _ = dedup(fp_entry, a, position, at(now), RULES)
+            if position == pick:
+                out = emitted
+    again, out_again, _ = dedup(fp_entry, items[pick][1], pick, at(items[-1][0] + 5), RULES)
+    assert again == fp_entry and out_again == out
     for event in out:
         entry, first = group(None, event, 0, at(0), RULES)
         replayed, second = group(entry, event, 0, at(9), RULES)
