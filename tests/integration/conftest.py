@@ -56,6 +56,19 @@ class Stack:
         finally:
             consumer.close()
 
+    def lag(self, topic: str, group: str = "firebreak") -> int:
+        """Records on `topic` the consumer group has not committed yet (all of them if it never committed).
+
+        Reads committed offsets without subscribing, so the group is not joined or disturbed.
+        """
+        consumer = KafkaConsumer(bootstrap_servers=self.bootstrap, group_id=group, enable_auto_commit=False)
+        try:
+            partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or set()]
+            ends = consumer.end_offsets(partitions)
+            return sum(end - (consumer.committed(tp) or 0) for tp, end in ends.items())
+        finally:
+            consumer.close()
+
     def read_topic(self, topic: str) -> list[bytes]:
         """Every record value on the topic, from the beginning to the current end."""
         consumer = KafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False, consumer_timeout_ms=2000)

@@ -1,0 +1,204 @@
+"""Correlation features through the live pipeline: topology and change suspects, ack/resolve, silences,
+inhibition, and the same incidents from replay as from Kafka."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+import redis
+
+from tests.integration.conftest import (
+    FIREBREAK,
+    ROOT,
+    Ingest,
+    Process,
+    Stack,
+    start_worker,
+    wait_until,
+    worker_counts,
+)
+
+pytestmark = pytest.mark.integration
+
+RUN = uuid.uuid4().hex[:8]
+SILENCE_REFRESH = 2.0  # seconds between a worker's silence refreshes (firebreak/worker.py)
+
+
+def svc(name: str) -> str:
+    return f"{name}-{RUN}"
+
+
+@pytest.fixture(scope="module")
+def config(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    folder = tmp_path_factory.mktemp("correlation-config")
+    (folder / "services.yaml").write_text(f"""services:
+  - {{name: {svc('db')}, team: data}}
+  - {{name: {svc('api')}, team: core, depends_on: [{svc('db')}]}}
+  - {{name: {svc('web')}, team: edge, depends_on: [{svc('api')}]}}
+""")
+    (folder / "correlation.yaml").write_text(f"""
+inhibit_rules:
+  - name: cluster-down
+    source_matchers: ['alertname="ClusterDown"', 'run="{RUN}"']
+    target_matchers: ['alertname!="ClusterDown"', 'run="{RUN}"']
+    equal: [cluster]
+policies:
+  - name: graph
+    match: ['service=~"(db|api|web)-{RUN}"']
+    topology: true
+""")
+    return {"FIREBREAK_POLICIES_FILE": str(folder / "correlation.yaml"), "FIREBREAK_SERVICES_FILE": str(folder / "services.yaml")}
+
+
+@pytest.fixture(scope="module")
+def worker(stack: Stack, config: dict[str, str]) -> Iterator[tuple[Process, int]]:
+    process, port = start_worker(stack, "worker-correlation", **config)
+    wait_until(lambda: bool(worker_counts(port, "firebreak_build_info", "version") or worker_counts(port)) or
+               process.popen.poll() is not None, 60, "the worker's metrics endpoint")
+    assert process.popen.poll() is None, process.tail()
+    yield process, port
+    process.stop()
+
+
+def post(ingest: Ingest, alerts: list[dict]) -> None:
+    response = ingest.post("/api/v1/alerts", json.dumps(alerts))
+    assert response.status_code == 202, response.text
+
+
+def labels(name: str, service: str, **extra: str) -> dict[str, str]:
+    return {"alertname": name, "service": service, "run": RUN, **extra}
+
+
+def incidents(ingest: Ingest, service: str | None = None) -> list[dict]:
+    found = ingest.get("/api/v1/incidents?limit=1000").json()["incidents"]
+    return [i for i in found if any(a["labels"].get("run") == RUN and (service is None or a["labels"].get("service") == service)
+                                    for a in i["alerts"].values())]
+
+
+def cli(stack: Stack, ingest: Ingest, *args: str) -> str:
+    result = subprocess.run([FIREBREAK, *args, "--url", ingest.url], env=stack.env, capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def settle(port: int, before: int, count: int) -> None:
+    wait_until(lambda: sum(worker_counts(port).values()) >= before + count, 60, f"the worker to process {count} alerts")
+
+
+def test_a_chain_of_services_is_one_incident_with_its_root_and_the_suspect_change(stack, ingest, worker):
+    _, port = worker
+    change = ingest.post("/api/v1/changes", json.dumps({"service": svc("db"), "kind": "deploy", "summary": "postgres 16.3",
+                                                         "author": "alice"}))
+    assert change.status_code == 202, change.text
+    client = redis.Redis.from_url(stack.redis_url)
+    wait_until(lambda: client.zcard(f"fb:changes:{svc('db')}") == 1, 60, "the change to be recorded")
+    before = sum(worker_counts(port).values())
+    post(ingest, [{"labels": labels("HighLatency", svc("web"), instance="w1")},
+                  {"labels": labels("HighErrorRate", svc("api"), instance="a1")},
+                  {"labels": labels("InstanceDown", svc("db"), instance="d1")}])
+    settle(port, before, 3)
+    wait_until(lambda: len(incidents(ingest, svc("db"))) == 1 and incidents(ingest, svc("db"))[0]["alert_count"] == 3,
+               60, "one incident with the three alerts")
+    [incident] = incidents(ingest, svc("db"))
+    assert incident["probable_root"] == svc("db") and incident["policy"] == "graph"
+    assert incident["suspect_changes"] == [change.json()["id"]]
+    suspect = [t for t in incident["timeline"] if t["kind"] == "change_suspected"]
+    assert suspect and "postgres 16.3" in suspect[0]["detail"]
+
+
+def test_acknowledge_through_the_api_and_resolve_through_the_cli(stack, ingest, worker):
+    post(ingest, [{"labels": labels("QueueBacklog", svc("batch"), instance="b1")}])
+    wait_until(lambda: len(incidents(ingest, svc("batch"))) == 1, 60, "the incident")
+    incident_id = incidents(ingest, svc("batch"))[0]["id"]
+    ack = ingest.post(f"/api/v1/incidents/{incident_id}/ack", json.dumps({"actor": "alice", "comment": "looking"}))
+    assert ack.status_code == 202, ack.text
+    wait_until(lambda: ingest.get(f"/api/v1/incidents/{incident_id}").json()["status"] == "acknowledged", 60, "the ack")
+    assert ingest.get(f"/api/v1/incidents/{incident_id}").json()["acknowledged_by"] == "alice"
+    cli(stack, ingest, "incidents", "resolve", incident_id, "--actor", "bob", "--comment", "drained the queue")
+    wait_until(lambda: ingest.get(f"/api/v1/incidents/{incident_id}").json()["status"] == "resolved", 60, "the resolve")
+    resolved = ingest.get(f"/api/v1/incidents/{incident_id}").json()
+    assert resolved["resolved_by"] == "bob"
+    assert [t["actor"] for t in resolved["timeline"] if t["kind"] in ("acknowledged", "resolved")] == ["alice", "bob"]
+    again = ingest.post(f"/api/v1/incidents/{incident_id}/ack", json.dumps({"actor": "carol"}))
+    assert again.status_code == 409
+
+
+def test_a_silenced_alert_is_recorded_opens_nothing_and_is_released_when_the_silence_ends(stack, ingest, worker):
+    _, port = worker
+    created = cli(stack, ingest, "silences", "add", "--match", f'service="{svc("noisy")}"', "--for", "1h",
+                  "--author", "ops", "--comment", "maintenance")
+    silence_id = created.split()[0]
+    time.sleep(SILENCE_REFRESH + 1)  # the worker picks silences up on its next refresh
+    suppressed_before = worker_counts(port).get("suppressed", 0)
+    alert = {"labels": labels("DiskFull", svc("noisy"), instance="n1")}
+    post(ingest, [alert])
+    wait_until(lambda: worker_counts(port).get("suppressed", 0) == suppressed_before + 1, 60, "the alert to be suppressed")
+    assert incidents(ingest, svc("noisy")) == []
+    records = [json.loads(v) for v in stack.read_topic("alert-events")]
+    recorded = [r for r in records if r.get("type") == "alert" and r["alert"]["labels"].get("service") == svc("noisy")]
+    assert [r["suppressed_by"] for r in recorded] == [f"silence:{silence_id}"]
+
+    cli(stack, ingest, "silences", "expire", silence_id)
+    time.sleep(SILENCE_REFRESH + 1)
+    post(ingest, [alert])  # the sender repeats the still-firing alert
+    wait_until(lambda: len(incidents(ingest, svc("noisy"))) == 1, 60, "the released alert's incident")
+
+
+def test_a_firing_source_inhibits_targets_in_the_same_cluster_only(stack, ingest, worker):
+    _, port = worker
+    before = sum(worker_counts(port).values())
+    post(ingest, [{"labels": labels("ClusterDown", svc("k8s"), cluster="c1")}])
+    settle(port, before, 1)
+    post(ingest, [{"labels": labels("PodPending", svc("jobs"), cluster="c1")},
+                  {"labels": labels("PodPending", svc("jobs2"), cluster="c2")}])
+    wait_until(lambda: len(incidents(ingest, svc("jobs2"))) == 1, 60, "the c2 incident")
+    settle(port, before, 3)
+    assert incidents(ingest, svc("jobs")) == []
+    records = [json.loads(v) for v in stack.read_topic("alert-events")]
+    inhibited = [r["suppressed_by"] for r in records if r.get("type") == "alert" and r["alert"]["labels"].get("service") == svc("jobs")]
+    assert inhibited == ["inhibit:cluster-down"]
+
+
+def test_replay_and_the_live_pipeline_make_the_same_incidents(stack, ingest, worker, config, tmp_path):
+    _, port = worker
+    storm = tmp_path / "storm.jsonl"
+    subprocess.run([sys.executable, str(ROOT / "examples/storm.py"), "--failures", "4", "--transients", "6", "--flappers", "0",
+                    "--hours", "1", "--out", str(storm)], check=True, capture_output=True)
+    run = uuid.uuid4().hex[:8]
+    lines = [json.loads(line) for line in storm.read_text().splitlines()]
+    for line in lines:
+        line["labels"] = {**line["labels"], "replay_run": run}
+    # Two phases, the same for both paths: every firing delivery, then (once processed) every resolve.
+    phases = [[line for line in lines if line["status"] == "firing"], [line for line in lines if line["status"] == "resolved"]]
+    recorded, base = [], datetime(2026, 3, 2, tzinfo=timezone.utc)
+    for phase in phases:
+        before = sum(worker_counts(port).values())
+        body = [{k: line[k] for k in ("status", "labels", "annotations", "startsAt", "endsAt", "generatorURL")} for line in phase]
+        for start in range(0, len(body), 200):
+            post(ingest, body[start : start + 200])
+        settle(port, before, len(body))
+        for line in phase:
+            recorded.append({**line, "receivedAt": (base + timedelta(milliseconds=len(recorded))).isoformat()})
+    replay_input = tmp_path / "recorded.jsonl"
+    replay_input.write_text("".join(json.dumps(line) + "\n" for line in recorded))
+    result = subprocess.run([FIREBREAK, "replay", "--json", "--policies", config["FIREBREAK_POLICIES_FILE"],
+                             "--services", config["FIREBREAK_SERVICES_FILE"], str(replay_input)],
+                            env=stack.env, capture_output=True, text=True, timeout=120, check=True)
+    replayed = {(json.dumps(i["alerts"], sort_keys=True), i["status"]) for i in json.loads(result.stdout)["incidents"]}
+
+    def live() -> set[tuple[str, str]]:
+        found = ingest.get("/api/v1/incidents?limit=1000").json()["incidents"]
+        mine = [i for i in found if any(a["labels"].get("replay_run") == run for a in i["alerts"].values())]
+        return {(json.dumps(sorted((a["labels"] for a in i["alerts"].values()), key=lambda l: sorted(l.items())),
+                            sort_keys=True), i["status"]) for i in mine}
+
+    wait_until(lambda: live() == replayed, 60, f"the live incidents to match replay's {len(replayed)}")
+    assert len(replayed) >= 5
