@@ -22,6 +22,8 @@ from correlation.rules import Rules
 from schemas import Alert, AlertIn, ChangeEvent, IncidentEvent, IncidentEventKind, Silence
 
 _KEEP = ("status", "labels", "annotations", "startsAt", "endsAt", "generatorURL")
+# What would reach a person: pages for new and reopened incidents, notifications also for severity changes,
+# resolves and the end of flapping; nothing while an incident flaps (its events carry notify=false).
 PAGING_KINDS = (IncidentEventKind.opened, IncidentEventKind.reopened)
 NOTIFYING_KINDS = (*PAGING_KINDS, IncidentEventKind.severity_changed, IncidentEventKind.resolved)
 
@@ -100,9 +102,9 @@ class Report:
         if incident is None:
             return
         incident.severity = event.severity
-        if event.kind in PAGING_KINDS:
+        if event.kind in PAGING_KINDS and event.notify:
             policy["pages"] += 1
-        if event.kind in NOTIFYING_KINDS:
+        if event.kind in NOTIFYING_KINDS and event.notify or event.kind is IncidentEventKind.flapping_ended:
             policy["notifications"] += 1
         if event.kind is IncidentEventKind.alert_added and event.alert is not None:
             incident.members[event.alert.fingerprint] = event.alert.labels

@@ -313,7 +313,7 @@ def replay(ctx: click.Context, alerts_file: Path, policies_file: Path | None, se
     click.echo(f"distinct alerts:   {summary['distinct_alerts']}")
     click.echo(f"incidents opened:  {summary['incidents_opened']}")
     click.echo(f"noise reduction:   {summary['noise_reduction']:.1%}  (1 - incidents / alerts in)")
-    click.echo(f"pages:             {summary['pages']}  (opened + reopened)")
+    click.echo(f"pages:             {summary['pages']}  (opened + reopened, not while flapping)")
     click.echo(f"notifications:     {summary['notifications']}  (pages + severity changes + resolves)")
     click.echo("dedup:             " + ", ".join(f"{k} {v}" for k, v in sorted(summary["dedup"].items())))
     click.echo("per policy:")

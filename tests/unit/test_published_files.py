@@ -15,3 +15,42 @@ def test_checked_in_json_schemas_are_current():
 
 def test_readme_documents_every_option():
     assert docs_table() in (ROOT / "README.md").read_text(), "README's option table is stale: paste `firebreak config docs`"
+
+
+def _yaml_block_after(heading: str) -> str:
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index(heading):]
+    return section[section.index("```yaml") + len("```yaml"): section.index("```", section.index("```yaml") + 7)]
+
+
+def test_the_readme_policy_example_loads(tmp_path):
+    from correlation.policy import PolicySet
+    from firebreak.yamlfile import load_yaml_model
+
+    path = tmp_path / "correlation.yaml"
+    path.write_text(_yaml_block_after("### Correlation policies"))
+    policies = load_yaml_model(path, PolicySet)
+    assert [p.name for p in policies.policies] == ["databases", "service-graph"] and policies.inhibit_rules
+
+
+def test_the_readme_catalog_example_and_the_shipped_files_load(tmp_path):
+    from correlation.policy import PolicySet
+    from correlation.topology import Topology
+    from firebreak.yamlfile import load_yaml_model
+
+    path = tmp_path / "services.yaml"
+    path.write_text(_yaml_block_after("### Service catalog"))
+    with __import__("pytest").raises(Exception, match="does not list"):
+        load_yaml_model(path, Topology)  # the excerpt names services it does not list, and says so
+    assert load_yaml_model(ROOT / "config/correlation.yaml", PolicySet).policies
+    assert load_yaml_model(ROOT / "examples/services.yaml", Topology).services
+
+
+def test_the_shipped_catalog_is_the_generators_world():
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, str(ROOT / "examples/storm.py"), "--hours", "0.01", "--failures", "0",
+                          "--transients", "0", "--flappers", "0", "--catalog-out", "/dev/stdout", "--out", "/dev/null"],
+                         capture_output=True, text=True, check=True).stdout
+    assert out == (ROOT / "examples/services.yaml").read_text(), "regenerate: python examples/storm.py --catalog-out examples/services.yaml"
