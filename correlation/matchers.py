@@ -76,5 +76,10 @@ def _unquote(raw: str, text: str) -> str:
     return raw
 
 
+def repeated(names: list[str]) -> list[str]:
+    """The names that appear more than once, sorted: for "names must be unique" checks of config files."""
+    return sorted({n for n in names if names.count(n) > 1})
+
+
 def matches_all(matchers: tuple[Matcher, ...], labels: Mapping[str, str]) -> bool:
     return all(m.matches(labels) for m in matchers)

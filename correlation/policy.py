@@ -13,7 +13,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, field_validator, model_validator
 
 from correlation.durations import parse_duration
-from correlation.matchers import Matcher, matches_all
+from correlation.matchers import Matcher, matches_all, repeated
 from correlation.templates import compile_template
 
 DEFAULT_SEVERITIES = ("critical", "error", "warning", "info")
@@ -125,8 +125,7 @@ class PolicySet(BaseModel):
 
     @model_validator(mode="after")
     def _unique_names(self) -> "PolicySet":
-        names = [p.name for p in self.policies]
-        dupes = sorted({n for n in names if names.count(n) > 1})
+        dupes = repeated([p.name for p in self.policies])
         if dupes:
             raise ValueError(f"policy names must be unique; {', '.join(dupes)} appear more than once")
         return self

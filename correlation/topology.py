@@ -8,6 +8,8 @@ from functools import cached_property
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from correlation.matchers import repeated
+
 
 class Service(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -27,11 +29,10 @@ class Topology(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> "Topology":
-        names = [s.name for s in self.services]
-        dupes = sorted({n for n in names if names.count(n) > 1})
+        dupes = repeated([s.name for s in self.services])
         if dupes:
             raise ValueError(f"service names must be unique; {', '.join(dupes)} appear more than once")
-        known = set(names)
+        known = {s.name for s in self.services}
         for service in self.services:
             missing = [d for d in service.depends_on if d not in known]
             if missing:

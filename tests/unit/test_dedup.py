@@ -81,24 +81,25 @@ def test_dup6_an_alert_released_from_suppression_is_emitted_again():
     assert outcome is DedupOutcome.released and out[0].suppressed_by is None
 
 
+def alternate(changes: int, every: int):
+    """Fire and resolve in turn, `changes` times, `every` seconds apart; the events dedup emits."""
+    entry, events = None, []
+    for n in range(changes):
+        status, t = ("firing" if n % 2 == 0 else "resolved"), n * every
+        entry, out, _ = run(entry, alert(status, starts=t, ends=t if status == "resolved" else None), n, now=t)
+        events.extend(out)
+    return events
+
+
 def test_more_state_changes_than_allowed_in_the_window_mark_the_alert_flapping():
     # Default: more than 4 changes within 10 minutes; then flapping until stable for 15 minutes.
-    entry, events = None, []
-    for n in range(6):
-        status = "firing" if n % 2 == 0 else "resolved"
-        entry, out, _ = run(entry, alert(status, starts=n * 60, ends=n * 60 if status == "resolved" else None), n, now=n * 60)
-        events.extend(out)
+    events = alternate(6, every=60)
     assert [e.flapping_until is not None for e in events] == [False, False, False, False, True, True]
     assert events[-1].flapping_until == at(5 * 60 + 15 * 60)
 
 
 def test_changes_spread_wider_than_the_window_are_not_flapping():
-    entry, events = None, []
-    for n in range(8):
-        status = "firing" if n % 2 == 0 else "resolved"
-        entry, out, _ = run(entry, alert(status, starts=n * 600, ends=n * 600 if status == "resolved" else None), n, now=n * 600)
-        events.extend(out)
-    assert not any(e.flapping_until for e in events)
+    assert not any(e.flapping_until for e in alternate(8, every=600))
 
 
 def test_a_record_redelivered_after_later_duplicates_still_reemits_its_event():
