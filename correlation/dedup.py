@@ -47,9 +47,13 @@ class DedupOutcome(StrEnum):
 
 
 class FingerprintState(BaseModel):
-    """What the dedup stage remembers about one fingerprint."""
+    """What the dedup stage remembers about one fingerprint.
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    Stored state outlives releases: fields an older release wrote and this one dropped are ignored, and
+    fields it adds have defaults.
+    """
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
 
     fingerprint: str
     status: AlertStatus

@@ -70,9 +70,9 @@ class Phase(StrEnum):
 
 
 class TrackedIncident(BaseModel):
-    """What the stage remembers about one incident of a key."""
+    """What the stage remembers about one incident of a key (stored state: tolerant of other releases)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True)
 
     id: str
     policy: str
@@ -104,9 +104,9 @@ class TrackedIncident(BaseModel):
 
 
 class GroupState(BaseModel):
-    """What the grouping stage remembers about one correlation key."""
+    """What the grouping stage remembers about one correlation key (stored state: tolerant of other releases)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True)
 
     correlation_key: str
     group_labels: dict[str, str] = {}

@@ -364,3 +364,28 @@ def silences_expire(ctx: click.Context, silence_id: str, url: str | None) -> Non
     """End a silence now."""
     expired = _api(ctx, "DELETE", f"/api/v1/silences/{silence_id}", url)
     click.echo(f"{expired['id']}: ends {expired['endsAt']}")
+
+
+@main.group()
+def readmodel() -> None:
+    """The Redis read model (incidents), a view of the incident-events topic."""
+
+
+@readmodel.command("rebuild")
+@click.option("--clear", is_flag=True, help="Delete the incidents in Redis first (otherwise missing ones are filled in).")
+@click.pass_context
+def readmodel_rebuild(ctx: click.Context, clear: bool) -> None:
+    """Re-apply every incident event from Kafka, e.g. after Redis lost its data. Safe while workers run."""
+    from kafka.errors import KafkaError
+    from redis.exceptions import RedisError
+
+    from firebreak.rebuild import count_events, rebuild
+
+    settings = _settings(ctx)
+    try:
+        total = count_events(settings)
+        with click.progressbar(length=total, label="incident events", file=sys.stderr, show_pos=True) as bar:
+            results = rebuild(settings, clear, bar.update)
+    except (KafkaError, RedisError) as exc:
+        raise click.ClickException(f"rebuild failed ({exc}); check FIREBREAK_KAFKA_BOOTSTRAP and FIREBREAK_REDIS_URL") from exc
+    click.echo(", ".join(f"{k} {v}" for k, v in sorted(results.items())) or "no incident events")

@@ -29,6 +29,9 @@ ALERTS_PROCESSED = Counter(
 )
 INCIDENT_EVENTS = Counter("firebreak_incident_events_total", "Incident events emitted, by kind.", ["kind"])
 DEAD_LETTERS = Counter("firebreak_dead_letter_total", "Records sent to the dead-letter topic.", ["stage", "reason"])
+STATE_RESETS = Counter(
+    "firebreak_state_entries_reset_total", "Table entries that could not be read and were started afresh.", ["table"]
+)
 READ_MODEL_WRITES = Counter(
     "firebreak_read_model_writes_total", "Incident events applied to the Redis read model, by result.", ["result"]
 )

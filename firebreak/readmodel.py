@@ -67,6 +67,15 @@ class IncidentStore:
                 except WatchError:
                     continue
 
+    async def clear(self) -> int:
+        """Delete the read model (not silences or other coordination data); returns the incidents removed."""
+        ids = await self._redis.zrange(self._index, 0, -1)
+        keys = [self._key(i.decode() if isinstance(i, bytes) else i) for i in ids]
+        if keys:
+            await self._redis.delete(*keys)
+        await self._redis.delete(self._index, self._open)
+        return len(keys)
+
     async def get(self, incident_id: str) -> Incident | None:
         raw = await self._redis.get(self._key(incident_id))
         return Incident.model_validate_json(raw) if raw else None

@@ -22,6 +22,7 @@ import logging
 import traceback
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
+from typing import TypeVar
 
 import faust
 import redis.asyncio as aioredis
@@ -36,7 +37,7 @@ from correlation.grouping import GroupState, attach_suspects, group, opened_inci
 from correlation.suppression import inhibited_by, silenced_by, source_keys
 from firebreak.change_store import ChangeStore
 from firebreak.inhibition_store import InhibitionStore
-from firebreak.metrics import ALERTS_PROCESSED, DEAD_LETTERS, INCIDENT_EVENTS, READ_MODEL_WRITES
+from firebreak.metrics import ALERTS_PROCESSED, DEAD_LETTERS, INCIDENT_EVENTS, READ_MODEL_WRITES, STATE_RESETS
 from firebreak.readmodel import IncidentStore
 from firebreak.settings import Settings
 from firebreak.silence_store import SilenceStore
@@ -58,6 +59,21 @@ GROUP_INPUT: TypeAdapter[GroupInput] = TypeAdapter(GroupInput)
 
 def _event_time(event: faust.types.EventT) -> datetime:
     return datetime.fromtimestamp(event.message.timestamp, tz=timezone.utc)
+
+
+S = TypeVar("S", FingerprintState, GroupState)
+
+
+def _load(model: type[S], stored: object, table: str, key: str) -> S | None:
+    """A table entry, or None (start afresh) if it cannot be read: one bad entry must not block its key forever."""
+    if not stored:
+        return None
+    try:
+        return model.model_validate(stored)
+    except ValidationError as exc:
+        STATE_RESETS.labels(table).inc()
+        log.error("table %s entry %r unreadable, starting it afresh: %s", table, key, exc.errors()[0]["msg"])
+        return None
 
 
 def _is_due(stored: dict[str, object], now: datetime) -> bool:
@@ -141,8 +157,7 @@ def create_app(settings: Settings) -> faust.App:
     async def handle_alert(event: faust.types.EventT) -> None:
         alert = Alert.model_validate_json(event.value)
         key = alert.fingerprint
-        stored = fingerprints.get(key)
-        entry = FingerprintState.model_validate(stored) if stored else None
+        entry = _load(FingerprintState, fingerprints.get(key), "fingerprints", key)
         now = _event_time(event)
         suppressed = silenced_by(alert.labels, silences, now)
         if suppressed is None and inhibit_rules:
@@ -196,11 +211,10 @@ def create_app(settings: Settings) -> faust.App:
             now = _event_time(event)
             for key, stored in list(groups.items()):
                 if stored.get("partition") == event.message.partition and _is_due(stored, now):
-                    await emit(await apply_group(key, GroupState.model_validate(stored), item, event))
+                    await emit(await apply_group(key, _load(GroupState, stored, "groups", key), item, event))
             return
         key = item.correlation_key
-        stored = groups.get(key)
-        await emit(await apply_group(key, GroupState.model_validate(stored) if stored else None, item, event))
+        await emit(await apply_group(key, _load(GroupState, groups.get(key), "groups", key), item, event))
 
     async def handle_incident_event(event: faust.types.EventT) -> None:
         incident_event = IncidentEvent.model_validate_json(event.value)

@@ -98,6 +98,10 @@ if [ -n "$first" ]; then
   "$firebreak" incidents show "$first"
 fi
 
+say "replaying a generated alert storm through the same engine, offline (firebreak replay)"
+"$python" "$repo/examples/storm.py" --out "$stack_dir/storm.jsonl"
+"$firebreak" replay --policies "$repo/config/correlation.yaml" --services "$repo/examples/services.yaml" "$stack_dir/storm.jsonl"
+
 cat <<MSG
 
 ==> the stack keeps running so you can explore:
@@ -107,5 +111,6 @@ cat <<MSG
     curl http://127.0.0.1:$ingest_port/metrics        # ingest metrics
     curl http://127.0.0.1:$metrics_port/metrics        # worker metrics
     logs: $logs
+    ack or resolve:  FIREBREAK_INGEST_TOKENS_FILE=$token_file $firebreak incidents ack <id> --actor you
     stop everything: make down
 MSG

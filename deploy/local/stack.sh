@@ -160,9 +160,10 @@ start_redis() {
     $sudo apt-get update -q >"$logs/apt.log" 2>&1 && $sudo apt-get install -y -q redis-server >>"$logs/apt.log" 2>&1 \
       || die "could not install redis-server (see $logs/apt.log)"
   fi
-  # No persistence: Redis holds the read model, which is rebuilt from incident-events.
+  # Append-only file in the stack folder: Redis keeps the read model, silences and changes for as long as
+  # Kafka keeps its data in the same folder (`firebreak readmodel rebuild` restores incidents otherwise).
   redis-server --port "$redis_port" --bind 127.0.0.1 --daemonize yes --dir "$stack_dir" \
-    --pidfile "$stack_dir/redis.pid" --logfile "$logs/redis.log" --save "" --appendonly no >/dev/null
+    --pidfile "$stack_dir/redis.pid" --logfile "$logs/redis.log" --save "" --appendonly yes >/dev/null
   local i
   for i in $(seq 1 40); do
     if [ -s "$stack_dir/redis.pid" ] && redis_answers "redis://127.0.0.1:$redis_port/0"; then

@@ -202,3 +202,19 @@ def test_replay_and_the_live_pipeline_make_the_same_incidents(stack, ingest, wor
 
     wait_until(lambda: live() == replayed, 60, f"the live incidents to match replay's {len(replayed)}")
     assert len(replayed) >= 5
+
+
+def test_the_read_model_is_rebuilt_from_kafka_after_redis_loses_everything(stack, ingest, worker):
+    before = {i["id"]: i for i in ingest.get("/api/v1/incidents?limit=1000").json()["incidents"]}
+    assert before
+    redis.Redis.from_url(stack.redis_url).flushdb()
+    assert ingest.get("/api/v1/incidents?limit=1000").json()["incidents"] == []
+    result = subprocess.run([FIREBREAK, "readmodel", "rebuild"], env=stack.env, capture_output=True, text=True,
+                            timeout=300, check=True)
+    assert result.stdout.startswith("applied ") or " applied " in result.stdout
+    after = {i["id"]: i for i in ingest.get("/api/v1/incidents?limit=1000").json()["incidents"]}
+    assert after.keys() == before.keys()
+    assert all(after[i]["seq"] >= before[i]["seq"] and after[i]["alerts"].keys() >= before[i]["alerts"].keys() for i in before)
+    again = subprocess.run([FIREBREAK, "readmodel", "rebuild"], env=stack.env, capture_output=True, text=True,
+                           timeout=300, check=True)
+    assert again.stdout.split() == ["already_applied", str(sum(int(n) for n in result.stdout.split()[1::2]))]  # nothing twice
