@@ -11,9 +11,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from correlation.changes import suspects
 from correlation.dedup import DedupOutcome, FingerprintState, dedup
-from correlation.grouping import GroupState, attach_suspects, group, opened_incidents, services_of
+from correlation.grouping import GroupState, attach_suspects, change_scopes, group
 from correlation.rules import Rules
 from correlation.suppression import inhibited_by, silenced_by, source_keys
 from schemas import Alert, AlertStatus, ChangeEvent, IncidentCommand, IncidentEvent, Silence, Tick
@@ -86,11 +85,9 @@ class Engine:
 
     def _group(self, state: State, key: str, item: object, now: datetime) -> list[IncidentEvent]:
         new_entry, events = group(state.groups.get(key), item, state.take_position(), now, self.rules)  # type: ignore[arg-type]
-        for incident in opened_incidents(events) if new_entry is not None else []:
+        for incident, _ in change_scopes(new_entry, events, self.rules) if new_entry is not None else []:
             assert new_entry is not None
-            found = suspects(state.changes, services_of(new_entry, incident), self.rules.topology, now,
-                             self.rules.policies.change_window)
-            new_entry, more = attach_suspects(new_entry, incident, found, now, self.rules)
+            new_entry, more = attach_suspects(new_entry, incident, state.changes, now, self.rules)
             events = [*events, *more]
         if new_entry is not None:
             state.groups[key] = new_entry

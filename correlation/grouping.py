@@ -43,7 +43,7 @@ from enum import StrEnum
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
-from correlation.changes import describe
+from correlation.changes import describe, suspects
 from correlation.policy import Policy
 from correlation.redelivery import first_time, note_applied, remember, replayed
 from correlation.rules import Rules
@@ -454,23 +454,25 @@ def group(
     return step.finish(position, partition)
 
 
-def opened_incidents(events: list[IncidentEvent]) -> list[str]:
-    """Ids of the incidents these events opened."""
-    return [e.incident_id for e in events if e.kind is IncidentEventKind.opened]
+def change_scopes(entry: GroupState, events: list[IncidentEvent], rules: Rules) -> list[tuple[str, set[str]]]:
+    """For each incident these events opened: its id and the services whose changes could be suspects
+    (its own and everything they depend on). The caller fetches their recent changes for `attach_suspects`."""
+    scopes = []
+    for event in events:
+        tracked = entry.incidents.get(event.incident_id)
+        if event.kind is IncidentEventKind.opened and tracked is not None:
+            scopes.append((tracked.id, rules.topology.with_dependencies(tracked.services)))
+    return scopes
 
 
-def services_of(entry: GroupState, incident: str) -> list[str]:
-    tracked = entry.incidents.get(incident)
-    return tracked.services if tracked else []
-
-
-def attach_suspects(entry: GroupState, incident: str, changes: list[ChangeEvent], now: datetime,
+def attach_suspects(entry: GroupState, incident: str, recent: list[ChangeEvent], now: datetime,
                     rules: Rules) -> tuple[GroupState, list[IncidentEvent]]:
-    """Record `changes` (already chosen by correlation.changes.suspects) on a just-opened incident.
+    """Record the suspects among `recent` changes (GRP-18) on a just-opened incident.
 
     The events join the emission of the input that opened it, so a redelivered opening re-emits them too.
     """
     tracked = entry.incidents.get(incident)
+    changes = suspects(recent, tracked.services, rules.topology, now, rules.policies.change_window) if tracked else []
     if tracked is None or not changes:
         return entry, []
     step = _Step(entry.model_copy(update={"emitted": [e for e in entry.emitted if e[0] != entry.position]}), rules, now)

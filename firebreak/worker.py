@@ -18,6 +18,7 @@ A record that cannot be decoded or processed goes to `dead-letter` with the reas
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import traceback
 from collections.abc import Awaitable, Callable
@@ -31,9 +32,8 @@ from pydantic import TypeAdapter, ValidationError
 
 from redis.exceptions import RedisError
 
-from correlation.changes import suspects
 from correlation.dedup import FingerprintState, dedup
-from correlation.grouping import GroupState, attach_suspects, group, opened_incidents, services_of
+from correlation.grouping import GroupState, attach_suspects, change_scopes, group
 from correlation.suppression import inhibited_by, silenced_by, source_keys
 from firebreak.change_store import ChangeStore
 from firebreak.inhibition_store import InhibitionStore
@@ -44,6 +44,9 @@ from firebreak.silence_store import SilenceStore
 from schemas import Alert, AlertEvent, AlertStatus, ChangeEvent, GroupInput, IncidentEvent, Silence, Tick
 
 log = logging.getLogger("firebreak.worker")
+
+
+READ_MODEL_ATTEMPTS = 5  # about 8 s of retries for a Redis blip before the event is dead-lettered
 
 
 def _raw_schema() -> faust.Schema:
@@ -190,16 +193,14 @@ def create_app(settings: Settings) -> faust.App:
         now = _event_time(event)
         new_entry, outputs = group(entry, item, message.offset, now, rules, message.partition)
         fresh = new_entry is not None and new_entry is not entry  # not a redelivery: those re-emit stored events
-        for incident in opened_incidents(outputs) if fresh else []:
+        for incident, scope in change_scopes(new_entry, outputs, rules) if fresh else []:
             assert new_entry is not None
-            window = rules.policies.change_window
-            scope = rules.topology.with_dependencies(services_of(new_entry, incident))
             try:
-                recent = await change_store.between(scope, now - window, now)
+                recent = await change_store.between(scope, now - rules.policies.change_window, now)
             except RedisError as exc:
                 log.warning("change lookup for %s failed (%s): no suspects recorded", incident, exc)
                 recent = []
-            new_entry, more = attach_suspects(new_entry, incident, suspects(recent, scope, rules.topology, now, window), now, rules)
+            new_entry, more = attach_suspects(new_entry, incident, recent, now, rules)
             outputs = [*outputs, *more]
         if new_entry is not None and new_entry is not entry:
             groups[key] = new_entry.model_dump(mode="json")
@@ -218,7 +219,15 @@ def create_app(settings: Settings) -> faust.App:
 
     async def handle_incident_event(event: faust.types.EventT) -> None:
         incident_event = IncidentEvent.model_validate_json(event.value)
-        result = await store.apply(incident_event)
+        for attempt in range(READ_MODEL_ATTEMPTS):
+            try:
+                result = await store.apply(incident_event)
+                break
+            except RedisError as exc:
+                if attempt == READ_MODEL_ATTEMPTS - 1:
+                    raise  # dead-lettered; `firebreak readmodel rebuild` restores it once Redis is back
+                log.warning("read model write failed (%s); retrying in %.1f s", exc, 0.5 * 2**attempt)
+                await asyncio.sleep(0.5 * 2**attempt)
         READ_MODEL_WRITES.labels(result.value).inc()
 
     app.agent(alerts, name="dedup", concurrency=1)(guarded("dedup", handle_alert))
