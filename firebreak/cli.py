@@ -329,16 +329,19 @@ def silences() -> None:
 
 @silences.command("add")
 @click.option("--match", "matchers", multiple=True, required=True, help='A matcher, e.g. service="db" (repeatable).')
-@click.option("--for", "duration", default=None, help="How long from now: 30m, 2h, 1d.")
+@click.option("--starts", "starts_at", default=None,
+              help="When it starts (RFC 3339 with a time zone; default now): a maintenance window ahead.")
+@click.option("--for", "duration", default=None, help="How long from its start: 30m, 2h, 1d.")
 @click.option("--until", "ends_at", default=None, help="Or an end time (RFC 3339 with a time zone).")
 @click.option("--author", required=True)
 @click.option("--comment", required=True, help="Why (a ticket, a maintenance window).")
 @API_URL
 @click.pass_context
-def silences_add(ctx: click.Context, matchers: tuple[str, ...], duration: str | None, ends_at: str | None,
-                 author: str, comment: str, url: str | None) -> None:
-    """Create a silence."""
-    body = {"matchers": list(matchers), "createdBy": author, "comment": comment, "duration": duration, "endsAt": ends_at}
+def silences_add(ctx: click.Context, matchers: tuple[str, ...], starts_at: str | None, duration: str | None,
+                 ends_at: str | None, author: str, comment: str, url: str | None) -> None:
+    """Create a silence (or, with --starts in the future, a maintenance window)."""
+    body = {"matchers": list(matchers), "createdBy": author, "comment": comment, "duration": duration,
+            "endsAt": ends_at, "startsAt": starts_at}
     created = _api(ctx, "POST", "/api/v1/silences", url, {k: v for k, v in body.items() if v is not None})
     click.echo(f"{created['id']}  until {created['endsAt']}  {' '.join(created['matchers'])}")
 
