@@ -47,10 +47,14 @@ def parse_line(text: str, line: int, ignore: frozenset[str] = frozenset()) -> tu
         raw["status"] = "firing" if status.get("state") != "resolved" else "resolved"
     try:
         parsed = AlertIn.model_validate({k: raw[k] for k in _KEEP if k in raw})
+    except ValidationError as exc:
+        return BadLine(line, "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:3]))
+    try:
         received = datetime.fromisoformat(raw["receivedAt"]) if isinstance(raw.get("receivedAt"), str) else None
-    except (ValidationError, ValueError) as exc:
-        return BadLine(line, str(exc).splitlines()[0] if not isinstance(exc, ValidationError)
-                       else "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:3]))
+    except ValueError:
+        return BadLine(line, f"receivedAt {raw['receivedAt']!r} is not an RFC 3339 time")
+    if received is not None and received.tzinfo is None:
+        return BadLine(line, "receivedAt has no time zone; add one (e.g. Z)")
     when = received or (parsed.ends_at if parsed.status == "resolved" and parsed.ends_at else parsed.starts_at)
     if when is None:
         return BadLine(line, "no time: give startsAt (or receivedAt) so the line has a place in event time")

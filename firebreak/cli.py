@@ -267,13 +267,8 @@ def replay(ctx: click.Context, alerts_file: Path, policies_file: Path | None, se
     """Run a recorded alert stream (JSON lines) through the engine offline and report what would happen."""
     from correlation.replay import Report, read_lines
     from correlation.replay import replay as run_replay
-    from pydantic import BaseModel
-
     from firebreak.yamlfile import ConfigFileError, load_yaml_model
-    from schemas import ChangeEvent, Silence
-
-    class SilenceFile(BaseModel):
-        silences: list[Silence] = []
+    from schemas import ChangeEvent, SilenceFile
 
     settings = _settings(ctx)
     overrides = {"policies_file": policies_file, "services_file": services_file}

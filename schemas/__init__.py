@@ -1,46 +1,50 @@
 """The vocabulary of Firebreak: every HTTP body, Kafka record and Redis value is one of these models."""
 
 from schemas.alert import (
+    LIMITS,
     Alert,
     AlertIn,
     AlertmanagerAlert,
     AlertmanagerWebhook,
     AlertStatus,
-    LIMITS,
 )
-from schemas.silence import ChangeEvent, ChangeKind, Silence
 from schemas.incident import (
     SYSTEM_ACTOR,
     AlertEvent,
     CommandAction,
     GroupInput,
-    IncidentCommand,
-    Tick,
     Incident,
     IncidentAlert,
+    IncidentCommand,
     IncidentEvent,
     IncidentEventKind,
     IncidentStatus,
+    Tick,
     TimelineEntry,
 )
+from schemas.silence import ChangeEvent, ChangeKind, Silence, SilenceFile
 
 __all__ = [
+    "LIMITS",
     "SYSTEM_ACTOR",
     "Alert",
-    "CommandAction",
-    "GroupInput",
-    "IncidentCommand",
-    "Tick",
     "AlertEvent",
     "AlertIn",
     "AlertStatus",
     "AlertmanagerAlert",
     "AlertmanagerWebhook",
+    "ChangeEvent",
+    "ChangeKind",
+    "CommandAction",
+    "GroupInput",
     "Incident",
     "IncidentAlert",
+    "IncidentCommand",
     "IncidentEvent",
     "IncidentEventKind",
     "IncidentStatus",
-    "LIMITS",
+    "Silence",
+    "SilenceFile",
+    "Tick",
     "TimelineEntry",
 ]

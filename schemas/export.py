@@ -6,7 +6,17 @@ import json
 
 from pydantic import BaseModel
 
-from schemas import Alert, AlertEvent, AlertIn, AlertmanagerWebhook, Incident, IncidentEvent
+from schemas import (
+    Alert,
+    AlertEvent,
+    AlertIn,
+    AlertmanagerWebhook,
+    ChangeEvent,
+    Incident,
+    IncidentCommand,
+    IncidentEvent,
+    Silence,
+)
 
 PUBLISHED: dict[str, type[BaseModel]] = {
     "alert.json": Alert,
@@ -15,6 +25,9 @@ PUBLISHED: dict[str, type[BaseModel]] = {
     "alert-event.json": AlertEvent,
     "incident.json": Incident,
     "incident-event.json": IncidentEvent,
+    "incident-command.json": IncidentCommand,
+    "silence.json": Silence,
+    "change-event.json": ChangeEvent,
 }
 
 

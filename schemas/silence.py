@@ -33,6 +33,14 @@ class Silence(BaseModel):
         return self
 
 
+class SilenceFile(BaseModel):
+    """A file of silences (`silences:` list), as `firebreak replay --silences` reads it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    silences: list[Silence] = []
+
+
 class ChangeKind(StrEnum):
     deploy = "deploy"
     config = "config"

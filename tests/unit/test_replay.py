@@ -61,3 +61,19 @@ def test_generated_storm_replays_from_the_command_line(tmp_path):
     assert report["alerts_in"] == len(storm.read_text().splitlines()) and report["bad_lines"] == 0
     assert 0 < report["incidents_opened"] < report["distinct_alerts"] + 10
     assert all(incident["alerts"] for incident in report["incidents"])
+
+
+def test_silences_and_changes_files_feed_replay(tmp_path):
+    alerts = tmp_path / "alerts.jsonl"
+    alerts.write_text(line("firing", "a", "2026-03-01T09:00:00Z", service="db") + "\n"
+                      + line("firing", "a", "2026-03-01T09:00:00Z", service="web") + "\n")
+    silences = tmp_path / "silences.yaml"
+    silences.write_text("silences:\n  - {id: s1, matchers: ['service=\"db\"'], startsAt: '2026-03-01T08:00:00Z',\n"
+                        "     endsAt: '2026-03-01T10:00:00Z', createdBy: ops, comment: maintenance}\n")
+    changes = tmp_path / "changes.jsonl"
+    changes.write_text(json.dumps({"id": "c1", "service": "web", "summary": "v2.3", "at": "2026-03-01T08:55:00Z"}) + "\n")
+    result = subprocess.run([str(Path(sys.executable).parent / "firebreak"), "replay", "--json", "--silences", str(silences),
+                             "--changes", str(changes), str(alerts)], check=True, capture_output=True, text=True)
+    report = json.loads(result.stdout)
+    assert report["incidents_opened"] == 1 and report["dedup"] == {"suppressed": 1, "fired": 1}
+    assert report["incidents"][0]["alerts"][0]["service"] == "web"
