@@ -74,11 +74,13 @@ class ReplayIncident:
     severity: str | None
     opened_at: datetime
     status: str = "triggered"
+    probable_root: str | None = None
     members: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "id": self.id, "policy": self.policy, "title": self.title, "severity": self.severity,
+            "probable_root": self.probable_root,
             "opened_at": self.opened_at.isoformat(), "status": self.status,
             "alerts": sorted(self.members.values(), key=lambda labels: sorted(labels.items())),
         }
@@ -106,6 +108,7 @@ class Report:
         if incident is None:
             return
         incident.severity = event.severity
+        incident.probable_root = event.probable_root
         if event.kind in PAGING_KINDS and event.notify:
             policy["pages"] += 1
         if event.kind in NOTIFYING_KINDS and event.notify or event.kind is IncidentEventKind.flapping_ended:

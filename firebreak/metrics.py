@@ -29,6 +29,9 @@ ALERTS_PROCESSED = Counter(
 )
 INCIDENT_EVENTS = Counter("firebreak_incident_events_total", "Incident events emitted, by kind.", ["kind"])
 DEAD_LETTERS = Counter("firebreak_dead_letter_total", "Records sent to the dead-letter topic.", ["stage", "reason"])
+SKIPPED_RECORDS = Counter(
+    "firebreak_stream_skipped_records_total", "Records the stream skipped, fetched and processed by the gap repair.", ["stage"]
+)
 STATE_RESETS = Counter(
     "firebreak_state_entries_reset_total", "Table entries that could not be read and were started afresh.", ["table"]
 )

@@ -23,7 +23,7 @@ import logging
 import traceback
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import faust
 import redis.asyncio as aioredis
@@ -37,7 +37,8 @@ from correlation.grouping import GroupState, attach_suspects, change_scopes, gro
 from correlation.suppression import inhibited_by, silenced_by, source_keys
 from firebreak.change_store import ChangeStore
 from firebreak.inhibition_store import InhibitionStore
-from firebreak.metrics import ALERTS_PROCESSED, DEAD_LETTERS, INCIDENT_EVENTS, READ_MODEL_WRITES, STATE_RESETS
+from firebreak.gaps import GapFetcher
+from firebreak.metrics import ALERTS_PROCESSED, DEAD_LETTERS, INCIDENT_EVENTS, READ_MODEL_WRITES, SKIPPED_RECORDS, STATE_RESETS
 from firebreak.readmodel import IncidentStore
 from firebreak.settings import Settings
 from firebreak.silence_store import SilenceStore
@@ -141,18 +142,35 @@ def create_app(settings: Settings) -> faust.App:
             },
         )
 
-    def guarded(stage: str, handle: Callable[[faust.types.EventT], Awaitable[None]]) -> Callable[[faust.StreamT], Awaitable[None]]:
-        """Per-event error barrier: Faust would ack and silently drop an event whose agent raised."""
+    gaps = GapFetcher(settings.kafka_bootstrap)
+
+    def guarded(stage: str, handle: Callable[[Any], Awaitable[None]]) -> Callable[[faust.StreamT], Awaitable[None]]:
+        """Per-event error barrier (Faust would ack and silently drop an event whose agent raised), and the
+        repair of records the stream skipped (firebreak/gaps.py)."""
+
+        async def process(event: Any) -> None:
+            try:
+                await handle(event)
+            except ValidationError as exc:
+                problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:5])
+                await to_dead_letter(stage, "undecodable", event, problems, str(exc))
+            except Exception as exc:  # noqa: BLE001 - anything else still must not stop the stream
+                await to_dead_letter(stage, "processing_failed", event, repr(exc), traceback.format_exc())
 
         async def agent(stream: faust.StreamT) -> None:
+            last_seen: dict[int, int] = {}  # partition -> highest offset this process handled
             async for event in stream.events():
-                try:
-                    await handle(event)
-                except ValidationError as exc:
-                    problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:5])
-                    await to_dead_letter(stage, "undecodable", event, problems, str(exc))
-                except Exception as exc:  # noqa: BLE001 - anything else still must not stop the stream
-                    await to_dead_letter(stage, "processing_failed", event, repr(exc), traceback.format_exc())
+                message = event.message
+                previous = last_seen.get(message.partition)
+                if previous is not None and message.offset > previous + 1:
+                    missing = await gaps.fetch(message.topic, message.partition, previous + 1, message.offset)
+                    SKIPPED_RECORDS.labels(stage).inc(message.offset - previous - 1)
+                    log.warning("stage %s: the stream skipped %s/%s offsets %d..%d; processing the %d fetched first",
+                                stage, message.topic, message.partition, previous + 1, message.offset - 1, len(missing))
+                    for skipped in missing:
+                        await process(skipped)
+                await process(event)
+                last_seen[message.partition] = max(previous if previous is not None else -1, message.offset)
 
         agent.__name__ = stage
         return agent

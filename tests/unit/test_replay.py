@@ -61,6 +61,7 @@ def test_generated_storm_replays_from_the_command_line(tmp_path):
     assert report["alerts_in"] == len(storm.read_text().splitlines()) and report["bad_lines"] == 0
     assert 0 < report["incidents_opened"] < report["distinct_alerts"] + 10
     assert all(incident["alerts"] for incident in report["incidents"])
+    assert all(incident["probable_root"] for incident in report["incidents"])  # one service each, by default
 
 
 def test_silences_and_changes_files_feed_replay(tmp_path):
