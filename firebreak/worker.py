@@ -143,6 +143,13 @@ def create_app(settings: Settings) -> faust.App:
         )
 
     gaps = GapFetcher(settings.kafka_bootstrap)
+    last_seen: dict[tuple[str, int], int] = {}  # (topic, partition) -> highest offset this process handled
+
+    @app.on_partitions_revoked.connect
+    async def forget_revoked(app: faust.App, revoked: set[faust.types.TP], **kwargs: Any) -> None:
+        # Another worker processes these meanwhile: coming back to a later offset is not a skip.
+        for tp in revoked:
+            last_seen.pop((tp.topic, tp.partition), None)
 
     def guarded(stage: str, handle: Callable[[Any], Awaitable[None]]) -> Callable[[faust.StreamT], Awaitable[None]]:
         """Per-event error barrier (Faust would ack and silently drop an event whose agent raised), and the
@@ -158,10 +165,9 @@ def create_app(settings: Settings) -> faust.App:
                 await to_dead_letter(stage, "processing_failed", event, repr(exc), traceback.format_exc())
 
         async def agent(stream: faust.StreamT) -> None:
-            last_seen: dict[int, int] = {}  # partition -> highest offset this process handled
             async for event in stream.events():
                 message = event.message
-                previous = last_seen.get(message.partition)
+                previous = last_seen.get((message.topic, message.partition))
                 if previous is not None and message.offset > previous + 1:
                     missing = await gaps.fetch(message.topic, message.partition, previous + 1, message.offset)
                     SKIPPED_RECORDS.labels(stage).inc(message.offset - previous - 1)
@@ -170,7 +176,7 @@ def create_app(settings: Settings) -> faust.App:
                     for skipped in missing:
                         await process(skipped)
                 await process(event)
-                last_seen[message.partition] = max(previous if previous is not None else -1, message.offset)
+                last_seen[(message.topic, message.partition)] = max(previous if previous is not None else -1, message.offset)
 
         agent.__name__ = stage
         return agent
