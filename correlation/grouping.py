@@ -30,7 +30,8 @@ the events it emits and so on the incident's timeline.
 | GRP-00 | any                    | alert event already applied (by source)    | nothing: a re-emission of a redelivery      |
 
 Joinable: without topology, the key's current incident; with `topology: true`, the most recent open
-incident holding a service on one dependency chain with the alert's service. Either way it must be younger
+incident whose probable root lies on one dependency chain with the alert's service (relating to the root
+rather than to any member keeps two failures apart that merely share a downstream symptom). Either way it must be younger
 than the policy's group_window (from when it opened) and smaller than its max_alerts. An alert is never in
 two open incidents: an alert an open incident already holds always returns to that incident.
 """
@@ -309,7 +310,9 @@ def _joinable(step: _Step, policy: Policy, alert: Alert) -> TrackedIncident | No
         return None
 
     def services(inc: TrackedIncident) -> list[str]:
-        return inc.services or [s for s in map(step.service_of, inc.pending) if s]
+        pending = [s for s in map(step.service_of, inc.pending) if s]
+        root = inc.probable_root or step.rules.topology.root_of(pending)
+        return [root] if root else []
 
     candidates = [
         inc for inc in step.incidents.values()

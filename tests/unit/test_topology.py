@@ -75,3 +75,13 @@ def test_outside_the_window_a_related_alert_opens_a_new_incident():
     a = fire(eng, state, "db", 0)
     b = fire(eng, state, "web", 301)
     assert a[0].incident_id != b[0].incident_id
+
+
+def test_a_service_related_only_to_a_symptom_not_to_the_root_opens_its_own_incident():
+    # web depends on api and cache; with api the incident's root, a cache alert is another failure,
+    # even though web (a member) depends on cache too.
+    eng, state = engine(), State()
+    first = fire(eng, state, "api", 0)
+    fire(eng, state, "web", 20)
+    cache = fire(eng, state, "cache", 40)
+    assert cache[0].kind.value == "opened" and cache[0].incident_id != first[0].incident_id
