@@ -7,6 +7,7 @@ A final `default` policy (group by the `group_by` setting) catches everything el
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Annotated, Any
 

@@ -29,20 +29,26 @@ import faust
 import redis.asyncio as aioredis
 from prometheus_client import start_http_server
 from pydantic import TypeAdapter, ValidationError
-
 from redis.exceptions import RedisError
 
 from correlation.dedup import FingerprintState, dedup
 from correlation.grouping import GroupState, attach_suspects, change_scopes, group
 from correlation.suppression import inhibited_by, silenced_by, source_keys
 from firebreak.change_store import ChangeStore
-from firebreak.inhibition_store import InhibitionStore
 from firebreak.gaps import GapFetcher
-from firebreak.metrics import ALERTS_PROCESSED, DEAD_LETTERS, INCIDENT_EVENTS, READ_MODEL_WRITES, SKIPPED_RECORDS, STATE_RESETS
+from firebreak.inhibition_store import InhibitionStore
+from firebreak.metrics import (
+    ALERTS_PROCESSED,
+    DEAD_LETTERS,
+    INCIDENT_EVENTS,
+    READ_MODEL_WRITES,
+    SKIPPED_RECORDS,
+    STATE_RESETS,
+)
 from firebreak.readmodel import IncidentStore
 from firebreak.settings import Settings
 from firebreak.silence_store import SilenceStore
-from schemas import Alert, AlertEvent, AlertStatus, ChangeEvent, GroupInput, IncidentEvent, Silence, Tick
+from schemas import Alert, AlertStatus, ChangeEvent, GroupInput, IncidentEvent, Silence, Tick
 
 log = logging.getLogger("firebreak.worker")
 
@@ -86,52 +92,101 @@ def _is_due(stored: dict[str, object], now: datetime) -> bool:
     return isinstance(due_at, str) and datetime.fromisoformat(due_at) <= now
 
 
-def create_app(settings: Settings) -> faust.App:
-    """Build the Faust app and its agents; nothing connects until the worker starts."""
-    app = faust.App(
-        settings.app_id,
-        broker=[f"kafka://{host}" for host in settings.kafka_bootstrap.split(",")],
-        store="memory://",
-        topic_partitions=settings.topic_partitions,
-        topic_replication_factor=settings.topic_replication_factor,
-        broker_session_timeout=settings.worker_session_timeout_seconds,
-        broker_heartbeat_interval=min(3.0, settings.worker_session_timeout_seconds / 3),
-        producer_acks=-1,
-        web_enabled=False,
-        processing_guarantee="at_least_once",
-    )
-    rules = settings.load_rules()
-    alerts = app.topic("alerts", schema=_raw_schema())
-    alert_events = app.topic("alert-events", schema=_raw_schema())
-    incident_events = app.topic("incident-events", schema=_raw_schema())
-    changes_topic = app.topic("changes", schema=_raw_schema())
-    dead_letter = app.topic("dead-letter", schema=_raw_schema())
-    # Table entries: str keys, JSON-object values (the stage state models dumped in JSON mode). No value_type:
-    # Faust would call `from_data` on it during changelog recovery, which only its own Records have.
-    fingerprints = app.Table("fingerprints", default=None, key_type=str)
-    groups = app.Table("groups", default=None, key_type=str)
-    redis_client = aioredis.Redis.from_url(settings.redis_url)
-    store = IncidentStore(redis_client, settings.redis_prefix)
-    silence_store = SilenceStore(redis_client, settings.redis_prefix)
-    inhibition = InhibitionStore(redis_client, settings.redis_prefix)
-    change_store = ChangeStore(redis_client, settings.redis_prefix)
-    inhibit_rules = rules.policies.inhibit_rules
-    silences: list[Silence] = []  # this worker's copy, refreshed by the timer below
+Handler = Callable[[Any], Awaitable[None]]
 
-    @app.timer(2.0)
-    async def refresh_silences() -> None:
+
+class Worker:
+    """The stages' shell around one Faust app: each handler loads a table entry, calls a pure stage,
+    saves the entry and sends what the stage emitted. Nothing is built until `create_app` makes one."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.rules = settings.load_rules()
+        self.app = faust.App(
+            settings.app_id,
+            broker=[f"kafka://{host}" for host in settings.kafka_bootstrap.split(",")],
+            store="memory://",
+            topic_partitions=settings.topic_partitions,
+            topic_replication_factor=settings.topic_replication_factor,
+            broker_session_timeout=settings.worker_session_timeout_seconds,
+            broker_heartbeat_interval=min(3.0, settings.worker_session_timeout_seconds / 3),
+            producer_acks=-1,
+            web_enabled=False,
+            processing_guarantee="at_least_once",
+        )
+        app = self.app
+        self.alerts = app.topic("alerts", schema=_raw_schema())
+        self.alert_events = app.topic("alert-events", schema=_raw_schema())
+        self.incident_events = app.topic("incident-events", schema=_raw_schema())
+        self.changes = app.topic("changes", schema=_raw_schema())
+        self.dead_letter = app.topic("dead-letter", schema=_raw_schema())
+        # Table entries: str keys, JSON-object values (the stage state models dumped in JSON mode). No value_type:
+        # Faust would call `from_data` on it during changelog recovery, which only its own Records have.
+        self.fingerprints = app.Table("fingerprints", default=None, key_type=str)
+        self.groups = app.Table("groups", default=None, key_type=str)
+        redis_client = aioredis.Redis.from_url(settings.redis_url)
+        self.store = IncidentStore(redis_client, settings.redis_prefix)
+        self.silence_store = SilenceStore(redis_client, settings.redis_prefix)
+        self.inhibition = InhibitionStore(redis_client, settings.redis_prefix)
+        self.change_store = ChangeStore(redis_client, settings.redis_prefix)
+        self.silences: list[Silence] = []  # this worker's copy, refreshed every 2 s
+        self.gaps = GapFetcher(settings.kafka_bootstrap)
+        self.last_seen: dict[tuple[str, int], int] = {}  # (topic, partition) -> highest offset handled here
+
+        app.agent(self.alerts, name="dedup", concurrency=1)(self.guarded("dedup", self.handle_alert))
+        app.agent(self.alert_events, name="group", concurrency=1)(self.guarded("group", self.handle_group_input))
+        app.agent(self.incident_events, name="project", concurrency=1)(self.guarded("project", self.handle_incident_event))
+        app.agent(self.changes, name="changes", concurrency=1)(self.guarded("changes", self.handle_change))
+        app.timer(2.0, name="refresh_silences")(self.refresh_silences)
+        app.timer(settings.tick_interval_seconds, name="tick")(self.tick)
+        app.on_partitions_revoked.connect(self.forget_revoked)
+
+    # -- the error barrier and the repair of skipped records ------------------------------------------------
+
+    def guarded(self, stage: str, handle: Handler) -> Callable[[faust.StreamT], Awaitable[None]]:
+        """Per-event error barrier (Faust would ack and silently drop an event whose agent raised), and the
+        repair of records the stream skipped (firebreak/gaps.py)."""
+
+        async def agent(stream: faust.StreamT) -> None:
+            async for event in stream.events():
+                message = event.message
+                previous = self.last_seen.get((message.topic, message.partition))
+                if previous is not None and message.offset > previous + 1:
+                    await self.repair_gap(stage, handle, message, previous)
+                await self.process(stage, handle, event)
+                self.last_seen[(message.topic, message.partition)] = max(-1 if previous is None else previous, message.offset)
+
+        agent.__name__ = stage
+        return agent
+
+    async def process(self, stage: str, handle: Handler, event: Any) -> None:
         try:
-            silences[:] = await silence_store.current(datetime.now(timezone.utc))
-        except RedisError as exc:
-            # Fail open for paging: keep the last known silences rather than silence everything or nothing.
-            log.warning("could not refresh silences from Redis (%s); keeping %d known", exc, len(silences))
+            await handle(event)
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:5])
+            await self.to_dead_letter(stage, "undecodable", event, problems, str(exc))
+        except Exception as exc:  # noqa: BLE001 - anything else still must not stop the stream
+            await self.to_dead_letter(stage, "processing_failed", event, repr(exc), traceback.format_exc())
 
-    async def to_dead_letter(stage: str, reason: str, event: faust.types.EventT, summary: str, detail: str) -> None:
+    async def repair_gap(self, stage: str, handle: Handler, message: Any, previous: int) -> None:
+        missing = await self.gaps.fetch(message.topic, message.partition, previous + 1, message.offset)
+        SKIPPED_RECORDS.labels(stage).inc(message.offset - previous - 1)
+        log.warning("stage %s: the stream skipped %s/%s offsets %d..%d; processing the %d fetched first",
+                    stage, message.topic, message.partition, previous + 1, message.offset - 1, len(missing))
+        for skipped in missing:
+            await self.process(stage, handle, skipped)
+
+    async def forget_revoked(self, app: faust.App, revoked: set[faust.types.TP], **kwargs: Any) -> None:
+        # Another worker processes these meanwhile: coming back to a later offset is not a skip.
+        for tp in revoked:
+            self.last_seen.pop((tp.topic, tp.partition), None)
+
+    async def to_dead_letter(self, stage: str, reason: str, event: Any, summary: str, detail: str) -> None:
         DEAD_LETTERS.labels(stage, reason).inc()
         message = event.message
         log.error("dead-letter stage=%s reason=%s topic=%s partition=%s offset=%s: %s",
                   stage, reason, message.topic, message.partition, message.offset, summary)
-        await dead_letter.send(
+        await self.dead_letter.send(
             key=message.key,
             value=message.value if isinstance(message.value, bytes) else b"",
             headers={
@@ -142,110 +197,98 @@ def create_app(settings: Settings) -> faust.App:
             },
         )
 
-    gaps = GapFetcher(settings.kafka_bootstrap)
-    last_seen: dict[tuple[str, int], int] = {}  # (topic, partition) -> highest offset this process handled
+    # -- dedup --------------------------------------------------------------------------------------------
 
-    @app.on_partitions_revoked.connect
-    async def forget_revoked(app: faust.App, revoked: set[faust.types.TP], **kwargs: Any) -> None:
-        # Another worker processes these meanwhile: coming back to a later offset is not a skip.
-        for tp in revoked:
-            last_seen.pop((tp.topic, tp.partition), None)
+    async def refresh_silences(self) -> None:
+        try:
+            self.silences[:] = await self.silence_store.current(datetime.now(timezone.utc))
+        except RedisError as exc:
+            # Fail open for paging: keep the last known silences rather than silence everything or nothing.
+            log.warning("could not refresh silences from Redis (%s); keeping %d known", exc, len(self.silences))
 
-    def guarded(stage: str, handle: Callable[[Any], Awaitable[None]]) -> Callable[[faust.StreamT], Awaitable[None]]:
-        """Per-event error barrier (Faust would ack and silently drop an event whose agent raised), and the
-        repair of records the stream skipped (firebreak/gaps.py)."""
-
-        async def process(event: Any) -> None:
-            try:
-                await handle(event)
-            except ValidationError as exc:
-                problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:5])
-                await to_dead_letter(stage, "undecodable", event, problems, str(exc))
-            except Exception as exc:  # noqa: BLE001 - anything else still must not stop the stream
-                await to_dead_letter(stage, "processing_failed", event, repr(exc), traceback.format_exc())
-
-        async def agent(stream: faust.StreamT) -> None:
-            async for event in stream.events():
-                message = event.message
-                previous = last_seen.get((message.topic, message.partition))
-                if previous is not None and message.offset > previous + 1:
-                    missing = await gaps.fetch(message.topic, message.partition, previous + 1, message.offset)
-                    SKIPPED_RECORDS.labels(stage).inc(message.offset - previous - 1)
-                    log.warning("stage %s: the stream skipped %s/%s offsets %d..%d; processing the %d fetched first",
-                                stage, message.topic, message.partition, previous + 1, message.offset - 1, len(missing))
-                    for skipped in missing:
-                        await process(skipped)
-                await process(event)
-                last_seen[(message.topic, message.partition)] = max(previous if previous is not None else -1, message.offset)
-
-        agent.__name__ = stage
-        return agent
-
-    async def handle_alert(event: faust.types.EventT) -> None:
-        alert = Alert.model_validate_json(event.value)
-        key = alert.fingerprint
-        entry = _load(FingerprintState, fingerprints.get(key), "fingerprints", key)
-        now = _event_time(event)
-        suppressed = silenced_by(alert.labels, silences, now)
+    async def suppression(self, alert: Alert, now: datetime) -> str | None:
+        """`silence:<id>` or `inhibit:<rule>` for this alert, from this worker's silences and Redis' sources."""
+        suppressed = silenced_by(alert.labels, self.silences, now)
+        inhibit_rules = self.rules.policies.inhibit_rules
         if suppressed is None and inhibit_rules:
             targets = [k for r in inhibit_rules if (k := r.target_key(alert.labels)) is not None]
             try:
-                sources = await inhibition.sources(targets)
+                sources = await self.inhibition.sources(targets)
             except RedisError as exc:
                 log.warning("inhibition lookup failed (%s): treating the alert as not inhibited", exc)
                 sources = {}
             suppressed = inhibited_by(alert.labels, alert.fingerprint, inhibit_rules, sources)
-        new_entry, outputs, outcome = dedup(entry, alert, event.message.offset, now, rules, suppressed)
+        return suppressed
+
+    async def handle_alert(self, event: Any) -> None:
+        alert = Alert.model_validate_json(event.value)
+        key = alert.fingerprint
+        entry = _load(FingerprintState, self.fingerprints.get(key), "fingerprints", key)
+        now = _event_time(event)
+        suppressed = await self.suppression(alert, now)
+        new_entry, outputs, outcome = dedup(entry, alert, event.message.offset, now, self.rules, suppressed)
         ALERTS_PROCESSED.labels(outcome.value).inc()
         if new_entry is not entry:
-            fingerprints[key] = new_entry.model_dump(mode="json")
+            self.fingerprints[key] = new_entry.model_dump(mode="json")
             try:
-                await inhibition.update(source_keys(alert.labels, inhibit_rules), alert.fingerprint,
-                                        new_entry.status is AlertStatus.firing)
+                await self.inhibition.update(source_keys(alert.labels, self.rules.policies.inhibit_rules),
+                                             alert.fingerprint, new_entry.status is AlertStatus.firing)
             except RedisError as exc:
                 log.warning("could not record inhibition source %s (%s)", alert.fingerprint, exc)
         for out in outputs:
-            await alert_events.send(key=out.correlation_key.encode(), value=out.model_dump_json().encode())
+            await self.alert_events.send(key=out.correlation_key.encode(), value=out.model_dump_json().encode())
 
-    async def emit(outputs: list[IncidentEvent]) -> None:
-        for out in outputs:
-            INCIDENT_EVENTS.labels(out.kind.value).inc()
-            await incident_events.send(key=out.incident_id.encode(), value=out.model_dump_json().encode())
+    # -- grouping -----------------------------------------------------------------------------------------
 
-    async def apply_group(key: str, entry: GroupState | None, item: GroupInput, event: faust.types.EventT) -> list[IncidentEvent]:
-        message = event.message
-        now = _event_time(event)
-        new_entry, outputs = group(entry, item, message.offset, now, rules, message.partition)
-        fresh = new_entry is not None and new_entry is not entry  # not a redelivery: those re-emit stored events
-        for incident, scope in change_scopes(new_entry, outputs, rules) if fresh else []:
-            assert new_entry is not None
-            try:
-                recent = await change_store.between(scope, now - rules.policies.change_window, now)
-            except RedisError as exc:
-                log.warning("change lookup for %s failed (%s): no suspects recorded", incident, exc)
-                recent = []
-            new_entry, more = attach_suspects(new_entry, incident, recent, now, rules)
-            outputs = [*outputs, *more]
-        if new_entry is not None and new_entry is not entry:
-            groups[key] = new_entry.model_dump(mode="json")
-        return outputs
+    async def tick(self) -> None:
+        """Send a tick to each of this worker's alert-events partitions that has an entry due now."""
+        now = datetime.now(timezone.utc)
+        mine = {tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == "alert-events"}
+        due = {stored.get("partition") for stored in list(self.groups.values()) if _is_due(stored, now)} & mine
+        for partition in sorted(due):
+            await self.alert_events.send(value=Tick(at=now).model_dump_json().encode(), partition=partition)
 
-    async def handle_group_input(event: faust.types.EventT) -> None:
+    async def handle_group_input(self, event: Any) -> None:
         item = GROUP_INPUT.validate_json(event.value)
         if isinstance(item, Tick):
             now = _event_time(event)
-            for key, stored in list(groups.items()):
+            for key, stored in list(self.groups.items()):
                 if stored.get("partition") == event.message.partition and _is_due(stored, now):
-                    await emit(await apply_group(key, _load(GroupState, stored, "groups", key), item, event))
+                    await self.emit(await self.apply_group(key, _load(GroupState, stored, "groups", key), item, event))
             return
         key = item.correlation_key
-        await emit(await apply_group(key, _load(GroupState, groups.get(key), "groups", key), item, event))
+        await self.emit(await self.apply_group(key, _load(GroupState, self.groups.get(key), "groups", key), item, event))
 
-    async def handle_incident_event(event: faust.types.EventT) -> None:
+    async def apply_group(self, key: str, entry: GroupState | None, item: GroupInput, event: Any) -> list[IncidentEvent]:
+        message = event.message
+        now = _event_time(event)
+        new_entry, outputs = group(entry, item, message.offset, now, self.rules, message.partition)
+        fresh = new_entry is not None and new_entry is not entry  # not a redelivery: those re-emit stored events
+        for incident, scope in change_scopes(new_entry, outputs, self.rules) if fresh else []:
+            assert new_entry is not None
+            try:
+                recent = await self.change_store.between(scope, now - self.rules.policies.change_window, now)
+            except RedisError as exc:
+                log.warning("change lookup for %s failed (%s): no suspects recorded", incident, exc)
+                recent = []
+            new_entry, more = attach_suspects(new_entry, incident, recent, now, self.rules)
+            outputs = [*outputs, *more]
+        if new_entry is not None and new_entry is not entry:
+            self.groups[key] = new_entry.model_dump(mode="json")
+        return outputs
+
+    async def emit(self, outputs: list[IncidentEvent]) -> None:
+        for out in outputs:
+            INCIDENT_EVENTS.labels(out.kind.value).inc()
+            await self.incident_events.send(key=out.incident_id.encode(), value=out.model_dump_json().encode())
+
+    # -- read model and changes ---------------------------------------------------------------------------
+
+    async def handle_incident_event(self, event: Any) -> None:
         incident_event = IncidentEvent.model_validate_json(event.value)
         for attempt in range(READ_MODEL_ATTEMPTS):
             try:
-                result = await store.apply(incident_event)
+                result = await self.store.apply(incident_event)
                 break
             except RedisError as exc:
                 if attempt == READ_MODEL_ATTEMPTS - 1:
@@ -254,25 +297,13 @@ def create_app(settings: Settings) -> faust.App:
                 await asyncio.sleep(0.5 * 2**attempt)
         READ_MODEL_WRITES.labels(result.value).inc()
 
-    app.agent(alerts, name="dedup", concurrency=1)(guarded("dedup", handle_alert))
-    app.agent(alert_events, name="group", concurrency=1)(guarded("group", handle_group_input))
+    async def handle_change(self, event: Any) -> None:
+        await self.change_store.record(ChangeEvent.model_validate_json(event.value))
 
-    @app.timer(settings.tick_interval_seconds)
-    async def tick() -> None:
-        """Send a tick to each of this worker's alert-events partitions that has an entry due now."""
-        now = datetime.now(timezone.utc)
-        mine = {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == "alert-events"}
-        due = {stored.get("partition") for stored in list(groups.values()) if _is_due(stored, now)} & mine
-        for partition in sorted(due):
-            await alert_events.send(value=Tick(at=now).model_dump_json().encode(), partition=partition)
 
-    app.agent(incident_events, name="project", concurrency=1)(guarded("project", handle_incident_event))
-
-    async def handle_change(event: faust.types.EventT) -> None:
-        await change_store.record(ChangeEvent.model_validate_json(event.value))
-
-    app.agent(changes_topic, name="changes", concurrency=1)(guarded("changes", handle_change))
-    return app
+def create_app(settings: Settings) -> faust.App:
+    """Build the Faust app and its agents; nothing connects until the worker starts."""
+    return Worker(settings).app
 
 
 def run(settings: Settings) -> None:

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from correlation.engine import Engine, State
 from correlation.rules import default_rules
 from correlation.projection import project
-from schemas import IncidentEventKind, IncidentStatus
+from schemas import IncidentEventKind
 from tests.factories import alert, at
 
 ENGINE = Engine(default_rules())

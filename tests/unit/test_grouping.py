@@ -2,7 +2,6 @@
 
 from datetime import timedelta
 
-import pytest
 
 from correlation.fingerprint import correlation_key, group_labels
 from correlation.grouping import group
