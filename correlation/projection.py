@@ -73,6 +73,8 @@ def project(incident: Incident | None, event: IncidentEvent) -> Incident | None:
         changes["flapping"] = True
     elif event.kind is IncidentEventKind.flapping_ended:
         changes["flapping"] = False
+    elif event.kind is IncidentEventKind.problem_detected:
+        changes["problem_incidents"] = list(event.related)
     elif event.kind is IncidentEventKind.change_suspected:
         changes["suspect_changes"] = [*incident.suspect_changes, *(c for c in event.related if c not in incident.suspect_changes)]
     changes["timeline"] = [*incident.timeline, _timeline_entry(event)][-TIMELINE_LIMIT:]

@@ -387,3 +387,25 @@ def readmodel_rebuild(ctx: click.Context, clear: bool) -> None:
     except (KafkaError, RedisError) as exc:
         raise click.ClickException(f"rebuild failed ({exc}); check FIREBREAK_KAFKA_BOOTSTRAP and FIREBREAK_REDIS_URL") from exc
     click.echo(", ".join(f"{k} {v}" for k, v in sorted(results.items())) or "no incident events")
+
+
+@main.group()
+def problems() -> None:
+    """Problem records: incidents of one kind that keep coming back."""
+
+
+@problems.command("list")
+@click.option("--json", "as_json", is_flag=True, help="As JSON, for scripts.")
+@click.pass_context
+def problems_list(ctx: click.Context, as_json: bool) -> None:
+    """Each problem with the incidents it links, most recent first."""
+    found = _read(ctx, lambda store: store.problems())
+    if as_json:
+        click.echo(json.dumps(found, indent=2))
+        return
+    if not found:
+        click.echo("no problems")
+    for problem in found:
+        click.echo(f"{problem['id']}  {len(problem['incidents'])} incidents ({problem['open']} open), "
+                   f"last {problem['last_opened_at']}  {problem['title']}")
+        click.echo(f"    {' '.join(problem['incidents'])}")

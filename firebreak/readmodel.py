@@ -76,6 +76,23 @@ class IncidentStore:
         await self._redis.delete(self._index, self._open)
         return len(keys)
 
+    async def problems(self) -> list[dict[str, object]]:
+        """Problem records: each problem id with its incidents (newest first), from the incidents that carry one."""
+        incidents = await self.list(limit=100_000)
+        by_id = {i.id: i for i in incidents}
+        carriers: dict[str, list[Incident]] = {}
+        for incident in incidents:  # newest first
+            if incident.problem_id:
+                carriers.setdefault(incident.problem_id, []).append(incident)
+        found = []
+        for pid, members in carriers.items():
+            linked = list(dict.fromkeys([*(i.id for i in members), *(other for m in members for other in m.problem_incidents)]))
+            known = [by_id[i] for i in linked if i in by_id]
+            found.append({"id": pid, "title": members[0].title, "correlation_key": members[0].correlation_key,
+                          "incidents": linked, "open": sum(1 for i in known if i.is_open),
+                          "last_opened_at": members[0].opened_at.isoformat()})
+        return sorted(found, key=lambda p: str(p["last_opened_at"]), reverse=True)
+
     async def get(self, incident_id: str) -> Incident | None:
         raw = await self._redis.get(self._key(incident_id))
         return Incident.model_validate_json(raw) if raw else None

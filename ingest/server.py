@@ -191,6 +191,14 @@ async def _find_incident(request: web.Request) -> Incident:
     return incident
 
 
+async def _list_problems(request: web.Request) -> web.Response:
+    try:
+        problems = await request.app[STORE].problems()
+    except RedisError as exc:
+        raise IngestError(503, "redis_unavailable", f"the read model is unavailable ({exc}); retry") from exc
+    return web.json_response({"problems": problems})
+
+
 async def _get_incident(request: web.Request) -> web.Response:
     return web.json_response((await _find_incident(request)).model_dump(mode="json"))
 
@@ -285,6 +293,7 @@ def create_app(settings: Settings, producer: DurableProducer, store: IncidentSto
     app.router.add_post("/api/v1/alerts", _ingest_handler(parse_generic, "generic"))
     app.router.add_get("/api/v1/incidents", _list_incidents)
     app.router.add_get("/api/v1/incidents/{incident_id}", _get_incident)
+    app.router.add_get("/api/v1/problems", _list_problems)
     app.router.add_post("/api/v1/incidents/{incident_id}/ack", _command_handler(CommandAction.acknowledge))
     app.router.add_post("/api/v1/incidents/{incident_id}/resolve", _command_handler(CommandAction.resolve))
     app.router.add_post("/api/v1/silences", _create_silence)

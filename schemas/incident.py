@@ -149,6 +149,7 @@ class Incident(_Record):
     probable_root: str | None = None
     flapping: bool = False
     problem_id: str | None = None
+    problem_incidents: list[str] = Field(default_factory=list)  # the recurrences the problem links
     suspect_changes: list[str] = Field(default_factory=list)
     opened_at: AwareDatetime
     updated_at: AwareDatetime

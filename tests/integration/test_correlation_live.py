@@ -203,6 +203,25 @@ def test_replay_and_the_live_pipeline_make_the_same_incidents(stack, ingest, wor
     assert len(replayed) >= 5
 
 
+def test_incidents_that_keep_coming_back_become_a_problem(stack, ingest, worker):
+    # The default problem rule: 3 incidents of one kind within 7 days.
+    for round_ in range(3):
+        starts = (datetime.now(timezone.utc) + timedelta(seconds=round_)).isoformat()
+        post(ingest, [{"labels": labels("CertExpiring", svc("edge")), "startsAt": starts}])
+        wait_until(lambda: len(incidents(ingest, svc("edge"))) == round_ + 1, 60, f"incident {round_ + 1}")
+        post(ingest, [{"status": "resolved", "labels": labels("CertExpiring", svc("edge")), "startsAt": starts,
+                       "endsAt": starts}])
+        wait_until(lambda: all(i["status"] == "resolved" for i in incidents(ingest, svc("edge"))), 60, "the resolve")
+    found = [p for p in ingest.get("/api/v1/problems").json()["problems"] if "CertExpiring" in p["title"]]
+    recurrences = {i["id"] for i in incidents(ingest, svc("edge"))}
+    assert len(found) == 1 and set(found[0]["incidents"]) == recurrences and len(recurrences) == 3
+    third = ingest.get(f"/api/v1/incidents/{found[0]['incidents'][0]}").json()
+    assert third["problem_id"] == found[0]["id"]
+    assert [t["kind"] for t in third["timeline"]].count("problem_detected") == 1
+    listing = subprocess.run([FIREBREAK, "problems", "list"], env=stack.env, capture_output=True, text=True, check=True)
+    assert found[0]["id"] in listing.stdout
+
+
 def test_the_read_model_is_rebuilt_from_kafka_after_redis_loses_everything(stack, ingest, worker):
     before = {i["id"]: i for i in ingest.get("/api/v1/incidents?limit=1000").json()["incidents"]}
     assert before
@@ -217,3 +236,4 @@ def test_the_read_model_is_rebuilt_from_kafka_after_redis_loses_everything(stack
     again = subprocess.run([FIREBREAK, "readmodel", "rebuild"], env=stack.env, capture_output=True, text=True,
                            timeout=300, check=True)
     assert again.stdout.split() == ["already_applied", str(sum(int(n) for n in result.stdout.split()[1::2]))]  # nothing twice
+
