@@ -478,10 +478,8 @@ def attach_suspects(entry: GroupState, incident: str, recent: list[ChangeEvent],
     changes = suspects(recent, tracked.services, rules.topology, now, rules.policies.change_window) if tracked else []
     if tracked is None or not changes:
         return entry, []
-    step = _Step(entry.model_copy(update={"emitted": [e for e in entry.emitted if e[0] != entry.position]}), rules, now)
+    step = _Step(entry, rules, now)
     for change in changes:
         tracked = step.emit(tracked, IncidentEventKind.change_suspected, "GRP-18", comment=describe(change),
                             related=[change.id])
-    state, events = step.finish(entry.position, entry.partition)
-    return state.model_copy(update={"emitted": remember(step.entry.emitted, entry.position, now,
-                                                          [*replayed(entry.emitted, entry.position), *events])}), events
+    return step.finish(entry.position, entry.partition)

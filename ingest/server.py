@@ -92,6 +92,11 @@ async def _observe(request: web.Request, handler: Callable[[web.Request], Awaita
         response = await handler(request)
     except IngestError as err:
         response = _json_error(err)
+    except RedisError as exc:
+        # Every read-model, silence and coordination call: Redis down is the client's cue to retry.
+        log.warning("answering 503: Redis unavailable (%s)", exc)
+        response = _json_error(IngestError(503, "redis_unavailable", f"Redis is unavailable ({exc}); retry"),
+                               headers={"Retry-After": "5"})
     except web.HTTPException as exc:
         response = _json_error(IngestError(exc.status, exc.reason.lower().replace(" ", "_"), exc.text or exc.reason))
     INGEST_REQUESTS.labels(route, str(response.status)).inc()
@@ -174,28 +179,19 @@ async def _list_incidents(request: web.Request) -> web.Response:
         raise IngestError(400, "bad_query", "limit must be a whole number") from None
     if not 1 <= limit <= 1000:
         raise IngestError(400, "bad_query", "limit must be between 1 and 1000")
-    try:
-        incidents = await request.app[STORE].list(status=status, limit=limit)  # type: ignore[arg-type]
-    except RedisError as exc:
-        raise IngestError(503, "redis_unavailable", f"the read model is unavailable ({exc}); retry") from exc
+    incidents = await request.app[STORE].list(status=status, limit=limit)  # type: ignore[arg-type]
     return web.json_response({"incidents": [i.model_dump(mode="json") for i in incidents]})
 
 
 async def _find_incident(request: web.Request) -> Incident:
-    try:
-        incident = await request.app[STORE].get(request.match_info["incident_id"])
-    except RedisError as exc:
-        raise IngestError(503, "redis_unavailable", f"the read model is unavailable ({exc}); retry") from exc
+    incident = await request.app[STORE].get(request.match_info["incident_id"])
     if incident is None:
         raise IngestError(404, "not_found", "no incident with that id; list them with GET /api/v1/incidents")
     return incident
 
 
 async def _list_problems(request: web.Request) -> web.Response:
-    try:
-        problems = await request.app[STORE].problems()
-    except RedisError as exc:
-        raise IngestError(503, "redis_unavailable", f"the read model is unavailable ({exc}); retry") from exc
+    problems = await request.app[STORE].problems()
     return web.json_response({"problems": problems})
 
 
@@ -236,19 +232,13 @@ async def _create_silence(request: web.Request) -> web.Response:
         raise from_validation_error(exc) from exc
     except ValueError as exc:
         raise IngestError(422, "invalid_silence", str(exc), [Problem("duration", str(exc))]) from exc
-    try:
-        await request.app[SILENCES].put(silence)
-    except RedisError as exc:
-        raise IngestError(503, "redis_unavailable", f"could not store the silence ({exc}); retry") from exc
+    await request.app[SILENCES].put(silence)
     log.info("silence %s created by %s: %s until %s", silence.id, silence.created_by, silence.matchers, silence.ends_at)
     return web.json_response(silence.model_dump(mode="json", by_alias=True), status=201)
 
 
 async def _list_silences(request: web.Request) -> web.Response:
-    try:
-        found = await request.app[SILENCES].all()
-    except RedisError as exc:
-        raise IngestError(503, "redis_unavailable", f"the silences are unavailable ({exc}); retry") from exc
+    found = await request.app[SILENCES].all()
     if request.query.get("all") not in ("1", "true"):
         now = datetime.now(timezone.utc)
         found = [s for s in found if s.ends_at > now]

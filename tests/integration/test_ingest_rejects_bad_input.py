@@ -115,3 +115,16 @@ def test_kafka_unreachable_is_503_with_retry_after(stack: Stack, tmp_path):
         wait_until(lambda: dead.process.popen.poll() is None, 1, "ingest to stay up")
     finally:
         dead.process.stop()
+
+
+def test_redis_unreachable_is_503_for_the_read_side_while_alerts_still_land(stack: Stack, tmp_path):
+    server = start_ingest(stack, tmp_path / "ingest-dead-redis.log", FIREBREAK_REDIS_URL=f"redis://127.0.0.1:{free_port()}/0")
+    try:
+        wait_until(lambda: server.get("/readyz").status_code == 200, 30, "ingest to reach Kafka")
+        for path in ("/api/v1/incidents", "/api/v1/silences", "/api/v1/problems"):
+            response = server.get(path)
+            assert response.status_code == 503 and response.json()["error"] == "redis_unavailable", path
+            assert response.headers["Retry-After"]
+        assert server.post("/api/v1/alerts", GOOD).status_code == 202  # ingest does not depend on Redis
+    finally:
+        server.process.stop()

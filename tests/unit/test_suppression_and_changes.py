@@ -2,6 +2,7 @@ from datetime import timedelta
 
 from correlation.engine import Engine, State
 from correlation.policy import InhibitRule, Policy, PolicySet
+from correlation.redelivery import replayed
 from correlation.rules import Rules
 from correlation.topology import Topology
 from schemas import ChangeEvent, Silence
@@ -68,3 +69,6 @@ def test_a_change_to_a_dependency_shortly_before_the_opening_is_a_suspect():
     suspects = [e for e in events if e.kind.value == "change_suspected"]
     assert [e.related for e in suspects] == [["c1"]]
     assert "postgres 16.2" in suspects[0].comment and suspects[0].rule == "GRP-18"
+    # A redelivered opening re-emits the suspects with it.
+    [entry] = state.groups.values()
+    assert replayed(entry.emitted, entry.position) == events
