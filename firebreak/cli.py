@@ -204,11 +204,22 @@ def incidents_show(ctx: click.Context, incident_id: str, as_json: bool) -> None:
     for alert in sorted(incident.alerts.values(), key=lambda a: a.starts_at):
         labels = ", ".join(f"{k}={v}" for k, v in sorted(alert.labels.items()))
         click.echo(f"  {alert.fingerprint}  {alert.status.value:<8}  {labels}")
-    click.echo("timeline:")
+    from firebreak.action_log import ActionLog
+
+    settings = _settings(ctx)
+    results = _read(ctx, lambda store: ActionLog(store.redis, settings.redis_prefix).list(incident.id))
+    lines = []
     for entry in incident.timeline:
         who = f"by {entry.actor}" if entry.actor != "firebreak" else ""
-        click.echo(f"  {entry.at.strftime('%H:%M:%S')}  #{entry.seq:<4} {entry.kind.value:<16} {entry.rule:<7} "
-                   f"{entry.fingerprint or ''} {who} {entry.detail}".rstrip())
+        lines.append((entry.at, f"  {entry.at.strftime('%H:%M:%S')}  #{entry.seq:<4} {entry.kind.value:<16} {entry.rule:<7} "
+                                f"{entry.fingerprint or ''} {who} {entry.detail}".rstrip()))
+    for result in results:
+        what = f"{result.runbook}{'/' + result.step_id if result.step_id else ''}"
+        detail = result.error or (result.output.get("text", "") if isinstance(result.output, dict) else "")
+        lines.append((result.at, f"  {result.at.strftime('%H:%M:%S')}  runbook {result.kind.value:<16} {what} {detail}".rstrip()))
+    click.echo("timeline:")
+    for _, line in sorted(lines, key=lambda pair: pair[0]):
+        click.echo(line)
 
 
 API_URL = click.option("--url", default=None, help="The Firebreak API (default: http://<ingest_host>:<ingest_port>).")
@@ -409,3 +420,6 @@ def problems_list(ctx: click.Context, as_json: bool) -> None:
         click.echo(f"{problem['id']}  {len(problem['incidents'])} incidents ({problem['open']} open), "
                    f"last {problem['last_opened_at']}  {problem['title']}")
         click.echo(f"    {' '.join(problem['incidents'])}")
+
+
+from firebreak import cli_runbooks  # noqa: E402,F401  (registers `runbook`, `runbooks` and `runs` on main)

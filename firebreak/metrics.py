@@ -38,3 +38,11 @@ STATE_RESETS = Counter(
 READ_MODEL_WRITES = Counter(
     "firebreak_read_model_writes_total", "Incident events applied to the Redis read model, by result.", ["result"]
 )
+
+RUNS_CREATED = Counter("firebreak_runbook_runs_created_total", "Runbook runs created by incident events.", ["runbook"])
+RUNS_FINISHED = Counter("firebreak_runbook_runs_finished_total", "Runbook runs finished, by final status.", ["runbook", "status"])
+STEPS_FINISHED = Counter("firebreak_runbook_steps_total", "Runbook steps finished, by action and status.", ["action", "status"])
+ACTIONS_REFUSED = Counter(
+    "firebreak_actions_refused_total", "Steps refused by an allow-list (host, address or program), by action.", ["action"]
+)
+EXECUTOR_ERRORS = Counter("firebreak_executor_errors_total", "Executor failures outside a step, by cause.", ["cause"])

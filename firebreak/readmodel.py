@@ -31,6 +31,10 @@ class IncidentStore:
         self._redis = client
         self._prefix = prefix
 
+    @property
+    def redis(self) -> aioredis.Redis:
+        return self._redis
+
     def _key(self, incident_id: str) -> str:
         return f"{self._prefix}incident:{incident_id}"
 

@@ -65,9 +65,27 @@ class Settings(BaseSettings):
     produce_linger_ms: int = Field(2, ge=0, le=1000, description="Producer linger: how long records wait to be batched.")
     worker_metrics_port: int = Field(9465, ge=0, le=65535, description="Port of the worker's `/metrics` (0 turns it off).")
     worker_session_timeout_seconds: float = Field(10.0, ge=6, description="Kafka session timeout of workers: how soon a dead worker's partitions move.")
+    runbooks_dir: Path | None = Field(None, description="Folder (or file) of runbooks the worker runs. Unset: no runbooks.")
+    notifications_file: Path | None = Field(None, description="Notification channels (YAML, see README) for `notify` steps and pages.")
+    page_channel: str | None = Field(None, description="Channel paged when a runbook step fails with `on_failure: page` and the runbook names none.")
+    secrets_dir: Path | None = Field(None, description="Folder of secret files (`<dir>/<NAME>`); env `FIREBREAK_SECRET_<NAME>` wins.")
+    actions_allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        [], description="Hosts (`host` or `host:port`) that `http` steps and channels may reach. Empty: none."
+    )
+    actions_allow_private_addresses: bool = Field(
+        False, description="Let allowed host names resolve to loopback/private/link-local addresses (off: refused)."
+    )
+    actions_allowed_commands: Annotated[list[str], NoDecode] = Field(
+        [], description="Programs (names on /usr/local/bin:/usr/bin:/bin, or absolute paths) `command` steps may run."
+    )
+    actions_max_output_bytes: int = Field(64 * 1024, ge=1024, le=16 * 1024 * 1024, description="Cap on a step's captured HTTP body, stdout and stderr.")
+    executor_concurrency: int = Field(8, ge=1, le=256, description="Runs one worker drives at once.")
+    executor_lease_seconds: float = Field(30.0, ge=1, le=3600, description="How long a run stays with a worker that stopped renewing before another takes it.")
+    executor_poll_seconds: float = Field(0.5, gt=0, le=60, description="How often the executor looks for due runs.")
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log level of every process.")
 
-    @field_validator("group_by", "ingest_tokens", "fingerprint_ignore_labels", mode="before")
+    @field_validator("group_by", "ingest_tokens", "fingerprint_ignore_labels", "actions_allowed_hosts",
+                     "actions_allowed_commands", mode="before")
     @classmethod
     def _split(cls, value: Any) -> Any:
         return _comma_list(value)

@@ -5,6 +5,10 @@ Agents (each at concurrency 1, so offsets are never committed past an event stil
 - `group`   on `alert-events`,              table `groups`        -> `incident-events` (key incident id)
 - `project` on `incident-events`                                  -> Redis read model
 - `changes` on `changes`                                          -> Redis, for change suspects
+- `results` on `action-results`                                   -> Redis, the incident timeline's actions
+
+With runbooks configured, `project` also creates a run for each runbook an incident event triggers, and a
+background task (actions/executor.py) drives the runs: actions never run inside a stream agent.
 
 Silences (cached from Redis every few seconds) and inhibition sources (Redis sets) are looked up here and
 handed to the pure dedup stage as `suppressed_by`; recent changes are looked up when an incident opens.
@@ -34,6 +38,8 @@ from redis.exceptions import RedisError
 from correlation.dedup import FingerprintState, dedup
 from correlation.grouping import GroupState, attach_suspects, change_scopes, group
 from correlation.suppression import inhibited_by, silenced_by, source_keys
+from actions.runtime import build_executor
+from firebreak.action_log import ActionLog
 from firebreak.change_store import ChangeStore
 from firebreak.gaps import GapFetcher
 from firebreak.inhibition_store import InhibitionStore
@@ -48,7 +54,18 @@ from firebreak.metrics import (
 from firebreak.readmodel import IncidentStore
 from firebreak.settings import Settings
 from firebreak.silence_store import SilenceStore
-from schemas import Alert, AlertStatus, ChangeEvent, GroupInput, IncidentEvent, Silence, Tick
+from schemas import (
+    Alert,
+    AlertStatus,
+    ChangeEvent,
+    CommandAction,
+    GroupInput,
+    IncidentCommand,
+    IncidentEvent,
+    Silence,
+    Tick,
+)
+from schemas.runbook import ActionResult
 
 log = logging.getLogger("firebreak.worker")
 
@@ -72,6 +89,7 @@ def _event_time(event: faust.types.EventT) -> datetime:
 
 
 S = TypeVar("S", FingerprintState, GroupState)
+T = TypeVar("T")
 
 
 def _load(model: type[S], stored: object, table: str, key: str) -> S | None:
@@ -119,6 +137,7 @@ class Worker:
         self.alert_events = app.topic("alert-events", schema=_raw_schema())
         self.incident_events = app.topic("incident-events", schema=_raw_schema())
         self.changes = app.topic("changes", schema=_raw_schema())
+        self.action_results = app.topic("action-results", schema=_raw_schema())
         self.dead_letter = app.topic("dead-letter", schema=_raw_schema())
         # Table entries: str keys, JSON-object values (the stage state models dumped in JSON mode). No value_type:
         # Faust would call `from_data` on it during changelog recovery, which only its own Records have.
@@ -129,6 +148,9 @@ class Worker:
         self.silence_store = SilenceStore(redis_client, settings.redis_prefix)
         self.inhibition = InhibitionStore(redis_client, settings.redis_prefix)
         self.change_store = ChangeStore(redis_client, settings.redis_prefix)
+        self.action_log = ActionLog(redis_client, settings.redis_prefix)
+        self.executor = build_executor(settings, redis_client, self.store, self.rules.topology,
+                                       self.publish_result, self.resolve_incident)
         self.silences: list[Silence] = []  # this worker's copy, refreshed every 2 s
         self.gaps = GapFetcher(settings.kafka_bootstrap)
         self.last_seen: dict[tuple[str, int], int] = {}  # (topic, partition) -> highest offset handled here
@@ -137,6 +159,9 @@ class Worker:
         app.agent(self.alert_events, name="group", concurrency=1)(self.guarded("group", self.handle_group_input))
         app.agent(self.incident_events, name="project", concurrency=1)(self.guarded("project", self.handle_incident_event))
         app.agent(self.changes, name="changes", concurrency=1)(self.guarded("changes", self.handle_change))
+        app.agent(self.action_results, name="results", concurrency=1)(self.guarded("results", self.handle_result))
+        if self.executor is not None:
+            app.task(self.executor.run_forever)
         app.timer(2.0, name="refresh_silences")(self.refresh_silences)
         app.timer(settings.tick_interval_seconds, name="tick")(self.tick)
         app.on_partitions_revoked.connect(self.forget_revoked)
@@ -286,16 +311,45 @@ class Worker:
 
     async def handle_incident_event(self, event: Any) -> None:
         incident_event = IncidentEvent.model_validate_json(event.value)
+        result = await self.with_redis_retries(lambda: self.store.apply(incident_event))
+        READ_MODEL_WRITES.labels(result.value).inc()
+        if self.executor is not None:
+            # After the read model, so the run sees the incident; run ids are stable, so a redelivery adds nothing.
+            await self.with_redis_retries(lambda: self.trigger_runbooks(incident_event))
+
+    async def trigger_runbooks(self, incident_event: IncidentEvent) -> None:
+        assert self.executor is not None
+        incident = await self.store.get(incident_event.incident_id)
+        if incident is not None:
+            await self.executor.trigger(incident_event, incident)
+
+    async def with_redis_retries(self, write: Callable[[], Awaitable[T]]) -> T:
         for attempt in range(READ_MODEL_ATTEMPTS):
             try:
-                result = await self.store.apply(incident_event)
-                break
+                return await write()
             except RedisError as exc:
                 if attempt == READ_MODEL_ATTEMPTS - 1:
-                    raise  # dead-lettered; `firebreak readmodel rebuild` restores it once Redis is back
-                log.warning("read model write failed (%s); retrying in %.1f s", exc, 0.5 * 2**attempt)
+                    raise  # dead-lettered; `firebreak readmodel rebuild` restores the read model once Redis is back
+                log.warning("Redis write failed (%s); retrying in %.1f s", exc, 0.5 * 2**attempt)
                 await asyncio.sleep(0.5 * 2**attempt)
-        READ_MODEL_WRITES.labels(result.value).inc()
+        raise AssertionError("unreachable")
+
+    async def handle_result(self, event: Any) -> None:
+        result = ActionResult.model_validate_json(event.value)
+        await self.with_redis_retries(lambda: self.action_log.record(result))
+
+    async def publish_result(self, result: ActionResult) -> None:
+        await self.action_results.send(key=result.incident_id.encode(), value=result.model_dump_json().encode())
+
+    async def resolve_incident(self, incident_id: str, actor: str, comment: str) -> None:
+        """A runbook's `resolve_incident`: the same command a person sends through the API."""
+        incident = await self.store.get(incident_id)
+        if incident is None or not incident.is_open:
+            return
+        command = IncidentCommand(action=CommandAction.resolve, incident_id=incident_id,
+                                  correlation_key=incident.correlation_key, actor=actor, comment=comment,
+                                  at=datetime.now(timezone.utc))
+        await self.alert_events.send(key=command.correlation_key.encode(), value=command.model_dump_json().encode())
 
     async def handle_change(self, event: Any) -> None:
         await self.change_store.record(ChangeEvent.model_validate_json(event.value))

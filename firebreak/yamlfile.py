@@ -1,10 +1,12 @@
 """Loading YAML configuration files into models, with errors that name file:line and the fix.
 
-Only YAML's safe subset is read (no `!!python` tags); files are size-capped before parsing.
+Only YAML's safe subset is read (no `!!python` tags); files are size-capped before parsing. Booleans are
+YAML 1.2's `true`/`false` only: `on`, `off`, `yes` and `no` stay strings (a runbook's `on:` key is a key).
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import TypeVar
 
@@ -12,6 +14,17 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 M = TypeVar("M", bound=BaseModel)
+
+
+class Loader(yaml.SafeLoader):
+    """SafeLoader with YAML 1.2 booleans."""
+
+
+Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+Loader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
 MAX_FILE_BYTES = 1024 * 1024
 
 
@@ -44,8 +57,8 @@ def load_yaml_model(path: Path, model: type[M]) -> M:
         raise ConfigFileError(f"{path}: {len(raw)} bytes is larger than {MAX_FILE_BYTES}; split or trim the file")
     try:
         text = raw.decode("utf-8")
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.load(text, Loader=yaml.SafeLoader)
+        root = yaml.compose(text, Loader=Loader)
+        data = yaml.load(text, Loader=Loader)
     except UnicodeDecodeError as exc:
         raise ConfigFileError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
     except yaml.MarkedYAMLError as exc:

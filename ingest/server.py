@@ -17,7 +17,10 @@ from redis.exceptions import RedisError
 
 from firebreak.metrics import ALERTS_RECEIVED, ALERTS_REJECTED, INGEST_LATENCY, INGEST_REQUESTS
 from firebreak.readmodel import STATUS_FILTERS, IncidentStore
+from actions.store import RunStore
+from firebreak.action_log import ActionLog
 from firebreak.settings import Settings
+from ingest import runs_api
 from ingest.adapters import parse_alertmanager, parse_generic
 from ingest.auth import TokenAuth
 from ingest.errors import IngestError, Problem, from_validation_error
@@ -290,6 +293,8 @@ def create_app(settings: Settings, producer: DurableProducer, store: IncidentSto
     app.router.add_get("/api/v1/silences", _list_silences)
     app.router.add_delete("/api/v1/silences/{silence_id}", _expire_silence)
     app.router.add_post("/api/v1/changes", _record_change)
+    runs_api.add_routes(app, RunStore(store.redis, settings.redis_prefix), ActionLog(store.redis, settings.redis_prefix),
+                        _find_incident, _parse_body, _read_json_body)
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/readyz", _readyz)
     app.router.add_get("/metrics", _metrics)

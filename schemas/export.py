@@ -17,6 +17,8 @@ from schemas import (
     IncidentEvent,
     Silence,
 )
+from schemas.notification import NotificationsFile
+from schemas.runbook import ActionResult, Run, Runbook
 
 PUBLISHED: dict[str, type[BaseModel]] = {
     "alert.json": Alert,
@@ -28,6 +30,10 @@ PUBLISHED: dict[str, type[BaseModel]] = {
     "incident-command.json": IncidentCommand,
     "silence.json": Silence,
     "change-event.json": ChangeEvent,
+    "runbook.json": Runbook,
+    "run.json": Run,
+    "action-result.json": ActionResult,
+    "notifications.json": NotificationsFile,
 }
 
 

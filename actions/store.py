@@ -1,0 +1,197 @@
+"""Runs in Redis: the executor's coordination record. Kafka's `action-results` holds the history.
+
+Keys (after the settings' prefix):
+- `run:<id>`                the Run (JSON), written only by the holder of the current fence
+- `run:<id>:lease`          which executor drives the run now (expires unless renewed)
+- `run:<id>:fence`          incremented by each new holder; a write carrying an older fence is refused
+- `run:<id>:step:<step>`    the durable claim of a step: written (fenced, set-if-absent) *before* it runs,
+                            overwritten with the result after. Found `started` by the next holder, it means
+                            the outcome was lost in a crash.
+- `run:<id>:approval:<step>` the first decision on an approval step
+- `runs`, `runs:incident:<id>` indexes; `runs:due` runs to look at, scored by when
+- `runbook:<name>:active`   runs holding one of the runbook's concurrency slots
+- `runbooks:paused`         the global kill switch
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from schemas.runbook import Run, RunStatus, StepRecord
+
+_FENCED_SET = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+for i = 2, #KEYS do redis.call('SET', KEYS[i], ARGV[i]) end
+return 1
+"""
+
+_FENCED_CLAIM = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {0, false} end
+local existing = redis.call('GET', KEYS[2])
+if existing then return {1, existing} end
+redis.call('SET', KEYS[2], ARGV[2])
+return {1, false}
+"""
+
+_OWNED = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if ARGV[2] == 'release' then redis.call('DEL', KEYS[1]) else redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 1
+"""
+
+_SLOT = """
+if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 1 then return 1 end
+if redis.call('SCARD', KEYS[1]) < tonumber(ARGV[2]) then redis.call('SADD', KEYS[1], ARGV[1]); return 1 end
+return 0
+"""
+
+
+class Fenced(RuntimeError):
+    """Another executor took the run over: this one must stop touching it."""
+
+
+def _ts(at: datetime) -> float:
+    return at.timestamp()
+
+
+class RunStore:
+    def __init__(self, client: aioredis.Redis, prefix: str) -> None:
+        self.redis = client
+        self.p = prefix
+        self._fenced_set = client.register_script(_FENCED_SET)
+        self._fenced_claim = client.register_script(_FENCED_CLAIM)
+        self._owned = client.register_script(_OWNED)
+        self._slot = client.register_script(_SLOT)
+
+    def _k(self, *parts: str) -> str:
+        return self.p + ":".join(parts)
+
+    # -- creating and finding runs ----------------------------------------------------------------------
+
+    async def create(self, run: Run) -> bool:
+        """Store a new run and schedule it; False (and nothing changes) when it exists already."""
+        created = await self.redis.set(self._k("run", run.id), run.model_dump_json(), nx=True)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.zadd(self._k("runs"), {run.id: _ts(run.created_at)}, nx=True)
+            pipe.sadd(self._k("runs", "incident", run.incident_id), run.id)
+            if created:
+                pipe.zadd(self._k("runs", "due"), {run.id: _ts(run.created_at)})
+            await pipe.execute()
+        return bool(created)
+
+    async def get(self, run_id: str) -> Run | None:
+        raw = await self.redis.get(self._k("run", run_id))
+        return Run.model_validate_json(raw) if raw else None
+
+    async def list(self, incident_id: str | None = None, status: str | None = None, limit: int = 100) -> list[Run]:
+        if incident_id:
+            ids = [i.decode() for i in await self.redis.smembers(self._k("runs", "incident", incident_id))]
+        else:
+            ids = [i.decode() for i in await self.redis.zrevrange(self._k("runs"), 0, (limit if not status else 100_000) - 1)]
+        if not ids:
+            return []
+        raws = await self.redis.mget([self._k("run", i) for i in ids])
+        runs = [Run.model_validate_json(r) for r in raws if r]
+        if status:
+            runs = [r for r in runs if r.status.value == status]
+        runs.sort(key=lambda r: r.created_at, reverse=True)
+        return runs[:limit]
+
+    # -- scheduling -------------------------------------------------------------------------------------
+
+    async def due(self, now: datetime, limit: int) -> list[str]:
+        ids = await self.redis.zrangebyscore(self._k("runs", "due"), "-inf", _ts(now), start=0, num=limit)
+        return [i.decode() for i in ids]
+
+    async def schedule(self, run_id: str, at: datetime) -> None:
+        await self.redis.zadd(self._k("runs", "due"), {run_id: _ts(at)})
+
+    async def unschedule(self, run_id: str) -> None:
+        await self.redis.zrem(self._k("runs", "due"), run_id)
+
+    # -- leases and fences ------------------------------------------------------------------------------
+
+    async def lease(self, run_id: str, owner: str, seconds: float) -> int | None:
+        """Take the run if nobody holds it: the new fence, or None."""
+        if not await self.redis.set(self._k("run", run_id, "lease"), owner, nx=True, px=int(seconds * 1000)):
+            return None
+        return int(await self.redis.incr(self._k("run", run_id, "fence")))
+
+    async def renew(self, run_id: str, owner: str, seconds: float) -> bool:
+        return bool(await self._owned(keys=[self._k("run", run_id, "lease")], args=[owner, int(seconds * 1000)]))
+
+    async def release(self, run_id: str, owner: str) -> None:
+        await self._owned(keys=[self._k("run", run_id, "lease")], args=[owner, "release"])
+
+    async def save(self, run: Run, fence: int, **steps: StepRecord) -> None:
+        """Write the run (and step records given) if `fence` is still current; raises Fenced otherwise."""
+        keys = [self._k("run", run.id, "fence"), self._k("run", run.id)]
+        args: list[Any] = [str(fence), run.model_dump_json()]
+        for step_id, record in steps.items():
+            keys.append(self._k("run", run.id, "step", step_id))
+            args.append(record.model_dump_json())
+        if not await self._fenced_set(keys=keys, args=args):
+            raise Fenced(f"run {run.id}: fence {fence} is stale")
+
+    async def claim_step(self, run_id: str, step_id: str, fence: int, record: StepRecord) -> StepRecord | None:
+        """Mark the step started, durably, before it runs. Returns the existing record when one is there
+        (the step ran, or was running, under an earlier holder) and writes nothing; raises Fenced."""
+        ok, existing = await self._fenced_claim(
+            keys=[self._k("run", run_id, "fence"), self._k("run", run_id, "step", step_id)],
+            args=[str(fence), record.model_dump_json()],
+        )
+        if not ok:
+            raise Fenced(f"run {run_id}: fence {fence} is stale")
+        return StepRecord.model_validate_json(existing) if existing else None
+
+    async def step_record(self, run_id: str, step_id: str) -> StepRecord | None:
+        raw = await self.redis.get(self._k("run", run_id, "step", step_id))
+        return StepRecord.model_validate_json(raw) if raw else None
+
+    # -- concurrency and the kill switch ----------------------------------------------------------------
+
+    async def take_slot(self, runbook: str, run_id: str, limit: int) -> bool:
+        return bool(await self._slot(keys=[self._k("runbook", runbook, "active")], args=[run_id, limit]))
+
+    async def free_slot(self, runbook: str, run_id: str) -> None:
+        await self.redis.srem(self._k("runbook", runbook, "active"), run_id)
+
+    async def active(self, runbook: str) -> int:
+        return int(await self.redis.scard(self._k("runbook", runbook, "active")))
+
+    async def pause(self, by: str) -> None:
+        await self.redis.set(self._k("runbooks", "paused"), json.dumps({"by": by, "at": datetime.now(timezone.utc).isoformat()}))
+
+    async def resume(self) -> bool:
+        return bool(await self.redis.delete(self._k("runbooks", "paused")))
+
+    async def paused(self) -> dict[str, Any] | None:
+        raw = await self.redis.get(self._k("runbooks", "paused"))
+        return json.loads(raw) if raw else None
+
+    # -- approvals --------------------------------------------------------------------------------------
+
+    async def decide(self, run_id: str, decision: str, by: str, comment: str = "") -> tuple[bool, str]:
+        """Record the first decision on the approval the run waits at; (recorded, why not)."""
+        run = await self.get(run_id)
+        if run is None:
+            return False, "no such run"
+        if run.status is not RunStatus.waiting:
+            return False, f"the run is {run.status.value}, not waiting for an approval"
+        waiting = [sid for sid, rec in run.steps.items() if rec.status.value == "waiting" and rec.action == "approval"]
+        if not waiting:
+            return False, "the run waits on no approval"
+        step_id = waiting[0]
+        value = json.dumps({"decision": decision, "by": by, "comment": comment, "at": datetime.now(timezone.utc).isoformat()})
+        if not await self.redis.set(self._k("run", run_id, "approval", step_id), value, nx=True):
+            return False, "the approval was already decided"
+        await self.schedule(run_id, datetime.now(timezone.utc))
+        return True, step_id
+
+    async def decision(self, run_id: str, step_id: str) -> dict[str, Any] | None:
+        raw = await self.redis.get(self._k("run", run_id, "approval", step_id))
+        return json.loads(raw) if raw else None

@@ -1,0 +1,149 @@
+"""Sandboxed rendering for runbooks: labels are attacker-controlled, so templates can read data, nothing more.
+
+- `ImmutableSandboxedEnvironment` with `StrictUndefined`: no attribute walks to Python internals, no
+  mutation of the context, and a missing name is an error rather than an empty string.
+- A label value is only ever data in the context; its text is never compiled as a template, and a rendered
+  result is never rendered again.
+- Output is bounded: string and list repetition (`'x' * 10**9`) and huge powers are refused before they are
+  computed, and every rendered string is capped at `MAX_OUTPUT_CHARS`.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Mapping
+from functools import lru_cache
+from typing import Any
+
+from jinja2 import StrictUndefined, Template, TemplateError, meta, nodes
+from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
+
+MAX_OUTPUT_CHARS = 64 * 1024
+MAX_REPEAT = 10_000
+MAX_EXPONENT = 64
+
+
+class RenderError(ValueError):
+    """A template that does not compile or does not render; the message says which and why."""
+
+
+class _Env(ImmutableSandboxedEnvironment):
+    intercepted_binops = frozenset(["*", "**"])
+
+    def call_binop(self, context: Any, operator_name: str, left: Any, right: Any) -> Any:
+        if operator_name == "*":
+            sizes = [len(x) for x in (left, right) if isinstance(x, (str, bytes, list, tuple))]
+            counts = [x for x in (left, right) if isinstance(x, int) and not isinstance(x, bool)]
+            if sizes and counts and sizes[0] * max(counts[0], 0) > MAX_OUTPUT_CHARS:
+                raise SecurityError("repetition would exceed the output limit")
+            if not sizes and counts and len(counts) == 2 and max(abs(counts[0]), abs(counts[1])) > 10**18:
+                raise SecurityError("number too large")
+            return operator.mul(left, right)
+        if operator_name == "**":
+            if isinstance(right, (int, float)) and abs(right) > MAX_EXPONENT:
+                raise SecurityError(f"exponent above {MAX_EXPONENT}")
+            return operator.pow(left, right)
+        return super().call_binop(context, operator_name, left, right)
+
+
+ENV = _Env(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False)
+
+
+def is_template(text: str) -> bool:
+    return "{{" in text or "{%" in text or "{#" in text
+
+
+@lru_cache(maxsize=1024)
+def compile_template(source: str) -> Template:
+    try:
+        return ENV.from_string(source)
+    except TemplateError as exc:
+        raise RenderError(f"template does not compile: {exc}") from exc
+
+
+@lru_cache(maxsize=1024)
+def _compile_expression(source: str) -> Any:
+    try:
+        return ENV.compile_expression(source, undefined_to_none=False)
+    except TemplateError as exc:
+        raise RenderError(f"expression does not compile: {exc}") from exc
+
+
+def render(source: str, context: Mapping[str, Any]) -> str:
+    """Render once; raises RenderError naming the problem (a missing label, a sandbox refusal, a size cap)."""
+    if not is_template(source):
+        return source
+    try:
+        text = compile_template(source).render(**context)
+    except SecurityError as exc:
+        raise RenderError(f"refused by the sandbox: {exc}") from exc
+    except TemplateError as exc:
+        raise RenderError(f"does not render: {exc}") from exc
+    except (TypeError, ValueError, ArithmeticError, LookupError) as exc:
+        raise RenderError(f"does not render: {type(exc).__name__}: {exc}") from exc
+    if len(text) > MAX_OUTPUT_CHARS:
+        raise RenderError(f"renders to {len(text)} characters, more than {MAX_OUTPUT_CHARS}")
+    return text
+
+
+def render_data(value: Any, context: Mapping[str, Any]) -> Any:
+    """Render every string inside a JSON-like value (dict keys stay literal)."""
+    if isinstance(value, str):
+        return render(value, context)
+    if isinstance(value, list):
+        return [render_data(v, context) for v in value]
+    if isinstance(value, dict):
+        return {k: render_data(v, context) for k, v in value.items()}
+    return value
+
+
+def evaluate(expression: str, context: Mapping[str, Any]) -> bool:
+    """A `when` condition's truth; raises RenderError when it cannot be evaluated."""
+    try:
+        return bool(_compile_expression(expression)(**context))
+    except RenderError:
+        raise
+    except SecurityError as exc:
+        raise RenderError(f"refused by the sandbox: {exc}") from exc
+    except TemplateError as exc:
+        raise RenderError(f"cannot be evaluated: {exc}") from exc
+    except (TypeError, ValueError, ArithmeticError, LookupError) as exc:
+        raise RenderError(f"cannot be evaluated: {type(exc).__name__}: {exc}") from exc
+
+
+def parse_problem(source: str, expression: bool = False) -> str | None:
+    """Why a template (or expression) does not compile, or None."""
+    try:
+        if expression:
+            _compile_expression(source)
+        elif is_template(source):
+            compile_template(source)
+    except RenderError as exc:
+        return str(exc)
+    return None
+
+
+def names_used(source: str, expression: bool = False) -> set[str]:
+    """Top-level names a template reads (`incident`, `params`, `steps`, ...)."""
+    try:
+        tree = ENV.parse("{{ " + source + " }}" if expression else source)
+    except TemplateError:
+        return set()
+    return set(meta.find_undeclared_variables(tree))
+
+
+def steps_referenced(source: str, expression: bool = False) -> set[str]:
+    """Step ids a template reads through `steps.<id>` or `steps['<id>']`."""
+    try:
+        tree = ENV.parse("{{ " + source + " }}" if expression else source)
+    except TemplateError:
+        return set()
+    found: set[str] = set()
+    for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
+        target = node.node
+        if isinstance(target, nodes.Name) and target.name == "steps":
+            if isinstance(node, nodes.Getattr):
+                found.add(node.attr)
+            elif isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
+                found.add(node.arg.value)
+    return found
