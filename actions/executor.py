@@ -263,7 +263,8 @@ class Executor:
             return waiting
         finished = record.model_copy(update={
             "status": outcome.status, "finished_at": _now(), "output": outcome.output, "error": outcome.error,
-            "attempts": outcome.attempts if step.action not in ("wait", "approval") else record.attempts})
+            # attempts add up across holders: a re-run after a crash counts the lost attempt too
+            "attempts": record.attempts - 1 + outcome.attempts if step.action not in ("wait", "approval") else record.attempts})
         kind = ResultKind.step_succeeded if outcome.status is StepStatus.succeeded else ResultKind.step_failed
         if step.approval is not None and isinstance(outcome.output, dict):
             await self._result(run, ResultKind.approval_decided, step, output=outcome.output, actor=str(outcome.output.get("by")))

@@ -4,7 +4,6 @@ secrets kept out of results, parked steps, and lint. Local HTTP servers run in-p
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta, timezone
@@ -12,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
 
 from actions.command import CommandPolicy, CommandRefused, run_command
 from actions.lint import LintEnv, lint
@@ -22,56 +20,10 @@ from actions.runner import Runner, Services
 from actions.secrets import Secrets
 from schemas.notification import WebhookChannel
 from schemas.runbook import Step, StepStatus
+from tests.http_target import Target
 
 ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime(2026, 3, 1, 9, 0, tzinfo=timezone.utc)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Target:
-    """An in-process HTTP server: counts requests per path, fails or stalls on demand."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.hits: dict[str, int] = {}
-        self.bodies: list[Any] = []
-        self.headers: list[dict[str, str]] = []
-        self.fail: dict[str, list[int]] = {}  # path -> statuses to answer first
-        self.redirect: dict[str, str] = {}
-        self.stall = 0.0
-
-    async def handle(self, request: web.Request) -> web.StreamResponse:
-        path = request.path
-        self.hits[path] = self.hits.get(path, 0) + 1
-        self.headers.append(dict(request.headers))
-        self.bodies.append(await request.json() if request.can_read_body else None)
-        if self.stall:
-            await asyncio.sleep(self.stall)
-        if path in self.redirect:
-            raise web.HTTPFound(self.redirect[path])
-        if self.fail.get(path):
-            return web.json_response({"error": "injected"}, status=self.fail[path].pop(0))
-        return web.json_response({"ok": True, "path": path, "auth": request.headers.get("Authorization", "")})
-
-    async def __aenter__(self) -> "Target":
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", self.handle)
-        self.runner = web.AppRunner(app)
-        await self.runner.setup()
-        await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.runner.cleanup()
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
 
 def services(allowed: list[str], commands: list[str] = (), environ: dict[str, str] | None = None,
