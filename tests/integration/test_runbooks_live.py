@@ -1,0 +1,238 @@
+"""Runbooks through the live pipeline: alerts in over HTTP, incidents from the worker, the shipped example
+runbooks run against the stand-in API (a real local HTTP server), approvals through the API and CLI, and a
+worker killed in the middle of a run."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from datetime import datetime, timezone
+
+import pytest
+import requests
+
+from tests.integration.conftest import (
+    FIREBREAK,
+    ROOT,
+    Ingest,
+    Process,
+    Stack,
+    free_port,
+    start_worker,
+    wait_until,
+    worker_counts,
+)
+
+pytestmark = pytest.mark.integration
+
+RUN = uuid.uuid4().hex[:8]
+STANDIN_TOKEN = "standin-token"
+
+
+class Standin:
+    def __init__(self, port: int, process: subprocess.Popen[bytes]) -> None:
+        self.port = port
+        self.process = process
+        self.base = f"http://127.0.0.1:{port}"
+
+    def requests(self, path: str | None = None) -> list[dict]:
+        seen = requests.get(self.base + "/requests", timeout=5).json()
+        return [r for r in seen if path is None or r["path"] == path]
+
+    def control(self, **spec: object) -> None:
+        requests.post(self.base + "/control", json=spec, timeout=5).raise_for_status()
+
+
+@pytest.fixture(scope="module")
+def standin(stack: Stack) -> Iterator[Standin]:
+    port = free_port()
+    log = (stack.folder / "standin.log").open("ab")
+    process = subprocess.Popen([sys.executable, str(ROOT / "examples/standin.py"), "--port", str(port), "--token", STANDIN_TOKEN],
+                               stdout=log, stderr=subprocess.STDOUT)
+    server = Standin(port, process)
+
+    def answers() -> bool:
+        try:
+            return requests.get(server.base + "/requests", timeout=1).status_code == 200
+        except requests.ConnectionError:
+            return False
+
+    wait_until(answers, 20, "the stand-in API")
+    yield server
+    process.terminate()
+    process.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def runbooks_env(tmp_path_factory: pytest.TempPathFactory, standin: Standin) -> dict[str, str]:
+    """The shipped runbooks (pointed at this stand-in's port) plus two for this test, and their settings."""
+    folder = tmp_path_factory.mktemp("runbooks")
+    for path in (ROOT / "runbooks").glob("*.yaml"):
+        (folder / path.name).write_text(path.read_text().replace("127.0.0.1:8089", f"127.0.0.1:{standin.port}"))
+    (folder / "slow-fix.yaml").write_text(f"""name: slow-fix
+description: Three calls, the middle one slow; the test kills the worker during it.
+owner: test
+on: [opened]
+match:
+  matchers: ['alertname="SlowFix"', 'run="{RUN}"']
+steps:
+  - id: before
+    http: {{url: "{standin.base}/hooks/before"}}
+  - id: slow
+    http: {{url: "{standin.base}/slow/fix"}}
+    timeout: 60s
+    on_failure: continue
+  - id: after
+    http: {{url: "{standin.base}/hooks/after"}}
+""")
+    (folder / "gated.yaml").write_text(f"""name: gated
+description: Ask first, then call.
+owner: test
+on: [opened]
+match:
+  matchers: ['alertname="NeedsApproval"', 'run="{RUN}"']
+steps:
+  - id: ask
+    approval: {{prompt: "restart {{{{ labels.service }}}}?", timeout: 10m}}
+  - id: act
+    http: {{url: "{standin.base}/hooks/approved-{{{{ labels.service }}}}"}}
+""")
+    notifications = folder.parent / f"{folder.name}-notifications.yaml"
+    notifications.write_text((ROOT / "examples/notifications.yaml").read_text().replace("127.0.0.1:8089", f"127.0.0.1:{standin.port}"))
+    return {
+        "FIREBREAK_RUNBOOKS_DIR": str(folder),
+        "FIREBREAK_NOTIFICATIONS_FILE": str(notifications),
+        "FIREBREAK_ACTIONS_ALLOWED_HOSTS": f"127.0.0.1:{standin.port}",
+        "FIREBREAK_ACTIONS_ALLOWED_COMMANDS": "df,find",
+        "FIREBREAK_SECRET_DEPLOY_API_TOKEN": STANDIN_TOKEN,
+        "FIREBREAK_EXECUTOR_LEASE_SECONDS": "3",
+        "FIREBREAK_EXECUTOR_POLL_SECONDS": "0.2",
+    }
+
+
+def _start(stack: Stack, name: str, env: dict[str, str]) -> tuple[Process, int]:
+    process, port = start_worker(stack, name, **env)
+    wait_until(lambda: bool(worker_counts(port, "firebreak_build_info", "version") or worker_counts(port)) or
+               process.popen.poll() is not None, 60, "the worker's metrics endpoint")
+    assert process.popen.poll() is None, process.tail()
+    return process, port
+
+
+@pytest.fixture(scope="module")
+def worker(stack: Stack, runbooks_env: dict[str, str]) -> Iterator[list[Process]]:
+    """The running workers of this module (the kill test replaces the first)."""
+    process, _ = _start(stack, "worker-runbooks", runbooks_env)
+    workers = [process]
+    yield workers
+    for w in workers:
+        w.stop()
+
+
+def post(ingest: Ingest, alerts: list[dict]) -> None:
+    response = ingest.post("/api/v1/alerts", json.dumps(alerts))
+    assert response.status_code == 202, response.text
+
+
+def alert(name: str, service: str, severity: str = "critical", **extra: str) -> dict:
+    return {"labels": {"alertname": name, "service": service, "severity": severity, "run": RUN, **extra},
+            "annotations": {"summary": f"{name} on {service}"}, "startsAt": datetime.now(timezone.utc).isoformat()}
+
+
+def incident_of(ingest: Ingest, service: str) -> dict | None:
+    found = ingest.get("/api/v1/incidents?limit=1000").json()["incidents"]
+    return next((i for i in found if any(a["labels"].get("service") == service for a in i["alerts"].values())), None)
+
+
+def runs_of(ingest: Ingest, incident_id: str) -> dict[str, dict]:
+    return {r["runbook"]: r for r in ingest.get(f"/api/v1/runs?incident={incident_id}").json()["runs"]}
+
+
+def settled(ingest: Ingest, incident_id: str, names: set[str]) -> bool:
+    runs = runs_of(ingest, incident_id)
+    return set(runs) >= names and all(runs[n]["status"] in ("succeeded", "failed", "unknown") for n in names)
+
+
+def cli(stack: Stack, ingest: Ingest, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([FIREBREAK, *args, "--url", ingest.url], env=stack.env, capture_output=True, text=True, timeout=60)
+
+
+def test_an_incident_runs_the_example_runbooks_once(stack: Stack, ingest: Ingest, standin: Standin, worker: list[Process]):
+    service = f"checkout-{RUN}"
+    post(ingest, [alert("HighLatency", service, instance="a:1"), alert("HighLatency", service, instance="b:1")])
+    wait_until(lambda: incident_of(ingest, service) is not None, 60, "the incident to open")
+    incident = incident_of(ingest, service)
+    wait_until(lambda: settled(ingest, incident["id"], {"restart-service", "page-with-context"}), 60,
+               "the runbooks to finish")
+    runs = runs_of(ingest, incident["id"])
+    assert runs["restart-service"]["status"] == "succeeded", runs["restart-service"]
+    assert runs["page-with-context"]["status"] == "succeeded", runs["page-with-context"]
+    assert set(runs) == {"restart-service", "page-with-context"}  # clear-disk and chat-on-resolve do not match
+
+    restarts = standin.requests(f"/v1/services/{service}/restart")
+    assert len(restarts) == 1 and restarts[0]["headers"]["Authorization"] == f"Bearer {STANDIN_TOKEN}"
+    assert restarts[0]["body"] == {"reason": f"firebreak incident {incident['id']}: {incident['title']}", "strategy": "rolling"}
+    assert len(standin.requests(f"/v1/services/{service}/health")) == 1
+    pages = [r for r in standin.requests("/hooks/oncall") if r["body"]["incident"]["id"] == incident["id"]]
+    assert len(pages) == 1 and pages[0]["body"]["text"].startswith(f"[CRITICAL] {incident['title']}")
+    assert pages[0]["headers"]["Idempotency-Key"] == f"{runs['page-with-context']['id']}/page"
+    assert STANDIN_TOKEN not in json.dumps(runs)  # the secret reached the API, never the record
+
+    # The incident timeline shows the runbooks' results next to the incident's own events.
+    timeline = ingest.get(f"/api/v1/incidents/{incident['id']}/timeline").json()["timeline"]
+    notes = [e["output"]["text"] for e in timeline if e["source"] == "action" and e["kind"] == "annotation"]
+    assert any(n.startswith(f"Restarted {service} (deploy d-") and n.endswith("health healthy.") for n in notes), notes
+    assert timeline[0]["source"] == "incident" and timeline[0]["kind"] == "opened"
+
+    shown = cli(stack, ingest, "runs", "list", "--incident", incident["id"])
+    assert shown.returncode == 0 and shown.stdout.count("succeeded") == 2, shown.stderr
+
+    # Resolving sends the resolve-triggered runbook's chat message, once.
+    assert ingest.post(f"/api/v1/incidents/{incident['id']}/resolve", json.dumps({"actor": "ana"})).status_code == 202
+    wait_until(lambda: settled(ingest, incident["id"], {"chat-on-resolve"}), 60, "the resolve runbook")
+    chats = [r for r in standin.requests("/hooks/chat") if r["body"]["incident"]["id"] == incident["id"]]
+    assert len(chats) == 1 and chats[0]["body"]["text"].startswith(f"Resolved: {incident['title']}")
+
+
+def test_an_approval_gate_waits_for_a_person(stack: Stack, ingest: Ingest, standin: Standin, worker: list[Process]):
+    yes, no = f"yes-{RUN}", f"no-{RUN}"
+    post(ingest, [alert("NeedsApproval", yes), alert("NeedsApproval", no)])
+    wait_until(lambda: incident_of(ingest, yes) is not None and incident_of(ingest, no) is not None, 60, "the incidents")
+    ids = {s: incident_of(ingest, s)["id"] for s in (yes, no)}
+    wait_until(lambda: all(runs_of(ingest, i).get("gated", {}).get("status") == "waiting" for i in ids.values()), 60,
+               "the runs to wait at the approval")
+    run_yes, run_no = (runs_of(ingest, ids[s])["gated"]["id"] for s in (yes, no))
+    assert standin.requests(f"/hooks/approved-{yes}") == []
+
+    approved = cli(stack, ingest, "runs", "approve", run_yes, "--actor", "ana", "--comment", "go")
+    assert approved.returncode == 0 and "approved by ana" in approved.stdout, approved.stderr
+    rejected = ingest.post(f"/api/v1/runs/{run_no}/reject", json.dumps({"actor": "bo"}))
+    assert rejected.status_code == 202
+    wait_until(lambda: settled(ingest, ids[yes], {"gated"}) and settled(ingest, ids[no], {"gated"}), 60, "the decisions")
+    assert runs_of(ingest, ids[yes])["gated"]["status"] == "succeeded"
+    assert runs_of(ingest, ids[no])["gated"]["status"] == "failed"
+    assert len(standin.requests(f"/hooks/approved-{yes}")) == 1 and standin.requests(f"/hooks/approved-{no}") == []
+    again = ingest.post(f"/api/v1/runs/{run_yes}/approve", json.dumps({"actor": "ana"}))
+    assert again.status_code == 409 and "not waiting" in again.json()["message"]
+
+
+def test_a_worker_killed_mid_run_leaves_no_step_repeated(stack: Stack, ingest: Ingest, standin: Standin,
+                                                          worker: list[Process], runbooks_env: dict[str, str]):
+    service = f"slow-{RUN}"
+    standin.control(path="/slow/fix", fail=1, status=200, delay=8)
+    post(ingest, [alert("SlowFix", service)])
+    wait_until(lambda: len(standin.requests("/slow/fix")) == 1, 60, "the slow step to start")
+    worker[0].kill()  # SIGKILL while the slow call is in flight
+    replacement, _ = _start(stack, "worker-runbooks-2", runbooks_env)
+    worker[0] = replacement
+    incident = incident_of(ingest, service)
+    assert incident is not None
+    wait_until(lambda: settled(ingest, incident["id"], {"slow-fix"}), 90, "the replacement to finish the run")
+    run = runs_of(ingest, incident["id"])["slow-fix"]
+    assert len(standin.requests("/hooks/before")) == 1  # done before the kill: not repeated
+    assert len(standin.requests("/slow/fix")) == 1  # outcome lost with the worker: reported, not re-run
+    assert run["steps"]["slow"]["status"] == "unknown"
+    assert len(standin.requests("/hooks/after")) == 1  # on_failure: continue, so the run went on, once
+    assert run["status"] == "succeeded"
