@@ -75,6 +75,7 @@ class Executor:
         self.poll_seconds = poll_seconds
         self.owner = owner or f"executor-{uuid.uuid4().hex[:12]}"
         self.tasks: dict[str, asyncio.Task[None]] = {}
+        self.stopping = False
 
     # -- creating runs (called from the stream agent, after the read model took the event) ---------------
 
@@ -106,7 +107,7 @@ class Executor:
 
     async def poll(self) -> int:
         """Start driving the due runs this executor can take; returns how many it took."""
-        if await self.store.paused():
+        if self.stopping or await self.store.paused():
             return 0
         taken = 0
         room = self.concurrency - len(self.tasks)
@@ -124,6 +125,15 @@ class Executor:
         """Wait for the runs in hand (tests and shutdown)."""
         while self.tasks:
             await asyncio.gather(*list(self.tasks.values()), return_exceptions=True)
+
+    async def shutdown(self, grace_seconds: float) -> None:
+        """Take no new runs; give the steps in hand `grace_seconds` to finish, so a deploy does not leave them
+        unknown. A run parked or cut off here resumes on another worker when its lease runs out."""
+        self.stopping = True
+        if self.tasks:
+            log.info("executor stopping: waiting up to %g s for %d run(s) in hand", grace_seconds, len(self.tasks))
+            await asyncio.wait(list(self.tasks.values()), timeout=grace_seconds)
+        await self.runner.s.http.close()
 
     async def _drive(self, rid: str, fence: int) -> None:
         heartbeat = asyncio.create_task(self._heartbeat(rid))

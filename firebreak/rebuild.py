@@ -1,27 +1,33 @@
-"""Rebuilding the Redis read model from `incident-events`, the log it is a view of."""
+"""Rebuilding the Redis read model from the logs it is a view of: `incident-events` (incidents) and
+`action-results` (the runbook entries of their timelines)."""
 
 from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import redis.asyncio as aioredis
 from kafka import KafkaConsumer, TopicPartition
 from pydantic import ValidationError
 
+from firebreak.action_log import ActionLog
 from firebreak.readmodel import IncidentStore
 from firebreak.settings import Settings
 from schemas import IncidentEvent
+from schemas.runbook import ActionResult
 
 BATCH = 500
 
 
+TOPICS = ("incident-events", "action-results")
+
+
 def count_events(settings: Settings) -> int:
-    """Records on incident-events now (what a rebuild will read)."""
+    """Records on the topics now (what a rebuild will read)."""
     consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap)
     try:
-        partitions = [TopicPartition("incident-events", p) for p in consumer.partitions_for_topic("incident-events") or set()]
+        partitions = [TopicPartition(t, p) for t in TOPICS for p in consumer.partitions_for_topic(t) or set()]
         ends = consumer.end_offsets(partitions)
         begins = consumer.beginning_offsets(partitions)
         return sum(ends[tp] - begins[tp] for tp in partitions)
@@ -37,26 +43,49 @@ def rebuild(settings: Settings, clear: bool, progress: Callable[[int], None]) ->
 async def _rebuild(settings: Settings, clear: bool, progress: Callable[[int], None]) -> Counter[str]:
     client = aioredis.Redis.from_url(settings.redis_url)
     store = IncidentStore(client, settings.redis_prefix)
+    actions = ActionLog(client, settings.redis_prefix)
     results: Counter[str] = Counter()
-    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False, consumer_timeout_ms=2000)
     try:
         if clear:
+            ids = [i.decode() for i in await client.zrange(f"{settings.redis_prefix}incidents", 0, -1)]
+            await actions.clear(ids)
             await store.clear()
-        partitions = [TopicPartition("incident-events", p) for p in consumer.partitions_for_topic("incident-events") or set()]
+        # Incidents first: the action entries hang off incidents that must exist to be shown.
+        for topic in TOPICS:
+            for value in _records(settings, topic, progress):
+                if topic == "incident-events":
+                    try:
+                        event = IncidentEvent.model_validate_json(value)
+                    except ValidationError:
+                        results["undecodable"] += 1
+                        continue
+                    results[(await store.apply(event)).value] += 1
+                else:
+                    try:
+                        result = ActionResult.model_validate_json(value)
+                    except ValidationError:
+                        results["undecodable"] += 1
+                        continue
+                    results["action_recorded" if await actions.record(result) else "action_already_recorded"] += 1
+    finally:
+        await client.aclose()
+    return results
+
+
+def _records(settings: Settings, topic: str, progress: Callable[[int], None]) -> Iterator[bytes]:
+    """Every record value on `topic` from the beginning to the end it has now."""
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False, consumer_timeout_ms=2000)
+    try:
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or set()]
+        if not partitions:
+            return
         consumer.assign(partitions)
         consumer.seek_to_beginning(*partitions)
         ends = consumer.end_offsets(partitions)
         while any(consumer.position(tp) < ends[tp] for tp in partitions):
             for records in consumer.poll(timeout_ms=1000, max_records=BATCH).values():
                 for record in records:
-                    try:
-                        event = IncidentEvent.model_validate_json(record.value)
-                    except ValidationError:
-                        results["undecodable"] += 1
-                        continue
-                    results[(await store.apply(event)).value] += 1
+                    yield record.value
                 progress(len(records))
     finally:
         consumer.close()
-        await client.aclose()
-    return results

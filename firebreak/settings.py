@@ -81,6 +81,7 @@ class Settings(BaseSettings):
     actions_max_output_bytes: int = Field(64 * 1024, ge=1024, le=16 * 1024 * 1024, description="Cap on a step's captured HTTP body, stdout and stderr.")
     executor_concurrency: int = Field(8, ge=1, le=256, description="Runs one worker drives at once.")
     executor_lease_seconds: float = Field(30.0, ge=1, le=3600, description="How long a run stays with a worker that stopped renewing before another takes it.")
+    executor_shutdown_grace_seconds: float = Field(20.0, ge=0, le=600, description="On SIGTERM, how long a worker lets running steps finish before it exits.")
     executor_poll_seconds: float = Field(0.5, gt=0, le=60, description="How often the executor looks for due runs.")
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log level of every process.")
 

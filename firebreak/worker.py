@@ -162,6 +162,7 @@ class Worker:
         app.agent(self.action_results, name="results", concurrency=1)(self.guarded("results", self.handle_result))
         if self.executor is not None:
             app.task(self.executor.run_forever)
+            app.on_before_shutdown.connect(self.stop_executor)
         app.timer(2.0, name="refresh_silences")(self.refresh_silences)
         app.timer(settings.tick_interval_seconds, name="tick")(self.tick)
         app.on_partitions_revoked.connect(self.forget_revoked)
@@ -337,6 +338,10 @@ class Worker:
     async def handle_result(self, event: Any) -> None:
         result = ActionResult.model_validate_json(event.value)
         await self.with_redis_retries(lambda: self.action_log.record(result))
+
+    async def stop_executor(self, app: faust.App, **kwargs: Any) -> None:
+        assert self.executor is not None
+        await self.executor.shutdown(self.settings.executor_shutdown_grace_seconds)
 
     async def publish_result(self, result: ActionResult) -> None:
         await self.action_results.send(key=result.incident_id.encode(), value=result.model_dump_json().encode())

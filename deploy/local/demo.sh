@@ -32,21 +32,46 @@ fi
 export FIREBREAK_INGEST_TOKENS_FILE=$token_file
 token=$(cat "$token_file")
 
+# Runbooks: the shipped examples, reaching only the stand-in API (examples/standin.py) on 127.0.0.1:8089.
+deploy_token_file=$repo/.firebreak/deploy-api-token
+if [ ! -s "$deploy_token_file" ]; then
+  (umask 077; "$python" -c 'import secrets; print(secrets.token_urlsafe(24))' >"$deploy_token_file")
+fi
+export FIREBREAK_RUNBOOKS_DIR=${FIREBREAK_RUNBOOKS_DIR:-$repo/runbooks}
+export FIREBREAK_NOTIFICATIONS_FILE=${FIREBREAK_NOTIFICATIONS_FILE:-$repo/examples/notifications.yaml}
+export FIREBREAK_ACTIONS_ALLOWED_HOSTS=${FIREBREAK_ACTIONS_ALLOWED_HOSTS:-127.0.0.1:8089}
+export FIREBREAK_ACTIONS_ALLOWED_COMMANDS=${FIREBREAK_ACTIONS_ALLOWED_COMMANDS:-df,find}
+export FIREBREAK_PAGE_CHANNEL=${FIREBREAK_PAGE_CHANNEL:-oncall}
+export FIREBREAK_SECRETS_DIR=$repo/.firebreak/secrets
+mkdir -p "$FIREBREAK_SECRETS_DIR"
+cp "$deploy_token_file" "$FIREBREAK_SECRETS_DIR/DEPLOY_API_TOKEN"
+
+say "checking the runbooks (firebreak runbook lint)"
+"$firebreak" runbook lint
+
 say "creating topics"
 "$firebreak" topics create
 
 start() { # start NAME: run `firebreak NAME` in the background unless the pid file names a live one
   local name=$1 pidfile=$stack_dir/$1.pid
-  if [ -f "$pidfile" ] && tr '\0' ' ' <"/proc/$(cat "$pidfile")/cmdline" 2>/dev/null | grep -q "firebreak $name"; then
+  local pattern="firebreak $name"
+  [ "$name" = standin ] && pattern="examples/standin.py"
+  if [ -f "$pidfile" ] && tr '\0' ' ' <"/proc/$(cat "$pidfile")/cmdline" 2>/dev/null | grep -q "$pattern"; then
     echo "$name: already running (pid $(cat "$pidfile"))"
     return
   fi
-  setsid nohup "$firebreak" "$name" >>"$logs/$name.log" 2>&1 </dev/null &
+  if [ "$name" = standin ]; then
+    setsid nohup "$python" "$repo/examples/standin.py" --port 8089 --token "$(cat "$deploy_token_file")" \
+      --log "$logs/standin-requests.jsonl" >>"$logs/standin.log" 2>&1 </dev/null &
+  else
+    setsid nohup "$firebreak" "$name" >>"$logs/$name.log" 2>&1 </dev/null &
+  fi
   echo $! >"$pidfile"
   echo "$name: started (pid $!), log $logs/$name.log"
 }
 
-say "starting ingest on 127.0.0.1:$ingest_port and a worker (metrics on 127.0.0.1:$metrics_port)"
+say "starting ingest on 127.0.0.1:$ingest_port, a worker (metrics on 127.0.0.1:$metrics_port) and the stand-in API on 127.0.0.1:8089"
+start standin
 start ingest
 start worker
 for _ in $(seq 1 120); do
@@ -59,6 +84,9 @@ metric_sum() { # metric_sum NAME: the sum of a counter over its labels on the wo
   curl -fsS "http://127.0.0.1:$metrics_port/metrics" 2>/dev/null | awk -v m="$1" 'index($0, m"{") == 1 || $1 == m {s += $NF} END {printf "%d", s}'
 }
 processed_before=$(metric_sum firebreak_alerts_processed_total)
+
+say "filling in the read model from incident-events if Redis lost it (firebreak readmodel rebuild)"
+"$firebreak" readmodel rebuild
 
 say "posting the example alerts"
 accepted=0
@@ -88,6 +116,23 @@ for i in $(seq 1 240); do
   [ $((i % 20)) = 0 ] && echo "  ... $done_count of $accepted processed (the worker may still be joining its consumer group)"
   sleep 0.5
 done
+
+say "runbooks the incidents triggered (firebreak runs list)"
+# Wait until every run finished or waits for a person (restart-service pauses 5 s before its health check).
+busy='import json,sys; print(sum(not (r["status"] in ("succeeded","failed","unknown") or any(s["status"] == "waiting" and s["action"] == "approval" for s in r["steps"].values())) for r in json.load(sys.stdin)))'
+for _ in $(seq 1 60); do
+  [ "$("$firebreak" runs list --json | "$python" -c "$busy")" = 0 ] && break
+  sleep 0.5
+done
+"$firebreak" runs list
+echo
+echo "requests the stand-in API received (deploy API and webhook receivers):"
+"$python" -c 'import json,sys; [print("  %-5s %s" % (r["method"], r["path"])) for r in map(json.loads, open(sys.argv[1]))]' "$logs/standin-requests.jsonl"
+waiting=$("$firebreak" runs list --json --status waiting | "$python" -c 'import json,sys; d=json.load(sys.stdin); print(d[0]["id"] if d else "")')
+if [ -n "$waiting" ]; then
+  echo
+  echo "run $waiting waits for a human: firebreak runs show $waiting; firebreak runs approve $waiting --actor you"
+fi
 
 say "incidents"
 "$firebreak" incidents list

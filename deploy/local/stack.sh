@@ -185,6 +185,7 @@ cmd_down() {
   # Firebreak processes first (started by demo.sh into the same folder), then the services.
   stop_pid ingest "firebreak ingest"
   stop_pid worker "firebreak worker"
+  stop_pid standin "examples/standin.py"
   stop_pid kafka kafka.Kafka
   stop_pid redis redis-server
 }
@@ -192,7 +193,7 @@ cmd_down() {
 cmd_status() {
   local name pattern state rc=0
   for entry in "redis:redis-server:127.0.0.1:$redis_port" "kafka:kafka.Kafka:127.0.0.1:$kafka_port" \
-               "ingest:firebreak ingest:" "worker:firebreak worker:"; do
+               "ingest:firebreak ingest:" "worker:firebreak worker:" "standin:examples/standin.py:127.0.0.1:8089"; do
     IFS=: read -r name pattern addr port <<<"$entry"
     if pid_alive "$name" "$pattern"; then state="running (pid $(cat "$stack_dir/$name.pid"))"
     else state="stopped"; [ "$name" = redis ] || [ "$name" = kafka ] && rc=3; fi

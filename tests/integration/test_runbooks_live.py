@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from datetime import datetime, timezone
 
 import pytest
+import redis
 import requests
 
 from tests.integration.conftest import (
@@ -185,6 +186,15 @@ def test_an_incident_runs_the_example_runbooks_once(stack: Stack, ingest: Ingest
     notes = [e["output"]["text"] for e in timeline if e["source"] == "action" and e["kind"] == "annotation"]
     assert any(n.startswith(f"Restarted {service} (deploy d-") and n.endswith("health healthy.") for n in notes), notes
     assert timeline[0]["source"] == "incident" and timeline[0]["kind"] == "opened"
+
+    # The runbook entries are a view of action-results: lost from Redis, a rebuild brings them back.
+    redis.Redis.from_url(stack.redis_url).delete(f"fb:incident:{incident['id']}:actions")
+    assert [e for e in ingest.get(f"/api/v1/incidents/{incident['id']}/timeline").json()["timeline"] if e["source"] == "action"] == []
+    rebuilt = subprocess.run([FIREBREAK, "readmodel", "rebuild"], env=stack.env, capture_output=True, text=True, timeout=120)
+    assert rebuilt.returncode == 0 and "action_recorded" in rebuilt.stdout, rebuilt.stderr
+    again = ingest.get(f"/api/v1/incidents/{incident['id']}/timeline").json()["timeline"]
+    before = {e["result_id"] for e in timeline if e["source"] == "action"}
+    assert before and before <= {e["result_id"] for e in again if e["source"] == "action"}
 
     shown = cli(stack, ingest, "runs", "list", "--incident", incident["id"])
     assert shown.returncode == 0 and shown.stdout.count("succeeded") == 2, shown.stderr
