@@ -52,6 +52,7 @@ from actions.templates import RenderError, evaluate
 log = logging.getLogger("firebreak.actions")
 
 Publish = Callable[[ActionResult], Awaitable[None]]
+MISSING_INCIDENT_LIMIT = timedelta(minutes=10)
 
 
 def _now() -> datetime:
@@ -183,7 +184,11 @@ class Executor:
             return
         incident = await self.incidents.get(run.incident_id)
         if incident is None:
-            await self.store.schedule(rid, _now() + timedelta(seconds=1))  # the read model has not caught up yet
+            if _now() - run.created_at > MISSING_INCIDENT_LIMIT:
+                await self._finish(run, fence, RunStatus.failed, f"incident {run.incident_id} is not in the read model; "
+                                   "run `firebreak readmodel rebuild` and start the runbook again")
+            else:
+                await self.store.schedule(rid, _now() + timedelta(seconds=1))  # the read model has not caught up yet
             return
         if run.status is RunStatus.pending:
             if not await self.store.take_slot(runbook.name, rid, runbook.concurrency):
