@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Protocol
 
 from correlation.matchers import Matcher, matches_all
 from correlation.topology import Topology
@@ -47,10 +47,16 @@ def team_of(services: Iterable[str], probable_root: str | None, topology: Topolo
     return None
 
 
-def matches(runbook: Runbook, incident: Incident, severity: str | None, topology: Topology, service_label: str,
-            extra: Alert | None = None) -> bool:
-    """Whether every condition of the runbook's `match` holds for this incident."""
-    spec = runbook.match
+class Conditions(Protocol):
+    matchers: list[str]
+    severity: list[str]
+    service: list[str]
+    team: list[str]
+
+
+def conditions_hold(spec: Conditions, incident: Incident, severity: str | None, topology: Topology, service_label: str,
+                    extra: Alert | None = None) -> bool:
+    """Whether every condition given holds for this incident (a runbook's `match`, a notification route)."""
     if spec.severity and severity not in spec.severity:
         return False
     services = services_of(incident, service_label, extra)
@@ -60,6 +66,11 @@ def matches(runbook: Runbook, incident: Incident, severity: str | None, topology
         return False
     matchers = tuple(Matcher.parse(m) for m in spec.matchers)
     return not matchers or any(matches_all(matchers, labels) for labels in _label_sets(incident, extra))
+
+
+def matches(runbook: Runbook, incident: Incident, severity: str | None, topology: Topology, service_label: str,
+            extra: Alert | None = None) -> bool:
+    return conditions_hold(runbook.match, incident, severity, topology, service_label, extra)
 
 
 def triggered(runbooks: Iterable[Runbook], event: IncidentEvent, incident: Incident, topology: Topology,

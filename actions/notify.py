@@ -1,18 +1,20 @@
-"""Handing a message to a notification channel. Every delivery carries a dedup key, so a retried or
-redelivered notification can be recognised by the receiver (`Idempotency-Key` header) and by Firebreak."""
+"""What runbooks hand to the notification layer, and the error every channel raises.
+
+Every delivery carries a dedup key, so a retried or redelivered notification can be recognised by the
+receiver (`Idempotency-Key` header, PagerDuty's `dedup_key`, Opsgenie's alias) and by Firebreak.
+"""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import json
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
-from schemas.notification import Channel
 from schemas.runbook import SecretRef
 
-from actions.outbound import HttpResult, OutboundHttp
 from actions.secrets import Secrets
+
+if TYPE_CHECKING:
+    from actions.channels import Channels
 
 
 class NotifyError(RuntimeError):
@@ -31,39 +33,20 @@ def secret_value(value: str | SecretRef, secrets: Secrets) -> str:
     return value
 
 
-def classify(result: HttpResult) -> NotifyError | None:
-    """None for a 2xx; else the error, retryable on 5xx, 408 and 429 (with its Retry-After)."""
-    if 200 <= result.status < 300:
-        return None
-    retry_after = None
-    if result.status == 429:
-        retry_after = 1.0
-    retryable = result.status >= 500 or result.status in (408, 429)
-    return NotifyError(f"receiver answered HTTP {result.status}", retryable, retry_after)
-
-
 class Notifier:
-    def __init__(self, channels: dict[str, Channel], http: OutboundHttp, secrets: Secrets) -> None:
+    """A runbook's `notify` step and the executor's pages: one attempt on one channel (the caller retries)."""
+
+    def __init__(self, channels: "Channels", links: Callable[[str], dict[str, str]] | None = None) -> None:
         self.channels = channels
-        self.http = http
-        self.secrets = secrets
+        self.links = links
 
     def knows(self, channel: str) -> bool:
-        return channel in self.channels
+        return channel in self.channels.channels
 
     async def send(self, channel: str, text: str, incident: dict[str, Any], dedup_key: str, timeout: float = 10.0) -> dict[str, Any]:
-        spec = self.channels.get(channel)
-        if spec is None:
-            raise NotifyError(f"channel {channel!r} is not in the notifications file; add it or fix the name", False)
-        payload = {"dedup_key": dedup_key, "channel": channel, "text": text, "incident": incident}
-        body = json.dumps(payload, sort_keys=True).encode()
-        headers = {name: secret_value(v, self.secrets) for name, v in spec.headers.items()}
-        headers.update({"Content-Type": "application/json", "Idempotency-Key": dedup_key})
-        if spec.hmac_secret:
-            key = self.secrets.get(spec.hmac_secret).encode()
-            headers["X-Firebreak-Signature"] = "sha256=" + hmac.new(key, body, hashlib.sha256).hexdigest()
-        result = await self.http.request("POST", secret_value(spec.url, self.secrets), headers=headers, data=body, timeout=timeout)
-        error = classify(result)
-        if error is not None:
-            raise error
-        return {"channel": channel, "status": result.status, "dedup_key": dedup_key}
+        from actions.channels import Message
+
+        message = Message(kind="message", dedup_key=dedup_key, incident=incident, message=text,
+                          links=self.links(incident["id"]) if self.links else {})
+        result = await self.channels.send(channel, message, timeout=timeout)
+        return {"channel": channel, "dedup_key": dedup_key, **result}

@@ -129,6 +129,7 @@ class HttpResult:
     body: str
     truncated: bool
     content_type: str
+    retry_after: str | None = None
 
     def json(self) -> Any:
         import json
@@ -181,5 +182,6 @@ class OutboundHttp:
                         body=raw[: self.max_response_bytes].decode("utf-8", "replace"),
                         truncated=len(raw) > self.max_response_bytes,
                         content_type=response.headers.get("Content-Type", ""),
+                        retry_after=response.headers.get("Retry-After"),
                     )
         raise Refused(f"more than {MAX_REDIRECTS} redirects; point the runbook at the final URL")

@@ -158,11 +158,11 @@ def runbook_test(ctx: click.Context, path: Path, alert_file: Path, trigger: str,
 async def _try_steps(settings: Settings, rb: Any, run: Any, incident: Incident, rules: Any, dry_run: bool) -> bool:
     from actions.matching import context
     from actions.runner import Placeholder, Runner, describe
-    from actions.runtime import services
+    from actions.runtime import Outbound, services
     from actions.templates import RenderError, evaluate
     from schemas.runbook import StepRecord, StepStatus
 
-    runner = Runner(services(settings))
+    runner = Runner(services(settings, Outbound.from_settings(settings)))
     failed = False
     try:
         for step in rb.steps:

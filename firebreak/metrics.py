@@ -46,3 +46,12 @@ ACTIONS_REFUSED = Counter(
     "firebreak_actions_refused_total", "Steps refused by an allow-list (host, address or program), by action.", ["action"]
 )
 EXECUTOR_ERRORS = Counter("firebreak_executor_errors_total", "Executor failures outside a step, by cause.", ["cause"])
+
+NOTIFICATIONS = Counter(
+    "firebreak_notifications_total", "Notifications by channel type, kind and outcome.", ["channel_type", "kind", "status"]
+)
+NOTIFICATION_LATENCY = Histogram(
+    "firebreak_first_page_seconds", "From the incident event to the first level's page being accepted by the receiver.",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120),
+)
+ESCALATIONS = Counter("firebreak_escalations_total", "Escalation steps, by outcome.", ["outcome"])

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 CONFIG_ENV = "FIREBREAK_CONFIG"
 
-TOPICS = ("alerts", "changes", "alert-events", "incident-events", "action-results", "dead-letter")
+TOPICS = ("alerts", "changes", "alert-events", "incident-events", "action-results", "notifications", "dead-letter")
 
 
 def _comma_list(value: Any) -> Any:
@@ -83,6 +83,20 @@ class Settings(BaseSettings):
     executor_lease_seconds: float = Field(30.0, ge=1, le=3600, description="How long a run stays with a worker that stopped renewing before another takes it.")
     executor_shutdown_grace_seconds: float = Field(20.0, ge=0, le=600, description="On SIGTERM, how long a worker lets running steps finish before it exits.")
     executor_poll_seconds: float = Field(0.5, gt=0, le=60, description="How often the executor looks for due runs.")
+    public_url: str = Field("http://127.0.0.1:8080", description="How people reach the API: the base of the signed ack/resolve links in pages.")
+    link_ttl_seconds: float = Field(86400, ge=60, description="How long a signed ack/resolve link stays valid. Links need the secret LINK_SIGNING_KEY.")
+    notify_attempts: int = Field(6, ge=1, le=20, description="Attempts per notification before it is dead-lettered.")
+    notify_backoff_seconds: float = Field(1.0, gt=0, le=300, description="Wait before the first retry of a notification; doubles each time, with jitter.")
+    notify_max_backoff_seconds: float = Field(60.0, gt=0, le=3600, description="Longest wait between notification attempts (also caps Retry-After).")
+    notify_timeout_seconds: float = Field(10.0, gt=0, le=120, description="Timeout of one notification attempt.")
+    notify_update_interval_seconds: float = Field(30.0, ge=0, le=3600, description="Changes to a paged incident are sent as one update at most this often.")
+    pager_poll_seconds: float = Field(0.5, gt=0, le=60, description="How often a worker looks for due escalation levels, updates and notices.")
+    pager_lease_seconds: float = Field(30.0, ge=1, le=3600, description="How long a claimed escalation step stays with a worker that stopped before another takes it.")
+    smtp_host: str | None = Field(None, description="SMTP server for email channels. Unset: email channels fail (and say so).")
+    smtp_port: int = Field(25, ge=1, le=65535, description="SMTP port.")
+    smtp_starttls: bool = Field(False, description="Upgrade the SMTP connection with STARTTLS.")
+    smtp_username: str | None = Field(None, description="SMTP user; the password is the secret named by `smtp_password_secret`.")
+    smtp_password_secret: str | None = Field(None, description="Name of the secret holding the SMTP password.")
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log level of every process.")
 
     @field_validator("group_by", "ingest_tokens", "fingerprint_ignore_labels", "actions_allowed_hosts",

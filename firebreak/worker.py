@@ -6,9 +6,12 @@ Agents (each at concurrency 1, so offsets are never committed past an event stil
 - `project` on `incident-events`                                  -> Redis read model
 - `changes` on `changes`                                          -> Redis, for change suspects
 - `results` on `action-results`                                   -> Redis, the incident timeline's actions
+- `deliveries` on `notifications`                                 -> Redis, the incident timeline's pages
 
 With runbooks configured, `project` also creates a run for each runbook an incident event triggers, and a
-background task (actions/executor.py) drives the runs: actions never run inside a stream agent.
+background task (actions/executor.py) drives the runs. With escalation policies configured, `project`
+starts, stops or updates the incident's escalation in Redis and a background task (actions/pager.py)
+pages. Actions and pages never run inside a stream agent.
 
 Silences (cached from Redis every few seconds) and inhibition sources (Redis sets) are looked up here and
 handed to the pure dedup stage as `suppressed_by`; recent changes are looked up when an incident opens.
@@ -38,8 +41,8 @@ from redis.exceptions import RedisError
 from correlation.dedup import FingerprintState, dedup
 from correlation.grouping import GroupState, attach_suspects, change_scopes, group
 from correlation.suppression import inhibited_by, silenced_by, source_keys
-from actions.runtime import build_executor
-from firebreak.action_log import ActionLog
+from actions.runtime import Outbound, build_executor, build_pager
+from firebreak.action_log import ActionLog, NotificationLog
 from firebreak.change_store import ChangeStore
 from firebreak.gaps import GapFetcher
 from firebreak.inhibition_store import InhibitionStore
@@ -65,7 +68,8 @@ from schemas import (
     Silence,
     Tick,
 )
-from schemas.runbook import ActionResult
+from schemas.notification import Delivery
+from schemas.runbook import ActionResult, Trigger
 
 log = logging.getLogger("firebreak.worker")
 
@@ -138,6 +142,7 @@ class Worker:
         self.incident_events = app.topic("incident-events", schema=_raw_schema())
         self.changes = app.topic("changes", schema=_raw_schema())
         self.action_results = app.topic("action-results", schema=_raw_schema())
+        self.notifications = app.topic("notifications", schema=_raw_schema())
         self.dead_letter = app.topic("dead-letter", schema=_raw_schema())
         # Table entries: str keys, JSON-object values (the stage state models dumped in JSON mode). No value_type:
         # Faust would call `from_data` on it during changelog recovery, which only its own Records have.
@@ -149,8 +154,12 @@ class Worker:
         self.inhibition = InhibitionStore(redis_client, settings.redis_prefix)
         self.change_store = ChangeStore(redis_client, settings.redis_prefix)
         self.action_log = ActionLog(redis_client, settings.redis_prefix)
-        self.executor = build_executor(settings, redis_client, self.store, self.rules.topology,
+        self.notification_log = NotificationLog(redis_client, settings.redis_prefix)
+        outbound = Outbound.from_settings(settings)
+        self.executor = build_executor(settings, outbound, redis_client, self.store, self.rules.topology,
                                        self.publish_result, self.resolve_incident)
+        self.pager = build_pager(settings, outbound, redis_client, self.store, self.rules.topology, self.publish_delivery,
+                                 self.dead_letter_delivery, self.escalated)
         self.silences: list[Silence] = []  # this worker's copy, refreshed every 2 s
         self.gaps = GapFetcher(settings.kafka_bootstrap)
         self.last_seen: dict[tuple[str, int], int] = {}  # (topic, partition) -> highest offset handled here
@@ -160,9 +169,12 @@ class Worker:
         app.agent(self.incident_events, name="project", concurrency=1)(self.guarded("project", self.handle_incident_event))
         app.agent(self.changes, name="changes", concurrency=1)(self.guarded("changes", self.handle_change))
         app.agent(self.action_results, name="results", concurrency=1)(self.guarded("results", self.handle_result))
+        app.agent(self.notifications, name="deliveries", concurrency=1)(self.guarded("deliveries", self.handle_delivery))
         if self.executor is not None:
             app.task(self.executor.run_forever)
-            app.on_before_shutdown.connect(self.stop_executor)
+        if self.pager is not None:
+            app.task(self.pager.run_forever)
+        app.on_before_shutdown.connect(self.stop_background)
         app.timer(2.0, name="refresh_silences")(self.refresh_silences)
         app.timer(settings.tick_interval_seconds, name="tick")(self.tick)
         app.on_partitions_revoked.connect(self.forget_revoked)
@@ -314,14 +326,17 @@ class Worker:
         incident_event = IncidentEvent.model_validate_json(event.value)
         result = await self.with_redis_retries(lambda: self.store.apply(incident_event))
         READ_MODEL_WRITES.labels(result.value).inc()
-        if self.executor is not None:
-            # After the read model, so the run sees the incident; run ids are stable, so a redelivery adds nothing.
-            await self.with_redis_retries(lambda: self.trigger_runbooks(incident_event))
+        if self.executor is not None or self.pager is not None:
+            # After the read model, so runs and pages see the incident. Both are idempotent per event.
+            await self.with_redis_retries(lambda: self.react(incident_event))
 
-    async def trigger_runbooks(self, incident_event: IncidentEvent) -> None:
-        assert self.executor is not None
+    async def react(self, incident_event: IncidentEvent) -> None:
         incident = await self.store.get(incident_event.incident_id)
-        if incident is not None:
+        if incident is None:
+            return
+        if self.pager is not None:
+            await self.pager.on_incident_event(incident_event, incident)
+        if self.executor is not None:
             await self.executor.trigger(incident_event, incident)
 
     async def with_redis_retries(self, write: Callable[[], Awaitable[T]]) -> T:
@@ -339,9 +354,27 @@ class Worker:
         result = ActionResult.model_validate_json(event.value)
         await self.with_redis_retries(lambda: self.action_log.record(result))
 
-    async def stop_executor(self, app: faust.App, **kwargs: Any) -> None:
-        assert self.executor is not None
-        await self.executor.shutdown(self.settings.executor_shutdown_grace_seconds)
+    async def escalated(self, event: IncidentEvent, incident: Any) -> None:
+        """The pager paged level 2 or higher: runbooks `on: [escalated]` start."""
+        if self.executor is not None:
+            await self.executor.trigger(event, incident, Trigger.escalated)
+
+    async def stop_background(self, app: faust.App, **kwargs: Any) -> None:
+        grace = self.settings.executor_shutdown_grace_seconds
+        await asyncio.gather(*(part.shutdown(grace) for part in (self.executor, self.pager) if part is not None))
+
+    async def handle_delivery(self, event: Any) -> None:
+        delivery = Delivery.model_validate_json(event.value)
+        await self.with_redis_retries(lambda: self.notification_log.record(delivery))
+
+    async def publish_delivery(self, delivery: Delivery) -> None:
+        await self.notifications.send(key=delivery.incident_id.encode(), value=delivery.model_dump_json().encode())
+
+    async def dead_letter_delivery(self, delivery: Delivery) -> None:
+        DEAD_LETTERS.labels("notify", "delivery_failed").inc()
+        await self.dead_letter.send(key=delivery.incident_id.encode(), value=delivery.model_dump_json().encode(), headers={
+            "stage": b"notify", "reason": b"delivery_failed", "error": (delivery.error or "")[-4000:].encode(),
+            "source": f"notifications/{delivery.delivery_id}".encode()})
 
     async def publish_result(self, result: ActionResult) -> None:
         await self.action_results.send(key=result.incident_id.encode(), value=result.model_dump_json().encode())

@@ -17,7 +17,7 @@ from schemas import (
     IncidentEvent,
     Silence,
 )
-from schemas.notification import NotificationsFile
+from schemas.notification import Delivery, NotificationsFile
 from schemas.runbook import ActionResult, Run, Runbook
 
 PUBLISHED: dict[str, type[BaseModel]] = {
@@ -34,6 +34,7 @@ PUBLISHED: dict[str, type[BaseModel]] = {
     "run.json": Run,
     "action-result.json": ActionResult,
     "notifications.json": NotificationsFile,
+    "delivery.json": Delivery,
 }
 
 

@@ -14,6 +14,7 @@ import redis.asyncio as aioredis
 
 from actions.command import CommandPolicy
 from actions.executor import Executor
+from actions.channels import Channels
 from actions.notify import Notifier
 from actions.outbound import AllowList, OutboundHttp
 from actions.runner import Runner, Services
@@ -53,7 +54,7 @@ class Rig:
             return found.status.value if found else None
 
         services = Services(http=http, commands=CommandPolicy.parse([]), secrets=secrets,
-                            notifier=Notifier(channels, http, secrets), incident_status=status, approval=self.runs.decision)
+                            notifier=Notifier(Channels(channels, http, secrets, None)), incident_status=status, approval=self.runs.decision)
 
         async def publish(result: ActionResult) -> None:
             self.results.append(result)

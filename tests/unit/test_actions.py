@@ -14,6 +14,7 @@ import pytest
 
 from actions.command import CommandPolicy, CommandRefused, run_command
 from actions.lint import LintEnv, lint
+from actions.channels import Channels
 from actions.notify import Notifier
 from actions.outbound import AllowList, OutboundHttp, Refused
 from actions.runner import Runner, Services
@@ -37,7 +38,7 @@ def services(allowed: list[str], commands: list[str] = (), environ: dict[str, st
             sleeps.append(seconds)
 
     return Services(http=http, commands=CommandPolicy.parse(list(commands)), secrets=secrets,
-                    notifier=Notifier(channels or {}, http, secrets), sleep=sleep)
+                    notifier=Notifier(Channels(channels or {}, http, secrets, None)), sleep=sleep)
 
 
 def step(**spec: Any) -> Step:

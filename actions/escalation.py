@@ -1,0 +1,92 @@
+"""Escalation as a pure state machine: which policy an incident pages, which level is due, and who that is.
+
+An escalation starts when an incident opens (or reopens, or stops flapping) with level 1 due at once.
+Paging a level makes the next one due `delay` later, counted from when the level was due (so a worker
+that was down catches up on schedule rather than shifting every later level). After the last level the
+policy starts again from level 1 `repeat` times, then the escalation is exhausted. Acknowledging or
+resolving the incident stops it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict
+
+from actions.matching import conditions_hold, services_of, team_of
+from actions.oncall import on_call
+from correlation.topology import Topology
+from schemas import Incident
+from schemas.notification import NotificationsFile
+
+
+class EscalationStatus(StrEnum):
+    active = "active"
+    stopped = "stopped"  # acknowledged or resolved
+    exhausted = "exhausted"  # every level paged, every repeat done
+
+
+class Escalation(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    incident_id: str
+    policy: str
+    generation: str  # the event that started it: a reopened incident escalates afresh
+    status: EscalationStatus = EscalationStatus.active
+    level: int = 0  # index of the next level to page
+    round: int = 0  # how many times the policy started over
+    due_at: AwareDatetime
+    started_at: AwareDatetime
+    stopped_by: str | None = None
+
+
+class Recipient(BaseModel):
+    """One delivery of a page: a channel, the address on it, and the person it reaches (if any)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    channel: str
+    address: str = ""
+    user: str | None = None
+
+
+def route(incident: Incident, severity: str | None, config: NotificationsFile, topology: Topology, service_label: str) -> str | None:
+    """The escalation policy for an incident: the first matching route; else the policy named like the owner
+    team of its services; else the default policy; else None (it pages nobody)."""
+    for candidate in config.routes:
+        if conditions_hold(candidate, incident, severity, topology, service_label):
+            return candidate.policy
+    team = team_of(services_of(incident, service_label), incident.probable_root, topology)
+    if team and team in config.escalation_policies:
+        return team
+    return config.default_policy
+
+
+def start(incident_id: str, policy: str, generation: str, now: datetime) -> Escalation:
+    return Escalation(incident_id=incident_id, policy=policy, generation=generation, due_at=now, started_at=now)
+
+
+def after_paging(state: Escalation, config: NotificationsFile) -> Escalation:
+    """The state once the due level has been paged: the next level (or round) due after this level's delay."""
+    policy = config.escalation_policies[state.policy]
+    delay = policy.levels[state.level].delay
+    level, round_ = state.level + 1, state.round
+    if level == len(policy.levels):
+        if round_ >= policy.repeat:
+            return state.model_copy(update={"status": EscalationStatus.exhausted, "level": level})
+        level, round_ = 0, round_ + 1
+    return state.model_copy(update={"level": level, "round": round_, "due_at": state.due_at + delay})
+
+
+def recipients(state: Escalation, config: NotificationsFile, at: datetime) -> list[Recipient]:
+    """Who the due level pages at `at`: users' contacts, whoever is on call for schedules, and channels."""
+    level = config.escalation_policies[state.policy].levels[state.level]
+    found: list[Recipient] = []
+    for target in level.targets:
+        if target.channel is not None:
+            found.append(Recipient(channel=target.channel))
+            continue
+        user = target.user if target.user is not None else on_call(config.schedules[target.schedule or ""], at).user
+        found += [Recipient(channel=c.channel, address=c.address, user=user) for c in config.users[user].contacts]
+    return list(dict.fromkeys(found))

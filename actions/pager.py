@@ -1,0 +1,314 @@
+"""Paging: escalation timers in Redis, driven by a loop in every worker; one page per incident, then updates.
+
+The stream agent (after the read model took an incident event) only writes to Redis:
+- `opened` / `reopened` (not while flapping), or `flapping_ended` of an incident that never paged: an
+  escalation starts, level 1 due now (`esc:<incident>`, `esc:due`);
+- `acknowledged` / `resolved`: the escalation stops at once (any worker's next look sees it) and an
+  acknowledge / resolve notice is queued for everyone paged (`esc:notices`);
+- other changes of a paged incident (alerts joining, severity, probable root, suspects): one coalesced
+  update is queued `notify_update_interval_seconds` ahead (`esc:updates`), so 50 alerts make one page and a
+  few updates, not 50 pages.
+
+The loop claims due items atomically (a due item's score moves to now + lease; only one worker's claim
+succeeds), pages the level's recipients (actions/delivery.py dedups each by a stable key), then moves the
+escalation on only if it is still active. A worker killed between levels leaves the item to be claimed
+again after the lease: recipients already paged are skipped by their key, the others paged, and the next
+level stays on its schedule, counted from when this level was due.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from actions.channels import Message
+from actions.delivery import Deliverer
+from actions.escalation import Escalation, EscalationStatus, Recipient, after_paging, recipients, route, start
+from actions.links import Links
+from actions.matching import context
+from correlation.topology import Topology
+from firebreak.metrics import ESCALATIONS
+from firebreak.readmodel import IncidentStore
+from schemas import Incident, IncidentEvent, IncidentEventKind, IncidentStatus
+from schemas.notification import DeliveryKind, NotificationsFile
+
+log = logging.getLogger("firebreak.pager")
+
+_CLAIM = """
+local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if not score or tonumber(score) > tonumber(ARGV[2]) then return 0 end
+redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
+return 1
+"""
+
+_START = """
+local current = redis.call('GET', KEYS[1])
+if current then
+  local d = cjson.decode(current)
+  if d['generation'] == ARGV[2] or ARGV[4] == 'if_absent' then return 0 end
+end
+redis.call('SET', KEYS[1], ARGV[1])
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[5])
+return 1
+"""
+
+_ADVANCE = """
+local current = redis.call('GET', KEYS[1])
+if not current then return 0 end
+local d = cjson.decode(current)
+if d['status'] ~= 'active' or d['generation'] ~= ARGV[2] then redis.call('ZREM', KEYS[2], ARGV[4]); return 0 end
+redis.call('SET', KEYS[1], ARGV[1])
+if ARGV[3] == '' then redis.call('ZREM', KEYS[2], ARGV[4]) else redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4]) end
+return 1
+"""
+
+_STOP = """
+local current = redis.call('GET', KEYS[1])
+redis.call('ZREM', KEYS[2], ARGV[3])
+redis.call('ZREM', KEYS[3], ARGV[3])
+if not current then return 0 end
+local d = cjson.decode(current)
+if d['status'] ~= 'active' then return 0 end
+d['status'] = 'stopped'
+d['stopped_by'] = ARGV[1]
+redis.call('SET', KEYS[1], cjson.encode(d))
+return 1
+"""
+
+UPDATE_KINDS = {IncidentEventKind.alert_added, IncidentEventKind.alert_resolved, IncidentEventKind.severity_changed,
+                IncidentEventKind.root_changed, IncidentEventKind.change_suspected, IncidentEventKind.problem_detected}
+
+
+def _ts(at: datetime) -> float:
+    return at.timestamp()
+
+
+class Pager:
+    def __init__(self, config: NotificationsFile, client: aioredis.Redis, prefix: str, incidents: IncidentStore,
+                 deliverer: Deliverer, links: Links, *, topology: Topology, service_label: str,
+                 update_interval: float = 30.0, lease_seconds: float = 30.0, poll_seconds: float = 0.5,
+                 on_escalated: Callable[[IncidentEvent, Incident], Awaitable[Any]] | None = None) -> None:
+        self.config = config
+        self.redis = client
+        self.p = prefix
+        self.incidents = incidents
+        self.deliverer = deliverer
+        self.links = links
+        self.topology = topology
+        self.service_label = service_label
+        self.update_interval = update_interval
+        self.lease = lease_seconds
+        self.poll_seconds = poll_seconds
+        self.on_escalated = on_escalated
+        self.tasks: dict[tuple[str, str], asyncio.Task[None]] = {}
+        self.wake = asyncio.Event()
+        self.stopping = False
+        self._claim = client.register_script(_CLAIM)
+        self._start = client.register_script(_START)
+        self._advance = client.register_script(_ADVANCE)
+        self._stop = client.register_script(_STOP)
+
+    def _k(self, *parts: str) -> str:
+        return self.p + ":".join(parts)
+
+    # -- from the stream: fast Redis writes only --------------------------------------------------------
+
+    async def on_incident_event(self, event: IncidentEvent, incident: Incident) -> None:
+        kind = event.kind
+        if kind in (IncidentEventKind.opened, IncidentEventKind.reopened) and event.notify:
+            await self._begin(event, incident, only_if_absent=False)
+        elif kind is IncidentEventKind.flapping_ended and incident.status is IncidentStatus.triggered:
+            await self._begin(event, incident, only_if_absent=True)
+        elif kind in (IncidentEventKind.acknowledged, IncidentEventKind.resolved):
+            stopped = await self._stop(keys=[self._k("esc", event.incident_id), self._k("esc", "due"), self._k("esc", "updates")],
+                                       args=[f"{kind.value}:{event.actor}", "", event.incident_id])
+            if stopped:
+                ESCALATIONS.labels("stopped").inc()
+            notice = json.dumps({"incident": event.incident_id, "kind": kind.value, "event": event.event_id,
+                                 "actor": event.actor, "at": event.at.isoformat()}, sort_keys=True)
+            if await self.redis.exists(self._k("esc", event.incident_id, "paged")):
+                await self.redis.zadd(self._k("esc", "notices"), {notice: _ts(datetime.now(timezone.utc))}, nx=True)
+                self.wake.set()
+        elif kind in UPDATE_KINDS and event.notify and incident.is_open:
+            if await self.redis.exists(self._k("esc", event.incident_id, "paged")):
+                due = datetime.now(timezone.utc) + timedelta(seconds=self.update_interval)
+                await self.redis.zadd(self._k("esc", "updates"), {event.incident_id: _ts(due)}, nx=True)
+
+    async def _begin(self, event: IncidentEvent, incident: Incident, only_if_absent: bool) -> None:
+        policy = route(incident, event.severity or incident.severity, self.config, self.topology, self.service_label)
+        if policy is None:
+            ESCALATIONS.labels("unrouted").inc()
+            log.info("incident %s matches no route and no default policy: nobody is paged", incident.id)
+            return
+        state = start(incident.id, policy, event.event_id, event.at)
+        now = datetime.now(timezone.utc)
+        created = await self._start(keys=[self._k("esc", incident.id), self._k("esc", "due")],
+                                    args=[state.model_dump_json(), event.event_id, _ts(now),
+                                          "if_absent" if only_if_absent else "replace", incident.id])
+        if created:
+            ESCALATIONS.labels("started").inc()
+            self.wake.set()
+
+    # -- the loop ---------------------------------------------------------------------------------------
+
+    async def run_forever(self) -> None:
+        log.info("pager started: %d escalation policies, %d channels", len(self.config.escalation_policies), len(self.config.channels))
+        while True:
+            try:
+                await self.poll()
+            except RedisError as exc:
+                log.warning("pager cannot reach Redis (%s); retrying", exc)
+            try:
+                await asyncio.wait_for(self.wake.wait(), self.poll_seconds)
+            except TimeoutError:
+                pass
+            self.wake.clear()
+
+    async def poll(self) -> int:
+        if self.stopping:
+            return 0
+        now = datetime.now(timezone.utc)
+        started = 0
+        for queue, handler in (("due", self._escalate), ("updates", self._update), ("notices", self._notice)):
+            key = self._k("esc", queue)
+            for raw in await self.redis.zrangebyscore(key, "-inf", _ts(now), start=0, num=50):
+                member = raw.decode()
+                if (queue, member) in self.tasks:
+                    continue
+                if not await self._claim(keys=[key], args=[member, _ts(now), _ts(now) + self.lease]):
+                    continue
+                self.tasks[(queue, member)] = asyncio.create_task(self._guard(queue, member, handler))
+                started += 1
+        return started
+
+    async def drain(self) -> None:
+        while self.tasks:
+            await asyncio.gather(*list(self.tasks.values()), return_exceptions=True)
+
+    async def shutdown(self, grace_seconds: float) -> None:
+        self.stopping = True
+        if self.tasks:
+            await asyncio.wait(list(self.tasks.values()), timeout=grace_seconds)
+
+    async def _guard(self, queue: str, member: str, handler: Callable[[str], Awaitable[None]]) -> None:
+        heartbeat = asyncio.create_task(self._heartbeat(queue, member))
+        try:
+            await handler(member)
+        except RedisError as exc:
+            log.warning("%s %s: Redis failed (%s); it is taken up again after the lease", queue, member, exc)
+        except Exception:  # noqa: BLE001 - one bad item must not stop paging for the others
+            log.exception("%s %s failed; trying again in 30 s", queue, member)
+            try:
+                await self.redis.zadd(self._k("esc", queue), {member: _ts(datetime.now(timezone.utc)) + 30}, xx=True)
+            except RedisError:
+                pass
+        finally:
+            heartbeat.cancel()
+            self.tasks.pop((queue, member), None)
+
+    async def _heartbeat(self, queue: str, member: str) -> None:
+        while True:
+            await asyncio.sleep(self.lease / 3)
+            try:
+                await self.redis.zadd(self._k("esc", queue), {member: _ts(datetime.now(timezone.utc)) + self.lease}, xx=True, gt=True)
+            except RedisError:
+                pass
+
+    # -- escalation -------------------------------------------------------------------------------------
+
+    async def state(self, incident_id: str) -> Escalation | None:
+        raw = await self.redis.get(self._k("esc", incident_id))
+        return Escalation.model_validate_json(raw) if raw else None
+
+    async def _escalate(self, incident_id: str) -> None:
+        state = await self.state(incident_id)
+        due_key = self._k("esc", "due")
+        if state is None or state.status is not EscalationStatus.active:
+            await self.redis.zrem(due_key, incident_id)
+            return
+        incident = await self.incidents.get(incident_id)
+        if incident is None:
+            await self.redis.zadd(due_key, {incident_id: _ts(datetime.now(timezone.utc)) + 1})
+            return
+        if incident.status is not IncidentStatus.triggered:  # acknowledged or resolved before its event reached us
+            await self._stop(keys=[self._k("esc", incident_id), due_key, self._k("esc", "updates")],
+                             args=[incident.status.value, "", incident_id])
+            return
+        if state.policy not in self.config.escalation_policies:
+            log.error("incident %s escalates by policy %r, which the notifications file no longer has", incident_id, state.policy)
+            await self.redis.zrem(due_key, incident_id)
+            return
+        level = state.level + 1
+        who = recipients(state, self.config, datetime.now(timezone.utc))
+        ctx = context(incident, self.topology, self.service_label)["incident"]
+        caused = state.started_at if (state.level, state.round) == (0, 0) else state.due_at
+
+        async def page(r: Recipient) -> None:
+            current = await self.state(incident_id)
+            if current is None or current.status is not EscalationStatus.active or current.generation != state.generation:
+                return  # acknowledged or resolved meanwhile: stop at once
+            key = f"{incident_id}/{state.generation}/r{state.round}/l{level}/{r.channel}/{r.address or '-'}"
+            message = Message(kind="page", dedup_key=key, incident=ctx, level=level, recipient=r.user or r.channel,
+                              links=self.links.for_incident(incident_id, by=r.user or r.channel))
+            delivered = await self.deliverer.deliver(key=key, kind=DeliveryKind.page, incident_id=incident_id, channel=r.channel,
+                                                     message=message, address=r.address, user=r.user, level=level, caused_at=caused)
+            await self.redis.sadd(self._k("esc", incident_id, "paged"), r.model_dump_json())
+            if delivered is not None:
+                log.info("paged level %d of incident %s: %s on %s", level, incident_id, r.user or "-", r.channel)
+
+        await asyncio.gather(*(page(r) for r in who))
+        following = after_paging(state, self.config)
+        due = "" if following.status is not EscalationStatus.active else str(_ts(following.due_at))
+        moved = await self._advance(keys=[self._k("esc", incident_id), due_key],
+                                    args=[following.model_dump_json(), state.generation, due, incident_id])
+        ESCALATIONS.labels(f"level_{min(level, 5)}").inc()
+        if moved and level >= 2 and self.on_escalated is not None:
+            await self._escalated(incident, state, level)
+
+    async def _escalated(self, incident: Incident, state: Escalation, level: int) -> None:
+        assert self.on_escalated is not None
+        event = IncidentEvent(event_id=f"{state.generation}/escalated/r{state.round}/l{level}", kind=IncidentEventKind.severity_changed,
+                              incident_id=incident.id, correlation_key=incident.correlation_key, group_labels=incident.group_labels,
+                              seq=incident.seq, at=datetime.now(timezone.utc), severity=incident.severity)
+        await self.on_escalated(event, incident)
+
+    # -- updates and notices ----------------------------------------------------------------------------
+
+    async def _paged(self, incident_id: str) -> list[Recipient]:
+        members = await self.redis.smembers(self._k("esc", incident_id, "paged"))
+        unique = {(r.channel, r.address): r for r in (Recipient.model_validate_json(m) for m in members)}
+        return sorted(unique.values(), key=lambda r: (r.channel, r.address))
+
+    async def _update(self, incident_id: str) -> None:
+        await self.redis.zrem(self._k("esc", "updates"), incident_id)
+        incident = await self.incidents.get(incident_id)
+        if incident is None or not incident.is_open:
+            return
+        ctx = context(incident, self.topology, self.service_label)["incident"]
+        await asyncio.gather(*(self._send(DeliveryKind.update, incident_id, f"update/{incident.seq}", r, ctx, None)
+                               for r in await self._paged(incident_id)))
+
+    async def _notice(self, member: str) -> None:
+        notice = json.loads(member)
+        incident_id = notice["incident"]
+        incident = await self.incidents.get(incident_id)
+        if incident is not None:
+            ctx = context(incident, self.topology, self.service_label)["incident"]
+            kind = DeliveryKind.acknowledge if notice["kind"] == "acknowledged" else DeliveryKind.resolve
+            await asyncio.gather(*(self._send(kind, incident_id, f"{kind.value}/{notice['event']}", r, ctx, notice["actor"])
+                                   for r in await self._paged(incident_id)))
+        await self.redis.zrem(self._k("esc", "notices"), member)
+
+    async def _send(self, kind: DeliveryKind, incident_id: str, what: str, r: Recipient, ctx: dict[str, Any], actor: str | None) -> None:
+        key = f"{incident_id}/{what}/{r.channel}/{r.address or '-'}"
+        links = self.links.for_incident(incident_id, by=r.user or r.channel) if kind is DeliveryKind.update else {}
+        message = Message(kind=kind.value, dedup_key=key, incident=ctx, recipient=r.user or r.channel, actor=actor, links=links)
+        await self.deliverer.deliver(key=key, kind=kind, incident_id=incident_id, channel=r.channel, message=message,
+                                     address=r.address, user=r.user)
