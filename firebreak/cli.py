@@ -204,10 +204,11 @@ def incidents_show(ctx: click.Context, incident_id: str, as_json: bool) -> None:
     for alert in sorted(incident.alerts.values(), key=lambda a: a.starts_at):
         labels = ", ".join(f"{k}={v}" for k, v in sorted(alert.labels.items()))
         click.echo(f"  {alert.fingerprint}  {alert.status.value:<8}  {labels}")
-    from firebreak.action_log import ActionLog
+    from firebreak.action_log import ActionLog, NotificationLog
 
     settings = _settings(ctx)
     results = _read(ctx, lambda store: ActionLog(store.redis, settings.redis_prefix).list(incident.id))
+    sent = _read(ctx, lambda store: NotificationLog(store.redis, settings.redis_prefix).list(incident.id))
     lines = []
     for entry in incident.timeline:
         who = f"by {entry.actor}" if entry.actor != "firebreak" else ""
@@ -217,6 +218,12 @@ def incidents_show(ctx: click.Context, incident_id: str, as_json: bool) -> None:
         what = f"{result.runbook}{'/' + result.step_id if result.step_id else ''}"
         detail = result.error or (result.output.get("text", "") if isinstance(result.output, dict) else "")
         lines.append((result.at, f"  {result.at.strftime('%H:%M:%S')}  runbook {result.kind.value:<16} {what} {detail}".rstrip()))
+    for d in sent:
+        level = f" level {d.level}" if d.level else ""
+        who = f" {d.user}" if d.user else ""
+        lines.append((d.at, f"  {d.at.strftime('%H:%M:%S')}  notify  {d.kind.value:<16} {d.status.value}{level}{who} via "
+                            f"{d.channel} ({d.channel_type}){' after ' + str(d.attempts) + ' attempts' if d.attempts > 1 else ''}"
+                            f"{': ' + d.error if d.error else ''}"))
     click.echo("timeline:")
     for _, line in sorted(lines, key=lambda pair: pair[0]):
         click.echo(line)
@@ -423,3 +430,4 @@ def problems_list(ctx: click.Context, as_json: bool) -> None:
 
 
 from firebreak import cli_runbooks  # noqa: E402,F401  (registers `runbook`, `runbooks` and `runs` on main)
+from firebreak import cli_oncall  # noqa: E402,F401  (registers `oncall` on main)

@@ -4,7 +4,7 @@
 - `GET  /api/v1/runs/{run_id}`                     one run with its steps
 - `POST /api/v1/runs/{run_id}/approve|reject`      `{"actor": ..., "comment": ...}`: decide the approval it waits at
 - `GET  /api/v1/runbooks/pause`, `POST /api/v1/runbooks/pause|resume`  the global kill switch
-- `GET  /api/v1/incidents/{incident_id}/timeline`  incident events and action results, in time order
+- `GET  /api/v1/incidents/{incident_id}/timeline`  incident events, action results and notifications, in time order
 """
 
 from __future__ import annotations
@@ -16,11 +16,12 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
 from actions.store import RunStore
-from firebreak.action_log import ActionLog
+from firebreak.action_log import IncidentLog
 from ingest.errors import IngestError
 
 RUNS = web.AppKey("runs", RunStore)
-ACTIONS = web.AppKey("actions", ActionLog)
+ACTIONS = web.AppKey("actions", IncidentLog)
+DELIVERIES = web.AppKey("deliveries", IncidentLog)
 
 Handler = Callable[[web.Request], Awaitable[web.Response]]
 
@@ -76,23 +77,26 @@ async def _resume(request: web.Request) -> web.Response:
     return web.json_response({"paused": None})
 
 
-def timeline(incident: Any, results: list[Any]) -> list[dict[str, Any]]:
-    """One list, in time order: the incident's own events and its runbooks' results."""
+def timeline(incident: Any, results: list[Any], deliveries: list[Any] = ()) -> list[dict[str, Any]]:
+    """One list, in time order: the incident's own events, its runbooks' results and its notifications."""
     entries = [{"at": e.at.isoformat(), "source": "incident", **e.model_dump(mode="json", exclude={"at"})}
                for e in incident.timeline]
     entries += [{"at": r.at.isoformat(), "source": "action", **r.model_dump(mode="json", exclude={"at"})} for r in results]
+    entries += [{"at": d.at.isoformat(), "source": "notification", **d.model_dump(mode="json", exclude={"at"})} for d in deliveries]
     return sorted(entries, key=lambda e: e["at"])
 
 
-def add_routes(app: web.Application, runs: RunStore, actions: ActionLog, find_incident: Callable[[web.Request], Awaitable[Any]],
+def add_routes(app: web.Application, runs: RunStore, actions: IncidentLog, deliveries: IncidentLog, find_incident: Callable[[web.Request], Awaitable[Any]],
                parse: Callable[[type[BaseModel], bytes], Any], read: Callable[[web.Request], Awaitable[bytes]]) -> None:
     app[RUNS] = runs
     app[ACTIONS] = actions
+    app[DELIVERIES] = deliveries
 
     async def incident_timeline(request: web.Request) -> web.Response:
         incident = await find_incident(request)
         results = await request.app[ACTIONS].list(incident.id)
-        return web.json_response({"incident_id": incident.id, "timeline": timeline(incident, results)})
+        sent = await request.app[DELIVERIES].list(incident.id)
+        return web.json_response({"incident_id": incident.id, "timeline": timeline(incident, results, sent)})
 
     app.router.add_get("/api/v1/runs", _list_runs)
     app.router.add_get("/api/v1/runs/{run_id}", _get_run)

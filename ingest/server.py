@@ -18,9 +18,10 @@ from redis.exceptions import RedisError
 from firebreak.metrics import ALERTS_RECEIVED, ALERTS_REJECTED, INGEST_LATENCY, INGEST_REQUESTS
 from firebreak.readmodel import STATUS_FILTERS, IncidentStore
 from actions.store import RunStore
-from firebreak.action_log import ActionLog
+from actions.links import Links
+from firebreak.action_log import ActionLog, NotificationLog
 from firebreak.settings import Settings
-from ingest import runs_api
+from ingest import links_api, runs_api
 from ingest.adapters import parse_alertmanager, parse_generic
 from ingest.auth import TokenAuth
 from ingest.errors import IngestError, Problem, from_validation_error
@@ -109,7 +110,8 @@ async def _observe(request: web.Request, handler: Callable[[web.Request], Awaita
 
 @web.middleware
 async def _authenticate(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
-    if request.path not in OPEN_ROUTES and not request.app[SETTINGS].auth_disabled:
+    # Signed links carry their own credential (ingest/links_api.py).
+    if request.path not in OPEN_ROUTES and not request.path.startswith(links_api.PREFIX) and not request.app[SETTINGS].auth_disabled:
         request.app[AUTH].check(request.headers.get("Authorization"))
     return await handler(request)
 
@@ -272,7 +274,7 @@ async def _record_change(request: web.Request) -> web.Response:
 
 
 def create_app(settings: Settings, producer: DurableProducer, store: IncidentStore,
-               silences: SilenceStore) -> web.Application:
+               silences: SilenceStore, links: Links | None = None) -> web.Application:
     tokens = [t.get_secret_value() for t in settings.ingest_tokens]
     if not tokens and not settings.auth_disabled:
         raise ValueError("no ingest token configured; set FIREBREAK_INGEST_TOKENS or FIREBREAK_INGEST_TOKENS_FILE")
@@ -294,7 +296,15 @@ def create_app(settings: Settings, producer: DurableProducer, store: IncidentSto
     app.router.add_delete("/api/v1/silences/{silence_id}", _expire_silence)
     app.router.add_post("/api/v1/changes", _record_change)
     runs_api.add_routes(app, RunStore(store.redis, settings.redis_prefix), ActionLog(store.redis, settings.redis_prefix),
-                        _find_incident, _parse_body, _read_json_body)
+                        NotificationLog(store.redis, settings.redis_prefix), _find_incident, _parse_body, _read_json_body)
+
+    async def send_command(command: IncidentCommand) -> None:
+        try:
+            await producer.send("alert-events", [(command.correlation_key.encode(), command.model_dump_json().encode())])
+        except KafkaUnavailable as exc:
+            raise IngestError(503, "kafka_unavailable", f"Kafka is unavailable ({exc}); open the link again in a minute") from exc
+
+    links_api.add_routes(app, links or Links(settings.public_url, [], settings.link_ttl_seconds), store.get, send_command)
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/readyz", _readyz)
     app.router.add_get("/metrics", _metrics)
@@ -315,6 +325,10 @@ def run(settings: Settings) -> None:
                     settings.ingest_host, settings.ingest_port)
     producer = DurableProducer(settings.kafka_bootstrap, settings.produce_timeout_seconds, settings.produce_linger_ms)
     client = aioredis.Redis.from_url(settings.redis_url)
-    app = create_app(settings, producer, IncidentStore(client, settings.redis_prefix), SilenceStore(client, settings.redis_prefix))
+    from actions.runtime import links
+    from actions.secrets import Secrets
+
+    app = create_app(settings, producer, IncidentStore(client, settings.redis_prefix), SilenceStore(client, settings.redis_prefix),
+                     links(settings, Secrets(settings.secrets_dir)))
     log.info("ingest listening on http://%s:%s", settings.ingest_host, settings.ingest_port)
     web.run_app(app, host=settings.ingest_host, port=settings.ingest_port, print=None, access_log=None)

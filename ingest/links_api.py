@@ -1,0 +1,71 @@
+"""Signed ack/resolve links from pages (actions/links.py): the signature is the credential, no bearer token.
+
+`GET /l/{action}/{incident}` answers a small confirmation page (link scanners in mail and chat fetch with
+GET, so GET never acts); its form POSTs to the same URL, which checks the signature and expiry and sends
+the command exactly as `POST /api/v1/incidents/{id}/ack|resolve` does.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timezone
+
+from aiohttp import web
+
+from actions.links import Links
+from schemas import CommandAction, IncidentCommand
+
+LINKS = web.AppKey("links", Links)
+PREFIX = "/l/"
+
+Send = Callable[[IncidentCommand], Awaitable[None]]
+
+
+def _page(title: str, body: str, status: int = 200) -> web.Response:
+    text = (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title></head>"
+            f"<body style='font-family:sans-serif;max-width:40em;margin:2em auto'><h1>{html.escape(title)}</h1>{body}</body></html>")
+    return web.Response(text=text, status=status, content_type="text/html",
+                        headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer",
+                                 "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'"})
+
+
+def add_routes(app: web.Application, links: Links, find_incident: Callable[[str], Awaitable[object]], send: Send) -> None:
+    app[LINKS] = links
+
+    def _check(request: web.Request) -> tuple[str, str, str, str | None]:
+        action, incident_id = request.match_info["action"], request.match_info["incident_id"]
+        by = request.query.get("by", "")
+        problem = links.problem(action, incident_id, by, request.query.get("exp", ""), request.query.get("sig", ""))
+        return action, incident_id, by, problem
+
+    async def confirm(request: web.Request) -> web.Response:
+        action, incident_id, by, problem = _check(request)
+        if problem:
+            return _page("This link cannot be used", f"<p>{html.escape(problem)}</p>", 403)
+        incident = await find_incident(incident_id)
+        if incident is None:
+            return _page("No such incident", f"<p>{html.escape(incident_id)} is not known.</p>", 404)
+        verb = "Acknowledge" if action == "ack" else "Resolve"
+        title = getattr(incident, "title", incident_id)
+        return _page(f"{verb} {incident_id}?", f"<p>{html.escape(title)} ({html.escape(getattr(incident, 'status').value)})</p>"
+                     f"<form method='post'><button type='submit'>{verb} as {html.escape(by)}</button></form>")
+
+    async def act(request: web.Request) -> web.Response:
+        action, incident_id, by, problem = _check(request)
+        if problem:
+            return _page("This link cannot be used", f"<p>{html.escape(problem)}</p>", 403)
+        incident = await find_incident(incident_id)
+        if incident is None:
+            return _page("No such incident", f"<p>{html.escape(incident_id)} is not known.</p>", 404)
+        if not getattr(incident, "is_open"):
+            return _page("Already resolved", f"<p>{html.escape(incident_id)} is resolved; nothing to do.</p>", 409)
+        command = IncidentCommand(action=CommandAction.acknowledge if action == "ack" else CommandAction.resolve,
+                                  incident_id=incident_id, correlation_key=getattr(incident, "correlation_key"),
+                                  actor=by or "link", comment="from a signed link", at=datetime.now(timezone.utc))
+        await send(command)
+        done = "acknowledged" if action == "ack" else "resolved"
+        return _page(f"{incident_id} {done}", f"<p>Recorded as {html.escape(by)}. Escalation stops.</p>", 202)
+
+    app.router.add_get(PREFIX + "{action}/{incident_id}", confirm)
+    app.router.add_post(PREFIX + "{action}/{incident_id}", act)
