@@ -47,7 +47,7 @@ TEXT = """{% if message %}{{ message }}
 Services: {{ incident.services | join(', ') or '-' }}; probable root: {{ incident.probable_root or '-' }}.
 {% if incident.suspect_changes %}Suspect changes: {{ incident.suspect_changes | join(', ') }}.
 {% endif %}{% if level %}Escalation level {{ level }}{% if recipient %}, paging {{ recipient }}{% endif %}.
-{% endif %}{% if links.ack %}Acknowledge: {{ links.ack }}
+{% endif %}{% if links.get('ack') %}Acknowledge: {{ links.ack }}
 Resolve: {{ links.resolve }}
 {% endif %}"""
 HTML = """<h2>{{ title }}</h2>
@@ -59,7 +59,7 @@ HTML = """<h2>{{ title }}</h2>
 {% if incident.suspect_changes %}<li>Suspect changes: {{ incident.suspect_changes | join(', ') }}</li>{% endif %}
 {% if level %}<li>Escalation level {{ level }}</li>{% endif %}
 </ul>
-{% if links.ack %}<p><a href="{{ links.ack }}">Acknowledge</a> · <a href="{{ links.resolve }}">Resolve</a></p>{% endif %}
+{% if links.get('ack') %}<p><a href="{{ links.ack }}">Acknowledge</a> · <a href="{{ links.resolve }}">Resolve</a></p>{% endif %}
 """
 
 _HTML_ENV = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=True)

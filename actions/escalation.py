@@ -17,7 +17,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict
 from actions.matching import conditions_hold, services_of, team_of
 from actions.oncall import on_call
 from correlation.topology import Topology
-from schemas import Incident
+from schemas import Alert, Incident
 from schemas.notification import NotificationsFile
 
 
@@ -51,13 +51,15 @@ class Recipient(BaseModel):
     user: str | None = None
 
 
-def route(incident: Incident, severity: str | None, config: NotificationsFile, topology: Topology, service_label: str) -> str | None:
+def route(incident: Incident, severity: str | None, config: NotificationsFile, topology: Topology, service_label: str,
+          extra: Alert | None = None) -> str | None:
     """The escalation policy for an incident: the first matching route; else the policy named like the owner
-    team of its services; else the default policy; else None (it pages nobody)."""
+    team of its services; else the default policy; else None (it pages nobody). `extra` is the alert of the
+    event that opened it, which the read model may not list yet."""
     for candidate in config.routes:
-        if conditions_hold(candidate, incident, severity, topology, service_label):
+        if conditions_hold(candidate, incident, severity, topology, service_label, extra):
             return candidate.policy
-    team = team_of(services_of(incident, service_label), incident.probable_root, topology)
+    team = team_of(services_of(incident, service_label, extra), incident.probable_root, topology)
     if team and team in config.escalation_policies:
         return team
     return config.default_policy

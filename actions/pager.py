@@ -142,7 +142,7 @@ class Pager:
                 await self.redis.zadd(self._k("esc", "updates"), {event.incident_id: _ts(due)}, nx=True)
 
     async def _begin(self, event: IncidentEvent, incident: Incident, only_if_absent: bool) -> None:
-        policy = route(incident, event.severity or incident.severity, self.config, self.topology, self.service_label)
+        policy = route(incident, event.severity or incident.severity, self.config, self.topology, self.service_label, event.alert)
         if policy is None:
             ESCALATIONS.labels("unrouted").inc()
             log.info("incident %s matches no route and no default policy: nobody is paged", incident.id)

@@ -4,7 +4,7 @@
 
 - `POST /v1/services/<name>/restart` (needs `Authorization: Bearer <token>` when --token is given)
   answers `{"deploy_id": ..., "service": ...}`; `GET /v1/services/<name>/health` answers `{"status": "healthy"}`.
-- `POST /hooks/<name>` accepts any JSON: a chat, paging or generic webhook receiver.
+- `POST /hooks/<name>[/<more>]` accepts any JSON: a chat, paging, PagerDuty- or Opsgenie-style receiver.
 - `GET /requests` lists every request received (method, path, headers, JSON body), newest last.
 - `POST /control` with `{"path": "/hooks/oncall", "fail": 3, "status": 500, "delay": 0}` makes the next
   `fail` requests to that path answer `status` (after `delay` seconds): for trying retries and timeouts.
@@ -78,6 +78,7 @@ def build(token: str | None, log: Path | None) -> web.Application:
     app.router.add_post("/v1/services/{name}/restart", restart)
     app.router.add_get("/v1/services/{name}/health", health)
     app.router.add_route("*", "/hooks/{name}", hook)
+    app.router.add_route("*", "/hooks/{name}/{tail:.*}", hook)
     app.router.add_route("*", "/slow/{name}", hook)
     app.router.add_get("/requests", requests_seen)
     app.router.add_post("/control", control)

@@ -136,6 +136,12 @@ def test_default_templates_carry_what_a_responder_needs():
         assert needed in rendered.text
 
 
+def test_notices_without_links_render():
+    notice = Message(kind="acknowledge", dedup_key="k", incident=message().incident, actor="ana")
+    rendered = render_message(WebhookChannel(url="http://x/"), notice)
+    assert rendered.title == "Acknowledged by ana: HighLatency on checkout" and "Acknowledge:" not in rendered.text
+
+
 def test_labels_are_escaped_for_html_and_slack_and_never_break_a_subject():
     evil = message(title="<script>alert(1)</script> <!channel> <https://evil|click>\r\nBcc: x@example.com")
     rendered = render_message(EmailChannel.model_validate({"type": "email", "from": "fb@example.com"}), evil)

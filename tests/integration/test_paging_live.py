@@ -1,0 +1,317 @@
+"""Paging through the live pipeline with real receivers: the stand-in HTTP server (webhook, Slack-,
+PagerDuty- and Opsgenie-style endpoints) and a real SMTP server (aiosmtpd) capturing mail.
+
+One incident of 50 alerts pages once per recipient and sends updates, escalation moves 1 -> 2 -> 3 on
+schedule and stops at an acknowledgement (a signed link from the page), a worker killed between levels
+neither skips nor doubles a level, a receiver failing three times gets exactly one message, and one that
+never recovers yields a dead-letter record."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from email import message_from_bytes
+from email.message import Message as Mail
+from typing import Any
+
+import pytest
+import requests
+from aiosmtpd.controller import Controller
+
+from tests.integration.conftest import (
+    ROOT,
+    Ingest,
+    Process,
+    Stack,
+    free_port,
+    start_ingest,
+    start_worker,
+    wait_until,
+    worker_counts,
+)
+
+pytestmark = pytest.mark.integration
+
+RUN = uuid.uuid4().hex[:8]
+DELAY = 4  # seconds between escalation levels in this module's policy
+LINK_KEY = "link-signing-key"
+
+
+class Mailbox:
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.mails: list[Mail] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd's hook name
+        mail = message_from_bytes(envelope.content)
+        mail["X-Envelope-To"] = ", ".join(envelope.rcpt_tos)
+        self.mails.append(mail)
+        return "250 OK"
+
+
+class Receiver:
+    def __init__(self, port: int) -> None:
+        self.base = f"http://127.0.0.1:{port}"
+
+    def seen(self, prefix: str, incident_id: str | None = None) -> list[dict]:
+        found = requests.get(self.base + "/requests", timeout=5).json()
+        out = [r for r in found if r["path"] == prefix or r["path"].startswith(prefix + "/")]
+        if incident_id is not None:
+            out = [r for r in out if incident_id in json.dumps(r["body"]) or incident_id in r["path"]]
+        return out
+
+    def control(self, **spec: object) -> None:
+        requests.post(self.base + "/control", json=spec, timeout=5).raise_for_status()
+
+
+@pytest.fixture(scope="module")
+def receiver(stack: Stack) -> Iterator[Receiver]:
+    port = free_port()
+    log = (stack.folder / "receiver.log").open("ab")
+    process = subprocess.Popen([sys.executable, str(ROOT / "examples/standin.py"), "--port", str(port)], stdout=log, stderr=subprocess.STDOUT)
+    server = Receiver(port)
+
+    def answers() -> bool:
+        try:
+            return requests.get(server.base + "/requests", timeout=1).ok
+        except requests.ConnectionError:
+            return False
+
+    wait_until(answers, 20, "the receiver")
+    yield server
+    process.terminate()
+    process.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def mailbox() -> Iterator[Mailbox]:
+    box = Mailbox(free_port())
+    controller = Controller(box, hostname="127.0.0.1", port=box.port)
+    controller.start()
+    yield box
+    controller.stop()
+
+
+@pytest.fixture(scope="module")
+def ingest(stack: Stack) -> Iterator[Ingest]:
+    """This module's own ingest: it verifies signed links, so it holds the link key."""
+    server = start_ingest(stack, stack.folder / "ingest-paging.log", FIREBREAK_SECRET_LINK_SIGNING_KEY=LINK_KEY)
+    wait_until(lambda: server.get("/readyz").status_code == 200, 30, "ingest to reach Kafka (/readyz)")
+    yield server
+    server.process.stop()
+
+
+@pytest.fixture(scope="module")
+def paging_env(tmp_path_factory: pytest.TempPathFactory, receiver: Receiver, mailbox: Mailbox, stack: Stack,
+               ingest: Ingest) -> dict[str, str]:
+    folder = tmp_path_factory.mktemp("paging")
+    hooks = receiver.base + "/hooks"
+    (folder / "notifications.yaml").write_text(f"""
+channels:
+  pager: {{type: webhook, url: "{hooks}/pager", hmac_secret: PAGER_KEY}}
+  slack: {{type: slack, url: {{secret: SLACK_URL}}}}
+  mail: {{type: email, from: firebreak@example.com}}
+  pd: {{type: pagerduty, url: "{hooks}/pagerduty", routing_key: {{secret: PD_KEY}}}}
+  og: {{type: opsgenie, url: "{hooks}/opsgenie", api_key: {{secret: OG_KEY}}}}
+  flaky: {{type: webhook, url: "{hooks}/flaky"}}
+  dead: {{type: webhook, url: "{hooks}/dead"}}
+  refusing: {{type: webhook, url: "{hooks}/refusing"}}
+users:
+  u1: {{contacts: [{{channel: pager, address: u1}}, {{channel: mail, address: u1@example.com}}]}}
+  u2: {{contacts: [{{channel: pager, address: u2}}]}}
+  u3: {{contacts: [{{channel: pager, address: u3}}]}}
+schedules:
+  primary: {{time_zone: Europe/Berlin, rotation: {{type: weekly, members: [u1], start: 2026-01-05}}}}
+escalation_policies:
+  esc:
+    levels:
+      - {{targets: [{{schedule: primary}}, {{channel: slack}}, {{channel: pd}}, {{channel: og}}], delay: {DELAY}s}}
+      - {{targets: [{{user: u2}}], delay: {DELAY}s}}
+      - {{targets: [{{user: u3}}], delay: {DELAY}s}}
+  flaky: {{levels: [{{targets: [{{channel: flaky}}]}}]}}
+  dead: {{levels: [{{targets: [{{channel: dead}}, {{channel: refusing}}]}}]}}
+routes:
+  - {{matchers: ['run="{RUN}"', 'alertname="Esc"'], policy: esc}}
+  - {{matchers: ['run="{RUN}"', 'alertname="Flaky"'], policy: flaky}}
+  - {{matchers: ['run="{RUN}"', 'alertname="Dead"'], policy: dead}}
+  - {{policy: null}}
+""")
+    return {
+        "FIREBREAK_NOTIFICATIONS_FILE": str(folder / "notifications.yaml"),
+        "FIREBREAK_ACTIONS_ALLOWED_HOSTS": receiver.base.removeprefix("http://"),
+        "FIREBREAK_SMTP_HOST": "127.0.0.1",
+        "FIREBREAK_SMTP_PORT": str(mailbox.port),
+        "FIREBREAK_SECRET_PAGER_KEY": "pager-signing-key",
+        "FIREBREAK_SECRET_SLACK_URL": f"{hooks}/slack",
+        "FIREBREAK_SECRET_PD_KEY": "pd-routing-key",
+        "FIREBREAK_SECRET_OG_KEY": "og-api-key",
+        "FIREBREAK_SECRET_LINK_SIGNING_KEY": LINK_KEY,
+        "FIREBREAK_PUBLIC_URL": ingest.url,
+        "FIREBREAK_NOTIFY_ATTEMPTS": "4",
+        "FIREBREAK_NOTIFY_BACKOFF_SECONDS": "0.2",
+        "FIREBREAK_NOTIFY_MAX_BACKOFF_SECONDS": "1",
+        "FIREBREAK_NOTIFY_UPDATE_INTERVAL_SECONDS": "2",
+        "FIREBREAK_PAGER_POLL_SECONDS": "0.2",
+        "FIREBREAK_PAGER_LEASE_SECONDS": "3",
+    }
+
+
+def _start(stack: Stack, name: str, env: dict[str, str]) -> Process:
+    process, port = start_worker(stack, name, **env)
+    wait_until(lambda: bool(worker_counts(port, "firebreak_build_info", "version") or worker_counts(port)) or
+               process.popen.poll() is not None, 60, "the worker's metrics endpoint")
+    assert process.popen.poll() is None, process.tail()
+    return process
+
+
+@pytest.fixture(scope="module")
+def workers(stack: Stack, paging_env: dict[str, str]) -> Iterator[list[Process]]:
+    workers = [_start(stack, "worker-paging", paging_env)]
+    yield workers
+    for w in workers:
+        w.stop()
+
+
+def post(ingest: Ingest, alerts: list[dict]) -> None:
+    response = ingest.post("/api/v1/alerts", json.dumps(alerts))
+    assert response.status_code == 202, response.text
+
+
+def alert(name: str, service: str, **extra: str) -> dict:
+    return {"labels": {"alertname": name, "service": service, "severity": "critical", "run": RUN, **extra},
+            "startsAt": datetime.now(timezone.utc).isoformat()}
+
+
+def open_incident(ingest: Ingest, service: str) -> dict:
+    def found() -> dict | None:
+        incidents = ingest.get("/api/v1/incidents?status=open&limit=1000").json()["incidents"]
+        return next((i for i in incidents if any(a["labels"].get("service") == service for a in i["alerts"].values())), None)
+
+    wait_until(lambda: found() is not None, 60, f"the incident of {service}")
+    return found()  # type: ignore[return-value]
+
+
+def pages(receiver: Receiver, incident_id: str, address: str) -> list[dict]:
+    return [r for r in receiver.seen("/hooks/pager", incident_id) if r["body"]["kind"] == "page" and r["body"]["address"] == address]
+
+
+def deliveries(ingest: Ingest, incident_id: str) -> list[dict]:
+    timeline = ingest.get(f"/api/v1/incidents/{incident_id}/timeline").json()["timeline"]
+    return [e for e in timeline if e["source"] == "notification"]
+
+
+def test_fifty_alerts_page_once_per_recipient_then_update(ingest: Ingest, receiver: Receiver, mailbox: Mailbox,
+                                                          workers: list[Process]):
+    service = f"fifty-{RUN}"
+    post(ingest, [alert("Esc", service, instance=f"i-{n}") for n in range(50)])
+    incident = open_incident(ingest, service)
+    iid = incident["id"]
+    wait_until(lambda: len(receiver.seen("/hooks/opsgenie", iid)) >= 1 and len(pages(receiver, iid, "u1")) == 1 and
+               any(iid in str(m) for m in mailbox.mails), 30, "level 1 on every channel")
+    wait_until(lambda: ingest.get(f"/api/v1/incidents/{iid}").json()["alert_count"] == 50, 30, "all 50 alerts in the incident")
+    time.sleep(3)  # the coalesced update goes out at most every 2 s
+    # Acknowledge before level 2 is due, so this test sees level 1 only.
+    assert ingest.post(f"/api/v1/incidents/{iid}/ack", json.dumps({"actor": "ana"})).status_code == 202
+    wait_until(lambda: any(r["body"].get("event_action") == "acknowledge" for r in receiver.seen("/hooks/pagerduty", iid)),
+               30, "the acknowledge notice")
+
+    pager_msgs = receiver.seen("/hooks/pager", iid)
+    kinds = [r["body"]["kind"] for r in pager_msgs]
+    assert kinds.count("page") == 1, kinds  # 50 alerts, one page
+    assert 1 <= kinds.count("update") <= 3 and kinds.count("acknowledge") == 1, kinds
+    page = next(r for r in pager_msgs if r["body"]["kind"] == "page")
+    assert page["headers"]["X-Firebreak-Signature"].startswith("sha256=") and page["headers"]["Idempotency-Key"] == page["body"]["dedup_key"]
+    assert page["body"]["links"]["ack"].startswith(f"{ingest.url}/l/ack/{iid}?")
+
+    slack = receiver.seen("/hooks/slack", iid)
+    assert sum(1 for r in slack if r["body"]["text"].startswith("[CRITICAL]")) == 1
+    blocks = slack[0]["body"]["blocks"]
+    assert blocks[0]["type"] == "header" and blocks[-1]["type"] == "actions"
+    assert {e["text"]["text"] for e in blocks[-1]["elements"]} == {"Acknowledge", "Resolve"}
+
+    pd = receiver.seen("/hooks/pagerduty", iid)
+    actions = [r["body"]["event_action"] for r in pd]
+    assert actions.count("trigger") >= 1 and actions[-1] == "acknowledge"
+    assert all(r["body"]["dedup_key"] == iid and r["body"]["routing_key"] == "pd-routing-key" for r in pd)
+    og = receiver.seen("/hooks/opsgenie", iid)
+    og_paths = [r["path"] for r in og]
+    assert og_paths.count("/hooks/opsgenie") == 1 and f"/hooks/opsgenie/{iid}/acknowledge" in og_paths
+    assert og[0]["headers"]["Authorization"] == "GenieKey og-api-key" and og[0]["body"]["alias"] == iid
+
+    mails = [m for m in mailbox.mails if iid in m.get("X-Firebreak-Dedup-Key", "")]
+    assert [m["X-Envelope-To"] for m in mails if m["Subject"].startswith("[CRITICAL]")] == ["u1@example.com"]
+    assert mails[0].is_multipart() and {p.get_content_type() for p in mails[0].get_payload()} == {"text/plain", "text/html"}
+
+    sent = [d for d in deliveries(ingest, iid) if d["kind"] == "page"]
+    assert {d["status"] for d in sent} == {"delivered"} and len(sent) == 5  # u1 pager + mail, slack, pd, og
+
+
+def test_escalation_moves_on_schedule_and_a_signed_link_stops_it(ingest: Ingest, receiver: Receiver, workers: list[Process]):
+    full, acked = f"full-{RUN}", f"acked-{RUN}"
+    post(ingest, [alert("Esc", full), alert("Esc", acked)])
+    iid_full, iid_acked = open_incident(ingest, full)["id"], open_incident(ingest, acked)["id"]
+    wait_until(lambda: len(pages(receiver, iid_acked, "u2")) == 1, 30, "level 2 of the incident to acknowledge")
+    link = pages(receiver, iid_acked, "u2")[0]["body"]["links"]["ack"]
+    assert "by=u2" in link
+    assert requests.get(link, timeout=10).status_code == 200  # GET only shows the confirmation page
+    assert ingest.get(f"/api/v1/incidents/{iid_acked}").json()["status"] == "triggered"
+    tampered = link.replace("by=u2", "by=mallory")
+    assert requests.post(tampered, timeout=10).status_code == 403
+    assert requests.post(link, timeout=10).status_code == 202
+    wait_until(lambda: ingest.get(f"/api/v1/incidents/{iid_acked}").json()["status"] == "acknowledged", 30, "the ack")
+
+    wait_until(lambda: len(pages(receiver, iid_full, "u3")) == 1, 30, "level 3 of the other incident")
+    time.sleep(DELAY + 2)  # the acknowledged incident's level 3 would be due by now
+    assert pages(receiver, iid_acked, "u3") == []
+    assert ingest.get(f"/api/v1/incidents/{iid_acked}").json()["acknowledged_by"] == "u2"
+
+    def at(iid: str, level: int) -> float:
+        entry = next(d for d in deliveries(ingest, iid) if d["kind"] == "page" and d["level"] == level and d["channel"] == "pager")
+        return datetime.fromisoformat(entry["at"]).timestamp()
+
+    one, two, three = at(iid_full, 1), at(iid_full, 2), at(iid_full, 3)
+    assert DELAY - 0.5 <= two - one <= DELAY + 3 and DELAY - 0.5 <= three - two <= DELAY + 3, (one, two, three)
+    for iid, paged in ((iid_full, ["u1", "u2", "u3"]), (iid_acked, ["u1", "u2"])):
+        assert [a for a in ("u1", "u2", "u3") if len(pages(receiver, iid, a)) == 1] == paged
+
+
+def test_a_worker_killed_between_levels_neither_skips_nor_doubles_one(stack: Stack, ingest: Ingest, receiver: Receiver,
+                                                                       workers: list[Process], paging_env: dict[str, str]):
+    service = f"killed-{RUN}"
+    post(ingest, [alert("Esc", service)])
+    iid = open_incident(ingest, service)["id"]
+    wait_until(lambda: len(pages(receiver, iid, "u1")) == 1, 30, "level 1")
+    workers[0].kill()  # SIGKILL between level 1 and level 2
+    workers[0] = _start(stack, "worker-paging-2", paging_env)
+    wait_until(lambda: len(pages(receiver, iid, "u3")) >= 1, 60, "level 3 from the replacement worker")
+    time.sleep(1)
+    assert [len(pages(receiver, iid, u)) for u in ("u1", "u2", "u3")] == [1, 1, 1]
+
+
+def test_a_flaky_receiver_gets_one_message_and_a_dead_one_is_dead_lettered(stack: Stack, ingest: Ingest, receiver: Receiver,
+                                                                            workers: list[Process]):
+    receiver.control(path="/hooks/flaky", fail=3, status=500)
+    receiver.control(path="/hooks/dead", fail=1000, status=503)
+    receiver.control(path="/hooks/refusing", fail=1000, status=400)
+    flaky, dead = f"flaky-{RUN}", f"dead-{RUN}"
+    post(ingest, [alert("Flaky", flaky), alert("Dead", dead)])
+    iid_flaky, iid_dead = open_incident(ingest, flaky)["id"], open_incident(ingest, dead)["id"]
+
+    wait_until(lambda: any(d["status"] == "delivered" for d in deliveries(ingest, iid_flaky)), 30, "the flaky delivery")
+    assert len(receiver.seen("/hooks/flaky", iid_flaky)) == 4  # three 500s, then the one that counted
+    [record] = [d for d in deliveries(ingest, iid_flaky) if d["kind"] == "page"]
+    assert record["attempts"] == 4 and record["status"] == "delivered"
+
+    wait_until(lambda: len([d for d in deliveries(ingest, iid_dead) if d["status"] == "dead_lettered"]) == 2, 30, "dead letters")
+    failed = {d["channel"]: d for d in deliveries(ingest, iid_dead)}
+    assert failed["dead"]["attempts"] == 4 and "HTTP 503" in failed["dead"]["error"]
+    assert failed["refusing"]["attempts"] == 1 and "HTTP 400" in failed["refusing"]["error"]  # no retry on a 4xx
+    assert len(receiver.seen("/hooks/refusing", iid_dead)) == 1
+    dead_letters = [json.loads(v) for v in stack.read_topic("dead-letter") if iid_dead.encode() in v]
+    assert {d["channel"] for d in dead_letters} == {"dead", "refusing"}
+
