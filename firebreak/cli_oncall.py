@@ -59,7 +59,8 @@ def oncall_who(ctx: click.Context, team: str | None, schedule_name: str | None, 
                     people.append(target.user)
                 else:
                     people.append(f"channel {target.channel}")
-            click.echo(f"level {number} (then {level.delay} later the next): {', '.join(people)}")
+            after = "the last level" if number == len(policy.levels) else f"the next level {level.delay.total_seconds():g}s later"
+            click.echo(f"level {number} ({after}): {', '.join(people)}")
         return
     names = [schedule_name] if schedule_name else sorted(config.schedules)
     if not names:

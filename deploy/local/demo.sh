@@ -45,6 +45,11 @@ export FIREBREAK_PAGE_CHANNEL=${FIREBREAK_PAGE_CHANNEL:-oncall}
 export FIREBREAK_SECRETS_DIR=$repo/.firebreak/secrets
 mkdir -p "$FIREBREAK_SECRETS_DIR"
 cp "$deploy_token_file" "$FIREBREAK_SECRETS_DIR/DEPLOY_API_TOKEN"
+# Paging: the pager webhook's signing key and the key of the signed ack/resolve links in pages.
+for key in PAGER_SIGNING_KEY LINK_SIGNING_KEY; do
+  [ -s "$FIREBREAK_SECRETS_DIR/$key" ] || (umask 077; "$python" -c 'import secrets; print(secrets.token_urlsafe(32))' >"$FIREBREAK_SECRETS_DIR/$key")
+done
+export FIREBREAK_PUBLIC_URL=${FIREBREAK_PUBLIC_URL:-http://127.0.0.1:$ingest_port}
 
 say "checking the runbooks (firebreak runbook lint)"
 "$firebreak" runbook lint
@@ -143,9 +148,52 @@ if [ -n "$first" ]; then
   "$firebreak" incidents show "$first"
 fi
 
+# Pages the stand-in received for one incident: "<level> <address or channel> <kind>" per line.
+pages_of() {
+  "$python" - "$logs/standin-requests.jsonl" "$1" <<'PY'
+import json, sys
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    body = r.get("body") if isinstance(r.get("body"), dict) else {}
+    if r["path"] in ("/hooks/pager", "/hooks/chat", "/hooks/oncall") and body.get("incident", {}).get("id") == sys.argv[2] \
+            and body.get("kind") in ("page", "acknowledge"):
+        print(body.get("level") or "-", body.get("address") or r["path"].rsplit("/", 1)[1], body["kind"])
+PY
+}
+status_of() { "$firebreak" incidents show "$1" --json | "$python" -c 'import json,sys; print(json.load(sys.stdin)["status"])'; }
+
+if [ -n "$first" ]; then
+  say "paging: who is on call for the 'default' escalation policy (firebreak oncall who --team default)"
+  "$firebreak" oncall who --team default
+  if [ "$(status_of "$first")" = triggered ]; then
+    say "the critical incident $first paged level 1 (whoever is on call, and the chat channel)"
+    for _ in $(seq 1 40); do pages_of "$first" | grep -q '^1 ' && break; sleep 0.5; done
+    pages_of "$first"
+    say "nobody acknowledges: level 2 (carol) is paged 15 s after level 1"
+    for _ in $(seq 1 60); do pages_of "$first" | grep -q '^2 carol page' && break; sleep 0.5; done
+    pages_of "$first"
+    say "firebreak incidents ack $first --actor you   (escalation stops; everyone paged hears of the ack)"
+    "$firebreak" incidents ack "$first" --actor you --comment "looking into it"
+    acked_at=$(date +%s)
+    for _ in $(seq 1 40); do pages_of "$first" | grep -q 'acknowledge' && break; sleep 0.5; done
+    pages_of "$first"
+  else
+    echo "$first is already $(status_of "$first") (an earlier demo run acknowledged it): nothing more to page"
+  fi
+fi
+
 say "replaying a generated alert storm through the same engine, offline (firebreak replay)"
 "$python" "$repo/examples/storm.py" --out "$stack_dir/storm.jsonl"
 "$firebreak" replay --policies "$repo/config/correlation.yaml" --services "$repo/examples/services.yaml" "$stack_dir/storm.jsonl"
+
+if [ -n "${acked_at:-}" ]; then
+  # Level 3 (the oncall channel) was due 15 s after level 2; the ack came before it.
+  wait_for=$((acked_at + 16 - $(date +%s)))
+  [ "$wait_for" -gt 0 ] && sleep "$wait_for"
+  say "level 3 was due by now; pages for $first after the ack:"
+  if pages_of "$first" | grep -q '^3 '; then echo "level 3 was paged: the ack did not stop escalation" >&2; exit 1; fi
+  echo "none: the acknowledgement stopped the escalation"
+fi
 
 cat <<MSG
 
@@ -157,5 +205,7 @@ cat <<MSG
     curl http://127.0.0.1:$metrics_port/metrics        # worker metrics
     logs: $logs
     ack or resolve:  FIREBREAK_INGEST_TOKENS_FILE=$token_file $firebreak incidents ack <id> --actor you
+    on call:         FIREBREAK_NOTIFICATIONS_FILE=$FIREBREAK_NOTIFICATIONS_FILE $firebreak oncall who --team default
+    pages received:  $logs/standin-requests.jsonl
     stop everything: make down
 MSG

@@ -141,7 +141,18 @@ routes:
   - {{matchers: ['run="{RUN}"', 'alertname="Dead"'], policy: dead}}
   - {{policy: null}}
 """)
+    (folder / "runbooks").mkdir()
+    (folder / "runbooks" / "on-escalation.yaml").write_text(f"""name: on-escalation
+description: Note each escalation on the incident.
+owner: test
+on: [escalated]
+match: {{matchers: ['run="{RUN}"']}}
+steps:
+  - id: note
+    annotate: {{text: "escalated past level 1"}}
+""")
     return {
+        "FIREBREAK_RUNBOOKS_DIR": str(folder / "runbooks"),
         "FIREBREAK_NOTIFICATIONS_FILE": str(folder / "notifications.yaml"),
         "FIREBREAK_ACTIONS_ALLOWED_HOSTS": receiver.base.removeprefix("http://"),
         "FIREBREAK_SMTP_HOST": "127.0.0.1",
@@ -278,6 +289,10 @@ def test_escalation_moves_on_schedule_and_a_signed_link_stops_it(ingest: Ingest,
     assert DELAY - 0.5 <= two - one <= DELAY + 3 and DELAY - 0.5 <= three - two <= DELAY + 3, (one, two, three)
     for iid, paged in ((iid_full, ["u1", "u2", "u3"]), (iid_acked, ["u1", "u2"])):
         assert [a for a in ("u1", "u2", "u3") if len(pages(receiver, iid, a)) == 1] == paged
+    # Runbooks `on: [escalated]` run once per level past the first.
+    for iid, count in ((iid_full, 2), (iid_acked, 1)):
+        wait_until(lambda: len(ingest.get(f"/api/v1/runs?incident={iid}").json()["runs"]) == count, 30, "the escalated runs")
+        assert {r["trigger"] for r in ingest.get(f"/api/v1/runs?incident={iid}").json()["runs"]} == {"escalated"}
 
 
 def test_a_worker_killed_between_levels_neither_skips_nor_doubles_one(stack: Stack, ingest: Ingest, receiver: Receiver,

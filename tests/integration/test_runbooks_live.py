@@ -102,7 +102,11 @@ steps:
     http: {{url: "{standin.base}/hooks/approved-{{{{ labels.service }}}}"}}
 """)
     notifications = folder.parent / f"{folder.name}-notifications.yaml"
-    notifications.write_text((ROOT / "examples/notifications.yaml").read_text().replace("127.0.0.1:8089", f"127.0.0.1:{standin.port}"))
+    # Channels only: this module is about runbooks; paging has its own (test_paging_live.py).
+    notifications.write_text(f"""channels:
+  chat: {{type: webhook, url: "{standin.base}/hooks/chat"}}
+  oncall: {{type: webhook, url: "{standin.base}/hooks/oncall"}}
+""")
     return {
         "FIREBREAK_RUNBOOKS_DIR": str(folder),
         "FIREBREAK_NOTIFICATIONS_FILE": str(notifications),
@@ -165,20 +169,20 @@ def test_an_incident_runs_the_example_runbooks_once(stack: Stack, ingest: Ingest
     post(ingest, [alert("HighLatency", service, instance="a:1"), alert("HighLatency", service, instance="b:1")])
     wait_until(lambda: incident_of(ingest, service) is not None, 60, "the incident to open")
     incident = incident_of(ingest, service)
-    wait_until(lambda: settled(ingest, incident["id"], {"restart-service", "page-with-context"}), 60,
+    wait_until(lambda: settled(ingest, incident["id"], {"restart-service", "post-context"}), 60,
                "the runbooks to finish")
     runs = runs_of(ingest, incident["id"])
     assert runs["restart-service"]["status"] == "succeeded", runs["restart-service"]
-    assert runs["page-with-context"]["status"] == "succeeded", runs["page-with-context"]
-    assert set(runs) == {"restart-service", "page-with-context"}  # clear-disk and chat-on-resolve do not match
+    assert runs["post-context"]["status"] == "succeeded", runs["post-context"]
+    assert set(runs) == {"restart-service", "post-context"}  # clear-disk and chat-on-resolve do not match
 
     restarts = standin.requests(f"/v1/services/{service}/restart")
     assert len(restarts) == 1 and restarts[0]["headers"]["Authorization"] == f"Bearer {STANDIN_TOKEN}"
     assert restarts[0]["body"] == {"reason": f"firebreak incident {incident['id']}: {incident['title']}", "strategy": "rolling"}
     assert len(standin.requests(f"/v1/services/{service}/health")) == 1
-    pages = [r for r in standin.requests("/hooks/oncall") if r["body"]["incident"]["id"] == incident["id"]]
-    assert len(pages) == 1 and pages[0]["body"]["text"].startswith(f"[CRITICAL] {incident['title']}")
-    assert pages[0]["headers"]["Idempotency-Key"] == f"{runs['page-with-context']['id']}/page"
+    posts = [r for r in standin.requests("/hooks/chat") if r["body"]["incident"]["id"] == incident["id"]]
+    assert len(posts) == 1 and posts[0]["body"]["text"].startswith(f"[CRITICAL] {incident['title']}")
+    assert posts[0]["headers"]["Idempotency-Key"] == f"{runs['post-context']['id']}/post"
     assert STANDIN_TOKEN not in json.dumps(runs)  # the secret reached the API, never the record
 
     # The incident timeline shows the runbooks' results next to the incident's own events.
@@ -202,7 +206,8 @@ def test_an_incident_runs_the_example_runbooks_once(stack: Stack, ingest: Ingest
     # Resolving sends the resolve-triggered runbook's chat message, once.
     assert ingest.post(f"/api/v1/incidents/{incident['id']}/resolve", json.dumps({"actor": "ana"})).status_code == 202
     wait_until(lambda: settled(ingest, incident["id"], {"chat-on-resolve"}), 60, "the resolve runbook")
-    chats = [r for r in standin.requests("/hooks/chat") if r["body"]["incident"]["id"] == incident["id"]]
+    chats = [r for r in standin.requests("/hooks/chat") if r["body"]["incident"]["id"] == incident["id"]
+             and r["body"]["text"].startswith("Resolved:")]
     assert len(chats) == 1 and chats[0]["body"]["text"].startswith(f"Resolved: {incident['title']}")
 
 

@@ -40,7 +40,7 @@ def event(kind: IncidentEventKind = IncidentEventKind.opened, severity: str | No
 
 def test_the_shipped_runbooks_load():
     names = {r.name for r in load_runbooks(ROOT / "runbooks")}
-    assert names == {"restart-service", "clear-disk", "page-with-context", "chat-on-resolve"}
+    assert names == {"restart-service", "clear-disk", "post-context", "chat-on-resolve"}
 
 
 def test_on_is_a_key_not_a_boolean(tmp_path: Path):
