@@ -10,55 +10,35 @@
 
 from __future__ import annotations
 
-import operator
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any
 
-from jinja2 import StrictUndefined, Template, TemplateError, meta, nodes
-from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
+from jinja2 import Template, TemplateError, meta, nodes
+from jinja2.sandbox import SecurityError
 
-MAX_OUTPUT_CHARS = 64 * 1024
-MAX_REPEAT = 10_000
-MAX_EXPONENT = 64
+from correlation.templates import MAX_OUTPUT_CHARS, SANDBOX, TemplateProblem
+from correlation.templates import compile_template as _compile
+
 
 
 class RenderError(ValueError):
     """A template that does not compile or does not render; the message says which and why."""
 
 
-class _Env(ImmutableSandboxedEnvironment):
-    intercepted_binops = frozenset(["*", "**"])
-
-    def call_binop(self, context: Any, operator_name: str, left: Any, right: Any) -> Any:
-        if operator_name == "*":
-            sizes = [len(x) for x in (left, right) if isinstance(x, (str, bytes, list, tuple))]
-            counts = [x for x in (left, right) if isinstance(x, int) and not isinstance(x, bool)]
-            if sizes and counts and sizes[0] * max(counts[0], 0) > MAX_OUTPUT_CHARS:
-                raise SecurityError("repetition would exceed the output limit")
-            if not sizes and counts and len(counts) == 2 and max(abs(counts[0]), abs(counts[1])) > 10**18:
-                raise SecurityError("number too large")
-            return operator.mul(left, right)
-        if operator_name == "**":
-            if isinstance(right, (int, float)) and abs(right) > MAX_EXPONENT:
-                raise SecurityError(f"exponent above {MAX_EXPONENT}")
-            return operator.pow(left, right)
-        return super().call_binop(context, operator_name, left, right)
-
-
-ENV = _Env(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False)
+ENV = SANDBOX
 
 
 def is_template(text: str) -> bool:
     return "{{" in text or "{%" in text or "{#" in text
 
 
-@lru_cache(maxsize=1024)
 def compile_template(source: str) -> Template:
     try:
-        return ENV.from_string(source)
-    except TemplateError as exc:
-        raise RenderError(f"template does not compile: {exc}") from exc
+        return _compile(source)
+    except TemplateProblem as exc:
+        raise RenderError(f"template does not compile: {exc.__cause__}") from exc
 
 
 @lru_cache(maxsize=1024)
@@ -69,18 +49,27 @@ def _compile_expression(source: str) -> Any:
         raise RenderError(f"expression does not compile: {exc}") from exc
 
 
+@contextmanager
+def _explained(what: str) -> Iterator[None]:
+    """Turn whatever a sandboxed template raises into a RenderError that says what went wrong."""
+    try:
+        yield
+    except RenderError:
+        raise
+    except SecurityError as exc:
+        raise RenderError(f"refused by the sandbox: {exc}") from exc
+    except TemplateError as exc:
+        raise RenderError(f"{what}: {exc}") from exc
+    except (TypeError, ValueError, ArithmeticError, LookupError) as exc:
+        raise RenderError(f"{what}: {type(exc).__name__}: {exc}") from exc
+
+
 def render(source: str, context: Mapping[str, Any]) -> str:
     """Render once; raises RenderError naming the problem (a missing label, a sandbox refusal, a size cap)."""
     if not is_template(source):
         return source
-    try:
+    with _explained("does not render"):
         text = compile_template(source).render(**context)
-    except SecurityError as exc:
-        raise RenderError(f"refused by the sandbox: {exc}") from exc
-    except TemplateError as exc:
-        raise RenderError(f"does not render: {exc}") from exc
-    except (TypeError, ValueError, ArithmeticError, LookupError) as exc:
-        raise RenderError(f"does not render: {type(exc).__name__}: {exc}") from exc
     if len(text) > MAX_OUTPUT_CHARS:
         raise RenderError(f"renders to {len(text)} characters, more than {MAX_OUTPUT_CHARS}")
     return text
@@ -99,16 +88,8 @@ def render_data(value: Any, context: Mapping[str, Any]) -> Any:
 
 def evaluate(expression: str, context: Mapping[str, Any]) -> bool:
     """A `when` condition's truth; raises RenderError when it cannot be evaluated."""
-    try:
+    with _explained("cannot be evaluated"):
         return bool(_compile_expression(expression)(**context))
-    except RenderError:
-        raise
-    except SecurityError as exc:
-        raise RenderError(f"refused by the sandbox: {exc}") from exc
-    except TemplateError as exc:
-        raise RenderError(f"cannot be evaluated: {exc}") from exc
-    except (TypeError, ValueError, ArithmeticError, LookupError) as exc:
-        raise RenderError(f"cannot be evaluated: {type(exc).__name__}: {exc}") from exc
 
 
 def parse_problem(source: str, expression: bool = False) -> str | None:

@@ -33,31 +33,33 @@ def _page(title: str, body: str, status: int = 200) -> web.Response:
 def add_routes(app: web.Application, links: Links, find_incident: Callable[[str], Awaitable[object]], send: Send) -> None:
     app[LINKS] = links
 
-    def _check(request: web.Request) -> tuple[str, str, str, str | None]:
+    async def _checked(request: web.Request) -> tuple[str, str, str, object] | web.Response:
+        """(action, incident id, who, incident) for a genuine, current link to a known incident; else the page to answer."""
         action, incident_id = request.match_info["action"], request.match_info["incident_id"]
         by = request.query.get("by", "")
         problem = links.problem(action, incident_id, by, request.query.get("exp", ""), request.query.get("sig", ""))
-        return action, incident_id, by, problem
-
-    async def confirm(request: web.Request) -> web.Response:
-        action, incident_id, by, problem = _check(request)
         if problem:
             return _page("This link cannot be used", f"<p>{html.escape(problem)}</p>", 403)
         incident = await find_incident(incident_id)
         if incident is None:
             return _page("No such incident", f"<p>{html.escape(incident_id)} is not known.</p>", 404)
+        return action, incident_id, by, incident
+
+    async def confirm(request: web.Request) -> web.Response:
+        checked = await _checked(request)
+        if isinstance(checked, web.Response):
+            return checked
+        action, incident_id, by, incident = checked
         verb = "Acknowledge" if action == "ack" else "Resolve"
         title = getattr(incident, "title", incident_id)
         return _page(f"{verb} {incident_id}?", f"<p>{html.escape(title)} ({html.escape(getattr(incident, 'status').value)})</p>"
                      f"<form method='post'><button type='submit'>{verb} as {html.escape(by)}</button></form>")
 
     async def act(request: web.Request) -> web.Response:
-        action, incident_id, by, problem = _check(request)
-        if problem:
-            return _page("This link cannot be used", f"<p>{html.escape(problem)}</p>", 403)
-        incident = await find_incident(incident_id)
-        if incident is None:
-            return _page("No such incident", f"<p>{html.escape(incident_id)} is not known.</p>", 404)
+        checked = await _checked(request)
+        if isinstance(checked, web.Response):
+            return checked
+        action, incident_id, by, incident = checked
         if not getattr(incident, "is_open"):
             return _page("Already resolved", f"<p>{html.escape(incident_id)} is resolved; nothing to do.</p>", 409)
         command = IncidentCommand(action=CommandAction.acknowledge if action == "ack" else CommandAction.resolve,

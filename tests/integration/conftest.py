@@ -209,3 +209,42 @@ def ingest(stack: Stack) -> Iterator[Ingest]:
     wait_until(lambda: server.get("/readyz").status_code == 200, 30, "ingest to reach Kafka (/readyz)")
     yield server
     server.process.stop()
+
+
+class Standin:
+    """examples/standin.py as a process: the deploy API and webhook receivers runbooks and pages reach."""
+
+    def __init__(self, stack: Stack, log_name: str, token: str | None = None) -> None:
+        port = free_port()
+        self.port = port
+        self.base = f"http://127.0.0.1:{port}"
+        command = [sys.executable, str(ROOT / "examples/standin.py"), "--port", str(port)]
+        self.process = subprocess.Popen([*command, *(["--token", token] if token else [])],
+                                        stdout=(stack.folder / log_name).open("ab"), stderr=subprocess.STDOUT)
+
+        def answers() -> bool:
+            try:
+                return requests.get(self.base + "/requests", timeout=1).ok
+            except requests.ConnectionError:
+                return False
+
+        wait_until(answers, 20, "the stand-in API")
+
+    def requests(self, path: str | None = None, incident_id: str | None = None) -> list[dict]:
+        """Requests received at `path` (or below it), optionally those mentioning an incident."""
+        seen = requests.get(self.base + "/requests", timeout=5).json()
+        if path is not None:
+            seen = [r for r in seen if r["path"] == path or r["path"].startswith(path + "/")]
+        if incident_id is not None:
+            import json
+
+            seen = [r for r in seen if incident_id in json.dumps(r["body"]) or incident_id in r["path"]]
+        return seen
+
+    def control(self, **spec: object) -> None:
+        """Make the next requests to a path fail or stall (see examples/standin.py)."""
+        requests.post(self.base + "/control", json=spec, timeout=5).raise_for_status()
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)

@@ -9,8 +9,6 @@ never recovers yields a dead-letter record."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -24,10 +22,10 @@ import requests
 from aiosmtpd.controller import Controller
 
 from tests.integration.conftest import (
-    ROOT,
     Ingest,
     Process,
     Stack,
+    Standin,
     free_port,
     start_ingest,
     start_worker,
@@ -54,38 +52,11 @@ class Mailbox:
         return "250 OK"
 
 
-class Receiver:
-    def __init__(self, port: int) -> None:
-        self.base = f"http://127.0.0.1:{port}"
-
-    def seen(self, prefix: str, incident_id: str | None = None) -> list[dict]:
-        found = requests.get(self.base + "/requests", timeout=5).json()
-        out = [r for r in found if r["path"] == prefix or r["path"].startswith(prefix + "/")]
-        if incident_id is not None:
-            out = [r for r in out if incident_id in json.dumps(r["body"]) or incident_id in r["path"]]
-        return out
-
-    def control(self, **spec: object) -> None:
-        requests.post(self.base + "/control", json=spec, timeout=5).raise_for_status()
-
-
 @pytest.fixture(scope="module")
-def receiver(stack: Stack) -> Iterator[Receiver]:
-    port = free_port()
-    log = (stack.folder / "receiver.log").open("ab")
-    process = subprocess.Popen([sys.executable, str(ROOT / "examples/standin.py"), "--port", str(port)], stdout=log, stderr=subprocess.STDOUT)
-    server = Receiver(port)
-
-    def answers() -> bool:
-        try:
-            return requests.get(server.base + "/requests", timeout=1).ok
-        except requests.ConnectionError:
-            return False
-
-    wait_until(answers, 20, "the receiver")
+def receiver(stack: Stack) -> Iterator[Standin]:
+    server = Standin(stack, "receiver.log")
     yield server
-    process.terminate()
-    process.wait(timeout=10)
+    server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -107,7 +78,7 @@ def ingest(stack: Stack) -> Iterator[Ingest]:
 
 
 @pytest.fixture(scope="module")
-def paging_env(tmp_path_factory: pytest.TempPathFactory, receiver: Receiver, mailbox: Mailbox, stack: Stack,
+def paging_env(tmp_path_factory: pytest.TempPathFactory, receiver: Standin, mailbox: Mailbox, stack: Stack,
                ingest: Ingest) -> dict[str, str]:
     folder = tmp_path_factory.mktemp("paging")
     hooks = receiver.base + "/hooks"
@@ -207,8 +178,8 @@ def open_incident(ingest: Ingest, service: str) -> dict:
     return found()  # type: ignore[return-value]
 
 
-def pages(receiver: Receiver, incident_id: str, address: str) -> list[dict]:
-    return [r for r in receiver.seen("/hooks/pager", incident_id) if r["body"]["kind"] == "page" and r["body"]["address"] == address]
+def pages(receiver: Standin, incident_id: str, address: str) -> list[dict]:
+    return [r for r in receiver.requests("/hooks/pager", incident_id) if r["body"]["kind"] == "page" and r["body"]["address"] == address]
 
 
 def deliveries(ingest: Ingest, incident_id: str) -> list[dict]:
@@ -216,22 +187,22 @@ def deliveries(ingest: Ingest, incident_id: str) -> list[dict]:
     return [e for e in timeline if e["source"] == "notification"]
 
 
-def test_fifty_alerts_page_once_per_recipient_then_update(ingest: Ingest, receiver: Receiver, mailbox: Mailbox,
+def test_fifty_alerts_page_once_per_recipient_then_update(ingest: Ingest, receiver: Standin, mailbox: Mailbox,
                                                           workers: list[Process]):
     service = f"fifty-{RUN}"
     post(ingest, [alert("Esc", service, instance=f"i-{n}") for n in range(50)])
     incident = open_incident(ingest, service)
     iid = incident["id"]
-    wait_until(lambda: len(receiver.seen("/hooks/opsgenie", iid)) >= 1 and len(pages(receiver, iid, "u1")) == 1 and
+    wait_until(lambda: len(receiver.requests("/hooks/opsgenie", iid)) >= 1 and len(pages(receiver, iid, "u1")) == 1 and
                any(iid in str(m) for m in mailbox.mails), 30, "level 1 on every channel")
     wait_until(lambda: ingest.get(f"/api/v1/incidents/{iid}").json()["alert_count"] == 50, 30, "all 50 alerts in the incident")
     time.sleep(3)  # the coalesced update goes out at most every 2 s
     # Acknowledge before level 2 is due, so this test sees level 1 only.
     assert ingest.post(f"/api/v1/incidents/{iid}/ack", json.dumps({"actor": "ana"})).status_code == 202
-    wait_until(lambda: any(r["body"].get("event_action") == "acknowledge" for r in receiver.seen("/hooks/pagerduty", iid)),
+    wait_until(lambda: any(r["body"].get("event_action") == "acknowledge" for r in receiver.requests("/hooks/pagerduty", iid)),
                30, "the acknowledge notice")
 
-    pager_msgs = receiver.seen("/hooks/pager", iid)
+    pager_msgs = receiver.requests("/hooks/pager", iid)
     kinds = [r["body"]["kind"] for r in pager_msgs]
     assert kinds.count("page") == 1, kinds  # 50 alerts, one page
     assert 1 <= kinds.count("update") <= 3 and kinds.count("acknowledge") == 1, kinds
@@ -239,17 +210,17 @@ def test_fifty_alerts_page_once_per_recipient_then_update(ingest: Ingest, receiv
     assert page["headers"]["X-Firebreak-Signature"].startswith("sha256=") and page["headers"]["Idempotency-Key"] == page["body"]["dedup_key"]
     assert page["body"]["links"]["ack"].startswith(f"{ingest.url}/l/ack/{iid}?")
 
-    slack = receiver.seen("/hooks/slack", iid)
+    slack = receiver.requests("/hooks/slack", iid)
     assert sum(1 for r in slack if r["body"]["text"].startswith("[CRITICAL]")) == 1
     blocks = slack[0]["body"]["blocks"]
     assert blocks[0]["type"] == "header" and blocks[-1]["type"] == "actions"
     assert {e["text"]["text"] for e in blocks[-1]["elements"]} == {"Acknowledge", "Resolve"}
 
-    pd = receiver.seen("/hooks/pagerduty", iid)
+    pd = receiver.requests("/hooks/pagerduty", iid)
     actions = [r["body"]["event_action"] for r in pd]
     assert actions.count("trigger") >= 1 and actions[-1] == "acknowledge"
     assert all(r["body"]["dedup_key"] == iid and r["body"]["routing_key"] == "pd-routing-key" for r in pd)
-    og = receiver.seen("/hooks/opsgenie", iid)
+    og = receiver.requests("/hooks/opsgenie", iid)
     og_paths = [r["path"] for r in og]
     assert og_paths.count("/hooks/opsgenie") == 1 and f"/hooks/opsgenie/{iid}/acknowledge" in og_paths
     assert og[0]["headers"]["Authorization"] == "GenieKey og-api-key" and og[0]["body"]["alias"] == iid
@@ -262,7 +233,7 @@ def test_fifty_alerts_page_once_per_recipient_then_update(ingest: Ingest, receiv
     assert {d["status"] for d in sent} == {"delivered"} and len(sent) == 5  # u1 pager + mail, slack, pd, og
 
 
-def test_escalation_moves_on_schedule_and_a_signed_link_stops_it(ingest: Ingest, receiver: Receiver, workers: list[Process]):
+def test_escalation_moves_on_schedule_and_a_signed_link_stops_it(ingest: Ingest, receiver: Standin, workers: list[Process]):
     full, acked = f"full-{RUN}", f"acked-{RUN}"
     post(ingest, [alert("Esc", full), alert("Esc", acked)])
     iid_full, iid_acked = open_incident(ingest, full)["id"], open_incident(ingest, acked)["id"]
@@ -295,7 +266,7 @@ def test_escalation_moves_on_schedule_and_a_signed_link_stops_it(ingest: Ingest,
         assert {r["trigger"] for r in ingest.get(f"/api/v1/runs?incident={iid}").json()["runs"]} == {"escalated"}
 
 
-def test_a_worker_killed_between_levels_neither_skips_nor_doubles_one(stack: Stack, ingest: Ingest, receiver: Receiver,
+def test_a_worker_killed_between_levels_neither_skips_nor_doubles_one(stack: Stack, ingest: Ingest, receiver: Standin,
                                                                        workers: list[Process], paging_env: dict[str, str]):
     service = f"killed-{RUN}"
     post(ingest, [alert("Esc", service)])
@@ -308,7 +279,7 @@ def test_a_worker_killed_between_levels_neither_skips_nor_doubles_one(stack: Sta
     assert [len(pages(receiver, iid, u)) for u in ("u1", "u2", "u3")] == [1, 1, 1]
 
 
-def test_a_flaky_receiver_gets_one_message_and_a_dead_one_is_dead_lettered(stack: Stack, ingest: Ingest, receiver: Receiver,
+def test_a_flaky_receiver_gets_one_message_and_a_dead_one_is_dead_lettered(stack: Stack, ingest: Ingest, receiver: Standin,
                                                                             workers: list[Process]):
     receiver.control(path="/hooks/flaky", fail=3, status=500)
     receiver.control(path="/hooks/dead", fail=1000, status=503)
@@ -318,7 +289,7 @@ def test_a_flaky_receiver_gets_one_message_and_a_dead_one_is_dead_lettered(stack
     iid_flaky, iid_dead = open_incident(ingest, flaky)["id"], open_incident(ingest, dead)["id"]
 
     wait_until(lambda: any(d["status"] == "delivered" for d in deliveries(ingest, iid_flaky)), 30, "the flaky delivery")
-    assert len(receiver.seen("/hooks/flaky", iid_flaky)) == 4  # three 500s, then the one that counted
+    assert len(receiver.requests("/hooks/flaky", iid_flaky)) == 4  # three 500s, then the one that counted
     [record] = [d for d in deliveries(ingest, iid_flaky) if d["kind"] == "page"]
     assert record["attempts"] == 4 and record["status"] == "delivered"
 
@@ -326,7 +297,7 @@ def test_a_flaky_receiver_gets_one_message_and_a_dead_one_is_dead_lettered(stack
     failed = {d["channel"]: d for d in deliveries(ingest, iid_dead)}
     assert failed["dead"]["attempts"] == 4 and "HTTP 503" in failed["dead"]["error"]
     assert failed["refusing"]["attempts"] == 1 and "HTTP 400" in failed["refusing"]["error"]  # no retry on a 4xx
-    assert len(receiver.seen("/hooks/refusing", iid_dead)) == 1
+    assert len(receiver.requests("/hooks/refusing", iid_dead)) == 1
     dead_letters = [json.loads(v) for v in stack.read_topic("dead-letter") if iid_dead.encode() in v]
     assert {d["channel"] for d in dead_letters} == {"dead", "refusing"}
 

@@ -6,14 +6,12 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from datetime import datetime, timezone
 
 import pytest
 import redis
-import requests
 
 from tests.integration.conftest import (
     FIREBREAK,
@@ -21,7 +19,7 @@ from tests.integration.conftest import (
     Ingest,
     Process,
     Stack,
-    free_port,
+    Standin,
     start_worker,
     wait_until,
     worker_counts,
@@ -33,38 +31,11 @@ RUN = uuid.uuid4().hex[:8]
 STANDIN_TOKEN = "standin-token"
 
 
-class Standin:
-    def __init__(self, port: int, process: subprocess.Popen[bytes]) -> None:
-        self.port = port
-        self.process = process
-        self.base = f"http://127.0.0.1:{port}"
-
-    def requests(self, path: str | None = None) -> list[dict]:
-        seen = requests.get(self.base + "/requests", timeout=5).json()
-        return [r for r in seen if path is None or r["path"] == path]
-
-    def control(self, **spec: object) -> None:
-        requests.post(self.base + "/control", json=spec, timeout=5).raise_for_status()
-
-
 @pytest.fixture(scope="module")
 def standin(stack: Stack) -> Iterator[Standin]:
-    port = free_port()
-    log = (stack.folder / "standin.log").open("ab")
-    process = subprocess.Popen([sys.executable, str(ROOT / "examples/standin.py"), "--port", str(port), "--token", STANDIN_TOKEN],
-                               stdout=log, stderr=subprocess.STDOUT)
-    server = Standin(port, process)
-
-    def answers() -> bool:
-        try:
-            return requests.get(server.base + "/requests", timeout=1).status_code == 200
-        except requests.ConnectionError:
-            return False
-
-    wait_until(answers, 20, "the stand-in API")
+    server = Standin(stack, "standin.log", token=STANDIN_TOKEN)
     yield server
-    process.terminate()
-    process.wait(timeout=10)
+    server.stop()
 
 
 @pytest.fixture(scope="module")
