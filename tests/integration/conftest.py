@@ -203,6 +203,15 @@ def start_worker(stack: Stack, name: str, **env: str) -> tuple[Process, int]:
     return worker, port
 
 
+def start_ready_worker(stack: Stack, name: str, **env: str) -> tuple[Process, int]:
+    """A worker whose metrics endpoint answers (it has started), with that port."""
+    process, port = start_worker(stack, name, **env)
+    wait_until(lambda: bool(worker_counts(port, "firebreak_build_info", "version") or worker_counts(port)) or
+               process.popen.poll() is not None, 60, "the worker's metrics endpoint")
+    assert process.popen.poll() is None, process.tail()
+    return process, port
+
+
 @pytest.fixture(scope="session")
 def ingest(stack: Stack) -> Iterator[Ingest]:
     server = start_ingest(stack, stack.folder / "ingest.log")

@@ -20,7 +20,7 @@ from tests.integration.conftest import (
     Ingest,
     Process,
     Stack,
-    start_worker,
+    start_ready_worker,
     wait_until,
     worker_counts,
 )
@@ -59,10 +59,7 @@ policies:
 
 @pytest.fixture(scope="module")
 def worker(stack: Stack, config: dict[str, str]) -> Iterator[tuple[Process, int]]:
-    process, port = start_worker(stack, "worker-correlation", **config)
-    wait_until(lambda: bool(worker_counts(port, "firebreak_build_info", "version") or worker_counts(port)) or
-               process.popen.poll() is not None, 60, "the worker's metrics endpoint")
-    assert process.popen.poll() is None, process.tail()
+    process, port = start_ready_worker(stack, "worker-correlation", **config)
     yield process, port
     process.stop()
 

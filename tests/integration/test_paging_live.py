@@ -28,9 +28,8 @@ from tests.integration.conftest import (
     Standin,
     free_port,
     start_ingest,
-    start_worker,
+    start_ready_worker,
     wait_until,
-    worker_counts,
 )
 
 pytestmark = pytest.mark.integration
@@ -143,17 +142,9 @@ steps:
     }
 
 
-def _start(stack: Stack, name: str, env: dict[str, str]) -> Process:
-    process, port = start_worker(stack, name, **env)
-    wait_until(lambda: bool(worker_counts(port, "firebreak_build_info", "version") or worker_counts(port)) or
-               process.popen.poll() is not None, 60, "the worker's metrics endpoint")
-    assert process.popen.poll() is None, process.tail()
-    return process
-
-
 @pytest.fixture(scope="module")
 def workers(stack: Stack, paging_env: dict[str, str]) -> Iterator[list[Process]]:
-    workers = [_start(stack, "worker-paging", paging_env)]
+    workers = [start_ready_worker(stack, "worker-paging", **paging_env)[0]]
     yield workers
     for w in workers:
         w.stop()
@@ -273,7 +264,7 @@ def test_a_worker_killed_between_levels_neither_skips_nor_doubles_one(stack: Sta
     iid = open_incident(ingest, service)["id"]
     wait_until(lambda: len(pages(receiver, iid, "u1")) == 1, 30, "level 1")
     workers[0].kill()  # SIGKILL between level 1 and level 2
-    workers[0] = _start(stack, "worker-paging-2", paging_env)
+    workers[0] = start_ready_worker(stack, "worker-paging-2", **paging_env)[0]
     wait_until(lambda: len(pages(receiver, iid, "u3")) >= 1, 60, "level 3 from the replacement worker")
     time.sleep(1)
     assert [len(pages(receiver, iid, u)) for u in ("u1", "u2", "u3")] == [1, 1, 1]

@@ -20,9 +20,8 @@ from tests.integration.conftest import (
     Process,
     Stack,
     Standin,
-    start_worker,
+    start_ready_worker,
     wait_until,
-    worker_counts,
 )
 
 pytestmark = pytest.mark.integration
@@ -89,18 +88,10 @@ steps:
     }
 
 
-def _start(stack: Stack, name: str, env: dict[str, str]) -> tuple[Process, int]:
-    process, port = start_worker(stack, name, **env)
-    wait_until(lambda: bool(worker_counts(port, "firebreak_build_info", "version") or worker_counts(port)) or
-               process.popen.poll() is not None, 60, "the worker's metrics endpoint")
-    assert process.popen.poll() is None, process.tail()
-    return process, port
-
-
 @pytest.fixture(scope="module")
 def worker(stack: Stack, runbooks_env: dict[str, str]) -> Iterator[list[Process]]:
     """The running workers of this module (the kill test replaces the first)."""
-    process, _ = _start(stack, "worker-runbooks", runbooks_env)
+    process, _ = start_ready_worker(stack, "worker-runbooks", **runbooks_env)
     workers = [process]
     yield workers
     for w in workers:
@@ -211,7 +202,7 @@ def test_a_worker_killed_mid_run_leaves_no_step_repeated(stack: Stack, ingest: I
     post(ingest, [alert("SlowFix", service)])
     wait_until(lambda: len(standin.requests("/slow/fix")) == 1, 60, "the slow step to start")
     worker[0].kill()  # SIGKILL while the slow call is in flight
-    replacement, _ = _start(stack, "worker-runbooks-2", runbooks_env)
+    replacement, _ = start_ready_worker(stack, "worker-runbooks-2", **runbooks_env)
     worker[0] = replacement
     incident = incident_of(ingest, service)
     assert incident is not None
