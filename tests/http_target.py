@@ -38,7 +38,9 @@ class Target:
         if path in self.redirect:
             raise web.HTTPFound(self.redirect[path])
         if self.fail.get(path):
-            return web.json_response({"error": "injected"}, status=self.fail[path].pop(0))
+            status = self.fail[path].pop(0)
+            headers = {"Retry-After": "7"} if status == 429 else {}
+            return web.json_response({"error": "injected"}, status=status, headers=headers)
         return web.json_response({"ok": True, "path": path, "auth": request.headers.get("Authorization", "")})
 
     async def __aenter__(self) -> "Target":

@@ -147,7 +147,11 @@ def test_alerts_become_exactly_the_expected_incidents_and_survive_a_worker_kill(
         expect(stack, ingest, Counter(opened=10, alert_added=200, alert_resolved=90, resolved=4), 10, worker)
         # Every accepted alert accounted for by the dedup stage: 200 new, 90 resolves, the rest duplicates.
         wait_until(lambda: sum((processed(metrics_port) - baseline).values()) >= 1000, 30, "the worker to count 1,000 alerts")
-        assert processed(metrics_port) - baseline == Counter(fired=200, resolved=90, duplicate=710)
+        outcomes = processed(metrics_port) - baseline
+        # A record the stream hands over again right after the worker joins (faust-streaming's seek race, see
+        # firebreak/gaps.py) is recognised by its position and counted `redelivered`: it changes nothing.
+        outcomes.pop("redelivered", None)
+        assert outcomes == Counter(fired=200, resolved=90, duplicate=710)
 
         incidents = incidents_in_redis(ingest)
         resolved = by_service(incidents, "resolved")
