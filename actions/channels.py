@@ -255,7 +255,7 @@ class Channels:
         headers = {"Authorization": f"GenieKey {secret_value(spec.api_key, self.secrets)}"}
         alias = incident["id"]
         base = spec.url.rstrip("/")
-        if message.kind in ("page", "message") and message.level in (None, 1):
+        if message.kind in ("page", "message"):  # a repeat create with the same alias only counts up on Opsgenie
             priority = {"critical": "P1", "error": "P2", "warning": "P3"}.get(str(incident.get("severity")), "P4")
             body: dict[str, Any] = {"message": rendered.title[:130], "alias": alias, "description": rendered.text[:15000],
                                     "priority": priority, "source": "firebreak",
