@@ -27,7 +27,7 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from correlation.topology import Topology
-from firebreak.metrics import ACTIONS_REFUSED, EXECUTOR_ERRORS, RUNS_CREATED, RUNS_FINISHED, STEPS_FINISHED
+from firebreak.metrics import ACTIONS_REFUSED, EXECUTOR_ERRORS, RUNS_CREATED, RUNS_FINISHED, STEP_DURATION, STEPS_FINISHED
 from firebreak.readmodel import IncidentStore
 from schemas import Incident, IncidentEvent
 from schemas.runbook import (
@@ -295,6 +295,8 @@ class Executor:
         duration = None
         if record.finished_at and record.started_at:
             duration = (record.finished_at - record.started_at).total_seconds() * 1000
+            if record.status.finished and record.status is not StepStatus.skipped:
+                STEP_DURATION.labels(step.action).observe(duration / 1000)
         await self._result(updated, kind, step, attempt=record.attempts, output=record.output, error=record.error,
                            duration_ms=duration)
         return record

@@ -122,6 +122,14 @@ def config_docs() -> None:
     click.echo(docs_table())
 
 
+@config.command("metrics")
+def config_metrics() -> None:
+    """Print the table of every Prometheus metric (the one in the README)."""
+    from firebreak.metrics import docs_table as metrics_table
+
+    click.echo(metrics_table())
+
+
 @config.command("show")
 @click.pass_context
 def config_show(ctx: click.Context) -> None:

@@ -55,3 +55,46 @@ NOTIFICATION_LATENCY = Histogram(
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120),
 )
 ESCALATIONS = Counter("firebreak_escalations_total", "Escalation steps, by outcome.", ["outcome"])
+
+ALERTS_SUPPRESSED = Counter(
+    "firebreak_alerts_suppressed_total", "Alerts recorded but kept out of incidents, by reason (silence or inhibit).", ["reason"]
+)
+OPEN_INCIDENTS = Gauge(
+    "firebreak_open_incidents", "Open incidents (triggered or acknowledged) by severity, from the read model. "
+    "Every worker reports the same figure: aggregate with max.", ["severity"]
+)
+_LONG = (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 14400, 43200, 86400)
+ALERT_TO_INCIDENT = Histogram(
+    "firebreak_alert_to_incident_seconds", "From the startsAt of the alert that opened an incident to the incident opening.",
+    buckets=(0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600),
+)
+TIME_TO_ACKNOWLEDGE = Histogram(
+    "firebreak_incident_time_to_acknowledge_seconds", "From an incident opening to its acknowledgement (MTTA).", buckets=_LONG
+)
+TIME_TO_RESOLVE = Histogram(
+    "firebreak_incident_time_to_resolve_seconds", "From an incident opening to its resolution (MTTR).", buckets=_LONG
+)
+STEP_DURATION = Histogram(
+    "firebreak_runbook_step_duration_seconds", "Time a runbook step took (all attempts), by action.", ["action"],
+    buckets=(0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800),
+)
+CONSUMER_LAG = Gauge(
+    "firebreak_consumer_lag", "Records between the last one this worker handled and the end of a partition it consumes.",
+    ["topic", "partition"],
+)
+
+
+def docs_table() -> str:
+    """The Markdown table of every metric above, for the README (a test keeps it current)."""
+    import sys
+
+    from prometheus_client.metrics import MetricWrapperBase
+
+    rows = ["| metric | type | labels | meaning |", "|---|---|---|---|"]
+    found = [m for m in vars(sys.modules[__name__]).values() if isinstance(m, MetricWrapperBase)]
+    for metric in sorted(found, key=lambda m: m._name):
+        kind = metric._type
+        name = metric._name + ("_total" if kind == "counter" else "_info" if kind == "info" else "")
+        labels = ", ".join(f"`{label}`" for label in metric._labelnames) or "-"
+        rows.append(f"| `{name}` | {kind} | {labels} | {metric._documentation} |")
+    return "\n".join(rows)

@@ -47,13 +47,20 @@ from firebreak.change_store import ChangeStore
 from firebreak.gaps import GapFetcher
 from firebreak.inhibition_store import InhibitionStore
 from firebreak.metrics import (
+    ALERT_TO_INCIDENT,
     ALERTS_PROCESSED,
+    ALERTS_SUPPRESSED,
+    CONSUMER_LAG,
     DEAD_LETTERS,
     INCIDENT_EVENTS,
+    OPEN_INCIDENTS,
     READ_MODEL_WRITES,
     SKIPPED_RECORDS,
     STATE_RESETS,
+    TIME_TO_ACKNOWLEDGE,
+    TIME_TO_RESOLVE,
 )
+from firebreak.readmodel import ApplyResult
 from firebreak.readmodel import IncidentStore
 from firebreak.settings import Settings
 from firebreak.silence_store import SilenceStore
@@ -65,6 +72,7 @@ from schemas import (
     GroupInput,
     IncidentCommand,
     IncidentEvent,
+    IncidentEventKind,
     Silence,
     Tick,
 )
@@ -177,6 +185,7 @@ class Worker:
         app.on_before_shutdown.connect(self.stop_background)
         app.timer(2.0, name="refresh_silences")(self.refresh_silences)
         app.timer(settings.tick_interval_seconds, name="tick")(self.tick)
+        app.timer(10.0, name="report_state")(self.report_state)
         app.on_partitions_revoked.connect(self.forget_revoked)
 
     # -- the error barrier and the repair of skipped records ------------------------------------------------
@@ -266,6 +275,8 @@ class Worker:
         suppressed = await self.suppression(alert, now)
         new_entry, outputs, outcome = dedup(entry, alert, event.message.offset, now, self.rules, suppressed)
         ALERTS_PROCESSED.labels(outcome.value).inc()
+        if suppressed and outputs:
+            ALERTS_SUPPRESSED.labels(suppressed.split(":", 1)[0]).inc()
         if new_entry is not entry:
             self.fingerprints[key] = new_entry.model_dump(mode="json")
             try:
@@ -326,9 +337,42 @@ class Worker:
         incident_event = IncidentEvent.model_validate_json(event.value)
         result = await self.with_redis_retries(lambda: self.store.apply(incident_event))
         READ_MODEL_WRITES.labels(result.value).inc()
+        if result is ApplyResult.applied:
+            await self.observe_lifecycle(incident_event)
         if self.executor is not None or self.pager is not None:
             # After the read model, so runs and pages see the incident. Both are idempotent per event.
             await self.with_redis_retries(lambda: self.react(incident_event))
+
+    async def observe_lifecycle(self, event: IncidentEvent) -> None:
+        """Service levels, once per event (only when the read model took it): alert to incident, MTTA, MTTR."""
+        if event.kind is IncidentEventKind.opened and event.alert is not None:
+            ALERT_TO_INCIDENT.observe(max(0.0, (event.at - event.alert.starts_at).total_seconds()))
+        elif event.kind in (IncidentEventKind.acknowledged, IncidentEventKind.resolved):
+            incident = await self.store.get(event.incident_id)
+            if incident is not None:
+                histogram = TIME_TO_ACKNOWLEDGE if event.kind is IncidentEventKind.acknowledged else TIME_TO_RESOLVE
+                histogram.observe(max(0.0, (event.at - incident.opened_at).total_seconds()))
+
+    async def report_state(self) -> None:
+        """Gauges read from the read model and the consumer: open incidents by severity, lag per partition."""
+        try:
+            open_now = await self.store.list(status="open", limit=100_000)
+        except RedisError as exc:
+            log.warning("open incidents gauge not updated (%s)", exc)
+        else:
+            counts: dict[str, int] = {s: 0 for s in self.rules.policies.severities}
+            for incident in open_now:
+                counts[incident.severity or "none"] = counts.get(incident.severity or "none", 0) + 1
+            for severity, count in counts.items():
+                OPEN_INCIDENTS.labels(severity).set(count)
+        for tp in self.app.assignor.assigned_actives():
+            handled = self.last_seen.get((tp.topic, tp.partition))
+            try:
+                end = self.app.consumer.highwater(tp)
+            except Exception:  # noqa: BLE001 - not known before the first fetch
+                continue
+            if handled is not None and end is not None:
+                CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(max(0, end - handled - 1))
 
     async def react(self, incident_event: IncidentEvent) -> None:
         incident = await self.store.get(incident_event.incident_id)

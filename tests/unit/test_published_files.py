@@ -54,3 +54,9 @@ def test_the_shipped_catalog_is_the_generators_world():
                           "--transients", "0", "--flappers", "0", "--catalog-out", "/dev/stdout", "--out", "/dev/null"],
                          capture_output=True, text=True, check=True).stdout
     assert out == (ROOT / "examples/services.yaml").read_text(), "regenerate: python examples/storm.py --catalog-out examples/services.yaml"
+
+
+def test_readme_documents_every_metric():
+    from firebreak.metrics import docs_table as metrics_table
+
+    assert metrics_table() in (ROOT / "README.md").read_text(), "README's metrics table is stale: paste `firebreak config metrics`"
