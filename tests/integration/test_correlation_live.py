@@ -14,7 +14,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import redis
 
-from tests.integration.conftest import (
+from tests.conftest import (
     FIREBREAK,
     ROOT,
     Ingest,

@@ -26,7 +26,7 @@ from schemas import Alert, IncidentEvent, IncidentEventKind
 from schemas.notification import WebhookChannel
 from schemas.runbook import ActionResult, ResultKind, Runbook, RunStatus, StepRecord, StepStatus
 from tests.http_target import Target
-from tests.integration.conftest import Stack
+from tests.conftest import Stack
 
 pytestmark = pytest.mark.integration
 

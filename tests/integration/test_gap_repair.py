@@ -8,7 +8,7 @@ import pytest
 from kafka import KafkaProducer
 
 from firebreak.gaps import GapFetcher
-from tests.integration.conftest import Stack
+from tests.conftest import Stack
 
 pytestmark = pytest.mark.integration
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.integration.conftest import Ingest, Stack, free_port, start_ingest, wait_until
+from tests.conftest import Ingest, Stack, free_port, start_ingest, wait_until
 
 pytestmark = pytest.mark.integration
 

@@ -21,7 +21,7 @@ import pytest
 import requests
 from aiosmtpd.controller import Controller
 
-from tests.integration.conftest import (
+from tests.conftest import (
     Ingest,
     Process,
     Stack,

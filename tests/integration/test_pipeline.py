@@ -19,7 +19,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from schemas import Alert, IncidentEvent
-from tests.integration.conftest import FIREBREAK, Ingest, Process, Stack, start_worker, wait_until, worker_counts
+from tests.conftest import FIREBREAK, Ingest, Process, Stack, start_worker, wait_until, worker_counts
 
 pytestmark = pytest.mark.integration
 

@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 import pytest
 import redis
 
-from tests.integration.conftest import (
+from tests.conftest import (
     FIREBREAK,
     ROOT,
     Ingest,

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from tests.integration.conftest import ROOT, Stack
+from tests.conftest import ROOT, Stack
 
 pytestmark = pytest.mark.integration
 

@@ -20,7 +20,7 @@ import pytest
 import requests
 from kafka import KafkaConsumer, TopicPartition
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 FIREBREAK = str(Path(sys.executable).parent / "firebreak")  # the console script of this environment
 TOKEN = "integration-test-token"
 

@@ -1,0 +1,42 @@
+"""deploy/'s Prometheus rules, their unit tests and the Alertmanager config, checked by the real tools."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.e2e
+
+
+def run(*command: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(command, capture_output=True, text=True, timeout=60, cwd=ROOT / "deploy")
+
+
+def test_firebreak_rules_are_valid_and_their_unit_tests_pass(peers_installed: None):
+    checked = run("promtool", "check", "rules", "prometheus/firebreak-rules.yml")
+    assert checked.returncode == 0 and "SUCCESS: 8 rules found" in checked.stdout, checked.stdout + checked.stderr
+    tested = run("promtool", "test", "rules", "prometheus/firebreak-rules.test.yml")
+    assert tested.returncode == 0 and "SUCCESS" in tested.stdout, tested.stdout + tested.stderr
+
+
+def test_the_unit_tests_of_the_rules_can_fail(peers_installed: None, tmp_path):
+    """A positive control: the same rule tests against a rule file with a broken threshold fail."""
+    rules = (ROOT / "deploy/prometheus/firebreak-rules.yml").read_text().replace("> 0.05", "> 0.5")
+    (tmp_path / "firebreak-rules.yml").write_text(rules)
+    (tmp_path / "firebreak-rules.test.yml").write_text((ROOT / "deploy/prometheus/firebreak-rules.test.yml").read_text())
+    failed = subprocess.run(["promtool", "test", "rules", "firebreak-rules.test.yml"], capture_output=True, text=True,
+                            timeout=60, cwd=tmp_path)
+    assert failed.returncode != 0 and "FirebreakIngestErrors" in failed.stdout + failed.stderr
+
+
+def test_alertmanager_config_is_valid(peers_installed: None):
+    checked = run("amtool", "check-config", "alertmanager/alertmanager.yml")
+    assert checked.returncode == 0 and "1 receivers" in checked.stdout, checked.stdout + checked.stderr
+
+
+def test_prometheus_config_is_valid(peers_installed: None):
+    checked = run("promtool", "check", "config", "prometheus/prometheus.yml")
+    assert checked.returncode == 0, checked.stdout + checked.stderr
