@@ -63,6 +63,7 @@ class Settings(BaseSettings):
     max_alerts_per_request: int = Field(10_000, ge=1, description="Most alerts in one request; more gets 413.")
     produce_timeout_seconds: float = Field(10.0, gt=0, description="How long ingest waits for Kafka to acknowledge before answering 503.")
     produce_linger_ms: int = Field(2, ge=0, le=1000, description="Producer linger: how long records wait to be batched.")
+    worker_metrics_host: str = Field("127.0.0.1", description="Address of the worker's `/metrics` (0.0.0.0 in a container, for Prometheus).")
     worker_metrics_port: int = Field(9465, ge=0, le=65535, description="Port of the worker's `/metrics` (0 turns it off).")
     worker_session_timeout_seconds: float = Field(10.0, ge=6, description="Kafka session timeout of workers: how soon a dead worker's partitions move.")
     runbooks_dir: Path | None = Field(None, description="Folder (or file) of runbooks the worker runs. Unset: no runbooks.")

@@ -445,7 +445,7 @@ def create_app(settings: Settings) -> faust.App:
 def run(settings: Settings) -> None:
     """Run one worker until SIGINT/SIGTERM."""
     if settings.worker_metrics_port:
-        start_http_server(settings.worker_metrics_port, addr="127.0.0.1")
+        start_http_server(settings.worker_metrics_port, addr=settings.worker_metrics_host)
     app = create_app(settings)
     worker = faust.Worker(app, loglevel=settings.log_level.upper(), quiet=True)
     worker.execute_from_commandline()

@@ -21,7 +21,7 @@ from actions.store import RunStore
 from actions.links import Links
 from firebreak.action_log import ActionLog, NotificationLog
 from firebreak.settings import Settings
-from ingest import links_api, runs_api
+from ingest import links_api, openapi, runs_api
 from ingest.adapters import parse_alertmanager, parse_generic
 from ingest.auth import TokenAuth
 from ingest.errors import IngestError, Problem, from_validation_error
@@ -74,7 +74,7 @@ def _parse_body(model: type[BaseModel], body: bytes) -> Any:
     except ValidationError as exc:
         raise from_validation_error(exc) from exc
 
-OPEN_ROUTES = frozenset({"/healthz", "/readyz", "/metrics"})
+OPEN_ROUTES = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json"})
 Parser = Callable[[bytes, datetime, int, frozenset[str]], list[Alert]]
 
 PRODUCER = web.AppKey("producer", DurableProducer)
@@ -308,6 +308,12 @@ def create_app(settings: Settings, producer: DurableProducer, store: IncidentSto
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/readyz", _readyz)
     app.router.add_get("/metrics", _metrics)
+    spec = openapi.document({"command": CommandBody, "silence": SilenceBody, "change": ChangeBody, "decision": runs_api.DecisionBody})
+
+    async def openapi_json(request: web.Request) -> web.Response:
+        return web.json_response(spec)
+
+    app.router.add_get("/openapi.json", openapi_json)
 
     async def lifecycle(app: web.Application) -> object:
         await producer.start()

@@ -1,0 +1,45 @@
+"""The OpenAPI document: valid OpenAPI 3.1, and exactly the routes the server registers."""
+
+from __future__ import annotations
+
+from openapi_spec_validator import validate
+
+import redis.asyncio as aioredis
+
+from firebreak.readmodel import IncidentStore
+from firebreak.settings import Settings
+from firebreak.silence_store import SilenceStore
+from ingest.server import create_app
+
+
+def documented_and_served() -> tuple[set[tuple[str, str]], set[tuple[str, str]], dict]:
+    from ingest import openapi, runs_api
+    from ingest.server import ChangeBody, CommandBody, SilenceBody
+
+    spec = openapi.document({"command": CommandBody, "silence": SilenceBody, "change": ChangeBody, "decision": runs_api.DecisionBody})
+    documented = {(method.upper(), path) for path, methods in spec["paths"].items() for method in methods}
+    client = aioredis.Redis.from_url("redis://127.0.0.1:1/0")  # never connected: building the app reads nothing
+    app = create_app(Settings(ingest_tokens="t"), producer=None, store=IncidentStore(client, "t:"),  # type: ignore[arg-type]
+                     silences=SilenceStore(client, "t:"))
+    served = {(r.method, r.resource.canonical) for r in app.router.routes() if r.resource is not None and r.method != "HEAD"}
+    return documented, served, spec
+
+
+def test_the_document_is_valid_openapi():
+    _, _, spec = documented_and_served()
+    validate(spec)
+    assert spec["openapi"] == "3.1.0"
+
+
+def test_every_route_is_documented_and_nothing_else():
+    documented, served, _ = documented_and_served()
+    assert served - documented == set(), "routes the server has but /openapi.json does not document"
+    assert documented - served == set(), "documented routes the server does not have"
+
+
+def test_request_bodies_are_the_models_the_handlers_parse():
+    _, _, spec = documented_and_served()
+    body = spec["paths"]["/api/v1/incidents/{incident_id}/ack"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert body == {"$ref": "#/components/schemas/CommandBody"}
+    assert set(spec["components"]["schemas"]["CommandBody"]["properties"]) == {"actor", "comment"}
+    assert spec["paths"]["/healthz"]["get"]["security"] == [] and spec["security"] == [{"bearer": []}]
