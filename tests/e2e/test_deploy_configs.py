@@ -32,9 +32,10 @@ def test_the_unit_tests_of_the_rules_can_fail(peers_installed: None, tmp_path):
     assert failed.returncode != 0 and "FirebreakIngestErrors" in failed.stdout + failed.stderr
 
 
-def test_alertmanager_config_is_valid(peers_installed: None):
-    checked = run("amtool", "check-config", "alertmanager/alertmanager.yml")
-    assert checked.returncode == 0 and "1 receivers" in checked.stdout, checked.stdout + checked.stderr
+def test_alertmanager_configs_are_valid(peers_installed: None):
+    for path in ("alertmanager/alertmanager.yml", "compose/alertmanager.yml"):
+        checked = run("amtool", "check-config", path)
+        assert checked.returncode == 0 and "1 receivers" in checked.stdout, checked.stdout + checked.stderr
 
 
 def test_prometheus_config_is_valid(peers_installed: None):

@@ -177,6 +177,16 @@ def test_prometheus_scrapes_counters_that_move_by_what_happened(peers: dict[str,
     time.sleep(2)
     assert scalar(prometheus, received) == before_in + 7 and scalar(prometheus, processed) == before_done + 7
 
+    # The Grafana dashboard's every query is valid PromQL for this Prometheus, over these metrics.
+    dashboard = json.loads((ROOT / "deploy/grafana/firebreak.json").read_text())
+    for panel in dashboard["panels"]:
+        for target in panel["targets"]:
+            query(prometheus, target["expr"])  # asserts status success
+    wait_until(lambda: bool(query(prometheus, 'max by (severity) (firebreak_open_incidents{severity="info"}) >= 1')), 30,
+               "the worker to report the open incident these alerts made")
+    spec = ingest.get("/openapi.json", token=None)
+    assert spec.status_code == 200 and "/api/v1/alerts/alertmanager" in spec.json()["paths"]
+
 
 def test_a_real_rule_through_alertmanager_opens_runs_pages_and_resolves(peers: dict[str, Peer], ingest: Ingest,
                                                                          exporter: tuple[Gauge, int], receiver: Standin):
