@@ -29,6 +29,7 @@ from actions.notify import NotifyError
 from actions.outbound import Refused
 from actions.secrets import SecretMissing
 from actions.templates import RenderError
+from firebreak.logs import context as log_context
 from firebreak.metrics import NOTIFICATION_LATENCY, NOTIFICATIONS
 from schemas.notification import Delivery, DeliveryKind, DeliveryStatus
 
@@ -126,7 +127,7 @@ class Deliverer:
             if attempt < self.attempts:
                 delay = self._delay(attempt, retry)
                 log.info("delivery %s to %s failed (%s); attempt %d of %d in %.1f s", key, channel, error, attempt + 1,
-                         self.attempts, delay)
+                         self.attempts, delay, extra=log_context(incident_id=incident_id, channel=channel, delivery_id=key))
                 await self.sleep(delay)
         return await self._fail(key, kind, incident_id, channel, spec.type, address, user, level, attempt, error)
 
@@ -136,7 +137,8 @@ class Deliverer:
                           address=address, user=user, level=level, status=DeliveryStatus.dead_lettered,
                           attempts=attempts, error=error, at=datetime.now(timezone.utc))
         NOTIFICATIONS.labels(channel_type, kind.value, "dead_lettered").inc()
-        log.error("delivery %s to %s dead-lettered after %d attempt(s): %s", key, channel, attempts, error)
+        log.error("delivery %s to %s dead-lettered after %d attempt(s): %s", key, channel, attempts, error,
+                  extra=log_context(incident_id=incident_id, channel=channel, delivery_id=key))
         await self.publish(record)
         await self.dead_letter(record)
         return record

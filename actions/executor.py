@@ -28,6 +28,7 @@ from redis.exceptions import RedisError
 
 from correlation.topology import Topology
 from firebreak.metrics import ACTIONS_REFUSED, EXECUTOR_ERRORS, RUNS_CREATED, RUNS_FINISHED, STEP_DURATION, STEPS_FINISHED
+from firebreak.logs import context as log_context
 from firebreak.readmodel import IncidentStore
 from schemas import Incident, IncidentEvent
 from schemas.runbook import (
@@ -309,7 +310,8 @@ class Executor:
         RUNS_FINISHED.labels(run.runbook, status.value).inc()
         kind = {RunStatus.succeeded: ResultKind.run_succeeded, RunStatus.unknown: ResultKind.run_unknown}.get(status, ResultKind.run_failed)
         await self._result(run, kind, error=error)
-        log.info("run %s of %s for %s: %s%s", run.id, run.runbook, run.incident_id, status.value, f" ({error})" if error else "")
+        log.info("run %s of %s for %s: %s%s", run.id, run.runbook, run.incident_id, status.value, f" ({error})" if error else "",
+                 extra=log_context(incident_id=run.incident_id, run_id=run.id, runbook=run.runbook))
 
     async def _page(self, run: Run, runbook: Runbook, step: Step, record: StepRecord, incident: Incident) -> None:
         channel = runbook.page_channel or self.page_channel

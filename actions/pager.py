@@ -34,6 +34,7 @@ from actions.escalation import Escalation, EscalationStatus, Recipient, after_pa
 from actions.links import Links
 from actions.matching import context
 from correlation.topology import Topology
+from firebreak.logs import context as log_context
 from firebreak.metrics import ESCALATIONS
 from firebreak.readmodel import IncidentStore
 from schemas import Incident, IncidentEvent, IncidentEventKind, IncidentStatus
@@ -145,7 +146,8 @@ class Pager:
         policy = route(incident, event.severity or incident.severity, self.config, self.topology, self.service_label, event.alert)
         if policy is None:
             ESCALATIONS.labels("unrouted").inc()
-            log.info("incident %s matches no route and no default policy: nobody is paged", incident.id)
+            log.info("incident %s matches no route and no default policy: nobody is paged", incident.id,
+                     extra=log_context(incident_id=incident.id, correlation_key=incident.correlation_key))
             return
         state = start(incident.id, policy, event.event_id, event.at)
         now = datetime.now(timezone.utc)
@@ -261,7 +263,8 @@ class Pager:
                                                      message=message, address=r.address, user=r.user, level=level, caused_at=caused)
             await self.redis.sadd(self._k("esc", incident_id, "paged"), r.model_dump_json())
             if delivered is not None:
-                log.info("paged level %d of incident %s: %s on %s", level, incident_id, r.user or "-", r.channel)
+                log.info("paged level %d of incident %s: %s on %s", level, incident_id, r.user or "-", r.channel,
+                         extra=log_context(incident_id=incident_id, channel=r.channel, delivery_id=key))
 
         await asyncio.gather(*(page(r) for r in who))
         following = after_paging(state, self.config)

@@ -46,6 +46,7 @@ from firebreak.action_log import ActionLog, NotificationLog
 from firebreak.change_store import ChangeStore
 from firebreak.gaps import GapFetcher
 from firebreak.inhibition_store import InhibitionStore
+from firebreak.logs import context as log_context, dict_config
 from firebreak.metrics import (
     ALERT_TO_INCIDENT,
     ALERTS_PROCESSED,
@@ -82,6 +83,8 @@ from schemas.runbook import ActionResult, Trigger
 log = logging.getLogger("firebreak.worker")
 
 
+LOGGED_KINDS = {IncidentEventKind.opened, IncidentEventKind.acknowledged, IncidentEventKind.resolved,
+                IncidentEventKind.reopened, IncidentEventKind.problem_detected}
 READ_MODEL_ATTEMPTS = 5  # about 8 s of retries for a Redis blip before the event is dead-lettered
 
 
@@ -232,7 +235,8 @@ class Worker:
         DEAD_LETTERS.labels(stage, reason).inc()
         message = event.message
         log.error("dead-letter stage=%s reason=%s topic=%s partition=%s offset=%s: %s",
-                  stage, reason, message.topic, message.partition, message.offset, summary)
+                  stage, reason, message.topic, message.partition, message.offset, summary,
+                  extra=log_context(correlation_key=message.key.decode("utf-8", "replace") if isinstance(message.key, bytes) else None))
         await self.dead_letter.send(
             key=message.key,
             value=message.value if isinstance(message.value, bytes) else b"",
@@ -318,7 +322,8 @@ class Worker:
             try:
                 recent = await self.change_store.between(scope, now - self.rules.policies.change_window, now)
             except RedisError as exc:
-                log.warning("change lookup for %s failed (%s): no suspects recorded", incident, exc)
+                log.warning("change lookup for %s failed (%s): no suspects recorded", incident, exc,
+                            extra=log_context(incident_id=incident, correlation_key=key))
                 recent = []
             new_entry, more = attach_suspects(new_entry, incident, recent, now, self.rules)
             outputs = [*outputs, *more]
@@ -329,6 +334,10 @@ class Worker:
     async def emit(self, outputs: list[IncidentEvent]) -> None:
         for out in outputs:
             INCIDENT_EVENTS.labels(out.kind.value).inc()
+            if out.kind in LOGGED_KINDS:
+                log.info("incident %s %s (%s)%s", out.incident_id, out.kind.value, out.rule,
+                         f" by {out.actor}" if out.actor != "firebreak" else "",
+                         extra=log_context(incident_id=out.incident_id, correlation_key=out.correlation_key))
             await self.incident_events.send(key=out.incident_id.encode(), value=out.model_dump_json().encode())
 
     # -- read model and changes ---------------------------------------------------------------------------
@@ -447,5 +456,5 @@ def run(settings: Settings) -> None:
     if settings.worker_metrics_port:
         start_http_server(settings.worker_metrics_port, addr=settings.worker_metrics_host)
     app = create_app(settings)
-    worker = faust.Worker(app, loglevel=settings.log_level.upper(), quiet=True)
+    worker = faust.Worker(app, loglevel=settings.log_level.upper(), quiet=True, logging_config=dict_config(settings.log_level))
     worker.execute_from_commandline()

@@ -66,3 +66,19 @@ def test_missing_config_file_says_so(monkeypatch, tmp_path):
     monkeypatch.setenv("FIREBREAK_CONFIG", str(tmp_path / "nope.yaml"))
     with pytest.raises(ConfigError, match="no such file"):
         load_settings()
+
+
+def test_log_lines_about_an_incident_carry_its_id_as_a_field():
+    import json
+    import logging
+
+    from firebreak.logs import JsonFormatter, context
+
+    record = logging.LogRecord("firebreak.pager", logging.INFO, __file__, 1, "paged %s\nnext line", ("inc-1",), None)
+    for key, value in context(incident_id="inc-1", correlation_key='default:{service="db"}').items():
+        setattr(record, key, value)
+    line = JsonFormatter().format(record)
+    assert "\n" not in line
+    entry = json.loads(line)
+    assert entry["incident_id"] == "inc-1" and entry["correlation_key"] == 'default:{service="db"}'
+    assert entry["message"] == "paged inc-1\nnext line" and entry["level"] == "info"
