@@ -11,9 +11,15 @@ case "${1:-}" in
     if have; then exit 0; fi
     sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
     echo "[peers] installing Debian's prometheus and prometheus-alertmanager" >&2
-    # The packages' services are not wanted here (tests run their own); a policy-rc.d that says no keeps
-    # dpkg from starting them where one is not already in place.
+    # The packages' services are not wanted here (tests run their own on free ports): while installing, a
+    # policy-rc.d that says no keeps dpkg from starting them, unless the machine already has one.
     export DEBIAN_FRONTEND=noninteractive
+    ours=""
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+      printf '#!/bin/sh\nexit 101\n' | $sudo tee /usr/sbin/policy-rc.d >/dev/null && $sudo chmod +x /usr/sbin/policy-rc.d
+      ours=1
+    fi
+    trap '[ -n "$ours" ] && $sudo rm -f /usr/sbin/policy-rc.d' EXIT
     $sudo apt-get update -q >/dev/null
     $sudo apt-get install -y -q --no-install-recommends prometheus prometheus-alertmanager >/dev/null
     have || { echo "[peers] prometheus/alertmanager still missing after apt-get install" >&2; exit 1; }
