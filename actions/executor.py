@@ -54,6 +54,7 @@ log = logging.getLogger("firebreak.actions")
 
 Publish = Callable[[ActionResult], Awaitable[None]]
 MISSING_INCIDENT_LIMIT = timedelta(minutes=10)
+ALERTS_GRACE = timedelta(seconds=10)
 
 
 def _now() -> datetime:
@@ -190,6 +191,11 @@ class Executor:
                                    "run `firebreak readmodel rebuild` and start the runbook again")
             else:
                 await self.store.schedule(rid, _now() + timedelta(seconds=1))  # the read model has not caught up yet
+            return
+        if run.status is RunStatus.pending and not incident.alerts and _now() - run.created_at < ALERTS_GRACE:
+            # An incident opens one event before its first alert joins it: let the read model catch up so
+            # params see the alert (an `opened` run is created as soon as the incident exists).
+            await self.store.schedule(rid, _now() + timedelta(seconds=0.2))
             return
         if run.status is RunStatus.pending:
             if not await self.store.take_slot(runbook.name, rid, runbook.concurrency):

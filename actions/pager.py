@@ -243,6 +243,10 @@ class Pager:
             await self._stop(keys=[self._k("esc", incident_id), due_key, self._k("esc", "updates")],
                              args=[incident.status.value, "", incident_id])
             return
+        if not incident.alerts and datetime.now(timezone.utc) - state.started_at < timedelta(seconds=5):
+            # Opened one event before its first alert joins: a moment's wait makes the page show the alert.
+            await self.redis.zadd(due_key, {incident_id: _ts(datetime.now(timezone.utc)) + 0.2})
+            return
         if state.policy not in self.config.escalation_policies:
             log.error("incident %s escalates by policy %r, which the notifications file no longer has", incident_id, state.policy)
             await self.redis.zrem(due_key, incident_id)
