@@ -246,8 +246,11 @@ def _api(ctx: click.Context, method: str, path: str, url: str | None, body: obje
 
     settings = _settings(ctx)
     base = url or f"http://{settings.ingest_host}:{settings.ingest_port}"
-    tokens = settings.ingest_tokens
-    headers = {"Authorization": f"Bearer {tokens[0].get_secret_value()}"} if tokens else {}
+    from ingest.auth import parse_entries
+
+    # The most capable token configured here (entries may be `<scope>:<name>:<token>`).
+    tokens = sorted(parse_entries([t.get_secret_value() for t in settings.ingest_tokens]), key=lambda t: -t[1].scope)
+    headers = {"Authorization": f"Bearer {tokens[0][0].decode()}"} if tokens else {}
     try:
         response = requests.request(method, base + path, json=body, headers=headers, timeout=15)
     except requests.RequestException as exc:
@@ -388,6 +391,25 @@ def silences_expire(ctx: click.Context, silence_id: str, url: str | None) -> Non
     """End a silence now."""
     expired = _api(ctx, "DELETE", f"/api/v1/silences/{silence_id}", url)
     click.echo(f"{expired['id']}: ends {expired['endsAt']}")
+
+
+@main.command()
+@click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@API_URL
+@click.pass_context
+def audit(ctx: click.Context, limit: int, as_json: bool, url: str | None) -> None:
+    """The audit log: who acknowledged, resolved, silenced, approved or paused what, newest first (admin)."""
+    entries = _api(ctx, "GET", f"/api/v1/audit?limit={limit}", url)["entries"]
+    if as_json:
+        click.echo(json.dumps(entries, indent=2))
+        return
+    if not entries:
+        click.echo("no audit entries")
+    for e in entries:
+        target = " ".join(f"{k}={v}" for k, v in e["target"].items())
+        click.echo(f"{e['at']}  {e['status']}  {e['principal']:<16} {e['actor'] or '-':<12} {e['action']}  {target}"
+                   f"{'  ' + e['detail'] if e.get('detail') else ''}")
 
 
 @main.group()

@@ -55,9 +55,9 @@ class Settings(BaseSettings):
     ingest_host: str = Field("127.0.0.1", description="Address the ingest/API server listens on.")
     ingest_port: int = Field(8080, ge=0, le=65535, description="Port of the ingest/API server.")
     ingest_tokens: Annotated[list[SecretStr], NoDecode] = Field(
-        [], description="Bearer tokens accepted by ingest and API (comma-separated, env only). Several allow rotation."
+        [], description="Bearer tokens accepted by ingest and API (comma-separated, env only): `<scope>:<name>:<token>` with scope ingest, operator or admin, or a bare token (admin). Several allow rotation."
     )
-    ingest_tokens_file: Path | None = Field(None, description="File with one bearer token per line; added to `ingest_tokens`.")
+    ingest_tokens_file: Path | None = Field(None, description="File with one token entry per line (as in `ingest_tokens`); added to them.")
     auth_disabled: bool = Field(False, description="Serve without authentication. For local experiments only; logged loudly.")
     max_request_bytes: int = Field(4 * 1024 * 1024, ge=1024, description="Largest request body ingest reads; larger gets 413.")
     max_alerts_per_request: int = Field(10_000, ge=1, description="Most alerts in one request; more gets 413.")

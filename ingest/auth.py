@@ -1,17 +1,54 @@
-"""Bearer-token authentication, compared in constant time against every configured token (rotation)."""
+"""Bearer-token authentication with scopes, compared in constant time against every configured token.
+
+A token entry is `<scope>:<name>:<token>` (scope `ingest`, `operator` or `admin`; the name is what the audit
+log records), or a bare token, which is an `admin` named `token-<n>`. Several entries may share a scope, so
+tokens rotate by adding the new one before removing the old.
+
+- `ingest`: post alerts and changes (what Alertmanager, Grafana or a CI job holds);
+- `operator`: also read everything and act on incidents: ack, resolve, silences, approvals;
+- `admin`: also the runbook kill switch and the audit log.
+"""
 
 from __future__ import annotations
 
 import hmac
+from dataclasses import dataclass
+from enum import IntEnum
 
 from ingest.errors import IngestError
 
 
-class TokenAuth:
-    def __init__(self, tokens: list[str]) -> None:
-        self._tokens = [t.encode() for t in tokens]
+class Scope(IntEnum):
+    ingest = 1
+    operator = 2
+    admin = 3
 
-    def check(self, authorization: str | None) -> None:
+
+@dataclass(frozen=True)
+class Principal:
+    name: str
+    scope: Scope
+
+
+def parse_entries(entries: list[str]) -> list[tuple[bytes, Principal]]:
+    parsed = []
+    for n, entry in enumerate(entries, start=1):
+        scope, _, rest = entry.partition(":")
+        if scope in Scope.__members__ and ":" in rest:
+            name, _, token = rest.partition(":")
+            if not name or not token:
+                raise ValueError(f"token entry {n}: write <scope>:<name>:<token>, e.g. ingest:alertmanager:<token>")
+            parsed.append((token.encode(), Principal(name, Scope[scope])))
+        else:
+            parsed.append((entry.encode(), Principal(f"token-{n}", Scope.admin)))
+    return parsed
+
+
+class TokenAuth:
+    def __init__(self, entries: list[str]) -> None:
+        self._tokens = parse_entries(entries)
+
+    def check(self, authorization: str | None) -> Principal:
         if not authorization:
             raise IngestError(401, "unauthenticated", "missing Authorization header; send 'Authorization: Bearer <token>'")
         scheme, _, token = authorization.partition(" ")
@@ -19,8 +56,33 @@ class TokenAuth:
             raise IngestError(401, "unauthenticated", "the Authorization header must be 'Bearer <token>'")
         supplied = token.strip().encode()
         # Compare against all tokens, without stopping at the first match, so timing says nothing.
-        matched = False
-        for known in self._tokens:
-            matched |= hmac.compare_digest(supplied, known)
-        if not matched:
+        found: Principal | None = None
+        for known, principal in self._tokens:
+            if hmac.compare_digest(supplied, known) and found is None:
+                found = principal
+        if found is None:
             raise IngestError(401, "unauthenticated", "the bearer token is not valid; check FIREBREAK_INGEST_TOKENS")
+        return found
+
+
+# What each route needs; anything not listed needs admin (a new route is closed until it is placed here).
+_INGEST = {("POST", "/api/v1/alerts"), ("POST", "/api/v1/alerts/alertmanager"), ("POST", "/api/v1/changes")}
+_ADMIN = {("POST", "/api/v1/runbooks/pause"), ("POST", "/api/v1/runbooks/resume"), ("GET", "/api/v1/audit")}
+_OPERATOR_WRITES = {("POST", "/api/v1/incidents/{incident_id}/ack"), ("POST", "/api/v1/incidents/{incident_id}/resolve"),
+                    ("POST", "/api/v1/silences"), ("DELETE", "/api/v1/silences/{silence_id}"),
+                    ("POST", "/api/v1/runs/{run_id}/approve"), ("POST", "/api/v1/runs/{run_id}/reject")}
+
+
+def required_scope(method: str, route: str) -> Scope:
+    if (method, route) in _INGEST:
+        return Scope.ingest
+    if (method, route) in _ADMIN:
+        return Scope.admin
+    if method in ("GET", "HEAD") or (method, route) in _OPERATOR_WRITES:
+        return Scope.operator
+    return Scope.admin
+
+
+def audited(method: str, route: str) -> bool:
+    """Operator and admin actions that change something: each is written to the audit log."""
+    return (method, route) in _OPERATOR_WRITES or (method, route) in _ADMIN and method != "GET"

@@ -22,7 +22,7 @@ ERROR = {"type": "object", "required": ["error", "message"], "properties": {
         "field": {"type": "string"}, "problem": {"type": "string"}}}}}}
 
 _TAGS = {"alerts": "Ingest", "incidents": "Incidents", "problems": "Incidents", "silences": "Silences", "changes": "Changes",
-         "runs": "Runbooks", "runbooks": "Runbooks", "l": "Signed links"}
+         "runs": "Runbooks", "runbooks": "Runbooks", "audit": "Audit", "l": "Signed links"}
 
 
 def _schema(model: type[BaseModel] | Any, defs: dict[str, Any]) -> dict[str, Any]:
@@ -98,6 +98,8 @@ def document(bodies: dict[str, type[BaseModel]]) -> dict[str, Any]:
         "/api/v1/runbooks/pause": {"get": op("Whether runbooks are paused", {"200": ok}),
                                    "post": op("Pause every runbook step (kill switch)", {"200": ok}, bodies["decision"])},
         "/api/v1/runbooks/resume": {"post": op("Resume runbooks", {"200": ok})},
+        "/api/v1/audit": {"get": op("The audit log, newest first (admin)", {"200": ok},
+                                    params=[query("limit", {"type": "integer", "minimum": 1, "maximum": 10000}, "at most this many")])},
         "/l/{action}/{incident_id}": {"get": op("Signed link: confirmation page (no token)", {"200": {"description": "HTML"}}, params=link),
                                       "post": op("Signed link: acknowledge or resolve (no token)", {"202": {"description": "HTML"}}, params=link)},
         "/healthz": {"get": op("Liveness (no token)", {"200": ok})},
@@ -119,6 +121,8 @@ def document(bodies: dict[str, type[BaseModel]]) -> dict[str, Any]:
                  "description": "Alerts in, incidents out: ingest, incidents, silences, changes, runbook runs and signed links."},
         "servers": [{"url": "/"}],
         "security": [{"bearer": []}],
+        "x-scopes": "Tokens have a scope: ingest (post alerts and changes), operator (also read and act on incidents, "
+                    "silences, approvals), admin (also the runbook kill switch and the audit log). 403 names the scope needed.",
         "paths": paths,
         "components": {"schemas": defs, "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
     }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 import uuid
@@ -23,7 +24,8 @@ from firebreak.action_log import ActionLog, NotificationLog
 from firebreak.settings import Settings
 from ingest import links_api, openapi, runs_api
 from ingest.adapters import parse_alertmanager, parse_generic
-from ingest.auth import TokenAuth
+from ingest.audit import AuditLog
+from ingest.auth import Principal, Scope, TokenAuth, audited, required_scope
 from ingest.errors import IngestError, Problem, from_validation_error
 from ingest.producer import DurableProducer, KafkaUnavailable
 from correlation.durations import parse_duration
@@ -82,6 +84,7 @@ STORE = web.AppKey("store", IncidentStore)
 SETTINGS = web.AppKey("settings", Settings)
 SILENCES = web.AppKey("silences", SilenceStore)
 AUTH = web.AppKey("auth", TokenAuth)
+AUDIT = web.AppKey("audit", AuditLog)
 
 
 def _json_error(err: IngestError, headers: dict[str, str] | None = None) -> web.Response:
@@ -110,10 +113,40 @@ async def _observe(request: web.Request, handler: Callable[[web.Request], Awaita
 
 @web.middleware
 async def _authenticate(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
-    # Signed links carry their own credential (ingest/links_api.py).
-    if request.path not in OPEN_ROUTES and not request.path.startswith(links_api.PREFIX) and not request.app[SETTINGS].auth_disabled:
-        request.app[AUTH].check(request.headers.get("Authorization"))
-    return await handler(request)
+    """Who is asking (the token's name and scope), whether the scope allows the route, and the audit entry
+    of an operator or admin action. Signed links carry their own credential (ingest/links_api.py)."""
+    route = request.match_info.route.resource.canonical if request.match_info.route.resource else request.path
+    if request.path in OPEN_ROUTES:
+        return await handler(request)
+    if request.path.startswith(links_api.PREFIX):
+        principal = Principal(f"link:{request.query.get('by', '')}", Scope.operator)
+    elif request.app[SETTINGS].auth_disabled:
+        principal = Principal("auth-disabled", Scope.admin)
+    else:
+        principal = request.app[AUTH].check(request.headers.get("Authorization"))
+        needed = required_scope(request.method, route)
+        if principal.scope < needed:
+            raise IngestError(403, "forbidden", f"token {principal.name!r} has scope {principal.scope.name}; "
+                                                f"{request.method} {route} needs {needed.name}")
+    try:
+        response = await handler(request)
+    except IngestError as err:  # refused actions are audited too
+        if audited(request.method, route):
+            await request.app[AUDIT].record(principal=principal.name, action=f"{request.method} {route}",
+                                            target=dict(request.match_info), actor=None, status=err.status, detail=err.message)
+        raise
+    if audited(request.method, route) or (request.path.startswith(links_api.PREFIX) and request.method == "POST"):
+        actor = None
+        if request.body_exists and request.content_type == "application/json":  # read() returns the cached body
+            try:
+                body = json.loads(await request.read())
+                actor = body.get("actor") or body.get("createdBy") if isinstance(body, dict) else None
+            except ValueError:
+                actor = None
+        await request.app[AUDIT].record(principal=principal.name, action=f"{request.method} {route}",
+                                        target=dict(request.match_info), actor=actor or request.query.get("by"),
+                                        status=response.status)
+    return response
 
 
 async def _read_json_body(request: web.Request) -> bytes:
@@ -284,6 +317,14 @@ def create_app(settings: Settings, producer: DurableProducer, store: IncidentSto
     app[STORE] = store
     app[SILENCES] = silences
     app[AUTH] = TokenAuth(tokens)
+    app[AUDIT] = AuditLog(store.redis, settings.redis_prefix)
+
+    async def audit_list(request: web.Request) -> web.Response:
+        text = request.query.get("limit", "100")
+        limit = min(max(int(text), 1), 10_000) if text.isdigit() else 100
+        return web.json_response({"entries": await request.app[AUDIT].list(limit)})
+
+    app.router.add_get("/api/v1/audit", audit_list)
     app.router.add_post("/api/v1/alerts/alertmanager", _ingest_handler(parse_alertmanager, "alertmanager"))
     app.router.add_post("/api/v1/alerts", _ingest_handler(parse_generic, "generic"))
     app.router.add_get("/api/v1/incidents", _list_incidents)
