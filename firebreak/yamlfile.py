@@ -26,6 +26,7 @@ Loader.yaml_implicit_resolvers = {
 }
 Loader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
 MAX_FILE_BYTES = 1024 * 1024
+MAX_NODES = 100_000  # values after aliases are expanded: a "billion laughs" file stops here, not in the validator
 
 
 class ConfigFileError(ValueError):
@@ -48,6 +49,19 @@ def _line_of(node: yaml.Node | None, loc: tuple[int | str, ...]) -> int:
     return line
 
 
+def _expanded_size(root: yaml.Node | None, limit: int) -> int:
+    """How many values the document holds once aliases are expanded, counting no further than `limit`."""
+    count, stack = 0, [root] if root is not None else []
+    while stack and count <= limit:
+        node = stack.pop()
+        count += 1
+        if isinstance(node, yaml.SequenceNode):
+            stack.extend(node.value)
+        elif isinstance(node, yaml.MappingNode):
+            stack.extend(v for pair in node.value for v in pair)
+    return count
+
+
 def load_yaml_model(path: Path, model: type[M]) -> M:
     try:
         raw = path.read_bytes()
@@ -66,6 +80,9 @@ def load_yaml_model(path: Path, model: type[M]) -> M:
         raise ConfigFileError(f"{path}:{line}: invalid YAML: {exc.problem}") from exc
     except yaml.YAMLError as exc:
         raise ConfigFileError(f"{path}: invalid YAML: {exc}") from exc
+    if _expanded_size(root, MAX_NODES) > MAX_NODES:
+        raise ConfigFileError(f"{path}: more than {MAX_NODES} values once its aliases are expanded; "
+                              "write the file out without nested anchors")
     try:
         return model.model_validate(data if data is not None else {})
     except ValidationError as exc:
