@@ -70,6 +70,8 @@ async def _read_capped(stream: asyncio.StreamReader, cap: int) -> tuple[bytes, b
 async def run_command(program: str, args: list[str], *, env: dict[str, str], cwd: str | None, timeout: float,
                       max_output_bytes: int) -> CommandResult:
     """Run `program` (already resolved by CommandPolicy) with `args`; never through a shell."""
+    if any("\x00" in part for part in (program, *args, *env.keys(), *env.values())):
+        raise CommandRefused("an argument or environment value contains a NUL character; it cannot be passed to a program")
     full_env = {"PATH": SAFE_PATH, "LANG": "C.UTF-8", **env}
     workdir = cwd or tempfile.gettempdir()
     if not os.path.isdir(workdir):

@@ -163,7 +163,7 @@ class OutboundHttp:
         """Send one request (following checked redirects); raises Refused, or asyncio.TimeoutError / aiohttp errors."""
         headers = dict(headers or {})
         for name, value in headers.items():
-            if "\r" in value or "\n" in value or "\r" in name or "\n" in name:
+            if any(c in text for c in "\r\n\x00" for text in (name, value)):
                 raise Refused(f"header {name!r} contains a line break; labels must not reach header values unescaped")
         async with asyncio.timeout(timeout):
             for _ in range(MAX_REDIRECTS + 1):

@@ -161,7 +161,32 @@ async def _read_json_body(request: web.Request) -> bytes:
         raise IngestError(413, "body_too_large", f"the body is larger than {limit} bytes; split the batch") from None
     if not body.strip():
         raise IngestError(400, "empty_body", "the body is empty; send a JSON alert or array of alerts")
+    _reject_duplicate_keys(body)
     return body
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    seen: set[str] = set()
+    for key, _ in pairs:
+        if key in seen:
+            raise _DuplicateKey(key)
+        seen.add(key)
+    return dict(pairs)
+
+
+def _reject_duplicate_keys(body: bytes) -> None:
+    """400 for an object with a key twice: parsers disagree on which value wins, so the body is ambiguous.
+    Anything else wrong with the body is left to the schema, which names the field."""
+    try:
+        json.loads(body, object_pairs_hook=_unique_pairs)
+    except _DuplicateKey as exc:
+        raise IngestError(400, "duplicate_key", f"the key {str(exc)!r} appears twice in one object; send it once") from None
+    except (ValueError, RecursionError):
+        return
 
 
 def _ingest_handler(parser: Parser, source: str) -> Callable[[web.Request], Awaitable[web.Response]]:

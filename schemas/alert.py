@@ -56,6 +56,8 @@ def _check_pairs(pairs: dict[str, str], what: str, max_items: int, max_value_cha
             raise ValueError(f"{what} name {norm!r} contains control or invisible characters; use printable names")
         if len(value) > max_value_chars:
             raise ValueError(f"{what} {norm!r} has a value longer than {max_value_chars} characters; shorten it")
+        if "\x00" in value:
+            raise ValueError(f"{what} {norm!r} has a NUL character in its value; remove it")
         if norm in clean:
             raise ValueError(f"{what} name {norm!r} appears twice once normalised to NFC; keep one")
         clean[norm] = unicodedata.normalize("NFC", value)

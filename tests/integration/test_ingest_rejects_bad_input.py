@@ -70,6 +70,27 @@ def test_wrong_shapes_are_422_naming_the_field(ingest: Ingest, nothing_reaches_k
     assert problem_fields(response) == [f"[1].{field}"]
 
 
+@pytest.mark.parametrize(
+    ("body", "status", "reason"),
+    [
+        (b'{"labels": {"alertname": "A", "alertname": "B"}}', 400, "duplicate_key"),  # which one wins is ambiguous
+        (b"[" * 100_000 + b"]" * 100_000, 400, "malformed_json"),  # deep nesting
+        (b'{"labels": {"alertname": "A", "n": ' + b"9" * 5000 + b"}}", 400, "malformed_json"),  # 5,000-digit number
+        (b'{"labels": {"alertname": "\\ud800"}}', 400, "malformed_json"),  # lone surrogate
+        (b'{"labels": {"alertname": "a\\u0000b"}}', 422, "invalid_alert"),  # NUL in a value
+        (b'{"labels": {"alertname": NaN}}', 422, "invalid_alert"),
+        (b'{"labels": {"alertname": "A"}, "startsAt": Infinity}', 422, "invalid_alert"),
+        (b'{"labels": {"alertname": "A"}, "startsAt": "2016-12-31T23:59:60Z"}', 422, "invalid_alert"),  # leap second
+        (b"null", 400, "malformed_json"),
+        (b"\"just a string\"", 400, "malformed_json"),
+    ],
+)
+def test_hostile_json_is_refused_with_the_reason(ingest: Ingest, nothing_reaches_kafka, body, status, reason):
+    response = ingest.post("/api/v1/alerts", body)
+    assert response.status_code == status and response.json()["error"] == reason, response.text
+    assert ingest.get("/healthz", token=None).status_code == 200  # still serving
+
+
 def test_one_bad_alert_rejects_the_whole_batch(ingest: Ingest, nothing_reaches_kafka):
     # All or nothing: the sender retries the batch, so no half-accepted batches.
     batch = [{"labels": {"alertname": f"A{i}"}} for i in range(50)] + [{"labels": {"x": None}}]

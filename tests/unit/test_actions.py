@@ -296,3 +296,16 @@ steps:
     assert "bad.yaml:16: error: channel 'pager' is not in the notifications file" in messages
     assert "bad.yaml:16: error: template does not compile" in messages
     assert len(found) >= 10
+
+
+def test_a_nul_in_a_label_never_reaches_a_program_or_a_header():
+    with pytest.raises(CommandRefused, match="NUL"):
+        asyncio.run(run_command("/usr/bin/printf", ["%s", "a\x00b"], env={}, cwd=None, timeout=5, max_output_bytes=100))
+
+    async def body() -> None:
+        async with Target() as target:
+            s = step(http={"url": target.base + "/x", "headers": {"X-Service": "{{ labels.service }}"}})
+            outcome = await run(services([f"127.0.0.1:{target.port}"]), s, {"labels": {"service": "a\x00b"}, "params": {}, "steps": {}})
+            assert outcome.status is StepStatus.failed and outcome.refused and target.hits == {}
+
+    go(body)
