@@ -85,6 +85,7 @@ SETTINGS = web.AppKey("settings", Settings)
 SILENCES = web.AppKey("silences", SilenceStore)
 AUTH = web.AppKey("auth", TokenAuth)
 AUDIT = web.AppKey("audit", AuditLog)
+INFLIGHT = web.AppKey("inflight", list)  # [requests waiting for Kafka to acknowledge]
 
 
 def _json_error(err: IngestError, headers: dict[str, str] | None = None) -> web.Response:
@@ -199,11 +200,20 @@ def _ingest_handler(parser: Parser, source: str) -> Callable[[web.Request], Awai
         except IngestError as err:
             ALERTS_REJECTED.labels(source, err.reason).inc()
             raise
+        inflight = request.app[INFLIGHT]
+        if inflight[0] >= settings.ingest_max_inflight:
+            # Kafka is not keeping up: say so at once (the sender retries) instead of queueing without bound.
+            ALERTS_REJECTED.labels(source, "overloaded").inc()
+            err = IngestError(429, "overloaded", f"{inflight[0]} requests are waiting for Kafka already; retry in a second")
+            return _json_error(err, headers={"Retry-After": "1"})
+        inflight[0] += 1
         try:
             await request.app[PRODUCER].send_alerts(alerts)
         except KafkaUnavailable as exc:
             ALERTS_REJECTED.labels(source, "kafka_unavailable").inc()
             return _kafka_unavailable(exc)
+        finally:
+            inflight[0] -= 1
         ALERTS_RECEIVED.labels(source).inc(len(alerts))
         return web.json_response(
             {"accepted": len(alerts), "fingerprints": [a.fingerprint for a in alerts]}, status=202
@@ -342,6 +352,7 @@ def create_app(settings: Settings, producer: DurableProducer, store: IncidentSto
     app[STORE] = store
     app[SILENCES] = silences
     app[AUTH] = TokenAuth(tokens)
+    app[INFLIGHT] = [0]
     app[AUDIT] = AuditLog(store.redis, settings.redis_prefix)
 
     async def audit_list(request: web.Request) -> web.Response:
