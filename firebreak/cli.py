@@ -162,6 +162,17 @@ def _read(ctx: click.Context, action):  # type: ignore[no-untyped-def]
         raise click.ClickException(f"Redis at {settings.redis_url} did not answer ({exc}); is it running? (make up)") from exc
 
 
+def _print_list(items: list[Any], as_json: bool, empty: str, line: Any) -> None:
+    """A listing command's output: JSON for scripts, else one line per item (or `empty`)."""
+    if as_json:
+        click.echo(json.dumps(items, indent=2))
+    elif not items:
+        click.echo(empty)
+    else:
+        for item in items:
+            click.echo(line(item))
+
+
 def _when(incident: Incident) -> str:
     return incident.opened_at.strftime("%Y-%m-%d %H:%M:%S")
 
@@ -401,15 +412,13 @@ def silences_expire(ctx: click.Context, silence_id: str, url: str | None) -> Non
 def audit(ctx: click.Context, limit: int, as_json: bool, url: str | None) -> None:
     """The audit log: who acknowledged, resolved, silenced, approved or paused what, newest first (admin)."""
     entries = _api(ctx, "GET", f"/api/v1/audit?limit={limit}", url)["entries"]
-    if as_json:
-        click.echo(json.dumps(entries, indent=2))
-        return
-    if not entries:
-        click.echo("no audit entries")
-    for e in entries:
+
+    def line(e: dict[str, Any]) -> str:
         target = " ".join(f"{k}={v}" for k, v in e["target"].items())
-        click.echo(f"{e['at']}  {e['status']}  {e['principal']:<16} {e['actor'] or '-':<12} {e['action']}  {target}"
-                   f"{'  ' + e['detail'] if e.get('detail') else ''}")
+        return (f"{e['at']}  {e['status']}  {e['principal']:<16} {e['actor'] or '-':<12} {e['action']}  {target}"
+                f"{'  ' + e['detail'] if e.get('detail') else ''}")
+
+    _print_list(entries, as_json, "no audit entries", line)
 
 
 @main.group()
@@ -448,15 +457,8 @@ def problems() -> None:
 def problems_list(ctx: click.Context, as_json: bool) -> None:
     """Each problem with the incidents it links, most recent first."""
     found = _read(ctx, lambda store: store.problems())
-    if as_json:
-        click.echo(json.dumps(found, indent=2))
-        return
-    if not found:
-        click.echo("no problems")
-    for problem in found:
-        click.echo(f"{problem['id']}  {len(problem['incidents'])} incidents ({problem['open']} open), "
-                   f"last {problem['last_opened_at']}  {problem['title']}")
-        click.echo(f"    {' '.join(problem['incidents'])}")
+    _print_list(found, as_json, "no problems", lambda p: f"{p['id']}  {len(p['incidents'])} incidents ({p['open']} open), "
+                f"last {p['last_opened_at']}  {p['title']}\n    {' '.join(p['incidents'])}")
 
 
 from firebreak import cli_runbooks  # noqa: E402,F401  (registers `runbook`, `runbooks` and `runs` on main)

@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from firebreak.cli import API_URL, _api, _settings, main
+from firebreak.cli import API_URL, _api, _print_list, _settings, main
 from firebreak.settings import Settings
 from firebreak.yamlfile import ConfigFileError
 from schemas import Alert, Incident, IncidentEventKind
@@ -238,15 +238,13 @@ def runs_list(ctx: click.Context, incident: str | None, status: str | None, as_j
     """Runs, newest first."""
     query = "&".join(f"{k}={v}" for k, v in (("incident", incident), ("status", status)) if v)
     found = _api(ctx, "GET", "/api/v1/runs" + (f"?{query}" if query else ""), url)["runs"]
-    if as_json:
-        click.echo(json.dumps(found, indent=2))
-        return
-    if not found:
-        click.echo("no runs")
-    for r in found:
+
+    def line(r: dict[str, Any]) -> str:
         done = sum(1 for s in r["steps"].values() if s["status"] in ("succeeded", "skipped"))
-        click.echo(f"{r['id']}  {r['status']:<9} {r['runbook']:<24} {r['incident_id']}  {r['trigger']:<8} "
-                   f"steps done {done}  {r['created_at']}{'  ' + r['error'] if r.get('error') else ''}")
+        return (f"{r['id']}  {r['status']:<9} {r['runbook']:<24} {r['incident_id']}  {r['trigger']:<8} "
+                f"steps done {done}  {r['created_at']}{'  ' + r['error'] if r.get('error') else ''}")
+
+    _print_list(found, as_json, "no runs", line)
 
 
 @runs.command("show")
