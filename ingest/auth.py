@@ -12,7 +12,9 @@ tokens rotate by adding the new one before removing the old.
 from __future__ import annotations
 
 import hmac
-from dataclasses import dataclass
+import math
+import time
+from dataclasses import dataclass, field
 from enum import IntEnum
 
 from ingest.errors import IngestError
@@ -86,3 +88,32 @@ def required_scope(method: str, route: str) -> Scope:
 def audited(method: str, route: str) -> bool:
     """Operator and admin actions that change something: each is written to the audit log."""
     return (method, route) in _OPERATOR_WRITES or (method, route) in _ADMIN and method != "GET"
+
+
+@dataclass
+class RateLimits:
+    """A token bucket per token name: `rate` requests a second, bursts up to twice that (0: no limit).
+
+    Per process: with several ingest replicas each allows the rate, so size it per replica.
+    """
+
+    rate: float
+    buckets: dict[str, tuple[float, float]] = field(default_factory=dict)  # name -> (tokens, updated)
+
+    def wait_for(self, name: str, now: float | None = None) -> float:
+        """0 if the request may go ahead (and takes a token), else the seconds until it may."""
+        if self.rate <= 0:
+            return 0.0
+        now = time.monotonic() if now is None else now
+        capacity = 2 * self.rate
+        tokens, updated = self.buckets.get(name, (capacity, now))
+        tokens = min(capacity, tokens + (now - updated) * self.rate)
+        if tokens >= 1:
+            self.buckets[name] = (tokens - 1, now)
+            return 0.0
+        self.buckets[name] = (tokens, now)
+        return (1 - tokens) / self.rate
+
+
+def retry_after(seconds: float) -> str:
+    return str(max(1, math.ceil(seconds)))

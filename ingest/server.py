@@ -25,7 +25,7 @@ from firebreak.settings import Settings
 from ingest import links_api, openapi, runs_api
 from ingest.adapters import parse_alertmanager, parse_generic
 from ingest.audit import AuditLog
-from ingest.auth import Principal, Scope, TokenAuth, audited, required_scope
+from ingest.auth import Principal, RateLimits, Scope, TokenAuth, audited, required_scope, retry_after
 from ingest.errors import IngestError, Problem, from_validation_error
 from ingest.producer import DurableProducer, KafkaUnavailable
 from correlation.durations import parse_duration
@@ -85,6 +85,7 @@ SETTINGS = web.AppKey("settings", Settings)
 SILENCES = web.AppKey("silences", SilenceStore)
 AUTH = web.AppKey("auth", TokenAuth)
 AUDIT = web.AppKey("audit", AuditLog)
+LIMITS = web.AppKey("limits", RateLimits)
 INFLIGHT = web.AppKey("inflight", list)  # [requests waiting for Kafka to acknowledge]
 
 
@@ -125,6 +126,11 @@ async def _authenticate(request: web.Request, handler: Callable[[web.Request], A
         principal = Principal("auth-disabled", Scope.admin)
     else:
         principal = request.app[AUTH].check(request.headers.get("Authorization"))
+        wait = request.app[LIMITS].wait_for(principal.name)
+        if wait > 0:
+            return _json_error(IngestError(429, "rate_limited", f"token {principal.name!r} is over its rate of "
+                                           f"{request.app[LIMITS].rate:g} requests a second; retry later"),
+                               headers={"Retry-After": retry_after(wait)})
         needed = required_scope(request.method, route)
         if principal.scope < needed:
             raise IngestError(403, "forbidden", f"token {principal.name!r} has scope {principal.scope.name}; "
@@ -353,6 +359,7 @@ def create_app(settings: Settings, producer: DurableProducer, store: IncidentSto
     app[SILENCES] = silences
     app[AUTH] = TokenAuth(tokens)
     app[INFLIGHT] = [0]
+    app[LIMITS] = RateLimits(settings.ingest_rate_per_token)
     app[AUDIT] = AuditLog(store.redis, settings.redis_prefix)
 
     async def audit_list(request: web.Request) -> web.Response:

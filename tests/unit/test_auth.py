@@ -45,3 +45,14 @@ def test_each_route_needs_a_scope(method: str, route: str, scope: Scope):
 def test_operator_and_admin_actions_are_audited_reads_and_ingest_are_not():
     assert audited("POST", "/api/v1/incidents/{incident_id}/resolve") and audited("POST", "/api/v1/runbooks/pause")
     assert not audited("POST", "/api/v1/alerts") and not audited("GET", "/api/v1/incidents") and not audited("GET", "/api/v1/audit")
+
+
+def test_each_token_has_its_own_bucket():
+    from ingest.auth import RateLimits, retry_after
+
+    limits = RateLimits(rate=2)  # 2 a second, bursts of 4
+    assert [limits.wait_for("am", now=0.0) for _ in range(4)] == [0, 0, 0, 0]
+    assert limits.wait_for("am", now=0.0) == 0.5 and retry_after(0.5) == "1"
+    assert limits.wait_for("ana", now=0.0) == 0  # another token is not held back
+    assert limits.wait_for("am", now=0.5) == 0  # a token came back after half a second
+    assert RateLimits(rate=0).wait_for("am") == 0

@@ -56,3 +56,27 @@ def test_requests_beyond_the_inflight_limit_get_429_and_nothing_is_accepted_from
             assert again.status == 202 and len(kafka.accepted) == 3
 
     asyncio.run(main())
+
+
+def test_a_token_over_its_rate_gets_429_and_others_do_not():
+    async def main() -> None:
+        kafka = SlowKafka()
+        kafka.release.set()
+        client = aioredis.Redis.from_url("redis://127.0.0.1:1/0")
+        app = create_app(Settings(ingest_tokens="ingest:noisy:t1,ingest:quiet:t2", ingest_rate_per_token=1), kafka,  # type: ignore[arg-type]
+                         IncidentStore(client, "t:"), SilenceStore(client, "t:"))
+        async with TestClient(TestServer(app)) as http:
+            body = json.dumps({"labels": {"alertname": "A"}})
+
+            def post(token: str):  # type: ignore[no-untyped-def]
+                return http.post("/api/v1/alerts", data=body, headers={"Authorization": f"Bearer {token}",
+                                                                       "Content-Type": "application/json"})
+
+            statuses = [(await post("t1")).status for _ in range(4)]
+            assert statuses[:2] == [202, 202] and 429 in statuses[2:]
+            limited = await post("t1")
+            assert limited.status == 429 and int(limited.headers["Retry-After"]) >= 1
+            assert (await limited.json())["error"] == "rate_limited"
+            assert (await post("t2")).status == 202
+
+    asyncio.run(main())
