@@ -45,7 +45,6 @@ from schemas.runbook import (
 )
 
 from actions.matching import context, render_params, run_id, triggered
-from actions.notify import NotifyError
 from actions.runner import Outcome, Runner
 from actions.store import Fenced, RunStore
 from actions.templates import RenderError, evaluate
@@ -329,8 +328,9 @@ class Executor:
         try:
             ctx = context(incident, self.topology, self.service_label, run)
             await self.runner.s.notifier.send(channel, text, ctx["incident"], f"{run.id}/{step.id}/page")
-        except (NotifyError, OSError, RuntimeError, ValueError) as exc:
-            log.error("could not page %s about run %s: %s", channel, run.id, exc)
+        except Exception as exc:  # noqa: BLE001 - best effort: a failed page must not keep the run from finishing
+            log.error("could not page %s about run %s: %s", channel, run.id, exc,
+                      extra=log_context(incident_id=run.incident_id, run_id=run.id, runbook=run.runbook, channel=channel))
 
     async def _result(self, run: Run, kind: ResultKind, step: Step | None = None, *, attempt: int = 0, output: Any = None,
                       error: str | None = None, duration_ms: float | None = None, actor: str = "firebreak") -> None:
