@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
@@ -40,8 +41,9 @@ class FetchedEvent:
 class GapFetcher:
     """One plain consumer (no group), shared by the stages, used one gap at a time."""
 
-    def __init__(self, bootstrap: str) -> None:
+    def __init__(self, bootstrap: str, client_kwargs: dict[str, Any] | None = None) -> None:
         self._bootstrap = bootstrap
+        self._client_kwargs = client_kwargs or {}
         self._consumer: AIOKafkaConsumer | None = None
         self._lock = asyncio.Lock()
 
@@ -50,7 +52,7 @@ class GapFetcher:
         async with self._lock:
             if self._consumer is None:
                 self._consumer = AIOKafkaConsumer(bootstrap_servers=self._bootstrap, enable_auto_commit=False,
-                                                  group_id=None)
+                                                  group_id=None, **self._client_kwargs)
                 await self._consumer.start()
             tp = TopicPartition(topic, partition)
             self._consumer.assign([tp])

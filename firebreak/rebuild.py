@@ -12,6 +12,7 @@ from kafka import KafkaConsumer, TopicPartition
 from pydantic import ValidationError
 
 from firebreak.action_log import ActionLog
+from firebreak.kafka_auth import kafka_python_kwargs
 from firebreak.readmodel import IncidentStore
 from firebreak.settings import Settings
 from schemas import IncidentEvent
@@ -25,7 +26,7 @@ TOPICS = ("incident-events", "action-results")
 
 def count_events(settings: Settings) -> int:
     """Records on the topics now (what a rebuild will read)."""
-    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap)
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, **kafka_python_kwargs(settings))
     try:
         partitions = [TopicPartition(t, p) for t in TOPICS for p in consumer.partitions_for_topic(t) or set()]
         ends = consumer.end_offsets(partitions)
@@ -74,7 +75,8 @@ async def _rebuild(settings: Settings, clear: bool, progress: Callable[[int], No
 
 def _records(settings: Settings, topic: str, progress: Callable[[int], None]) -> Iterator[bytes]:
     """Every record value on `topic` from the beginning to the end it has now."""
-    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False, consumer_timeout_ms=2000)
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False, consumer_timeout_ms=2000,
+                             **kafka_python_kwargs(settings))
     try:
         partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or set()]
         if not partitions:

@@ -35,6 +35,15 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="FIREBREAK_", extra="forbid", validate_default=True)
 
     kafka_bootstrap: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers, `host:port[,host:port]`.")
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="How every Kafka client connects. SASL needs `kafka_sasl_username` and `kafka_sasl_password_secret`."
+    )
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field("PLAIN", description="SASL mechanism.")
+    kafka_sasl_username: str | None = Field(None, description="SASL user name.")
+    kafka_sasl_password_secret: str | None = Field(
+        None, description="Name of the secret holding the SASL password (env FIREBREAK_SECRET_<NAME> or the secrets folder)."
+    )
+    kafka_ssl_cafile: Path | None = Field(None, description="CA bundle that signed the brokers' certificates (SSL, SASL_SSL); default: the system's.")
     redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis for the read model and coordination.")
     redis_prefix: str = Field("fb:", description="Prefix of every Redis key Firebreak writes.")
     topic_partitions: int = Field(4, ge=1, le=1024, description="Partitions of every Firebreak topic and table changelog. Changing it needs new topics.")
@@ -128,6 +137,13 @@ class Settings(BaseSettings):
         topology = load_yaml_model(self.services_file, Topology) if self.services_file else Topology()
         return Rules(policies=policies.with_default(tuple(self.group_by)), topology=topology,
                      service_label=self.service_label)
+
+    @model_validator(mode="after")
+    def _sasl_complete(self) -> "Settings":
+        if self.kafka_security_protocol.startswith("SASL") and not (self.kafka_sasl_username and self.kafka_sasl_password_secret):
+            raise ValueError(f"kafka_security_protocol {self.kafka_security_protocol} needs kafka_sasl_username and "
+                             "kafka_sasl_password_secret (the name of the secret with the password)")
+        return self
 
     @model_validator(mode="after")
     def _tokens_from_file(self) -> "Settings":

@@ -8,6 +8,7 @@ from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
+from firebreak.kafka_auth import kafka_python_kwargs
 from firebreak.settings import TOPICS, Settings
 
 
@@ -21,7 +22,8 @@ class TopicReport:
 
 def create_topics(settings: Settings) -> list[TopicReport]:
     """Create the missing topics; report the partition count of existing ones and flag a mismatch."""
-    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, client_id="firebreak-admin", request_timeout_ms=10000)
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, client_id="firebreak-admin", request_timeout_ms=10000,
+                             **kafka_python_kwargs(settings))
     try:
         existing = set(admin.list_topics())
         missing = [

@@ -46,6 +46,7 @@ from firebreak.action_log import ActionLog, NotificationLog
 from firebreak.change_store import ChangeStore
 from firebreak.gaps import GapFetcher
 from firebreak.inhibition_store import InhibitionStore
+from firebreak.kafka_auth import aiokafka_kwargs, faust_credentials
 from firebreak.logs import context as log_context, dict_config
 from firebreak.metrics import (
     ALERT_TO_INCIDENT,
@@ -146,6 +147,7 @@ class Worker:
             producer_acks=-1,
             web_enabled=False,
             processing_guarantee="at_least_once",
+            broker_credentials=faust_credentials(settings),
         )
         app = self.app
         self.alerts = app.topic("alerts", schema=_raw_schema())
@@ -172,7 +174,7 @@ class Worker:
         self.pager = build_pager(settings, outbound, redis_client, self.store, self.rules.topology, self.publish_delivery,
                                  self.dead_letter_delivery, self.escalated)
         self.silences: list[Silence] = []  # this worker's copy, refreshed every 2 s
-        self.gaps = GapFetcher(settings.kafka_bootstrap)
+        self.gaps = GapFetcher(settings.kafka_bootstrap, aiokafka_kwargs(settings))
         self.last_seen: dict[tuple[str, int], int] = {}  # (topic, partition) -> highest offset handled here
 
         app.agent(self.alerts, name="dedup", concurrency=1)(self.guarded("dedup", self.handle_alert))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
@@ -22,8 +23,10 @@ class KafkaUnavailable(Exception):
 class DurableProducer:
     """Produces records and returns only once Kafka acknowledged all of them (acks=all, idempotent)."""
 
-    def __init__(self, bootstrap: str, timeout: float, linger_ms: int, probe_topic: str = "alerts") -> None:
+    def __init__(self, bootstrap: str, timeout: float, linger_ms: int, probe_topic: str = "alerts",
+                 client_kwargs: dict[str, Any] | None = None) -> None:
         self._bootstrap = bootstrap
+        self._client_kwargs = client_kwargs or {}
         self._probe_topic = probe_topic
         self._timeout = timeout
         self._linger_ms = linger_ms
@@ -38,6 +41,7 @@ class DurableProducer:
             linger_ms=self._linger_ms,
             request_timeout_ms=int(self._timeout * 1000),
             max_request_size=8 * 1024 * 1024,
+            **self._client_kwargs,
         )
 
     async def start(self) -> None:

@@ -413,7 +413,10 @@ def run(settings: Settings) -> None:
     if settings.auth_disabled:
         log.warning("AUTHENTICATION IS DISABLED (FIREBREAK_AUTH_DISABLED=true): anyone reaching %s:%s can post alerts",
                     settings.ingest_host, settings.ingest_port)
-    producer = DurableProducer(settings.kafka_bootstrap, settings.produce_timeout_seconds, settings.produce_linger_ms)
+    from firebreak.kafka_auth import aiokafka_kwargs
+
+    producer = DurableProducer(settings.kafka_bootstrap, settings.produce_timeout_seconds, settings.produce_linger_ms,
+                               client_kwargs=aiokafka_kwargs(settings))
     client = aioredis.Redis.from_url(settings.redis_url)
     from actions.runtime import links
     from actions.secrets import Secrets

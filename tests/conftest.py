@@ -23,6 +23,7 @@ from kafka import KafkaConsumer, TopicPartition
 ROOT = Path(__file__).resolve().parents[1]
 FIREBREAK = str(Path(sys.executable).parent / "firebreak")  # the console script of this environment
 TOKEN = "integration-test-token"
+KAFKA_SASL_PASSWORD = "kafka-sasl-test-password"
 
 
 def free_port() -> int:
@@ -46,6 +47,7 @@ class Stack:
     redis_url: str
     folder: Path
     env: dict[str, str] = field(default_factory=dict)
+    sasl_bootstrap: str = ""  # the same broker behind SASL/PLAIN (user firebreak, KAFKA_SASL_PASSWORD)
 
     def end_offsets(self, topic: str) -> int:
         """How many records the topic holds, summed over partitions."""
@@ -89,19 +91,21 @@ class Stack:
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     folder = tmp_path_factory.mktemp("stack")
-    kafka_port, redis_port = free_port(), free_port()
+    kafka_port, redis_port, sasl_port = free_port(), free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("FIREBREAK_")}
     env.update(
         FIREBREAK_STACK_DIR=str(folder),
         FIREBREAK_KAFKA_PORT=str(kafka_port),
         FIREBREAK_KAFKA_CONTROLLER_PORT=str(free_port()),
+        FIREBREAK_KAFKA_SASL_PORT=str(sasl_port),
+        FIREBREAK_KAFKA_SASL_PASSWORD=KAFKA_SASL_PASSWORD,
         FIREBREAK_REDIS_PORT=str(redis_port),
         PYTHON=sys.executable,
     )
     script = ROOT / "deploy/local/stack.sh"
     subprocess.run([str(script), "up"], env=env, check=True, timeout=600)
     try:
-        s = Stack(f"127.0.0.1:{kafka_port}", f"redis://127.0.0.1:{redis_port}/0", folder)
+        s = Stack(f"127.0.0.1:{kafka_port}", f"redis://127.0.0.1:{redis_port}/0", folder, sasl_bootstrap=f"127.0.0.1:{sasl_port}")
         s.env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("FIREBREAK_")},
             "FIREBREAK_KAFKA_BOOTSTRAP": s.bootstrap,

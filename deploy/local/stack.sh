@@ -7,6 +7,7 @@
 #   FIREBREAK_STACK_DIR            state folder: pids, logs, Kafka data   (default: <repo>/.firebreak/stack)
 #   FIREBREAK_KAFKA_PORT           broker port on 127.0.0.1              (default: 9092)
 #   FIREBREAK_KAFKA_CONTROLLER_PORT KRaft controller port                 (default: broker port + 1)
+#   FIREBREAK_KAFKA_SASL_PORT      optional SASL_PLAINTEXT listener (user `firebreak`, password FIREBREAK_KAFKA_SASL_PASSWORD)
 #   FIREBREAK_REDIS_PORT           Redis port on 127.0.0.1               (default: 6379)
 #   FIREBREAK_KAFKA_CACHE          where Maven copies the broker jars    (default: ~/.cache/firebreak/kafka)
 #   FIREBREAK_KAFKA_BOOTSTRAP      an existing Kafka: checked, nothing started
@@ -18,6 +19,7 @@ repo=$(cd "$here/../.." && pwd)
 stack_dir=${FIREBREAK_STACK_DIR:-$repo/.firebreak/stack}
 kafka_port=${FIREBREAK_KAFKA_PORT:-9092}
 controller_port=${FIREBREAK_KAFKA_CONTROLLER_PORT:-$((kafka_port + 1))}
+sasl_port=${FIREBREAK_KAFKA_SASL_PORT:-}
 redis_port=${FIREBREAK_REDIS_PORT:-6379}
 kafka_version=$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$here/pom.xml")
 kafka_cache=${FIREBREAK_KAFKA_CACHE:-$HOME/.cache/firebreak/kafka}/$kafka_version
@@ -84,11 +86,11 @@ write_kafka_config() {
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$controller_port
-listeners=PLAINTEXT://127.0.0.1:$kafka_port,CONTROLLER://127.0.0.1:$controller_port
-advertised.listeners=PLAINTEXT://127.0.0.1:$kafka_port
+listeners=PLAINTEXT://127.0.0.1:$kafka_port,CONTROLLER://127.0.0.1:$controller_port${sasl_port:+,SASL_PLAINTEXT://127.0.0.1:$sasl_port}
+advertised.listeners=PLAINTEXT://127.0.0.1:$kafka_port${sasl_port:+,SASL_PLAINTEXT://127.0.0.1:$sasl_port}
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT
 log.dirs=$stack_dir/kafka-data
 num.partitions=1
 offsets.topic.replication.factor=1
@@ -101,6 +103,13 @@ group.initial.rebalance.delay.ms=0
 auto.create.topics.enable=false
 log.retention.hours=168
 PROPS
+  if [ -n "$sasl_port" ]; then
+    # A second listener that needs SASL/PLAIN (user firebreak), for trying Firebreak's SASL settings locally.
+    cat >>"$stack_dir/server.properties" <<PROPS
+sasl.enabled.mechanisms=PLAIN
+listener.name.sasl_plaintext.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_firebreak="${FIREBREAK_KAFKA_SASL_PASSWORD:?set FIREBREAK_KAFKA_SASL_PASSWORD with FIREBREAK_KAFKA_SASL_PORT}";
+PROPS
+  fi
   cat >"$stack_dir/log4j.properties" <<PROPS
 log4j.rootLogger=INFO, file
 log4j.appender.file=org.apache.log4j.RollingFileAppender
