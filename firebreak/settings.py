@@ -70,6 +70,9 @@ class Settings(BaseSettings):
     auth_disabled: bool = Field(False, description="Serve without authentication. For local experiments only; logged loudly.")
     max_request_bytes: int = Field(4 * 1024 * 1024, ge=1024, description="Largest request body ingest reads; larger gets 413.")
     max_alerts_per_request: int = Field(10_000, ge=1, description="Most alerts in one request; more gets 413.")
+    ingest_hmac_secrets: Annotated[list[str], NoDecode] = Field(
+        [], description="Names of secrets whose values are HMAC keys of signed webhook sources (see README); such a sender needs no token."
+    )
     ingest_rate_per_token: float = Field(0, ge=0, description="Requests a second each token may make (bursts to twice that), per ingest process; more get 429. 0: no limit.")
     ingest_max_inflight: int = Field(256, ge=1, le=100_000, description="Ingest requests that may wait for Kafka at once; more get 429 with Retry-After (load shedding, nothing accepted is lost).")
     produce_timeout_seconds: float = Field(10.0, gt=0, description="How long ingest waits for Kafka to acknowledge before answering 503.")
@@ -112,7 +115,7 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log level of every process.")
 
     @field_validator("group_by", "ingest_tokens", "fingerprint_ignore_labels", "actions_allowed_hosts",
-                     "actions_allowed_commands", mode="before")
+                     "actions_allowed_commands", "ingest_hmac_secrets", mode="before")
     @classmethod
     def _split(cls, value: Any) -> Any:
         return _comma_list(value)

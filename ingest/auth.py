@@ -117,3 +117,51 @@ class RateLimits:
 
 def retry_after(seconds: float) -> str:
     return str(max(1, math.ceil(seconds)))
+
+
+SIGNATURE_HEADER = "X-Firebreak-Signature"
+TIMESTAMP_HEADER = "X-Firebreak-Timestamp"
+
+
+class SignedSources:
+    """Webhook sources that sign their bodies instead of sending a token (GitHub-style).
+
+    The sender sends `X-Firebreak-Timestamp: <unix seconds>` and
+    `X-Firebreak-Signature: sha256=<hex HMAC-SHA256 of "<timestamp>.<raw body>">` with a key that is the value
+    of a secret named in `ingest_hmac_secrets` (one key per line: the first signs, any verifies, so keys rotate).
+    The signature is checked over the raw body before anything parses it; a timestamp more than `window`
+    seconds off is refused, and so is a signature seen before within the window (a replay). A verified sender
+    is the principal `hmac:<secret name>` with scope ingest.
+    """
+
+    def __init__(self, keys: dict[str, list[bytes]], window: float = 300.0) -> None:
+        self.keys = keys
+        self.window = window
+        self._seen: dict[str, float] = {}
+
+    @staticmethod
+    def sign(key: bytes, timestamp: str, body: bytes) -> str:
+        return "sha256=" + hmac.new(key, timestamp.encode() + b"." + body, "sha256").hexdigest()
+
+    def verify(self, signature: str, timestamp: str, body: bytes, now: float | None = None) -> Principal:
+        now = time.time() if now is None else now
+        try:
+            sent = float(timestamp)
+        except ValueError:
+            raise IngestError(401, "bad_signature", f"{TIMESTAMP_HEADER} must be unix seconds") from None
+        if abs(now - sent) > self.window:
+            raise IngestError(401, "bad_signature", f"{TIMESTAMP_HEADER} is more than {self.window:g} s from now; "
+                                                    "check the sender's clock and sign each request afresh")
+        match = None
+        for name, keys in self.keys.items():
+            for key in keys:
+                if hmac.compare_digest(self.sign(key, timestamp, body), signature) and match is None:
+                    match = name
+        if match is None:
+            raise IngestError(401, "bad_signature", f"{SIGNATURE_HEADER} does not match the body; sign "
+                                                    "'<timestamp>.<body>' with HMAC-SHA256 and a configured key")
+        self._seen = {s: t for s, t in self._seen.items() if now - t <= self.window}
+        if signature in self._seen:
+            raise IngestError(401, "replayed", "this signed request was already accepted; sign each request afresh")
+        self._seen[signature] = now
+        return Principal(f"hmac:{match}", Scope.ingest)

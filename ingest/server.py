@@ -25,7 +25,18 @@ from firebreak.settings import Settings
 from ingest import links_api, openapi, runs_api
 from ingest.adapters import parse_alertmanager, parse_generic
 from ingest.audit import AuditLog
-from ingest.auth import Principal, RateLimits, Scope, TokenAuth, audited, required_scope, retry_after
+from ingest.auth import (
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    Principal,
+    RateLimits,
+    Scope,
+    SignedSources,
+    TokenAuth,
+    audited,
+    required_scope,
+    retry_after,
+)
 from ingest.errors import IngestError, Problem, from_validation_error
 from ingest.producer import DurableProducer, KafkaUnavailable
 from correlation.durations import parse_duration
@@ -86,6 +97,7 @@ SILENCES = web.AppKey("silences", SilenceStore)
 AUTH = web.AppKey("auth", TokenAuth)
 AUDIT = web.AppKey("audit", AuditLog)
 LIMITS = web.AppKey("limits", RateLimits)
+SIGNED = web.AppKey("signed", SignedSources)
 INFLIGHT = web.AppKey("inflight", list)  # [requests waiting for Kafka to acknowledge]
 
 
@@ -125,7 +137,12 @@ async def _authenticate(request: web.Request, handler: Callable[[web.Request], A
     elif request.app[SETTINGS].auth_disabled:
         principal = Principal("auth-disabled", Scope.admin)
     else:
-        principal = request.app[AUTH].check(request.headers.get("Authorization"))
+        if request.headers.get(SIGNATURE_HEADER) and request.app[SIGNED].keys:
+            # Signed sources: verified over the raw body, before anything parses it.
+            principal = request.app[SIGNED].verify(request.headers[SIGNATURE_HEADER],
+                                                   request.headers.get(TIMESTAMP_HEADER, ""), await request.read())
+        else:
+            principal = request.app[AUTH].check(request.headers.get("Authorization"))
         wait = request.app[LIMITS].wait_for(principal.name)
         if wait > 0:
             return _json_error(IngestError(429, "rate_limited", f"token {principal.name!r} is over its rate of "
@@ -347,10 +364,18 @@ async def _record_change(request: web.Request) -> web.Response:
     return web.json_response(change.model_dump(mode="json"), status=202)
 
 
+def _hmac_keys(settings: Settings) -> dict[str, list[bytes]]:
+    """The keys of signed sources: each secret named in `ingest_hmac_secrets`, one key per line."""
+    from actions.secrets import Secrets
+
+    secrets = Secrets(settings.secrets_dir)
+    return {name: [k.strip().encode() for k in secrets.get(name).splitlines() if k.strip()] for name in settings.ingest_hmac_secrets}
+
+
 def create_app(settings: Settings, producer: DurableProducer, store: IncidentStore,
                silences: SilenceStore, links: Links | None = None) -> web.Application:
     tokens = [t.get_secret_value() for t in settings.ingest_tokens]
-    if not tokens and not settings.auth_disabled:
+    if not tokens and not settings.auth_disabled and not settings.ingest_hmac_secrets:
         raise ValueError("no ingest token configured; set FIREBREAK_INGEST_TOKENS or FIREBREAK_INGEST_TOKENS_FILE")
     app = web.Application(client_max_size=settings.max_request_bytes, middlewares=[_observe, _authenticate])
     app[SETTINGS] = settings
@@ -360,6 +385,7 @@ def create_app(settings: Settings, producer: DurableProducer, store: IncidentSto
     app[AUTH] = TokenAuth(tokens)
     app[INFLIGHT] = [0]
     app[LIMITS] = RateLimits(settings.ingest_rate_per_token)
+    app[SIGNED] = SignedSources(_hmac_keys(settings))
     app[AUDIT] = AuditLog(store.redis, settings.redis_prefix)
 
     async def audit_list(request: web.Request) -> web.Response:

@@ -80,3 +80,44 @@ def test_a_token_over_its_rate_gets_429_and_others_do_not():
             assert (await post("t2")).status == 202
 
     asyncio.run(main())
+
+
+def test_signed_sources_are_verified_over_the_raw_body_and_cannot_replay(monkeypatch):
+    import time as clock
+
+    from ingest.auth import SignedSources
+
+    monkeypatch.setenv("FIREBREAK_SECRET_GRAFANA_KEY", "old-key\nnew-key")
+
+    async def main() -> None:
+        kafka = SlowKafka()
+        kafka.release.set()
+        client = aioredis.Redis.from_url("redis://127.0.0.1:1/0")
+        app = create_app(Settings(ingest_tokens="t", ingest_hmac_secrets="GRAFANA_KEY"), kafka,  # type: ignore[arg-type]
+                         IncidentStore(client, "t:"), SilenceStore(client, "t:"))
+        async with TestClient(TestServer(app)) as http:
+            body = json.dumps({"labels": {"alertname": "Signed"}}).encode()
+
+            def post(signature: str, stamp: str, data: bytes = body):  # type: ignore[no-untyped-def]
+                return http.post("/api/v1/alerts", data=data, headers={
+                    "Content-Type": "application/json", "X-Firebreak-Signature": signature, "X-Firebreak-Timestamp": stamp})
+
+            now = str(int(clock.time()))
+            good = SignedSources.sign(b"new-key", now, body)
+            assert (await post(good, now)).status == 202
+            replay = await post(good, now)
+            assert replay.status == 401 and (await replay.json())["error"] == "replayed"
+            tampered = await post(SignedSources.sign(b"new-key", now, body), now, body.replace(b"Signed", b"Forged"))
+            assert tampered.status == 401 and (await tampered.json())["error"] == "bad_signature"
+            stale = str(int(clock.time()) - 3600)
+            assert (await post(SignedSources.sign(b"old-key", stale, body), stale)).status == 401
+            rotated = str(int(clock.time()) + 1)
+            assert (await post(SignedSources.sign(b"old-key", rotated, body), rotated)).status == 202  # rotation
+            other = await post(SignedSources.sign(b"new-key", now, body), now, body)  # same signature as `good`
+            assert other.status == 401
+            # A signed source has the ingest scope only.
+            read = await http.get("/api/v1/incidents", headers={"X-Firebreak-Signature": SignedSources.sign(b"new-key", now, b""),
+                                                                "X-Firebreak-Timestamp": now})
+            assert read.status == 403
+
+    asyncio.run(main())
