@@ -17,7 +17,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict
 from actions.matching import conditions_hold, services_of, team_of
 from actions.oncall import on_call
 from correlation.topology import Topology
-from schemas import Alert, Incident
+from schemas import Alert, Incident, IncidentEvent, IncidentEventKind, IncidentStatus
 from schemas.notification import NotificationsFile
 
 
@@ -39,6 +39,33 @@ class Escalation(BaseModel):
     due_at: AwareDatetime
     started_at: AwareDatetime
     stopped_by: str | None = None
+
+
+class Reaction(StrEnum):
+    """What an incident event means for paging."""
+
+    start = "start"  # page level 1 now (a new generation replaces an earlier escalation)
+    start_if_never_paged = "start_if_never_paged"  # flapping ended: page only if the hold-down kept it from paging
+    stop = "stop"  # acknowledged or resolved: stop at once, tell everyone paged
+    update = "update"  # a change worth one coalesced update to those paged
+    none = "none"
+
+
+_UPDATES = {IncidentEventKind.alert_added, IncidentEventKind.alert_resolved, IncidentEventKind.severity_changed,
+            IncidentEventKind.root_changed, IncidentEventKind.change_suspected, IncidentEventKind.problem_detected}
+
+
+def reaction(event: IncidentEvent, incident: Incident) -> Reaction:
+    """Pure: the paging consequence of one incident event, given the incident after it."""
+    if event.kind in (IncidentEventKind.opened, IncidentEventKind.reopened):
+        return Reaction.start if event.notify else Reaction.none  # while flapping, pages hold
+    if event.kind is IncidentEventKind.flapping_ended:
+        return Reaction.start_if_never_paged if incident.status is IncidentStatus.triggered else Reaction.none
+    if event.kind in (IncidentEventKind.acknowledged, IncidentEventKind.resolved):
+        return Reaction.stop
+    if event.kind in _UPDATES and event.notify and incident.is_open:
+        return Reaction.update
+    return Reaction.none
 
 
 class Recipient(BaseModel):

@@ -30,7 +30,17 @@ from redis.exceptions import RedisError
 
 from actions.channels import Message
 from actions.delivery import Deliverer
-from actions.escalation import Escalation, EscalationStatus, Recipient, after_paging, recipients, route, start
+from actions.escalation import (
+    Escalation,
+    EscalationStatus,
+    Reaction,
+    Recipient,
+    after_paging,
+    reaction,
+    recipients,
+    route,
+    start,
+)
 from actions.links import Links
 from actions.matching import context
 from correlation.topology import Topology
@@ -83,10 +93,6 @@ redis.call('SET', KEYS[1], cjson.encode(d))
 return 1
 """
 
-UPDATE_KINDS = {IncidentEventKind.alert_added, IncidentEventKind.alert_resolved, IncidentEventKind.severity_changed,
-                IncidentEventKind.root_changed, IncidentEventKind.change_suspected, IncidentEventKind.problem_detected}
-
-
 def _ts(at: datetime) -> float:
     return at.timestamp()
 
@@ -122,25 +128,22 @@ class Pager:
     # -- from the stream: fast Redis writes only --------------------------------------------------------
 
     async def on_incident_event(self, event: IncidentEvent, incident: Incident) -> None:
-        kind = event.kind
-        if kind in (IncidentEventKind.opened, IncidentEventKind.reopened) and event.notify:
-            await self._begin(event, incident, only_if_absent=False)
-        elif kind is IncidentEventKind.flapping_ended and incident.status is IncidentStatus.triggered:
-            await self._begin(event, incident, only_if_absent=True)
-        elif kind in (IncidentEventKind.acknowledged, IncidentEventKind.resolved):
+        what = reaction(event, incident)
+        if what in (Reaction.start, Reaction.start_if_never_paged):
+            await self._begin(event, incident, only_if_absent=what is Reaction.start_if_never_paged)
+        elif what is Reaction.stop:
             stopped = await self._stop(keys=[self._k("esc", event.incident_id), self._k("esc", "due"), self._k("esc", "updates")],
-                                       args=[f"{kind.value}:{event.actor}", "", event.incident_id])
+                                       args=[f"{event.kind.value}:{event.actor}", "", event.incident_id])
             if stopped:
                 ESCALATIONS.labels("stopped").inc()
-            notice = json.dumps({"incident": event.incident_id, "kind": kind.value, "event": event.event_id,
+            notice = json.dumps({"incident": event.incident_id, "kind": event.kind.value, "event": event.event_id,
                                  "actor": event.actor, "at": event.at.isoformat()}, sort_keys=True)
             if await self.redis.exists(self._k("esc", event.incident_id, "paged")):
                 await self.redis.zadd(self._k("esc", "notices"), {notice: _ts(datetime.now(timezone.utc))}, nx=True)
                 self.wake.set()
-        elif kind in UPDATE_KINDS and event.notify and incident.is_open:
-            if await self.redis.exists(self._k("esc", event.incident_id, "paged")):
-                due = datetime.now(timezone.utc) + timedelta(seconds=self.update_interval)
-                await self.redis.zadd(self._k("esc", "updates"), {event.incident_id: _ts(due)}, nx=True)
+        elif what is Reaction.update and await self.redis.exists(self._k("esc", event.incident_id, "paged")):
+            due = datetime.now(timezone.utc) + timedelta(seconds=self.update_interval)
+            await self.redis.zadd(self._k("esc", "updates"), {event.incident_id: _ts(due)}, nx=True)
 
     async def _begin(self, event: IncidentEvent, incident: Incident, only_if_absent: bool) -> None:
         policy = route(incident, event.severity or incident.severity, self.config, self.topology, self.service_label, event.alert)

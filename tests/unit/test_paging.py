@@ -168,3 +168,25 @@ def test_signed_links_verify_and_expire_and_survive_key_rotation():
     assert "signature" in new.problem("resolve", "inc-1", "alice", query["exp"], query["sig"], now=1_000_010)
     assert "signature" in new.problem("ack", "inc-1", "mallory", query["exp"], query["sig"], now=1_000_010)
     assert "signature" in Links("https://fb.example", [b"other"], 60).problem("ack", "inc-1", "alice", query["exp"], query["sig"], now=1_000_010)
+
+
+def test_what_each_incident_event_means_for_paging():
+    from actions.escalation import Reaction, reaction
+    from schemas import IncidentEvent, IncidentEventKind
+
+    def event(kind: IncidentEventKind, notify: bool = True) -> IncidentEvent:
+        return IncidentEvent(event_id="e", kind=kind, incident_id="inc-1", correlation_key="k", group_labels={}, seq=1,
+                             at=NOW, notify=notify)
+
+    open_incident = incident({"service": "checkout"})
+    acked = open_incident.model_copy(update={"status": IncidentStatus.acknowledged})
+    assert reaction(event(IncidentEventKind.opened), open_incident) is Reaction.start
+    assert reaction(event(IncidentEventKind.opened, notify=False), open_incident) is Reaction.none  # flapping holds
+    assert reaction(event(IncidentEventKind.reopened), open_incident) is Reaction.start
+    assert reaction(event(IncidentEventKind.flapping_ended), open_incident) is Reaction.start_if_never_paged
+    assert reaction(event(IncidentEventKind.flapping_ended), acked) is Reaction.none
+    assert reaction(event(IncidentEventKind.acknowledged), acked) is Reaction.stop
+    assert reaction(event(IncidentEventKind.resolved), acked) is Reaction.stop
+    assert reaction(event(IncidentEventKind.alert_added), open_incident) is Reaction.update
+    assert reaction(event(IncidentEventKind.alert_added, notify=False), open_incident) is Reaction.none
+    assert reaction(event(IncidentEventKind.flapping_started), open_incident) is Reaction.none
