@@ -32,6 +32,9 @@ DEAD_LETTERS = Counter("firebreak_dead_letter_total", "Records sent to the dead-
 SKIPPED_RECORDS = Counter(
     "firebreak_stream_skipped_records_total", "Records the stream skipped, fetched and processed by the gap repair.", ["stage"]
 )
+MISROUTED_RECORDS = Counter(
+    "firebreak_stream_misrouted_records_total", "Records of another topic the stream handed to a stage; left to their own stage.", ["stage"]
+)
 STATE_RESETS = Counter(
     "firebreak_state_entries_reset_total", "Table entries that could not be read and were started afresh.", ["table"]
 )

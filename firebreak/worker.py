@@ -55,6 +55,7 @@ from firebreak.metrics import (
     CONSUMER_LAG,
     DEAD_LETTERS,
     INCIDENT_EVENTS,
+    MISROUTED_RECORDS,
     OPEN_INCIDENTS,
     READ_MODEL_WRITES,
     SKIPPED_RECORDS,
@@ -177,12 +178,12 @@ class Worker:
         self.gaps = GapFetcher(settings.kafka_bootstrap, aiokafka_kwargs(settings))
         self.last_seen: dict[tuple[str, int], int] = {}  # (topic, partition) -> highest offset handled here
 
-        app.agent(self.alerts, name="dedup", concurrency=1)(self.guarded("dedup", self.handle_alert))
-        app.agent(self.alert_events, name="group", concurrency=1)(self.guarded("group", self.handle_group_input))
-        app.agent(self.incident_events, name="project", concurrency=1)(self.guarded("project", self.handle_incident_event))
-        app.agent(self.changes, name="changes", concurrency=1)(self.guarded("changes", self.handle_change))
-        app.agent(self.action_results, name="results", concurrency=1)(self.guarded("results", self.handle_result))
-        app.agent(self.notifications, name="deliveries", concurrency=1)(self.guarded("deliveries", self.handle_delivery))
+        app.agent(self.alerts, name="dedup", concurrency=1)(self.guarded("dedup", "alerts", self.handle_alert))
+        app.agent(self.alert_events, name="group", concurrency=1)(self.guarded("group", "alert-events", self.handle_group_input))
+        app.agent(self.incident_events, name="project", concurrency=1)(self.guarded("project", "incident-events", self.handle_incident_event))
+        app.agent(self.changes, name="changes", concurrency=1)(self.guarded("changes", "changes", self.handle_change))
+        app.agent(self.action_results, name="results", concurrency=1)(self.guarded("results", "action-results", self.handle_result))
+        app.agent(self.notifications, name="deliveries", concurrency=1)(self.guarded("deliveries", "notifications", self.handle_delivery))
         if self.executor is not None:
             app.task(self.executor.run_forever)
         if self.pager is not None:
@@ -195,13 +196,22 @@ class Worker:
 
     # -- the error barrier and the repair of skipped records ------------------------------------------------
 
-    def guarded(self, stage: str, handle: Handler) -> Callable[[faust.StreamT], Awaitable[None]]:
+    def guarded(self, stage: str, topic: str, handle: Handler) -> Callable[[faust.StreamT], Awaitable[None]]:
         """Per-event error barrier (Faust would ack and silently drop an event whose agent raised), and the
-        repair of records the stream skipped (firebreak/gaps.py)."""
+        repair of records the stream skipped (firebreak/gaps.py).
+
+        A record of another topic is not this stage's to judge: faust-streaming has been seen to hand one to
+        the wrong agent right after a rebalance. It is counted and left to its own stage, whose gap repair
+        fetches it if its stream skipped it; dead-lettering it here would misreport a good record as bad."""
 
         async def agent(stream: faust.StreamT) -> None:
             async for event in stream.events():
                 message = event.message
+                if message.topic != topic:
+                    MISROUTED_RECORDS.labels(stage).inc()
+                    log.warning("stage %s was handed %s/%s offset %s, a record of another stage; leaving it to that stage",
+                                stage, message.topic, message.partition, message.offset)
+                    continue
                 previous = self.last_seen.get((message.topic, message.partition))
                 if previous is not None and message.offset > previous + 1:
                     await self.repair_gap(stage, handle, message, previous)
