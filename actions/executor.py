@@ -44,6 +44,7 @@ from schemas.runbook import (
     Trigger,
 )
 
+from actions.loop import PollLoop
 from actions.matching import context, render_params, run_id, triggered
 from actions.runner import Outcome, Runner
 from actions.store import Fenced, RunStore
@@ -60,7 +61,9 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-class Executor:
+class Executor(PollLoop):
+    name = "executor"
+
     def __init__(self, runbooks: list[Runbook], store: RunStore, incidents: IncidentStore, runner: Runner, publish: Publish,
                  *, topology: Topology, service_label: str, page_channel: str | None, lease_seconds: float = 30.0,
                  concurrency: int = 8, poll_seconds: float = 0.5, owner: str | None = None) -> None:
@@ -74,10 +77,8 @@ class Executor:
         self.page_channel = page_channel
         self.lease_seconds = lease_seconds
         self.concurrency = concurrency
-        self.poll_seconds = poll_seconds
+        super().__init__(poll_seconds)
         self.owner = owner or f"executor-{uuid.uuid4().hex[:12]}"
-        self.tasks: dict[str, asyncio.Task[None]] = {}
-        self.stopping = False
 
     # -- creating runs (called from the stream agent, after the read model took the event) ---------------
 
@@ -92,20 +93,15 @@ class Executor:
             if await self.store.create(run):
                 RUNS_CREATED.labels(runbook.name).inc()
                 created.append(rid)
+                self.wake.set()
                 await self._result(run, ResultKind.run_created, output={"trigger": run.trigger.value})
         return created
 
     # -- the loop ---------------------------------------------------------------------------------------
 
-    async def run_forever(self) -> None:
-        log.info("executor %s started with %d runbooks", self.owner, len(self.runbooks))
-        while True:
-            try:
-                await self.poll()
-            except RedisError as exc:
-                EXECUTOR_ERRORS.labels("redis").inc()
-                log.warning("executor cannot reach Redis (%s): no step runs until it is back", exc)
-            await asyncio.sleep(self.poll_seconds)
+    def redis_failed(self, exc: RedisError) -> None:
+        EXECUTOR_ERRORS.labels("redis").inc()
+        log.warning("executor cannot reach Redis (%s): no step runs until it is back", exc)
 
     async def poll(self) -> int:
         """Start driving the due runs this executor can take; returns how many it took."""
@@ -123,18 +119,9 @@ class Executor:
             taken += 1
         return taken
 
-    async def drain(self) -> None:
-        """Wait for the runs in hand (tests and shutdown)."""
-        while self.tasks:
-            await asyncio.gather(*list(self.tasks.values()), return_exceptions=True)
-
     async def shutdown(self, grace_seconds: float) -> None:
-        """Take no new runs; give the steps in hand `grace_seconds` to finish, so a deploy does not leave them
-        unknown. A run parked or cut off here resumes on another worker when its lease runs out."""
-        self.stopping = True
-        if self.tasks:
-            log.info("executor stopping: waiting up to %g s for %d run(s) in hand", grace_seconds, len(self.tasks))
-            await asyncio.wait(list(self.tasks.values()), timeout=grace_seconds)
+        """Steps in hand get the grace period, so a deploy does not leave them unknown."""
+        await super().shutdown(grace_seconds)
         await self.runner.s.http.close()
 
     async def _drive(self, rid: str, fence: int) -> None:

@@ -42,6 +42,7 @@ from actions.escalation import (
     start,
 )
 from actions.links import Links
+from actions.loop import PollLoop
 from actions.matching import context
 from correlation.topology import Topology
 from firebreak.logs import context as log_context
@@ -97,7 +98,9 @@ def _ts(at: datetime) -> float:
     return at.timestamp()
 
 
-class Pager:
+class Pager(PollLoop):
+    name = "pager"
+
     def __init__(self, config: NotificationsFile, client: aioredis.Redis, prefix: str, incidents: IncidentStore,
                  deliverer: Deliverer, links: Links, *, topology: Topology, service_label: str,
                  update_interval: float = 30.0, lease_seconds: float = 30.0, poll_seconds: float = 0.5,
@@ -112,11 +115,8 @@ class Pager:
         self.service_label = service_label
         self.update_interval = update_interval
         self.lease = lease_seconds
-        self.poll_seconds = poll_seconds
+        super().__init__(poll_seconds)
         self.on_escalated = on_escalated
-        self.tasks: dict[tuple[str, str], asyncio.Task[None]] = {}
-        self.wake = asyncio.Event()
-        self.stopping = False
         self._claim = client.register_script(_CLAIM)
         self._start = client.register_script(_START)
         self._advance = client.register_script(_ADVANCE)
@@ -163,19 +163,6 @@ class Pager:
 
     # -- the loop ---------------------------------------------------------------------------------------
 
-    async def run_forever(self) -> None:
-        log.info("pager started: %d escalation policies, %d channels", len(self.config.escalation_policies), len(self.config.channels))
-        while True:
-            try:
-                await self.poll()
-            except RedisError as exc:
-                log.warning("pager cannot reach Redis (%s); retrying", exc)
-            try:
-                await asyncio.wait_for(self.wake.wait(), self.poll_seconds)
-            except TimeoutError:
-                pass
-            self.wake.clear()
-
     async def poll(self) -> int:
         if self.stopping:
             return 0
@@ -192,15 +179,6 @@ class Pager:
                 self.tasks[(queue, member)] = asyncio.create_task(self._guard(queue, member, handler))
                 started += 1
         return started
-
-    async def drain(self) -> None:
-        while self.tasks:
-            await asyncio.gather(*list(self.tasks.values()), return_exceptions=True)
-
-    async def shutdown(self, grace_seconds: float) -> None:
-        self.stopping = True
-        if self.tasks:
-            await asyncio.wait(list(self.tasks.values()), timeout=grace_seconds)
 
     async def _guard(self, queue: str, member: str, handler: Callable[[str], Awaitable[None]]) -> None:
         heartbeat = asyncio.create_task(self._heartbeat(queue, member))
