@@ -42,6 +42,13 @@ READ_MODEL_WRITES = Counter(
     "firebreak_read_model_writes_total", "Incident events applied to the Redis read model, by result.", ["result"]
 )
 
+REDIS_WAITS = Counter(
+    "firebreak_redis_waits_total", "Times a stream stage paused because Redis did not answer (it retries; nothing is skipped)."
+)
+READ_MODEL_REBUILDS = Counter(
+    "firebreak_read_model_rebuilds_total", "Automatic rebuilds of the read model after it vanished (Redis flushed or replaced)."
+)
+
 RUNS_CREATED = Counter("firebreak_runbook_runs_created_total", "Runbook runs created by incident events.", ["runbook"])
 RUNS_FINISHED = Counter("firebreak_runbook_runs_finished_total", "Runbook runs finished, by final status.", ["runbook", "status"])
 STEPS_FINISHED = Counter("firebreak_runbook_steps_total", "Runbook steps finished, by action and status.", ["action", "status"])

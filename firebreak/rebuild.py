@@ -1,5 +1,5 @@
-"""Rebuilding the Redis read model from the logs it is a view of: `incident-events` (incidents) and
-`action-results` (the runbook entries of their timelines)."""
+"""Rebuilding the Redis read model from the logs it is a view of: `incident-events` (incidents),
+`action-results` (the runbook entries of their timelines) and `notifications` (their deliveries)."""
 
 from __future__ import annotations
 
@@ -11,17 +11,18 @@ import redis.asyncio as aioredis
 from kafka import KafkaConsumer, TopicPartition
 from pydantic import ValidationError
 
-from firebreak.action_log import ActionLog
+from firebreak.action_log import ActionLog, IncidentLog, NotificationLog
 from firebreak.kafka_auth import kafka_python_kwargs
 from firebreak.readmodel import IncidentStore
 from firebreak.settings import Settings
 from schemas import IncidentEvent
+from schemas.notification import Delivery
 from schemas.runbook import ActionResult
 
 BATCH = 500
 
 
-TOPICS = ("incident-events", "action-results")
+TOPICS = ("incident-events", "action-results", "notifications")
 
 
 def count_events(settings: Settings) -> int:
@@ -44,14 +45,18 @@ def rebuild(settings: Settings, clear: bool, progress: Callable[[int], None]) ->
 async def _rebuild(settings: Settings, clear: bool, progress: Callable[[int], None]) -> Counter[str]:
     client = aioredis.Redis.from_url(settings.redis_url)
     store = IncidentStore(client, settings.redis_prefix)
-    actions = ActionLog(client, settings.redis_prefix)
+    logs: dict[str, tuple[IncidentLog, type[ActionResult] | type[Delivery], str]] = {
+        "action-results": (ActionLog(client, settings.redis_prefix), ActionResult, "action"),
+        "notifications": (NotificationLog(client, settings.redis_prefix), Delivery, "delivery"),
+    }
     results: Counter[str] = Counter()
     try:
         if clear:
             ids = [i.decode() for i in await client.zrange(f"{settings.redis_prefix}incidents", 0, -1)]
-            await actions.clear(ids)
+            for log, _, _ in logs.values():
+                await log.clear(ids)
             await store.clear()
-        # Incidents first: the action entries hang off incidents that must exist to be shown.
+        # Incidents first: the action and delivery entries hang off incidents that must exist to be shown.
         for topic in TOPICS:
             for value in _records(settings, topic, progress):
                 if topic == "incident-events":
@@ -61,13 +66,14 @@ async def _rebuild(settings: Settings, clear: bool, progress: Callable[[int], No
                         results["undecodable"] += 1
                         continue
                     results[(await store.apply(event)).value] += 1
-                else:
-                    try:
-                        result = ActionResult.model_validate_json(value)
-                    except ValidationError:
-                        results["undecodable"] += 1
-                        continue
-                    results["action_recorded" if await actions.record(result) else "action_already_recorded"] += 1
+                    continue
+                log, model, name = logs[topic]
+                try:
+                    record = model.model_validate_json(value)
+                except ValidationError:
+                    results["undecodable"] += 1
+                    continue
+                results[f"{name}_recorded" if await log.record(record) else f"{name}_already_recorded"] += 1
     finally:
         await client.aclose()
     return results

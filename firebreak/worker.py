@@ -26,7 +26,9 @@ A record that cannot be decoded or processed goes to `dead-letter` with the reas
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import time
 import traceback
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
@@ -48,6 +50,7 @@ from firebreak.gaps import GapFetcher
 from firebreak.inhibition_store import InhibitionStore
 from firebreak.kafka_auth import aiokafka_kwargs, faust_credentials
 from firebreak.logs import context as log_context, dict_config
+from firebreak.rebuild import rebuild
 from firebreak.metrics import (
     ALERT_TO_INCIDENT,
     ALERTS_PROCESSED,
@@ -57,7 +60,9 @@ from firebreak.metrics import (
     INCIDENT_EVENTS,
     MISROUTED_RECORDS,
     OPEN_INCIDENTS,
+    READ_MODEL_REBUILDS,
     READ_MODEL_WRITES,
+    REDIS_WAITS,
     SKIPPED_RECORDS,
     STATE_RESETS,
     TIME_TO_ACKNOWLEDGE,
@@ -87,7 +92,9 @@ log = logging.getLogger("firebreak.worker")
 
 LOGGED_KINDS = {IncidentEventKind.opened, IncidentEventKind.acknowledged, IncidentEventKind.resolved,
                 IncidentEventKind.reopened, IncidentEventKind.problem_detected}
-READ_MODEL_ATTEMPTS = 5  # about 8 s of retries for a Redis blip before the event is dead-lettered
+STAGE_TOPICS = frozenset({"alerts", "alert-events", "incident-events", "changes", "action-results", "notifications"})
+REBUILD_LEASE_SECONDS = 600  # a rebuild not finished by then (its worker died) is started again by another
+REDIS_MAX_WAIT = 5.0  # longest pause between attempts while Redis is unavailable
 
 
 def _raw_schema() -> faust.Schema:
@@ -192,7 +199,9 @@ class Worker:
         app.timer(2.0, name="refresh_silences")(self.refresh_silences)
         app.timer(settings.tick_interval_seconds, name="tick")(self.tick)
         app.timer(10.0, name="report_state")(self.report_state)
+        app.timer(5.0, name="guard_read_model")(self.guard_read_model)
         app.on_partitions_revoked.connect(self.forget_revoked)
+        app.on_partitions_assigned.connect(self.baseline_assigned)
 
     # -- the error barrier and the repair of skipped records ------------------------------------------------
 
@@ -242,6 +251,19 @@ class Worker:
         # Another worker processes these meanwhile: coming back to a later offset is not a skip.
         for tp in revoked:
             self.last_seen.pop((tp.topic, tp.partition), None)
+
+    async def baseline_assigned(self, app: faust.App, assigned: set[faust.types.TP], **kwargs: Any) -> None:
+        """Start gap detection at the group's committed offsets: faust-streaming has been seen to start a
+        partition it just got past them, and without a baseline that first skip goes unnoticed."""
+        mine = [(tp.topic, tp.partition) for tp in assigned if tp.topic in STAGE_TOPICS]
+        try:
+            points = await self.gaps.resume_points(self.settings.app_id, mine)
+        except Exception as exc:  # noqa: BLE001 - detection of later gaps still works; say what is missing
+            log.warning("could not read committed offsets for %d partitions (%s); gaps at their start go unnoticed",
+                        len(mine), exc)
+            return
+        for key, offset in points.items():
+            self.last_seen.setdefault(key, offset - 1)
 
     async def to_dead_letter(self, stage: str, reason: str, event: Any, summary: str, detail: str) -> None:
         DEAD_LETTERS.labels(stage, reason).inc()
@@ -395,6 +417,32 @@ class Worker:
             if handled is not None and end is not None:
                 CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(max(0, end - handled - 1))
 
+    async def guard_read_model(self) -> None:
+        """Rebuild the read model from `incident-events` and `action-results` when its marker is gone: Redis
+        was flushed, lost its data, or is a new empty instance. One worker takes the job (SET NX); the marker
+        expires if that worker dies before finishing, so another takes over. Two passes: events the stream
+        could not apply during the first (their incident was not rebuilt yet) are applied by the second."""
+        marker = f"{self.settings.redis_prefix}readmodel:marker"
+        try:
+            if not await self.store.redis.set(marker, "rebuilding", nx=True, ex=REBUILD_LEASE_SECONDS):
+                return
+        except RedisError:
+            return
+        log.warning("read model marker missing (Redis flushed or replaced): rebuilding from incident-events")
+        started = time.monotonic()
+        try:
+            first = await asyncio.to_thread(rebuild, self.settings, False, lambda n: None)
+            second = await asyncio.to_thread(rebuild, self.settings, False, lambda n: None)
+            await self.store.redis.set(marker, "ok")
+        except Exception as exc:  # noqa: BLE001 - Kafka or Redis away: try again at the next check
+            log.error("read model rebuild failed (%s); retrying at the next check", exc)
+            with contextlib.suppress(RedisError):
+                await self.store.redis.delete(marker)
+            return
+        READ_MODEL_REBUILDS.inc()
+        log.info("read model rebuilt in %.1f s: first pass %s, second pass %s", time.monotonic() - started,
+                 dict(first), dict(second))
+
     async def react(self, incident_event: IncidentEvent) -> None:
         incident = await self.store.get(incident_event.incident_id)
         if incident is None:
@@ -405,15 +453,19 @@ class Worker:
             await self.executor.trigger(incident_event, incident)
 
     async def with_redis_retries(self, write: Callable[[], Awaitable[T]]) -> T:
-        for attempt in range(READ_MODEL_ATTEMPTS):
+        """Retry a Redis write until Redis answers. The stage waits (its records stay on Kafka, lag grows)
+        rather than skip an event: an event skipped here would leave a hole in the read model, and a run or
+        a page it should have started would never happen."""
+        attempt = 0
+        while True:
             try:
                 return await write()
             except RedisError as exc:
-                if attempt == READ_MODEL_ATTEMPTS - 1:
-                    raise  # dead-lettered; `firebreak readmodel rebuild` restores the read model once Redis is back
-                log.warning("Redis write failed (%s); retrying in %.1f s", exc, 0.5 * 2**attempt)
-                await asyncio.sleep(0.5 * 2**attempt)
-        raise AssertionError("unreachable")
+                wait = min(REDIS_MAX_WAIT, 0.25 * 2**attempt)
+                attempt += 1
+                REDIS_WAITS.inc()
+                log.warning("Redis unavailable (%s); the stage waits %.1f s and retries (attempt %d)", exc, wait, attempt)
+                await asyncio.sleep(wait)
 
     async def handle_result(self, event: Any) -> None:
         result = ActionResult.model_validate_json(event.value)
