@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from pydantic import TypeAdapter, ValidationError
 
 from correlation.fingerprint import fingerprint
-from ingest.errors import IngestError, from_validation_error
+from ingest.errors import IngestError, Problem, from_validation_error
 from schemas import Alert, AlertIn, AlertmanagerWebhook
+
+MAX_CLOCK_SKEW = timedelta(hours=1)  # how far in the future a startsAt may be (a sender's clock running fast)
 
 _ONE = TypeAdapter(AlertIn)
 _MANY = TypeAdapter(list[AlertIn])
@@ -29,6 +31,18 @@ def canonical(alert: AlertIn, source: str, now: datetime, ignore: frozenset[str]
     )
 
 
+def _check_start_times(alerts: list[AlertIn], now: datetime, prefix: str | None) -> None:
+    """A startsAt far in the future is a broken clock or a forged alert: it would sort and group wrongly.
+    `prefix` names the list the alerts are in (None: the body is one alert)."""
+    problems = [Problem("startsAt" if prefix is None else f"{prefix}[{i}].startsAt",
+                        f"{a.starts_at.isoformat()} is more than {MAX_CLOCK_SKEW} ahead of this server's clock; "
+                        "fix the sender's clock or leave startsAt out")
+                for i, a in enumerate(alerts) if a.starts_at is not None and a.starts_at > now + MAX_CLOCK_SKEW]
+    if problems:
+        summary = "; ".join(f"{p.field}: {p.problem}" for p in problems[:3])
+        raise IngestError(422, "invalid_alert", f"the alerts do not match the schema: {summary}", problems[:50])
+
+
 def _check_count(count: int, limit: int) -> None:
     if count == 0:
         raise IngestError(422, "no_alerts", "the request holds no alerts; send at least one")
@@ -43,6 +57,7 @@ def parse_alertmanager(body: bytes, now: datetime, max_alerts: int, ignore: froz
     except ValidationError as exc:
         raise from_validation_error(exc) from exc
     _check_count(len(payload.alerts), max_alerts)
+    _check_start_times(payload.alerts, now, "alerts")
     source = f"alertmanager:{payload.receiver}" if payload.receiver else "alertmanager"
     return [canonical(a, source[:128], now, ignore) for a in payload.alerts]
 
@@ -60,4 +75,5 @@ def parse_generic(body: bytes, now: datetime, max_alerts: int, ignore: frozenset
     except ValidationError as exc:
         raise from_validation_error(exc) from exc
     _check_count(len(alerts), max_alerts)
+    _check_start_times(alerts, now, "" if first == b"[" else None)
     return [canonical(a, "generic", now, ignore) for a in alerts]

@@ -13,7 +13,8 @@ from datetime import datetime, timezone
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, StrictStr, model_validator
+from pydantic import (AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, StrictStr,
+                      ValidationInfo, field_validator)
 
 
 @dataclass(frozen=True)
@@ -100,13 +101,15 @@ class _Strict(BaseModel):
 
 
 class _AlertTimes(_Strict):
-    @model_validator(mode="after")
-    def _ends_after_start(self) -> "_AlertTimes":
-        starts_at = getattr(self, "starts_at", None)
-        ends_at = getattr(self, "ends_at", None)
+    # A field validator (not a model validator) so the error names `endsAt` itself; startsAt is declared
+    # before endsAt in every subclass, so it is validated first.
+    @field_validator("ends_at", check_fields=False)
+    @classmethod
+    def _ends_after_start(cls, ends_at: datetime | None, info: ValidationInfo) -> datetime | None:
+        starts_at = info.data.get("starts_at")
         if starts_at is not None and ends_at is not None and ends_at < starts_at:
             raise ValueError("endsAt is before startsAt; send endsAt at or after startsAt, or leave it out")
-        return self
+        return ends_at
 
 
 class AlertIn(_AlertTimes):

