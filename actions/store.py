@@ -58,6 +58,9 @@ def _ts(at: datetime) -> float:
     return at.timestamp()
 
 
+KNOWN_RUN_SECONDS = 30 * 86400  # how long a rebuilt "this run existed" marker keeps a trigger from re-running it
+
+
 class RunStore:
     def __init__(self, client: aioredis.Redis, prefix: str) -> None:
         self.redis = client
@@ -73,7 +76,10 @@ class RunStore:
     # -- creating and finding runs ----------------------------------------------------------------------
 
     async def create(self, run: Run) -> bool:
-        """Store a new run and schedule it; False (and nothing changes) when it exists already."""
+        """Store a new run and schedule it; False (and nothing changes) when it exists already, or existed
+        before Redis lost it (`remember`: a redelivered trigger after a rebuild must not run it again)."""
+        if await self.redis.exists(self._k("run", run.id, "known")):
+            return False
         created = await self.redis.set(self._k("run", run.id), run.model_dump_json(), nx=True)
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.zadd(self._k("runs"), {run.id: _ts(run.created_at)}, nx=True)
@@ -82,6 +88,10 @@ class RunStore:
                 pipe.zadd(self._k("runs", "due"), {run.id: _ts(run.created_at)})
             await pipe.execute()
         return bool(created)
+
+    async def remember(self, run_id: str) -> None:
+        """Note that a run existed (the read-model rebuild calls this for every run on `action-results`)."""
+        await self.redis.set(self._k("run", run_id, "known"), "1", ex=KNOWN_RUN_SECONDS)
 
     async def get(self, run_id: str) -> Run | None:
         raw = await self.redis.get(self._k("run", run_id))

@@ -16,7 +16,9 @@ from firebreak.kafka_auth import kafka_python_kwargs
 from firebreak.readmodel import IncidentStore
 from firebreak.settings import Settings
 from schemas import IncidentEvent
-from schemas.notification import Delivery
+from actions.delivery import MARK_SECONDS
+from actions.store import RunStore
+from schemas.notification import Delivery, DeliveryStatus
 from schemas.runbook import ActionResult
 
 BATCH = 500
@@ -49,7 +51,17 @@ async def _rebuild(settings: Settings, clear: bool, progress: Callable[[int], No
         "action-results": (ActionLog(client, settings.redis_prefix), ActionResult, "action"),
         "notifications": (NotificationLog(client, settings.redis_prefix), Delivery, "delivery"),
     }
+    runs = RunStore(client, settings.redis_prefix)
     results: Counter[str] = Counter()
+
+    async def remember(record: ActionResult | Delivery) -> None:
+        """Restore what keeps a redelivered incident event from acting twice: runs that existed, and
+        notifications already delivered or given up on (their dedup markers)."""
+        if isinstance(record, ActionResult):
+            await runs.remember(record.run_id)
+        elif record.status in (DeliveryStatus.delivered, DeliveryStatus.dead_lettered):
+            await client.set(f"{settings.redis_prefix}delivered:{record.delivery_id}", "1", ex=MARK_SECONDS)
+
     try:
         if clear:
             ids = [i.decode() for i in await client.zrange(f"{settings.redis_prefix}incidents", 0, -1)]
@@ -74,6 +86,7 @@ async def _rebuild(settings: Settings, clear: bool, progress: Callable[[int], No
                     results["undecodable"] += 1
                     continue
                 results[f"{name}_recorded" if await log.record(record) else f"{name}_already_recorded"] += 1
+                await remember(record)
     finally:
         await client.aclose()
     return results

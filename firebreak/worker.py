@@ -246,6 +246,19 @@ class Worker:
                     stage, message.topic, message.partition, previous + 1, message.offset - 1, len(missing))
         for skipped in missing:
             await self.process(stage, handle, skipped)
+        await self.ack_repaired(message.topic, message.partition, previous + 1, message.offset - 1)
+
+    async def ack_repaired(self, topic: str, partition: int, first: int, last: int) -> None:
+        """Let Faust commit past records the repair processed. Faust never saw them, and it commits only up to
+        the first offset it has not acked: without this the partition's commit stays behind the gap until
+        the next rebalance, which then redelivers everything since. Faust's own gap bookkeeping
+        (`Consumer._add_gap`, used for gaps it notices itself) is the one way in."""
+        add_gap = getattr(self.app.consumer, "_add_gap", None)
+        if add_gap is None:
+            log.warning("this faust version has no Consumer._add_gap: offsets %s/%s %d..%d stay uncommitted "
+                        "until the next rebalance", topic, partition, first, last)
+            return
+        await add_gap(faust.types.TP(topic, partition), first, last)
 
     async def forget_revoked(self, app: faust.App, revoked: set[faust.types.TP], **kwargs: Any) -> None:
         # Another worker processes these meanwhile: coming back to a later offset is not a skip.
