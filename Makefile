@@ -4,7 +4,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: install demo test test-unit up down status schemas clean
+.PHONY: install demo test test-unit chaos up down status schemas clean
 
 install: $(VENV)/.installed
 
@@ -25,6 +25,11 @@ test: install
 
 test-unit: install
 	$(BIN)/pytest tests/unit
+
+## The fault-injection suite at full length (about 10 minutes), then its ledger table into RELIABILITY.md.
+chaos: install
+	rm -rf .firebreak/chaos
+	FIREBREAK_CHAOS_FULL=1 $(BIN)/pytest tests/chaos; status=$$?; $(BIN)/python -m tests.chaos.report --write; exit $$status
 
 up: install
 	PYTHON=$(BIN)/python deploy/local/stack.sh up

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +22,7 @@ import requests
 from kafka import KafkaConsumer, TopicPartition
 
 ROOT = Path(__file__).resolve().parents[1]
+STACK_SCRIPT = ROOT / "deploy/local/stack.sh"
 FIREBREAK = str(Path(sys.executable).parent / "firebreak")  # the console script of this environment
 TOKEN = "integration-test-token"
 KAFKA_SASL_PASSWORD = "kafka-sasl-test-password"
@@ -48,6 +50,12 @@ class Stack:
     folder: Path
     env: dict[str, str] = field(default_factory=dict)
     sasl_bootstrap: str = ""  # the same broker behind SASL/PLAIN (user firebreak, KAFKA_SASL_PASSWORD)
+    script_env: dict[str, str] = field(default_factory=dict)  # what deploy/local/stack.sh was started with
+
+    def service(self, action: str, name: str) -> None:
+        """Stop or start Kafka or Redis (`stack.sh stop|start kafka|redis`), keeping its data."""
+        subprocess.run([str(STACK_SCRIPT), action, name], env=self.script_env, check=True, timeout=300,
+                       capture_output=True)
 
     def end_offsets(self, topic: str) -> int:
         """How many records the topic holds, summed over partitions."""
@@ -88,9 +96,9 @@ class Stack:
             consumer.close()
 
 
-@pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    folder = tmp_path_factory.mktemp("stack")
+@contextmanager
+def launch_stack(folder: Path) -> Iterator[Stack]:
+    """A fresh Kafka and Redis on free loopback ports with their data in `folder`, and Firebreak's topics."""
     kafka_port, redis_port, sasl_port = free_port(), free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("FIREBREAK_")}
     env.update(
@@ -102,10 +110,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         FIREBREAK_REDIS_PORT=str(redis_port),
         PYTHON=sys.executable,
     )
-    script = ROOT / "deploy/local/stack.sh"
-    subprocess.run([str(script), "up"], env=env, check=True, timeout=600)
+    subprocess.run([str(STACK_SCRIPT), "up"], env=env, check=True, timeout=600)
     try:
-        s = Stack(f"127.0.0.1:{kafka_port}", f"redis://127.0.0.1:{redis_port}/0", folder, sasl_bootstrap=f"127.0.0.1:{sasl_port}")
+        s = Stack(f"127.0.0.1:{kafka_port}", f"redis://127.0.0.1:{redis_port}/0", folder,
+                  sasl_bootstrap=f"127.0.0.1:{sasl_port}", script_env=env)
         s.env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("FIREBREAK_")},
             "FIREBREAK_KAFKA_BOOTSTRAP": s.bootstrap,
@@ -118,7 +126,13 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                        capture_output=True)
         yield s
     finally:
-        subprocess.run([str(script), "down"], env=env, check=False, timeout=120)
+        subprocess.run([str(STACK_SCRIPT), "down"], env=env, check=False, timeout=120)
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    with launch_stack(tmp_path_factory.mktemp("stack")) as s:
+        yield s
 
 
 @dataclass
@@ -227,11 +241,14 @@ def ingest(stack: Stack) -> Iterator[Ingest]:
 class Standin:
     """examples/standin.py as a process: the deploy API and webhook receivers runbooks and pages reach."""
 
-    def __init__(self, stack: Stack, log_name: str, token: str | None = None) -> None:
-        port = free_port()
+    def __init__(self, stack: Stack, log_name: str, token: str | None = None, port: int | None = None,
+                 requests_log: Path | None = None) -> None:
+        port = port or free_port()
         self.port = port
         self.base = f"http://127.0.0.1:{port}"
         command = [sys.executable, str(ROOT / "examples/standin.py"), "--port", str(port)]
+        if requests_log is not None:  # survives a restart, unlike GET /requests
+            command += ["--log", str(requests_log)]
         self.process = subprocess.Popen([*command, *(["--token", token] if token else [])],
                                         stdout=(stack.folder / log_name).open("ab"), stderr=subprocess.STDOUT)
 

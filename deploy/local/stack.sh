@@ -212,9 +212,21 @@ cmd_status() {
   return $rc
 }
 
+cmd_service() { # cmd_service start|stop kafka|redis
+  mkdir -p "$logs"
+  case "$1:${2:-}" in
+    start:kafka) start_kafka ;;
+    start:redis) start_redis ;;
+    stop:kafka) stop_pid kafka kafka.Kafka ;;
+    stop:redis) stop_pid redis redis-server ;;
+    *) echo "usage: $0 $1 kafka|redis" >&2; exit 2 ;;
+  esac
+}
+
 case "${1:-}" in
   up) cmd_up ;;
   down) cmd_down ;;
   status) cmd_status ;;
-  *) echo "usage: $0 up|down|status" >&2; exit 2 ;;
+  start|stop) cmd_service "$1" "${2:-}" ;;
+  *) echo "usage: $0 up|down|status|start SERVICE|stop SERVICE" >&2; exit 2 ;;
 esac

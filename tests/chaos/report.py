@@ -1,0 +1,66 @@
+"""Print the chaos ledger table and write it into RELIABILITY.md between its markers.
+
+    python -m tests.chaos.report [--write]
+
+Reads the rows the fault tests saved (FIREBREAK_CHAOS_RESULTS, default .firebreak/chaos/).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+from tests.chaos.harness import RESULTS, ROOT
+
+BEGIN = "<!-- chaos-table:begin -->"
+END = "<!-- chaos-table:end -->"
+ORDER = ["killed", "kafka", "redis_stopped", "flushed", "joins", "receiver", "storm", "whole_suite"]
+
+
+def rows() -> list[dict]:
+    found = [json.loads(p.read_text()) for p in sorted(RESULTS.glob("test_*.json"))]
+    return sorted(found, key=lambda r: next((i for i, k in enumerate(ORDER) if k in r["command"]), len(ORDER)))
+
+
+def table(found: list[dict]) -> str:
+    head = ("| fault | alerts sent | accepted | accounted for | lost | duplicated | read model missing | "
+            "steps run twice | steps missing | pages lost | pages received twice | pages dead-lettered | reproduce |")
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for r in found:
+        lines.append(
+            f"| {r['fault']} | {r['sent']:,} | {r['accepted']:,} | {r['accounted']:,} | **{r['lost']}** | **{r['duplicated']}** | "
+            f"{r['readmodel_missing']} | **{r['steps_run_twice']}** | {r['steps_missing']} | **{r['pages_lost']}** | "
+            f"{r['pages_received_twice']} | {r['pages_dead_lettered']} | `{r['command']}` |"
+        )
+    notes = [f"- *{r['fault']}*: " + "; ".join(r["notes"]) for r in found if r["notes"]]
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    full = all(r.get("full") for r in found)
+    stamp = (f"{'Full run (`make chaos`)' if full else 'Short run (CI)'} of {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, "
+             f"commit {commit or 'unknown'}, {platform.machine()}, Python {platform.python_version()}.")
+    return "\n".join([stamp, "", *lines, "", *notes])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--write", action="store_true", help="replace the table in RELIABILITY.md")
+    args = parser.parse_args()
+    found = rows()
+    if not found:
+        sys.exit(f"no chaos results in {RESULTS}; run `make chaos` first")
+    text = table(found)
+    print(text)
+    if args.write:
+        doc = ROOT / "RELIABILITY.md"
+        content = doc.read_text()
+        start, end = content.index(BEGIN) + len(BEGIN), content.index(END)
+        doc.write_text(content[:start] + "\n" + text + "\n" + content[end:])
+        print(f"\nwrote the table into {doc}")
+
+
+if __name__ == "__main__":
+    main()
