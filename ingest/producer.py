@@ -8,12 +8,25 @@ import time
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
+from aiokafka.errors import (
+    InvalidProducerEpoch,
+    InvalidProducerIdMapping,
+    KafkaError,
+    OutOfOrderSequenceNumber,
+    ProducerFenced,
+    UnknownProducerId,
+)
 
 from firebreak.metrics import KAFKA_UP, PRODUCE_LATENCY
 from schemas import Alert
 
 log = logging.getLogger("firebreak.ingest.producer")
+
+
+# Errors after which an idempotent producer stays broken: aiokafka cannot bump its epoch, so every later send
+# fails the same way. Seen after a broker restart while batches were in flight (OutOfOrderSequenceNumber).
+PRODUCER_BROKEN = (OutOfOrderSequenceNumber, UnknownProducerId, InvalidProducerEpoch, InvalidProducerIdMapping,
+                   ProducerFenced)
 
 
 class KafkaUnavailable(Exception):
@@ -32,6 +45,7 @@ class DurableProducer:
         self._linger_ms = linger_ms
         self._producer: AIOKafkaProducer | None = None
         self._connect_task: asyncio.Task[None] | None = None
+        self._closing: asyncio.Task[None] | None = None
 
     def _new_producer(self) -> AIOKafkaProducer:
         return AIOKafkaProducer(
@@ -64,6 +78,14 @@ class DurableProducer:
             KAFKA_UP.set(1)
             log.info("connected to kafka at %s", self._bootstrap)
             return
+
+    def _replace(self, broken: AIOKafkaProducer, exc: BaseException) -> None:
+        """Drop a producer that cannot recover and connect a new one (a new producer id); until it is
+        connected, sends answer 503. The senders retry, and duplicates are absorbed downstream (dedup)."""
+        log.warning("kafka producer unusable after %r; replacing it", exc)
+        self._producer = None
+        self._closing = asyncio.create_task(broken.stop())
+        self._connect_task = asyncio.create_task(self._connect_forever())
 
     async def stop(self) -> None:
         if self._connect_task is not None:
@@ -98,6 +120,8 @@ class DurableProducer:
                 await asyncio.gather(*futures)
         except (TimeoutError, KafkaError) as exc:
             KAFKA_UP.set(0)
+            if isinstance(exc, PRODUCER_BROKEN) and self._producer is producer:
+                self._replace(producer, exc)
             raise KafkaUnavailable(f"Kafka did not acknowledge within {self._timeout:g} s: {exc!r}") from exc
         KAFKA_UP.set(1)
         PRODUCE_LATENCY.observe(time.perf_counter() - started)
