@@ -31,6 +31,7 @@ class Load:
         self.lock = threading.Lock()
         self.sent = 0
         self.accepted: list[str] = []
+        self.accepted_count = 0
         self.statuses: Counter[str] = Counter()
         self.retries = 0
         self.given_up = 0
@@ -39,12 +40,13 @@ class Load:
 
     def alerts(self, start: int) -> list[dict]:
         now = datetime.now(timezone.utc).isoformat()
-        return [
-            {"labels": {"alertname": self.args.alertname, "service": f"{self.args.run}-svc-{self.service(n)}",
-                        "instance": f"i-{n}", "run": self.args.run, "severity": self.args.severity},
-             "annotations": {"summary": f"load {n}"}, "startsAt": now}
-            for n in range(start, start + self.args.batch)
-        ]
+        out = []
+        for n in range(start, start + self.args.batch):
+            m = n % self.args.distinct if self.args.distinct else n  # which distinct alert this one repeats
+            out.append({"labels": {"alertname": self.args.alertname, "service": f"{self.args.run}-svc-{self.service(m)}",
+                                   "instance": f"i-{m}", "run": self.args.run, "severity": self.args.severity},
+                        "annotations": {"summary": f"load {m}"}, "startsAt": now})
+        return out
 
     def service(self, n: int) -> int:
         """Round robin over --services, or (with --per-service K) a new service every K alerts, so incidents
@@ -63,9 +65,11 @@ class Load:
             try:
                 response = session.post(self.args.url + self.args.path, data=payload, headers=headers, timeout=30)
                 status = str(response.status_code)
-                if response.status_code == 202:
+                if response.status_code in (200, 202):  # Firebreak: 202 with fingerprints; Alertmanager: 200
+                    fingerprints = response.json().get("fingerprints", []) if response.status_code == 202 else []
                     with self.lock:
-                        self.accepted.extend(response.json()["fingerprints"])
+                        self.accepted.extend(fingerprints)
+                        self.accepted_count += len(body)
                         self.statuses[status] += 1
                         self.latencies_ms.append((time.monotonic() - started) * 1000)
                     return
@@ -97,11 +101,13 @@ class Load:
         n = 0
         while True:
             due = begin + n * interval + index * interval / args.concurrency
+            start = args.start_index + (n * args.concurrency + index) * args.batch
+            if args.count and start - args.start_index >= args.count:
+                return  # this thread's share of --count is posted
             if due >= end or time.monotonic() >= end:
                 return  # the time is up, even when the sender could not keep the rate
             if (delay := due - time.monotonic()) > 0:
                 time.sleep(delay)
-            start = args.start_index + (n * args.concurrency + index) * args.batch
             self.post(session, self.alerts(start), give_up_at)
             n += 1
 
@@ -113,8 +119,8 @@ class Load:
         for t in threads:
             t.join()
         elapsed = time.monotonic() - begin
-        return {"sent": self.sent, "accepted": self.accepted, "statuses": dict(self.statuses), "retries": self.retries,
-                "given_up": self.given_up, "latencies_ms": self.latencies_ms, "seconds": round(elapsed, 2)}
+        return {"sent": self.sent, "accepted": self.accepted, "accepted_count": self.accepted_count, "statuses": dict(self.statuses), "retries": self.retries,
+                "given_up": self.given_up, "latencies_ms": [] if self.args.no_latencies else self.latencies_ms, "seconds": round(elapsed, 2)}
 
 
 def main() -> None:
@@ -128,6 +134,9 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=2)
     parser.add_argument("--services", type=int, default=8)
     parser.add_argument("--per-service", type=int, default=0, help="a new service every K alerts (instead of --services)")
+    parser.add_argument("--count", type=int, default=0, help="stop after this many alerts (--seconds is then a time limit)")
+    parser.add_argument("--distinct", type=int, default=0, help="repeat K distinct alerts (default: every alert distinct)")
+    parser.add_argument("--no-latencies", action="store_true", help="leave per-request latencies out of the output")
     parser.add_argument("--start-index", type=int, default=0)
     parser.add_argument("--alertname", default="LoadTest")
     parser.add_argument("--severity", default="warning")

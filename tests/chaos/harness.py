@@ -57,6 +57,9 @@ class Row:
         (RESULTS / f"{name}.json").write_text(json.dumps({**asdict(self), "full": FULL, "at": time.time()}, indent=1))
 
     def assert_clean(self) -> None:
+        # The generator retries 429, 503 and refused connections for 2 minutes after its end: an alert it
+        # gave up on means Firebreak did not recover from the fault.
+        assert self.accepted == self.sent, self.describe()
         assert self.lost == 0 and self.duplicated == 0, self.describe()
         assert self.readmodel_missing == 0, self.describe()
         assert self.steps_run_twice == 0 and self.steps_missing == 0, self.describe()
