@@ -50,7 +50,7 @@ from firebreak.gaps import GapFetcher
 from firebreak.inhibition_store import InhibitionStore
 from firebreak.kafka_auth import aiokafka_kwargs, faust_credentials
 from firebreak.logs import context as log_context, dict_config
-from firebreak.rebuild import rebuild
+from firebreak.rebuild import count_events, rebuild
 from firebreak.metrics import (
     ALERT_TO_INCIDENT,
     ALERTS_PROCESSED,
@@ -199,6 +199,7 @@ class Worker:
         app.timer(2.0, name="refresh_silences")(self.refresh_silences)
         app.timer(settings.tick_interval_seconds, name="tick")(self.tick)
         app.timer(10.0, name="report_state")(self.report_state)
+        app.task(self.mark_new_read_model)
         app.timer(5.0, name="guard_read_model")(self.guard_read_model)
         app.on_partitions_revoked.connect(self.forget_revoked)
         app.on_partitions_assigned.connect(self.baseline_assigned)
@@ -430,6 +431,16 @@ class Worker:
             if handled is not None and end is not None:
                 CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(max(0, end - handled - 1))
 
+    async def mark_new_read_model(self) -> None:
+        """At start, before partitions are assigned: an empty Redis beside empty topics is a new deployment,
+        not a lost read model, so it is marked as present instead of rebuilt a few seconds later."""
+        marker = f"{self.settings.redis_prefix}readmodel:marker"
+        try:
+            if not await self.store.redis.exists(marker) and await asyncio.to_thread(count_events, self.settings) == 0:
+                await self.store.redis.set(marker, "ok", nx=True)
+        except Exception as exc:  # noqa: BLE001 - the guard decides later
+            log.info("could not check for a new deployment (%s); the read-model guard decides", exc)
+
     async def guard_read_model(self) -> None:
         """Rebuild the read model from `incident-events` and `action-results` when its marker is gone: Redis
         was flushed, lost its data, or is a new empty instance. One worker takes the job (SET NX); the marker
@@ -441,9 +452,9 @@ class Worker:
                 return
         except RedisError:
             return
-        log.warning("read model marker missing (Redis flushed or replaced): rebuilding from incident-events")
         started = time.monotonic()
         try:
+            log.warning("read model marker missing (Redis flushed or replaced): rebuilding from incident-events")
             first = await asyncio.to_thread(rebuild, self.settings, False, lambda n: None)
             second = await asyncio.to_thread(rebuild, self.settings, False, lambda n: None)
             await self.store.redis.set(marker, "ok")
