@@ -4,7 +4,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: install demo test test-unit chaos up down status schemas clean
+.PHONY: install demo test test-unit chaos bench bench-quick up down status schemas clean
 
 install: $(VENV)/.installed
 
@@ -25,6 +25,17 @@ test: install
 
 test-unit: install
 	$(BIN)/pytest tests/unit
+
+## Benchmarks side by side with Alertmanager and a bare Kafka consumer; appends to BENCHMARKS.md (bench/run.py).
+bench: install
+	$(BIN)/pip install --quiet -e '.[bench]'
+	deploy/local/peers.sh install
+	$(BIN)/python bench/run.py
+
+bench-quick: install
+	$(BIN)/pip install --quiet -e '.[bench]'
+	deploy/local/peers.sh install
+	$(BIN)/python bench/run.py --quick
 
 ## The fault-injection suite at full length (about 10 minutes), then its ledger table into RELIABILITY.md.
 chaos: install
