@@ -38,7 +38,9 @@ import faust
 import redis.asyncio as aioredis
 from prometheus_client import start_http_server
 from pydantic import TypeAdapter, ValidationError
-from redis.exceptions import RedisError
+from redis.exceptions import BusyLoadingError, ReadOnlyError, RedisError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from correlation.dedup import FingerprintState, dedup
 from correlation.grouping import GroupState, attach_suspects, change_scopes, group
@@ -95,6 +97,8 @@ LOGGED_KINDS = {IncidentEventKind.opened, IncidentEventKind.acknowledged, Incide
 STAGE_TOPICS = frozenset({"alerts", "alert-events", "incident-events", "changes", "action-results", "notifications"})
 REBUILD_LEASE_SECONDS = 600  # a rebuild not finished by then (its worker died) is started again by another
 REDIS_MAX_WAIT = 5.0  # longest pause between attempts while Redis is unavailable
+# Redis errors that mean "not reachable now" (waited out); other Redis errors are faults of the write itself.
+REDIS_UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, BusyLoadingError, ReadOnlyError)
 
 
 def _raw_schema() -> faust.Schema:
@@ -431,10 +435,15 @@ class Worker:
             if handled is not None and end is not None:
                 CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(max(0, end - handled - 1))
 
+    @property
+    def read_model_marker(self) -> str:
+        """Present while Redis holds the read model; gone after a flush or on an empty replacement."""
+        return f"{self.settings.redis_prefix}readmodel:marker"
+
     async def mark_new_read_model(self) -> None:
         """At start, before partitions are assigned: an empty Redis beside empty topics is a new deployment,
         not a lost read model, so it is marked as present instead of rebuilt a few seconds later."""
-        marker = f"{self.settings.redis_prefix}readmodel:marker"
+        marker = self.read_model_marker
         try:
             if not await self.store.redis.exists(marker) and await asyncio.to_thread(count_events, self.settings) == 0:
                 await self.store.redis.set(marker, "ok", nx=True)
@@ -446,7 +455,7 @@ class Worker:
         was flushed, lost its data, or is a new empty instance. One worker takes the job (SET NX); the marker
         expires if that worker dies before finishing, so another takes over. Two passes: events the stream
         could not apply during the first (their incident was not rebuilt yet) are applied by the second."""
-        marker = f"{self.settings.redis_prefix}readmodel:marker"
+        marker = self.read_model_marker
         try:
             if not await self.store.redis.set(marker, "rebuilding", nx=True, ex=REBUILD_LEASE_SECONDS):
                 return
@@ -484,8 +493,8 @@ class Worker:
         while True:
             try:
                 return await write()
-            except RedisError as exc:
-                wait = min(REDIS_MAX_WAIT, 0.25 * 2**attempt)
+            except REDIS_UNAVAILABLE as exc:  # anything else (WRONGTYPE, a script error) is a fault: dead-letter
+                wait = min(REDIS_MAX_WAIT, 0.25 * 2 ** min(attempt, 5))
                 attempt += 1
                 REDIS_WAITS.inc()
                 log.warning("Redis unavailable (%s); the stage waits %.1f s and retries (attempt %d)", exc, wait, attempt)

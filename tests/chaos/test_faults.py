@@ -88,13 +88,19 @@ def test_worker_killed_mid_stream_and_replaced(chaos: Chaos):
     row.assert_clean()
 
 
-def test_kafka_stopped_and_restarted(chaos: Chaos):
-    def outage() -> None:
-        chaos.stack.service("stop", "kafka")
-        time.sleep(KAFKA_OUTAGE)
-        chaos.stack.service("start", "kafka")
+def outage(chaos: Chaos, service: str, seconds: float) -> Callable[[], None]:
+    """The fault: stop `service` (keeping its data), wait, start it again."""
 
-    run, result = during_load(chaos, outage)
+    def inject() -> None:
+        chaos.stack.service("stop", service)
+        time.sleep(seconds)
+        chaos.stack.service("start", service)
+
+    return inject
+
+
+def test_kafka_stopped_and_restarted(chaos: Chaos):
+    run, result = during_load(chaos, outage(chaos, "kafka", KAFKA_OUTAGE))
     row = ledger(chaos, f"Kafka broker stopped for {KAFKA_OUTAGE} s, restarted", "test_kafka_stopped_and_restarted", run, result)
     row.notes.append(f"ingest answered 503 {result['statuses'].get('503', 0)} time(s) during the outage; the client retried")
     row.save()
@@ -103,12 +109,7 @@ def test_kafka_stopped_and_restarted(chaos: Chaos):
 
 
 def test_redis_stopped_and_restarted(chaos: Chaos):
-    def outage() -> None:
-        chaos.stack.service("stop", "redis")
-        time.sleep(OUTAGE)
-        chaos.stack.service("start", "redis")
-
-    run, result = during_load(chaos, outage)
+    run, result = during_load(chaos, outage(chaos, "redis", OUTAGE))
     row = ledger(chaos, f"Redis stopped for {OUTAGE} s, restarted (its data kept)", "test_redis_stopped_and_restarted",
                  run, result)
     row.save()
