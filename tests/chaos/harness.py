@@ -54,7 +54,9 @@ class Row:
     def save(self) -> None:
         RESULTS.mkdir(parents=True, exist_ok=True)
         name = self.command.rsplit("::", 1)[-1]
-        (RESULTS / f"{name}.json").write_text(json.dumps({**asdict(self), "full": FULL, "at": time.time()}, indent=1))
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+        (RESULTS / f"{name}.json").write_text(json.dumps({**asdict(self), "full": FULL, "at": time.time(), "commit": commit},
+                                                         indent=1))
 
     def assert_clean(self) -> None:
         # The generator retries 429, 503 and refused connections for 2 minutes after its end: an alert it

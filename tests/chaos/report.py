@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import subprocess
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -38,10 +37,11 @@ def table(found: list[dict]) -> str:
             f"{r['pages_received_twice']} | {r['pages_dead_lettered']} | `{r['command']}` |"
         )
     notes = [f"- *{r['fault']}*: " + "; ".join(r["notes"]) for r in found if r["notes"]]
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    commits = sorted({r.get("commit") or "unknown" for r in found})  # as each test saw it when it ran
     full = all(r.get("full") for r in found)
-    stamp = (f"{'Full run (`make chaos`)' if full else 'Short run (CI)'} of {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, "
-             f"commit {commit or 'unknown'}, {platform.machine()}, Python {platform.python_version()}.")
+    ran = datetime.fromtimestamp(max(r["at"] for r in found), timezone.utc)
+    stamp = (f"{'Full run (`make chaos`)' if full else 'Short run (CI)'} ending {ran:%Y-%m-%d %H:%M} UTC, "
+             f"commit {', '.join(commits)}, {platform.machine()}, Python {platform.python_version()}.")
     return "\n".join([stamp, "", *lines, "", *notes])
 
 
