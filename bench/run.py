@@ -1,7 +1,7 @@
 """The benchmark harness: Firebreak side by side with Debian's Alertmanager and a bare Kafka consumer.
 
     make bench          # every scenario, 3 runs each (about 12 minutes)
-    make bench-quick    # smaller sizes, 1 run each (about 3 minutes)
+    make bench-quick    # smaller sizes, 1 run each (under 2 minutes)
 
 It starts its own Kafka and Redis (deploy/local/stack.sh, free ports, a temporary folder), Firebreak's ingest
 and worker, and `prometheus-alertmanager` on loopback; load comes from bench/loadgen.py processes. Each
@@ -528,7 +528,7 @@ SCENARIOS = ("ingest", "stream", "steady", "memory", "replay")
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="smaller sizes and one run each (about 3 minutes)")
+    parser.add_argument("--quick", action="store_true", help="smaller sizes and one run each (under 2 minutes)")
     parser.add_argument("--only", action="append", choices=SCENARIOS, help="run only these scenarios")
     parser.add_argument("--no-write", action="store_true", help="print the section instead of appending it to BENCHMARKS.md")
     args = parser.parse_args()
