@@ -48,7 +48,7 @@ from correlation.topology import Topology
 from firebreak.logs import context as log_context
 from firebreak.metrics import ESCALATIONS
 from firebreak.readmodel import IncidentStore
-from schemas import Incident, IncidentEvent, IncidentEventKind, IncidentStatus
+from schemas import Alert, Incident, IncidentEvent, IncidentEventKind, IncidentStatus
 from schemas.notification import DeliveryKind, NotificationsFile
 
 log = logging.getLogger("firebreak.pager")
@@ -146,20 +146,41 @@ class Pager(PollLoop):
             await self.redis.zadd(self._k("esc", "updates"), {event.incident_id: _ts(due)}, nx=True)
 
     async def _begin(self, event: IncidentEvent, incident: Incident, only_if_absent: bool) -> None:
-        policy = route(incident, event.severity or incident.severity, self.config, self.topology, self.service_label, event.alert)
+        await self._start_escalation(incident, event.severity or incident.severity, event.event_id, event.at,
+                                     event.alert, only_if_absent)
+
+    async def resume(self, incident: Incident) -> bool:
+        """Start again, if absent, the escalation of an open incident nobody acknowledged: after Redis lost
+        its data (a flush, a replacement) the incident is rebuilt from Kafka but its escalation is not, and
+        its opening event was committed long ago. The generation is the opening's event id, as the stream
+        would have used, so the page dedup keys match and the restored delivery markers keep pages already
+        sent from going again; levels keep their times, counted from the opening."""
+        if incident.status is not IncidentStatus.triggered or incident.flapping:
+            return False  # acknowledged: nothing to page; flapping: its end starts the escalation if need be
+        opening = next((e for e in reversed(incident.timeline)
+                        if e.kind in (IncidentEventKind.opened, IncidentEventKind.reopened)), None)
+        if opening is None:
+            return False
+        return await self._start_escalation(incident, incident.severity, f"{incident.id}:{opening.seq}", opening.at,
+                                            None, only_if_absent=True)
+
+    async def _start_escalation(self, incident: Incident, severity: str | None, generation: str, at: datetime,
+                                alert: Alert | None, only_if_absent: bool) -> bool:
+        policy = route(incident, severity, self.config, self.topology, self.service_label, alert)
         if policy is None:
             ESCALATIONS.labels("unrouted").inc()
             log.info("incident %s matches no route and no default policy: nobody is paged", incident.id,
                      extra=log_context(incident_id=incident.id, correlation_key=incident.correlation_key))
-            return
-        state = start(incident.id, policy, event.event_id, event.at)
+            return False
+        state = start(incident.id, policy, generation, at)
         now = datetime.now(timezone.utc)
         created = await self._start(keys=[self._k("esc", incident.id), self._k("esc", "due")],
-                                    args=[state.model_dump_json(), event.event_id, _ts(now),
+                                    args=[state.model_dump_json(), generation, _ts(now),
                                           "if_absent" if only_if_absent else "replace", incident.id])
         if created:
             ESCALATIONS.labels("started").inc()
             self.wake.set()
+        return bool(created)
 
     # -- the loop ---------------------------------------------------------------------------------------
 

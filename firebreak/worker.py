@@ -466,6 +466,7 @@ class Worker:
             log.warning("read model marker missing (Redis flushed or replaced): rebuilding from incident-events")
             first = await asyncio.to_thread(rebuild, self.settings, False, lambda n: None)
             second = await asyncio.to_thread(rebuild, self.settings, False, lambda n: None)
+            resumed = await self.resume_escalations()
             await self.store.redis.set(marker, "ok")
         except Exception as exc:  # noqa: BLE001 - Kafka or Redis away: try again at the next check
             log.error("read model rebuild failed (%s); retrying at the next check", exc)
@@ -473,8 +474,19 @@ class Worker:
                 await self.store.redis.delete(marker)
             return
         READ_MODEL_REBUILDS.inc()
-        log.info("read model rebuilt in %.1f s: first pass %s, second pass %s", time.monotonic() - started,
-                 dict(first), dict(second))
+        log.info("read model rebuilt in %.1f s: first pass %s, second pass %s; %d escalations resumed",
+                 time.monotonic() - started, dict(first), dict(second), resumed)
+
+    async def resume_escalations(self) -> int:
+        """After a rebuild: escalation timers lived only in Redis, so restart (if absent) those of open,
+        unacknowledged incidents. Pages already sent are not sent again (their markers were restored). A failure
+        here fails the rebuild, which the next check runs again (both are idempotent)."""
+        if self.pager is None:
+            return 0
+        resumed = 0
+        for incident in await self.store.list(status="open", limit=100_000):
+            resumed += await self.pager.resume(incident)
+        return resumed
 
     async def react(self, incident_event: IncidentEvent) -> None:
         incident = await self.store.get(incident_event.incident_id)

@@ -13,6 +13,9 @@ import pytest
 from tests.conftest import Ingest, Process, Stack, Standin, free_port, launch_stack, start_ingest, start_ready_worker, wait_until
 
 
+LEVEL_DELAY = 6  # seconds between the two levels of the `two_levels` policy
+
+
 @pytest.fixture(scope="package")
 def chaos_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     with launch_stack(tmp_path_factory.mktemp("chaos-stack")) as s:
@@ -84,7 +87,9 @@ steps:
 escalation_policies:
   chaos: {{levels: [{{targets: [{{channel: pager}}]}}]}}
   void: {{levels: [{{targets: [{{channel: void}}]}}]}}
+  two_levels: {{levels: [{{targets: [{{channel: pager}}], delay: {LEVEL_DELAY}s}}, {{targets: [{{channel: pager}}]}}]}}
 routes:
+  - {{matchers: ['alertname="TwoLevels"'], policy: two_levels}}
   - {{matchers: ['alertname="Unreachable"'], policy: void}}
   - {{matchers: ['alertname=~"Gated|Storm"'], policy: null}}
   - {{policy: chaos}}

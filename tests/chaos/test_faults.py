@@ -8,17 +8,18 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections import Counter
 import signal
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
+from datetime import datetime, timezone
 
 import pytest
 import redis
 
-from tests.chaos.conftest import Chaos
+from tests.chaos.conftest import LEVEL_DELAY, Chaos
 from tests.chaos.harness import (
     FULL,
     Load,
@@ -128,6 +129,29 @@ def test_redis_flushed_and_read_model_rebuilt(chaos: Chaos):
     row.notes.append(f"{before} incidents of earlier scenarios rebuilt from incident-events automatically")
     row.save()
     row.assert_clean()
+
+
+def test_redis_flushed_between_two_escalation_levels(chaos: Chaos):
+    """The escalation timer lives in Redis only: a flush after level 1 was paged must neither lose level 2 nor
+    page level 1 again. The rebuild restarts escalations of open incidents from their opening event."""
+    client = redis.Redis.from_url(chaos.stack.redis_url)
+    service = f"esc-{uuid.uuid4().hex[:8]}"
+    alert = {"labels": {"alertname": "TwoLevels", "service": service, "severity": "critical"},
+             "annotations": {}, "startsAt": datetime.now(timezone.utc).isoformat(), "status": "firing"}
+    response = chaos.ingest.post("/api/v1/alerts", json.dumps([alert]))
+    assert response.status_code == 202, response.text
+
+    def pages(level: int) -> list[dict]:
+        return [r for r in receipts(chaos.page_log, "/hooks/page")
+                if f"/l{level}/" in r["headers"].get("Idempotency-Key", "") and service in json.dumps(r["body"])]
+
+    wait_until(lambda: pages(1), 30, "level 1 to be paged")
+    opened = time.monotonic()
+    client.flushall()
+    wait_until(lambda: pages(2), LEVEL_DELAY + 60, "level 2 to be paged after the flush")
+    assert time.monotonic() - opened >= LEVEL_DELAY - 2, "level 2 came before its delay"
+    time.sleep(2)
+    assert len(pages(1)) == 1 and len(pages(2)) == 1, (pages(1), pages(2))
 
 
 def test_worker_joins_and_leaves_during_an_approval(chaos: Chaos):
