@@ -6,6 +6,7 @@ Maven between runs) and stops exactly those processes at the end.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -94,6 +95,19 @@ class Stack:
             return values
         finally:
             consumer.close()
+
+    def read_json(self, topic: str) -> list[dict]:
+        """The topic's JSON-object records. Other modules put poison records (not JSON, empty) on the shared
+        topics on purpose; they are not any reader's business here."""
+        found = []
+        for value in self.read_topic(topic):
+            try:
+                record = json.loads(value) if value else None
+            except ValueError:
+                continue
+            if isinstance(record, dict):
+                found.append(record)
+        return found
 
 
 @contextmanager

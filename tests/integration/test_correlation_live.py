@@ -138,7 +138,7 @@ def test_a_silenced_alert_is_recorded_opens_nothing_and_is_released_when_the_sil
     post(ingest, [alert])
     wait_until(lambda: worker_counts(port).get("suppressed", 0) == suppressed_before + 1, 60, "the alert to be suppressed")
     assert incidents(ingest, svc("noisy")) == []
-    records = [json.loads(v) for v in stack.read_topic("alert-events")]
+    records = stack.read_json("alert-events")
     recorded = [r for r in records if r.get("type") == "alert" and r["alert"]["labels"].get("service") == svc("noisy")]
     assert [r["suppressed_by"] for r in recorded] == [f"silence:{silence_id}"]
 
@@ -158,7 +158,7 @@ def test_a_firing_source_inhibits_targets_in_the_same_cluster_only(stack, ingest
     wait_until(lambda: len(incidents(ingest, svc("jobs2"))) == 1, 60, "the c2 incident")
     settle(port, before, 3)
     assert incidents(ingest, svc("jobs")) == []
-    records = [json.loads(v) for v in stack.read_topic("alert-events")]
+    records = stack.read_json("alert-events")
     inhibited = [r["suppressed_by"] for r in records if r.get("type") == "alert" and r["alert"]["labels"].get("service") == svc("jobs")]
     assert inhibited == ["inhibit:cluster-down"]
 
@@ -226,11 +226,16 @@ def test_the_read_model_is_rebuilt_from_kafka_after_redis_loses_everything(stack
     assert ingest.get("/api/v1/incidents?limit=1000").json()["incidents"] == []
     result = subprocess.run([FIREBREAK, "readmodel", "rebuild"], env=stack.env, capture_output=True, text=True,
                             timeout=300, check=True)
-    assert result.stdout.startswith("applied ") or " applied " in result.stdout
+    counts = dict(item.split() for item in result.stdout.strip().split(", "))  # "applied 87, delivery_recorded 3"
+    assert int(counts["applied"]) > 0
     after = {i["id"]: i for i in ingest.get("/api/v1/incidents?limit=1000").json()["incidents"]}
     assert after.keys() == before.keys()
     assert all(after[i]["seq"] >= before[i]["seq"] and after[i]["alerts"].keys() >= before[i]["alerts"].keys() for i in before)
     again = subprocess.run([FIREBREAK, "readmodel", "rebuild"], env=stack.env, capture_output=True, text=True,
                            timeout=300, check=True)
-    assert again.stdout.split() == ["already_applied", str(sum(int(n) for n in result.stdout.split()[1::2]))]  # nothing twice
+    again_counts = dict(item.split() for item in again.stdout.strip().split(", "))
+    # Nothing applies twice; the incident events all read as already applied (other modules' poison records,
+    # undecodable, and the action and delivery logs count apart).
+    assert "applied" not in again_counts
+    assert int(again_counts["already_applied"]) == int(counts["applied"]) + int(counts.get("already_applied", 0))
 

@@ -289,6 +289,6 @@ def test_a_flaky_receiver_gets_one_message_and_a_dead_one_is_dead_lettered(stack
     assert failed["dead"]["attempts"] == 4 and "HTTP 503" in failed["dead"]["error"]
     assert failed["refusing"]["attempts"] == 1 and "HTTP 400" in failed["refusing"]["error"]  # no retry on a 4xx
     assert len(receiver.requests("/hooks/refusing", iid_dead)) == 1
-    dead_letters = [json.loads(v) for v in stack.read_topic("dead-letter") if iid_dead.encode() in v]
+    dead_letters = [json.loads(v) for v in stack.read_topic("dead-letter") if v and iid_dead.encode() in v]
     assert {d["channel"] for d in dead_letters} == {"dead", "refusing"}
 
