@@ -112,12 +112,13 @@ class GroupState(BaseModel):
     correlation_key: str
     group_labels: dict[str, str] = {}
     position: int
-    partition: int = 0
     current: str | None = None
     incidents: dict[str, TrackedIncident] = {}
     openings: dict[str, list[tuple[AwareDatetime, str]]] = {}  # signature -> recent (opened_at, incident id)
     emitted: list[tuple[int, AwareDatetime, list[IncidentEvent]]] = []  # recent output, for redelivery
     applied: dict[str, tuple[int, AwareDatetime]] = {}  # fingerprint -> (source position, when) last applied
+    # The last two fields, in this order: the worker reads them from the stored bytes' tail (firebreak/entries.py).
+    partition: int = 0
     due_at: AwareDatetime | None = None  # the earliest time a tick would change this entry
 
     def due(self, rules: Rules) -> datetime | None:

@@ -48,6 +48,7 @@ from correlation.suppression import inhibited_by, silenced_by, source_keys
 from actions.runtime import Outbound, build_executor, build_pager
 from firebreak.action_log import ActionLog, NotificationLog
 from firebreak.change_store import ChangeStore
+from firebreak.entries import DueIndex, Entries
 from firebreak.gaps import GapFetcher
 from firebreak.inhibition_store import InhibitionStore
 from firebreak.kafka_auth import aiokafka_kwargs, faust_credentials
@@ -66,7 +67,6 @@ from firebreak.metrics import (
     READ_MODEL_WRITES,
     REDIS_WAITS,
     SKIPPED_RECORDS,
-    STATE_RESETS,
     TIME_TO_ACKNOWLEDGE,
     TIME_TO_RESOLVE,
 )
@@ -116,26 +116,7 @@ def _event_time(event: faust.types.EventT) -> datetime:
     return datetime.fromtimestamp(event.message.timestamp, tz=timezone.utc)
 
 
-S = TypeVar("S", FingerprintState, GroupState)
 T = TypeVar("T")
-
-
-def _load(model: type[S], stored: object, table: str, key: str) -> S | None:
-    """A table entry, or None (start afresh) if it cannot be read: one bad entry must not block its key forever."""
-    if not stored:
-        return None
-    try:
-        return model.model_validate(stored)
-    except ValidationError as exc:
-        STATE_RESETS.labels(table).inc()
-        log.error("table %s entry %r unreadable, starting it afresh: %s", table, key, exc.errors()[0]["msg"])
-        return None
-
-
-def _is_due(stored: dict[str, object], now: datetime) -> bool:
-    """Whether a stored group entry wants a tick, read without parsing the whole entry."""
-    due_at = stored.get("due_at")
-    return isinstance(due_at, str) and datetime.fromisoformat(due_at) <= now
 
 
 Handler = Callable[[Any], Awaitable[None]]
@@ -169,10 +150,11 @@ class Worker:
         self.action_results = app.topic("action-results", schema=_raw_schema())
         self.notifications = app.topic("notifications", schema=_raw_schema())
         self.dead_letter = app.topic("dead-letter", schema=_raw_schema())
-        # Table entries: str keys, JSON-object values (the stage state models dumped in JSON mode). No value_type:
-        # Faust would call `from_data` on it during changelog recovery, which only its own Records have.
-        self.fingerprints = app.Table("fingerprints", default=None, key_type=str)
-        self.groups = app.Table("groups", default=None, key_type=str)
+        # Table entries: str keys, the stage state models' JSON as bytes (firebreak/entries.py).
+        self.fingerprints = Entries(app.Table("fingerprints", default=None, key_type=str, value_type=bytes),
+                                    FingerprintState, "fingerprints")
+        self.groups = Entries(app.Table("groups", default=None, key_type=str, value_type=bytes), GroupState, "groups")
+        self.due_groups = DueIndex(self.groups)
         redis_client = aioredis.Redis.from_url(settings.redis_url)
         self.store = IncidentStore(redis_client, settings.redis_prefix)
         self.silence_store = SilenceStore(redis_client, settings.redis_prefix)
@@ -326,7 +308,7 @@ class Worker:
     async def handle_alert(self, event: Any) -> None:
         alert = Alert.model_validate_json(event.value)
         key = alert.fingerprint
-        entry = _load(FingerprintState, self.fingerprints.get(key), "fingerprints", key)
+        entry = self.fingerprints.get(key)
         now = _event_time(event)
         suppressed = await self.suppression(alert, now)
         new_entry, outputs, outcome = dedup(entry, alert, event.message.offset, now, self.rules, suppressed)
@@ -334,7 +316,7 @@ class Worker:
         if suppressed and outputs:
             ALERTS_SUPPRESSED.labels(suppressed.split(":", 1)[0]).inc()
         if new_entry is not entry:
-            self.fingerprints[key] = new_entry.model_dump(mode="json")
+            self.fingerprints.set(key, new_entry)
             try:
                 await self.inhibition.update(source_keys(alert.labels, self.rules.policies.inhibit_rules),
                                              alert.fingerprint, new_entry.status is AlertStatus.firing)
@@ -349,7 +331,7 @@ class Worker:
         """Send a tick to each of this worker's alert-events partitions that has an entry due now."""
         now = datetime.now(timezone.utc)
         mine = {tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == "alert-events"}
-        due = {stored.get("partition") for stored in list(self.groups.values()) if _is_due(stored, now)} & mine
+        due = {partition for _, partition in self.due_groups.due(now)} & mine
         for partition in sorted(due):
             await self.alert_events.send(value=Tick(at=now).model_dump_json().encode(), partition=partition)
 
@@ -357,12 +339,12 @@ class Worker:
         item = GROUP_INPUT.validate_json(event.value)
         if isinstance(item, Tick):
             now = _event_time(event)
-            for key, stored in list(self.groups.items()):
-                if stored.get("partition") == event.message.partition and _is_due(stored, now):
-                    await self.emit(await self.apply_group(key, _load(GroupState, stored, "groups", key), item, event))
+            for key, partition in list(self.due_groups.due(now)):
+                if partition == event.message.partition:
+                    await self.emit(await self.apply_group(key, self.groups.get(key), item, event))
             return
         key = item.correlation_key
-        await self.emit(await self.apply_group(key, _load(GroupState, self.groups.get(key), "groups", key), item, event))
+        await self.emit(await self.apply_group(key, self.groups.get(key), item, event))
 
     async def apply_group(self, key: str, entry: GroupState | None, item: GroupInput, event: Any) -> list[IncidentEvent]:
         message = event.message
@@ -380,7 +362,7 @@ class Worker:
             new_entry, more = attach_suspects(new_entry, incident, recent, now, self.rules)
             outputs = [*outputs, *more]
         if new_entry is not None and new_entry is not entry:
-            self.groups[key] = new_entry.model_dump(mode="json")
+            self.groups.set(key, new_entry)
         return outputs
 
     async def emit(self, outputs: list[IncidentEvent]) -> None:

@@ -1,0 +1,121 @@
+"""The stage tables: one pydantic model per key, stored as the model's own JSON bytes.
+
+Faust's default table codec turned every write into `model_dump` plus the standard library's `json.dumps`,
+and every read into `model_validate` of a dict: together about 40% of the grouping stage's time (py-spy,
+BENCHMARKS.md). Here a write is one `model_dump_json` (pydantic's Rust serializer) and a read of the entry
+this worker just wrote costs nothing: the parsed model is kept beside the bytes it came from, and reused
+while the table still holds those very bytes (an identity check, so an entry recovered from the changelog
+or written by another release is parsed again). The bytes are the same JSON the old codec wrote, so
+changelogs written before this change read unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import OrderedDict
+from collections.abc import Iterator, MutableMapping
+from datetime import datetime
+from typing import Generic, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from firebreak.metrics import STATE_RESETS
+
+log = logging.getLogger("firebreak.worker")
+
+M = TypeVar("M", bound=BaseModel)
+
+KEEP_PARSED = 8192  # parsed entries kept per table; beyond that the least recently used are parsed again
+
+
+class Entries(Generic[M]):
+    """A Faust table seen as `key -> M`. Unreadable entries read as None (the stage starts that key afresh)
+    and are counted: one bad entry must not block its key forever."""
+
+    def __init__(self, table: MutableMapping[str, bytes], model: type[M], name: str, keep: int = KEEP_PARSED) -> None:
+        self.table = table
+        self.model = model
+        self.name = name
+        self.keep = keep
+        self._parsed: OrderedDict[str, tuple[bytes, M]] = OrderedDict()
+
+    def get(self, key: str) -> M | None:
+        raw = self.table.get(key)
+        if not raw:
+            return None
+        kept = self._parsed.get(key)
+        if kept is not None and kept[0] is raw:
+            self._parsed.move_to_end(key)
+            return kept[1]
+        entry = self._parse(key, raw)
+        if entry is not None:
+            self._remember(key, raw, entry)
+        return entry
+
+    def set(self, key: str, entry: M) -> None:
+        raw = entry.model_dump_json().encode()
+        self.table[key] = raw
+        self._remember(key, raw, entry)
+
+    def raw_items(self) -> Iterator[tuple[str, bytes]]:
+        return iter(list(self.table.items()))
+
+    def _parse(self, key: str, raw: bytes | dict) -> M | None:
+        try:
+            if isinstance(raw, dict):  # an in-memory entry of the old codec (a table built before an upgrade)
+                return self.model.model_validate(raw)
+            return self.model.model_validate_json(raw)
+        except ValidationError as exc:
+            STATE_RESETS.labels(self.name).inc()
+            log.error("table %s entry %r unreadable, starting it afresh: %s", self.name, key, exc.errors()[0]["msg"])
+            return None
+
+    def _remember(self, key: str, raw: bytes, entry: M) -> None:
+        self._parsed[key] = (raw, entry)
+        self._parsed.move_to_end(key)
+        while len(self._parsed) > self.keep:
+            self._parsed.popitem(last=False)
+
+
+class DueIndex:
+    """When each grouping entry wants a tick, and its partition, without parsing whole entries.
+
+    `partition` and `due_at` are the last two fields of a stored GroupState, so the tail of the bytes from
+    the last `"partition":` is a small JSON object of its own. An entry whose tail does not read that way
+    (an older field order, a label named `partition`) is parsed whole. Results are kept per key while the
+    table holds the same bytes."""
+
+    def __init__(self, entries: Entries) -> None:
+        self.entries = entries
+        self._known: dict[str, tuple[bytes, int, datetime | None]] = {}
+
+    def due(self, now: datetime) -> Iterator[tuple[str, int]]:
+        """(key, partition) of every entry due at `now`."""
+        seen = set()
+        for key, raw in self.entries.raw_items():
+            seen.add(key)
+            known = self._known.get(key)
+            if known is None or known[0] is not raw:
+                known = (raw, *self._read(key, raw))
+                self._known[key] = known
+            if known[2] is not None and known[2] <= now:
+                yield key, known[1]
+        if len(self._known) > len(seen):
+            for gone in set(self._known) - seen:
+                del self._known[gone]
+
+    def _read(self, key: str, raw: bytes) -> tuple[int, datetime | None]:
+        if isinstance(raw, bytes):
+            start = raw.rfind(b'"partition":')
+            try:
+                tail = json.loads(b"{" + raw[start:]) if start > 0 else None
+            except ValueError:
+                tail = None
+            if isinstance(tail, dict) and isinstance(tail.get("partition"), int) and set(tail) <= {"partition", "due_at"}:
+                due_at = tail.get("due_at")
+                return tail["partition"], datetime.fromisoformat(due_at) if isinstance(due_at, str) else None
+        entry = self.entries.get(key)
+        if entry is None:
+            return 0, None
+        return getattr(entry, "partition", 0), getattr(entry, "due_at", None)
