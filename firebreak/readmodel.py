@@ -48,6 +48,11 @@ class IncidentStore:
 
     async def apply(self, event: IncidentEvent) -> ApplyResult:
         """Fold one incident event into Redis; idempotent."""
+        return (await self.fold(event))[0]
+
+    async def fold(self, event: IncidentEvent) -> tuple[ApplyResult, Incident | None]:
+        """`apply`, also returning the incident as Redis now holds it (None if it does not exist), so the
+        caller need not read it back."""
         key = self._key(event.incident_id)
         async with self._redis.pipeline(transaction=True) as pipe:
             while True:
@@ -58,7 +63,7 @@ class IncidentStore:
                     updated = project(current, event)
                     if updated is None:
                         await pipe.unwatch()
-                        return ApplyResult.already_applied
+                        return ApplyResult.already_applied, current
                     pipe.multi()
                     pipe.set(key, updated.model_dump_json())
                     pipe.zadd(self._index, {updated.id: updated.opened_at.timestamp()})
@@ -67,7 +72,7 @@ class IncidentStore:
                     else:
                         pipe.srem(self._open, updated.id)
                     await pipe.execute()
-                    return ApplyResult.applied
+                    return ApplyResult.applied, updated
                 except WatchError:
                     continue
 

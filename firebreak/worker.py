@@ -80,6 +80,7 @@ from schemas import (
     ChangeEvent,
     CommandAction,
     GroupInput,
+    Incident,
     IncidentCommand,
     IncidentEvent,
     IncidentEventKind,
@@ -323,7 +324,7 @@ class Worker:
             except RedisError as exc:
                 log.warning("could not record inhibition source %s (%s)", alert.fingerprint, exc)
         for out in outputs:
-            await self.alert_events.send(key=out.correlation_key.encode(), value=out.model_dump_json().encode())
+            await self.publish(self.alert_events, out.correlation_key, out.model_dump_json().encode())
 
     # -- grouping -----------------------------------------------------------------------------------------
 
@@ -372,29 +373,36 @@ class Worker:
                 log.info("incident %s %s (%s)%s", out.incident_id, out.kind.value, out.rule,
                          f" by {out.actor}" if out.actor != "firebreak" else "",
                          extra=log_context(incident_id=out.incident_id, correlation_key=out.correlation_key))
-            await self.incident_events.send(key=out.incident_id.encode(), value=out.model_dump_json().encode())
+            await self.publish(self.incident_events, out.incident_id, out.model_dump_json().encode())
+
+    async def publish(self, topic: faust.TopicT, key: str, value: bytes) -> None:
+        """A stage's output, straight to the producer: Faust's `Topic.send` costs as much again in futures
+        and callbacks (BENCHMARKS.md). Same partitioner, and Faust flushes the producer before each commit,
+        so a committed input's output is on Kafka as before."""
+        await self.app.producer.send(topic.get_topic_name(), key.encode(), value, None, None, None)
 
     # -- read model and changes ---------------------------------------------------------------------------
 
     async def handle_incident_event(self, event: Any) -> None:
         incident_event = IncidentEvent.model_validate_json(event.value)
-        result = await self.with_redis_retries(lambda: self.store.apply(incident_event))
+        result, incident = await self.with_redis_retries(lambda: self.store.fold(incident_event))
         READ_MODEL_WRITES.labels(result.value).inc()
+        if incident is None:
+            return
         if result is ApplyResult.applied:
-            await self.observe_lifecycle(incident_event)
+            self.observe_lifecycle(incident_event, incident)
         if self.executor is not None or self.pager is not None:
             # After the read model, so runs and pages see the incident. Both are idempotent per event.
-            await self.with_redis_retries(lambda: self.react(incident_event))
+            await self.with_redis_retries(lambda: self.react(incident_event, incident))
 
-    async def observe_lifecycle(self, event: IncidentEvent) -> None:
+    @staticmethod
+    def observe_lifecycle(event: IncidentEvent, incident: Incident) -> None:
         """Service levels, once per event (only when the read model took it): alert to incident, MTTA, MTTR."""
         if event.kind is IncidentEventKind.opened and event.alert is not None:
             ALERT_TO_INCIDENT.observe(max(0.0, (event.at - event.alert.starts_at).total_seconds()))
         elif event.kind in (IncidentEventKind.acknowledged, IncidentEventKind.resolved):
-            incident = await self.store.get(event.incident_id)
-            if incident is not None:
-                histogram = TIME_TO_ACKNOWLEDGE if event.kind is IncidentEventKind.acknowledged else TIME_TO_RESOLVE
-                histogram.observe(max(0.0, (event.at - incident.opened_at).total_seconds()))
+            histogram = TIME_TO_ACKNOWLEDGE if event.kind is IncidentEventKind.acknowledged else TIME_TO_RESOLVE
+            histogram.observe(max(0.0, (event.at - incident.opened_at).total_seconds()))
 
     async def report_state(self) -> None:
         """Gauges read from the read model and the consumer: open incidents by severity, lag per partition."""
@@ -470,10 +478,7 @@ class Worker:
             resumed += await self.pager.resume(incident)
         return resumed
 
-    async def react(self, incident_event: IncidentEvent) -> None:
-        incident = await self.store.get(incident_event.incident_id)
-        if incident is None:
-            return
+    async def react(self, incident_event: IncidentEvent, incident: Incident) -> None:
         if self.pager is not None:
             await self.pager.on_incident_event(incident_event, incident)
         if self.executor is not None:
