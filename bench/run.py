@@ -42,6 +42,7 @@ from tests.conftest import (  # noqa: E402 - the same helpers the integration te
     launch_stack,
     start_ingest,
     start_ready_worker,
+    start_worker,
     wait_until,
     worker_counts,
 )
@@ -66,15 +67,16 @@ class Sizes:
     steady_seconds: float
     steady_rates: tuple[int, ...]
     memory_alerts: tuple[int, ...]
+    scale_records: int = 20_000
 
     @classmethod
     def of(cls, quick: bool) -> Sizes:
         if quick:
             return cls(runs=1, ingest_seconds=3, stream_records=10_000, steady_seconds=5, steady_rates=(1000,),
-                       memory_alerts=(10_000,))
+                       memory_alerts=(10_000,), scale_records=8_000)
         # The issue's 1M-record stream would take the worker hours at today's rate (see BENCHMARKS.md).
         return cls(runs=3, ingest_seconds=8, stream_records=20_000, steady_seconds=10, steady_rates=(1000, 5000),
-                   memory_alerts=(10_000, 50_000))
+                   memory_alerts=(10_000, 50_000), scale_records=20_000)
 
 
 @dataclass
@@ -240,6 +242,77 @@ def scenario_stream(sizes: Sizes, stack: Stack, folder: Path) -> Scenario:
                  f"({fb:,.0f}/s, {fb / bare:.2f}x)")
     s.chart = bar_chart("stream", "Records per second through one consumer (median of runs)",
                         {"bare aiokafka loop": bare_rates, "Firebreak dedup + correlation": fb_rates})
+    return s
+
+
+# -- 7: scale-out ------------------------------------------------------------------------------------------
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of one process so far."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def service_pid(stack: Stack, name: str) -> int | None:
+    pid_file = stack.folder / f"{name}.pid"
+    return int(pid_file.read_text()) if pid_file.exists() else None
+
+
+def scenario_scaleout(sizes: Sizes, stack: Stack, folder: Path) -> Scenario:
+    """One worker and two sharing the partitions, each setup a new consumer group over the same pre-filled
+    `alerts`: time from start until every alert has its incident event, and the CPU each process used. The
+    workers start together, so the group settles before the backlog is worked (a worker joining mid-run makes
+    both re-process what was not committed yet, measured apart in BENCHMARKS.md)."""
+    from kafka import KafkaConsumer
+
+    consumer = KafkaConsumer(bootstrap_servers=stack.bootstrap)
+    partitions = len(consumer.partitions_for_topic("alerts") or ())
+    consumer.close()
+    n = sizes.scale_records
+    s = Scenario(7, "Scale-out: one worker vs two", f"alerts/s from start until all {n:,} pre-filled alerts have their "
+                 f"incident event ({partitions} partitions per topic); CPU cores used meanwhile per process")
+    s.header = ["workers", "run", "alerts/s", "CPU: workers", "CPU: Kafka", "CPU: Redis"]
+    prefill(stack, "alerts", n)
+    # Two workers with Faust's default of one standby copy per table partition (each worker also applies the
+    # other's changelogs), and without standbys.
+    setups = {"1": (1, {}), "2": (2, {}), "2, no standby": (2, {"FIREBREAK_WORKER_STANDBY_REPLICAS": "0"})}
+    rates: dict[str, list[float]] = {name: [] for name in setups}
+    cpu_of: dict[str, list[tuple[float, float, float]]] = {name: [] for name in setups}
+    for run in range(1, sizes.runs + 1):
+        for name, (count, env) in setups.items():
+            env = {**env, "FIREBREAK_APP_ID": f"bench-scale-{uuid.uuid4().hex[:6]}"}
+            others = [service_pid(stack, "kafka"), service_pid(stack, "redis")]
+            before_others = [cpu_seconds(p) if p else 0.0 for p in others]
+            target = stack.end_offsets("incident-events") + n  # each alert is new to the group: one event each
+            started = time.monotonic()
+            workers = [start_worker(stack, f"bench-scale-{count}-{run}-{k}", **env) for k in range(count)]
+            try:
+                wait_until(lambda: stack.end_offsets("incident-events") >= target, 600, "incident events for every alert",
+                           interval=0.5)
+                took = time.monotonic() - started
+                used_workers = sum(cpu_seconds(w.popen.pid) for w, _ in workers) / took
+                used_others = [((cpu_seconds(p) if p else 0.0) - b) / took for p, b in zip(others, before_others)]
+            finally:
+                for worker, _ in workers:
+                    worker.stop()
+            rate = n / took
+            rates[name].append(rate)
+            cpu = (used_workers, used_others[0], used_others[1])
+            cpu_of[name].append(cpu)
+            s.rows.append([name, str(run), f"{rate:,.0f}", f"{cpu[0]:.2f}", f"{cpu[1]:.2f}", f"{cpu[2]:.2f}"])
+            log(f"scale-out run {run}, {name} worker(s): {rate:,.0f} alerts/s, CPU {tuple(round(c, 2) for c in cpu)}")
+    for name in setups:
+        cpu = [statistics.median(c[i] for c in cpu_of[name]) for i in range(3)]
+        s.rows.append([name, "median", f"{statistics.median(rates[name]):,.0f}", f"{cpu[0]:.2f}", f"{cpu[1]:.2f}", f"{cpu[2]:.2f}"])
+    one = statistics.median(rates["1"])
+    two, bare = statistics.median(rates["2"]), statistics.median(rates["2, no standby"])
+    s.verdict = (f"reported: two workers make {two / one:.2f}x the throughput of one ({two:,.0f}/s vs {one:,.0f}/s), "
+                 f"{bare / one:.2f}x without standby tables")
+    s.notes.append(f"The machine has {os.cpu_count()} cores shared by the workers, Kafka and Redis (CPU columns, in cores; "
+                   "workers' start-up included). A standby copy makes each worker also apply the other's table changelogs.")
+    s.chart = bar_chart("scaleout", "Alerts per second through the pipeline (median of runs)",
+                        {f"{name} worker(s)": values for name, values in rates.items()})
     return s
 
 
@@ -523,7 +596,7 @@ def markdown(scenarios: list[Scenario], quick: bool, seconds: float) -> str:
     return "\n".join(lines) + "\n"
 
 
-SCENARIOS = ("ingest", "stream", "steady", "memory", "replay")
+SCENARIOS = ("ingest", "stream", "steady", "memory", "replay", "scaleout")
 
 
 def main() -> None:
@@ -546,6 +619,7 @@ def main() -> None:
             "ingest": lambda stack, ingest, am, where: scenario_ingest(sizes, ingest, am, where),
             "steady": lambda stack, ingest, am, where: scenario_steady(sizes, stack, ingest, where),
             "memory": lambda stack, ingest, am, where: scenario_memory(sizes, stack, ingest, am, where),
+            "scaleout": lambda stack, ingest, am, where: scenario_scaleout(sizes, stack, where),
         }
         for name in (n for n in live if n in chosen):
             # A fresh Kafka, Redis, ingest and Alertmanager per scenario: a worker (a new consumer group) reads

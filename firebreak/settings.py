@@ -80,6 +80,7 @@ class Settings(BaseSettings):
     worker_metrics_host: str = Field("127.0.0.1", description="Address of the worker's `/metrics` (0.0.0.0 in a container, for Prometheus).")
     worker_metrics_port: int = Field(9465, ge=0, le=65535, description="Port of the worker's `/metrics` (0 turns it off).")
     worker_session_timeout_seconds: float = Field(10.0, ge=6, description="Kafka session timeout of workers: how soon a dead worker's partitions move.")
+    worker_standby_replicas: int = Field(1, ge=0, le=3, description="Standby copies of each table partition kept by other workers (fast takeover after a failure; each copy costs its worker the changelog reading, see BENCHMARKS.md scenario 7). 0: a takeover restores from the changelog.")
     runbooks_dir: Path | None = Field(None, description="Folder (or file) of runbooks the worker runs. Unset: no runbooks.")
     notifications_file: Path | None = Field(None, description="Notification channels (YAML, see README) for `notify` steps and pages.")
     page_channel: str | None = Field(None, description="Channel paged when a runbook step fails with `on_failure: page` and the runbook names none.")

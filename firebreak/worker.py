@@ -138,6 +138,7 @@ class Worker:
             topic_replication_factor=settings.topic_replication_factor,
             broker_session_timeout=settings.worker_session_timeout_seconds,
             broker_heartbeat_interval=min(3.0, settings.worker_session_timeout_seconds / 3),
+            table_standby_replicas=settings.worker_standby_replicas,
             producer_acks=-1,
             web_enabled=False,
             processing_guarantee="at_least_once",
