@@ -62,6 +62,7 @@ from firebreak.metrics import (
     DEAD_LETTERS,
     INCIDENT_EVENTS,
     MISROUTED_RECORDS,
+    PARTITION_WAITS,
     OPEN_INCIDENTS,
     READ_MODEL_REBUILDS,
     READ_MODEL_WRITES,
@@ -73,6 +74,7 @@ from firebreak.metrics import (
 from firebreak.readmodel import ApplyResult
 from firebreak.readmodel import IncidentStore
 from firebreak.settings import Settings
+from firebreak.topics import create_topics
 from firebreak.silence_store import SilenceStore
 from schemas import (
     Alert,
@@ -221,12 +223,31 @@ class Worker:
 
     async def process(self, stage: str, handle: Handler, event: Any) -> None:
         try:
-            await handle(event)
+            await self.retrying_partitions_mismatch(stage, handle, event)
         except ValidationError as exc:
             problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:5])
             await self.to_dead_letter(stage, "undecodable", event, problems, str(exc))
         except Exception as exc:  # noqa: BLE001 - anything else still must not stop the stream
             await self.to_dead_letter(stage, "processing_failed", event, repr(exc), traceback.format_exc())
+
+    async def retrying_partitions_mismatch(self, stage: str, handle: Handler, event: Any) -> None:
+        """Faust refuses table writes while its metadata shows a changelog with fewer partitions than the
+        source (PartitionsMismatch): that is Kafka's state, not the record's fault, so the record is tried
+        again rather than dead-lettered. The write is refused before anything is sent, so a retry repeats
+        nothing. A real mismatch (a changelog made by hand) stalls the stage with this error in the log."""
+        attempt = 0
+        while True:
+            try:
+                return await handle(event)
+            except faust.exceptions.PartitionsMismatch as exc:
+                wait = min(30.0, 0.5 * 2 ** min(attempt, 6))
+                attempt += 1
+                PARTITION_WAITS.labels(stage).inc()
+                log.error("stage %s cannot write its table (%s); retrying %s/%s offset %s in %.1f s. If this persists, "
+                          "run `firebreak topics create` and check the changelog topics' partitions",
+                          stage, " ".join(str(exc).split()), event.message.topic, event.message.partition,
+                          event.message.offset, wait)
+                await asyncio.sleep(wait)
 
     async def repair_gap(self, stage: str, handle: Handler, message: Any, previous: int) -> None:
         missing = await self.gaps.fetch(message.topic, message.partition, previous + 1, message.offset)
@@ -552,6 +573,11 @@ def run(settings: Settings) -> None:
     """Run one worker until SIGINT/SIGTERM."""
     if settings.worker_metrics_port:
         start_http_server(settings.worker_metrics_port, addr=settings.worker_metrics_host)
+    try:
+        # The table changelogs above all: see firebreak/topics.py for what goes wrong when Faust makes them.
+        create_topics(settings)
+    except Exception as exc:  # noqa: BLE001 - Kafka not up yet: Faust waits for it and creates what it needs
+        log.warning("could not create the topics before starting (%s); Faust will create its changelogs", exc)
     app = create_app(settings)
     worker = faust.Worker(app, loglevel=settings.log_level.upper(), quiet=True, logging_config=dict_config(settings.log_level))
     worker.execute_from_commandline()
