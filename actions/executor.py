@@ -27,7 +27,15 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from correlation.topology import Topology
-from firebreak.metrics import ACTIONS_REFUSED, EXECUTOR_ERRORS, RUNS_CREATED, RUNS_FINISHED, STEP_DURATION, STEPS_FINISHED
+from firebreak.metrics import (
+    ACTIONS_REFUSED,
+    EXECUTOR_ERRORS,
+    GUARDRAIL_BLOCKS,
+    RUNS_CREATED,
+    RUNS_FINISHED,
+    STEP_DURATION,
+    STEPS_FINISHED,
+)
 from firebreak.logs import context as log_context
 from firebreak.readmodel import IncidentStore
 from schemas import Incident, IncidentEvent
@@ -44,11 +52,12 @@ from schemas.runbook import (
     Trigger,
 )
 
+from actions.guardrails import Guard
 from actions.loop import PollLoop
 from actions.matching import context, render_params, run_id, triggered
 from actions.runner import Outcome, Runner
 from actions.store import Fenced, RunStore
-from actions.templates import RenderError, evaluate
+from actions.templates import RenderError, evaluate, render
 
 log = logging.getLogger("firebreak.actions")
 
@@ -66,7 +75,7 @@ class Executor(PollLoop):
 
     def __init__(self, runbooks: list[Runbook], store: RunStore, incidents: IncidentStore, runner: Runner, publish: Publish,
                  *, topology: Topology, service_label: str, page_channel: str | None, lease_seconds: float = 30.0,
-                 concurrency: int = 8, poll_seconds: float = 0.5, owner: str | None = None) -> None:
+                 concurrency: int = 8, poll_seconds: float = 0.5, owner: str | None = None, guard: Guard | None = None) -> None:
         self.runbooks = {r.name: r for r in runbooks}
         self.store = store
         self.incidents = incidents
@@ -79,6 +88,7 @@ class Executor(PollLoop):
         self.concurrency = concurrency
         super().__init__(poll_seconds)
         self.owner = owner or f"executor-{uuid.uuid4().hex[:12]}"
+        self.guard = guard
 
     # -- creating runs (called from the stream agent, after the read model took the event) ---------------
 
@@ -192,7 +202,12 @@ class Executor(PollLoop):
             except RenderError as exc:
                 await self._finish(run, fence, RunStatus.failed, str(exc))
                 return
-            run = run.model_copy(update={"status": RunStatus.running, "params": params, "updated_at": _now()})
+            run = run.model_copy(update={"params": params})
+            blocked = await self._blocked(run, runbook, incident)
+            if blocked is not None:
+                await self._finish(run, fence, RunStatus.failed, blocked, blocked=True)
+                return
+            run = run.model_copy(update={"status": RunStatus.running, "updated_at": _now()})
             await self.store.save(run, fence)
             await self._result(run, ResultKind.run_started, output={"params": params})
 
@@ -210,13 +225,36 @@ class Executor(PollLoop):
                 return
             if record.status in (StepStatus.failed, StepStatus.unknown) and step.on_failure is not OnFailure.continue_:
                 if step.on_failure is OnFailure.page:
-                    await self._page(run, runbook, step, record, incident)
+                    await self._page(run, runbook, incident, f"Runbook {runbook.name} (owner {runbook.owner}) needs a human: "
+                                     f"step {step.id} {record.status.value} for incident {incident.id} ({incident.title}): "
+                                     f"{record.error}", f"{run.id}/{step.id}/page")
                 final = RunStatus.unknown if record.status is StepStatus.unknown else RunStatus.failed
                 await self._finish(run, fence, final, f"step {step.id} {record.status.value}: {record.error}")
                 return
             run = run.model_copy(update={"position": run.position + 1, "status": RunStatus.running})
             await self.store.save(run, fence)
         await self._finish(run, fence, RunStatus.succeeded, None)
+
+    async def _blocked(self, run: Run, runbook: Runbook, incident: Incident) -> str | None:
+        """Why the runbook's guardrails keep this run from starting, or None. A blocked run pages a human with
+        the reason: the remediation did not happen and someone must decide."""
+        rails = runbook.guardrails
+        if rails is None or self.guard is None:
+            return None
+        try:
+            target = render(rails.target, context(incident, self.topology, self.service_label, run)).strip() or incident.id
+        except RenderError as exc:
+            return f"guardrails target: {exc}"
+        decision = await self.guard.admit(runbook.name, rails, run.id, target[:500], _now())
+        if decision.allowed:
+            return None
+        GUARDRAIL_BLOCKS.labels(runbook.name, decision.guardrail).inc()
+        reason = f"guardrail {decision.guardrail}: {decision.reason}"
+        await self._result(run, ResultKind.run_blocked, output={"guardrail": decision.guardrail, "target": target,
+                                                                 "reason": decision.reason})
+        await self._page(run, runbook, incident, f"Runbook {runbook.name} (owner {runbook.owner}) did not run for incident "
+                         f"{incident.id} ({incident.title}): {reason}. Remediate by hand or raise the limit.", f"{run.id}/blocked")
+        return reason
 
     async def _step(self, run: Run, runbook: Runbook, step: Step, fence: int) -> StepRecord:
         """The step's record after this visit: finished, or waiting with the time to look again."""
@@ -294,27 +332,28 @@ class Executor(PollLoop):
                            duration_ms=duration)
         return record
 
-    async def _finish(self, run: Run, fence: int, status: RunStatus, error: str | None) -> None:
+    async def _finish(self, run: Run, fence: int, status: RunStatus, error: str | None, blocked: bool = False) -> None:
         run = run.model_copy(update={"status": status, "error": error, "updated_at": _now()})
         await self.store.save(run, fence)
         await self.store.unschedule(run.id)
         await self.store.free_slot(run.runbook, run.id)
+        runbook = self.runbooks.get(run.runbook)
+        if self.guard is not None and runbook is not None and runbook.guardrails is not None and not blocked:
+            await self.guard.outcome(runbook.name, runbook.guardrails, run.id, status is RunStatus.succeeded, _now())
         RUNS_FINISHED.labels(run.runbook, status.value).inc()
         kind = {RunStatus.succeeded: ResultKind.run_succeeded, RunStatus.unknown: ResultKind.run_unknown}.get(status, ResultKind.run_failed)
         await self._result(run, kind, error=error)
         log.info("run %s of %s for %s: %s%s", run.id, run.runbook, run.incident_id, status.value, f" ({error})" if error else "",
                  extra=log_context(incident_id=run.incident_id, run_id=run.id, runbook=run.runbook))
 
-    async def _page(self, run: Run, runbook: Runbook, step: Step, record: StepRecord, incident: Incident) -> None:
+    async def _page(self, run: Run, runbook: Runbook, incident: Incident, text: str, key: str) -> None:
         channel = runbook.page_channel or self.page_channel
-        text = (f"Runbook {runbook.name} (owner {runbook.owner}) needs a human: step {step.id} {record.status.value} "
-                f"for incident {incident.id} ({incident.title}): {record.error}")
         if channel is None:
             log.error("%s; no page channel is configured (set FIREBREAK_PAGE_CHANNEL)", text)
             return
         try:
             ctx = context(incident, self.topology, self.service_label, run)
-            await self.runner.s.notifier.send(channel, text, ctx["incident"], f"{run.id}/{step.id}/page")
+            await self.runner.s.notifier.send(channel, text, ctx["incident"], key)
         except Exception as exc:  # noqa: BLE001 - best effort: a failed page must not keep the run from finishing
             log.error("could not page %s about run %s: %s", channel, run.id, exc,
                       extra=log_context(incident_id=run.incident_id, run_id=run.id, runbook=run.runbook, channel=channel))

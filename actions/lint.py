@@ -82,6 +82,8 @@ def lint_file(path: Path, env: LintEnv) -> list[Finding]:
         source = spec.value if isinstance(spec, Param) else spec
         loc = ("params", name) if not isinstance(spec, Param) else ("params", name, "value")
         _check_template(add, loc, source, params - {name}, set(), expression=False)
+    if runbook.guardrails is not None:
+        _check_template(add, ("guardrails", "target"), runbook.guardrails.target, params, set(), expression=False)
     earlier: set[str] = set()
     for index, step in enumerate(runbook.steps):
         base = ("steps", index)

@@ -18,6 +18,7 @@ from actions.channels import Channels, SmtpSettings
 from actions.command import CommandPolicy
 from actions.delivery import Deliverer
 from actions.executor import Executor, Publish
+from actions.guardrails import Guard
 from actions.links import Links
 from actions.loader import load_notifications, load_runbooks
 from actions.notify import Notifier
@@ -78,7 +79,8 @@ def build_executor(settings: Settings, outbound: Outbound, client: aioredis.Redi
     runner = Runner(services(settings, outbound, resolve_incident=resolve_incident, incidents=incidents, runs=store))
     return Executor(runbooks, store, incidents, runner, publish, topology=topology, service_label=settings.service_label,
                     page_channel=settings.page_channel, lease_seconds=settings.executor_lease_seconds,
-                    concurrency=settings.executor_concurrency, poll_seconds=settings.executor_poll_seconds)
+                    concurrency=settings.executor_concurrency, poll_seconds=settings.executor_poll_seconds,
+                    guard=Guard(client, settings.redis_prefix))
 
 
 def build_pager(settings: Settings, outbound: Outbound, client: aioredis.Redis, incidents: IncidentStore, topology: Topology,

@@ -55,6 +55,11 @@ STEPS_FINISHED = Counter("firebreak_runbook_steps_total", "Runbook steps finishe
 ACTIONS_REFUSED = Counter(
     "firebreak_actions_refused_total", "Steps refused by an allow-list (host, address or program), by action.", ["action"]
 )
+GUARDRAIL_BLOCKS = Counter("firebreak_guardrail_blocks_total", "Runbook runs a guardrail kept from starting, by runbook and guardrail.",
+                           ["runbook", "guardrail"])
+PARTITION_WAITS = Counter("firebreak_table_write_retries_total",
+                          "Table writes Faust refused for a changelog/source partition mismatch and the stage retried, by stage.",
+                          ["stage"])
 EXECUTOR_ERRORS = Counter("firebreak_executor_errors_total", "Executor failures outside a step, by cause.", ["cause"])
 
 NOTIFICATIONS = Counter(

@@ -215,6 +215,35 @@ class Step(_Spec):
         return self.idempotent or self.action in ("wait", "approval")
 
 
+class Limit(_Spec):
+    max: int = Field(ge=1, le=100_000, description="At most this many runs...")
+    per: Duration = Field(description="...within this sliding window, e.g. 1h.")
+
+
+class BlastRadius(_Spec):
+    max_targets: int = Field(ge=1, le=100_000, description="At most this many distinct targets...")
+    per: Duration = Field(description="...within this sliding window; a target already acted on within it is not new.")
+
+
+class CircuitBreaker(_Spec):
+    failures: int = Field(ge=1, le=1000, description="Open after this many failed runs in a row (blocked runs do not count).")
+    cooldown: Duration = Field(timedelta(minutes=30), description="How long it stays open; then one trial run may go (half-open): "
+                               "a success closes it, a failure opens it again.")
+
+
+class Guardrails(_Spec):
+    """Limits on how often a runbook acts. A run they block does not start: it fails with the reason, a human
+    is paged with it, and `firebreak_guardrail_blocks_total` counts it."""
+
+    target: str = Field("{{ incident.probable_root or (incident.services | first) or incident.id }}", min_length=1,
+                        max_length=2000, description="Template naming what a run acts on (rendered with `params`), "
+                        "for `per_target` and `blast_radius`; default: the incident's probable root service.")
+    rate: Limit | None = Field(None, description="Runs of this runbook, over all targets.")
+    per_target: Limit | None = Field(None, description="Runs against one target, e.g. at most 3 restarts of one deployment an hour.")
+    blast_radius: BlastRadius | None = None
+    circuit_breaker: CircuitBreaker | None = None
+
+
 class Runbook(_Spec):
     name: str = Field(pattern=NAME)
     description: str = Field(min_length=1, max_length=2000)
@@ -223,7 +252,8 @@ class Runbook(_Spec):
     match: Match = Field(default_factory=Match)
     params: dict[str, str | Param] = Field(default_factory=dict)
     concurrency: int = Field(4, ge=1, le=1000, description="Most runs of this runbook at once; more wait their turn.")
-    page_channel: str | None = Field(None, description="Channel for `on_failure: page` (default: the settings' page channel).")
+    page_channel: str | None = Field(None, description="Channel for `on_failure: page` and guardrail blocks (default: the settings' page channel).")
+    guardrails: Guardrails | None = None
     steps: list[Step] = Field(min_length=1, max_length=MAX_STEPS)
 
     @model_validator(mode="after")
@@ -307,6 +337,7 @@ class ResultKind(StrEnum):
     step_unknown = "step_unknown"
     approval_decided = "approval_decided"
     annotation = "annotation"
+    run_blocked = "run_blocked"  # a guardrail kept it from starting; run_failed follows
     run_succeeded = "run_succeeded"
     run_failed = "run_failed"
     run_unknown = "run_unknown"
