@@ -67,7 +67,7 @@ def topics() -> None:
 @topics.command("create")
 @click.pass_context
 def topics_create(ctx: click.Context) -> None:
-    """Create Firebreak's topics (idempotent)."""
+    """Create Firebreak's topics and the workers' table changelogs (idempotent; waits for partition leaders)."""
     from kafka.errors import KafkaError
 
     from firebreak.topics import create_topics
