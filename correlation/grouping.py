@@ -8,9 +8,12 @@ the events it emits and so on the incident's timeline.
 | rule   | incident status        | input                                      | result                                      |
 |--------|------------------------|--------------------------------------------|---------------------------------------------|
 | GRP-1  | none joinable          | firing, group_wait = 0                     | `opened`, `alert_added`                     |
-| GRP-2  | none joinable          | firing, group_wait > 0                     | pending: collect, nothing emitted yet       |
-| GRP-3  | pending                | tick after group_wait                      | `opened`, `alert_added` per firing alert    |
+| GRP-2  | none joinable          | firing, group_wait > 0 or a minimum > 1    | pending: collect, nothing emitted yet       |
+| GRP-3  | pending, minimum met   | tick after group_wait                      | `opened`, `alert_added` per firing alert    |
 | GRP-4  | pending                | every collected alert resolved             | dropped: it never opened, nobody paged      |
+| GRP-19 | pending                | firing that reaches min_alerts and         | `opened` at once (group_wait over), else    |
+|        |                        | min_services                               | at the tick after group_wait                |
+| GRP-20 | pending, below minimum | tick after min_within                      | dropped: recorded upstream, nobody paged    |
 | GRP-5  | open, joinable         | firing, new to it                          | `alert_added` (+ `severity_changed`,        |
 |        |                        |                                            | `root_changed`)                             |
 | GRP-6  | open, holds the alert  | firing again after resolving               | `alert_added` in the same incident          |
@@ -127,7 +130,8 @@ class GroupState(BaseModel):
         for inc in self.incidents.values():
             policy = rules.policies.get(inc.policy)
             if inc.phase is Phase.pending:
-                times.append(inc.created_at + policy.group_wait)
+                enough = reaches_minimum(inc.pending, policy, rules.service_label)
+                times.append(inc.created_at + (policy.group_wait if enough else policy.min_within))
             elif inc.is_open and inc.quiet_since is not None:
                 times.append(inc.quiet_since + policy.resolve_timeout)
             elif inc.phase is Phase.resolved and inc.resolved_at is not None:
@@ -295,6 +299,19 @@ def _title(policy: Policy, entry: GroupState, alert: Alert) -> str:
     return name or rest or entry.correlation_key
 
 
+def reaches_minimum(pending: list[Alert], policy: Policy, service_label: str) -> bool:
+    """Whether the alerts a pending incident collected are enough to open it (GRP-19)."""
+    if len({a.fingerprint for a in pending}) < policy.min_alerts:
+        return False
+    return policy.min_services <= 1 or len({s for a in pending if (s := a.labels.get(service_label))}) >= policy.min_services
+
+
+def _open_if_ready(step: _Step, inc: TrackedIncident, policy: Policy) -> None:
+    """GRP-19: a pending incident whose group_wait is over opens as soon as it reaches its minimum."""
+    if step.now >= inc.created_at + policy.group_wait and reaches_minimum(inc.pending, policy, step.rules.service_label):
+        step.open(inc, inc.pending, "GRP-19", inc.flapping_until)
+
+
 def _within_limits(step: _Step, inc: TrackedIncident, policy: Policy) -> bool:
     if inc.phase is Phase.resolved or len(inc.alerts) + len(inc.pending) >= policy.max_alerts:
         return False
@@ -339,7 +356,7 @@ def _on_firing(step: _Step, event: AlertEvent, position: int) -> None:
     inc = _holding(step, alert.fingerprint, open_only=False)
     if inc is not None and inc.phase is Phase.pending:
         pending = [a for a in inc.pending if a.fingerprint != alert.fingerprint] + [alert]
-        step.save(inc.model_copy(update={"pending": pending}))
+        _open_if_ready(step, step.save(inc.model_copy(update={"pending": pending})), policy)
         return
     if inc is not None and inc.is_open:
         if inc.alerts.get(alert.fingerprint) is not AlertStatus.firing:
@@ -358,15 +375,16 @@ def _on_firing(step: _Step, event: AlertEvent, position: int) -> None:
     inc = _joinable(step, policy, alert)
     if inc is not None:
         if inc.phase is Phase.pending:
-            step.save(inc.model_copy(update={"pending": [*inc.pending, alert]}))
+            _open_if_ready(step, step.save(inc.model_copy(update={"pending": [*inc.pending, alert]})), policy)
         else:
             step.add_alert(inc, alert, "GRP-5", event.flapping_until)
         return
     new = TrackedIncident(id=incident_id(event.correlation_key, position, step.now), policy=policy.name,
                           phase=Phase.pending, created_at=step.now)
     step.current = new.id
-    if policy.group_wait.total_seconds() > 0:
-        step.save(new.model_copy(update={"pending": [alert], "flapping_until": event.flapping_until}))
+    if policy.holds_back:
+        _open_if_ready(step, step.save(new.model_copy(update={"pending": [alert], "flapping_until": event.flapping_until})),
+                       policy)
         return
     step.open(new, [alert], "GRP-1", event.flapping_until)
 
@@ -411,8 +429,12 @@ def _on_command(step: _Step, command: IncidentCommand) -> None:
 def _on_tick(step: _Step) -> None:
     for inc in list(step.incidents.values()):
         policy = step.rules.policies.get(inc.policy)
-        if inc.phase is Phase.pending and step.now >= inc.created_at + policy.group_wait:
-            step.open(inc, inc.pending, "GRP-3", inc.flapping_until)
+        if inc.phase is Phase.pending:
+            if not reaches_minimum(inc.pending, policy, step.rules.service_label):
+                if step.now >= inc.created_at + policy.min_within:
+                    step.drop(inc)  # GRP-20
+            elif step.now >= inc.created_at + policy.group_wait:
+                step.open(inc, inc.pending, "GRP-3", inc.flapping_until)
             continue
         if inc.is_open and inc.flapping_until is not None and step.now >= inc.flapping_until:
             inc = step.emit(inc.model_copy(update={"flapping_until": None}), IncidentEventKind.flapping_ended, "GRP-15")

@@ -42,6 +42,9 @@ class Policy(BaseModel):
     group_wait: Duration = timedelta(0)
     group_window: Duration | None = None
     max_alerts: int = Field(1000, ge=1, le=100_000)
+    min_alerts: int = Field(1, ge=1, le=10_000)  # firing alerts needed before an incident opens
+    min_services: int = Field(1, ge=1, le=1000)  # distinct services among them
+    min_within: Duration = timedelta(minutes=15)  # how long, from its first alert, a group may take to reach them
     resolve_timeout: Duration = timedelta(0)
     reopen_window: Duration = timedelta(0)
     title: str | None = Field(None, max_length=1000)
@@ -69,6 +72,11 @@ class Policy(BaseModel):
 
     def matches(self, labels: dict[str, str]) -> bool:
         return matches_all(self.match, labels)
+
+    @property
+    def holds_back(self) -> bool:
+        """Whether a new incident waits before opening: for group_wait or for a minimum of alerts or services."""
+        return self.group_wait.total_seconds() > 0 or self.min_alerts > 1 or self.min_services > 1
 
 
 class FlappingRule(BaseModel):

@@ -50,6 +50,12 @@ inhibit_rules:
     target_matchers: ['alertname!="ClusterDown"', 'run="{RUN}"']
     equal: [cluster]
 policies:
+  - name: replicas
+    match: ['alertname="ReplicaDown"', 'run="{RUN}"']
+    group_by: [alertname, cluster]
+    min_alerts: 3
+    min_services: 2
+    min_within: 1h
   - name: graph
     match: ['service=~"(db|api|web)-{RUN}"']
     topology: true
@@ -239,3 +245,27 @@ def test_the_read_model_is_rebuilt_from_kafka_after_redis_loses_everything(stack
     assert "applied" not in again_counts
     assert int(again_counts["already_applied"]) == int(counts["applied"]) + int(counts.get("already_applied", 0))
 
+
+
+def test_a_policy_minimum_holds_incidents_back_until_enough_alerts_fire(stack, ingest, worker):
+    """`min_alerts: 3` and `min_services: 2`: two alerts, or three of one service, open nothing; a third alert
+    from a second service opens the incident with all three (the time-out of the count, `min_within`, is
+    covered by tests/unit/test_grouping.py on a virtual clock)."""
+    _, port = worker
+
+    def replicas(cluster: str) -> list[dict]:
+        return [i for i in ingest.get("/api/v1/incidents?limit=1000").json()["incidents"]
+                if i["group_labels"].get("cluster") == f"{cluster}-{RUN}"]
+
+    fired = worker_counts(port).get("fired", 0)
+    post(ingest, [{"labels": labels("ReplicaDown", svc("web"), cluster=f"c1-{RUN}", instance=f"r{n}")} for n in range(3)])
+    post(ingest, [{"labels": labels("ReplicaDown", svc("web"), cluster=f"c2-{RUN}", instance="r0")},
+                  {"labels": labels("ReplicaDown", svc("api"), cluster=f"c2-{RUN}", instance="r1")}])
+    wait_until(lambda: worker_counts(port).get("fired", 0) >= fired + 5, 30, "the worker to take the five alerts")
+    time.sleep(2)  # and the grouping stage after it
+    assert replicas("c1") == [] and replicas("c2") == []
+    post(ingest, [{"labels": labels("ReplicaDown", svc("api"), cluster=f"c1-{RUN}", instance="r9")}])
+    wait_until(lambda: len(replicas("c1")) == 1, 30, "the incident to open at the second service's alert")
+    incident = replicas("c1")[0]
+    assert incident["alert_count"] == 4 and incident["timeline"][0]["rule"] == "GRP-19"
+    assert replicas("c2") == []

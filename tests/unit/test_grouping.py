@@ -12,7 +12,7 @@ from tests.factories import alert, at
 
 
 def rules(**overrides) -> Rules:
-    return Rules(PolicySet(policies=(Policy(name="p", group_by=("alertname", "service"), **overrides),)))
+    return Rules(PolicySet(policies=(Policy(**{"name": "p", "group_by": ("alertname", "service"), **overrides}),)))
 
 
 class Key:
@@ -20,6 +20,7 @@ class Key:
 
     def __init__(self, **policy):
         self.rules = rules(**policy)
+        self.group_by = policy.get("group_by", ("alertname", "service"))
         self.entry = None
         self.position = 0
         self.events = []
@@ -30,9 +31,9 @@ class Key:
         self.events.extend(out)
         return [e.kind.value for e in out]
 
-    def fire(self, instance="a", now=0, starts=None, **labels):
+    def fire(self, instance="a", now=0, starts=None, service="s", **labels):
         return self._apply(self._event(alert(starts=now if starts is None else starts, instance=instance,
-                                             alertname="X", service="s", **labels), now), now)
+                                             alertname="X", service=service, **labels), now), now)
 
     def resolve(self, instance="a", now=0):
         return self._apply(self._event(alert("resolved", starts=0, ends=now, instance=instance, alertname="X", service="s"), now), now)
@@ -46,7 +47,7 @@ class Key:
         return self._apply(cmd, now)
 
     def _event(self, a, now):
-        grouped = group_labels(a.labels, ("alertname", "service"))
+        grouped = group_labels(a.labels, self.group_by)
         return AlertEvent(status=a.status, policy="p", correlation_key=f"p:{correlation_key(grouped)}",
                           group_labels=grouped, alert=a, at=at(now), source_position=self.position)
 
@@ -257,3 +258,48 @@ def test_grp00_a_reemitted_firing_arriving_after_the_resolve_changes_nothing():
     assert key._apply(event("resolved", 11, 5), 5) == ["alert_resolved", "resolved"]
     assert key._apply(firing, 6) == []
     assert len(key.ids()) == 1
+
+
+def test_grp19_an_incident_waits_for_its_minimum_of_alerts_then_opens_at_once():
+    key = Key(min_alerts=3)
+    assert key.fire("a", now=0) == []
+    assert key.fire("a", now=5) == []  # the same alert again is not a second one
+    assert key.fire("b", now=10) == []
+    assert key.fire("c", now=20) == ["opened", "alert_added", "alert_added", "alert_added"]
+    assert key.events[0].rule == "GRP-19"
+
+
+def test_grp20_below_the_minimum_within_its_window_nobody_is_paged():
+    key = Key(min_alerts=3, min_within=timedelta(minutes=10))
+    key.fire("a", now=0)
+    key.fire("b", now=60)
+    assert key.entry.due_at == at(600)
+    assert key.tick(599) == []
+    assert key.tick(600) == [] and key.events == []
+    # The window starts again with the next alert: two older ones no longer count towards it.
+    assert key.fire("c", now=700) == []
+    assert key.fire("d", now=710) == []
+    assert key.fire("e", now=720) == ["opened", "alert_added", "alert_added", "alert_added"]
+
+
+def test_a_resolve_takes_an_alert_out_of_the_count():
+    key = Key(min_alerts=2)
+    key.fire("a", now=0)
+    key.resolve("a", now=5)
+    assert key.fire("b", now=10) == []  # a is gone: b alone is below the minimum
+
+
+def test_grp19_min_services_counts_distinct_services():
+    key = Key(group_by=("alertname",), min_services=2)
+    assert key.fire("a", now=0, service="web") == []
+    assert key.fire("b", now=1, service="web") == []
+    assert key.fire("c", now=2, service="db") == ["opened", "alert_added", "alert_added", "alert_added"]
+
+
+def test_group_wait_and_a_minimum_together_open_at_the_later_of_the_two():
+    key = Key(group_wait=timedelta(seconds=30), min_alerts=2)
+    key.fire("a", now=0)
+    assert key.fire("b", now=10) == []  # minimum met, group_wait not over
+    assert key.entry.due_at == at(30)
+    assert key.tick(30) == ["opened", "alert_added", "alert_added"]
+    assert key.events[0].rule == "GRP-3"
