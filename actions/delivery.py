@@ -31,6 +31,7 @@ from actions.secrets import SecretMissing
 from actions.templates import RenderError
 from firebreak.logs import context as log_context
 from firebreak.metrics import NOTIFICATION_LATENCY, NOTIFICATIONS
+from firebreak.redis_errors import REDIS_UNAVAILABLE, redis_backoff
 from schemas.notification import Delivery, DeliveryKind, DeliveryStatus
 
 log = logging.getLogger("firebreak.notify")
@@ -53,8 +54,12 @@ class Deliverer:
         self.max_backoff = max_backoff
         self.timeout = timeout
         self.sleep = sleep
+        self._unmarked: set[str] = set()  # sent while Redis was away; marked by a background task once it is back
+        self._marking: asyncio.Task[None] | None = None
 
     async def _delivered(self, key: str) -> bool:
+        if key in self._unmarked:
+            return True
         try:
             return bool(await self.redis.exists(f"{self.prefix}delivered:{key}"))
         except RedisError as exc:
@@ -62,10 +67,36 @@ class Deliverer:
             return False
 
     async def _mark(self, key: str) -> None:
+        """Record a sent message: the marker is what keeps a retry of its escalation from sending it again.
+        While Redis is away this process remembers the key (so its own retries skip it) and a background task
+        writes the marker once Redis is back; delivery itself does not wait (paging fails open)."""
         try:
-            await self.redis.set(f"{self.prefix}delivered:{key}", "1", ex=MARK_SECONDS)
+            await self._set_marker(key)
+        except REDIS_UNAVAILABLE as exc:
+            log.warning("cannot mark delivery %s in Redis (%s); remembering it here until Redis is back", key, exc)
+            self._unmarked.add(key)
+            if self._marking is None or self._marking.done():
+                self._marking = asyncio.create_task(self._mark_later())
         except RedisError as exc:
             log.warning("cannot mark delivery %s in Redis (%s)", key, exc)
+
+    async def _set_marker(self, key: str) -> None:
+        await self.redis.set(f"{self.prefix}delivered:{key}", "1", ex=MARK_SECONDS)
+
+    async def _mark_later(self) -> None:
+        attempt = 0
+        while self._unmarked:
+            key = next(iter(self._unmarked))
+            try:
+                await self._set_marker(key)
+            except REDIS_UNAVAILABLE:
+                await asyncio.sleep(redis_backoff(attempt))
+                attempt += 1
+                continue
+            except RedisError as exc:
+                log.warning("cannot mark delivery %s in Redis (%s)", key, exc)
+            self._unmarked.discard(key)
+            attempt = 0
 
     async def _rate_limit(self, channel: str, per_minute: int) -> None:
         while True:

@@ -38,9 +38,7 @@ import faust
 import redis.asyncio as aioredis
 from prometheus_client import start_http_server
 from pydantic import TypeAdapter, ValidationError
-from redis.exceptions import BusyLoadingError, ReadOnlyError, RedisError
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.exceptions import RedisError
 
 from correlation.dedup import FingerprintState, dedup
 from correlation.grouping import GroupState, attach_suspects, change_scopes, group
@@ -54,6 +52,7 @@ from firebreak.inhibition_store import InhibitionStore
 from firebreak.kafka_auth import aiokafka_kwargs, faust_credentials
 from firebreak.logs import context as log_context, dict_config
 from firebreak.rebuild import count_events, rebuild
+from firebreak.redis_errors import REDIS_UNAVAILABLE, redis_backoff
 from firebreak.metrics import (
     ALERT_TO_INCIDENT,
     ALERTS_PROCESSED,
@@ -99,9 +98,7 @@ LOGGED_KINDS = {IncidentEventKind.opened, IncidentEventKind.acknowledged, Incide
                 IncidentEventKind.reopened, IncidentEventKind.problem_detected}
 STAGE_TOPICS = frozenset({"alerts", "alert-events", "incident-events", "changes", "action-results", "notifications"})
 REBUILD_LEASE_SECONDS = 600  # a rebuild not finished by then (its worker died) is started again by another
-REDIS_MAX_WAIT = 5.0  # longest pause between attempts while Redis is unavailable
 # Redis errors that mean "not reachable now" (waited out); other Redis errors are faults of the write itself.
-REDIS_UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, BusyLoadingError, ReadOnlyError)
 
 
 def _raw_schema() -> faust.Schema:
@@ -515,7 +512,7 @@ class Worker:
             try:
                 return await write()
             except REDIS_UNAVAILABLE as exc:  # anything else (WRONGTYPE, a script error) is a fault: dead-letter
-                wait = min(REDIS_MAX_WAIT, 0.25 * 2 ** min(attempt, 5))
+                wait = redis_backoff(attempt)
                 attempt += 1
                 REDIS_WAITS.inc()
                 log.warning("Redis unavailable (%s); the stage waits %.1f s and retries (attempt %d)", exc, wait, attempt)
