@@ -61,10 +61,8 @@ class Entries(Generic[M]):
     def raw_items(self) -> Iterator[tuple[str, bytes]]:
         return iter(list(self.table.items()))
 
-    def _parse(self, key: str, raw: bytes | dict) -> M | None:
+    def _parse(self, key: str, raw: bytes) -> M | None:
         try:
-            if isinstance(raw, dict):  # an in-memory entry of the old codec (a table built before an upgrade)
-                return self.model.model_validate(raw)
             return self.model.model_validate_json(raw)
         except ValidationError as exc:
             STATE_RESETS.labels(self.name).inc()
