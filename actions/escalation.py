@@ -83,13 +83,26 @@ def route(incident: Incident, severity: str | None, config: NotificationsFile, t
     """The escalation policy for an incident: the first matching route; else the policy named like the owner
     team of its services; else the default policy; else None (it pages nobody). `extra` is the alert of the
     event that opened it, which the read model may not list yet."""
-    for candidate in config.routes:
+    return routed(incident, severity, config, topology, service_label, extra)[0]
+
+
+def routed(incident: Incident, severity: str | None, config: NotificationsFile, topology: Topology, service_label: str,
+           extra: Alert | None = None) -> tuple[str | None, str]:
+    """`route`, with why, for the decision log."""
+    for index, candidate in enumerate(config.routes):
         if conditions_hold(candidate, incident, severity, topology, service_label, extra):
-            return candidate.policy
+            conditions = [*candidate.matchers, *(f"severity in {candidate.severity}" for _ in candidate.severity[:1]),
+                          *(f"service in {candidate.service}" for _ in candidate.service[:1]),
+                          *(f"team in {candidate.team}" for _ in candidate.team[:1])]
+            where = f"route #{index + 1} ({', '.join(conditions) or 'matches everything'})"
+            return candidate.policy, (f"{where} sends it to escalation policy `{candidate.policy}`" if candidate.policy
+                                      else f"{where} says it pages nobody")
     team = team_of(services_of(incident, service_label, extra), incident.probable_root, topology)
     if team and team in config.escalation_policies:
-        return team
-    return config.default_policy
+        return team, f"no route matches; its services' owner team `{team}` has an escalation policy of that name"
+    if config.default_policy:
+        return config.default_policy, f"no route or owner team matches; the default escalation policy `{config.default_policy}`"
+    return None, "no escalation route matches the incident and there is no default escalation policy"
 
 
 def start(incident_id: str, policy: str, generation: str, now: datetime) -> Escalation:

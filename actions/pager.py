@@ -38,7 +38,7 @@ from actions.escalation import (
     after_paging,
     reaction,
     recipients,
-    route,
+    routed,
     start,
 )
 from actions.links import Links
@@ -49,6 +49,7 @@ from firebreak.logs import context as log_context
 from firebreak.metrics import ESCALATIONS
 from firebreak.readmodel import IncidentStore
 from schemas import Alert, Incident, IncidentEvent, IncidentEventKind, IncidentStatus
+from schemas.decision import Decision, DecisionKind
 from schemas.notification import DeliveryKind, NotificationsFile
 
 log = logging.getLogger("firebreak.pager")
@@ -104,7 +105,8 @@ class Pager(PollLoop):
     def __init__(self, config: NotificationsFile, client: aioredis.Redis, prefix: str, incidents: IncidentStore,
                  deliverer: Deliverer, links: Links, *, topology: Topology, service_label: str,
                  update_interval: float = 30.0, lease_seconds: float = 30.0, poll_seconds: float = 0.5,
-                 on_escalated: Callable[[IncidentEvent, Incident], Awaitable[Any]] | None = None) -> None:
+                 on_escalated: Callable[[IncidentEvent, Incident], Awaitable[Any]] | None = None,
+                 on_decision: Callable[[list[Decision], str], Awaitable[None]] | None = None) -> None:
         self.config = config
         self.redis = client
         self.p = prefix
@@ -117,6 +119,7 @@ class Pager(PollLoop):
         self.lease = lease_seconds
         super().__init__(poll_seconds)
         self.on_escalated = on_escalated
+        self.on_decision = on_decision
         self._claim = client.register_script(_CLAIM)
         self._start = client.register_script(_START)
         self._advance = client.register_script(_ADVANCE)
@@ -166,11 +169,15 @@ class Pager(PollLoop):
 
     async def _start_escalation(self, incident: Incident, severity: str | None, generation: str, at: datetime,
                                 alert: Alert | None, only_if_absent: bool) -> bool:
-        policy = route(incident, severity, self.config, self.topology, self.service_label, alert)
+        policy, why = routed(incident, severity, self.config, self.topology, self.service_label, alert)
         if policy is None:
             ESCALATIONS.labels("unrouted").inc()
             log.info("incident %s matches no route and no default policy: nobody is paged", incident.id,
                      extra=log_context(incident_id=incident.id, correlation_key=incident.correlation_key))
+            if self.on_decision is not None:
+                await self.on_decision([Decision(
+                    at=at, kind=DecisionKind.not_paged, incident_id=incident.id, policy=incident.policy, rule="pager",
+                    reason=why)], incident.id)
             return False
         state = start(incident.id, policy, generation, at)
         now = datetime.now(timezone.utc)
@@ -180,6 +187,10 @@ class Pager(PollLoop):
         if created:
             ESCALATIONS.labels("started").inc()
             self.wake.set()
+            if self.on_decision is not None:
+                await self.on_decision([Decision(
+                    at=at, kind=DecisionKind.escalation_started, incident_id=incident.id, policy=incident.policy,
+                    rule="pager", reason=why, detail={"escalation_policy": policy})], incident.id)
         return bool(created)
 
     # -- the loop ---------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from correlation.topology import Topology
 from firebreak.readmodel import IncidentStore
 from firebreak.settings import Settings
 from schemas import Incident, IncidentEvent
+from schemas.decision import Decision
 from schemas.notification import Delivery, NotificationsFile
 
 from actions.channels import Channels, SmtpSettings
@@ -85,7 +86,8 @@ def build_executor(settings: Settings, outbound: Outbound, client: aioredis.Redi
 
 def build_pager(settings: Settings, outbound: Outbound, client: aioredis.Redis, incidents: IncidentStore, topology: Topology,
                 publish: Callable[[Delivery], Awaitable[None]], dead_letter: Callable[[Delivery], Awaitable[None]],
-                on_escalated: Callable[[IncidentEvent, Incident], Awaitable[Any]] | None) -> Pager | None:
+                on_escalated: Callable[[IncidentEvent, Incident], Awaitable[Any]] | None,
+                on_decision: Callable[[list[Decision], str], Awaitable[None]] | None = None) -> Pager | None:
     """The pager for the configured escalation policies, or None when there are none."""
     if not outbound.config.escalation_policies:
         return None
@@ -94,4 +96,5 @@ def build_pager(settings: Settings, outbound: Outbound, client: aioredis.Redis, 
                           max_backoff=settings.notify_max_backoff_seconds, timeout=settings.notify_timeout_seconds)
     return Pager(outbound.config, client, settings.redis_prefix, incidents, deliverer, outbound.links, topology=topology,
                  service_label=settings.service_label, update_interval=settings.notify_update_interval_seconds,
-                 lease_seconds=settings.pager_lease_seconds, poll_seconds=settings.pager_poll_seconds, on_escalated=on_escalated)
+                 lease_seconds=settings.pager_lease_seconds, poll_seconds=settings.pager_poll_seconds, on_escalated=on_escalated,
+                 on_decision=on_decision)

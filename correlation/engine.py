@@ -11,11 +11,13 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from correlation.decisions import after_dedup, after_group
 from correlation.dedup import DedupOutcome, FingerprintState, dedup
 from correlation.grouping import GroupState, attach_suspects, change_scopes, group
 from correlation.rules import Rules
-from correlation.suppression import inhibited_by, silenced_by, source_keys
+from correlation.suppression import describe, inhibitor, silenced_by, source_keys
 from schemas import Alert, AlertStatus, ChangeEvent, IncidentCommand, IncidentEvent, Silence, Tick
+from schemas.decision import Decision
 
 
 @dataclass
@@ -30,6 +32,7 @@ class State:
     silences: list[Silence] = field(default_factory=list)
     sources: dict[str, set[str]] = field(default_factory=dict)  # inhibition key -> fingerprints firing there
     changes: list[ChangeEvent] = field(default_factory=list)
+    decisions: list[Decision] | None = None  # the decision log, kept only when a list is given
 
     def take_position(self) -> int:
         self.next_position += 1
@@ -44,10 +47,15 @@ class Engine:
         """Run one alert through both stages. `state` is updated in place (its entries are immutable) and returned."""
         position = state.take_position()
         inhibit_rules = self.rules.policies.inhibit_rules
-        suppressed = silenced_by(alert.labels, state.silences, now) or inhibited_by(
-            alert.labels, alert.fingerprint, inhibit_rules, state.sources)
+        suppressed = silenced_by(alert.labels, state.silences, now)
+        source = None
+        if suppressed is None and (found := inhibitor(alert.labels, alert.fingerprint, inhibit_rules, state.sources)):
+            suppressed, source = f"inhibit:{found[0]}", found[1]
         fp_entry, alert_events, outcome = dedup(state.fingerprints.get(alert.fingerprint), alert, position, now,
                                                 self.rules, suppressed)
+        if state.decisions is not None:
+            state.decisions.extend(after_dedup(alert, outcome, alert_events, fp_entry, self.rules, now, position,
+                                               describe(suppressed, state.silences, source)))
         state.fingerprints[alert.fingerprint] = fp_entry
         state.outcomes[outcome] += 1
         for key in source_keys(alert.labels, inhibit_rules):
@@ -84,7 +92,8 @@ class Engine:
         return state, emitted
 
     def _group(self, state: State, key: str, item: object, now: datetime) -> list[IncidentEvent]:
-        new_entry, events = group(state.groups.get(key), item, state.take_position(), now, self.rules)  # type: ignore[arg-type]
+        before = state.groups.get(key)
+        new_entry, events = group(before, item, state.take_position(), now, self.rules)  # type: ignore[arg-type]
         for incident, _ in change_scopes(new_entry, events, self.rules) if new_entry is not None else []:
             assert new_entry is not None
             new_entry, more = attach_suspects(new_entry, incident, state.changes, now, self.rules)
@@ -93,4 +102,6 @@ class Engine:
             state.groups[key] = new_entry
             if new_entry.due_at is not None:
                 heapq.heappush(state.due, (new_entry.due_at, key))
+        if state.decisions is not None:
+            state.decisions.extend(after_group(item, before, new_entry, events, self.rules, now))
         return events

@@ -20,6 +20,7 @@ from correlation.engine import Engine, State
 from correlation.fingerprint import fingerprint
 from correlation.rules import Rules
 from schemas import Alert, AlertIn, ChangeEvent, IncidentEvent, IncidentEventKind, Silence
+from schemas.decision import Decision
 
 _KEEP = ("status", "labels", "annotations", "startsAt", "endsAt", "generatorURL")
 # What would reach a person: pages for new and reopened incidents, notifications also for severity changes,
@@ -96,6 +97,7 @@ class Report:
     outcomes: Counter[str] = field(default_factory=Counter)
     per_policy: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
     incidents: dict[str, ReplayIncident] = field(default_factory=dict)
+    decisions: list[Decision] | None = None  # the decision log, when asked for (`replay --explain`)
 
     def observe(self, event: IncidentEvent) -> None:
         self.events[event.kind.value] += 1
@@ -144,7 +146,8 @@ def replay(
     changes: Iterable[ChangeEvent] = (),
 ) -> Report:
     """Apply `items` (already in time order) and let time run out past the last one."""
-    engine, state, report = Engine(rules), State(silences=list(silences), changes=list(changes)), report or Report()
+    report = report or Report()
+    engine, state = Engine(rules), State(silences=list(silences), changes=list(changes), decisions=report.decisions)
     last: datetime | None = None
     for when, alert in items:
         _, events = engine.tick(state, when)

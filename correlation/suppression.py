@@ -37,11 +37,35 @@ def inhibited_by(
 
     `sources` maps each rule key to the fingerprints of the firing alerts registered there.
     """
+    found = inhibitor(labels, fingerprint, rules, sources)
+    return f"inhibit:{found[0]}" if found else None
+
+
+def inhibitor(
+    labels: Mapping[str, str], fingerprint: str, rules: Iterable[InhibitRule], sources: Mapping[str, set[str]]
+) -> tuple[str, str] | None:
+    """(rule name, fingerprint of a firing source alert) of the first rule that inhibits this alert."""
     for rule in rules:
         key = rule.target_key(labels)
-        if key is not None and sources.get(key, set()) - {fingerprint}:
-            return f"inhibit:{rule.name}"
+        if key is not None and (others := sources.get(key, set()) - {fingerprint}):
+            return rule.name, min(others)
     return None
+
+
+def describe(suppressed_by: str | None, silences: Iterable[Silence], source: str | None = None) -> dict[str, str]:
+    """The particulars of a suppression for the decision log: `text` in words, and the ids."""
+    if not suppressed_by:
+        return {}
+    kind, _, name = suppressed_by.partition(":")
+    if kind == "silence":
+        silence = next((s for s in silences if s.id == name), None)
+        if silence is None:
+            return {"text": f"silenced by {name}"}
+        return {"text": f"silenced by {silence.id} ({silence.created_by}: {silence.comment}; until "
+                        f"{silence.ends_at.isoformat()}; matchers {', '.join(silence.matchers)})",
+                "created_by": silence.created_by, "ends_at": silence.ends_at.isoformat()}
+    text = f"inhibited by rule {name}" + (f" while alert {source} fires" if source else "")
+    return {"text": text, **({"source": source} if source else {})}
 
 
 def source_keys(labels: Mapping[str, str], rules: Iterable[InhibitRule]) -> list[str]:

@@ -301,12 +301,14 @@ incidents.command("resolve", help="Resolve an incident by hand (through the API)
 @click.option("--changes", "changes_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Changes during the stream (JSON lines, as POST /api/v1/changes records them).")
 @click.option("--json", "as_json", is_flag=True, help="The report and every incident with its alerts, as JSON.")
+@click.option("--explain", is_flag=True, help="Also print each alert's decisions, as `firebreak explain` does live.")
 @click.pass_context
 def replay(ctx: click.Context, alerts_file: Path, policies_file: Path | None, services_file: Path | None,
-           silences_file: Path | None, changes_file: Path | None, as_json: bool) -> None:
+           silences_file: Path | None, changes_file: Path | None, as_json: bool, explain: bool) -> None:
     """Run a recorded alert stream (JSON lines) through the engine offline and report what would happen."""
     from correlation.replay import Report, read_lines
     from correlation.replay import replay as run_replay
+    from firebreak.explain import print_alert
     from firebreak.yamlfile import ConfigFileError, load_yaml_model
     from schemas import ChangeEvent, SilenceFile
 
@@ -327,7 +329,7 @@ def replay(ctx: click.Context, alerts_file: Path, policies_file: Path | None, se
                 change_list.append(ChangeEvent.model_validate_json(line))
             except ValueError as exc:
                 raise click.ClickException(f"{changes_file}:{number}: not a change event ({exc})") from exc
-    report = Report()
+    report = Report(decisions=[] if explain else None)
     with alerts_file.open(encoding="utf-8", errors="replace") as handle:
         items = read_lines(handle, report, frozenset(settings.fingerprint_ignore_labels))
     with click.progressbar(length=len(items), label="replaying", file=sys.stderr,
@@ -339,10 +341,17 @@ def replay(ctx: click.Context, alerts_file: Path, policies_file: Path | None, se
     summary = report.summary()
     for bad in report.bad_lines[:5]:
         click.echo(f"{alerts_file}:{bad.line}: skipped: {bad.problem}", err=True)
+    stories = _stories(report.decisions) if report.decisions is not None else []
     if as_json:
         summary["incidents"] = [i.as_dict() for i in report.incidents.values()]
+        if explain:
+            summary["explain"] = stories
         click.echo(json.dumps(summary, indent=2))
         return
+    for story in stories:
+        for text in print_alert(story):
+            click.echo(text)
+        click.echo("")
     click.echo(f"lines:             {summary['lines']} ({summary['bad_lines']} skipped)")
     click.echo(f"alerts in:         {summary['alerts_in']}")
     click.echo(f"distinct alerts:   {summary['distinct_alerts']}")
@@ -355,6 +364,67 @@ def replay(ctx: click.Context, alerts_file: Path, policies_file: Path | None, se
     for name, counts in summary["per_policy"].items():
         click.echo(f"  {name:<20} incidents {counts.get('incidents', 0):<6} pages {counts.get('pages', 0):<6} "
                    f"notifications {counts.get('notifications', 0)}")
+
+
+def _stories(decisions: list[Any]) -> list[dict[str, Any]]:
+    """Every alert's story from a whole decision log, in the order the alerts first appear."""
+    from firebreak.explain import alert_report, story
+
+    order = list(dict.fromkeys(d.fingerprint for d in decisions if d.fingerprint))
+    return [alert_report(fp, story(fp, decisions)) for fp in order]
+
+
+@main.command()
+@click.argument("alert", required=False)
+@click.argument("more_labels", nargs=-1)
+@click.option("--incident", "incident_id", default=None, help="Explain an incident: why each alert is in it, why each page went out.")
+@click.option("--json", "as_json", is_flag=True, help="The decisions as JSON, as the API returns them.")
+@click.pass_context
+def explain(ctx: click.Context, alert: str | None, more_labels: tuple[str, ...], incident_id: str | None, as_json: bool) -> None:
+    """Why was (or wasn't) someone paged: an alert's decisions as a timeline.
+
+    ALERT is a fingerprint, or the alert's labels as `name=value` pairs (separated by spaces or commas), from
+    which the fingerprint is computed as ingest does."""
+    from correlation.fingerprint import fingerprint
+    from firebreak.decision_log import DecisionLog
+    from firebreak.explain import alert_report, incident_report, print_alert
+
+    settings = _settings(ctx)
+
+    def log(store: Any) -> DecisionLog:
+        return DecisionLog(store.redis, settings.redis_prefix, settings.decision_retention_hours * 3600,
+                           settings.decision_max_per_key)
+
+    if incident_id is not None:
+        if alert:
+            raise click.UsageError("give an alert or --incident, not both")
+        decisions = _read(ctx, lambda store: log(store).for_incident(incident_id))
+        if not decisions:
+            raise click.ClickException(f"no decisions recorded for incident {incident_id} in the last "
+                                       f"{settings.decision_retention_hours:g} hours; `firebreak incidents list` shows the ids")
+        report = incident_report(incident_id, decisions)
+        click.echo(json.dumps(report, indent=2) if as_json else "\n".join(report["text"]))
+        return
+    if not alert:
+        raise click.UsageError("give an alert's fingerprint or labels (name=value ...), or --incident ID")
+    words = [w for part in (alert, *more_labels) for w in part.split(",") if w.strip()]
+    if any("=" in w for w in words):
+        pairs = [w.split("=", 1) for w in words]
+        bad = [w for w, pair in zip(words, pairs) if len(pair) != 2 or not pair[0].strip()]
+        if bad:
+            raise click.UsageError(f"labels must be name=value; not {bad[0]!r}")
+        labels = {k.strip(): v.strip().strip('"') for k, v in pairs}
+        fp = fingerprint(labels, frozenset(settings.fingerprint_ignore_labels))
+    else:
+        if more_labels:
+            raise click.UsageError("one fingerprint at a time")
+        fp = alert
+    decisions = _read(ctx, lambda store: log(store).story(fp))
+    if not decisions:
+        raise click.ClickException(f"no decisions recorded for alert {fp} in the last {settings.decision_retention_hours:g} "
+                                   "hours; check the labels (all of them, as the source sends them) or the fingerprint")
+    report = alert_report(fp, decisions)
+    click.echo(json.dumps(report, indent=2) if as_json else "\n".join(print_alert(report)))
 
 
 @main.group()

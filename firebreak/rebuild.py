@@ -1,5 +1,6 @@
 """Rebuilding the Redis read model from the logs it is a view of: `incident-events` (incidents),
-`action-results` (the runbook entries of their timelines) and `notifications` (their deliveries)."""
+`action-results` (the runbook entries of their timelines), `notifications` (their deliveries) and
+`decisions` (what `explain` reads, inside its retention)."""
 
 from __future__ import annotations
 
@@ -12,10 +13,12 @@ from kafka import KafkaConsumer, TopicPartition
 from pydantic import ValidationError
 
 from firebreak.action_log import ActionLog, IncidentLog, NotificationLog
+from firebreak.decision_log import DecisionLog
 from firebreak.kafka_auth import kafka_python_kwargs
 from firebreak.readmodel import IncidentStore
 from firebreak.settings import Settings
 from schemas import IncidentEvent
+from schemas.decision import DecisionBatch
 from actions.delivery import MARK_SECONDS
 from actions.store import RunStore
 from schemas.notification import Delivery, DeliveryStatus
@@ -24,7 +27,7 @@ from schemas.runbook import ActionResult
 BATCH = 500
 
 
-TOPICS = ("incident-events", "action-results", "notifications")
+TOPICS = ("incident-events", "action-results", "notifications", "decisions")
 
 
 def count_events(settings: Settings) -> int:
@@ -52,6 +55,7 @@ async def _rebuild(settings: Settings, clear: bool, progress: Callable[[int], No
         "notifications": (NotificationLog(client, settings.redis_prefix), Delivery, "delivery"),
     }
     runs = RunStore(client, settings.redis_prefix)
+    decisions = DecisionLog(client, settings.redis_prefix, settings.decision_retention_hours * 3600, settings.decision_max_per_key)
     results: Counter[str] = Counter()
 
     async def remember(record: ActionResult | Delivery) -> None:
@@ -78,6 +82,14 @@ async def _rebuild(settings: Settings, clear: bool, progress: Callable[[int], No
                         results["undecodable"] += 1
                         continue
                     results[(await store.apply(event)).value] += 1
+                    continue
+                if topic == "decisions":
+                    try:
+                        batch = DecisionBatch.model_validate_json(value)
+                    except ValidationError:
+                        results["undecodable"] += 1
+                        continue
+                    results["decisions_recorded"] += await decisions.record(batch.decisions)
                     continue
                 log, model, name = logs[topic]
                 try:

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 CONFIG_ENV = "FIREBREAK_CONFIG"
 
-TOPICS = ("alerts", "changes", "alert-events", "incident-events", "action-results", "notifications", "dead-letter")
+TOPICS = ("alerts", "changes", "alert-events", "incident-events", "action-results", "notifications", "decisions", "dead-letter")
 
 
 def _comma_list(value: Any) -> Any:
@@ -81,6 +81,9 @@ class Settings(BaseSettings):
     worker_metrics_port: int = Field(9465, ge=0, le=65535, description="Port of the worker's `/metrics` (0 turns it off).")
     worker_session_timeout_seconds: float = Field(10.0, ge=6, description="Kafka session timeout of workers: how soon a dead worker's partitions move.")
     worker_standby_replicas: int = Field(1, ge=0, le=3, description="Standby copies of each table partition kept by other workers (fast takeover after a failure; each copy costs its worker the changelog reading, see BENCHMARKS.md scenario 7). 0: a takeover restores from the changelog.")
+    decisions_enabled: bool = Field(True, description="Write the decision log (`decisions` topic, `firebreak explain`). Off: one Kafka record less per alert change, and nothing to explain.")
+    decision_retention_hours: float = Field(168, ge=1, le=24 * 366, description="How long `explain` can answer for an alert: retention of the `decisions` topic and of its Redis copy.")
+    decision_max_per_key: int = Field(500, ge=10, le=100_000, description="Most decisions kept per alert and per incident (the oldest go first).")
     runbooks_dir: Path | None = Field(None, description="Folder (or file) of runbooks the worker runs. Unset: no runbooks.")
     notifications_file: Path | None = Field(None, description="Notification channels (YAML, see README) for `notify` steps and pages.")
     page_channel: str | None = Field(None, description="Channel paged when a runbook step fails with `on_failure: page` and the runbook names none.")

@@ -45,7 +45,7 @@ def create_topics(settings: Settings, wait_seconds: float = 30) -> list[TopicRep
         existing = set(admin.list_topics())
         missing = [
             NewTopic(name, num_partitions=settings.topic_partitions, replication_factor=settings.topic_replication_factor,
-                     topic_configs={"cleanup.policy": "compact"} if name in compacted else {})
+                     topic_configs=_configs(name, settings, compacted))
             for name in names
             if name not in existing
         ]
@@ -70,6 +70,14 @@ def create_topics(settings: Settings, wait_seconds: float = 30) -> list[TopicRep
         return reports
     finally:
         admin.close()
+
+
+def _configs(name: str, settings: Settings, compacted: set[str]) -> dict[str, str]:
+    if name in compacted:
+        return {"cleanup.policy": "compact"}
+    if name == "decisions":  # bounded: `explain` answers for this long, and the log never grows without end
+        return {"retention.ms": str(int(settings.decision_retention_hours * 3600 * 1000))}
+    return {}
 
 
 def _ready(meta: dict) -> bool:

@@ -7,6 +7,10 @@ Agents (each at concurrency 1, so offsets are never committed past an event stil
 - `changes` on `changes`                                          -> Redis, for change suspects
 - `results` on `action-results`                                   -> Redis, the incident timeline's actions
 - `deliveries` on `notifications`                                 -> Redis, the incident timeline's pages
+- `explain` on `decisions`                                        -> Redis, the decision log `explain` reads
+
+The dedup and grouping stages also write what they decided about each alert to `decisions`
+(correlation/decisions.py), as do paging (pages sent, incidents nobody is routed to).
 
 With runbooks configured, `project` also creates a run for each runbook an incident event triggers, and a
 background task (actions/executor.py) drives the runs. With escalation policies configured, `project`
@@ -40,12 +44,14 @@ from prometheus_client import start_http_server
 from pydantic import TypeAdapter, ValidationError
 from redis.exceptions import RedisError
 
+from correlation.decisions import after_dedup, after_group
 from correlation.dedup import FingerprintState, dedup
 from correlation.grouping import GroupState, attach_suspects, change_scopes, group
-from correlation.suppression import inhibited_by, silenced_by, source_keys
+from correlation.suppression import describe, inhibitor, silenced_by, source_keys
 from actions.runtime import Outbound, build_executor, build_pager
 from firebreak.action_log import ActionLog, NotificationLog
 from firebreak.change_store import ChangeStore
+from firebreak.decision_log import DecisionLog, from_delivery
 from firebreak.entries import DueIndex, Entries
 from firebreak.gaps import GapFetcher
 from firebreak.inhibition_store import InhibitionStore
@@ -88,6 +94,7 @@ from schemas import (
     Silence,
     Tick,
 )
+from schemas.decision import Decision, DecisionBatch
 from schemas.notification import Delivery
 from schemas.runbook import ActionResult, Trigger
 
@@ -96,7 +103,8 @@ log = logging.getLogger("firebreak.worker")
 
 LOGGED_KINDS = {IncidentEventKind.opened, IncidentEventKind.acknowledged, IncidentEventKind.resolved,
                 IncidentEventKind.reopened, IncidentEventKind.problem_detected}
-STAGE_TOPICS = frozenset({"alerts", "alert-events", "incident-events", "changes", "action-results", "notifications"})
+STAGE_TOPICS = frozenset({"alerts", "alert-events", "incident-events", "changes", "action-results", "notifications",
+                          "decisions"})
 REBUILD_LEASE_SECONDS = 600  # a rebuild not finished by then (its worker died) is started again by another
 # Redis errors that mean "not reachable now" (waited out); other Redis errors are faults of the write itself.
 
@@ -150,6 +158,7 @@ class Worker:
         self.changes = app.topic("changes", schema=_raw_schema())
         self.action_results = app.topic("action-results", schema=_raw_schema())
         self.notifications = app.topic("notifications", schema=_raw_schema())
+        self.decisions = app.topic("decisions", schema=_raw_schema())
         self.dead_letter = app.topic("dead-letter", schema=_raw_schema())
         # Table entries: str keys, the stage state models' JSON as bytes (firebreak/entries.py).
         self.fingerprints = Entries(app.Table("fingerprints", default=None, key_type=str, value_type=bytes),
@@ -163,11 +172,13 @@ class Worker:
         self.change_store = ChangeStore(redis_client, settings.redis_prefix)
         self.action_log = ActionLog(redis_client, settings.redis_prefix)
         self.notification_log = NotificationLog(redis_client, settings.redis_prefix)
+        self.decision_log = DecisionLog(redis_client, settings.redis_prefix, settings.decision_retention_hours * 3600,
+                                        settings.decision_max_per_key)
         outbound = Outbound.from_settings(settings)
         self.executor = build_executor(settings, outbound, redis_client, self.store, self.rules.topology,
                                        self.publish_result, self.resolve_incident)
         self.pager = build_pager(settings, outbound, redis_client, self.store, self.rules.topology, self.publish_delivery,
-                                 self.dead_letter_delivery, self.escalated)
+                                 self.dead_letter_delivery, self.escalated, self.publish_decisions)
         self.silences: list[Silence] = []  # this worker's copy, refreshed every 2 s
         self.gaps = GapFetcher(settings.kafka_bootstrap, aiokafka_kwargs(settings))
         self.last_seen: dict[tuple[str, int], int] = {}  # (topic, partition) -> highest offset handled here
@@ -178,6 +189,7 @@ class Worker:
         app.agent(self.changes, name="changes", concurrency=1)(self.guarded("changes", "changes", self.handle_change))
         app.agent(self.action_results, name="results", concurrency=1)(self.guarded("results", "action-results", self.handle_result))
         app.agent(self.notifications, name="deliveries", concurrency=1)(self.guarded("deliveries", "notifications", self.handle_delivery))
+        app.agent(self.decisions, name="explain", concurrency=1)(self.guarded("explain", "decisions", self.handle_decisions))
         if self.executor is not None:
             app.task(self.executor.run_forever)
         if self.pager is not None:
@@ -311,8 +323,9 @@ class Worker:
             # Fail open for paging: keep the last known silences rather than silence everything or nothing.
             log.warning("could not refresh silences from Redis (%s); keeping %d known", exc, len(self.silences))
 
-    async def suppression(self, alert: Alert, now: datetime) -> str | None:
-        """`silence:<id>` or `inhibit:<rule>` for this alert, from this worker's silences and Redis' sources."""
+    async def suppression(self, alert: Alert, now: datetime) -> tuple[str | None, str | None]:
+        """(`silence:<id>` or `inhibit:<rule>`, the inhibiting alert's fingerprint) for this alert, from this
+        worker's silences and Redis' sources."""
         suppressed = silenced_by(alert.labels, self.silences, now)
         inhibit_rules = self.rules.policies.inhibit_rules
         if suppressed is None and inhibit_rules:
@@ -322,16 +335,21 @@ class Worker:
             except RedisError as exc:
                 log.warning("inhibition lookup failed (%s): treating the alert as not inhibited", exc)
                 sources = {}
-            suppressed = inhibited_by(alert.labels, alert.fingerprint, inhibit_rules, sources)
-        return suppressed
+            found = inhibitor(alert.labels, alert.fingerprint, inhibit_rules, sources)
+            if found is not None:
+                return f"inhibit:{found[0]}", found[1]
+        return suppressed, None
 
     async def handle_alert(self, event: Any) -> None:
         alert = Alert.model_validate_json(event.value)
         key = alert.fingerprint
         entry = self.fingerprints.get(key)
         now = _event_time(event)
-        suppressed = await self.suppression(alert, now)
+        suppressed, source = await self.suppression(alert, now)
         new_entry, outputs, outcome = dedup(entry, alert, event.message.offset, now, self.rules, suppressed)
+        if self.settings.decisions_enabled:
+            await self.publish_decisions(after_dedup(alert, outcome, outputs, new_entry, self.rules, now,
+                                                     event.message.offset, describe(suppressed, self.silences, source)), key)
         ALERTS_PROCESSED.labels(outcome.value).inc()
         if suppressed and outputs:
             ALERTS_SUPPRESSED.labels(suppressed.split(":", 1)[0]).inc()
@@ -383,6 +401,8 @@ class Worker:
             outputs = [*outputs, *more]
         if new_entry is not None and new_entry is not entry:
             self.groups.set(key, new_entry)
+        if self.settings.decisions_enabled:
+            await self.publish_decisions(after_group(item, entry, new_entry, outputs, self.rules, now), key)
         return outputs
 
     async def emit(self, outputs: list[IncidentEvent]) -> None:
@@ -537,6 +557,16 @@ class Worker:
 
     async def publish_delivery(self, delivery: Delivery) -> None:
         await self.notifications.send(key=delivery.incident_id.encode(), value=delivery.model_dump_json().encode())
+        await self.publish_decisions([from_delivery(delivery)], delivery.incident_id)
+
+    async def publish_decisions(self, decisions: list[Decision], key: str) -> None:
+        """One `decisions` record for what one input decided (nothing when it decided nothing)."""
+        if decisions and self.settings.decisions_enabled:
+            await self.publish(self.decisions, key, DecisionBatch(decisions=decisions).model_dump_json().encode())
+
+    async def handle_decisions(self, event: Any) -> None:
+        batch = DecisionBatch.model_validate_json(event.value)
+        await self.with_redis_retries(lambda: self.decision_log.record(batch.decisions))
 
     async def dead_letter_delivery(self, delivery: Delivery) -> None:
         DEAD_LETTERS.labels("notify", "delivery_failed").inc()

@@ -12,6 +12,7 @@ from pydantic import BaseModel, TypeAdapter
 
 from firebreak import __version__
 from schemas import AlertIn, AlertmanagerWebhook, Incident
+from schemas.decision import Decision
 from schemas.notification import Delivery
 from schemas.runbook import ActionResult, Run
 
@@ -72,6 +73,10 @@ def document(bodies: dict[str, type[BaseModel]]) -> dict[str, Any]:
             query("exp", {"type": "integer"}, "expiry, unix seconds"), query("sig", {"type": "string"}, "HMAC-SHA256, hex")]
     incidents_list = {"description": "incidents, newest first", "content": _json({"type": "object", "properties": {
         "incidents": {"type": "array", "items": _schema(Incident, defs)}}})}
+    explained = {"description": "the decisions, a one-line summary and the lines `firebreak explain` prints",
+                 "content": _json({"type": "object", "properties": {
+                     "summary": {"type": "string"}, "text": {"type": "array", "items": {"type": "string"}},
+                     "decisions": {"type": "array", "items": _schema(Decision, defs)}}})}
     paths: dict[str, dict[str, Any]] = {
         "/api/v1/alerts/alertmanager": {"post": op("Alertmanager webhook (version 4)", {"202": accepted}, AlertmanagerWebhook)},
         "/api/v1/alerts": {"post": op("One alert or an array of alerts", {"202": accepted}, alerts_in)},
@@ -80,6 +85,12 @@ def document(bodies: dict[str, type[BaseModel]]) -> dict[str, Any]:
             query("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "at most this many")])},
         "/api/v1/incidents/{incident_id}": {"get": op("One incident", {"200": {"description": "the incident", "content": _json(_schema(Incident, defs))}},
                                                       params=[incident_id])},
+        "/api/v1/incidents/{incident_id}/explain": {"get": op(
+            "Why each alert is in the incident and why each page went out (the decision log)", {"200": explained},
+            params=[incident_id])},
+        "/api/v1/alerts/{fingerprint}/explain": {"get": op(
+            "An alert's decisions as a timeline: policy, dedup, suppression, incident, pages", {"200": explained},
+            params=[path_param("fingerprint")])},
         "/api/v1/incidents/{incident_id}/ack": {"post": op("Acknowledge", {"202": accepted}, bodies["command"], [incident_id])},
         "/api/v1/incidents/{incident_id}/resolve": {"post": op("Resolve by hand", {"202": accepted}, bodies["command"], [incident_id])},
         "/api/v1/incidents/{incident_id}/timeline": {"get": op("Incident events, runbook results and notifications in time order",

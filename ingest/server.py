@@ -17,6 +17,8 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 from redis.exceptions import RedisError
 
 from firebreak.metrics import ALERTS_RECEIVED, ALERTS_REJECTED, INGEST_LATENCY, INGEST_REQUESTS
+from firebreak.decision_log import DecisionLog
+from firebreak.explain import alert_report, incident_report
 from firebreak.readmodel import STATUS_FILTERS, IncidentStore
 from actions.store import RunStore
 from actions.links import Links
@@ -98,6 +100,7 @@ AUTH = web.AppKey("auth", TokenAuth)
 AUDIT = web.AppKey("audit", AuditLog)
 LIMITS = web.AppKey("limits", RateLimits)
 SIGNED = web.AppKey("signed", SignedSources)
+DECISIONS = web.AppKey("decisions", DecisionLog)
 INFLIGHT = web.AppKey("inflight", list)  # [requests waiting for Kafka to acknowledge]
 
 
@@ -295,6 +298,25 @@ async def _get_incident(request: web.Request) -> web.Response:
     return web.json_response((await _find_incident(request)).model_dump(mode="json"))
 
 
+async def _explain_alert(request: web.Request) -> web.Response:
+    fingerprint = request.match_info["fingerprint"]
+    decisions = await request.app[DECISIONS].story(fingerprint)
+    if not decisions:
+        hours = request.app[SETTINGS].decision_retention_hours
+        raise IngestError(404, "not_found", f"no decisions recorded for alert {fingerprint} in the last {hours:g} hours; "
+                                            "check the fingerprint (incidents list their alerts' fingerprints)")
+    return web.json_response(alert_report(fingerprint, decisions))
+
+
+async def _explain_incident(request: web.Request) -> web.Response:
+    incident_id = request.match_info["incident_id"]
+    decisions = await request.app[DECISIONS].for_incident(incident_id)
+    if not decisions:
+        raise IngestError(404, "not_found", f"no decisions recorded for incident {incident_id} within the retention; "
+                                            "list incidents with GET /api/v1/incidents")
+    return web.json_response(incident_report(incident_id, decisions))
+
+
 def _command_handler(action: CommandAction) -> Callable[[web.Request], Awaitable[web.Response]]:
     async def handle(request: web.Request) -> web.Response:
         args: CommandBody = _parse_body(CommandBody, await _read_json_body(request))
@@ -387,6 +409,8 @@ def create_app(settings: Settings, producer: DurableProducer, store: IncidentSto
     app[LIMITS] = RateLimits(settings.ingest_rate_per_token)
     app[SIGNED] = SignedSources(_hmac_keys(settings))
     app[AUDIT] = AuditLog(store.redis, settings.redis_prefix)
+    app[DECISIONS] = DecisionLog(store.redis, settings.redis_prefix, settings.decision_retention_hours * 3600,
+                                 settings.decision_max_per_key)
 
     async def audit_list(request: web.Request) -> web.Response:
         text = request.query.get("limit", "100")
@@ -398,6 +422,8 @@ def create_app(settings: Settings, producer: DurableProducer, store: IncidentSto
     app.router.add_post("/api/v1/alerts", _ingest_handler(parse_generic, "generic"))
     app.router.add_get("/api/v1/incidents", _list_incidents)
     app.router.add_get("/api/v1/incidents/{incident_id}", _get_incident)
+    app.router.add_get("/api/v1/incidents/{incident_id}/explain", _explain_incident)
+    app.router.add_get("/api/v1/alerts/{fingerprint}/explain", _explain_alert)
     app.router.add_get("/api/v1/problems", _list_problems)
     app.router.add_post("/api/v1/incidents/{incident_id}/ack", _command_handler(CommandAction.acknowledge))
     app.router.add_post("/api/v1/incidents/{incident_id}/resolve", _command_handler(CommandAction.resolve))

@@ -17,6 +17,7 @@ from schemas import (
     IncidentEvent,
     Silence,
 )
+from schemas.decision import DecisionBatch
 from schemas.notification import Delivery, NotificationsFile
 from schemas.runbook import ActionResult, Run, Runbook
 
@@ -35,6 +36,7 @@ PUBLISHED: dict[str, type[BaseModel]] = {
     "action-result.json": ActionResult,
     "notifications.json": NotificationsFile,
     "delivery.json": Delivery,
+    "decisions.json": DecisionBatch,
 }
 
 

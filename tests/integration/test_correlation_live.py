@@ -3,7 +3,9 @@ inhibition, and the same incidents from replay as from Kafka."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import re
 import subprocess
 import sys
 import time
@@ -14,6 +16,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import redis
 
+from correlation.fingerprint import fingerprint
 from tests.conftest import (
     FIREBREAK,
     ROOT,
@@ -91,6 +94,22 @@ def cli(stack: Stack, ingest: Ingest, *args: str) -> str:
     return result.stdout
 
 
+def explained(ingest: Ingest, alert_labels: dict[str, str], *kinds: str) -> dict:
+    """The alert's explanation once its decision log holds `kinds` in this order (others may come between)."""
+    found: dict = {}
+
+    def has() -> bool:
+        response = ingest.get(f"/api/v1/alerts/{fingerprint(alert_labels)}/explain")
+        if response.status_code != 200:
+            return False
+        found.update(response.json())
+        seen = iter(d["kind"] for d in found["decisions"])
+        return all(kind in seen for kind in kinds)
+
+    wait_until(has, 30, f"the decision log to explain {alert_labels} as {kinds}")
+    return found
+
+
 def settle(port: int, before: int, count: int) -> None:
     wait_until(lambda: sum(worker_counts(port).values()) >= before + count, 60, f"the worker to process {count} alerts")
 
@@ -147,11 +166,20 @@ def test_a_silenced_alert_is_recorded_opens_nothing_and_is_released_when_the_sil
     records = stack.read_json("alert-events")
     recorded = [r for r in records if r.get("type") == "alert" and r["alert"]["labels"].get("service") == svc("noisy")]
     assert [r["suppressed_by"] for r in recorded] == [f"silence:{silence_id}"]
+    story = explained(ingest, alert["labels"], "silenced", "kept_out")
+    silenced = story["decisions"][0]
+    assert silenced["detail"]["silence"] == silence_id and "ops: maintenance" in silenced["reason"]
+    assert story["summary"].startswith(f"silenced by {silence_id}")
+    printed = subprocess.run([FIREBREAK, "explain", *(f"{k}={v}" for k, v in alert["labels"].items())], env=stack.env,
+                             capture_output=True, text=True, timeout=30, check=True).stdout
+    assert printed.splitlines()[1].strip() == story["summary"] and "ops: maintenance" in printed
 
     cli(stack, ingest, "silences", "expire", silence_id)
     time.sleep(SILENCE_REFRESH + 1)
     post(ingest, [alert])  # the sender repeats the still-firing alert
     wait_until(lambda: len(incidents(ingest, svc("noisy"))) == 1, 60, "the released alert's incident")
+    story = explained(ingest, alert["labels"], "silenced", "kept_out", "released", "joined")
+    assert story["decisions"][-1]["incident_id"] == incidents(ingest, svc("noisy"))[0]["id"]
 
 
 def test_a_firing_source_inhibits_targets_in_the_same_cluster_only(stack, ingest, worker):
@@ -167,6 +195,8 @@ def test_a_firing_source_inhibits_targets_in_the_same_cluster_only(stack, ingest
     records = stack.read_json("alert-events")
     inhibited = [r["suppressed_by"] for r in records if r.get("type") == "alert" and r["alert"]["labels"].get("service") == svc("jobs")]
     assert inhibited == ["inhibit:cluster-down"]
+    story = explained(ingest, labels("PodPending", svc("jobs"), cluster="c1"), "inhibited")
+    assert story["decisions"][0]["detail"]["source"] == fingerprint(labels("ClusterDown", svc("k8s"), cluster="c1"))
 
 
 def test_replay_and_the_live_pipeline_make_the_same_incidents(stack, ingest, worker, config, tmp_path):
@@ -204,6 +234,29 @@ def test_replay_and_the_live_pipeline_make_the_same_incidents(stack, ingest, wor
 
     wait_until(lambda: live() == replayed, 60, f"the live incidents to match replay's {len(replayed)}")
     assert len(replayed) >= 5
+
+    # `replay --explain` tells the same story as the live decision log, decision for decision. One allowance:
+    # which alert of a key opens its incident (GRP-1) and which join it (GRP-5) can differ, because alerts of
+    # one key arrive on different `alerts` partitions live (RELIABILITY.md, order across partitions).
+    result = subprocess.run([FIREBREAK, "replay", "--json", "--explain", "--policies", config["FIREBREAK_POLICIES_FILE"],
+                             "--services", config["FIREBREAK_SERVICES_FILE"], str(replay_input)],
+                            env=stack.env, capture_output=True, text=True, timeout=120, check=True)
+    stories = json.loads(result.stdout)["explain"]
+    assert len(stories) == len({json.dumps(line["labels"], sort_keys=True) for line in lines})
+
+    def steps(decisions: list[dict]) -> list[tuple[str, str]]:
+        return [(d["kind"], "GRP-1|5" if d["rule"] in ("GRP-1", "GRP-5") else d["rule"]) for d in decisions if d["fingerprint"]]
+
+    for replayed_story in stories[:: max(1, len(stories) // 5)]:
+        def live_steps(fp: str = replayed_story["fingerprint"]) -> list[tuple[str, str]]:
+            response = ingest.get(f"/api/v1/alerts/{fp}/explain")
+            return steps(response.json()["decisions"]) if response.status_code == 200 else []
+
+        expected = steps(replayed_story["decisions"])
+        assert expected[0] == ("fired", "DUP-1") and ("joined", "GRP-1|5") in expected
+        with contextlib.suppress(AssertionError):
+            wait_until(lambda: live_steps() == expected, 30, "the live decision log to match replay's")
+        assert live_steps() == expected
 
 
 def test_incidents_that_keep_coming_back_become_a_problem(stack, ingest, worker):
@@ -269,3 +322,8 @@ def test_a_policy_minimum_holds_incidents_back_until_enough_alerts_fire(stack, i
     incident = replicas("c1")[0]
     assert incident["alert_count"] == 4 and incident["timeline"][0]["rule"] == "GRP-19"
     assert replicas("c2") == []
+    held = explained(ingest, labels("ReplicaDown", svc("api"), cluster=f"c2-{RUN}", instance="r1"), "fired", "held")
+    assert re.search(r"[12] of min_alerts 3 alerts, [12] of min_services 2 services", held["decisions"][-1]["reason"])
+    why = subprocess.run([FIREBREAK, "explain", "--incident", incident["id"]], env=stack.env, capture_output=True,
+                         text=True, timeout=30, check=True).stdout
+    assert why.count("joined (GRP-19)") == 4, why

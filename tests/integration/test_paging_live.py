@@ -223,6 +223,35 @@ def test_fifty_alerts_page_once_per_recipient_then_update(ingest: Ingest, receiv
     sent = [d for d in deliveries(ingest, iid) if d["kind"] == "page"]
     assert {d["status"] for d in sent} == {"delivered"} and len(sent) == 5  # u1 pager + mail, slack, pd, og
 
+    # "Why was I paged?": the alert's story ends in the five level-1 pages, the incident's lists them by channel.
+    def page_decisions() -> list[dict]:
+        response = ingest.get(f"/api/v1/incidents/{iid}/explain")
+        decided = response.json()["decisions"] if response.status_code == 200 else []
+        return [d for d in decided if d["kind"] == "paged" and d["detail"]["delivery"] == "page"]
+
+    wait_until(lambda: len(page_decisions()) == 5, 30, "the five pages in the decision log")
+    assert {(d["detail"]["channel"], d["detail"]["level"], d["detail"]["result"]) for d in page_decisions()} == {
+        ("pager", "1", "delivered"), ("mail", "1", "delivered"), ("slack", "1", "delivered"), ("pd", "1", "delivered"),
+        ("og", "1", "delivered")}
+    opener = incident["timeline"][0]["fingerprint"]
+    story = ingest.get(f"/api/v1/alerts/{opener}/explain").json()
+    assert "page level 1 via slack: delivered" in story["summary"], story["summary"]
+    assert [d["kind"] for d in story["decisions"]][:3] == ["fired", "incident_opened", "joined"]
+
+
+def test_an_incident_no_route_pages_is_explained(ingest: Ingest, workers: list[Process]):
+    service = f"unrouted-{RUN}"
+    post(ingest, [alert("Unrouted", service)])
+    iid = open_incident(ingest, service)["id"]
+
+    def why() -> list[str]:
+        response = ingest.get(f"/api/v1/incidents/{iid}/explain")
+        return response.json()["pages"] if response.status_code == 200 else []
+
+    wait_until(lambda: len(why()) == 1, 30, "the decision not to page")
+    assert "route #4 (matches everything) says it pages nobody" in why()[0], why()
+    assert "not_paged" in why()[0]
+
 
 def test_escalation_moves_on_schedule_and_a_signed_link_stops_it(ingest: Ingest, receiver: Standin, workers: list[Process]):
     full, acked = f"full-{RUN}", f"acked-{RUN}"

@@ -1,0 +1,196 @@
+"""The decisions the two stages take about alerts, derived from what each stage did. Pure.
+
+The worker and the offline engine (replay, `firebreak check`) call the same functions, so `explain` reads the
+same story live and in replay. Each function looks at one stage step: its input, its state before and after,
+and its output; nothing here changes what the stages do.
+
+Repeats of a firing alert are logged at the 1st, 2nd, 4th, 8th, ... repeat: a source that re-sends every
+30 s for a day leaves 12 entries, not 2,880.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+
+from correlation.dedup import DedupOutcome, FingerprintState
+from correlation.grouping import GroupState, Phase, TrackedIncident, reaches_minimum
+from correlation.rules import Rules
+from schemas import Alert, AlertEvent, AlertStatus, IncidentEvent, IncidentEventKind, Tick
+from schemas.decision import Decision, DecisionKind
+
+# What each grouping rule means for the alert it moved (correlation/grouping.py has the table).
+_JOINED = {
+    "GRP-1": "opened a new incident: no incident of its key was open and the policy does not wait",
+    "GRP-3": "opened its incident with the alerts collected during group_wait",
+    "GRP-19": "opened its incident: the policy's minimum of alerts and services was reached",
+    "GRP-5": "joined the open incident of its correlation key",
+    "GRP-6": "fired again inside the incident that already held it",
+    "GRP-10": "reopened its resolved incident (inside the reopen window)",
+}
+
+
+def _is_power_of_two(n: int) -> bool:
+    return n > 0 and n & (n - 1) == 0
+
+
+def route_reason(labels: Mapping[str, str], rules: Rules) -> tuple[str, str]:
+    """(policy name, why it was chosen): the first policy whose matchers all hold, or the catch-all."""
+    for index, policy in enumerate(rules.policies.policies):
+        if policy.matches(dict(labels)):
+            if not policy.match:
+                return policy.name, f"the catch-all policy `{policy.name}` (no policy before it matched)"
+            matchers = ", ".join(str(m) for m in policy.match)
+            return policy.name, f"policy `{policy.name}` (#{index + 1}) matched {matchers}"
+    return "default", "no policy matched"
+
+
+def after_dedup(alert: Alert, outcome: DedupOutcome, outputs: list[AlertEvent], entry: FingerprintState,
+                rules: Rules, now: datetime, position: int, suppression: Mapping[str, str] | None = None) -> list[Decision]:
+    """What the dedup stage decided about `alert`, the record at `position` (`entry` is its state after).
+    `suppression` details the silence or inhibition named by the event's `suppressed_by`."""
+    if outcome is DedupOutcome.redelivered:
+        return []  # the first processing logged it
+    return [d.model_copy(update={"position": position}) for d in _dedup(alert, outcome, outputs, entry, rules, now, suppression)]
+
+
+def _dedup(alert: Alert, outcome: DedupOutcome, outputs: list[AlertEvent], entry: FingerprintState,
+           rules: Rules, now: datetime, suppression: Mapping[str, str] | None) -> list[Decision]:
+    fp = alert.fingerprint
+    if not outputs:
+        if outcome is DedupOutcome.duplicate_resolve and entry.duplicates == 0:
+            return [Decision(at=now, kind=DecisionKind.deduplicated, fingerprint=fp, rule="DUP-4", labels=alert.labels,
+                             reason="resolved, but no firing of it was known: nothing to resolve")]
+        if not _is_power_of_two(entry.duplicates):
+            return []
+        rule, what = {DedupOutcome.stale: ("DUP-5", "a late copy of a firing from before its last resolve: ignored"),
+                      DedupOutcome.duplicate_resolve: ("DUP-4", "resolved again: already resolved")}.get(
+            outcome, ("DUP-2", "fires again while known to fire: nothing new"))
+        kind = DecisionKind.stale if outcome is DedupOutcome.stale else DecisionKind.deduplicated
+        return [Decision(at=now, kind=kind, fingerprint=fp, rule=rule, reason=f"repeat #{entry.duplicates}: {what}",
+                         detail={"repeats": str(entry.duplicates)})]
+    decisions: list[Decision] = []
+    for event in outputs:
+        policy, why = route_reason(alert.labels, rules)
+        detail = {"correlation_key": event.correlation_key}
+        if event.status is AlertStatus.resolved:
+            decisions.append(Decision(at=now, kind=DecisionKind.resolved, fingerprint=fp, policy=policy, rule="DUP-3",
+                                      reason="its source sent resolved", detail=detail))
+            continue
+        if event.suppressed_by:
+            by_kind, _, name = event.suppressed_by.partition(":")
+            kind = DecisionKind.silenced if by_kind == "silence" else DecisionKind.inhibited
+            extra = dict(suppression or {})
+            text = extra.pop("text", "") or event.suppressed_by
+            decisions.append(Decision(at=now, kind=kind, fingerprint=fp, policy=policy, rule="DUP-1", labels=alert.labels,
+                                      reason=f"{text}; recorded, kept out of incidents, nobody paged",
+                                      detail={**detail, by_kind: name, **extra}))
+        else:
+            again = "no longer suppressed" if outcome is DedupOutcome.released else "fired"
+            decisions.append(Decision(at=now, kind=DecisionKind.released if outcome is DedupOutcome.released else DecisionKind.fired,
+                                      fingerprint=fp, policy=policy, rule="DUP-6" if outcome is DedupOutcome.released else "DUP-1",
+                                      labels=alert.labels, reason=f"{again}; {why}; correlation key {event.correlation_key}",
+                                      detail=detail))
+        if event.flapping_until is not None:
+            flapping = rules.policies.flapping
+            decisions.append(Decision(
+                at=now, kind=DecisionKind.flapping, fingerprint=fp, policy=policy, rule="GRP-14",
+                reason=f"{len(entry.transitions)} state changes within {flapping.window} (more than {flapping.transitions}): "
+                       f"notifications hold until {event.flapping_until.isoformat()}",
+                detail={"until": event.flapping_until.isoformat()}))
+    return decisions
+
+
+def _fingerprint_of(item: object) -> str | None:
+    return item.alert.fingerprint if isinstance(item, AlertEvent) else None
+
+
+def _shortfall(inc: TrackedIncident, rules: Rules) -> str:
+    """How far a pending incident is from its policy's minimum, in figures."""
+    policy = rules.policies.get(inc.policy)
+    alerts = len({a.fingerprint for a in inc.pending})
+    services = len({s for a in inc.pending if (s := a.labels.get(rules.service_label))})
+    need = [f"{alerts} of min_alerts {policy.min_alerts} alerts"] if policy.min_alerts > 1 else []
+    if policy.min_services > 1:
+        need.append(f"{services} of min_services {policy.min_services} services")
+    return ", ".join(need)
+
+
+def _pending_reason(inc: TrackedIncident, rules: Rules) -> str:
+    policy = rules.policies.get(inc.policy)
+    if reaches_minimum(inc.pending, policy, rules.service_label):
+        return f"waiting for group_wait ({policy.group_wait}) to collect more alerts before the incident opens"
+    return f"below the policy's minimum ({_shortfall(inc, rules)}) within min_within {policy.min_within}: nobody is paged yet"
+
+
+def after_group(item: object, before: GroupState | None, after: GroupState | None, outputs: list[IncidentEvent],
+                rules: Rules, now: datetime) -> list[Decision]:
+    """What the grouping stage decided: for the alert it was given, and for the incidents it moved."""
+    position = item.source_position if isinstance(item, AlertEvent) else -1
+    return [d.model_copy(update={"position": position}) for d in _group(item, before, after, outputs, rules, now)]
+
+
+def _group(item: object, before: GroupState | None, after: GroupState | None, outputs: list[IncidentEvent],
+           rules: Rules, now: datetime) -> list[Decision]:
+    decisions: list[Decision] = []
+    moved: set[str] = set()
+    for event in outputs:
+        decision = _from_incident_event(event, rules)
+        if decision is not None:
+            decisions.append(decision)
+            if decision.fingerprint:
+                moved.add(decision.fingerprint)
+    fp = _fingerprint_of(item)
+    if isinstance(item, AlertEvent) and fp not in moved and after is not None and item.status is AlertStatus.firing:
+        if item.suppressed_by:
+            decisions.append(Decision(at=now, kind=DecisionKind.kept_out, fingerprint=fp, policy=item.policy, rule="GRP-16",
+                                      reason=f"suppressed ({item.suppressed_by}): kept out of incidents"))
+        else:
+            pending = next((inc for inc in after.incidents.values() if inc.phase is Phase.pending and inc.holds(fp or "")), None)
+            if pending is not None:
+                decisions.append(Decision(at=now, kind=DecisionKind.held, fingerprint=fp, incident_id=pending.id,
+                                          policy=pending.policy, rule="GRP-2", reason=_pending_reason(pending, rules)))
+    if isinstance(item, Tick) and before is not None:
+        gone = [inc for inc in before.incidents.values()
+                if inc.phase is Phase.pending and (after is None or inc.id not in after.incidents)]
+        for inc in gone:
+            policy = rules.policies.get(inc.policy)
+            for alert in inc.pending:
+                decisions.append(Decision(
+                    at=now, kind=DecisionKind.dropped, fingerprint=alert.fingerprint, incident_id=inc.id, policy=inc.policy,
+                    rule="GRP-20", reason=f"its group did not reach the policy's minimum within {policy.min_within} "
+                                         f"({_shortfall(inc, rules)}): recorded, nobody paged"))
+    if isinstance(item, AlertEvent) and item.status is AlertStatus.resolved and before is not None and fp not in moved:
+        dropped = next((inc for inc in before.incidents.values() if inc.phase is Phase.pending and inc.holds(fp or "")
+                        and (after is None or inc.id not in after.incidents)), None)
+        if dropped is not None:
+            decisions.append(Decision(at=now, kind=DecisionKind.dropped, fingerprint=fp, incident_id=dropped.id,
+                                      policy=dropped.policy, rule="GRP-4",
+                                      reason="every alert it collected resolved before it opened: nobody paged"))
+    return decisions
+
+
+def _from_incident_event(event: IncidentEvent, rules: Rules) -> Decision | None:
+    fp = event.alert.fingerprint if event.alert is not None else None
+    base = {"at": event.at, "incident_id": event.incident_id, "policy": event.policy, "rule": event.rule}
+    kind = event.kind
+    if kind is IncidentEventKind.alert_added and fp:
+        return Decision(**base, kind=DecisionKind.joined, fingerprint=fp,
+                        reason=_JOINED.get(event.rule, "joined the incident"), detail={"title": event.title or ""})
+    if kind is IncidentEventKind.alert_resolved and fp:
+        quiet = event.comment.startswith("quiet")
+        return Decision(**base, kind=DecisionKind.quiet_resolved if quiet else DecisionKind.alert_resolved, fingerprint=fp,
+                        reason=event.comment or "resolved inside its incident")
+    if kind in (IncidentEventKind.opened, IncidentEventKind.reopened):
+        page = "a page goes out if an escalation policy routes it" if event.notify else \
+            "no page while an alert of it flaps; the page waits for the hold-down to end"
+        return Decision(**base, kind=DecisionKind.incident_opened,
+                        reason=f"{kind.value}; {page}",
+                        detail={"title": event.title or "", "severity": event.severity or "", "notify": str(event.notify).lower()})
+    if kind is IncidentEventKind.resolved:
+        who = f"by {event.actor}" if event.actor != "firebreak" else "by Firebreak: no alert of it fires"
+        return Decision(**base, kind=DecisionKind.incident_resolved, reason=f"resolved {who}" + (f": {event.comment}" if event.comment else ""))
+    if kind is IncidentEventKind.acknowledged:
+        return Decision(**base, kind=DecisionKind.incident_acknowledged, reason=f"acknowledged by {event.actor}: escalation stops")
+    return None
+
