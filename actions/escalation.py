@@ -39,6 +39,7 @@ class Escalation(BaseModel):
     due_at: AwareDatetime
     started_at: AwareDatetime
     stopped_by: str | None = None
+    held_at: AwareDatetime | None = None  # when the due level was first held by a mute (silence, inhibition)
 
 
 class Reaction(StrEnum):
@@ -109,10 +110,14 @@ def start(incident_id: str, policy: str, generation: str, now: datetime) -> Esca
     return Escalation(incident_id=incident_id, policy=policy, generation=generation, due_at=now, started_at=now)
 
 
-def after_paging(state: Escalation, config: NotificationsFile) -> Escalation:
-    """The state once the due level has been paged: the next level (or round) due after this level's delay."""
+def after_paging(state: Escalation, config: NotificationsFile, paged_at: datetime | None = None) -> Escalation:
+    """The state once the due level has been paged: the next level (or round) due after this level's delay,
+    counted from when the level was due, or from `paged_at` if a mute held it (the next level then keeps
+    its full delay after the page that finally went out)."""
     policy = config.escalation_policies[state.policy]
     delay = policy.levels[state.level].delay
+    if state.held_at is not None and paged_at is not None:
+        state = state.model_copy(update={"due_at": paged_at, "held_at": None})
     level, round_ = state.level + 1, state.round
     if level == len(policy.levels):
         if round_ >= policy.repeat:

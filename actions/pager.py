@@ -95,6 +95,9 @@ redis.call('SET', KEYS[1], cjson.encode(d))
 return 1
 """
 
+MUTE_RECHECK_SECONDS = 10.0  # how often a muted escalation level looks again whether the mute ended
+
+
 def _ts(at: datetime) -> float:
     return at.timestamp()
 
@@ -106,7 +109,8 @@ class Pager(PollLoop):
                  deliverer: Deliverer, links: Links, *, topology: Topology, service_label: str,
                  update_interval: float = 30.0, lease_seconds: float = 30.0, poll_seconds: float = 0.5,
                  on_escalated: Callable[[IncidentEvent, Incident], Awaitable[Any]] | None = None,
-                 on_decision: Callable[[list[Decision], str], Awaitable[None]] | None = None) -> None:
+                 on_decision: Callable[[list[Decision], str], Awaitable[None]] | None = None,
+                 muted: Callable[[Incident], Awaitable[str | None]] | None = None) -> None:
         self.config = config
         self.redis = client
         self.p = prefix
@@ -120,6 +124,7 @@ class Pager(PollLoop):
         super().__init__(poll_seconds)
         self.on_escalated = on_escalated
         self.on_decision = on_decision
+        self.muted = muted
         self._claim = client.register_script(_CLAIM)
         self._start = client.register_script(_START)
         self._advance = client.register_script(_ADVANCE)
@@ -174,10 +179,7 @@ class Pager(PollLoop):
             ESCALATIONS.labels("unrouted").inc()
             log.info("incident %s matches no route and no default policy: nobody is paged", incident.id,
                      extra=log_context(incident_id=incident.id, correlation_key=incident.correlation_key))
-            if self.on_decision is not None:
-                await self.on_decision([Decision(
-                    at=at, kind=DecisionKind.not_paged, incident_id=incident.id, policy=incident.policy, rule="pager",
-                    reason=why)], incident.id)
+            await self._decide(DecisionKind.not_paged, incident, at, why)
             return False
         state = start(incident.id, policy, generation, at)
         now = datetime.now(timezone.utc)
@@ -187,11 +189,13 @@ class Pager(PollLoop):
         if created:
             ESCALATIONS.labels("started").inc()
             self.wake.set()
-            if self.on_decision is not None:
-                await self.on_decision([Decision(
-                    at=at, kind=DecisionKind.escalation_started, incident_id=incident.id, policy=incident.policy,
-                    rule="pager", reason=why, detail={"escalation_policy": policy})], incident.id)
+            await self._decide(DecisionKind.escalation_started, incident, at, why, escalation_policy=policy)
         return bool(created)
+
+    async def _decide(self, kind: DecisionKind, incident: Incident, at: datetime, reason: str, **detail: str) -> None:
+        if self.on_decision is not None:
+            await self.on_decision([Decision(at=at, kind=kind, incident_id=incident.id, policy=incident.policy, rule="pager",
+                                             reason=reason, detail=detail)], incident.id)
 
     # -- the loop ---------------------------------------------------------------------------------------
 
@@ -265,6 +269,22 @@ class Pager(PollLoop):
             await self.redis.zrem(due_key, incident_id)
             return
         level = state.level + 1
+        if self.muted is not None and (reason := await self.muted(incident)):
+            # Held, not skipped: the level pages once the mute ends if the incident still fires. The decision
+            # carries when the hold began, so checking again every so often records it once.
+            now = datetime.now(timezone.utc)
+            recheck = str(_ts(now) + MUTE_RECHECK_SECONDS)
+            if state.held_at is None:
+                ESCALATIONS.labels("muted").inc()
+                held = state.model_copy(update={"held_at": now})
+                await self._advance(keys=[self._k("esc", incident_id), due_key],
+                                    args=[held.model_dump_json(), state.generation, recheck, incident_id])
+            else:
+                await self.redis.zadd(due_key, {incident_id: float(recheck)}, xx=True)
+            await self._decide(DecisionKind.page_held, incident, state.held_at or now,
+                               f"level {level} held: every firing alert of the incident is muted ({reason}); it pages "
+                               "if the incident still fires when that ends", level=str(level))
+            return
         who = recipients(state, self.config, datetime.now(timezone.utc))
         ctx = context(incident, self.topology, self.service_label)["incident"]
         caused = state.started_at if (state.level, state.round) == (0, 0) else state.due_at
@@ -284,7 +304,7 @@ class Pager(PollLoop):
                          extra=log_context(incident_id=incident_id, channel=r.channel, delivery_id=key))
 
         await asyncio.gather(*(page(r) for r in who))
-        following = after_paging(state, self.config)
+        following = after_paging(state, self.config, datetime.now(timezone.utc))
         due = "" if following.status is not EscalationStatus.active else str(_ts(following.due_at))
         moved = await self._advance(keys=[self._k("esc", incident_id), due_key],
                                     args=[following.model_dump_json(), state.generation, due, incident_id])
@@ -309,8 +329,8 @@ class Pager(PollLoop):
     async def _update(self, incident_id: str) -> None:
         await self.redis.zrem(self._k("esc", "updates"), incident_id)
         incident = await self.incidents.get(incident_id)
-        if incident is None or not incident.is_open:
-            return
+        if incident is None or not incident.is_open or (self.muted is not None and await self.muted(incident)):
+            return  # a muted incident's changes wait for the next update after the mute ends
         ctx = context(incident, self.topology, self.service_label)["incident"]
         await asyncio.gather(*(self._send(DeliveryKind.update, incident_id, f"update/{incident.seq}", r, ctx, None)
                                for r in await self._paged(incident_id)))

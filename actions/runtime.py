@@ -87,7 +87,8 @@ def build_executor(settings: Settings, outbound: Outbound, client: aioredis.Redi
 def build_pager(settings: Settings, outbound: Outbound, client: aioredis.Redis, incidents: IncidentStore, topology: Topology,
                 publish: Callable[[Delivery], Awaitable[None]], dead_letter: Callable[[Delivery], Awaitable[None]],
                 on_escalated: Callable[[IncidentEvent, Incident], Awaitable[Any]] | None,
-                on_decision: Callable[[list[Decision], str], Awaitable[None]] | None = None) -> Pager | None:
+                on_decision: Callable[[list[Decision], str], Awaitable[None]] | None = None,
+                muted: Callable[[Incident], Awaitable[str | None]] | None = None) -> Pager | None:
     """The pager for the configured escalation policies, or None when there are none."""
     if not outbound.config.escalation_policies:
         return None
@@ -97,4 +98,4 @@ def build_pager(settings: Settings, outbound: Outbound, client: aioredis.Redis, 
     return Pager(outbound.config, client, settings.redis_prefix, incidents, deliverer, outbound.links, topology=topology,
                  service_label=settings.service_label, update_interval=settings.notify_update_interval_seconds,
                  lease_seconds=settings.pager_lease_seconds, poll_seconds=settings.pager_poll_seconds, on_escalated=on_escalated,
-                 on_decision=on_decision)
+                 on_decision=on_decision, muted=muted)

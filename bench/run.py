@@ -219,44 +219,57 @@ def scenario_stream(sizes: Sizes, folder: Path) -> Scenario:
                  f"alerts/s through dedup and correlation to `incident-events`, {sizes.stream_records:,} records, vs a bare "
                  "aiokafka consume loop over the same topic")
     s.header = ["run", "bare loop records/s", "empty Faust agent", "Faust + table write + send", "Firebreak dedup alerts/s",
-                "Firebreak to incident-events alerts/s", "ratio"]
+                "Firebreak to incident-events alerts/s", "ratio", "Firebreak, decision log off"]
     n = sizes.stream_records
-    fb_rates, bare_rates, floor_rates, floor_work_rates = [], [], [], []
+    fb_rates, bare_rates, floor_rates, floor_work_rates, off_rates = [], [], [], [], []
+
+    def firebreak(stack: Stack, name: str, before_alerts: int, **env: str) -> tuple[float, float]:
+        """(dedup, to incident-events) alerts/s of one worker over the pre-filled topic."""
+        before_events = stack.end_offsets("incident-events")
+        worker, port = start_ready_worker(stack, name, FIREBREAK_APP_ID=f"bench-{uuid.uuid4().hex[:6]}", **env)
+        try:
+            started = time.monotonic()
+            wait_until(lambda: sum(worker_counts(port).values()) >= before_alerts + n, 1800, "the worker to dedup the topic",
+                       interval=0.5)
+            dedup_s = time.monotonic() - started
+            target = before_events + n  # each new alert: opened or alert_added
+            wait_until(lambda: stack.end_offsets("incident-events") >= target, 1800, "incident events for every alert",
+                       interval=0.5)
+            total_s = time.monotonic() - started
+        finally:
+            worker.stop()
+        return (before_alerts + n) / dedup_s, (before_alerts + n) / total_s
+
     for run in range(1, sizes.runs + 1):
         # A fresh Kafka and Redis per run: a new consumer group reads every topic from the start, so an
         # earlier run's records would be extra work in front of this one's.
         with launch_stack(folder / f"stack-{run}") as stack:
-            topic_env = {"FIREBREAK_APP_ID": f"bench-{uuid.uuid4().hex[:6]}"}
-            before_events = stack.end_offsets("incident-events")
             before_alerts = stack.end_offsets("alerts")
             prefill(stack, "alerts", n)
             bare = asyncio.run(bare_loop(stack.bootstrap, "alerts", before_alerts + n))
-            worker, port = start_ready_worker(stack, f"bench-stream-{run}", **topic_env)
-            try:
-                started = time.monotonic()
-                wait_until(lambda: sum(worker_counts(port).values()) >= before_alerts + n, 1800, "the worker to dedup the topic",
-                           interval=0.5)
-                dedup_s = time.monotonic() - started
-                target = before_events + n  # each new alert: opened or alert_added
-                wait_until(lambda: stack.end_offsets("incident-events") >= target, 1800, "incident events for every alert",
-                           interval=0.5)
-                total_s = time.monotonic() - started
-            finally:
-                worker.stop()
-            fb = (before_alerts + n) / total_s
+            dedup_rate, fb = firebreak(stack, f"bench-stream-{run}", before_alerts)
             floor = faust_floor(stack, before_alerts + n, folder)
             floor_work = faust_floor(stack, before_alerts + n, folder, "--table", "--send")
-            fb_rates.append(fb)
-            bare_rates.append(bare)
-            floor_rates.append(floor)
-            floor_work_rates.append(floor_work)
-            s.rows.append([str(run), f"{bare:,.0f}", f"{floor:,.0f}", f"{floor_work:,.0f}", f"{(before_alerts + n) / dedup_s:,.0f}",
-                           f"{fb:,.0f}", f"{fb / bare:.2f}x"])
-            log(f"stream run {run}: bare {bare:,.0f}/s, empty Faust agent {floor:,.0f}/s, with a table write and a send "
-                f"{floor_work:,.0f}/s, Firebreak {fb:,.0f}/s")
+        with launch_stack(folder / f"stack-{run}-off") as stack:  # the decision log's cost, side by side
+            before_alerts = stack.end_offsets("alerts")
+            prefill(stack, "alerts", n)
+            _, off = firebreak(stack, f"bench-stream-{run}-off", before_alerts, FIREBREAK_DECISIONS_ENABLED="false")
+        fb_rates.append(fb)
+        bare_rates.append(bare)
+        floor_rates.append(floor)
+        floor_work_rates.append(floor_work)
+        off_rates.append(off)
+        s.rows.append([str(run), f"{bare:,.0f}", f"{floor:,.0f}", f"{floor_work:,.0f}", f"{dedup_rate:,.0f}",
+                       f"{fb:,.0f}", f"{fb / bare:.2f}x", f"{off:,.0f}"])
+        log(f"stream run {run}: bare {bare:,.0f}/s, empty Faust agent {floor:,.0f}/s, with a table write and a send "
+            f"{floor_work:,.0f}/s, Firebreak {fb:,.0f}/s, decision log off {off:,.0f}/s")
     fb, bare = statistics.median(fb_rates), statistics.median(bare_rates)
     s.rows.append(["median", f"{bare:,.0f}", f"{statistics.median(floor_rates):,.0f}",
-                   f"{statistics.median(floor_work_rates):,.0f}", "", f"{fb:,.0f}", f"{fb / bare:.2f}x"])
+                   f"{statistics.median(floor_work_rates):,.0f}", "", f"{fb:,.0f}", f"{fb / bare:.2f}x",
+                   f"{statistics.median(off_rates):,.0f}"])
+    s.notes.append(f"The decision log (`decisions` topic, `firebreak explain`) costs one more record per alert change: "
+                   f"with it {fb:,.0f}/s, without {statistics.median(off_rates):,.0f}/s "
+                   f"({fb / statistics.median(off_rates):.2f}x), each on a fresh stack in the same run.")
     s.notes.append("The Faust columns run bench/faust_floor.py over the same records: an agent that only reads, and one "
                    "that also writes a table entry and sends one output per record, the least a stage does. Firebreak "
                    "runs three such stages (dedup, grouping, read model) in one process.")
@@ -265,7 +278,8 @@ def scenario_stream(sizes: Sizes, folder: Path) -> Scenario:
                  f"({fb:,.0f}/s, {fb / bare:.2f}x)")
     s.chart = bar_chart("stream", "Records per second through one consumer (median of runs)",
                         {"bare aiokafka loop": bare_rates, "empty Faust agent": floor_rates,
-                         "Faust + table write + send": floor_work_rates, "Firebreak dedup + correlation": fb_rates})
+                         "Faust + table write + send": floor_work_rates, "Firebreak dedup + correlation": fb_rates,
+                         "Firebreak, decision log off": off_rates})
     return s
 
 

@@ -46,58 +46,56 @@ def route_reason(labels: Mapping[str, str], rules: Rules) -> tuple[str, str]:
 
 
 def after_dedup(alert: Alert, outcome: DedupOutcome, outputs: list[AlertEvent], entry: FingerprintState,
-                rules: Rules, now: datetime, position: int, suppression: Mapping[str, str] | None = None) -> list[Decision]:
-    """What the dedup stage decided about `alert`, the record at `position` (`entry` is its state after).
-    `suppression` details the silence or inhibition named by the event's `suppressed_by`."""
-    if outcome is DedupOutcome.redelivered:
-        return []  # the first processing logged it
-    return [d.model_copy(update={"position": position}) for d in _dedup(alert, outcome, outputs, entry, rules, now, suppression)]
-
-
-def _dedup(alert: Alert, outcome: DedupOutcome, outputs: list[AlertEvent], entry: FingerprintState,
-           rules: Rules, now: datetime, suppression: Mapping[str, str] | None) -> list[Decision]:
+                now: datetime, position: int) -> list[Decision]:
+    """What the dedup stage decided about the record at `position` when it emitted nothing downstream:
+    repeats (sparsely), stale copies, resolves of alerts never seen firing. An emitted event's meaning is
+    logged with it by the grouping stage (`after_group`), so an alert change costs one decisions record."""
+    if outcome is DedupOutcome.redelivered or any(not e.refresh for e in outputs):
+        return []
     fp = alert.fingerprint
-    if not outputs:
-        if outcome is DedupOutcome.duplicate_resolve and entry.duplicates == 0:
-            return [Decision(at=now, kind=DecisionKind.deduplicated, fingerprint=fp, rule="DUP-4", labels=alert.labels,
-                             reason="resolved, but no firing of it was known: nothing to resolve")]
-        if not _is_power_of_two(entry.duplicates):
-            return []
-        rule, what = {DedupOutcome.stale: ("DUP-5", "a late copy of a firing from before its last resolve: ignored"),
-                      DedupOutcome.duplicate_resolve: ("DUP-4", "resolved again: already resolved")}.get(
-            outcome, ("DUP-2", "fires again while known to fire: nothing new"))
-        kind = DecisionKind.stale if outcome is DedupOutcome.stale else DecisionKind.deduplicated
-        return [Decision(at=now, kind=kind, fingerprint=fp, rule=rule, reason=f"repeat #{entry.duplicates}: {what}",
-                         detail={"repeats": str(entry.duplicates)})]
-    decisions: list[Decision] = []
-    for event in outputs:
-        policy, why = route_reason(alert.labels, rules)
-        detail = {"correlation_key": event.correlation_key}
-        if event.status is AlertStatus.resolved:
-            decisions.append(Decision(at=now, kind=DecisionKind.resolved, fingerprint=fp, policy=policy, rule="DUP-3",
-                                      reason="its source sent resolved", detail=detail))
-            continue
-        if event.suppressed_by:
-            by_kind, _, name = event.suppressed_by.partition(":")
-            kind = DecisionKind.silenced if by_kind == "silence" else DecisionKind.inhibited
-            extra = dict(suppression or {})
-            text = extra.pop("text", "") or event.suppressed_by
-            decisions.append(Decision(at=now, kind=kind, fingerprint=fp, policy=policy, rule="DUP-1", labels=alert.labels,
-                                      reason=f"{text}; recorded, kept out of incidents, nobody paged",
-                                      detail={**detail, by_kind: name, **extra}))
-        else:
-            again = "no longer suppressed" if outcome is DedupOutcome.released else "fired"
-            decisions.append(Decision(at=now, kind=DecisionKind.released if outcome is DedupOutcome.released else DecisionKind.fired,
-                                      fingerprint=fp, policy=policy, rule="DUP-6" if outcome is DedupOutcome.released else "DUP-1",
-                                      labels=alert.labels, reason=f"{again}; {why}; correlation key {event.correlation_key}",
-                                      detail=detail))
-        if event.flapping_until is not None:
-            flapping = rules.policies.flapping
-            decisions.append(Decision(
-                at=now, kind=DecisionKind.flapping, fingerprint=fp, policy=policy, rule="GRP-14",
-                reason=f"{len(entry.transitions)} state changes within {flapping.window} (more than {flapping.transitions}): "
-                       f"notifications hold until {event.flapping_until.isoformat()}",
-                detail={"until": event.flapping_until.isoformat()}))
+    if outcome is DedupOutcome.duplicate_resolve and entry.duplicates == 0:
+        return [Decision(at=now, kind=DecisionKind.deduplicated, fingerprint=fp, rule="DUP-4", labels=alert.labels,
+                         position=position, reason="resolved, but no firing of it was known: nothing to resolve")]
+    if not _is_power_of_two(entry.duplicates):
+        return []
+    rule, what = {DedupOutcome.stale: ("DUP-5", "a late copy of a firing from before its last resolve: ignored"),
+                  DedupOutcome.duplicate_resolve: ("DUP-4", "resolved again: already resolved")}.get(
+        outcome, ("DUP-2", "fires again while known to fire: nothing new"))
+    kind = DecisionKind.stale if outcome is DedupOutcome.stale else DecisionKind.deduplicated
+    return [Decision(at=now, kind=kind, fingerprint=fp, rule=rule, reason=f"repeat #{entry.duplicates}: {what}",
+                     position=position, detail={"repeats": str(entry.duplicates)})]
+
+
+_FIRED = {"DUP-1": "fired", "DUP-6": "no longer silenced or inhibited", "DUP-7": "sent again after a quiet period longer "
+          "than quiet_resolve (Firebreak had resolved it): fired anew"}
+
+
+def of_alert_event(event: AlertEvent, rules: Rules) -> list[Decision]:
+    """What the dedup stage's event says about the alert: it fired (by which policy), was silenced or
+    inhibited (by what), resolved, or flaps."""
+    alert, fp = event.alert, event.alert.fingerprint
+    policy, why = route_reason(alert.labels, rules)
+    base = {"at": event.at, "fingerprint": fp, "policy": policy, "rule": event.rule or "DUP-1", "position": event.source_position}
+    detail = {"correlation_key": event.correlation_key}
+    if event.status is AlertStatus.resolved:
+        return [Decision(**base, kind=DecisionKind.resolved, reason="its source sent resolved", detail=detail)]
+    if event.suppressed_by:
+        by_kind, _, name = event.suppressed_by.partition(":")
+        extra = dict(event.suppressed_detail)
+        text = extra.pop("text", "") or event.suppressed_by
+        decisions = [Decision(**base, kind=DecisionKind.silenced if by_kind == "silence" else DecisionKind.inhibited,
+                              labels=alert.labels, reason=f"{text}; recorded, kept out of incidents, nobody paged",
+                              detail={**detail, by_kind: name, **extra})]
+    else:
+        kind = DecisionKind.released if event.rule == "DUP-6" else DecisionKind.fired
+        decisions = [Decision(**base, kind=kind, labels=alert.labels, detail=detail,
+                              reason=f"{_FIRED.get(event.rule, 'fired')}; {why}; correlation key {event.correlation_key}")]
+    if event.flapping_until is not None:
+        flapping = rules.policies.flapping
+        decisions.append(Decision(
+            **{**base, "rule": "GRP-14"}, kind=DecisionKind.flapping,
+            reason=f"more than {flapping.transitions} state changes within {flapping.window}: notifications hold until "
+                   f"{event.flapping_until.isoformat()}", detail={"until": event.flapping_until.isoformat()}))
     return decisions
 
 
@@ -127,7 +125,8 @@ def after_group(item: object, before: GroupState | None, after: GroupState | Non
                 rules: Rules, now: datetime) -> list[Decision]:
     """What the grouping stage decided: for the alert it was given, and for the incidents it moved."""
     position = item.source_position if isinstance(item, AlertEvent) else -1
-    return [d.model_copy(update={"position": position}) for d in _group(item, before, after, outputs, rules, now)]
+    own = of_alert_event(item, rules) if isinstance(item, AlertEvent) and not item.refresh else []
+    return own + [d.model_copy(update={"position": position}) for d in _group(item, before, after, outputs, rules, now)]
 
 
 def _group(item: object, before: GroupState | None, after: GroupState | None, outputs: list[IncidentEvent],

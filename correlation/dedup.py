@@ -8,6 +8,10 @@
 | DUP-4 | none / resolved       | resolved                           | duplicate resolve: count, emit nothing     |
 | DUP-5 | resolved at T         | firing, startsAt < T               | stale (a late copy of an old firing)       |
 | DUP-6 | firing, suppressed    | firing, no longer suppressed       | emit firing: it may now join an incident   |
+| DUP-7 | firing, quiet longer  | firing                             | emit firing: quiet_resolve resolved it     |
+|       | than quiet_resolve    |                                    | downstream, so it fires anew               |
+| DUP-8 | firing, quiet_resolve | firing, a third of quiet_resolve   | emit a refresh: grouping renews when it    |
+|       |                       | since the last event               | last saw the alert; nothing else           |
 | DUP-0 | position <= entry's   | any                                | redelivery: re-emit what that record did   |
 
 A firing alert that a silence or inhibition covers (the caller says which, as `suppressed_by`) is still
@@ -66,6 +70,7 @@ class FingerprintState(BaseModel):
     transitions: list[AwareDatetime] = []
     flapping_until: AwareDatetime | None = None
     emitted: list[tuple[int, AwareDatetime, list[AlertEvent]]] = []
+    refreshed_at: AwareDatetime | None = None  # the last event (or refresh) sent for it
 
 
 def route(alert: Alert, rules: Rules) -> tuple[str, str, dict[str, str]]:
@@ -82,8 +87,11 @@ def dedup(
     now: datetime,
     rules: Rules,
     suppressed_by: str | None = None,
+    suppression_detail: dict[str, str] | None = None,
 ) -> tuple[FingerprintState, list[AlertEvent], DedupOutcome]:
-    """Apply one alert record at `position` (its offset in the fingerprint's partition) at time `now`."""
+    """Apply one alert record at `position` (its offset in the fingerprint's partition) at time `now`.
+    `suppression_detail` (who silenced it and why, or the inhibiting alert) travels with a suppressed event
+    for the decision log."""
     if entry is not None and position <= entry.position:
         return entry, replayed(entry.emitted, position), DedupOutcome.redelivered
 
@@ -92,7 +100,8 @@ def dedup(
         return entry.model_copy(update={"last_seen": now, "position": position,
                                         "emitted": remember(entry.emitted, position, now, []), **changes})
 
-    def emit(status: AlertStatus, outcome: DedupOutcome, suppressed: str | None) -> tuple[FingerprintState, list[AlertEvent], DedupOutcome]:
+    def emit(status: AlertStatus, outcome: DedupOutcome, suppressed: str | None,
+             rule: str) -> tuple[FingerprintState, list[AlertEvent], DedupOutcome]:
         flapping = rules.policies.flapping
         changed = entry is None or entry.status is not status
         transitions = [t for t in (entry.transitions if entry else []) if t > now - flapping.window]
@@ -107,6 +116,8 @@ def dedup(
             source_position=position,
             flapping_until=flapping_until if flapping_until and flapping_until > now else None,
             suppressed_by=suppressed,
+            suppressed_detail=dict(suppression_detail or {}) if suppressed else {},
+            rule=rule,
         )
         state = FingerprintState(
             fingerprint=alert.fingerprint,
@@ -119,20 +130,38 @@ def dedup(
             transitions=transitions,
             flapping_until=flapping_until,
             emitted=remember(entry.emitted if entry else [], position, now, [event]),
+            refreshed_at=now,
         )
         return state, [event], outcome
 
+    def refresh() -> tuple[FingerprintState, list[AlertEvent], DedupOutcome]:
+        assert entry is not None
+        policy, key, grouped = route(alert, rules)
+        event = AlertEvent(status=AlertStatus.firing, policy=policy, correlation_key=key, group_labels=grouped, alert=alert,
+                           at=now, source_position=position, suppressed_by=entry.suppressed_by, refresh=True, rule="DUP-8")
+        state = entry.model_copy(update={"last_seen": now, "position": position, "duplicates": entry.duplicates + 1,
+                                         "refreshed_at": now, "emitted": remember(entry.emitted, position, now, [event])})
+        return state, [event], DedupOutcome.duplicate
+
     if alert.status is AlertStatus.firing:
         if entry is None:
-            return emit(AlertStatus.firing, DedupOutcome.suppressed if suppressed_by else DedupOutcome.fired, suppressed_by)
+            return emit(AlertStatus.firing, DedupOutcome.suppressed if suppressed_by else DedupOutcome.fired, suppressed_by,
+                        "DUP-1")
         if entry.status is AlertStatus.firing:
             if entry.suppressed_by and not suppressed_by:
-                return emit(AlertStatus.firing, DedupOutcome.released, None)
+                return emit(AlertStatus.firing, DedupOutcome.released, None, "DUP-6")
+            quiet = rules.policies.select(alert.labels).quiet_resolve if rules.policies.quiet_resolving else None
+            if quiet is not None and now - entry.last_seen > quiet:
+                return emit(AlertStatus.firing, DedupOutcome.suppressed if suppressed_by else DedupOutcome.fired,
+                            suppressed_by, "DUP-7")
+            if quiet is not None and now - (entry.refreshed_at or entry.starts_at) >= quiet / 3:
+                return refresh()  # DUP-8
             return keep(duplicates=entry.duplicates + 1), [], DedupOutcome.duplicate
         assert entry.resolved_at is not None
         if alert.starts_at < entry.resolved_at:
             return keep(duplicates=entry.duplicates + 1), [], DedupOutcome.stale
-        return emit(AlertStatus.firing, DedupOutcome.suppressed if suppressed_by else DedupOutcome.fired, suppressed_by)
+        return emit(AlertStatus.firing, DedupOutcome.suppressed if suppressed_by else DedupOutcome.fired, suppressed_by,
+                    "DUP-1")
 
     if entry is None:
         # Nothing to resolve; remember it so a late firing copy from before the resolve reads as stale.
@@ -147,4 +176,4 @@ def dedup(
         return state, [], DedupOutcome.duplicate_resolve
     if entry.status is AlertStatus.resolved:
         return keep(duplicates=entry.duplicates + 1), [], DedupOutcome.duplicate_resolve
-    return emit(AlertStatus.resolved, DedupOutcome.resolved, None)
+    return emit(AlertStatus.resolved, DedupOutcome.resolved, None, "DUP-3")

@@ -51,11 +51,11 @@ class Engine:
         source = None
         if suppressed is None and (found := inhibitor(alert.labels, alert.fingerprint, inhibit_rules, state.sources)):
             suppressed, source = f"inhibit:{found[0]}", found[1]
+        detail = describe(suppressed, state.silences, source) if state.decisions is not None else None
         fp_entry, alert_events, outcome = dedup(state.fingerprints.get(alert.fingerprint), alert, position, now,
-                                                self.rules, suppressed)
+                                                self.rules, suppressed, detail)
         if state.decisions is not None:
-            state.decisions.extend(after_dedup(alert, outcome, alert_events, fp_entry, self.rules, now, position,
-                                               describe(suppressed, state.silences, source)))
+            state.decisions.extend(after_dedup(alert, outcome, alert_events, fp_entry, now, position))
         state.fingerprints[alert.fingerprint] = fp_entry
         state.outcomes[outcome] += 1
         for key in source_keys(alert.labels, inhibit_rules):

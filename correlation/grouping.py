@@ -29,6 +29,9 @@ the events it emits and so on the incident's timeline.
 | GRP-16 | any                    | firing, suppressed (silence, inhibition)   | nothing: recorded upstream with the reason  |
 | GRP-17 | opening                | the key's incidents recur often enough     | `problem_detected`, linking the recurrences |
 | GRP-18 | just opened            | changes to its services shortly before     | `change_suspected`, one per change          |
+| GRP-21 | open, quiet_resolve    | an alert not sent again for quiet_resolve  | `alert_resolved` by firebreak (then GRP-9)  |
+|        |                        | (tick)                                     |                                             |
+| GRP-22 | open, holds the alert  | refresh (still firing, sent again)         | nothing emitted: renews when it was seen    |
 | GRP-0  | any                    | input at a position already applied        | redelivery: re-emit what it emitted         |
 | GRP-00 | any                    | alert event already applied (by source)    | nothing: a re-emission of a redelivery      |
 
@@ -94,6 +97,8 @@ class TrackedIncident(BaseModel):
     quiet_since: AwareDatetime | None = None  # when its last firing alert resolved
     resolved_at: AwareDatetime | None = None
     flapping_until: AwareDatetime | None = None
+    # Policies with quiet_resolve: each firing alert's latest copy and when it came (GRP-21 resolves it from this).
+    seen: dict[str, tuple[AwareDatetime, Alert]] = {}
 
     @property
     def is_open(self) -> bool:
@@ -138,6 +143,9 @@ class GroupState(BaseModel):
                 times.append(inc.resolved_at + policy.reopen_window)
             if inc.is_open and inc.flapping_until is not None:
                 times.append(inc.flapping_until)
+            if inc.is_open and policy.quiet_resolve is not None:
+                times += [at + policy.quiet_resolve for fp, (at, _) in inc.seen.items()
+                          if inc.alerts.get(fp) is AlertStatus.firing]
         return min(times, default=None)
 
 
@@ -208,6 +216,7 @@ class _Step:
         services = sorted({*inc.services, service}) if service else inc.services
         inc = inc.model_copy(update={"alerts": {**inc.alerts, alert.fingerprint: AlertStatus.firing}, "quiet_since": None,
                                      "services": services})
+        inc = self.saw(inc, alert)
         inc = self.mark_flapping(inc, flapping_until, alert)
         inc = self.emit(inc, IncidentEventKind.alert_added, rule, alert)
         severity = alert.labels.get(self.rules.policies.severity_label)
@@ -217,6 +226,12 @@ class _Step:
         if root != inc.probable_root:
             inc = self.emit(inc.model_copy(update={"probable_root": root}), IncidentEventKind.root_changed, rule, alert)
         return inc
+
+    def saw(self, inc: TrackedIncident, alert: Alert) -> TrackedIncident:
+        """Note when a firing alert was last sent, for quiet_resolve (policies without it keep nothing)."""
+        if self.rules.policies.get(inc.policy).quiet_resolve is None:
+            return inc
+        return inc.model_copy(update={"seen": {**inc.seen, alert.fingerprint: (self.now, alert)}})
 
     def root(self, inc: TrackedIncident) -> str | None:
         if self.rules.policies.get(inc.policy).topology:
@@ -362,7 +377,7 @@ def _on_firing(step: _Step, event: AlertEvent, position: int) -> None:
         if inc.alerts.get(alert.fingerprint) is not AlertStatus.firing:
             step.add_alert(inc, alert, "GRP-6", event.flapping_until)
         else:
-            step.mark_flapping(inc, event.flapping_until, alert)
+            step.mark_flapping(step.save(step.saw(inc, alert)), event.flapping_until, alert)
         return
     if event.suppressed_by:
         return  # GRP-16
@@ -389,6 +404,28 @@ def _on_firing(step: _Step, event: AlertEvent, position: int) -> None:
     step.open(new, [alert], "GRP-1", event.flapping_until)
 
 
+def _on_refresh(step: _Step, event: AlertEvent) -> None:
+    """GRP-22: a firing alert sent again: renew when its open incident last saw it; never opens or joins."""
+    inc = _holding(step, event.alert.fingerprint, open_only=True)
+    if inc is not None and inc.is_open and inc.alerts.get(event.alert.fingerprint) is AlertStatus.firing:
+        step.save(step.saw(inc, event.alert))
+
+
+def _quiet_resolve(step: _Step, inc: TrackedIncident, policy: Policy) -> TrackedIncident:
+    """GRP-21: resolve the firing alerts whose source has not sent them for quiet_resolve."""
+    assert policy.quiet_resolve is not None
+    for fp, (at, alert) in sorted(inc.seen.items()):
+        if inc.alerts.get(fp) is AlertStatus.firing and step.now >= at + policy.quiet_resolve:
+            seen = {k: v for k, v in inc.seen.items() if k != fp}
+            inc = inc.model_copy(update={"alerts": {**inc.alerts, fp: AlertStatus.resolved}, "seen": seen})
+            resolved = alert.model_copy(update={"status": AlertStatus.resolved, "ends_at": step.now})
+            inc = step.emit(inc, IncidentEventKind.alert_resolved, "GRP-21", resolved,
+                            comment=f"quiet for {policy.quiet_resolve}: its source has not sent it since {at.isoformat()}")
+    if not inc.any_firing and inc.quiet_since is None:
+        inc = step.save(inc.model_copy(update={"quiet_since": step.now}))
+    return inc
+
+
 def _on_resolved(step: _Step, event: AlertEvent) -> None:
     fingerprint = event.alert.fingerprint
     inc = _holding(step, fingerprint, open_only=True)
@@ -404,7 +441,8 @@ def _on_resolved(step: _Step, event: AlertEvent) -> None:
         return
     if inc.alerts.get(fingerprint) is not AlertStatus.firing:
         return
-    inc = inc.model_copy(update={"alerts": {**inc.alerts, fingerprint: AlertStatus.resolved}})
+    inc = inc.model_copy(update={"alerts": {**inc.alerts, fingerprint: AlertStatus.resolved},
+                                 "seen": {k: v for k, v in inc.seen.items() if k != fingerprint}})
     inc = step.mark_flapping(inc, event.flapping_until, event.alert)
     inc = step.emit(inc, IncidentEventKind.alert_resolved, "GRP-8", event.alert)
     if not inc.any_firing:
@@ -438,6 +476,8 @@ def _on_tick(step: _Step) -> None:
             continue
         if inc.is_open and inc.flapping_until is not None and step.now >= inc.flapping_until:
             inc = step.emit(inc.model_copy(update={"flapping_until": None}), IncidentEventKind.flapping_ended, "GRP-15")
+        if inc.is_open and policy.quiet_resolve is not None and inc.seen:
+            inc = _quiet_resolve(step, inc, policy)
         if inc.is_open and inc.quiet_since is not None and step.now >= inc.quiet_since + policy.resolve_timeout:
             step.resolve(inc, "GRP-9")
         elif inc.phase is Phase.resolved and inc.resolved_at is not None and step.now >= inc.resolved_at + policy.reopen_window:
@@ -468,7 +508,9 @@ def group(
         fingerprint = item.alert.fingerprint
         if not first_time(entry.applied, fingerprint, item.source_position):
             return step.finish(position, partition)  # GRP-00
-        if item.status is AlertStatus.firing:
+        if item.refresh:
+            _on_refresh(step, item)
+        elif item.status is AlertStatus.firing:
             _on_firing(step, item, position)
         else:
             _on_resolved(step, item)

@@ -47,6 +47,8 @@ class Policy(BaseModel):
     min_within: Duration = timedelta(minutes=15)  # how long, from its first alert, a group may take to reach them
     resolve_timeout: Duration = timedelta(0)
     reopen_window: Duration = timedelta(0)
+    # For sources that never send resolved: an alert not sent again for this long is resolved (GRP-21).
+    quiet_resolve: Duration | None = None
     title: str | None = Field(None, max_length=1000)
     topology: bool = False  # alerts of services on one dependency chain join one incident
 
@@ -68,6 +70,9 @@ class Policy(BaseModel):
     def _grouping_given(self) -> "Policy":
         if not self.group_by and not self.topology:
             raise ValueError("a policy needs group_by labels, topology: true, or both")
+        if self.quiet_resolve is not None and self.quiet_resolve < timedelta(minutes=1):
+            raise ValueError("quiet_resolve must be at least 1m: the source must repeat a firing alert more often "
+                             "than this, and repeats come every minute or so")
         return self
 
     def matches(self, labels: dict[str, str]) -> bool:
@@ -144,6 +149,11 @@ class PolicySet(BaseModel):
         if any(p.name == "default" for p in self.policies):
             return self
         return self.model_copy(update={"policies": (*self.policies, Policy(name="default", group_by=group_by))})
+
+    @property
+    def quiet_resolving(self) -> bool:
+        """Whether any policy resolves alerts by silence of their source (dedup then watches repeats)."""
+        return any(p.quiet_resolve is not None for p in self.policies)
 
     def select(self, labels: dict[str, str]) -> Policy:
         for policy in self.policies:

@@ -2,8 +2,9 @@
 
 `decisions:fp:<fingerprint>` and `decisions:inc:<incident>`: member = the decision's JSON, score = its time.
 A decision that is written again (a redelivered record, a rebuild) is the same JSON, so it is stored once.
-Each set keeps at most `decision_max_per_key` members and nothing older than the retention, and expires
-with it: the log is bounded per alert, per incident and in time, like the topic it copies.
+Each set keeps at most `decision_max_per_key` members, expires a retention after its last write, and reads
+skip members older than the retention: the log is bounded per alert, per incident and in time, like the
+topic it copies.
 """
 
 from __future__ import annotations
@@ -32,27 +33,27 @@ class DecisionLog:
         return f"{self._prefix}decisions:inc:{incident_id}"
 
     async def record(self, decisions: Iterable[Decision]) -> int:
-        """Store decisions under their alert and incident; returns how many keys took a new member."""
+        """Store decisions under their alert and incident; returns how many members were new. One ZADD, one
+        trim and one EXPIRE per key, whatever the number of decisions for it (the sink writes in batches)."""
         oldest = time.time() - self._retention
-        touched: set[str] = set()
+        by_key: dict[str, dict[str, float]] = {}
+        for decision in decisions:
+            score = decision.at.timestamp()
+            if score < oldest:
+                continue  # older than `explain` answers for (a rebuild reading an old topic)
+            member = decision.model_dump_json()
+            for key in ([self._fp(decision.fingerprint)] if decision.fingerprint else []) + \
+                       ([self._inc(decision.incident_id)] if decision.incident_id else []):
+                by_key.setdefault(key, {})[member] = score
+        if not by_key:
+            return 0
         async with self._redis.pipeline(transaction=False) as pipe:
-            count = 0
-            for decision in decisions:
-                score = decision.at.timestamp()
-                if score < oldest:
-                    continue  # older than `explain` answers for (a rebuild reading an old topic)
-                member = decision.model_dump_json()
-                for key in ([self._fp(decision.fingerprint)] if decision.fingerprint else []) + \
-                           ([self._inc(decision.incident_id)] if decision.incident_id else []):
-                    pipe.zadd(key, {member: score})
-                    touched.add(key)
-                    count += 1
-            for key in touched:
-                pipe.zremrangebyscore(key, "-inf", oldest)
+            for key, members in by_key.items():
+                pipe.zadd(key, members)
                 pipe.zremrangebyrank(key, 0, -self._max - 1)
                 pipe.expire(key, int(self._retention) + 60)
             results = await pipe.execute()
-        return sum(int(r) for r in results[:count])
+        return sum(int(r) for r in results[::3])
 
     async def _read(self, key: str) -> list[Decision]:
         oldest = time.time() - self._retention

@@ -7,10 +7,10 @@ Agents (each at concurrency 1, so offsets are never committed past an event stil
 - `changes` on `changes`                                          -> Redis, for change suspects
 - `results` on `action-results`                                   -> Redis, the incident timeline's actions
 - `deliveries` on `notifications`                                 -> Redis, the incident timeline's pages
-- `explain` on `decisions`                                        -> Redis, the decision log `explain` reads
 
 The dedup and grouping stages also write what they decided about each alert to `decisions`
-(correlation/decisions.py), as do paging (pages sent, incidents nobody is routed to).
+(correlation/decisions.py), as does paging (routes chosen, pages sent, pages held or not sent). A plain
+batch consumer beside the stages folds that topic into Redis for `explain` (firebreak/decision_sink.py).
 
 With runbooks configured, `project` also creates a run for each runbook an incident event triggers, and a
 background task (actions/executor.py) drives the runs. With escalation policies configured, `project`
@@ -52,6 +52,7 @@ from actions.runtime import Outbound, build_executor, build_pager
 from firebreak.action_log import ActionLog, NotificationLog
 from firebreak.change_store import ChangeStore
 from firebreak.decision_log import DecisionLog, from_delivery
+from firebreak.decision_sink import DecisionSink
 from firebreak.entries import DueIndex, Entries
 from firebreak.gaps import GapFetcher
 from firebreak.inhibition_store import InhibitionStore
@@ -103,8 +104,7 @@ log = logging.getLogger("firebreak.worker")
 
 LOGGED_KINDS = {IncidentEventKind.opened, IncidentEventKind.acknowledged, IncidentEventKind.resolved,
                 IncidentEventKind.reopened, IncidentEventKind.problem_detected}
-STAGE_TOPICS = frozenset({"alerts", "alert-events", "incident-events", "changes", "action-results", "notifications",
-                          "decisions"})
+STAGE_TOPICS = frozenset({"alerts", "alert-events", "incident-events", "changes", "action-results", "notifications"})
 REBUILD_LEASE_SECONDS = 600  # a rebuild not finished by then (its worker died) is started again by another
 # Redis errors that mean "not reachable now" (waited out); other Redis errors are faults of the write itself.
 
@@ -158,7 +158,7 @@ class Worker:
         self.changes = app.topic("changes", schema=_raw_schema())
         self.action_results = app.topic("action-results", schema=_raw_schema())
         self.notifications = app.topic("notifications", schema=_raw_schema())
-        self.decisions = app.topic("decisions", schema=_raw_schema())
+        self.decisions = app.topic("decisions", schema=_raw_schema())  # written here; read by `decision_sink`
         self.dead_letter = app.topic("dead-letter", schema=_raw_schema())
         # Table entries: str keys, the stage state models' JSON as bytes (firebreak/entries.py).
         self.fingerprints = Entries(app.Table("fingerprints", default=None, key_type=str, value_type=bytes),
@@ -178,7 +178,7 @@ class Worker:
         self.executor = build_executor(settings, outbound, redis_client, self.store, self.rules.topology,
                                        self.publish_result, self.resolve_incident)
         self.pager = build_pager(settings, outbound, redis_client, self.store, self.rules.topology, self.publish_delivery,
-                                 self.dead_letter_delivery, self.escalated, self.publish_decisions)
+                                 self.dead_letter_delivery, self.escalated, self.publish_decisions, self.muted)
         self.silences: list[Silence] = []  # this worker's copy, refreshed every 2 s
         self.gaps = GapFetcher(settings.kafka_bootstrap, aiokafka_kwargs(settings))
         self.last_seen: dict[tuple[str, int], int] = {}  # (topic, partition) -> highest offset handled here
@@ -189,7 +189,9 @@ class Worker:
         app.agent(self.changes, name="changes", concurrency=1)(self.guarded("changes", "changes", self.handle_change))
         app.agent(self.action_results, name="results", concurrency=1)(self.guarded("results", "action-results", self.handle_result))
         app.agent(self.notifications, name="deliveries", concurrency=1)(self.guarded("deliveries", "notifications", self.handle_delivery))
-        app.agent(self.decisions, name="explain", concurrency=1)(self.guarded("explain", "decisions", self.handle_decisions))
+        if settings.decisions_enabled:
+            self.decision_sink = DecisionSink(settings, self.decision_log, self.dead_letter_raw)
+            app.task(self.decision_sink.run_forever)
         if self.executor is not None:
             app.task(self.executor.run_forever)
         if self.pager is not None:
@@ -198,7 +200,6 @@ class Worker:
         app.timer(2.0, name="refresh_silences")(self.refresh_silences)
         app.timer(settings.tick_interval_seconds, name="tick")(self.tick)
         app.timer(10.0, name="report_state")(self.report_state)
-        app.task(self.mark_new_read_model)
         app.timer(5.0, name="guard_read_model")(self.guard_read_model)
         app.on_partitions_revoked.connect(self.forget_revoked)
         app.on_partitions_assigned.connect(self.baseline_assigned)
@@ -323,19 +324,19 @@ class Worker:
             # Fail open for paging: keep the last known silences rather than silence everything or nothing.
             log.warning("could not refresh silences from Redis (%s); keeping %d known", exc, len(self.silences))
 
-    async def suppression(self, alert: Alert, now: datetime) -> tuple[str | None, str | None]:
-        """(`silence:<id>` or `inhibit:<rule>`, the inhibiting alert's fingerprint) for this alert, from this
+    async def suppression(self, labels: dict[str, str], fingerprint: str, now: datetime) -> tuple[str | None, str | None]:
+        """(`silence:<id>` or `inhibit:<rule>`, the inhibiting alert's fingerprint) for an alert, from this
         worker's silences and Redis' sources."""
-        suppressed = silenced_by(alert.labels, self.silences, now)
+        suppressed = silenced_by(labels, self.silences, now)
         inhibit_rules = self.rules.policies.inhibit_rules
         if suppressed is None and inhibit_rules:
-            targets = [k for r in inhibit_rules if (k := r.target_key(alert.labels)) is not None]
+            targets = [k for r in inhibit_rules if (k := r.target_key(labels)) is not None]
             try:
                 sources = await self.inhibition.sources(targets)
             except RedisError as exc:
                 log.warning("inhibition lookup failed (%s): treating the alert as not inhibited", exc)
                 sources = {}
-            found = inhibitor(alert.labels, alert.fingerprint, inhibit_rules, sources)
+            found = inhibitor(labels, fingerprint, inhibit_rules, sources)
             if found is not None:
                 return f"inhibit:{found[0]}", found[1]
         return suppressed, None
@@ -345,11 +346,11 @@ class Worker:
         key = alert.fingerprint
         entry = self.fingerprints.get(key)
         now = _event_time(event)
-        suppressed, source = await self.suppression(alert, now)
-        new_entry, outputs, outcome = dedup(entry, alert, event.message.offset, now, self.rules, suppressed)
+        suppressed, source = await self.suppression(alert.labels, alert.fingerprint, now)
+        detail = describe(suppressed, self.silences, source) if self.settings.decisions_enabled else None
+        new_entry, outputs, outcome = dedup(entry, alert, event.message.offset, now, self.rules, suppressed, detail)
         if self.settings.decisions_enabled:
-            await self.publish_decisions(after_dedup(alert, outcome, outputs, new_entry, self.rules, now,
-                                                     event.message.offset, describe(suppressed, self.silences, source)), key)
+            await self.publish_decisions(after_dedup(alert, outcome, outputs, new_entry, now, event.message.offset), key)
         ALERTS_PROCESSED.labels(outcome.value).inc()
         if suppressed and outputs:
             ALERTS_SUPPRESSED.labels(suppressed.split(":", 1)[0]).inc()
@@ -466,18 +467,7 @@ class Worker:
 
     @property
     def read_model_marker(self) -> str:
-        """Present while Redis holds the read model; gone after a flush or on an empty replacement."""
-        return f"{self.settings.redis_prefix}readmodel:marker"
-
-    async def mark_new_read_model(self) -> None:
-        """At start, before partitions are assigned: an empty Redis beside empty topics is a new deployment,
-        not a lost read model, so it is marked as present instead of rebuilt a few seconds later."""
-        marker = self.read_model_marker
-        try:
-            if not await self.store.redis.exists(marker) and await asyncio.to_thread(count_events, self.settings) == 0:
-                await self.store.redis.set(marker, "ok", nx=True)
-        except Exception as exc:  # noqa: BLE001 - the guard decides later
-            log.info("could not check for a new deployment (%s); the read-model guard decides", exc)
+        return read_model_marker(self.settings)
 
     async def guard_read_model(self) -> None:
         """Rebuild the read model from `incident-events` and `action-results` when its marker is gone: Redis
@@ -559,14 +549,28 @@ class Worker:
         await self.notifications.send(key=delivery.incident_id.encode(), value=delivery.model_dump_json().encode())
         await self.publish_decisions([from_delivery(delivery)], delivery.incident_id)
 
+    async def muted(self, incident: Incident) -> str | None:
+        """Why pages for this incident are muted now: every alert of it that fires is silenced or inhibited.
+        Muting holds pages and updates only; acknowledge and resolve notices still reach whoever was paged."""
+        firing = [a for a in incident.alerts.values() if a.status is AlertStatus.firing]
+        if not firing:
+            return None
+        reasons = []
+        for alert in firing:
+            suppressed, _ = await self.suppression(alert.labels, alert.fingerprint, datetime.now(timezone.utc))
+            if suppressed is None:
+                return None
+            reasons.append(suppressed)
+        return ", ".join(sorted(set(reasons)))
+
     async def publish_decisions(self, decisions: list[Decision], key: str) -> None:
         """One `decisions` record for what one input decided (nothing when it decided nothing)."""
         if decisions and self.settings.decisions_enabled:
             await self.publish(self.decisions, key, DecisionBatch(decisions=decisions).model_dump_json().encode())
 
-    async def handle_decisions(self, event: Any) -> None:
-        batch = DecisionBatch.model_validate_json(event.value)
-        await self.with_redis_retries(lambda: self.decision_log.record(batch.decisions))
+    async def dead_letter_raw(self, key: bytes | None, value: bytes, reason: str, source: str) -> None:
+        await self.dead_letter.send(key=key, value=value, headers={"stage": b"explain", "reason": reason.encode(),
+                                                                   "source": source.encode()})
 
     async def dead_letter_delivery(self, delivery: Delivery) -> None:
         DEAD_LETTERS.labels("notify", "delivery_failed").inc()
@@ -591,6 +595,28 @@ class Worker:
         await self.change_store.record(ChangeEvent.model_validate_json(event.value))
 
 
+def read_model_marker(settings: Settings) -> str:
+    """Present while Redis holds the read model; gone after a flush or on an empty replacement."""
+    return f"{settings.redis_prefix}readmodel:marker"
+
+
+def mark_new_read_model(settings: Settings) -> None:
+    """Before the stages start: an empty Redis beside empty topics is a new deployment, not a lost read model,
+    so it is marked as present instead of rebuilt a few seconds later. (Checked once the stages run, the
+    topics would already hold this worker's first output, and a rebuild would compete with the stream.)"""
+    import redis as sync_redis
+
+    client = sync_redis.Redis.from_url(settings.redis_url, socket_timeout=10)
+    marker = read_model_marker(settings)
+    try:
+        if not client.exists(marker) and count_events(settings) == 0:
+            client.set(marker, "ok", nx=True)
+    except Exception as exc:  # noqa: BLE001 - the guard decides later
+        log.info("could not check for a new deployment (%s); the read-model guard decides", exc)
+    finally:
+        client.close()
+
+
 def create_app(settings: Settings) -> faust.App:
     """Build the Faust app and its agents; nothing connects until the worker starts."""
     return Worker(settings).app
@@ -605,6 +631,7 @@ def run(settings: Settings) -> None:
         create_topics(settings)
     except Exception as exc:  # noqa: BLE001 - Kafka not up yet: Faust waits for it and creates what it needs
         log.warning("could not create the topics before starting (%s); Faust will create its changelogs", exc)
+    mark_new_read_model(settings)
     app = create_app(settings)
     worker = faust.Worker(app, loglevel=settings.log_level.upper(), quiet=True, logging_config=dict_config(settings.log_level))
     worker.execute_from_commandline()

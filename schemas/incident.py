@@ -33,6 +33,9 @@ class AlertEvent(_Record):
     source_position: int = -1  # offset of the alerts record that caused it: orders events of one fingerprint
     flapping_until: AwareDatetime | None = None  # set while the alert flaps: hold notifications until then
     suppressed_by: str | None = None  # "silence:<id>" or "inhibit:<rule>": recorded, kept out of incidents
+    refresh: bool = False  # still firing, sent again (policies with quiet_resolve): only renews when it was last seen
+    rule: str = ""  # the dedup rule that emitted it (correlation/dedup.py), for the decision log
+    suppressed_detail: dict[str, str] = Field(default_factory=dict)  # who silenced it and why, or the inhibiting alert
 
 
 class CommandAction(StrEnum):

@@ -22,6 +22,7 @@ import requests
 from aiosmtpd.controller import Controller
 
 from tests.conftest import (
+    TOKEN,
     Ingest,
     Process,
     Stack,
@@ -251,6 +252,44 @@ def test_an_incident_no_route_pages_is_explained(ingest: Ingest, workers: list[P
     wait_until(lambda: len(why()) == 1, 30, "the decision not to page")
     assert "route #4 (matches everything) says it pages nobody" in why()[0], why()
     assert "not_paged" in why()[0]
+
+
+def test_a_silence_holds_further_levels_but_never_the_resolve(ingest: Ingest, receiver: Standin, workers: list[Process]):
+    """Lifecycle-consistent suppression: a silence made after level 1 holds level 2 (recorded in the decision
+    log), the level pages once the silence ends, and the alert's resolve, sent while a second silence covers it,
+    still resolves the incident and reaches everyone paged."""
+    service = f"muted-{RUN}"
+    firing = alert("Esc", service)
+    post(ingest, [firing])
+    iid = open_incident(ingest, service)["id"]
+    wait_until(lambda: len(pages(receiver, iid, "u1")) == 1, 30, "level 1")
+
+    def silence() -> str:
+        body = {"matchers": [f'service="{service}"'], "duration": "1h", "createdBy": "ana", "comment": "deploying a fix"}
+        response = ingest.post("/api/v1/silences", json.dumps(body))
+        assert response.status_code == 201, response.text
+        return response.json()["id"]
+
+    def held(level: int) -> bool:
+        response = ingest.get(f"/api/v1/incidents/{iid}/explain")
+        return response.status_code == 200 and any(
+            d["kind"] == "page_held" and d["detail"]["level"] == str(level) for d in response.json()["decisions"])
+
+    first = silence()
+    wait_until(lambda: held(2), 30, "level 2 to be held by the silence")
+    time.sleep(DELAY + 1)
+    assert pages(receiver, iid, "u2") == []
+    ended = requests.delete(f"{ingest.url}/api/v1/silences/{first}", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30)
+    assert ended.status_code == 200, ended.text
+    wait_until(lambda: len(pages(receiver, iid, "u2")) == 1, 30, "level 2 once the silence ended")
+
+    silence()
+    wait_until(lambda: held(3), 30, "level 3 to be held by the second silence")
+    post(ingest, [{**firing, "status": "resolved", "endsAt": datetime.now(timezone.utc).isoformat()}])
+    wait_until(lambda: ingest.get(f"/api/v1/incidents/{iid}").json()["status"] == "resolved", 30, "the incident to resolve")
+    wait_until(lambda: {r["body"]["address"] for r in receiver.requests("/hooks/pager", iid) if r["body"]["kind"] == "resolve"}
+               == {"u1", "u2"}, 30, "the resolve notice to both people paged")
+    assert pages(receiver, iid, "u3") == []
 
 
 def test_escalation_moves_on_schedule_and_a_signed_link_stops_it(ingest: Ingest, receiver: Standin, workers: list[Process]):

@@ -303,3 +303,48 @@ def test_group_wait_and_a_minimum_together_open_at_the_later_of_the_two():
     assert key.entry.due_at == at(30)
     assert key.tick(30) == ["opened", "alert_added", "alert_added"]
     assert key.events[0].rule == "GRP-3"
+
+
+def test_quiet_resolve_ends_an_alert_its_source_stopped_sending_and_a_later_copy_fires_anew():
+    """GRP-21 and DUP-7/8 through both stages: a source that never sends resolved, repeating every minute."""
+    from correlation.engine import Engine, State
+
+    rules = Rules(PolicySet(policies=(Policy(name="p", group_by=("alertname",), quiet_resolve=timedelta(minutes=10)),)))
+    engine, state = Engine(rules), State(decisions=[])
+    firing = alert(alertname="QueueStuck", service="billing", instance="a")
+    events = []
+    for minute in range(0, 6):  # sent at 0..5 min, then never again
+        events += engine.apply(state, firing, at(minute * 60))[1]
+    seen = [when for e in state.groups.values() for inc in e.incidents.values() for when, _ in inc.seen.values()]
+    assert seen == [at(4 * 60)], "renewed by the refresh at 4 min (a third of quiet_resolve after the first send)"
+    assert [e.kind.value for e in events] == ["opened", "alert_added"]
+    # Due at the last renewal + 10 min, not at the first send + 10 min.
+    assert engine.tick(state, at(10 * 60 + 30))[1] == []
+    ended = engine.tick(state, at(14 * 60))[1]
+    assert [(e.kind.value, e.rule) for e in ended] == [("alert_resolved", "GRP-21"), ("resolved", "GRP-9")]
+    assert ended[0].alert is not None and ended[0].alert.status.value == "resolved"
+    assert "quiet for 0:10:00" in ended[0].comment
+    assert any(d.kind.value == "quiet_resolved" for d in state.decisions)
+    # The source comes back: dedup fires it anew (DUP-7) and it opens a new incident.
+    again = engine.apply(state, firing, at(30 * 60))[1]
+    assert [e.kind.value for e in again] == ["opened", "alert_added"] and again[0].incident_id != events[0].incident_id
+
+
+def test_quiet_resolve_is_renewed_by_repeats_and_a_refresh_never_opens_an_incident():
+    from correlation.engine import Engine, State
+
+    rules = Rules(PolicySet(policies=(Policy(name="p", group_by=("alertname",), quiet_resolve=timedelta(minutes=10)),)))
+    engine, state = Engine(rules), State()
+    firing = alert(alertname="QueueStuck", service="billing", instance="a")
+    opened = engine.apply(state, firing, at(0))[1]
+    for minute in range(1, 60):  # repeats every minute for an hour: never quiet for 10 minutes
+        engine.apply(state, firing, at(minute * 60))
+        assert engine.tick(state, at(minute * 60 + 1))[1] == []
+    # Resolved by hand while the source still sends it: the refreshes that follow open nothing.
+    from schemas import CommandAction, IncidentCommand
+    engine.command(state, IncidentCommand(action=CommandAction.resolve, incident_id=opened[0].incident_id,
+                                          correlation_key=opened[0].correlation_key, actor="ana", at=at(3601)))
+    later = []
+    for minute in range(61, 80):
+        later += engine.apply(state, firing, at(minute * 60))[1]
+    assert later == []

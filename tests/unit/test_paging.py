@@ -190,3 +190,12 @@ def test_what_each_incident_event_means_for_paging():
     assert reaction(event(IncidentEventKind.alert_added), open_incident) is Reaction.update
     assert reaction(event(IncidentEventKind.alert_added, notify=False), open_incident) is Reaction.none
     assert reaction(event(IncidentEventKind.flapping_started), open_incident) is Reaction.none
+
+
+def test_a_level_held_by_a_mute_gives_the_next_level_its_full_delay_after_the_page():
+    state = start("inc-1", "payments", "ev-1", NOW)
+    held = state.model_copy(update={"held_at": NOW + timedelta(seconds=5)})
+    following = after_paging(held, CONFIG, paged_at=NOW + timedelta(minutes=30))
+    assert following.held_at is None and following.due_at == NOW + timedelta(minutes=35)
+    # Not held: the schedule counts from when the level was due, whenever it went out (a worker restart).
+    assert after_paging(state, CONFIG, paged_at=NOW + timedelta(minutes=30)).due_at == NOW + timedelta(minutes=5)

@@ -1,0 +1,81 @@
+"""The `decisions` topic into Redis, in batches: a plain consumer beside the Faust stages, not a stage.
+
+The decision log is a sink (nothing downstream reads it from Kafka), so it does not need Faust's per-record
+machinery, which costs more than the fold itself (BENCHMARKS.md: as a Faust agent the log halved the stream's
+throughput). This consumer reads up to 1,000 records at a time, writes them in one Redis pipeline, then
+commits: at least once, and a decision written twice is stored once (firebreak/decision_log.py). Workers
+share the partitions through their own consumer group, `<app_id>-decisions`.
+
+A record that does not decode is logged, counted and sent to `dead-letter`; Redis unavailable makes the
+batch wait and retry (nothing is committed meanwhile).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+from aiokafka import AIOKafkaConsumer
+from pydantic import ValidationError
+
+from firebreak.decision_log import DecisionLog
+from firebreak.kafka_auth import aiokafka_kwargs
+from firebreak.metrics import DEAD_LETTERS, REDIS_WAITS
+from firebreak.redis_errors import REDIS_UNAVAILABLE, redis_backoff
+from firebreak.settings import Settings
+from schemas.decision import Decision, DecisionBatch
+
+log = logging.getLogger("firebreak.decisions")
+
+BATCH = 1000
+
+DeadLetter = Callable[[bytes | None, bytes, str, str], Awaitable[None]]
+
+
+class DecisionSink:
+    def __init__(self, settings: Settings, log_: DecisionLog, dead_letter: DeadLetter) -> None:
+        self.settings = settings
+        self.log = log_
+        self.dead_letter = dead_letter
+        self.consumer: AIOKafkaConsumer | None = None
+
+    async def run_forever(self) -> None:
+        self.consumer = AIOKafkaConsumer(
+            "decisions", bootstrap_servers=self.settings.kafka_bootstrap.split(","),
+            group_id=f"{self.settings.app_id}-decisions", enable_auto_commit=False, auto_offset_reset="earliest",
+            session_timeout_ms=int(self.settings.worker_session_timeout_seconds * 1000), **aiokafka_kwargs(self.settings))
+        await self.consumer.start()
+        log.info("decision log consumer started (group %s-decisions)", self.settings.app_id)
+        try:
+            while True:
+                batches = await self.consumer.getmany(timeout_ms=1000, max_records=BATCH)
+                records = [r for partition in batches.values() for r in partition]
+                if not records:
+                    continue
+                decisions: list[Decision] = []
+                for record in records:
+                    try:
+                        decisions += DecisionBatch.model_validate_json(record.value).decisions
+                    except ValidationError as exc:
+                        source = f"decisions/{record.partition}/{record.offset}"
+                        DEAD_LETTERS.labels("explain", "undecodable").inc()
+                        log.error("dead-letter stage=explain reason=undecodable source=%s: %s", source, exc.errors()[:1])
+                        await self.dead_letter(record.key, record.value or b"", "undecodable", source)
+                await self.write(decisions)
+                await self.consumer.commit()
+        finally:
+            await self.consumer.stop()
+
+    async def write(self, decisions: list[Decision]) -> None:
+        attempt = 0
+        while True:
+            try:
+                await self.log.record(decisions)
+                return
+            except REDIS_UNAVAILABLE as exc:
+                wait = redis_backoff(attempt)
+                attempt += 1
+                REDIS_WAITS.inc()
+                log.warning("Redis unavailable (%s); %d decisions wait %.1f s (attempt %d)", exc, len(decisions), wait, attempt)
+                await asyncio.sleep(wait)
