@@ -70,9 +70,9 @@ class Policy(BaseModel):
     def _grouping_given(self) -> "Policy":
         if not self.group_by and not self.topology:
             raise ValueError("a policy needs group_by labels, topology: true, or both")
-        if self.quiet_resolve is not None and self.quiet_resolve < timedelta(minutes=1):
-            raise ValueError("quiet_resolve must be at least 1m: the source must repeat a firing alert more often "
-                             "than this, and repeats come every minute or so")
+        if self.quiet_resolve is not None and self.quiet_resolve < timedelta(seconds=10):
+            raise ValueError("quiet_resolve must be at least 10s, and several times the interval at which the "
+                             "source repeats a firing alert (Alertmanager: every minute or so, so 5m or more)")
         return self
 
     def matches(self, labels: dict[str, str]) -> bool:

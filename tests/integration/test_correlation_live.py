@@ -53,6 +53,10 @@ inhibit_rules:
     target_matchers: ['alertname!="ClusterDown"', 'run="{RUN}"']
     equal: [cluster]
 policies:
+  - name: quiet
+    match: ['alertname="NoResolve"', 'run="{RUN}"']
+    group_by: [alertname, service]
+    quiet_resolve: 10s
   - name: replicas
     match: ['alertname="ReplicaDown"', 'run="{RUN}"']
     group_by: [alertname, cluster]
@@ -327,3 +331,24 @@ def test_a_policy_minimum_holds_incidents_back_until_enough_alerts_fire(stack, i
     why = subprocess.run([FIREBREAK, "explain", "--incident", incident["id"]], env=stack.env, capture_output=True,
                          text=True, timeout=30, check=True).stdout
     assert why.count("joined (GRP-19)") == 4, why
+
+
+def test_an_alert_its_source_stops_sending_is_resolved_after_the_quiet_period(stack, ingest, worker):
+    """quiet_resolve: 10s. The source sends a firing alert three times (never resolved), then stops: the
+    incident resolves about 10 s after the last copy (GRP-21), and `explain` says why; the source coming back
+    opens a new incident."""
+    quiet = labels("NoResolve", svc("cron"))
+    for _ in range(3):
+        post(ingest, [{"labels": quiet}])
+        time.sleep(2)
+    first = next(iter(incidents(ingest, svc("cron"))), None)
+    assert first is not None and first["status"] == "triggered"
+    stopped = time.monotonic()
+    wait_until(lambda: incidents(ingest, svc("cron"))[0]["status"] == "resolved", 40, "the quiet period to resolve it")
+    assert time.monotonic() - stopped >= 6  # about 10 s after the last copy, not after the first
+    timeline = [(e["kind"], e["rule"]) for e in ingest.get(f"/api/v1/incidents/{first['id']}").json()["timeline"]]
+    assert timeline[-2:] == [("alert_resolved", "GRP-21"), ("resolved", "GRP-9")]
+    story = explained(ingest, quiet, "fired", "joined", "quiet_resolved")
+    assert "quiet for 0:00:10" in next(d["reason"] for d in story["decisions"] if d["kind"] == "quiet_resolved")
+    post(ingest, [{"labels": quiet}])
+    wait_until(lambda: len(incidents(ingest, svc("cron"))) == 2, 30, "a new incident when the source sends it again")
