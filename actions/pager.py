@@ -149,13 +149,19 @@ class Pager(PollLoop):
             if await self.redis.exists(self._k("esc", event.incident_id, "paged")):
                 await self.redis.zadd(self._k("esc", "notices"), {notice: _ts(datetime.now(timezone.utc))}, nx=True)
                 self.wake.set()
+            elif (event.kind is IncidentEventKind.resolved and incident.page_held_until is not None
+                  and event.at < incident.page_held_until):
+                await self._decide(DecisionKind.not_paged, incident, event.at,
+                                   f"resolved within its transient pause (page held until "
+                                   f"{incident.page_held_until.isoformat()}): nobody was paged")
         elif what is Reaction.update and await self.redis.exists(self._k("esc", event.incident_id, "paged")):
             due = datetime.now(timezone.utc) + timedelta(seconds=self.update_interval)
             await self.redis.zadd(self._k("esc", "updates"), {event.incident_id: _ts(due)}, nx=True)
 
     async def _begin(self, event: IncidentEvent, incident: Incident, only_if_absent: bool) -> None:
+        hold = event.page_held_until if event.kind is IncidentEventKind.opened else None
         await self._start_escalation(incident, event.severity or incident.severity, event.event_id, event.at,
-                                     event.alert, only_if_absent)
+                                     event.alert, only_if_absent, hold)
 
     async def resume(self, incident: Incident) -> bool:
         """Start again, if absent, the escalation of an open incident nobody acknowledged: after Redis lost
@@ -173,7 +179,8 @@ class Pager(PollLoop):
                                             None, only_if_absent=True)
 
     async def _start_escalation(self, incident: Incident, severity: str | None, generation: str, at: datetime,
-                                alert: Alert | None, only_if_absent: bool) -> bool:
+                                alert: Alert | None, only_if_absent: bool, hold: datetime | None = None) -> bool:
+        """Start paging now, or at `hold` (the transient pause): an incident resolved before then pages nobody."""
         policy, why = routed(incident, severity, self.config, self.topology, self.service_label, alert)
         if policy is None:
             ESCALATIONS.labels("unrouted").inc()
@@ -181,15 +188,23 @@ class Pager(PollLoop):
                      extra=log_context(incident_id=incident.id, correlation_key=incident.correlation_key))
             await self._decide(DecisionKind.not_paged, incident, at, why)
             return False
-        state = start(incident.id, policy, generation, at)
         now = datetime.now(timezone.utc)
+        held = hold is not None and hold > now
+        state = start(incident.id, policy, generation, at)
+        if held:
+            assert hold is not None
+            state = state.model_copy(update={"due_at": hold, "started_at": hold})
         created = await self._start(keys=[self._k("esc", incident.id), self._k("esc", "due")],
-                                    args=[state.model_dump_json(), generation, _ts(now),
+                                    args=[state.model_dump_json(), generation, _ts(hold if held and hold else now),
                                           "if_absent" if only_if_absent else "replace", incident.id])
         if created:
             ESCALATIONS.labels("started").inc()
             self.wake.set()
             await self._decide(DecisionKind.escalation_started, incident, at, why, escalation_policy=policy)
+            if held and hold is not None:
+                await self._decide(DecisionKind.page_held, incident, at,
+                                   f"transient pause: level 1 waits until {hold.isoformat()} and pages only if the "
+                                   f"incident still fires then; {incident.page_hold_reason or ''}".rstrip("; "), level="1")
         return bool(created)
 
     async def _decide(self, kind: DecisionKind, incident: Incident, at: datetime, reason: str, **detail: str) -> None:

@@ -183,9 +183,12 @@ def _from_incident_event(event: IncidentEvent, rules: Rules) -> Decision | None:
     if kind in (IncidentEventKind.opened, IncidentEventKind.reopened):
         page = "a page goes out if an escalation policy routes it" if event.notify else \
             "no page while an alert of it flaps; the page waits for the hold-down to end"
-        return Decision(**base, kind=DecisionKind.incident_opened,
-                        reason=f"{kind.value}; {page}",
-                        detail={"title": event.title or "", "severity": event.severity or "", "notify": str(event.notify).lower()})
+        detail = {"title": event.title or "", "severity": event.severity or "", "notify": str(event.notify).lower()}
+        if event.page_held_until is not None:
+            page = (f"transient pause: the page waits until {event.page_held_until.isoformat()} and goes out only if "
+                    f"it still fires then; {event.page_hold_reason}")
+            detail["page_held_until"] = event.page_held_until.isoformat()
+        return Decision(**base, kind=DecisionKind.incident_opened, reason=f"{kind.value}; {page}", detail=detail)
     if kind is IncidentEventKind.resolved:
         who = f"by {event.actor}" if event.actor != "firebreak" else "by Firebreak: no alert of it fires"
         return Decision(**base, kind=DecisionKind.incident_resolved, reason=f"resolved {who}" + (f": {event.comment}" if event.comment else ""))

@@ -28,12 +28,14 @@ record re-emits exactly what it emitted (downstream stages are idempotent) and n
 
 from __future__ import annotations
 
-from datetime import datetime
+import statistics
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 from correlation.fingerprint import correlation_key, group_labels
+from correlation.policy import HISTORY, Policy
 from correlation.redelivery import remember, replayed
 from correlation.rules import Rules
 from schemas import Alert, AlertEvent, AlertStatus
@@ -71,6 +73,7 @@ class FingerprintState(BaseModel):
     flapping_until: AwareDatetime | None = None
     emitted: list[tuple[int, AwareDatetime, list[AlertEvent]]] = []
     refreshed_at: AwareDatetime | None = None  # the last event (or refresh) sent for it
+    lifetimes: list[float] = []  # seconds from firing to its source's resolve, of its last firings (transient pause)
 
 
 def route(alert: Alert, rules: Rules) -> tuple[str, str, dict[str, str]]:
@@ -78,6 +81,20 @@ def route(alert: Alert, rules: Rules) -> tuple[str, str, dict[str, str]]:
     policy = rules.policies.select(alert.labels)
     grouped = group_labels(alert.labels, policy.group_by)
     return policy.name, f"{policy.name}:{correlation_key(grouped)}", grouped
+
+
+def transient_hold(lifetimes: list[float], alert: Alert, policy: Policy, severity_label: str) -> tuple[float | None, str]:
+    """(seconds to hold the page, the figures) if this alert's history says it usually resolves by itself."""
+    pause = policy.transient_pause
+    if pause is None or alert.labels.get(severity_label) in pause.except_severities or len(lifetimes) < pause.min_history:
+        return None, ""
+    within = pause.within.total_seconds()
+    quick = sum(1 for seconds in lifetimes if seconds <= within)
+    if quick / len(lifetimes) < pause.share:
+        return None, ""
+    typical = timedelta(seconds=round(statistics.median(lifetimes)))
+    return within, (f"resolved by itself within {pause.within} in {quick} of its last {len(lifetimes)} firings "
+                    f"(median {typical}; policy {policy.name} needs {pause.share:.0%} of at least {pause.min_history})")
 
 
 def dedup(
@@ -111,8 +128,14 @@ def dedup(
         if len(transitions) > flapping.transitions:
             flapping_until = now + flapping.hold_down
         policy, key, grouped = route(alert, rules)
+        lifetimes = entry.lifetimes if entry else []
+        if status is AlertStatus.resolved and entry is not None:
+            lifetimes = [*lifetimes, max(0.0, ((alert.ends_at or now) - entry.starts_at).total_seconds())][-HISTORY:]
+        hold, why = transient_hold(lifetimes, alert, rules.policies.get(policy), rules.policies.severity_label) \
+            if status is AlertStatus.firing else (None, "")
         event = AlertEvent(
             status=status, policy=policy, correlation_key=key, group_labels=grouped, alert=alert, at=now,
+            page_hold_seconds=hold, page_hold_reason=why,
             source_position=position,
             flapping_until=flapping_until if flapping_until and flapping_until > now else None,
             suppressed_by=suppressed,
@@ -131,6 +154,7 @@ def dedup(
             flapping_until=flapping_until,
             emitted=remember(entry.emitted if entry else [], position, now, [event]),
             refreshed_at=now,
+            lifetimes=lifetimes,
         )
         return state, [event], outcome
 

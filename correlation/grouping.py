@@ -29,6 +29,8 @@ the events it emits and so on the incident's timeline.
 | GRP-16 | any                    | firing, suppressed (silence, inhibition)   | nothing: recorded upstream with the reason  |
 | GRP-17 | opening                | the key's incidents recur often enough     | `problem_detected`, linking the recurrences |
 | GRP-18 | just opened            | changes to its services shortly before     | `change_suspected`, one per change          |
+| GRP-23 | opening                | every alert it opens with usually resolves | `opened` carries `page_held_until` and the  |
+|        |                        | by itself (transient_pause, from dedup)    | figures: the pager waits, pages if it fires |
 | GRP-21 | open, quiet_resolve    | an alert not sent again for quiet_resolve  | `alert_resolved` by firebreak (then GRP-9)  |
 |        |                        | (tick)                                     |                                             |
 | GRP-22 | open, holds the alert  | refresh (still firing, sent again)         | nothing emitted: renews when it was seen    |
@@ -45,7 +47,7 @@ two open incidents: an alert an open incident already holds always returns to th
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict
@@ -99,6 +101,8 @@ class TrackedIncident(BaseModel):
     flapping_until: AwareDatetime | None = None
     # Policies with quiet_resolve: each firing alert's latest copy and when it came (GRP-21 resolves it from this).
     seen: dict[str, tuple[AwareDatetime, Alert]] = {}
+    # Transient pause: alerts collected while pending that usually resolve by themselves (hold seconds, figures).
+    page_holds: dict[str, tuple[float, str]] = {}
 
     @property
     def is_open(self) -> bool:
@@ -167,9 +171,11 @@ class _Step:
         self.openings = dict(entry.openings)
         self.applied = entry.applied
         self.events: list[IncidentEvent] = []
+        self.holds: dict[str, tuple[float, str]] = {}  # this input's alert, if its page may wait (transient pause)
 
     def emit(self, inc: TrackedIncident, kind: IncidentEventKind, rule: str, alert: Alert | None = None,
-             actor: str = SYSTEM_ACTOR, comment: str = "", related: list[str] | None = None) -> TrackedIncident:
+             actor: str = SYSTEM_ACTOR, comment: str = "", related: list[str] | None = None,
+             hold: tuple[datetime, str] | None = None) -> TrackedIncident:
         seq = inc.seq + 1
         flapping = inc.flapping_until is not None and kind is not IncidentEventKind.flapping_ended
         self.events.append(
@@ -192,6 +198,8 @@ class _Step:
                 problem_id=inc.problem_id,
                 related=related or [],
                 alert=alert,
+                page_held_until=hold[0] if hold else None,
+                page_hold_reason=hold[1] if hold else None,
             )
         )
         inc = inc.model_copy(update={"seq": seq})
@@ -257,7 +265,13 @@ class _Step:
                                      "title": _title(policy, self.entry, alerts[0]), "severity": severity,
                                      "services": services, "flapping_until": flapping_until})
         inc = inc.model_copy(update={"probable_root": self.root(inc)})
-        inc = self.emit(inc, IncidentEventKind.opened, rule, alerts[0])
+        holds = {**inc.page_holds, **self.holds}
+        hold = None
+        if all(a.fingerprint in holds for a in alerts):  # every alert it opens with usually resolves by itself
+            seconds, why = min(holds[a.fingerprint] for a in alerts)
+            hold = (self.now + timedelta(seconds=seconds), why)
+        inc = self.emit(inc.model_copy(update={"page_holds": {}}), IncidentEventKind.opened, rule, alerts[0],
+                        comment=f"page held until {hold[0].isoformat()}: {hold[1]}" if hold else "", hold=hold)
         for alert in alerts:
             inc = self.add_alert(inc, alert, rule)
         return self.detect_problem(inc)
@@ -368,10 +382,12 @@ def _holding(step: _Step, fingerprint: str, *, open_only: bool) -> TrackedIncide
 def _on_firing(step: _Step, event: AlertEvent, position: int) -> None:
     alert = event.alert
     policy = step.rules.policies.get(event.policy)
+    if event.page_hold_seconds is not None:
+        step.holds[alert.fingerprint] = (event.page_hold_seconds, event.page_hold_reason)
     inc = _holding(step, alert.fingerprint, open_only=False)
     if inc is not None and inc.phase is Phase.pending:
         pending = [a for a in inc.pending if a.fingerprint != alert.fingerprint] + [alert]
-        _open_if_ready(step, step.save(inc.model_copy(update={"pending": pending})), policy)
+        _open_if_ready(step, step.save(inc.model_copy(update={"pending": pending, "page_holds": _held(inc, step, alert)})), policy)
         return
     if inc is not None and inc.is_open:
         if inc.alerts.get(alert.fingerprint) is not AlertStatus.firing:
@@ -390,7 +406,8 @@ def _on_firing(step: _Step, event: AlertEvent, position: int) -> None:
     inc = _joinable(step, policy, alert)
     if inc is not None:
         if inc.phase is Phase.pending:
-            _open_if_ready(step, step.save(inc.model_copy(update={"pending": [*inc.pending, alert]})), policy)
+            _open_if_ready(step, step.save(inc.model_copy(update={"pending": [*inc.pending, alert],
+                                                                  "page_holds": _held(inc, step, alert)})), policy)
         else:
             step.add_alert(inc, alert, "GRP-5", event.flapping_until)
         return
@@ -398,10 +415,16 @@ def _on_firing(step: _Step, event: AlertEvent, position: int) -> None:
                           phase=Phase.pending, created_at=step.now)
     step.current = new.id
     if policy.holds_back:
-        _open_if_ready(step, step.save(new.model_copy(update={"pending": [alert], "flapping_until": event.flapping_until})),
-                       policy)
+        _open_if_ready(step, step.save(new.model_copy(update={"pending": [alert], "flapping_until": event.flapping_until,
+                                                              "page_holds": _held(new, step, alert)})), policy)
         return
     step.open(new, [alert], "GRP-1", event.flapping_until)
+
+
+def _held(inc: TrackedIncident, step: _Step, alert: Alert) -> dict[str, tuple[float, str]]:
+    """A pending incident's holds once `alert` (this input's) is collected: kept only if it may wait."""
+    holds = {k: v for k, v in inc.page_holds.items() if k != alert.fingerprint}
+    return {**holds, alert.fingerprint: step.holds[alert.fingerprint]} if alert.fingerprint in step.holds else holds
 
 
 def _on_refresh(step: _Step, event: AlertEvent) -> None:

@@ -49,6 +49,7 @@ class Policy(BaseModel):
     reopen_window: Duration = timedelta(0)
     # For sources that never send resolved: an alert not sent again for this long is resolved (GRP-21).
     quiet_resolve: Duration | None = None
+    transient_pause: TransientPause | None = None
     title: str | None = Field(None, max_length=1000)
     topology: bool = False  # alerts of services on one dependency chain join one incident
 
@@ -82,6 +83,22 @@ class Policy(BaseModel):
     def holds_back(self) -> bool:
         """Whether a new incident waits before opening: for group_wait or for a minimum of alerts or services."""
         return self.group_wait.total_seconds() > 0 or self.min_alerts > 1 or self.min_services > 1
+
+
+class TransientPause(BaseModel):
+    """Hold the page of an alert that usually resolves by itself: if at least `share` of its last firings
+    (and at least `min_history` of them) resolved within `within`, a new firing holds its incident's page for
+    `within`, and pages only if the incident still fires then. Never for `except_severities`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    within: Duration = timedelta(minutes=5)
+    share: float = Field(0.8, gt=0, le=1)
+    min_history: int = Field(3, ge=1, le=10)
+    except_severities: tuple[str, ...] = ("critical",)
+
+
+HISTORY = 10  # how many recent firings of a fingerprint the transient pause learns from
 
 
 class FlappingRule(BaseModel):

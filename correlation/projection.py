@@ -37,6 +37,8 @@ def project(incident: Incident | None, event: IncidentEvent) -> Incident | None:
             severity=event.severity,
             probable_root=event.probable_root,
             flapping=not event.notify,
+            page_held_until=event.page_held_until,
+            page_hold_reason=event.page_hold_reason,
             opened_at=event.at,
             updated_at=event.at,
             seq=event.seq,

@@ -98,8 +98,14 @@ class Report:
     per_policy: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
     incidents: dict[str, ReplayIncident] = field(default_factory=dict)
     decisions: list[Decision] | None = None  # the decision log, when asked for (`replay --explain`)
+    held: dict[str, tuple[datetime, str]] = field(default_factory=dict)  # transient pause: incident -> (until, policy)
 
     def observe(self, event: IncidentEvent) -> None:
+        # A held page goes out when its hold ends with the incident still open (events come in time order).
+        for incident_id, (until, policy_name) in list(self.held.items()):
+            if until <= event.at:
+                del self.held[incident_id]
+                self.per_policy[policy_name]["pages"] += 1
         self.events[event.kind.value] += 1
         policy = self.per_policy[event.policy]
         if event.kind is IncidentEventKind.opened:
@@ -111,8 +117,12 @@ class Report:
             return
         incident.severity = event.severity
         incident.probable_root = event.probable_root
-        if event.kind in PAGING_KINDS and event.notify:
+        if event.kind is IncidentEventKind.opened and event.notify and event.page_held_until is not None:
+            self.held[event.incident_id] = (event.page_held_until, event.policy)
+        elif event.kind in PAGING_KINDS and event.notify:
             policy["pages"] += 1
+        if event.kind is IncidentEventKind.resolved and self.held.pop(event.incident_id, None) is not None:
+            policy["pages_held_off"] += 1  # resolved within its transient pause: nobody paged
         if event.kind in NOTIFYING_KINDS and event.notify or event.kind is IncidentEventKind.flapping_ended:
             policy["notifications"] += 1
         if event.kind is IncidentEventKind.alert_added and event.alert is not None:
@@ -122,7 +132,10 @@ class Report:
 
     def summary(self) -> dict[str, Any]:
         opened = self.events["opened"]
-        pages = sum(p["pages"] for p in self.per_policy.values())
+        per_policy = {name: Counter(c) for name, c in self.per_policy.items()}
+        for _, policy_name in self.held.values():  # still open when the stream ended: those pages go out
+            per_policy.setdefault(policy_name, Counter())["pages"] += 1
+        pages = sum(p["pages"] for p in per_policy.values())
         return {
             "lines": self.lines,
             "alerts_in": self.alerts_in,
@@ -133,7 +146,7 @@ class Report:
             "pages": pages,
             "notifications": sum(p["notifications"] for p in self.per_policy.values()),
             "dedup": dict(self.outcomes),
-            "per_policy": {name: dict(c) for name, c in sorted(self.per_policy.items())},
+            "per_policy": {name: dict(c) for name, c in sorted(per_policy.items())},
         }
 
 

@@ -17,13 +17,15 @@ _MANY = TypeAdapter(list[AlertIn])
 
 
 def canonical(alert: AlertIn, source: str, now: datetime, ignore: frozenset[str] = frozenset()) -> Alert:
-    """The record that goes to Kafka: server-derived fingerprint; startsAt defaults to the time received."""
+    """The record that goes to Kafka: server-derived fingerprint; startsAt defaults to the time received (or to
+    endsAt, if that is earlier: a resolve sent without startsAt by a sender whose clock is a little behind)."""
+    default_start = min(now, alert.ends_at) if alert.ends_at is not None else now
     return Alert(
         fingerprint=fingerprint(alert.labels, ignore),
         status=alert.status,
         labels=alert.labels,
         annotations=alert.annotations,
-        starts_at=alert.starts_at or now,
+        starts_at=alert.starts_at or default_start,
         ends_at=alert.ends_at,
         generator_url=alert.generator_url,
         source=source,
@@ -59,7 +61,7 @@ def parse_alertmanager(body: bytes, now: datetime, max_alerts: int, ignore: froz
     _check_count(len(payload.alerts), max_alerts)
     _check_start_times(payload.alerts, now, "alerts")
     source = f"alertmanager:{payload.receiver}" if payload.receiver else "alertmanager"
-    return [canonical(a, source[:128], now, ignore) for a in payload.alerts]
+    return _canonical_all(payload.alerts, source[:128], now, ignore, "alerts")
 
 
 def parse_generic(body: bytes, now: datetime, max_alerts: int, ignore: frozenset[str] = frozenset()) -> list[Alert]:
@@ -76,4 +78,24 @@ def parse_generic(body: bytes, now: datetime, max_alerts: int, ignore: frozenset
         raise from_validation_error(exc) from exc
     _check_count(len(alerts), max_alerts)
     _check_start_times(alerts, now, "" if first == b"[" else None)
-    return [canonical(a, "generic", now, ignore) for a in alerts]
+    return _canonical_all(alerts, "generic", now, ignore, "" if first == b"[" else None)
+
+
+def _canonical_all(alerts: list[AlertIn], source: str, now: datetime, ignore: frozenset[str], prefix: str | None) -> list[Alert]:
+    """Every alert as a record; a check the canonical record makes beyond the body's schema is a 422 naming
+    the alert and the field, never a server error."""
+    records, problems = [], []
+    for index, alert in enumerate(alerts):
+        try:
+            records.append(canonical(alert, source, now, ignore))
+        except ValidationError as exc:
+            where = "" if prefix is None else f"{prefix}[{index}]."
+            problems += [Problem(where + _ALIASES.get(str(e["loc"][0]), str(e["loc"][0])) if e["loc"] else where.rstrip("."),
+                                 e["msg"].removeprefix("Value error, ")) for e in exc.errors()]
+    if problems:
+        summary = "; ".join(f"{p.field}: {p.problem}" for p in problems[:3])
+        raise IngestError(422, "invalid_alert", f"the alerts do not match the schema: {summary}", problems[:50])
+    return records
+
+
+_ALIASES = {"starts_at": "startsAt", "ends_at": "endsAt", "generator_url": "generatorURL"}

@@ -36,6 +36,8 @@ class AlertEvent(_Record):
     refresh: bool = False  # still firing, sent again (policies with quiet_resolve): only renews when it was last seen
     rule: str = ""  # the dedup rule that emitted it (correlation/dedup.py), for the decision log
     suppressed_detail: dict[str, str] = Field(default_factory=dict)  # who silenced it and why, or the inhibiting alert
+    page_hold_seconds: float | None = None  # transient pause: it usually resolves by itself within this long
+    page_hold_reason: str = ""  # ... and the figures that say so
 
 
 class CommandAction(StrEnum):
@@ -113,6 +115,8 @@ class IncidentEvent(_Record):
     problem_id: str | None = None
     related: list[str] = Field(default_factory=list)  # incident ids (problem) or change ids (suspects)
     alert: Alert | None = None
+    page_held_until: AwareDatetime | None = None  # `opened`: the transient pause holds its page until then
+    page_hold_reason: str | None = None
 
 
 class IncidentAlert(_Record):
@@ -151,6 +155,8 @@ class Incident(_Record):
     severity: str | None = None
     probable_root: str | None = None
     flapping: bool = False
+    page_held_until: AwareDatetime | None = Field(None, description="Transient pause: no page before this; none at all if it resolves first.")
+    page_hold_reason: str | None = Field(None, description="The figures the transient pause used.")
     problem_id: str | None = None
     problem_incidents: list[str] = Field(default_factory=list)  # the recurrences the problem links
     suspect_changes: list[str] = Field(default_factory=list)

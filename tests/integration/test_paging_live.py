@@ -38,6 +38,7 @@ pytestmark = pytest.mark.integration
 RUN = uuid.uuid4().hex[:8]
 DELAY = 4  # seconds between escalation levels in this module's policy
 LINK_KEY = "link-signing-key"
+BLIP_PAUSE = 12  # seconds: the transient pause of this module's `blips` policy
 
 
 class Mailbox:
@@ -110,6 +111,7 @@ routes:
   - {{matchers: ['run="{RUN}"', 'alertname="Esc"'], policy: esc}}
   - {{matchers: ['run="{RUN}"', 'alertname="Flaky"'], policy: flaky}}
   - {{matchers: ['run="{RUN}"', 'alertname="Dead"'], policy: dead}}
+  - {{matchers: ['run="{RUN}"', 'alertname="Blip"'], policy: esc}}
   - {{policy: null}}
 """)
     (folder / "runbooks").mkdir()
@@ -122,7 +124,16 @@ steps:
   - id: note
     annotate: {{text: "escalated past level 1"}}
 """)
+    (folder / "correlation.yaml").write_text(f"""
+flapping: {{transitions: 20}}  # the blips below change state often, on purpose: this module is not about flapping
+policies:
+  - name: blips
+    match: ['alertname="Blip"', 'run="{RUN}"']
+    group_by: [alertname, service]
+    transient_pause: {{within: {BLIP_PAUSE}s, share: 1.0, min_history: 2}}
+""")
     return {
+        "FIREBREAK_POLICIES_FILE": str(folder / "correlation.yaml"),
         "FIREBREAK_RUNBOOKS_DIR": str(folder / "runbooks"),
         "FIREBREAK_NOTIFICATIONS_FILE": str(folder / "notifications.yaml"),
         "FIREBREAK_ACTIONS_ALLOWED_HOSTS": receiver.base.removeprefix("http://"),
@@ -250,7 +261,7 @@ def test_an_incident_no_route_pages_is_explained(ingest: Ingest, workers: list[P
         return response.json()["pages"] if response.status_code == 200 else []
 
     wait_until(lambda: len(why()) == 1, 30, "the decision not to page")
-    assert "route #4 (matches everything) says it pages nobody" in why()[0], why()
+    assert "route #5 (matches everything) says it pages nobody" in why()[0], why()
     assert "not_paged" in why()[0]
 
 
@@ -290,6 +301,42 @@ def test_a_silence_holds_further_levels_but_never_the_resolve(ingest: Ingest, re
     wait_until(lambda: {r["body"]["address"] for r in receiver.requests("/hooks/pager", iid) if r["body"]["kind"] == "resolve"}
                == {"u1", "u2"}, 30, "the resolve notice to both people paged")
     assert pages(receiver, iid, "u3") == []
+
+
+def test_an_alert_that_usually_resolves_by_itself_waits_for_its_pause_before_paging(ingest: Ingest, receiver: Standin,
+                                                                                   workers: list[Process]):
+    """transient_pause (within 12 s, 2 firings of history, all quick): two blips page at once; the third
+    waits, resolves within the pause and pages nobody; the fourth waits and pages because it still fires."""
+    service = f"blip-{RUN}"
+    blip = {"alertname": "Blip", "service": service, "severity": "warning", "run": RUN}
+
+    def fire() -> dict:
+        post(ingest, [{"labels": blip, "startsAt": datetime.now(timezone.utc).isoformat()}])
+        return open_incident(ingest, service)
+
+    def resolve() -> None:
+        post(ingest, [{"labels": blip, "status": "resolved", "endsAt": datetime.now(timezone.utc).isoformat()}])
+
+    for _ in range(2):
+        iid = fire()["id"]
+        wait_until(lambda: len(pages(receiver, iid, "u1")) == 1, 30, "a blip without history to page at once")
+        resolve()
+        wait_until(lambda: ingest.get(f"/api/v1/incidents/{iid}").json()["status"] == "resolved", 30, "the blip to resolve")
+
+    quiet = fire()
+    assert quiet["page_held_until"] is not None and "in 2 of its last 2 firings" in quiet["page_hold_reason"], quiet
+    resolve()
+    wait_until(lambda: ingest.get(f"/api/v1/incidents/{quiet['id']}").json()["status"] == "resolved", 30, "the third blip to resolve")
+
+    lasting = fire()
+    assert lasting["page_held_until"] is not None
+    opened = time.monotonic()
+    wait_until(lambda: len(pages(receiver, lasting["id"], "u1")) == 1, BLIP_PAUSE + 20, "the page once the pause ends")
+    assert time.monotonic() - opened >= BLIP_PAUSE - 4
+    assert pages(receiver, quiet["id"], "u1") == []  # its pause ended long ago: it never paged
+    why = ingest.get(f"/api/v1/incidents/{quiet['id']}/explain").json()["pages"]
+    assert any("transient pause" in line and "page_held" in line for line in why), why
+    assert any("not_paged" in line and "resolved within its transient pause" in line for line in why), why
 
 
 def test_escalation_moves_on_schedule_and_a_signed_link_stops_it(ingest: Ingest, receiver: Standin, workers: list[Process]):

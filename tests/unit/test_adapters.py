@@ -69,3 +69,35 @@ def test_ingest_leaves_ignored_labels_out_of_the_fingerprint_but_keeps_them():
     body = json.dumps([{"labels": {"a": "b", "pod": "p1"}}, {"labels": {"a": "b", "pod": "p2"}}]).encode()
     one, two = parse_generic(body, NOW, 10, frozenset({"pod"}))
     assert one.fingerprint == two.fingerprint and one.labels["pod"] == "p1"
+
+
+def test_a_resolve_without_starts_at_takes_its_ends_at_when_that_is_earlier_than_now():
+    from datetime import datetime, timedelta, timezone
+
+    from ingest.adapters import parse_generic
+
+    now = datetime(2026, 3, 1, 9, 0, tzinfo=timezone.utc)
+    ended = now - timedelta(seconds=2)  # the sender's clock is a little behind
+    body = json.dumps({"labels": {"alertname": "A"}, "status": "resolved", "endsAt": ended.isoformat()}).encode()
+    [alert] = parse_generic(body, now, 10)
+    assert alert.starts_at == ended == alert.ends_at
+
+
+def test_a_check_of_the_canonical_record_is_a_422_naming_the_alert_and_field(monkeypatch):
+    from datetime import datetime, timezone
+
+    import ingest.adapters as adapters
+    from ingest.errors import IngestError
+    from schemas import Alert
+
+    def refuse(**fields):  # a record-level rule the body schema does not know (as endsAt < startsAt once was)
+        return Alert.model_validate({**fields, "ends_at": datetime(2000, 1, 1, tzinfo=timezone.utc), "status": "resolved"})
+
+    monkeypatch.setattr(adapters, "Alert", refuse)
+    body = json.dumps([{"labels": {"alertname": "A"}}, {"labels": {"alertname": "B"}}]).encode()
+    try:
+        adapters.parse_generic(body, datetime(2026, 3, 1, tzinfo=timezone.utc), 10)
+    except IngestError as exc:
+        assert exc.status == 422 and [p.field for p in exc.problems] == ["[0].endsAt", "[1].endsAt"]
+    else:
+        raise AssertionError("expected a 422")

@@ -78,3 +78,32 @@ def test_silences_and_changes_files_feed_replay(tmp_path):
     report = json.loads(result.stdout)
     assert report["incidents_opened"] == 1 and report["dedup"] == {"suppressed": 1, "fired": 1}
     assert report["incidents"][0]["alerts"][0]["service"] == "web"
+
+
+def test_transient_pause_holds_the_page_of_an_alert_that_usually_resolves_by_itself():
+    """Three quick blips page (no history yet); the fourth waits and, resolved within the pause, pages nobody;
+    the fifth waits and pages because it still fires; a critical alert with the same history is never held."""
+    from correlation.policy import TransientPause
+    from tests.factories import alert, at
+
+    policy = Policy(name="blips", group_by=("alertname", "instance"),
+                    transient_pause=TransientPause(within=timedelta(minutes=5), share=0.8, min_history=3))
+    rules = Rules(PolicySet(policies=(policy,)))
+    items = []
+    for n, (start, length) in enumerate([(0, 60), (600, 90), (1200, 30), (1800, 120), (2400, None)]):
+        items.append((at(start), alert("firing", starts=start, alertname="Blip", instance="a", severity="warning")))
+        if length is not None:
+            items.append((at(start + length), alert("resolved", starts=start, ends=start + length, alertname="Blip",
+                                                    instance="a", severity="warning")))
+    report = replay(items, rules, report=Report(decisions=[]))
+    counts = report.summary()["per_policy"]["blips"]
+    assert counts["incidents"] == 5
+    assert counts["pages"] == 4 and counts["pages_held_off"] == 1  # 3 before history + the one still firing
+    held = [i for i in report.incidents.values() if i.opened_at >= at(1800)]
+    assert len(held) == 2
+    opened = [d for d in report.decisions if d.kind.value == "incident_opened" and "page_held_until" in d.detail]
+    assert len(opened) == 2 and "in 3 of its last 3 firings" in opened[0].reason and "in 4 of its last 4" in opened[1].reason
+
+    critical = [(when, a.model_copy(update={"labels": {**a.labels, "severity": "critical"}})) for when, a in items]
+    report = replay(critical, rules)
+    assert report.summary()["per_policy"]["blips"]["pages"] == 5
