@@ -62,6 +62,7 @@ from actions.templates import RenderError, evaluate, render
 log = logging.getLogger("firebreak.actions")
 
 Publish = Callable[[ActionResult], Awaitable[None]]
+Audit = Callable[[str, dict[str, str], str | None, str], Awaitable[None]]  # (action, target, actor, detail)
 MISSING_INCIDENT_LIMIT = timedelta(minutes=10)
 ALERTS_GRACE = timedelta(seconds=10)
 
@@ -75,7 +76,8 @@ class Executor(PollLoop):
 
     def __init__(self, runbooks: list[Runbook], store: RunStore, incidents: IncidentStore, runner: Runner, publish: Publish,
                  *, topology: Topology, service_label: str, page_channel: str | None, lease_seconds: float = 30.0,
-                 concurrency: int = 8, poll_seconds: float = 0.5, owner: str | None = None, guard: Guard | None = None) -> None:
+                 concurrency: int = 8, poll_seconds: float = 0.5, owner: str | None = None, guard: Guard | None = None,
+                 audit: Audit | None = None) -> None:
         self.runbooks = {r.name: r for r in runbooks}
         self.store = store
         self.incidents = incidents
@@ -89,6 +91,7 @@ class Executor(PollLoop):
         super().__init__(poll_seconds)
         self.owner = owner or f"executor-{uuid.uuid4().hex[:12]}"
         self.guard = guard
+        self.audit = audit
 
     # -- creating runs (called from the stream agent, after the read model took the event) ---------------
 
@@ -295,9 +298,59 @@ class Executor(PollLoop):
                      "(declare the step `idempotent: true` if running it again is safe)"})
         return await self._record(run, step, fence, unknown, ResultKind.step_unknown)
 
+    async def _gate(self, run: Run, runbook: Runbook, step: Step, fence: int, record: StepRecord) -> tuple[StepRecord, bool]:
+        """A `risk: high` step runs only once enough different people approved it: (its record, whether to run
+        it now). The record waits, or failed on a refusal or expiry, or is started and names who approved.
+        Each outcome goes to the audit log; the request itself pages the runbook's page channel."""
+        gate = step.gate
+        assert gate is not None and record.started_at is not None
+        votes = await self.store.votes(run.id, step.id)
+        approvers = list(dict.fromkeys(v["by"] for v in votes if v["decision"] == "approve"))
+        rejected = next((v for v in votes if v["decision"] == "reject"), None)
+        target = {"run_id": run.id, "incident_id": run.incident_id, "runbook": runbook.name, "step": step.id}
+        now = _now()
+        deadline = record.started_at + gate.expires
+        if rejected is not None or (len(approvers) < gate.required and now >= deadline):
+            why = (f"rejected by {rejected['by']}" + (f": {rejected['comment']}" if rejected.get("comment") else "")
+                   if rejected else f"approval expired after {gate.expires} with {len(approvers)} of {gate.required} "
+                                    f"approvals ({', '.join(approvers) or 'none'}); a high-risk step never runs by default")
+            await self._audit("risk gate refused", target, rejected["by"] if rejected else None, why)
+            await self._result(run, ResultKind.approval_decided, step, output={"decision": "reject", "by": rejected["by"]
+                               if rejected else "timeout", "approvers": approvers}, actor=rejected["by"] if rejected else "firebreak")
+            return await self._record(run, step, fence, record.model_copy(update={
+                "status": StepStatus.failed, "finished_at": now, "error": f"high-risk step not run: {why}"}),
+                ResultKind.step_failed), False
+        if len(approvers) >= gate.required:
+            await self._audit("risk gate approved", target, ", ".join(approvers),
+                              f"{len(approvers)} of {gate.required} approvals: {', '.join(approvers)}")
+            await self._result(run, ResultKind.approval_decided, step, output={"decision": "approve", "by": ", ".join(approvers),
+                               "approvers": approvers}, actor=", ".join(approvers))
+            started = record.model_copy(update={"status": StepStatus.started, "approved_by": approvers, "deadline": None})
+            return await self._record(run, step, fence, started, ResultKind.step_started), True  # a crash from here: `unknown`
+        waiting = record.model_copy(update={"status": StepStatus.waiting, "deadline": deadline})
+        if record.status is not StepStatus.waiting:
+            incident = await self.incidents.get(run.incident_id)
+            if incident is not None:
+                await self._page(run, runbook, incident,
+                                 f"Runbook {runbook.name} step {step.id} is high-risk and waits for approval by {gate.required} "
+                                 f"{'people' if gate.required > 1 else 'person'} until {deadline.isoformat()}: "
+                                 f"firebreak runs approve {run.id} --actor NAME (or reject)", f"{run.id}/{step.id}/gate")
+            await self._audit("risk gate requested", target, None,
+                              f"needs {gate.required} approval(s) from different people before {deadline.isoformat()}")
+            return await self._record(run, step, fence, waiting, ResultKind.approval_requested), False
+        return waiting, False  # one of two approvals so far, or none yet: the audit log has each decision
+
+    async def _audit(self, action: str, target: dict[str, str], actor: str | None, detail: str) -> None:
+        if self.audit is not None:
+            await self.audit(action, target, actor, detail)
+
     async def _execute(self, run: Run, runbook: Runbook, step: Step, fence: int, record: StepRecord,
                        ctx: dict[str, Any]) -> StepRecord:
         assert record.started_at is not None
+        if step.gate is not None and not record.approved_by:
+            record, approved = await self._gate(run, runbook, step, fence, record)
+            if not approved:
+                return record
         outcome: Outcome = await self.runner.run(step, ctx, run_id=run.id, incident_id=run.incident_id,
                                                  actor=f"runbook:{runbook.name}", started_at=record.started_at, now=_now())
         if outcome.refused:

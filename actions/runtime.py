@@ -20,6 +20,7 @@ from actions.command import CommandPolicy
 from actions.delivery import Deliverer
 from actions.executor import Executor, Publish
 from actions.guardrails import Guard
+from ingest.audit import AuditLog
 from actions.links import Links
 from actions.loader import load_notifications, load_runbooks
 from actions.notify import Notifier
@@ -81,7 +82,17 @@ def build_executor(settings: Settings, outbound: Outbound, client: aioredis.Redi
     return Executor(runbooks, store, incidents, runner, publish, topology=topology, service_label=settings.service_label,
                     page_channel=settings.page_channel, lease_seconds=settings.executor_lease_seconds,
                     concurrency=settings.executor_concurrency, poll_seconds=settings.executor_poll_seconds,
-                    guard=Guard(client, settings.redis_prefix))
+                    guard=Guard(client, settings.redis_prefix), audit=engine_audit(client, settings.redis_prefix))
+
+
+def engine_audit(client: aioredis.Redis, prefix: str) -> Callable[[str, dict[str, str], str | None, str], Awaitable[None]]:
+    """Decisions Firebreak itself takes on people's behalf (risk gates) go to the same audit log as theirs."""
+    log = AuditLog(client, prefix)
+
+    async def record(action: str, target: dict[str, str], actor: str | None, detail: str) -> None:
+        await log.record(principal="firebreak", action=action, target=target, actor=actor, status=0, detail=detail)
+
+    return record
 
 
 def build_pager(settings: Settings, outbound: Outbound, client: aioredis.Redis, incidents: IncidentStore, topology: Topology,

@@ -192,15 +192,26 @@ class RunStore:
             return False, "no such run"
         if run.status is not RunStatus.waiting:
             return False, f"the run is {run.status.value}, not waiting for an approval"
-        waiting = [sid for sid, rec in run.steps.items() if rec.status.value == "waiting" and rec.action == "approval"]
+        waiting = [sid for sid, rec in run.steps.items() if rec.status.value == "waiting" and rec.action != "wait"]
         if not waiting:
             return False, "the run waits on no approval"
         step_id = waiting[0]
         value = json.dumps({"decision": decision, "by": by, "comment": comment, "at": datetime.now(timezone.utc).isoformat()})
-        if not await self.redis.set(self._k("run", run_id, "approval", step_id), value, nx=True):
-            return False, "the approval was already decided"
+        if run.steps[step_id].action == "approval":  # an approval step: the first decision stands
+            if not await self.redis.set(self._k("run", run_id, "approval", step_id), value, nx=True):
+                return False, "the approval was already decided"
+        else:  # a risk: high step: one vote per person; the executor counts them
+            votes = self._k("run", run_id, "approval", step_id, "votes")
+            if not await self.redis.hsetnx(votes, by, value):
+                return False, f"{by} has already decided on this step; another person must"
+            await self.redis.expire(votes, 30 * 86400)
         await self.schedule(run_id, datetime.now(timezone.utc))
         return True, step_id
+
+    async def votes(self, run_id: str, step_id: str) -> list[dict[str, Any]]:
+        """The decisions people gave on a risk: high step, in the order given."""
+        raw = await self.redis.hvals(self._k("run", run_id, "approval", step_id, "votes"))
+        return sorted((json.loads(v) for v in raw), key=lambda v: v["at"])
 
     async def decision(self, run_id: str, step_id: str) -> dict[str, Any] | None:
         raw = await self.redis.get(self._k("run", run_id, "approval", step_id))

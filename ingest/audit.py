@@ -1,7 +1,8 @@
 """The audit log: every operator and admin action (ack, resolve, silence, approval, the runbook kill switch,
 signed links) with who did it (the token's name, and the actor the request named), when, and the outcome.
 
-Each entry is a JSON log line (`logger: firebreak.audit`) and an item of the Redis list `audit` (newest first,
+`status` is the HTTP status of the request, or 0 for a decision Firebreak took itself (a high-risk step's
+approval requested, granted, refused or expired). Each entry is a JSON log line (`logger: firebreak.audit`) and an item of the Redis list `audit` (newest first,
 the last `MAX_ENTRIES`), served at `GET /api/v1/audit` to admins and by `firebreak audit`.
 """
 

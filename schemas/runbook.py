@@ -173,6 +173,14 @@ class ResolveAction(_Spec):
     comment: str = Field("resolved by runbook", max_length=2000)
 
 
+class RiskApproval(_Spec):
+    """Who must approve a `risk: high` step, and for how long the request stands."""
+
+    required: int = Field(1, ge=1, le=2, description="Approvals needed, each from a different person (1 or 2).")
+    expires: Duration = Field(timedelta(minutes=30), description="Unanswered this long, the request expires and the step "
+                                                                 "does not run.")
+
+
 class Retries(_Spec):
     attempts: int = Field(0, ge=0, le=10, description="Retries after the first attempt.")
     backoff: Duration = Field(timedelta(seconds=1), description="Wait before the first retry; doubles each time.")
@@ -196,6 +204,10 @@ class Step(_Spec):
     retries: Retries = Field(default_factory=Retries)
     on_failure: OnFailure = OnFailure.stop
     idempotent: bool = Field(False, description="Safe to run again when a crash leaves its outcome unknown.")
+    risk: Literal["low", "high"] = Field("low", description="low: runs automatically; high: runs only once approved "
+                                                           "(`approvals`), and never on expiry.")
+    approvals: RiskApproval | None = Field(None, description="For `risk: high`: how many people approve, within how long "
+                                                             "(default: one, 30m).")
 
     @model_validator(mode="after")
     def _one_action(self) -> "Step":
@@ -203,7 +215,16 @@ class Step(_Spec):
         if len(given) != 1:
             raise ValueError(f"a step has exactly one action of {', '.join(ACTION_FIELDS)}; "
                              f"step {self.id!r} has {', '.join(given) if given else 'none'}")
+        if self.approvals is not None and self.risk != "high":
+            raise ValueError(f"step {self.id!r}: `approvals` applies to `risk: high` steps; add `risk: high` or drop it")
+        if self.risk == "high" and self.action in ("approval", "wait", "annotate"):
+            raise ValueError(f"step {self.id!r}: a {self.action} step changes nothing, so it cannot be `risk: high`")
         return self
+
+    @property
+    def gate(self) -> RiskApproval | None:
+        """The approval a high-risk step waits for before it runs (None: a low-risk step runs at once)."""
+        return (self.approvals or RiskApproval()) if self.risk == "high" else None
 
     @property
     def action(self) -> str:
@@ -304,6 +325,7 @@ class StepRecord(BaseModel):
     deadline: AwareDatetime | None = None
     output: Any = None
     error: str | None = None
+    approved_by: list[str] = Field(default_factory=list)  # risk: high, once its approvals were given
 
 
 class Run(BaseModel):
@@ -336,6 +358,7 @@ class ResultKind(StrEnum):
     step_skipped = "step_skipped"
     step_unknown = "step_unknown"
     approval_decided = "approval_decided"
+    approval_requested = "approval_requested"  # a risk: high step waits for people to approve it
     annotation = "annotation"
     run_blocked = "run_blocked"  # a guardrail kept it from starting; run_failed follows
     run_succeeded = "run_succeeded"

@@ -4,6 +4,7 @@ once with competing executors, recovery after a crash, approvals, concurrency li
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
@@ -43,8 +44,12 @@ class Rig:
         self.runbooks = [Runbook.model_validate({"description": "d", "owner": "team-x", "on": ["opened"], **r}) for r in runbooks]
         self.results: list[ActionResult] = []
         self.executors: list[Executor] = []
+        self.audited: list[dict[str, Any]] = []
 
     def executor(self, lease: float = 1.5) -> Executor:
+        async def audit(action: str, target: dict[str, str], actor: str | None, detail: str) -> None:
+            self.audited.append({"action": action, "actor": actor, "detail": detail, **target})
+
         http = OutboundHttp(AllowList.parse([f"127.0.0.1:{self.target.port}"]))
         secrets = Secrets(None, {})
         channels = {"page": WebhookChannel(url=f"{self.target.base}/hooks/page")}
@@ -60,7 +65,7 @@ class Rig:
             self.results.append(result)
 
         ex = Executor(self.runbooks, self.runs, self.incidents, Runner(services), publish, topology=Topology(),
-                      service_label="service", page_channel="page", lease_seconds=lease, poll_seconds=0.05)
+                      service_label="service", page_channel="page", lease_seconds=lease, poll_seconds=0.05, audit=audit)
         self.executors.append(ex)
         return ex
 
@@ -270,6 +275,63 @@ def test_approval_gates_pause_and_resume(stack: Stack) -> None:
                 assert target.hits == {"/act": 1, "/act-default": 1}
                 decided = [r for r in rig.results if r.kind is ResultKind.approval_decided]
                 assert sorted(r.actor for r in decided) == ["ana", "bo", "timeout"]
+            finally:
+                await rig.close()
+
+    asyncio.run(main())
+
+
+def test_high_risk_steps_wait_for_approval_from_two_people_and_never_run_on_expiry(stack: Stack) -> None:
+    """`risk: high`: the low-risk step before it runs at once; the high-risk one pages for approval, is not run
+    on one approval, nor on the same person's second, runs once a second person approves, is refused by any
+    rejection, and never runs when the request expires. Every decision is in the audit log."""
+
+    async def main() -> None:
+        async with Target() as target:
+            spec = [{"id": "look", "http": {"url": f"{target.base}/look"}},
+                    {"id": "failover", "risk": "high", "approvals": {"required": 2, "expires": "30s"},
+                     "http": {"url": f"{target.base}/failover"}}]
+            soon = [{"id": "failover", "risk": "high", "approvals": {"expires": "1s"}, "http": {"url": f"{target.base}/expired"}}]
+            rig = Rig(stack, target, [{"name": "db-failover", "match": {"service": ["two", "veto"]}, "steps": spec},
+                                      {"name": "soon", "match": {"service": ["soon"]}, "steps": soon}])
+            try:
+                ex = rig.executor()
+                [two] = await ex.trigger(*(await rig.incident("two")))
+                [veto] = await ex.trigger(*(await rig.incident("veto")))
+                [soon_run] = await ex.trigger(*(await rig.incident("soon")))
+
+                async def waiting() -> bool:
+                    return all([(await rig.runs.get(r)).status is RunStatus.waiting for r in (two, veto)])
+
+                await rig.until(waiting)
+                assert target.hits.get("/look") == 2 and "/failover" not in target.hits  # low risk ran, high waits
+                asked = [json.dumps(b) for b in target.bodies if "high-risk" in json.dumps(b)]
+                assert target.hits.get("/hooks/page") == 3 and len(asked) == 3
+                assert any("waits for approval by 2 people" in a for a in asked)
+
+                assert (await rig.runs.decide(two, "approve", "ana"))[0]
+                assert (await rig.runs.decide(two, "approve", "ana")) == (False, "ana has already decided on this step; another person must")
+                for _ in range(5):
+                    await ex.poll()
+                    await asyncio.sleep(0.1)
+                assert "/failover" not in target.hits  # one approval of two
+                assert (await rig.runs.decide(two, "approve", "bo", "checked the replica lag"))[0]
+                assert (await rig.runs.decide(veto, "approve", "ana"))[0]
+                assert (await rig.runs.decide(veto, "reject", "cy", "primary is recovering"))[0]
+
+                async def all_done() -> bool:
+                    return all([await rig.finished(r) for r in (two, veto, soon_run)])
+
+                await rig.until(all_done)
+                two_run, veto_run, soon_done = [await rig.runs.get(r) for r in (two, veto, soon_run)]
+                assert two_run.status is RunStatus.succeeded and two_run.steps["failover"].approved_by == ["ana", "bo"]
+                assert veto_run.status is RunStatus.failed and "rejected by cy: primary is recovering" in veto_run.steps["failover"].error
+                assert soon_done.status is RunStatus.failed and "approval expired" in soon_done.steps["failover"].error
+                assert target.hits.get("/failover") == 1 and "/expired" not in target.hits
+                audited = [(a["action"], a["run_id"], a["actor"]) for a in rig.audited]
+                assert ("risk gate approved", two, "ana, bo") in audited
+                assert ("risk gate refused", veto, "cy") in audited and ("risk gate refused", soon_run, None) in audited
+                assert sum(1 for a in audited if a[0] == "risk gate requested") == 3
             finally:
                 await rig.close()
 
