@@ -148,3 +148,17 @@ def test_outputs_are_capped():
     ctx = {"n": list(range(100_000))}
     with pytest.raises(RenderError, match="more than"):
         render("{% for i in n %}{{ i }},{% endfor %}", ctx)
+
+
+def test_risk_classes_default_low_and_approvals_need_risk_high():
+    from schemas.runbook import Step
+
+    assert Step.model_validate({"id": "a", "annotate": {"text": "x"}}).gate is None
+    high = Step.model_validate({"id": "b", "risk": "high", "command": {"argv": ["true"]}})
+    assert high.gate is not None and (high.gate.required, high.gate.expires.total_seconds()) == (1, 1800)
+    with pytest.raises(ValidationError, match="`approvals` applies to `risk: high` steps"):
+        Step.model_validate({"id": "c", "approvals": {"required": 2}, "command": {"argv": ["true"]}})
+    with pytest.raises(ValidationError, match="cannot be `risk: high`"):
+        Step.model_validate({"id": "d", "risk": "high", "wait": {"for": "1s"}})
+    with pytest.raises(ValidationError):
+        Step.model_validate({"id": "e", "risk": "high", "approvals": {"required": 3}, "command": {"argv": ["true"]}})
