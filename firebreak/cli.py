@@ -427,6 +427,41 @@ def explain(ctx: click.Context, alert: str | None, more_labels: tuple[str, ...],
     click.echo(json.dumps(report, indent=2) if as_json else "\n".join(print_alert(report)))
 
 
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--verbose", "-v", is_flag=True, help="Also print what happened in passing fixtures.")
+@click.pass_context
+def check(ctx: click.Context, paths: tuple[Path, ...], verbose: bool) -> None:
+    """Run rules-as-code fixtures (files, or every *.firebreak.yaml under folders) on a virtual clock through
+    their policies, escalation config and runbooks; exit 1 if any expectation is not met."""
+    from firebreak.check import check as run_check
+    from firebreak.check import fixtures
+
+    found = fixtures(list(paths))
+    if not found:
+        raise click.ClickException("no fixtures found: give YAML files, or folders holding *.firebreak.yaml")
+    failed = 0
+    for path in found:
+        result = run_check(path)
+        click.echo(f"{'PASS' if result.passed else 'FAIL'}  {path}  {result.fixture.name}")
+        for problem in result.problems:
+            click.echo(f"      {problem}")
+        if verbose or not result.passed:
+            out = result.outcome
+            for n, incident in enumerate(out.incidents, start=1):
+                click.echo(f"      incident {n}: {incident.title!r} {incident.status.value}, {incident.alert_count} alerts, "
+                           f"policy {incident.policy}, severity {incident.severity}")
+            for page in out.pages:
+                click.echo(f"      page: incident {page.incident} level {page.level} via {page.policy} to {', '.join(page.to)} "
+                           f"at {int(page.at.total_seconds())}s")
+            for run in out.runs:
+                click.echo(f"      runbook {run.runbook} on incident {run.incident} ({run.trigger}): {', '.join(run.steps)}")
+        failed += not result.passed
+    click.echo(f"{len(found) - failed} passed, {failed} failed")
+    if failed:
+        ctx.exit(1)
+
+
 @main.group()
 def silences() -> None:
     """Silences: matching alerts are recorded but open no incident while the silence lasts."""

@@ -1,0 +1,401 @@
+"""Rules as code: a YAML fixture of timestamped alerts, changes, silences and people's commands, run on a
+virtual clock through a team's policies, escalation config and runbooks, with the incidents, pages and
+runbook runs it must (and must not) produce. `firebreak check` and the pytest plugin (firebreak/pytest_plugin.py)
+run the same fixtures, so a policy change is tested in the team's CI before it is deployed.
+
+The engine is the production one: the dedup and grouping stages through `correlation.engine`, the read
+model's projection, the pager's routing, levels, schedules and transient pauses (`actions.escalation`), and
+runbook matching with each step's `when` (`actions.matching`). Nothing is sent and no step is executed: a
+run lists the steps that would run, each `when` read against the incident once the input that started the
+run is applied (the executor reads it when the step starts, after the steps before it). Not simulated:
+runbook guardrails (they count real runs in Redis), step outcomes, and delivery failures.
+
+    name: a checkout latency storm pages the payments team once
+    policies: ../correlation.yaml          # paths are relative to the fixture file
+    services: ../services.yaml             # optional
+    notifications: ../notifications.yaml   # optional: without it, nobody is paged
+    runbooks: ../runbooks                  # optional
+    start: 2026-03-02T09:00:00Z            # optional; the virtual clock's zero (a Monday, 09:00 UTC)
+    run_for: 1h                            # optional: how long time runs on after the last event (default 1h)
+    events:
+      - {at: 0s, fire: {alertname: HighLatency, service: checkout, instance: a, severity: critical}}
+      - {at: 2m, change: {id: d1, service: checkout, summary: deploy 1.4.2}}
+      - {at: 5m, silence: {matchers: ['service="search"'], for: 1h, by: ana, comment: reindex}}
+      - {at: 6m, ack: {incident: 1, by: ana}}          # incidents are numbered 1, 2, ... as they open
+      - {at: 9m, resolve: {alertname: HighLatency, service: checkout, instance: a, severity: critical}}
+    expect:
+      incidents:                 # exactly these, in the order they opened; only the keys given are compared
+        - {alerts: 1, status: resolved, policy: checkout, severity: critical}
+      pages:                     # exactly these pages ([] : none may go out)
+        - {incident: 1, level: 1, policy: payments, to: [alice, chat], at: 0s}
+      runbooks:                  # exactly these runs, with the steps that would run
+        - {incident: 1, runbook: restart-service, steps: [restart, settle]}
+"""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+
+from actions.escalation import Escalation, EscalationStatus, Reaction, after_paging, reaction, recipients, routed, start
+from actions.loader import load_notifications, load_runbooks
+from actions.matching import context, triggered
+from actions.templates import RenderError, evaluate
+from correlation.engine import Engine, State
+from correlation.fingerprint import fingerprint
+from correlation.policy import Duration, PolicySet
+from correlation.projection import project
+from correlation.rules import Rules
+from correlation.suppression import silenced_by
+from correlation.topology import Topology
+from firebreak.yamlfile import ConfigFileError, load_yaml_model
+from schemas import (
+    Alert,
+    AlertStatus,
+    ChangeEvent,
+    CommandAction,
+    Incident,
+    IncidentCommand,
+    IncidentEvent,
+    IncidentEventKind,
+    Silence,
+)
+from schemas.runbook import Runbook, Trigger
+
+DEFAULT_START = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)  # a Monday morning
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SilenceSpec(_Spec):
+    matchers: list[str] = Field(min_length=1)
+    duration: Duration = Field(alias="for")
+    by: str = "fixture"
+    comment: str = "fixture"
+
+
+class CommandSpec(_Spec):
+    incident: int = Field(ge=1, description="The incident's number: 1 for the first that opened.")
+    by: str = "fixture"
+    comment: str = ""
+
+
+class Event(_Spec):
+    at: Duration
+    fire: dict[str, str] | None = None
+    resolve: dict[str, str] | None = None
+    annotations: dict[str, str] = Field(default_factory=dict)
+    change: dict[str, Any] | None = None
+    silence: SilenceSpec | None = None
+    ack: CommandSpec | None = None
+    resolve_incident: CommandSpec | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> "Event":
+        given = [k for k in ("fire", "resolve", "change", "silence", "ack", "resolve_incident") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(f"an event has exactly one of fire, resolve, change, silence, ack, resolve_incident; "
+                             f"this one has {', '.join(given) or 'none'}")
+        return self
+
+
+class ExpectedIncident(_Spec):
+    alerts: int | None = None
+    firing: int | None = None
+    status: Literal["triggered", "acknowledged", "resolved"] | None = None
+    policy: str | None = None
+    severity: str | None = None
+    title: str | None = None
+    root: str | None = None
+    page_held: bool | None = None
+
+
+class ExpectedPage(_Spec):
+    incident: int | None = None
+    level: int | None = None
+    policy: str | None = None
+    to: list[str] | None = None
+    at: Duration | None = None
+
+
+class ExpectedRun(_Spec):
+    incident: int | None = None
+    runbook: str | None = None
+    trigger: str | None = None
+    steps: list[str] | None = None
+
+
+class Expect(_Spec):
+    incidents: list[ExpectedIncident] | None = None
+    pages: list[ExpectedPage] | None = None
+    runbooks: list[ExpectedRun] | None = None
+
+
+class Fixture(_Spec):
+    name: str
+    policies: Path | None = None
+    services: Path | None = None
+    notifications: Path | None = None
+    runbooks: Path | None = None
+    start: AwareDatetime = DEFAULT_START
+    run_for: Duration = timedelta(hours=1)
+    group_by: list[str] = Field(default_factory=lambda: ["alertname", "service"])
+    service_label: str = "service"
+    events: list[Event] = Field(min_length=1)
+    expect: Expect
+
+
+@dataclass
+class Page:
+    incident: int
+    level: int
+    policy: str
+    to: list[str]
+    at: timedelta
+
+
+@dataclass
+class RunbookRun:
+    incident: int
+    runbook: str
+    trigger: str
+    steps: list[str]
+
+
+@dataclass
+class Outcome:
+    incidents: list[Incident] = field(default_factory=list)
+    pages: list[Page] = field(default_factory=list)
+    runs: list[RunbookRun] = field(default_factory=list)
+
+
+@dataclass
+class Result:
+    fixture: Fixture
+    path: Path
+    outcome: Outcome
+    problems: list[str]
+
+    @property
+    def passed(self) -> bool:
+        return not self.problems
+
+
+def load(path: Path) -> Fixture:
+    """The fixture, its file paths made absolute; ConfigFileError names file:line for a bad one."""
+    fixture = load_yaml_model(path, Fixture)
+    paths = {k: (path.parent / v).resolve() for k in ("policies", "services", "notifications", "runbooks")
+             if (v := getattr(fixture, k)) is not None}
+    return fixture.model_copy(update=paths)
+
+
+class _Simulation:
+    """One fixture on the virtual clock: the engine, the read model, the pager's escalations, runbook matching."""
+
+    def __init__(self, fixture: Fixture) -> None:
+        self.f = fixture
+        policies = load_yaml_model(fixture.policies, PolicySet) if fixture.policies else PolicySet()
+        topology = load_yaml_model(fixture.services, Topology) if fixture.services else Topology()
+        self.rules = Rules(policies=policies.with_default(tuple(fixture.group_by)), topology=topology,
+                           service_label=fixture.service_label)
+        self.config = load_notifications(fixture.notifications)
+        self.runbooks: list[Runbook] = load_runbooks(fixture.runbooks) if fixture.runbooks else []
+        self.engine = Engine(self.rules)
+        self.state = State()
+        self.incidents: dict[str, Incident] = {}
+        self.order: list[str] = []  # incident ids as they opened
+        self.escalations: dict[str, Escalation] = {}
+        self.outcome = Outcome()
+
+    def number(self, incident_id: str) -> int:
+        return self.order.index(incident_id) + 1
+
+    def run(self) -> Outcome:
+        events = sorted(enumerate(self.f.events), key=lambda pair: (pair[1].at, pair[0]))
+        end = self.f.start + max(e.at for e in self.f.events) + self.f.run_for
+        queue = [(self.f.start + e.at, i, e) for i, e in events]
+        now = self.f.start
+        while True:
+            upcoming = [t for t in (queue[0][0] if queue else None, self.state.due[0][0] if self.state.due else None,
+                                    self._next_escalation()) if t is not None]
+            if not upcoming or min(upcoming) > end:
+                break
+            now = max(now, min(upcoming))
+            self._observe(self.engine.tick(self.state, now)[1])
+            while queue and queue[0][0] <= now:
+                self._apply(queue.pop(0)[2], now)
+            self._escalate(now)
+        self.outcome.incidents = [self.incidents[i] for i in self.order]
+        return self.outcome
+
+    def _apply(self, event: Event, now: datetime) -> None:
+        if event.fire is not None or event.resolve is not None:
+            labels = event.fire if event.fire is not None else event.resolve
+            assert labels is not None
+            firing = event.fire is not None
+            alert = Alert(fingerprint=fingerprint(labels), status=AlertStatus.firing if firing else AlertStatus.resolved,
+                          labels=labels, annotations=event.annotations, starts_at=now, ends_at=None if firing else now,
+                          source="fixture", received_at=now)
+            self._observe(self.engine.apply(self.state, alert, now)[1])
+        elif event.change is not None:
+            self.engine.add_change(self.state, ChangeEvent.model_validate({"at": now.isoformat(), **event.change}))
+        elif event.silence is not None:
+            spec = event.silence
+            self.engine.add_silence(self.state, Silence(id=f"fixture-{len(self.state.silences) + 1}", matchers=spec.matchers,
+                                                        startsAt=now, endsAt=now + spec.duration, createdBy=spec.by,
+                                                        comment=spec.comment))
+        else:
+            spec = event.ack or event.resolve_incident
+            assert spec is not None
+            if spec.incident > len(self.order):
+                raise ValueError(f"event at {event.at} names incident {spec.incident}, but only {len(self.order)} opened by then")
+            incident = self.incidents[self.order[spec.incident - 1]]
+            action = CommandAction.acknowledge if event.ack is not None else CommandAction.resolve
+            command = IncidentCommand(action=action, incident_id=incident.id, correlation_key=incident.correlation_key,
+                                      actor=spec.by, comment=spec.comment, at=now)
+            self._observe(self.engine.command(self.state, command)[1])
+
+    def _observe(self, events: list[IncidentEvent]) -> None:
+        started: list[tuple[Runbook, str, str]] = []
+        for event in events:
+            incident = project(self.incidents.get(event.incident_id), event)
+            if incident is None:
+                continue
+            if event.kind is IncidentEventKind.opened:
+                self.order.append(event.incident_id)
+            self.incidents[event.incident_id] = incident
+            self._page_reaction(event, incident)
+            started += [(r, incident.id, event.kind.value)
+                        for r in triggered(self.runbooks, event, incident, self.rules.topology, self.rules.service_label)]
+        # Steps' `when` read the incident as the executor would find it: after everything this input did (an
+        # incident opens before its alerts are added).
+        for runbook, incident_id, trigger in started:
+            self._run(runbook, self.incidents[incident_id], trigger)
+
+    def _page_reaction(self, event: IncidentEvent, incident: Incident) -> None:
+        what = reaction(event, incident)
+        if what in (Reaction.start, Reaction.start_if_never_paged):
+            if what is Reaction.start_if_never_paged and event.incident_id in self.escalations:
+                return
+            policy, _ = routed(incident, event.severity or incident.severity, self.config, self.rules.topology,
+                               self.rules.service_label, event.alert)
+            if policy is None or policy not in self.config.escalation_policies:
+                return
+            state = start(incident.id, policy, event.event_id, event.at)
+            hold = event.page_held_until if event.kind is IncidentEventKind.opened else None
+            if hold is not None and hold > event.at:
+                state = state.model_copy(update={"due_at": hold, "started_at": hold})
+            self.escalations[incident.id] = state
+        elif what is Reaction.stop and incident.id in self.escalations:
+            self.escalations[incident.id] = self.escalations[incident.id].model_copy(update={"status": EscalationStatus.stopped})
+
+    def _next_escalation(self) -> datetime | None:
+        due = [s.due_at for s in self.escalations.values() if s.status is EscalationStatus.active]
+        return min(due, default=None)
+
+    def _muted(self, incident: Incident, now: datetime) -> bool:
+        firing = [a for a in incident.alerts.values() if a.status is AlertStatus.firing]
+        return bool(firing) and all(silenced_by(a.labels, self.state.silences, now) for a in firing)
+
+    def _escalate(self, now: datetime) -> None:
+        for incident_id, state in list(self.escalations.items()):
+            while state.status is EscalationStatus.active and state.due_at <= now:
+                incident = self.incidents[incident_id]
+                if not incident.is_open or incident.status.value != "triggered":
+                    state = state.model_copy(update={"status": EscalationStatus.stopped})
+                    break
+                if self._muted(incident, now):  # held like the pager holds it; looked at again at the next step
+                    state = state.model_copy(update={"due_at": now + timedelta(seconds=10), "held_at": state.held_at or now})
+                    break
+                level = state.level + 1
+                who = sorted({r.user or r.channel for r in recipients(state, self.config, state.due_at)})
+                self.outcome.pages.append(Page(self.number(incident_id), level, state.policy, who, state.due_at - self.f.start))
+                paged_at = state.due_at
+                state = after_paging(state, self.config, paged_at)
+                if level >= 2:
+                    for runbook in self._escalated(incident):
+                        self._run(runbook, incident, Trigger.escalated.value)
+            self.escalations[incident_id] = state
+
+    def _escalated(self, incident: Incident) -> list[Runbook]:
+        return [r for r in self.runbooks if Trigger.escalated in r.on and
+                triggered([r], _as_escalation(incident), incident, self.rules.topology, self.rules.service_label,
+                          Trigger.escalated)]
+
+    def _run(self, runbook: Runbook, incident: Incident, trigger: str) -> None:
+        ctx = context(incident, self.rules.topology, self.rules.service_label)
+        steps = []
+        for step in runbook.steps:
+            if step.when is not None:
+                try:
+                    if not evaluate(step.when, ctx):
+                        continue
+                except RenderError:
+                    pass  # it reads an earlier step's output, which a check does not have: counted as running
+            steps.append(step.id)
+        self.outcome.runs.append(RunbookRun(self.number(incident.id), runbook.name, trigger, steps))
+
+
+def _as_escalation(incident: Incident) -> IncidentEvent:
+    return IncidentEvent(event_id=f"{incident.id}/escalated", kind=IncidentEventKind.severity_changed, incident_id=incident.id,
+                         correlation_key=incident.correlation_key, group_labels=incident.group_labels, seq=incident.seq,
+                         at=incident.updated_at, severity=incident.severity)
+
+
+def _compare(kind: str, expected: list[BaseModel], actual: list[dict[str, Any]], describe: Any) -> list[str]:
+    problems = []
+    if len(expected) != len(actual):
+        problems.append(f"{kind}: expected {len(expected)}, got {len(actual)}: " +
+                        ("; ".join(describe(a) for a in actual) or "none"))
+    for index, (want, got) in enumerate(zip(expected, actual), start=1):
+        for key, value in want.model_dump(exclude_none=True).items():
+            if got.get(key) != value:
+                problems.append(f"{kind}[{index}].{key}: expected {value!r}, got {got.get(key)!r} ({describe(got)})")
+    return problems
+
+
+def verify(fixture: Fixture, outcome: Outcome) -> list[str]:
+    """Every difference between what the fixture expects and what happened, in words."""
+    expect, problems = fixture.expect, []
+    if expect.incidents is not None:
+        actual = [{"alerts": i.alert_count, "firing": i.firing_count, "status": i.status.value, "policy": i.policy,
+                   "severity": i.severity, "title": i.title, "root": i.probable_root,
+                   "page_held": i.page_held_until is not None} for i in outcome.incidents]
+        problems += _compare("incidents", list(expect.incidents), actual,
+                             lambda i: f"{i['title']!r} {i['status']}, {i['alerts']} alerts, policy {i['policy']}")
+    if expect.pages is not None:
+        actual = [{"incident": p.incident, "level": p.level, "policy": p.policy, "to": p.to,
+                   "at": f"{int(p.at.total_seconds())}s"} for p in outcome.pages]  # as a Duration dumps
+        problems += _compare("pages", list(expect.pages), actual,
+                             lambda p: f"incident {p['incident']} level {p['level']} via {p['policy']} to "
+                                       f"{', '.join(p['to'])} at {p['at']}")
+    if expect.runbooks is not None:
+        actual = [{"incident": r.incident, "runbook": r.runbook, "trigger": r.trigger, "steps": r.steps} for r in outcome.runs]
+        problems += _compare("runbooks", list(expect.runbooks), actual,
+                             lambda r: f"{r['runbook']} on incident {r['incident']} ({r['trigger']}): {', '.join(r['steps'])}")
+    return problems
+
+
+def check(path: Path) -> Result:
+    """Load, run and verify one fixture. A fixture that cannot be loaded or run is a failed result that says why."""
+    try:
+        fixture = load(path)
+        outcome = _Simulation(fixture).run()
+    except (ConfigFileError, ValueError) as exc:
+        return Result(Fixture.model_construct(name=path.name), path, Outcome(), [str(exc)])
+    return Result(fixture, path, outcome, verify(fixture, outcome))
+
+
+def fixtures(paths: list[Path]) -> list[Path]:
+    """Files given, and every `*.firebreak.yaml` under folders given."""
+    found: list[Path] = []
+    for path in paths:
+        found += sorted(path.rglob("*.firebreak.yaml")) if path.is_dir() else [path]
+    return found
