@@ -34,15 +34,16 @@ def _is_power_of_two(n: int) -> bool:
     return n > 0 and n & (n - 1) == 0
 
 
-def route_reason(labels: Mapping[str, str], rules: Rules) -> tuple[str, str]:
-    """(policy name, why it was chosen): the first policy whose matchers all hold, or the catch-all."""
-    for index, policy in enumerate(rules.policies.policies):
-        if policy.matches(dict(labels)):
-            if not policy.match:
-                return policy.name, f"the catch-all policy `{policy.name}` (no policy before it matched)"
-            matchers = ", ".join(str(m) for m in policy.match)
-            return policy.name, f"policy `{policy.name}` (#{index + 1}) matched {matchers}"
-    return "default", "no policy matched"
+def route_reason(policy_name: str, rules: Rules) -> str:
+    """Why the dedup stage routed an alert to this policy (the first whose matchers all hold)."""
+    policies = rules.policies.policies
+    index = next((i for i, p in enumerate(policies) if p.name == policy_name), None)
+    if index is None:
+        return f"policy `{policy_name}`, which the policies file no longer has"
+    policy = policies[index]
+    if not policy.match:
+        return f"the catch-all policy `{policy.name}` (no policy before it matched)"
+    return f"policy `{policy.name}` (#{index + 1}) matched {', '.join(str(m) for m in policy.match)}"
 
 
 def after_dedup(alert: Alert, outcome: DedupOutcome, outputs: list[AlertEvent], entry: FingerprintState,
@@ -74,7 +75,7 @@ def of_alert_event(event: AlertEvent, rules: Rules) -> list[Decision]:
     """What the dedup stage's event says about the alert: it fired (by which policy), was silenced or
     inhibited (by what), resolved, or flaps."""
     alert, fp = event.alert, event.alert.fingerprint
-    policy, why = route_reason(alert.labels, rules)
+    policy, why = event.policy, route_reason(event.policy, rules)
     base = {"at": event.at, "fingerprint": fp, "policy": policy, "rule": event.rule or "DUP-1", "position": event.source_position}
     detail = {"correlation_key": event.correlation_key}
     if event.status is AlertStatus.resolved:
@@ -124,17 +125,17 @@ def _pending_reason(inc: TrackedIncident, rules: Rules) -> str:
 def after_group(item: object, before: GroupState | None, after: GroupState | None, outputs: list[IncidentEvent],
                 rules: Rules, now: datetime) -> list[Decision]:
     """What the grouping stage decided: for the alert it was given, and for the incidents it moved."""
-    position = item.source_position if isinstance(item, AlertEvent) else -1
     own = of_alert_event(item, rules) if isinstance(item, AlertEvent) and not item.refresh else []
-    return own + [d.model_copy(update={"position": position}) for d in _group(item, before, after, outputs, rules, now)]
+    return own + _group(item, before, after, outputs, rules, now)
 
 
 def _group(item: object, before: GroupState | None, after: GroupState | None, outputs: list[IncidentEvent],
            rules: Rules, now: datetime) -> list[Decision]:
     decisions: list[Decision] = []
     moved: set[str] = set()
+    position = item.source_position if isinstance(item, AlertEvent) else -1
     for event in outputs:
-        decision = _from_incident_event(event, rules)
+        decision = _from_incident_event(event, position)
         if decision is not None:
             decisions.append(decision)
             if decision.fingerprint:
@@ -142,12 +143,12 @@ def _group(item: object, before: GroupState | None, after: GroupState | None, ou
     fp = _fingerprint_of(item)
     if isinstance(item, AlertEvent) and fp not in moved and after is not None and item.status is AlertStatus.firing:
         if item.suppressed_by:
-            decisions.append(Decision(at=now, kind=DecisionKind.kept_out, fingerprint=fp, policy=item.policy, rule="GRP-16",
+            decisions.append(Decision(at=now, position=position, kind=DecisionKind.kept_out, fingerprint=fp, policy=item.policy, rule="GRP-16",
                                       reason=f"suppressed ({item.suppressed_by}): kept out of incidents"))
         else:
             pending = next((inc for inc in after.incidents.values() if inc.phase is Phase.pending and inc.holds(fp or "")), None)
             if pending is not None:
-                decisions.append(Decision(at=now, kind=DecisionKind.held, fingerprint=fp, incident_id=pending.id,
+                decisions.append(Decision(at=now, position=position, kind=DecisionKind.held, fingerprint=fp, incident_id=pending.id,
                                           policy=pending.policy, rule="GRP-2", reason=_pending_reason(pending, rules)))
     if isinstance(item, Tick) and before is not None:
         gone = [inc for inc in before.incidents.values()
@@ -163,15 +164,15 @@ def _group(item: object, before: GroupState | None, after: GroupState | None, ou
         dropped = next((inc for inc in before.incidents.values() if inc.phase is Phase.pending and inc.holds(fp or "")
                         and (after is None or inc.id not in after.incidents)), None)
         if dropped is not None:
-            decisions.append(Decision(at=now, kind=DecisionKind.dropped, fingerprint=fp, incident_id=dropped.id,
+            decisions.append(Decision(at=now, position=position, kind=DecisionKind.dropped, fingerprint=fp, incident_id=dropped.id,
                                       policy=dropped.policy, rule="GRP-4",
                                       reason="every alert it collected resolved before it opened: nobody paged"))
     return decisions
 
 
-def _from_incident_event(event: IncidentEvent, rules: Rules) -> Decision | None:
+def _from_incident_event(event: IncidentEvent, position: int) -> Decision | None:
     fp = event.alert.fingerprint if event.alert is not None else None
-    base = {"at": event.at, "incident_id": event.incident_id, "policy": event.policy, "rule": event.rule}
+    base = {"at": event.at, "incident_id": event.incident_id, "policy": event.policy, "rule": event.rule, "position": position}
     kind = event.kind
     if kind is IncidentEventKind.alert_added and fp:
         return Decision(**base, kind=DecisionKind.joined, fingerprint=fp,

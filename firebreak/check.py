@@ -29,7 +29,7 @@ runbook guardrails (they count real runs in Redis), step outcomes, and delivery 
       pages:                     # exactly these pages ([] : none may go out)
         - {incident: 1, level: 1, policy: payments, to: [alice, chat], at: 0s}
       runbooks:                  # exactly these runs, with the steps that would run
-        - {incident: 1, runbook: restart-service, steps: [restart, settle]}
+        - {incident: 1, runbook: restart-service, steps: [restart, settle], gated: []}   # gated: risk: high steps
 """
 
 from __future__ import annotations
@@ -130,6 +130,7 @@ class ExpectedRun(_Spec):
     runbook: str | None = None
     trigger: str | None = None
     steps: list[str] | None = None
+    gated: list[str] | None = None  # the `risk: high` steps among them: they run only once people approve
 
 
 class Expect(_Spec):
@@ -167,6 +168,7 @@ class RunbookRun:
     runbook: str
     trigger: str
     steps: list[str]
+    gated: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -340,7 +342,8 @@ class _Simulation:
                 except RenderError:
                     pass  # it reads an earlier step's output, which a check does not have: counted as running
             steps.append(step.id)
-        self.outcome.runs.append(RunbookRun(self.number(incident.id), runbook.name, trigger, steps))
+        gated = [s.id for s in runbook.steps if s.id in steps and s.gate is not None]
+        self.outcome.runs.append(RunbookRun(self.number(incident.id), runbook.name, trigger, steps, gated))
 
 
 def _as_escalation(incident: Incident) -> IncidentEvent:
@@ -377,7 +380,8 @@ def verify(fixture: Fixture, outcome: Outcome) -> list[str]:
                              lambda p: f"incident {p['incident']} level {p['level']} via {p['policy']} to "
                                        f"{', '.join(p['to'])} at {p['at']}")
     if expect.runbooks is not None:
-        actual = [{"incident": r.incident, "runbook": r.runbook, "trigger": r.trigger, "steps": r.steps} for r in outcome.runs]
+        actual = [{"incident": r.incident, "runbook": r.runbook, "trigger": r.trigger, "steps": r.steps, "gated": r.gated}
+                  for r in outcome.runs]
         problems += _compare("runbooks", list(expect.runbooks), actual,
                              lambda r: f"{r['runbook']} on incident {r['incident']} ({r['trigger']}): {', '.join(r['steps'])}")
     return problems

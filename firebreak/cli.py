@@ -455,7 +455,8 @@ def check(ctx: click.Context, paths: tuple[Path, ...], verbose: bool) -> None:
                 click.echo(f"      page: incident {page.incident} level {page.level} via {page.policy} to {', '.join(page.to)} "
                            f"at {int(page.at.total_seconds())}s")
             for run in out.runs:
-                click.echo(f"      runbook {run.runbook} on incident {run.incident} ({run.trigger}): {', '.join(run.steps)}")
+                gated = f" (awaiting approval: {', '.join(run.gated)})" if run.gated else ""
+                click.echo(f"      runbook {run.runbook} on incident {run.incident} ({run.trigger}): {', '.join(run.steps)}{gated}")
         failed += not result.passed
     click.echo(f"{len(found) - failed} passed, {failed} failed")
     if failed:

@@ -182,6 +182,15 @@ if [ -n "$first" ]; then
   fi
 fi
 
+if [ -n "$first" ]; then
+  say "why was I paged? (firebreak explain --incident $first)"
+  for _ in $(seq 1 20); do "$firebreak" explain --incident "$first" >/dev/null 2>&1 && break; sleep 0.5; done
+  "$firebreak" explain --incident "$first"
+fi
+
+say "rules as code: the worked example's fixtures on a virtual clock (firebreak check)"
+"$firebreak" check "$repo/examples/rules-as-code/tests"
+
 say "replaying a generated alert storm through the same engine, offline (firebreak replay)"
 "$python" "$repo/examples/storm.py" --out "$stack_dir/storm.jsonl"
 "$firebreak" replay --policies "$repo/config/correlation.yaml" --services "$repo/examples/services.yaml" "$stack_dir/storm.jsonl"
@@ -207,5 +216,6 @@ cat <<MSG
     ack or resolve:  FIREBREAK_INGEST_TOKENS_FILE=$token_file $firebreak incidents ack <id> --actor you
     on call:         FIREBREAK_NOTIFICATIONS_FILE=$FIREBREAK_NOTIFICATIONS_FILE $firebreak oncall who --team default
     pages received:  $logs/standin-requests.jsonl
+    why (not) paged: $firebreak explain <fingerprint | name=value ...>   or   $firebreak explain --incident <id>
     stop everything: make down
 MSG
