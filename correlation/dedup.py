@@ -32,7 +32,7 @@ import statistics
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from correlation.fingerprint import correlation_key, group_labels
 from correlation.policy import HISTORY, Policy
@@ -73,7 +73,7 @@ class FingerprintState(BaseModel):
     flapping_until: AwareDatetime | None = None
     emitted: list[tuple[int, AwareDatetime, list[AlertEvent]]] = []
     refreshed_at: AwareDatetime | None = None  # the last event (or refresh) sent for it
-    lifetimes: list[float] = []  # seconds from firing to its source's resolve, of its last firings (transient pause)
+    lifetimes: list[float] = Field([], exclude_if=lambda v: not v)  # seconds from firing to its source's resolve, of its last firings (transient pause)
 
 
 def route(alert: Alert, rules: Rules) -> tuple[str, str, dict[str, str]]:

@@ -50,7 +50,7 @@ import hashlib
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from correlation.changes import describe, suspects
 from correlation.policy import Policy
@@ -100,9 +100,9 @@ class TrackedIncident(BaseModel):
     resolved_at: AwareDatetime | None = None
     flapping_until: AwareDatetime | None = None
     # Policies with quiet_resolve: each firing alert's latest copy and when it came (GRP-21 resolves it from this).
-    seen: dict[str, tuple[AwareDatetime, Alert]] = {}
+    seen: dict[str, tuple[AwareDatetime, Alert]] = Field({}, exclude_if=lambda v: not v)
     # Transient pause: alerts collected while pending that usually resolve by themselves (hold seconds, figures).
-    page_holds: dict[str, tuple[float, str]] = {}
+    page_holds: dict[str, tuple[float, str]] = Field({}, exclude_if=lambda v: not v)
 
     @property
     def is_open(self) -> bool:

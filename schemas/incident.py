@@ -16,6 +16,11 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, computed_field
 from schemas.alert import Alert, AlertStatus
 
 
+def _unset(value: object) -> bool:
+    """A default that need not be written out: None, False, or empty."""
+    return value is None or value is False or value == "" or value == {} or value == []
+
+
 class _Record(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -33,11 +38,13 @@ class AlertEvent(_Record):
     source_position: int = -1  # offset of the alerts record that caused it: orders events of one fingerprint
     flapping_until: AwareDatetime | None = None  # set while the alert flaps: hold notifications until then
     suppressed_by: str | None = None  # "silence:<id>" or "inhibit:<rule>": recorded, kept out of incidents
-    refresh: bool = False  # still firing, sent again (policies with quiet_resolve): only renews when it was last seen
+    # The fields below are left out of the JSON while they hold their default (most records): every alert
+    # event is written to Kafka and kept in table entries, and their bytes cost throughput (BENCHMARKS.md).
+    refresh: bool = Field(False, exclude_if=_unset)  # still firing, sent again (quiet_resolve): renews when last seen
     rule: str = ""  # the dedup rule that emitted it (correlation/dedup.py), for the decision log
-    suppressed_detail: dict[str, str] = Field(default_factory=dict)  # who silenced it and why, or the inhibiting alert
-    page_hold_seconds: float | None = None  # transient pause: it usually resolves by itself within this long
-    page_hold_reason: str = ""  # ... and the figures that say so
+    suppressed_detail: dict[str, str] = Field(default_factory=dict, exclude_if=_unset)  # who silenced it, or the inhibitor
+    page_hold_seconds: float | None = Field(None, exclude_if=_unset)  # transient pause: usually resolves within this long
+    page_hold_reason: str = Field("", exclude_if=_unset)  # ... and the figures that say so
 
 
 class CommandAction(StrEnum):
@@ -115,8 +122,8 @@ class IncidentEvent(_Record):
     problem_id: str | None = None
     related: list[str] = Field(default_factory=list)  # incident ids (problem) or change ids (suspects)
     alert: Alert | None = None
-    page_held_until: AwareDatetime | None = None  # `opened`: the transient pause holds its page until then
-    page_hold_reason: str | None = None
+    page_held_until: AwareDatetime | None = Field(None, exclude_if=_unset)  # `opened`: the transient pause holds its page
+    page_hold_reason: str | None = Field(None, exclude_if=_unset)
 
 
 class IncidentAlert(_Record):
