@@ -189,21 +189,20 @@ class Pager(PollLoop):
             await self._decide(DecisionKind.not_paged, incident, at, why)
             return False
         now = datetime.now(timezone.utc)
-        held = hold is not None and hold > now
+        held_until = hold if hold is not None and hold > now else None
         state = start(incident.id, policy, generation, at)
-        if held:
-            assert hold is not None
-            state = state.model_copy(update={"due_at": hold, "started_at": hold})
+        if held_until is not None:
+            state = state.model_copy(update={"due_at": held_until, "started_at": held_until})
         created = await self._start(keys=[self._k("esc", incident.id), self._k("esc", "due")],
-                                    args=[state.model_dump_json(), generation, _ts(hold if held and hold else now),
+                                    args=[state.model_dump_json(), generation, _ts(held_until or now),
                                           "if_absent" if only_if_absent else "replace", incident.id])
         if created:
             ESCALATIONS.labels("started").inc()
             self.wake.set()
             await self._decide(DecisionKind.escalation_started, incident, at, why, escalation_policy=policy)
-            if held and hold is not None:
+            if held_until is not None:
                 await self._decide(DecisionKind.page_held, incident, at,
-                                   f"transient pause: level 1 waits until {hold.isoformat()} and pages only if the "
+                                   f"transient pause: level 1 waits until {held_until.isoformat()} and pages only if the "
                                    f"incident still fires then; {incident.page_hold_reason or ''}".rstrip("; "), level="1")
         return bool(created)
 
@@ -285,18 +284,18 @@ class Pager(PollLoop):
             return
         level = state.level + 1
         if self.muted is not None and (reason := await self.muted(incident)):
-            # Held, not skipped: the level pages once the mute ends if the incident still fires. The decision
-            # carries when the hold began, so checking again every so often records it once.
+            # Held, not skipped: the level pages once the mute ends if the incident still fires; looked at
+            # again every MUTE_RECHECK_SECONDS, and logged once, when the hold begins.
             now = datetime.now(timezone.utc)
             recheck = str(_ts(now) + MUTE_RECHECK_SECONDS)
-            if state.held_at is None:
-                ESCALATIONS.labels("muted").inc()
-                held = state.model_copy(update={"held_at": now})
-                await self._advance(keys=[self._k("esc", incident_id), due_key],
-                                    args=[held.model_dump_json(), state.generation, recheck, incident_id])
-            else:
+            if state.held_at is not None:
                 await self.redis.zadd(due_key, {incident_id: float(recheck)}, xx=True)
-            await self._decide(DecisionKind.page_held, incident, state.held_at or now,
+                return
+            ESCALATIONS.labels("muted").inc()
+            held = state.model_copy(update={"held_at": now})
+            await self._advance(keys=[self._k("esc", incident_id), due_key],
+                                args=[held.model_dump_json(), state.generation, recheck, incident_id])
+            await self._decide(DecisionKind.page_held, incident, now,
                                f"level {level} held: every firing alert of the incident is muted ({reason}); it pages "
                                "if the incident still fires when that ends", level=str(level))
             return
