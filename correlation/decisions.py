@@ -10,7 +10,6 @@ Repeats of a firing alert are logged at the 1st, 2nd, 4th, 8th, ... repeat: a so
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import datetime
 
 from correlation.dedup import DedupOutcome, FingerprintState

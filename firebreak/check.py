@@ -34,7 +34,6 @@ runbook guardrails (they count real runs in Redis), step outcomes, and delivery 
 
 from __future__ import annotations
 
-import heapq
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path

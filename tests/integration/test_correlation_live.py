@@ -290,7 +290,9 @@ def test_the_read_model_is_rebuilt_from_kafka_after_redis_loses_everything(stack
     result = subprocess.run([FIREBREAK, "readmodel", "rebuild"], env=stack.env, capture_output=True, text=True,
                             timeout=300, check=True)
     counts = dict(item.split() for item in result.stdout.strip().split(", "))  # "applied 87, delivery_recorded 3"
-    assert int(counts["applied"]) > 0
+    # The worker's own read-model guard notices the flush within 5 s and rebuilds too; the two runs share the
+    # work (each event applies once), so this run may find some or all events already applied by the worker.
+    assert int(counts.get("applied", 0)) + int(counts.get("already_applied", 0)) > 0
     after = {i["id"]: i for i in ingest.get("/api/v1/incidents?limit=1000").json()["incidents"]}
     assert after.keys() == before.keys()
     assert all(after[i]["seq"] >= before[i]["seq"] and after[i]["alerts"].keys() >= before[i]["alerts"].keys() for i in before)
@@ -300,7 +302,7 @@ def test_the_read_model_is_rebuilt_from_kafka_after_redis_loses_everything(stack
     # Nothing applies twice; the incident events all read as already applied (other modules' poison records,
     # undecodable, and the action and delivery logs count apart).
     assert "applied" not in again_counts
-    assert int(again_counts["already_applied"]) == int(counts["applied"]) + int(counts.get("already_applied", 0))
+    assert int(again_counts["already_applied"]) == int(counts.get("applied", 0)) + int(counts.get("already_applied", 0))
 
 
 
