@@ -392,8 +392,7 @@ def explain(ctx: click.Context, alert: str | None, more_labels: tuple[str, ...],
     settings = _settings(ctx)
 
     def log(store: Any) -> DecisionLog:
-        return DecisionLog(store.redis, settings.redis_prefix, settings.decision_retention_hours * 3600,
-                           settings.decision_max_per_key)
+        return DecisionLog.from_settings(store.redis, settings)
 
     if incident_id is not None:
         if alert:

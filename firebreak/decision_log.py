@@ -14,6 +14,8 @@ from collections.abc import Iterable
 
 import redis.asyncio as aioredis
 
+from firebreak.settings import Settings
+
 from firebreak.explain import order, story
 from schemas.decision import Decision, DecisionKind
 from schemas.notification import Delivery, DeliveryKind, DeliveryStatus
@@ -25,6 +27,10 @@ class DecisionLog:
         self._prefix = prefix
         self._retention = retention_seconds
         self._max = max_per_key
+
+    @classmethod
+    def from_settings(cls, client: aioredis.Redis, settings: "Settings") -> "DecisionLog":
+        return cls(client, settings.redis_prefix, settings.decision_retention_hours * 3600, settings.decision_max_per_key)
 
     def _fp(self, fingerprint: str) -> str:
         return f"{self._prefix}decisions:fp:{fingerprint}"

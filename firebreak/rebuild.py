@@ -55,7 +55,7 @@ async def _rebuild(settings: Settings, clear: bool, progress: Callable[[int], No
         "notifications": (NotificationLog(client, settings.redis_prefix), Delivery, "delivery"),
     }
     runs = RunStore(client, settings.redis_prefix)
-    decisions = DecisionLog(client, settings.redis_prefix, settings.decision_retention_hours * 3600, settings.decision_max_per_key)
+    decisions = DecisionLog.from_settings(client, settings)
     results: Counter[str] = Counter()
 
     async def remember(record: ActionResult | Delivery) -> None:

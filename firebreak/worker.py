@@ -172,8 +172,7 @@ class Worker:
         self.change_store = ChangeStore(redis_client, settings.redis_prefix)
         self.action_log = ActionLog(redis_client, settings.redis_prefix)
         self.notification_log = NotificationLog(redis_client, settings.redis_prefix)
-        self.decision_log = DecisionLog(redis_client, settings.redis_prefix, settings.decision_retention_hours * 3600,
-                                        settings.decision_max_per_key)
+        self.decision_log = DecisionLog.from_settings(redis_client, settings)
         outbound = Outbound.from_settings(settings)
         self.executor = build_executor(settings, outbound, redis_client, self.store, self.rules.topology,
                                        self.publish_result, self.resolve_incident)

@@ -409,8 +409,7 @@ def create_app(settings: Settings, producer: DurableProducer, store: IncidentSto
     app[LIMITS] = RateLimits(settings.ingest_rate_per_token)
     app[SIGNED] = SignedSources(_hmac_keys(settings))
     app[AUDIT] = AuditLog(store.redis, settings.redis_prefix)
-    app[DECISIONS] = DecisionLog(store.redis, settings.redis_prefix, settings.decision_retention_hours * 3600,
-                                 settings.decision_max_per_key)
+    app[DECISIONS] = DecisionLog.from_settings(store.redis, settings)
 
     async def audit_list(request: web.Request) -> web.Response:
         text = request.query.get("limit", "100")
