@@ -47,6 +47,7 @@ class Reaction(StrEnum):
 
     start = "start"  # page level 1 now (a new generation replaces an earlier escalation)
     start_if_never_paged = "start_if_never_paged"  # flapping ended: page only if the hold-down kept it from paging
+    hasten = "hasten"  # the transient pause was cut short: a level 1 still held is due now
     stop = "stop"  # acknowledged or resolved: stop at once, tell everyone paged
     update = "update"  # a change worth one coalesced update to those paged
     none = "none"
@@ -64,6 +65,8 @@ def reaction(event: IncidentEvent, incident: Incident) -> Reaction:
         return Reaction.start_if_never_paged if incident.status is IncidentStatus.triggered else Reaction.none
     if event.kind in (IncidentEventKind.acknowledged, IncidentEventKind.resolved):
         return Reaction.stop
+    if event.kind is IncidentEventKind.page_hold_ended:
+        return Reaction.hasten if incident.status is IncidentStatus.triggered else Reaction.none
     if event.kind in _UPDATES and event.notify and incident.is_open:
         return Reaction.update
     return Reaction.none
@@ -108,6 +111,14 @@ def routed(incident: Incident, severity: str | None, config: NotificationsFile, 
 
 def start(incident_id: str, policy: str, generation: str, now: datetime) -> Escalation:
     return Escalation(incident_id=incident_id, policy=policy, generation=generation, due_at=now, started_at=now)
+
+
+def hastened(state: Escalation, now: datetime) -> Escalation | None:
+    """The escalation with level 1 due `now`, if it is still held by a transient pause; else None (level 1
+    already paged or due, or the escalation stopped). Later levels count their delays from `now`."""
+    if state.status is not EscalationStatus.active or state.level or state.round or state.due_at <= now:
+        return None
+    return state.model_copy(update={"due_at": now, "started_at": now})
 
 
 def after_paging(state: Escalation, config: NotificationsFile, paged_at: datetime | None = None) -> Escalation:

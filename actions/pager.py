@@ -3,6 +3,8 @@
 The stream agent (after the read model took an incident event) only writes to Redis:
 - `opened` / `reopened` (not while flapping), or `flapping_ended` of an incident that never paged: an
   escalation starts, level 1 due now (`esc:<incident>`, `esc:due`);
+- `page_hold_ended` (an alert that does not resolve by itself joined an incident held by a transient
+  pause): a level 1 still held is due now;
 - `acknowledged` / `resolved`: the escalation stops at once (any worker's next look sees it) and an
   acknowledge / resolve notice is queued for everyone paged (`esc:notices`);
 - other changes of a paged incident (alerts joining, severity, probable root, suspects): one coalesced
@@ -36,6 +38,7 @@ from actions.escalation import (
     Reaction,
     Recipient,
     after_paging,
+    hastened,
     reaction,
     recipients,
     routed,
@@ -139,6 +142,8 @@ class Pager(PollLoop):
         what = reaction(event, incident)
         if what in (Reaction.start, Reaction.start_if_never_paged):
             await self._begin(event, incident, only_if_absent=what is Reaction.start_if_never_paged)
+        elif what is Reaction.hasten:
+            await self._hasten(event, incident)
         elif what is Reaction.stop:
             stopped = await self._stop(keys=[self._k("esc", event.incident_id), self._k("esc", "due"), self._k("esc", "updates")],
                                        args=[f"{event.kind.value}:{event.actor}", "", event.incident_id])
@@ -157,6 +162,20 @@ class Pager(PollLoop):
         elif what is Reaction.update and await self.redis.exists(self._k("esc", event.incident_id, "paged")):
             due = datetime.now(timezone.utc) + timedelta(seconds=self.update_interval)
             await self.redis.zadd(self._k("esc", "updates"), {event.incident_id: _ts(due)}, nx=True)
+
+    async def _hasten(self, event: IncidentEvent, incident: Incident) -> None:
+        """The transient pause was cut short (GRP-24): level 1, still held, is due now. A level 1 that went
+        out meanwhile (its hold ran out) is not paged again: `hastened` leaves a paged escalation alone, and
+        the page's dedup key stops a second send if the two cross."""
+        state = await self.state(event.incident_id)
+        now = datetime.now(timezone.utc)
+        sooner = hastened(state, now) if state is not None else None
+        if state is None or sooner is None:
+            return
+        moved = await self._advance(keys=[self._k("esc", event.incident_id), self._k("esc", "due")],
+                                    args=[sooner.model_dump_json(), state.generation, str(_ts(now)), event.incident_id])
+        if moved:  # the decision log has why, from the grouping stage's event
+            self.wake.set()
 
     async def _begin(self, event: IncidentEvent, incident: Incident, only_if_absent: bool) -> None:
         hold = event.page_held_until if event.kind is IncidentEventKind.opened else None

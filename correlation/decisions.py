@@ -189,6 +189,8 @@ def _from_incident_event(event: IncidentEvent, position: int) -> Decision | None
                     f"it still fires then; {event.page_hold_reason}")
             detail["page_held_until"] = event.page_held_until.isoformat()
         return Decision(**base, kind=DecisionKind.incident_opened, reason=f"{kind.value}; {page}", detail=detail)
+    if kind is IncidentEventKind.page_hold_ended and fp:
+        return Decision(**base, kind=DecisionKind.page_hold_ended, fingerprint=fp, reason=event.comment)
     if kind is IncidentEventKind.resolved:
         who = f"by {event.actor}" if event.actor != "firebreak" else "by Firebreak: no alert of it fires"
         return Decision(**base, kind=DecisionKind.incident_resolved, reason=f"resolved {who}" + (f": {event.comment}" if event.comment else ""))

@@ -31,6 +31,9 @@ the events it emits and so on the incident's timeline.
 | GRP-18 | just opened            | changes to its services shortly before     | `change_suspected`, one per change          |
 | GRP-23 | opening                | every alert it opens with usually resolves | `opened` carries `page_held_until` and the  |
 |        |                        | by itself (transient_pause, from dedup)    | figures: the pager waits, pages if it fires |
+| GRP-24 | open, page held         | firing that does not usually resolve by    | `page_hold_ended`: the pager pages now      |
+|        | (transient pause)      | itself (no hold from dedup: a critical or  |                                             |
+|        |                        | a steady alert) joins or fires again       |                                             |
 | GRP-21 | open, quiet_resolve    | an alert not sent again for quiet_resolve  | `alert_resolved` by firebreak (then GRP-9)  |
 |        |                        | (tick)                                     |                                             |
 | GRP-22 | open, holds the alert  | refresh (still firing, sent again)         | nothing emitted: renews when it was seen    |
@@ -103,6 +106,8 @@ class TrackedIncident(BaseModel):
     seen: dict[str, tuple[AwareDatetime, Alert]] = Field({}, exclude_if=lambda v: not v)
     # Transient pause: alerts collected while pending that usually resolve by themselves (hold seconds, figures).
     page_holds: dict[str, tuple[float, str]] = Field({}, exclude_if=lambda v: not v)
+    # Opened under a transient pause: no page before this (GRP-24 ends it early).
+    page_held_until: AwareDatetime | None = Field(None, exclude_if=lambda v: v is None)
 
     @property
     def is_open(self) -> bool:
@@ -219,7 +224,8 @@ class _Step:
         return alert.labels.get(self.rules.service_label) or None
 
     def add_alert(self, inc: TrackedIncident, alert: Alert, rule: str, flapping_until: datetime | None = None) -> TrackedIncident:
-        """Record a firing alert in an open incident, then what it changes: severity, probable root, flapping."""
+        """Record a firing alert in an open incident, then what it changes: severity, probable root, flapping,
+        a transient pause (GRP-24: an alert without a hold of its own ends the incident's)."""
         service = self.service_of(alert)
         services = sorted({*inc.services, service}) if service else inc.services
         inc = inc.model_copy(update={"alerts": {**inc.alerts, alert.fingerprint: AlertStatus.firing}, "quiet_since": None,
@@ -233,6 +239,12 @@ class _Step:
         root = self.root(inc)
         if root != inc.probable_root:
             inc = self.emit(inc.model_copy(update={"probable_root": root}), IncidentEventKind.root_changed, rule, alert)
+        held = inc.page_held_until is not None and inc.page_held_until > self.now and inc.phase is Phase.triggered
+        if held and alert.fingerprint not in self.holds:
+            name = alert.labels.get("alertname", alert.fingerprint)
+            inc = self.emit(inc.model_copy(update={"page_held_until": None}), IncidentEventKind.page_hold_ended, "GRP-24",
+                            alert, comment=f"{name} fires and does not usually resolve by itself: the page held until "
+                                           f"{inc.page_held_until.isoformat()} goes out now")
         return inc
 
     def saw(self, inc: TrackedIncident, alert: Alert) -> TrackedIncident:
@@ -274,6 +286,8 @@ class _Step:
                         comment=f"page held until {hold[0].isoformat()}: {hold[1]}" if hold else "", hold=hold)
         for alert in alerts:
             inc = self.add_alert(inc, alert, rule)
+        if hold is not None:
+            inc = self.save(inc.model_copy(update={"page_held_until": hold[0]}))
         return self.detect_problem(inc)
 
     def detect_problem(self, inc: TrackedIncident) -> TrackedIncident:
@@ -292,7 +306,8 @@ class _Step:
                          comment=f"{len(recent)} incidents of this kind within {rule.within}", related=linked)
 
     def resolve(self, inc: TrackedIncident, rule: str, actor: str = SYSTEM_ACTOR, comment: str = "") -> TrackedIncident:
-        inc = inc.model_copy(update={"phase": Phase.resolved, "resolved_at": self.now, "quiet_since": None})
+        inc = inc.model_copy(update={"phase": Phase.resolved, "resolved_at": self.now, "quiet_since": None,
+                                     "page_held_until": None})
         inc = self.emit(inc, IncidentEventKind.resolved, rule, actor=actor, comment=comment)
         if self.current == inc.id:
             self.current = None

@@ -75,6 +75,8 @@ def project(incident: Incident | None, event: IncidentEvent) -> Incident | None:
         changes["flapping"] = True
     elif event.kind is IncidentEventKind.flapping_ended:
         changes["flapping"] = False
+    elif event.kind is IncidentEventKind.page_hold_ended:
+        changes["page_held_until"] = event.at  # the hold ended here: the page went out then
     elif event.kind is IncidentEventKind.problem_detected:
         changes["problem_incidents"] = list(event.related)
     elif event.kind is IncidentEventKind.change_suspected:

@@ -119,6 +119,8 @@ class Report:
         incident.probable_root = event.probable_root
         if event.kind is IncidentEventKind.opened and event.notify and event.page_held_until is not None:
             self.held[event.incident_id] = (event.page_held_until, event.policy)
+        elif event.kind is IncidentEventKind.page_hold_ended and self.held.pop(event.incident_id, None) is not None:
+            policy["pages"] += 1  # an alert that does not resolve by itself joined: the held page goes out now
         elif event.kind in PAGING_KINDS and event.notify:
             policy["pages"] += 1
         if event.kind is IncidentEventKind.resolved and self.held.pop(event.incident_id, None) is not None:

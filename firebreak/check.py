@@ -41,7 +41,17 @@ from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
-from actions.escalation import Escalation, EscalationStatus, Reaction, after_paging, reaction, recipients, routed, start
+from actions.escalation import (
+    Escalation,
+    EscalationStatus,
+    Reaction,
+    after_paging,
+    hastened,
+    reaction,
+    recipients,
+    routed,
+    start,
+)
 from actions.loader import load_notifications, load_runbooks
 from actions.matching import context, triggered
 from actions.templates import RenderError, evaluate
@@ -294,6 +304,8 @@ class _Simulation:
             if hold is not None and hold > event.at:
                 state = state.model_copy(update={"due_at": hold, "started_at": hold})
             self.escalations[incident.id] = state
+        elif what is Reaction.hasten and incident.id in self.escalations:
+            self.escalations[incident.id] = hastened(self.escalations[incident.id], event.at) or self.escalations[incident.id]
         elif what is Reaction.stop and incident.id in self.escalations:
             self.escalations[incident.id] = self.escalations[incident.id].model_copy(update={"status": EscalationStatus.stopped})
 

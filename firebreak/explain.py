@@ -101,7 +101,8 @@ def incident_report(incident_id: str, decisions: list[Decision]) -> dict[str, An
         if d.fingerprint and d.kind in (DecisionKind.joined, DecisionKind.held, DecisionKind.dropped,
                                         DecisionKind.alert_resolved, DecisionKind.quiet_resolved):
             alerts.setdefault(d.fingerprint, []).append(f"{d.at.strftime('%H:%M:%S')} {d.kind.value} ({d.rule}): {d.reason}")
-    paging = (DecisionKind.escalation_started, DecisionKind.paged, DecisionKind.not_paged, DecisionKind.page_held)
+    paging = (DecisionKind.escalation_started, DecisionKind.paged, DecisionKind.not_paged, DecisionKind.page_held,
+              DecisionKind.page_hold_ended)
     pages = [line(d) for d in decisions if d.kind in paging]
     lifecycle = [line(d) for d in decisions if d.fingerprint is None and d.kind not in paging]
     report = {"incident_id": incident_id, "alerts": alerts, "pages": pages, "lifecycle": lifecycle,

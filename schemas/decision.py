@@ -36,6 +36,7 @@ class DecisionKind(StrEnum):
     incident_acknowledged = "incident_acknowledged"
     escalation_started = "escalation_started"  # which route chose which escalation policy
     page_held = "page_held"  # transient pause or flapping: the page waits
+    page_hold_ended = "page_hold_ended"  # the transient pause was cut short: this alert does not resolve by itself
     not_paged = "not_paged"  # no route, suppressed, or resolved within the pause
     paged = "paged"  # a page or notice went out (or failed): level, channel, result
 

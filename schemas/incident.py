@@ -87,6 +87,7 @@ class IncidentEventKind(StrEnum):
     flapping_ended = "flapping_ended"
     problem_detected = "problem_detected"
     change_suspected = "change_suspected"
+    page_hold_ended = "page_hold_ended"  # transient pause cut short: an alert that does not resolve by itself joined
 
 
 class IncidentStatus(StrEnum):

@@ -306,7 +306,8 @@ def test_a_silence_holds_further_levels_but_never_the_resolve(ingest: Ingest, re
 def test_an_alert_that_usually_resolves_by_itself_waits_for_its_pause_before_paging(ingest: Ingest, receiver: Standin,
                                                                                    workers: list[Process]):
     """transient_pause (within 12 s, 2 firings of history, all quick): two blips page at once; the third
-    waits, resolves within the pause and pages nobody; the fourth waits and pages because it still fires."""
+    waits, resolves within the pause and pages nobody; the fourth waits, but a critical alert joining its
+    incident ends the pause (GRP-24) and it pages at once; the fifth waits and pages because it still fires."""
     service = f"blip-{RUN}"
     blip = {"alertname": "Blip", "service": service, "severity": "warning", "run": RUN}
 
@@ -314,8 +315,8 @@ def test_an_alert_that_usually_resolves_by_itself_waits_for_its_pause_before_pag
         post(ingest, [{"labels": blip, "startsAt": datetime.now(timezone.utc).isoformat()}])
         return open_incident(ingest, service)
 
-    def resolve() -> None:
-        post(ingest, [{"labels": blip, "status": "resolved", "endsAt": datetime.now(timezone.utc).isoformat()}])
+    def resolve(labels: dict = blip) -> None:
+        post(ingest, [{"labels": labels, "status": "resolved", "endsAt": datetime.now(timezone.utc).isoformat()}])
 
     for _ in range(2):
         iid = fire()["id"]
@@ -327,6 +328,20 @@ def test_an_alert_that_usually_resolves_by_itself_waits_for_its_pause_before_pag
     assert quiet["page_held_until"] is not None and "in 2 of its last 2 firings" in quiet["page_hold_reason"], quiet
     resolve()
     wait_until(lambda: ingest.get(f"/api/v1/incidents/{quiet['id']}").json()["status"] == "resolved", 30, "the third blip to resolve")
+
+    cut_short = fire()
+    assert cut_short["page_held_until"] is not None
+    critical = {**blip, "severity": "critical", "instance": "disk-0"}  # same group, no history: no blip
+    post(ingest, [{"labels": critical, "startsAt": datetime.now(timezone.utc).isoformat()}])
+    joined = time.monotonic()
+    wait_until(lambda: len(pages(receiver, cut_short["id"], "u1")) == 1, BLIP_PAUSE + 20, "the page once the pause is cut short")
+    assert time.monotonic() - joined < BLIP_PAUSE - 4, "paged when the pause ran out, not when the critical alert joined"
+    ended = ingest.get(f"/api/v1/incidents/{cut_short['id']}").json()
+    assert [e["rule"] for e in ended["timeline"] if e["kind"] == "page_hold_ended"] == ["GRP-24"], ended["timeline"]
+    resolve()
+    resolve(critical)
+    wait_until(lambda: ingest.get(f"/api/v1/incidents/{cut_short['id']}").json()["status"] == "resolved", 30,
+               "the incident whose pause was cut short to resolve")
 
     lasting = fire()
     assert lasting["page_held_until"] is not None

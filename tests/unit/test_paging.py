@@ -190,6 +190,22 @@ def test_what_each_incident_event_means_for_paging():
     assert reaction(event(IncidentEventKind.alert_added), open_incident) is Reaction.update
     assert reaction(event(IncidentEventKind.alert_added, notify=False), open_incident) is Reaction.none
     assert reaction(event(IncidentEventKind.flapping_started), open_incident) is Reaction.none
+    assert reaction(event(IncidentEventKind.page_hold_ended), open_incident) is Reaction.hasten
+    assert reaction(event(IncidentEventKind.page_hold_ended), acked) is Reaction.none
+
+
+def test_a_transient_pause_cut_short_brings_level_1_forward_but_never_pages_it_twice():
+    from actions.escalation import hastened
+
+    held = start("inc-1", "payments", "ev-1", NOW).model_copy(update={"due_at": NOW + timedelta(minutes=5),
+                                                                       "started_at": NOW + timedelta(minutes=5)})
+    sooner = hastened(held, NOW + timedelta(minutes=1))
+    assert sooner is not None and sooner.due_at == sooner.started_at == NOW + timedelta(minutes=1)
+    assert after_paging(sooner, CONFIG).due_at == NOW + timedelta(minutes=6)  # level 2 counts from the page that went out
+    assert hastened(held, NOW + timedelta(minutes=5)) is None  # its hold already ran out: level 1 is due or paged
+    assert hastened(after_paging(held, CONFIG), NOW + timedelta(minutes=1)) is None  # level 1 went out: leave level 2 alone
+    stopped = held.model_copy(update={"status": EscalationStatus.stopped})
+    assert hastened(stopped, NOW + timedelta(minutes=1)) is None
 
 
 def test_a_level_held_by_a_mute_gives_the_next_level_its_full_delay_after_the_page():

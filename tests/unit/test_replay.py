@@ -107,3 +107,39 @@ def test_transient_pause_holds_the_page_of_an_alert_that_usually_resolves_by_its
     critical = [(when, a.model_copy(update={"labels": {**a.labels, "severity": "critical"}})) for when, a in items]
     report = replay(critical, rules)
     assert report.summary()["per_policy"]["blips"]["pages"] == 5
+
+
+def test_an_alert_that_is_no_blip_ends_the_transient_pause_and_pages_at_once():
+    """A blip's fourth firing is held; a critical disk alert on the same host joins a minute in: the pause
+    ends there (GRP-24), the page goes out, and the blip resolving inside the pause no longer counts as a
+    page held off."""
+    from correlation.policy import TransientPause
+    from tests.factories import alert, at
+
+    policy = Policy(name="hosts", group_by=("instance",),
+                    transient_pause=TransientPause(within=timedelta(minutes=5), share=0.8, min_history=3))
+    rules = Rules(PolicySet(policies=(policy,)))
+
+    def blip(status: str, start: float, end: float | None = None):
+        return alert(status, starts=start, ends=end, alertname="Blip", instance="db-1", severity="warning")
+
+    items = []
+    for start in (0, 600, 1200):
+        items += [(at(start), blip("firing", start)), (at(start + 60), blip("resolved", start, start + 60))]
+    items += [(at(1800), blip("firing", 1800)),
+              (at(1860), alert("firing", starts=1860, alertname="DiskFailing", instance="db-1", severity="critical")),
+              (at(1900), blip("resolved", 1800, 1900))]
+    report = replay(items, rules, report=Report(decisions=[]))
+    counts = report.summary()["per_policy"]["hosts"]
+    assert counts["incidents"] == 4 and counts["pages"] == 4 and counts.get("pages_held_off", 0) == 0
+    [ended] = [d for d in report.decisions if d.kind.value == "page_hold_ended"]
+    assert ended.rule == "GRP-24" and ended.at == at(1860)
+    assert "DiskFailing fires and does not usually resolve by itself" in ended.reason
+    assert ended.fingerprint == items[-2][1].fingerprint
+    from firebreak.explain import incident_report
+    pages = incident_report(ended.incident_id, [d for d in report.decisions if d.incident_id == ended.incident_id])["pages"]
+    assert any("page_hold_ended" in p and "GRP-24" in p for p in pages)
+
+    without = [item for item in items if item[1].labels["alertname"] == "Blip"]
+    counts = replay(without, rules).summary()["per_policy"]["hosts"]
+    assert counts["pages"] == 3 and counts["pages_held_off"] == 1
