@@ -17,7 +17,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict
 from actions.matching import conditions_hold, services_of, team_of
 from actions.oncall import on_call
 from correlation.topology import Topology
-from schemas import Alert, Incident, IncidentEvent, IncidentEventKind, IncidentStatus
+from schemas import Alert, AlertStatus, Incident, IncidentAlert, IncidentEvent, IncidentEventKind, IncidentStatus
 from schemas.notification import NotificationsFile
 
 
@@ -107,6 +107,20 @@ def routed(incident: Incident, severity: str | None, config: NotificationsFile, 
     if config.default_policy:
         return config.default_policy, f"no route or owner team matches; the default escalation policy `{config.default_policy}`"
     return None, "no escalation route matches the incident and there is no default escalation policy"
+
+
+def firing_alerts(incident: Incident) -> list[IncidentAlert]:
+    return [a for a in incident.alerts.values() if a.status is AlertStatus.firing]
+
+
+def muted_by(suppressions: list[str | None]) -> str | None:
+    """Why an incident's pages are muted, given what suppresses each of its firing alerts (in order, and
+    possibly cut short at the first one nothing suppresses): every one is silenced or inhibited. None if
+    one is not, or if none fires. Muting holds pages and updates only; acknowledge and resolve notices
+    still reach whoever was paged."""
+    if not suppressions or any(s is None for s in suppressions):
+        return None
+    return ", ".join(sorted({s for s in suppressions if s is not None}))
 
 
 def start(incident_id: str, policy: str, generation: str, now: datetime) -> Escalation:

@@ -47,10 +47,7 @@ class Engine:
         """Run one alert through both stages. `state` is updated in place (its entries are immutable) and returned."""
         position = state.take_position()
         inhibit_rules = self.rules.policies.inhibit_rules
-        suppressed = silenced_by(alert.labels, state.silences, now)
-        source = None
-        if suppressed is None and (found := inhibitor(alert.labels, alert.fingerprint, inhibit_rules, state.sources)):
-            suppressed, source = f"inhibit:{found[0]}", found[1]
+        suppressed, source = self.suppression(state, alert.labels, alert.fingerprint, now)
         detail = describe(suppressed, state.silences, source) if state.decisions is not None else None
         fp_entry, alert_events, outcome = dedup(state.fingerprints.get(alert.fingerprint), alert, position, now,
                                                 self.rules, suppressed, detail)
@@ -65,6 +62,15 @@ class Engine:
         for event in alert_events:
             emitted.extend(self._group(state, event.correlation_key, event, now))
         return state, emitted
+
+    def suppression(self, state: State, labels: dict[str, str], fingerprint: str,
+                    now: datetime) -> tuple[str | None, str | None]:
+        """(`silence:<id>` or `inhibit:<rule>`, the inhibiting alert's fingerprint) for an alert, as the
+        worker's `suppression` finds it from its silences and Redis' inhibition sources."""
+        suppressed = silenced_by(labels, state.silences, now)
+        if suppressed is None and (found := inhibitor(labels, fingerprint, self.rules.policies.inhibit_rules, state.sources)):
+            return f"inhibit:{found[0]}", found[1]
+        return suppressed, None
 
     def add_silence(self, state: State, silence: Silence) -> State:
         state.silences.append(silence)

@@ -46,7 +46,9 @@ from actions.escalation import (
     EscalationStatus,
     Reaction,
     after_paging,
+    firing_alerts,
     hastened,
+    muted_by,
     reaction,
     recipients,
     routed,
@@ -60,7 +62,6 @@ from correlation.fingerprint import fingerprint
 from correlation.policy import Duration, PolicySet
 from correlation.projection import project
 from correlation.rules import Rules
-from correlation.suppression import silenced_by
 from correlation.topology import Topology
 from firebreak.yamlfile import ConfigFileError, load_yaml_model
 from schemas import (
@@ -314,8 +315,9 @@ class _Simulation:
         return min(due, default=None)
 
     def _muted(self, incident: Incident, now: datetime) -> bool:
-        firing = [a for a in incident.alerts.values() if a.status is AlertStatus.firing]
-        return bool(firing) and all(silenced_by(a.labels, self.state.silences, now) for a in firing)
+        """The pager's mute (silenced or inhibited), from the engine's silences and inhibition sources."""
+        return muted_by([self.engine.suppression(self.state, a.labels, a.fingerprint, now)[0]
+                         for a in firing_alerts(incident)]) is not None
 
     def _escalate(self, now: datetime) -> None:
         for incident_id, state in list(self.escalations.items()):

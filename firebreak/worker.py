@@ -48,6 +48,7 @@ from correlation.decisions import after_dedup, after_group
 from correlation.dedup import FingerprintState, dedup
 from correlation.grouping import GroupState, attach_suspects, change_scopes, group
 from correlation.suppression import describe, inhibitor, silenced_by, source_keys
+from actions.escalation import firing_alerts, muted_by
 from actions.runtime import Outbound, build_executor, build_pager
 from firebreak.action_log import ActionLog, NotificationLog
 from firebreak.change_store import ChangeStore
@@ -549,18 +550,14 @@ class Worker:
         await self.publish_decisions([from_delivery(delivery)], delivery.incident_id)
 
     async def muted(self, incident: Incident) -> str | None:
-        """Why pages for this incident are muted now: every alert of it that fires is silenced or inhibited.
-        Muting holds pages and updates only; acknowledge and resolve notices still reach whoever was paged."""
-        firing = [a for a in incident.alerts.values() if a.status is AlertStatus.firing]
-        if not firing:
-            return None
-        reasons = []
-        for alert in firing:
+        """Why pages for this incident are muted now (`muted_by`); `firebreak check` asks the same of its engine."""
+        found: list[str | None] = []
+        for alert in firing_alerts(incident):
             suppressed, _ = await self.suppression(alert.labels, alert.fingerprint, datetime.now(timezone.utc))
+            found.append(suppressed)
             if suppressed is None:
-                return None
-            reasons.append(suppressed)
-        return ", ".join(sorted(set(reasons)))
+                break  # one alert that pages is enough: no need to look up the rest
+        return muted_by(found)
 
     async def publish_decisions(self, decisions: list[Decision], key: str) -> None:
         """One `decisions` record for what one input decided (nothing when it decided nothing)."""

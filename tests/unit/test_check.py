@@ -106,3 +106,37 @@ expect:
     assert run.returncode == 1, run.stdout + run.stderr
     assert "1 failed, 4 passed" in run.stdout, run.stdout
     assert "pages: expected 1, got 0: none" in run.stdout and "incident 1: 'DiskFilling on search' triggered" in run.stdout
+
+
+def test_an_inhibited_incident_holds_its_next_level_as_the_pager_does(tmp_path):
+    """The mute `firebreak check` applies is the pager's own (actions/escalation.py `muted_by`): silences and
+    inhibitions both. A cluster going down after checkout paged level 1 inhibits checkout's alert, so level 2
+    (carol, due at 5m30s) waits until the cluster alert resolves at 20m."""
+    fixture(tmp_path, "ignored.yaml", "")
+    (tmp_path / "correlation.yaml").write_text((EXAMPLE / "correlation.yaml").read_text() + """
+inhibit_rules:
+  - name: cluster-down
+    source_matchers: ['alertname="ClusterDown"']
+    target_matchers: ['alertname!="ClusterDown"']
+    equal: [cluster]
+""")
+    path = tmp_path / "inhibited.firebreak.yaml"
+    path.write_text("""
+name: a cluster outage holds checkout's level 2 until it ends
+policies: correlation.yaml
+notifications: notifications.yaml
+start: 2026-03-09T10:00:00Z
+run_for: 30m
+events:
+  - {at: 0s, fire: {alertname: PaymentsDown, service: checkout, cluster: eu, severity: error}}
+  - {at: 2m, fire: {alertname: ClusterDown, cluster: eu, severity: critical}}
+  - {at: 20m, resolve: {alertname: ClusterDown, cluster: eu, severity: critical}}
+expect:
+  pages:
+    - {incident: 1, level: 1, to: [bob, chat], at: 30s}
+    - {incident: 2, level: 1, to: [bob, chat], at: 2m}
+    - {incident: 2, level: 2, to: [carol], at: 7m}
+    - {incident: 1, level: 2, to: [carol], at: 20m}
+""")
+    result = check(path)
+    assert result.passed, result.problems
