@@ -27,6 +27,9 @@ class EscalationStatus(StrEnum):
     exhausted = "exhausted"  # every level paged, every repeat done
 
 
+MUTE_RECHECK_SECONDS = 10.0  # how often a muted escalation level looks again whether the mute ended
+
+
 class Escalation(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 

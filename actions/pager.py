@@ -34,6 +34,7 @@ from actions.channels import Message
 from actions.delivery import Deliverer
 from actions.escalation import (
     Escalation,
+    MUTE_RECHECK_SECONDS,
     EscalationStatus,
     Reaction,
     Recipient,
@@ -98,7 +99,6 @@ redis.call('SET', KEYS[1], cjson.encode(d))
 return 1
 """
 
-MUTE_RECHECK_SECONDS = 10.0  # how often a muted escalation level looks again whether the mute ended
 
 
 def _ts(at: datetime) -> float:

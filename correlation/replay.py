@@ -12,14 +12,15 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import ValidationError
 
 from correlation.engine import Engine, State
 from correlation.fingerprint import fingerprint
+from correlation.projection import project
 from correlation.rules import Rules
-from schemas import Alert, AlertIn, ChangeEvent, IncidentEvent, IncidentEventKind, Silence
+from schemas import Alert, AlertIn, ChangeEvent, Incident, IncidentAlert, IncidentEvent, IncidentEventKind, Silence
 from schemas.decision import Decision
 
 _KEEP = ("status", "labels", "annotations", "startsAt", "endsAt", "generatorURL")
@@ -27,6 +28,17 @@ _KEEP = ("status", "labels", "annotations", "startsAt", "endsAt", "generatorURL"
 # resolves and the end of flapping; nothing while an incident flaps (its events carry notify=false).
 PAGING_KINDS = (IncidentEventKind.opened, IncidentEventKind.reopened)
 NOTIFYING_KINDS = (*PAGING_KINDS, IncidentEventKind.severity_changed, IncidentEventKind.resolved)
+
+
+class Pager(Protocol):
+    """What replay needs of a pager on a virtual clock (actions/virtual_pager.py is the one Firebreak has)."""
+
+    def observe(self, event: IncidentEvent, incident: Incident) -> None: ...
+
+    def escalate(self, now: datetime, incidents: dict[str, Incident]) -> list[tuple[Incident, int]]: ...
+
+    @property
+    def pages(self) -> list[Any]: ...  # each with `level`, `policy` (escalation policy) and `to`
 
 
 @dataclass(frozen=True)
@@ -98,6 +110,7 @@ class Report:
     per_policy: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
     incidents: dict[str, ReplayIncident] = field(default_factory=dict)
     decisions: list[Decision] | None = None  # the decision log, when asked for (`replay --explain`)
+    paged: list[Any] | None = None  # with a pager: each page it sent (level, policy, to), in order
     held: dict[str, tuple[datetime, str]] = field(default_factory=dict)  # transient pause: incident -> (until, policy)
 
     def observe(self, event: IncidentEvent) -> None:
@@ -149,7 +162,18 @@ class Report:
             "notifications": sum(p["notifications"] for p in self.per_policy.values()),
             "dedup": dict(self.outcomes),
             "per_policy": {name: dict(c) for name, c in sorted(per_policy.items())},
+            **({"paging": _paging(self.paged)} if self.paged is not None else {}),
         }
+
+
+def _paging(pages: list[Any]) -> dict[str, Any]:
+    """What the escalation config would have sent, nobody acknowledging: by level, person and policy."""
+    return {
+        "pages": len(pages),
+        "by_level": {str(k): v for k, v in sorted(Counter(p.level for p in pages).items())},
+        "by_recipient": dict(sorted(Counter(who for p in pages for who in p.to).items())),
+        "by_escalation_policy": dict(sorted(Counter(p.policy for p in pages).items())),
+    }
 
 
 def replay(
@@ -159,18 +183,34 @@ def replay(
     report: Report | None = None,
     silences: Iterable[Silence] = (),
     changes: Iterable[ChangeEvent] = (),
+    pager: Callable[[Engine, State], Pager] | None = None,
 ) -> Report:
-    """Apply `items` (already in time order) and let time run out past the last one."""
+    """Apply `items` (already in time order) and let time run out past the last one. With `pager` (made from
+    the engine and its state, for its suppression lookups), escalations run too: levels page when they are
+    due, between the recorded alerts, and nobody acknowledges; time stops where the stream's last
+    group_wait or resolve_timeout runs out, so pages after that are not counted."""
     report = report or Report()
     engine, state = Engine(rules), State(silences=list(silences), changes=list(changes), decisions=report.decisions)
+    paging = pager(engine, state) if pager is not None else None
+    incidents: dict[str, Incident] = {}
+
+    def observe(events: list[IncidentEvent]) -> None:
+        for event in events:
+            report.observe(event)
+            if paging is not None and (incident := project(incidents.get(event.incident_id), event)) is not None:
+                incidents[event.incident_id] = incident
+                paging.observe(event, incident)
+
+    def escalate(until: datetime) -> None:
+        if paging is not None:
+            paging.escalate(until, incidents)
+
     last: datetime | None = None
     for when, alert in items:
-        _, events = engine.tick(state, when)
-        for event in events:
-            report.observe(event)
-        _, events = engine.apply(state, alert, when)
-        for event in events:
-            report.observe(event)
+        escalate(when - _INSTANT)  # what was due before this alert (a resolve at `when` stops a level due earlier)
+        observe(engine.tick(state, when)[1])
+        observe(engine.apply(state, alert, when)[1])
+        escalate(when)
         report.alerts_in += 1
         report.fingerprints.add(alert.fingerprint)
         last = when
@@ -179,11 +219,21 @@ def replay(
     if last is not None:
         # Let every pending group_wait and resolve_timeout run out, as a worker's ticks would.
         horizon = max((max(p.group_wait, p.resolve_timeout) for p in rules.policies.policies), default=timedelta(0))
-        _, events = engine.tick(state, last + horizon)
-        for event in events:
-            report.observe(event)
+        escalate(last + horizon - _INSTANT)
+        observe(engine.tick(state, last + horizon)[1])
+        escalate(last + horizon)
     report.outcomes.update({k.value: v for k, v in state.outcomes.items()})
+    if paging is not None:
+        report.paged = list(paging.pages)
     return report
+
+
+_INSTANT = timedelta(microseconds=1)
+
+
+def suppression_of(engine: Engine, state: State) -> Callable[[IncidentAlert, datetime], str | None]:
+    """What suppresses an incident's alert at an instant, by the engine's silences and inhibition sources."""
+    return lambda alert, at: engine.suppression(state, alert.labels, alert.fingerprint, at)[0]
 
 
 def read_lines(lines: Iterable[str], report: Report, ignore: frozenset[str] = frozenset()) -> list[tuple[datetime, Alert]]:

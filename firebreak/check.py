@@ -4,7 +4,7 @@ runbook runs it must (and must not) produce. `firebreak check` and the pytest pl
 run the same fixtures, so a policy change is tested in the team's CI before it is deployed.
 
 The engine is the production one: the dedup and grouping stages through `correlation.engine`, the read
-model's projection, the pager's routing, levels, schedules and transient pauses (`actions.escalation`), and
+model's projection, the pager's routing, levels, schedules, mutes and transient pauses (`actions.virtual_pager`), and
 runbook matching with each step's `when` (`actions.matching`). Nothing is sent and no step is executed: a
 run lists the steps that would run, each `when` read against the incident once the input that started the
 run is applied (the executor reads it when the step starts, after the steps before it). Not simulated:
@@ -41,19 +41,7 @@ from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
-from actions.escalation import (
-    Escalation,
-    EscalationStatus,
-    Reaction,
-    after_paging,
-    firing_alerts,
-    hastened,
-    muted_by,
-    reaction,
-    recipients,
-    routed,
-    start,
-)
+from actions.virtual_pager import VirtualPager
 from actions.loader import load_notifications, load_runbooks
 from actions.matching import context, triggered
 from actions.templates import RenderError, evaluate
@@ -223,7 +211,8 @@ class _Simulation:
         self.state = State()
         self.incidents: dict[str, Incident] = {}
         self.order: list[str] = []  # incident ids as they opened
-        self.escalations: dict[str, Escalation] = {}
+        self.pager = VirtualPager(self.config, self.rules.topology, self.rules.service_label,
+                                  lambda a, at: self.engine.suppression(self.state, a.labels, a.fingerprint, at)[0])
         self.outcome = Outcome()
 
     def number(self, incident_id: str) -> int:
@@ -236,7 +225,7 @@ class _Simulation:
         now = self.f.start
         while True:
             upcoming = [t for t in (queue[0][0] if queue else None, self.state.due[0][0] if self.state.due else None,
-                                    self._next_escalation()) if t is not None]
+                                    self.pager.next_due()) if t is not None]
             if not upcoming or min(upcoming) > end:
                 break
             now = max(now, min(upcoming))
@@ -245,6 +234,8 @@ class _Simulation:
                 self._apply(queue.pop(0)[2], now)
             self._escalate(now)
         self.outcome.incidents = [self.incidents[i] for i in self.order]
+        self.outcome.pages = [Page(self.number(p.incident_id), p.level, p.policy, p.to, p.at - self.f.start)
+                              for p in self.pager.pages]
         return self.outcome
 
     def _apply(self, event: Event, now: datetime) -> None:
@@ -283,7 +274,7 @@ class _Simulation:
             if event.kind is IncidentEventKind.opened:
                 self.order.append(event.incident_id)
             self.incidents[event.incident_id] = incident
-            self._page_reaction(event, incident)
+            self.pager.observe(event, incident)
             started += [(r, incident.id, event.kind.value)
                         for r in triggered(self.runbooks, event, incident, self.rules.topology, self.rules.service_label)]
         # Steps' `when` read the incident as the executor would find it: after everything this input did (an
@@ -291,53 +282,11 @@ class _Simulation:
         for runbook, incident_id, trigger in started:
             self._run(runbook, self.incidents[incident_id], trigger)
 
-    def _page_reaction(self, event: IncidentEvent, incident: Incident) -> None:
-        what = reaction(event, incident)
-        if what in (Reaction.start, Reaction.start_if_never_paged):
-            if what is Reaction.start_if_never_paged and event.incident_id in self.escalations:
-                return
-            policy, _ = routed(incident, event.severity or incident.severity, self.config, self.rules.topology,
-                               self.rules.service_label, event.alert)
-            if policy is None or policy not in self.config.escalation_policies:
-                return
-            state = start(incident.id, policy, event.event_id, event.at)
-            hold = event.page_held_until if event.kind is IncidentEventKind.opened else None
-            if hold is not None and hold > event.at:
-                state = state.model_copy(update={"due_at": hold, "started_at": hold})
-            self.escalations[incident.id] = state
-        elif what is Reaction.hasten and incident.id in self.escalations:
-            self.escalations[incident.id] = hastened(self.escalations[incident.id], event.at) or self.escalations[incident.id]
-        elif what is Reaction.stop and incident.id in self.escalations:
-            self.escalations[incident.id] = self.escalations[incident.id].model_copy(update={"status": EscalationStatus.stopped})
-
-    def _next_escalation(self) -> datetime | None:
-        due = [s.due_at for s in self.escalations.values() if s.status is EscalationStatus.active]
-        return min(due, default=None)
-
-    def _muted(self, incident: Incident, now: datetime) -> bool:
-        """The pager's mute (silenced or inhibited), from the engine's silences and inhibition sources."""
-        return muted_by([self.engine.suppression(self.state, a.labels, a.fingerprint, now)[0]
-                         for a in firing_alerts(incident)]) is not None
-
     def _escalate(self, now: datetime) -> None:
-        for incident_id, state in list(self.escalations.items()):
-            while state.status is EscalationStatus.active and state.due_at <= now:
-                incident = self.incidents[incident_id]
-                if not incident.is_open or incident.status.value != "triggered":
-                    state = state.model_copy(update={"status": EscalationStatus.stopped})
-                    break
-                if self._muted(incident, now):  # held like the pager holds it; looked at again at the next step
-                    state = state.model_copy(update={"due_at": now + timedelta(seconds=10), "held_at": state.held_at or now})
-                    break
-                level = state.level + 1
-                who = sorted({r.user or r.channel for r in recipients(state, self.config, state.due_at)})
-                self.outcome.pages.append(Page(self.number(incident_id), level, state.policy, who, state.due_at - self.f.start))
-                paged_at = state.due_at
-                state = after_paging(state, self.config, paged_at)
-                if level >= 2:
-                    for runbook in self._escalated(incident):
-                        self._run(runbook, incident, Trigger.escalated.value)
-            self.escalations[incident_id] = state
+        for incident, level in self.pager.escalate(now, self.incidents):
+            if level >= 2:
+                for runbook in self._escalated(incident):
+                    self._run(runbook, incident, Trigger.escalated.value)
 
     def _escalated(self, incident: Incident) -> list[Runbook]:
         return [r for r in self.runbooks if Trigger.escalated in r.on and

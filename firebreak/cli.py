@@ -300,13 +300,20 @@ incidents.command("resolve", help="Resolve an incident by hand (through the API)
               help="Silences in force during the stream (YAML: `silences:` list, as the API returns them).")
 @click.option("--changes", "changes_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Changes during the stream (JSON lines, as POST /api/v1/changes records them).")
+@click.option("--notifications", "notifications_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=None, help="Escalation config: also run the pager on the replay's clock (routes, levels, on-call "
+                                 "schedules, mutes, transient pauses; nobody acknowledges) and count who would be paged.")
 @click.option("--json", "as_json", is_flag=True, help="The report and every incident with its alerts, as JSON.")
 @click.option("--explain", is_flag=True, help="Also print each alert's decisions, as `firebreak explain` does live.")
 @click.pass_context
 def replay(ctx: click.Context, alerts_file: Path, policies_file: Path | None, services_file: Path | None,
-           silences_file: Path | None, changes_file: Path | None, as_json: bool, explain: bool) -> None:
+           silences_file: Path | None, changes_file: Path | None, notifications_file: Path | None, as_json: bool,
+           explain: bool) -> None:
     """Run a recorded alert stream (JSON lines) through the engine offline and report what would happen."""
-    from correlation.replay import Report, read_lines
+    from actions.loader import load_notifications
+    from actions.virtual_pager import VirtualPager
+    from correlation.engine import Engine, State
+    from correlation.replay import Report, read_lines, suppression_of
     from correlation.replay import replay as run_replay
     from firebreak.explain import print_alert
     from firebreak.yamlfile import ConfigFileError, load_yaml_model
@@ -318,6 +325,7 @@ def replay(ctx: click.Context, alerts_file: Path, policies_file: Path | None, se
     try:
         rules = settings.load_rules()
         silence_list = load_yaml_model(silences_file, SilenceFile).silences if silences_file else []
+        escalation = load_notifications(notifications_file) if notifications_file else None
     except ConfigFileError as exc:
         raise click.ClickException(str(exc)) from exc
     change_list = []
@@ -330,6 +338,11 @@ def replay(ctx: click.Context, alerts_file: Path, policies_file: Path | None, se
             except ValueError as exc:
                 raise click.ClickException(f"{changes_file}:{number}: not a change event ({exc})") from exc
     report = Report(decisions=[] if explain else None)
+
+    def pager(engine: Engine, state: State) -> VirtualPager:
+        assert escalation is not None
+        return VirtualPager(escalation, rules.topology, rules.service_label, suppression_of(engine, state), report.decisions)
+
     with alerts_file.open(encoding="utf-8", errors="replace") as handle:
         items = read_lines(handle, report, frozenset(settings.fingerprint_ignore_labels))
     with click.progressbar(length=len(items), label="replaying", file=sys.stderr,
@@ -337,7 +350,8 @@ def replay(ctx: click.Context, alerts_file: Path, policies_file: Path | None, se
         def step() -> None:
             bar.update(1)
 
-        run_replay(items, rules, on_alert=step, report=report, silences=silence_list, changes=change_list)
+        run_replay(items, rules, on_alert=step, report=report, silences=silence_list, changes=change_list,
+                   pager=pager if escalation is not None else None)
     summary = report.summary()
     for bad in report.bad_lines[:5]:
         click.echo(f"{alerts_file}:{bad.line}: skipped: {bad.problem}", err=True)
@@ -358,6 +372,11 @@ def replay(ctx: click.Context, alerts_file: Path, policies_file: Path | None, se
     click.echo(f"incidents opened:  {summary['incidents_opened']}")
     click.echo(f"noise reduction:   {summary['noise_reduction']:.1%}  (1 - incidents / alerts in)")
     click.echo(f"pages:             {summary['pages']}  (opened + reopened, not while flapping)")
+    if "paging" in summary:
+        paging = summary["paging"]
+        click.echo(f"paged, by the escalation config (nobody acknowledging): {paging['pages']} page{'' if paging['pages'] == 1 else 's'}; by level: "
+                   + ", ".join(f"{level} → {n}" for level, n in paging["by_level"].items()))
+        click.echo("  by recipient:     " + (", ".join(f"{who} {n}" for who, n in paging["by_recipient"].items()) or "none"))
     click.echo(f"notifications:     {summary['notifications']}  (pages + severity changes + resolves)")
     click.echo("dedup:             " + ", ".join(f"{k} {v}" for k, v in sorted(summary["dedup"].items())))
     click.echo("per policy:")

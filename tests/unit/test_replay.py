@@ -143,3 +143,49 @@ def test_an_alert_that_is_no_blip_ends_the_transient_pause_and_pages_at_once():
     without = [item for item in items if item[1].labels["alertname"] == "Blip"]
     counts = replay(without, rules).summary()["per_policy"]["hosts"]
     assert counts["pages"] == 3 and counts["pages_held_off"] == 1
+
+
+def test_with_an_escalation_config_replay_pages_levels_on_its_own_clock():
+    """`replay --notifications`: the pager runs between the recorded alerts. An error that fires for 20 minutes
+    pages level 1 (bob on call that week, and the chat channel) and, unacknowledged, level 2 (carol) 5 minutes
+    later; one that clears within a minute pages level 1 only; a warning is routed to nobody."""
+    from actions.loader import load_notifications
+    from actions.virtual_pager import VirtualPager
+    from correlation.replay import suppression_of
+    from tests.factories import alert, at
+
+    config = load_notifications(ROOT / "examples" / "rules-as-code" / "notifications.yaml")
+    rules = default_rules()
+
+    def fires(service: str, start: float, end: float, severity: str = "error"):
+        labels = {"alertname": "Down", "service": service, "severity": severity}
+        return [(at(start), alert("firing", starts=start, **labels)), (at(end), alert("resolved", starts=start, ends=end, **labels))]
+
+    items = sorted([*fires("checkout", 0, 1200), *fires("search", 1800, 1860), *fires("docs", 2000, 2100, "warning")],
+                   key=lambda item: item[0])
+    report = Report(decisions=[])
+    replay(items, rules, report=report,
+           pager=lambda engine, state: VirtualPager(config, rules.topology, rules.service_label,
+                                                    suppression_of(engine, state), report.decisions))
+    paging = report.summary()["paging"]
+    assert paging == {"pages": 3, "by_level": {"1": 2, "2": 1}, "by_recipient": {"bob": 2, "carol": 1, "chat": 2},
+                      "by_escalation_policy": {"payments": 3}}
+    [level_2] = [p for p in report.paged if p.level == 2]
+    assert level_2.at == at(300) and level_2.to == ["carol"]
+    simulated = [d for d in report.decisions if d.kind.value == "paged"]
+    assert [(d.at, d.detail["level"], d.detail["channel"]) for d in simulated if d.detail["level"] == "2"] == [(at(300), "2", "pager")]
+    assert any(d.kind.value == "not_paged" and "pages nobody" in d.reason for d in report.decisions)  # the warning
+    assert "paging" not in run([line("firing", "a", "2026-03-01T09:00:00Z")]).summary()
+
+
+def test_replay_takes_the_escalation_config_from_the_command_line(tmp_path):
+    alerts = tmp_path / "alerts.jsonl"
+    alerts.write_text(json.dumps({"labels": {"alertname": "Down", "service": "checkout", "severity": "critical"},
+                                  "startsAt": "2026-03-01T09:00:00Z"}) + "\n")
+    notifications = ROOT / "examples" / "rules-as-code" / "notifications.yaml"
+    result = subprocess.run([str(Path(sys.executable).parent / "firebreak"), "replay", "--notifications", str(notifications),
+                             "--explain", str(alerts)], check=True, capture_output=True, text=True)
+    assert "escalation policy payments → page level 1 via pager: simulated → page level 1 via chat: simulated" in result.stdout
+    # Time stops with the stream (its last alert, plus any group_wait or resolve_timeout): level 2 is not reached.
+    assert "paged, by the escalation config (nobody acknowledging): 1 page; by level: 1 → 1" in result.stdout
+    assert "by recipient:     bob 1, chat 1" in result.stdout
