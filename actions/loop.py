@@ -36,6 +36,8 @@ class PollLoop(abc.ABC):
                 await self.poll()
             except RedisError as exc:
                 self.redis_failed(exc)
+            except Exception:  # noqa: BLE001 - a loop that stops would stop paging or remediation for the whole worker
+                log.exception("%s: looking for due work failed; trying again in %g s", self.name, self.poll_seconds)
             try:
                 await asyncio.wait_for(self.wake.wait(), self.poll_seconds)
             except TimeoutError:

@@ -1,4 +1,5 @@
-"""The decision-log consumer rides out what a consumer group does to it and never takes the worker down.
+"""The worker's background loops (the decision-log consumer; the executor's and pager's poll loop) ride out
+what they meet and never take the worker down.
 
 A worker leaving its group while the sink was writing a batch once made the sink's commit raise
 CommitFailedError, which ended the whole worker (stream stages, executor and pager with it). The consumer
@@ -111,3 +112,38 @@ def test_an_unexpected_failure_restarts_the_consumer_instead_of_ending_the_worke
     assert (broken.started, broken.stopped) == (1, 1)  # the failed consumer let go of its connections
     assert (healthy.started, healthy.stopped, healthy.commits) == (1, 1, 1)  # and a cancelled one too
     assert "decision log consumer failed; restarting it" in caplog.text
+
+
+def test_the_executor_and_pager_loop_outlives_an_unexpected_failure(caplog):
+    """Same rule for the loop the executor and the pager share (actions/loop.py): a poll that fails for a
+    reason nobody foresaw is logged and tried again; only a cancel ends it."""
+    from actions.loop import PollLoop
+
+    class Flaky(PollLoop):
+        name = "flaky"
+
+        def __init__(self) -> None:
+            super().__init__(poll_seconds=0.01)
+            self.polls = 0
+
+        async def poll(self) -> int:
+            self.polls += 1
+            if self.polls == 1:
+                raise ValueError("an escalation nobody could decode")
+            return 0
+
+    async def run() -> int:
+        loop = Flaky()
+        task = asyncio.create_task(loop.run_forever())
+        while loop.polls < 3:
+            await asyncio.sleep(0.01)
+        assert not task.done()
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+        return loop.polls
+
+    assert asyncio.run(run()) >= 3
+    assert "flaky: looking for due work failed" in caplog.text and "an escalation nobody could decode" in caplog.text
