@@ -191,9 +191,10 @@ fi
 say "rules as code: the worked example's fixtures on a virtual clock (firebreak check)"
 "$firebreak" check "$repo/examples/rules-as-code/tests"
 
-say "replaying a generated alert storm through the same engine, offline (firebreak replay)"
+say "replaying a generated alert storm through the same engine and the demo's escalation config, offline (firebreak replay)"
 "$python" "$repo/examples/storm.py" --out "$stack_dir/storm.jsonl"
-"$firebreak" replay --policies "$repo/config/correlation.yaml" --services "$repo/examples/services.yaml" "$stack_dir/storm.jsonl"
+"$firebreak" replay --policies "$repo/config/correlation.yaml" --services "$repo/examples/services.yaml" \
+  --notifications "$FIREBREAK_NOTIFICATIONS_FILE" "$stack_dir/storm.jsonl"
 
 if [ -n "${acked_at:-}" ]; then
   # Level 3 (the oncall channel) was due 15 s after level 2; the ack came before it.
