@@ -33,8 +33,8 @@ from redis.exceptions import RedisError
 from actions.channels import Message
 from actions.delivery import Deliverer
 from actions.escalation import (
-    Escalation,
     MUTE_RECHECK_SECONDS,
+    Escalation,
     EscalationStatus,
     Reaction,
     Recipient,
@@ -98,7 +98,6 @@ d['stopped_by'] = ARGV[1]
 redis.call('SET', KEYS[1], cjson.encode(d))
 return 1
 """
-
 
 
 def _ts(at: datetime) -> float:

@@ -31,7 +31,7 @@ the events it emits and so on the incident's timeline.
 | GRP-18 | just opened            | changes to its services shortly before     | `change_suspected`, one per change          |
 | GRP-23 | opening                | every alert it opens with usually resolves | `opened` carries `page_held_until` and the  |
 |        |                        | by itself (transient_pause, from dedup)    | figures: the pager waits, pages if it fires |
-| GRP-24 | open, page held         | firing that does not usually resolve by    | `page_hold_ended`: the pager pages now      |
+| GRP-24 | open, page held        | firing that does not usually resolve by    | `page_hold_ended`: the pager pages now      |
 |        | (transient pause)      | itself (no hold from dedup: a critical or  |                                             |
 |        |                        | a steady alert) joins or fires again       |                                             |
 | GRP-21 | open, quiet_resolve    | an alert not sent again for quiet_resolve  | `alert_resolved` by firebreak (then GRP-9)  |
