@@ -54,8 +54,11 @@ class VirtualPager:
     service_label: str
     suppression: Suppression
     decisions: list[Decision] | None = None  # the decision log, kept only when a list is given
+    # Replay's model of the people: each incident acknowledged this long after its first page (None: never).
+    ack_after: timedelta | None = None
     escalations: dict[str, Escalation] = field(default_factory=dict)
     pages: list[VirtualPage] = field(default_factory=list)
+    first_paged: dict[str, datetime] = field(default_factory=dict)
 
     def observe(self, event: IncidentEvent, incident: Incident) -> None:
         """The paging consequence of one incident event (the incident as projected after it)."""
@@ -69,6 +72,7 @@ class VirtualPager:
                 self._decide(DecisionKind.not_paged, incident, event.at, why)
                 return
             state = start(incident.id, policy, event.event_id, event.at)
+            self.first_paged.pop(incident.id, None)  # reopened: paging starts afresh, and so would the people
             hold = event.page_held_until if event.kind is IncidentEventKind.opened else None
             if hold is not None and hold > event.at:
                 state = state.model_copy(update={"due_at": hold, "started_at": hold})
@@ -101,6 +105,13 @@ class VirtualPager:
                 if incident.status is not IncidentStatus.triggered:
                     state = state.model_copy(update={"status": EscalationStatus.stopped})
                     break
+                acked = self.first_paged.get(incident_id)
+                if acked is not None and self.ack_after is not None and state.due_at >= acked + self.ack_after:
+                    self._decide(DecisionKind.not_paged, incident, acked + self.ack_after,
+                                 f"acknowledged (assumed: {self.ack_after} after the first page): level "
+                                 f"{state.level + 1} and later do not page")
+                    state = state.model_copy(update={"status": EscalationStatus.stopped})
+                    break
                 reason = muted_by([self.suppression(a, state.due_at) for a in firing_alerts(incident)])
                 if reason is not None:  # held as the pager holds it, and looked at again as often
                     if state.held_at is None:
@@ -120,6 +131,7 @@ class VirtualPager:
                                  f"level {level} would page {r.user or r.channel} via {r.channel}",
                                  delivery="page", level=str(level), channel=r.channel, result="simulated")
                 paged.append((incident, level))
+                self.first_paged.setdefault(incident_id, state.due_at)
                 state = after_paging(state, self.config, state.due_at)
             self.escalations[incident_id] = state
         return paged

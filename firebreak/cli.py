@@ -303,16 +303,21 @@ incidents.command("resolve", help="Resolve an incident by hand (through the API)
 @click.option("--notifications", "notifications_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               default=None, help="Escalation config: also run the pager on the replay's clock (routes, levels, on-call "
                                  "schedules, mutes, transient pauses; nobody acknowledges) and count who would be paged.")
+@click.option("--ack-after", default=None, metavar="DURATION",
+              help="With --notifications: assume each incident is acknowledged this long after its first page (5m).")
 @click.option("--json", "as_json", is_flag=True, help="The report and every incident with its alerts, as JSON.")
 @click.option("--explain", is_flag=True, help="Also print each alert's decisions, as `firebreak explain` does live.")
 @click.pass_context
 def replay(ctx: click.Context, alerts_file: Path, policies_file: Path | None, services_file: Path | None,
-           silences_file: Path | None, changes_file: Path | None, notifications_file: Path | None, as_json: bool,
-           explain: bool) -> None:
+           silences_file: Path | None, changes_file: Path | None, notifications_file: Path | None, ack_after: str | None,
+           as_json: bool, explain: bool) -> None:
     """Run a recorded alert stream (JSON lines) through the engine offline and report what would happen."""
     from actions.loader import load_notifications
     from actions.virtual_pager import VirtualPager
+    from pydantic import TypeAdapter, ValidationError
+
     from correlation.engine import Engine, State
+    from correlation.policy import Duration
     from correlation.replay import Report, read_lines, suppression_of
     from correlation.replay import replay as run_replay
     from firebreak.explain import print_alert
@@ -328,6 +333,12 @@ def replay(ctx: click.Context, alerts_file: Path, policies_file: Path | None, se
         escalation = load_notifications(notifications_file) if notifications_file else None
     except ConfigFileError as exc:
         raise click.ClickException(str(exc)) from exc
+    try:
+        acked = TypeAdapter(Duration).validate_python(ack_after) if ack_after is not None else None
+    except ValidationError as exc:
+        raise click.BadParameter(f"{ack_after!r} is not a duration: give one like 90s, 5m or 1h", param_hint="--ack-after") from exc
+    if acked is not None and escalation is None:
+        raise click.UsageError("--ack-after models the people being paged: give the escalation config with --notifications too")
     change_list = []
     if changes_file is not None:
         for number, line in enumerate(changes_file.read_text().splitlines(), start=1):
@@ -341,7 +352,8 @@ def replay(ctx: click.Context, alerts_file: Path, policies_file: Path | None, se
 
     def pager(engine: Engine, state: State) -> VirtualPager:
         assert escalation is not None
-        return VirtualPager(escalation, rules.topology, rules.service_label, suppression_of(engine, state), report.decisions)
+        return VirtualPager(escalation, rules.topology, rules.service_label, suppression_of(engine, state), report.decisions,
+                            ack_after=acked)
 
     with alerts_file.open(encoding="utf-8", errors="replace") as handle:
         items = read_lines(handle, report, frozenset(settings.fingerprint_ignore_labels))
@@ -374,7 +386,8 @@ def replay(ctx: click.Context, alerts_file: Path, policies_file: Path | None, se
     click.echo(f"pages:             {summary['pages']}  (opened + reopened, not while flapping)")
     if "paging" in summary:
         paging = summary["paging"]
-        click.echo(f"paged, by the escalation config (nobody acknowledging): {paging['pages']} page{'' if paging['pages'] == 1 else 's'}; by level: "
+        who = f"each incident acknowledged {ack_after} after its first page" if acked is not None else "nobody acknowledging"
+        click.echo(f"paged, by the escalation config ({who}): {paging['pages']} page{'' if paging['pages'] == 1 else 's'}; by level: "
                    + ", ".join(f"{level} → {n}" for level, n in paging["by_level"].items()))
         click.echo("  by recipient:     " + (", ".join(f"{who} {n}" for who, n in paging["by_recipient"].items()) or "none"))
     click.echo(f"notifications:     {summary['notifications']}  (pages + severity changes + resolves)")

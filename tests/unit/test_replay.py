@@ -175,6 +175,15 @@ def test_with_an_escalation_config_replay_pages_levels_on_its_own_clock():
     simulated = [d for d in report.decisions if d.kind.value == "paged"]
     assert [(d.at, d.detail["level"], d.detail["channel"]) for d in simulated if d.detail["level"] == "2"] == [(at(300), "2", "pager")]
     assert any(d.kind.value == "not_paged" and "pages nobody" in d.reason for d in report.decisions)  # the warning
+
+    # `--ack-after 3m`: people acknowledge 3 minutes after the first page, so level 2 (due at 5 minutes) never pages.
+    acked = Report(decisions=[])
+    replay(items, rules, report=acked,
+           pager=lambda engine, state: VirtualPager(config, rules.topology, rules.service_label, suppression_of(engine, state),
+                                                    acked.decisions, ack_after=timedelta(minutes=3)))
+    assert acked.summary()["paging"]["by_level"] == {"1": 2}
+    [assumed] = [d for d in acked.decisions if d.kind.value == "not_paged" and "acknowledged" in d.reason]
+    assert assumed.at == at(180) and "level 2 and later do not page" in assumed.reason
     assert "paging" not in run([line("firing", "a", "2026-03-01T09:00:00Z")]).summary()
 
 
@@ -189,3 +198,6 @@ def test_replay_takes_the_escalation_config_from_the_command_line(tmp_path):
     # Time stops with the stream (its last alert, plus any group_wait or resolve_timeout): level 2 is not reached.
     assert "paged, by the escalation config (nobody acknowledging): 1 page; by level: 1 → 1" in result.stdout
     assert "by recipient:     bob 1, chat 1" in result.stdout
+    wrong = subprocess.run([str(Path(sys.executable).parent / "firebreak"), "replay", "--notifications", str(notifications),
+                            "--ack-after", "5x", str(alerts)], capture_output=True, text=True)
+    assert wrong.returncode == 2 and "'5x' is not a duration: give one like 90s, 5m or 1h" in wrong.stderr
