@@ -126,6 +126,23 @@ def muted_by(suppressions: list[str | None]) -> str | None:
     return ", ".join(sorted({s for s in suppressions if s is not None}))
 
 
+# Why a page waits or never goes out, in the decision log's words: the live pager and the virtual one
+# (check, replay) say the same, so their stories compare.
+def transient_hold_reason(held_until: datetime, incident: Incident) -> str:
+    return (f"transient pause: level 1 waits until {held_until.isoformat()} and pages only if the incident still "
+            f"fires then; {incident.page_hold_reason or ''}").rstrip("; ")
+
+
+def resolved_in_pause_reason(incident: Incident) -> str:
+    held = incident.page_held_until.isoformat() if incident.page_held_until else "?"
+    return f"resolved within its transient pause (page held until {held}): nobody was paged"
+
+
+def mute_hold_reason(level: int, reason: str) -> str:
+    return (f"level {level} held: every firing alert of the incident is muted ({reason}); it pages if the incident "
+            "still fires when that ends")
+
+
 def start(incident_id: str, policy: str, generation: str, now: datetime) -> Escalation:
     return Escalation(incident_id=incident_id, policy=policy, generation=generation, due_at=now, started_at=now)
 

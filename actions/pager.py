@@ -40,10 +40,13 @@ from actions.escalation import (
     Recipient,
     after_paging,
     hastened,
+    mute_hold_reason,
     reaction,
     recipients,
+    resolved_in_pause_reason,
     routed,
     start,
+    transient_hold_reason,
 )
 from actions.links import Links
 from actions.loop import PollLoop
@@ -155,9 +158,7 @@ class Pager(PollLoop):
                 self.wake.set()
             elif (event.kind is IncidentEventKind.resolved and incident.page_held_until is not None
                   and event.at < incident.page_held_until):
-                await self._decide(DecisionKind.not_paged, incident, event.at,
-                                   f"resolved within its transient pause (page held until "
-                                   f"{incident.page_held_until.isoformat()}): nobody was paged")
+                await self._decide(DecisionKind.not_paged, incident, event.at, resolved_in_pause_reason(incident))
         elif what is Reaction.update and await self.redis.exists(self._k("esc", event.incident_id, "paged")):
             due = datetime.now(timezone.utc) + timedelta(seconds=self.update_interval)
             await self.redis.zadd(self._k("esc", "updates"), {event.incident_id: _ts(due)}, nx=True)
@@ -219,9 +220,7 @@ class Pager(PollLoop):
             self.wake.set()
             await self._decide(DecisionKind.escalation_started, incident, at, why, escalation_policy=policy)
             if held_until is not None:
-                await self._decide(DecisionKind.page_held, incident, at,
-                                   f"transient pause: level 1 waits until {held_until.isoformat()} and pages only if the "
-                                   f"incident still fires then; {incident.page_hold_reason or ''}".rstrip("; "), level="1")
+                await self._decide(DecisionKind.page_held, incident, at, transient_hold_reason(held_until, incident), level="1")
         return bool(created)
 
     async def _decide(self, kind: DecisionKind, incident: Incident, at: datetime, reason: str, **detail: str) -> None:
@@ -313,9 +312,7 @@ class Pager(PollLoop):
             held = state.model_copy(update={"held_at": now})
             await self._advance(keys=[self._k("esc", incident_id), due_key],
                                 args=[held.model_dump_json(), state.generation, recheck, incident_id])
-            await self._decide(DecisionKind.page_held, incident, now,
-                               f"level {level} held: every firing alert of the incident is muted ({reason}); it pages "
-                               "if the incident still fires when that ends", level=str(level))
+            await self._decide(DecisionKind.page_held, incident, now, mute_hold_reason(level, reason), level=str(level))
             return
         who = recipients(state, self.config, datetime.now(timezone.utc))
         ctx = context(incident, self.topology, self.service_label)["incident"]

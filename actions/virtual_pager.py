@@ -23,10 +23,13 @@ from actions.escalation import (
     firing_alerts,
     hastened,
     muted_by,
+    mute_hold_reason,
     reaction,
     recipients,
+    resolved_in_pause_reason,
     routed,
     start,
+    transient_hold_reason,
 )
 from correlation.topology import Topology
 from schemas import Incident, IncidentAlert, IncidentEvent, IncidentEventKind, IncidentStatus
@@ -79,18 +82,14 @@ class VirtualPager:
             self.escalations[incident.id] = state
             self._decide(DecisionKind.escalation_started, incident, event.at, why, escalation_policy=policy)
             if hold is not None and hold > event.at:
-                self._decide(DecisionKind.page_held, incident, event.at,
-                             f"transient pause: level 1 waits until {hold.isoformat()} and pages only if the incident "
-                             f"still fires then; {incident.page_hold_reason or ''}".rstrip("; "), level="1")
+                self._decide(DecisionKind.page_held, incident, event.at, transient_hold_reason(hold, incident), level="1")
         elif what is Reaction.hasten and incident.id in self.escalations:
             self.escalations[incident.id] = hastened(self.escalations[incident.id], event.at) or self.escalations[incident.id]
         elif what is Reaction.stop and incident.id in self.escalations:
             state = self.escalations[incident.id]
             if (event.kind is IncidentEventKind.resolved and incident.page_held_until is not None
                     and event.at < incident.page_held_until and state.level == 0 and state.round == 0):
-                self._decide(DecisionKind.not_paged, incident, event.at,
-                             f"resolved within its transient pause (page held until "
-                             f"{incident.page_held_until.isoformat()}): nobody was paged")
+                self._decide(DecisionKind.not_paged, incident, event.at, resolved_in_pause_reason(incident))
             self.escalations[incident.id] = state.model_copy(update={"status": EscalationStatus.stopped})
 
     def next_due(self) -> datetime | None:
@@ -116,9 +115,7 @@ class VirtualPager:
                 if reason is not None:  # held as the pager holds it, and looked at again as often
                     if state.held_at is None:
                         self._decide(DecisionKind.page_held, incident, state.due_at,
-                                     f"level {state.level + 1} held: every firing alert of the incident is muted "
-                                     f"({reason}); it pages if the incident still fires when that ends",
-                                     level=str(state.level + 1))
+                                     mute_hold_reason(state.level + 1, reason), level=str(state.level + 1))
                     state = state.model_copy(update={"due_at": state.due_at + timedelta(seconds=MUTE_RECHECK_SECONDS),
                                                      "held_at": state.held_at or state.due_at})
                     continue
