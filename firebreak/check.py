@@ -41,14 +41,15 @@ from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
-from actions.virtual_pager import VirtualPager
 from actions.loader import load_notifications, load_runbooks
 from actions.matching import context, triggered
 from actions.templates import RenderError, evaluate
+from actions.virtual_pager import VirtualPager
 from correlation.engine import Engine, State
 from correlation.fingerprint import fingerprint
 from correlation.policy import Duration, PolicySet
 from correlation.projection import project
+from correlation.replay import suppression_of
 from correlation.rules import Rules
 from correlation.topology import Topology
 from firebreak.yamlfile import ConfigFileError, load_yaml_model
@@ -212,7 +213,7 @@ class _Simulation:
         self.incidents: dict[str, Incident] = {}
         self.order: list[str] = []  # incident ids as they opened
         self.pager = VirtualPager(self.config, self.rules.topology, self.rules.service_label,
-                                  lambda a, at: self.engine.suppression(self.state, a.labels, a.fingerprint, at)[0])
+                                  suppression_of(self.engine, self.state))
         self.outcome = Outcome()
 
     def number(self, incident_id: str) -> int:

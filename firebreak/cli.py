@@ -312,10 +312,10 @@ def replay(ctx: click.Context, alerts_file: Path, policies_file: Path | None, se
            silences_file: Path | None, changes_file: Path | None, notifications_file: Path | None, ack_after: str | None,
            as_json: bool, explain: bool) -> None:
     """Run a recorded alert stream (JSON lines) through the engine offline and report what would happen."""
-    from actions.loader import load_notifications
-    from actions.virtual_pager import VirtualPager
     from pydantic import TypeAdapter, ValidationError
 
+    from actions.loader import load_notifications
+    from actions.virtual_pager import VirtualPager
     from correlation.engine import Engine, State
     from correlation.policy import Duration
     from correlation.replay import Report, read_lines, suppression_of

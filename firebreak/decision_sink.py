@@ -43,7 +43,6 @@ class DecisionSink:
         self.settings = settings
         self.log = log_
         self.dead_letter = dead_letter
-        self.consumer: AIOKafkaConsumer | None = None
 
     async def run_forever(self) -> None:
         while True:
@@ -51,7 +50,6 @@ class DecisionSink:
             try:
                 await consumer.start()
                 log.info("decision log consumer started (group %s-decisions)", self.settings.app_id)
-                self.consumer = consumer
                 while True:
                     await self.step(consumer)
             except asyncio.CancelledError:
@@ -60,7 +58,6 @@ class DecisionSink:
                 log.exception("decision log consumer failed; restarting it in %g s (the stream stages carry on, and "
                               "uncommitted decisions are read again)", RESTART_SECONDS)
             finally:
-                self.consumer = None
                 await _quietly_stop(consumer)
             await asyncio.sleep(RESTART_SECONDS)
 
