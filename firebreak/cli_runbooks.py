@@ -95,7 +95,7 @@ def _read_alerts(path: Path, settings: Settings) -> list[Alert]:
     try:
         looks_am = isinstance(json.loads(body), dict) and "alerts" in json.loads(body)
         parse = parse_alertmanager if looks_am else parse_generic
-        return parse(body, now, settings.max_alerts_per_request, ignore)
+        return parse(body, now, settings.max_alerts_per_request, ignore, bounds=None).alerts  # a sample: any time
     except (IngestError, ValueError) as exc:
         message = exc.message if isinstance(exc, IngestError) else str(exc)
         raise click.ClickException(f"{path}: {message}") from exc

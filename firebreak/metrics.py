@@ -18,6 +18,13 @@ INGEST_LATENCY = Histogram(
 )
 ALERTS_RECEIVED = Counter("firebreak_alerts_received_total", "Alerts accepted (durable in Kafka).", ["source"])
 ALERTS_REJECTED = Counter("firebreak_alerts_rejected_total", "Requests refused before Kafka, by reason.", ["source", "reason"])
+ALERTS_TRUNCATED = Counter(
+    "firebreak_alerts_truncated_total",
+    "Alerts an Alertmanager webhook said it left out (truncatedAlerts; raise max_alerts on that receiver).", ["receiver"]
+)
+UNKNOWN_FIELDS = Counter(
+    "firebreak_ingest_unknown_fields_total", "Alert fields of a webhook this release does not know, ignored.", ["source"]
+)
 PRODUCE_LATENCY = Histogram(
     "firebreak_kafka_produce_duration_seconds", "Time for Kafka to acknowledge one request's records (acks=all).",
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),

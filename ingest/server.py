@@ -16,7 +16,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 from redis.exceptions import RedisError
 
-from firebreak.metrics import ALERTS_RECEIVED, ALERTS_REJECTED, INGEST_LATENCY, INGEST_REQUESTS
+from firebreak.metrics import (ALERTS_RECEIVED, ALERTS_REJECTED, ALERTS_TRUNCATED, INGEST_LATENCY, INGEST_REQUESTS,
+                               UNKNOWN_FIELDS)
 from firebreak.decision_log import DecisionLog
 from firebreak.explain import alert_report, incident_report
 from firebreak.readmodel import STATUS_FILTERS, IncidentStore
@@ -25,7 +26,7 @@ from actions.links import Links
 from firebreak.action_log import ActionLog, NotificationLog
 from firebreak.settings import Settings
 from ingest import links_api, openapi, runs_api
-from ingest.adapters import parse_alertmanager, parse_generic
+from ingest.adapters import Parsed, parse_alertmanager, parse_generic
 from ingest.audit import AuditLog
 from ingest.auth import (
     SIGNATURE_HEADER,
@@ -90,7 +91,7 @@ def _parse_body(model: type[BaseModel], body: bytes) -> Any:
         raise from_validation_error(exc) from exc
 
 OPEN_ROUTES = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json"})
-Parser = Callable[[bytes, datetime, int, frozenset[str]], list[Alert]]
+Parser = Callable[[bytes, datetime, int, frozenset[str]], Parsed]
 
 PRODUCER = web.AppKey("producer", DurableProducer)
 STORE = web.AppKey("store", IncidentStore)
@@ -221,11 +222,13 @@ def _ingest_handler(parser: Parser, source: str) -> Callable[[web.Request], Awai
         settings = request.app[SETTINGS]
         try:
             body = await _read_json_body(request)
-            alerts = parser(body, datetime.now(timezone.utc), settings.max_alerts_per_request,
+            parsed = parser(body, datetime.now(timezone.utc), settings.max_alerts_per_request,
                             frozenset(settings.fingerprint_ignore_labels))
         except IngestError as err:
             ALERTS_REJECTED.labels(source, err.reason).inc()
             raise
+        alerts = parsed.alerts
+        _report_left_out(parsed, source)
         inflight = request.app[INFLIGHT]
         if inflight[0] >= settings.ingest_max_inflight:
             # Kafka is not keeping up: say so at once (the sender retries) instead of queueing without bound.
@@ -246,6 +249,32 @@ def _ingest_handler(parser: Parser, source: str) -> Callable[[web.Request], Awai
         )
 
     return handle
+
+
+_RECEIVER_LABELS: set[str] = set()
+MAX_RECEIVER_LABELS = 50  # a sender names its receiver: beyond this many distinct names, "other" (bounded series)
+
+
+def _receiver_label(receiver: str) -> str:
+    name = receiver[:64]
+    if name in _RECEIVER_LABELS or len(_RECEIVER_LABELS) < MAX_RECEIVER_LABELS:
+        _RECEIVER_LABELS.add(name)
+        return name
+    return "other"
+
+
+def _report_left_out(parsed: Parsed, source: str) -> None:
+    """Say what the sender left out (Alertmanager's `truncatedAlerts`) or what this release ignored (unknown
+    alert fields): counted and logged; the truncation also travels on the records to the incident."""
+    if parsed.truncated_alerts:
+        ALERTS_TRUNCATED.labels(_receiver_label(parsed.receiver)).inc(parsed.truncated_alerts)
+        log.warning("Alertmanager receiver %r left %d alerts of a group out of its webhook (truncatedAlerts); raise "
+                    "max_alerts on that receiver's webhook_configs to send them all", parsed.receiver[:64],
+                    parsed.truncated_alerts)
+    if parsed.unknown_fields:
+        UNKNOWN_FIELDS.labels(source).inc(len(parsed.unknown_fields))
+        log.info("ignored alert fields this release does not know: %s",
+                 ", ".join(ascii(name[:64]) for name in parsed.unknown_fields[:10]))
 
 
 def _kafka_unavailable(exc: KafkaUnavailable) -> web.Response:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import unicodedata
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from enum import StrEnum
 from typing import Annotated, Literal
 
@@ -30,6 +30,25 @@ class Limits:
 
 
 LIMITS = Limits()
+
+
+@dataclass(frozen=True)
+class TimeBounds:
+    """How far from the moment of receipt a time a sender gives may lie; beyond that it is a broken clock or
+    a forged alert, refused with a 422 naming the field (README, "Sending alerts").
+
+    - `skew`: how far ahead a `startsAt`, or a resolved alert's `endsAt`, may be (a sender's clock running fast);
+    - `max_expiry`: how far ahead a firing alert's `endsAt` may be (Alertmanager API v2 senders such as
+      Prometheus send `endsAt` a few minutes ahead as the alert's expiry);
+    - `max_age`: how far back a `startsAt` or `endsAt` may be (an alert older than this is not news).
+    """
+
+    skew: timedelta = timedelta(hours=1)
+    max_expiry: timedelta = timedelta(days=1)
+    max_age: timedelta = timedelta(days=366)
+
+
+TIME_BOUNDS = TimeBounds()
 
 
 class AlertStatus(StrEnum):
@@ -113,7 +132,12 @@ class _AlertTimes(_Strict):
 
 
 class AlertIn(_AlertTimes):
-    """One alert in the generic JSON format (`POST /api/v1/alerts`)."""
+    """One alert in the generic JSON format (`POST /api/v1/alerts`).
+
+    Without `status`, the alert is resolved when its `endsAt` is at or before the moment it is received, and
+    firing otherwise: Alertmanager's API v2 has no status field and reads alerts this way
+    (`types.Alert.Resolved()`); see `status_at`.
+    """
 
     status: AlertStatus = AlertStatus.firing
     labels: Labels
@@ -125,10 +149,54 @@ class AlertIn(_AlertTimes):
     fingerprint: StrictStr | None = Field(default=None, max_length=128)
 
 
+    def status_at(self, received: datetime) -> AlertStatus:
+        """The alert's status as of `received`: the one it gives, else resolved iff `endsAt` <= `received`."""
+        if "status" in self.model_fields_set or self.ends_at is None:
+            return self.status
+        return AlertStatus.resolved if self.ends_at <= received else AlertStatus.firing
+
+
+def time_problems(alert: AlertIn, received: datetime, bounds: TimeBounds = TIME_BOUNDS) -> list[tuple[str, str]]:
+    """(field, problem) for each time of `alert` outside `bounds` around `received`; empty if all are within.
+
+    A time the sender gives is data, never an instruction: a resolved alert "ending" in year 9999 would make
+    every later firing of it look stale, and a `startsAt` far ahead would sort and group wrongly.
+    """
+    problems = []
+    status = alert.status_at(received)
+    earliest = received - bounds.max_age
+    if alert.starts_at is not None and alert.starts_at > received + bounds.skew:
+        problems.append(("startsAt", f"{alert.starts_at.isoformat()} is more than {bounds.skew} ahead of this server's "
+                                     "clock; fix the sender's clock or leave startsAt out"))
+    if alert.starts_at is not None and alert.starts_at < earliest:
+        problems.append(("startsAt", f"{alert.starts_at.isoformat()} is more than {bounds.max_age.days} days ago; "
+                                     "fix the sender's clock or leave startsAt out"))
+    if alert.ends_at is not None:
+        ahead = bounds.skew if status is AlertStatus.resolved else bounds.max_expiry
+        if alert.ends_at > received + ahead:
+            what = "a resolved alert's endsAt" if status is AlertStatus.resolved else "a firing alert's endsAt (its expiry)"
+            problems.append(("endsAt", f"{alert.ends_at.isoformat()} is more than {ahead} ahead of this server's clock, "
+                                       f"the limit for {what}; fix the sender's clock or leave endsAt out"))
+        elif alert.ends_at < earliest:
+            problems.append(("endsAt", f"{alert.ends_at.isoformat()} is more than {bounds.max_age.days} days ago; "
+                                       "fix the sender's clock or leave endsAt out"))
+    return problems
+
+
 class AlertmanagerAlert(AlertIn):
-    """One alert inside an Alertmanager webhook payload; Alertmanager always sends the status."""
+    """One alert inside an Alertmanager webhook payload (version 4); Alertmanager always sends the status.
+
+    Fields this release does not know are ignored and counted (`unknown_fields`), as webhook receivers do, so a
+    newer Alertmanager that adds one does not stop every alert.
+    """
+
+    model_config = ConfigDict(extra="allow", frozen=True, populate_by_name=True)
 
     status: AlertStatus
+
+    @property
+    def unknown_fields(self) -> list[str]:
+        return sorted(self.model_extra or {})
 
 
 class AlertmanagerWebhook(BaseModel):
@@ -157,3 +225,5 @@ class Alert(_AlertTimes):
     generator_url: Url = Field(default="", alias="generatorURL")
     source: str = Field(min_length=1, max_length=128)
     received_at: AwareDatetime = Field(alias="receivedAt")
+    # Alertmanager's webhook said it left this many alerts of the group out (`max_alerts` on its receiver).
+    truncated_alerts: int = Field(0, ge=0, alias="truncatedAlerts", exclude_if=lambda v: not v)

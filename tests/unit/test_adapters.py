@@ -10,7 +10,7 @@ NOW = at(0)
 
 
 def generic(body, limit=100):
-    return parse_generic(json.dumps(body).encode() if not isinstance(body, bytes) else body, NOW, limit)
+    return parse_generic(json.dumps(body).encode() if not isinstance(body, bytes) else body, NOW, limit).alerts
 
 
 def test_one_object_or_a_list_are_both_accepted():
@@ -61,13 +61,13 @@ def test_alertmanager_source_names_the_receiver():
     body = {"version": "4", "status": "firing", "receiver": "team-a",
             "alerts": [{"status": "firing", "labels": {"alertname": "X"}, "startsAt": "2026-03-01T09:00:00Z",
                         "endsAt": "0001-01-01T00:00:00Z"}]}
-    [a] = parse_alertmanager(json.dumps(body).encode(), NOW, 10)
+    [a] = parse_alertmanager(json.dumps(body).encode(), NOW, 10).alerts
     assert a.source == "alertmanager:team-a" and a.ends_at is None
 
 
 def test_ingest_leaves_ignored_labels_out_of_the_fingerprint_but_keeps_them():
     body = json.dumps([{"labels": {"a": "b", "pod": "p1"}}, {"labels": {"a": "b", "pod": "p2"}}]).encode()
-    one, two = parse_generic(body, NOW, 10, frozenset({"pod"}))
+    one, two = parse_generic(body, NOW, 10, frozenset({"pod"})).alerts
     assert one.fingerprint == two.fingerprint and one.labels["pod"] == "p1"
 
 
@@ -79,7 +79,7 @@ def test_a_resolve_without_starts_at_takes_its_ends_at_when_that_is_earlier_than
     now = datetime(2026, 3, 1, 9, 0, tzinfo=timezone.utc)
     ended = now - timedelta(seconds=2)  # the sender's clock is a little behind
     body = json.dumps({"labels": {"alertname": "A"}, "status": "resolved", "endsAt": ended.isoformat()}).encode()
-    [alert] = parse_generic(body, now, 10)
+    [alert] = parse_generic(body, now, 10).alerts
     assert alert.starts_at == ended == alert.ends_at
 
 
