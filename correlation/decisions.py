@@ -67,7 +67,8 @@ def after_dedup(alert: Alert, outcome: DedupOutcome, outputs: list[AlertEvent], 
 
 
 _FIRED = {"DUP-1": "fired", "DUP-6": "no longer silenced or inhibited", "DUP-7": "sent again after a quiet period longer "
-          "than quiet_resolve (Firebreak had resolved it): fired anew"}
+          "than quiet_resolve (Firebreak had resolved it): fired anew",
+          "DUP-10": "sent again after a person resolved its incident while it still fired (GRP-25): fired anew"}
 
 
 def of_alert_event(event: AlertEvent, rules: Rules) -> list[Decision]:
@@ -171,6 +172,8 @@ def _group(item: object, before: GroupState | None, after: GroupState | None, ou
 
 def _from_incident_event(event: IncidentEvent, position: int) -> Decision | None:
     fp = event.alert.fingerprint if event.alert is not None else None
+    if fp is None and event.rule == "GRP-25" and event.related:
+        fp = event.related[0]  # an alert released by a person's resolve
     base = {"at": event.at, "incident_id": event.incident_id, "policy": event.policy, "rule": event.rule, "position": position}
     kind = event.kind
     if kind is IncidentEventKind.alert_added and fp:
@@ -189,6 +192,8 @@ def _from_incident_event(event: IncidentEvent, position: int) -> Decision | None
                     f"it still fires then; {event.page_hold_reason}")
             detail["page_held_until"] = event.page_held_until.isoformat()
         return Decision(**base, kind=DecisionKind.incident_opened, reason=f"{kind.value}; {page}", detail=detail)
+    if kind is IncidentEventKind.alerts_truncated:
+        return Decision(**base, kind=DecisionKind.alerts_truncated, fingerprint=fp, reason=event.comment)
     if kind is IncidentEventKind.page_hold_ended and fp:
         return Decision(**base, kind=DecisionKind.page_hold_ended, fingerprint=fp, reason=event.comment)
     if kind is IncidentEventKind.resolved:

@@ -12,6 +12,10 @@
 |       | than quiet_resolve    |                                    | downstream, so it fires anew               |
 | DUP-8 | firing, quiet_resolve | firing, a third of quiet_resolve   | emit a refresh: grouping renews when it    |
 |       |                       | since the last event               | last saw the alert; nothing else           |
+| DUP-9 | firing                | firing, other annotations,         | emit a refresh marked `updated`: the       |
+|       |                       | generatorURL or truncatedAlerts    | incident shows the latest copy; no page    |
+| DUP-10| firing, released      | firing                             | emit firing: a person resolved its         |
+|       | (GRP-25)              |                                    | incident while it fired; this copy is news |
 | DUP-0 | position <= entry's   | any                                | redelivery: re-emit what that record did   |
 
 A firing alert that a silence or inhibition covers (the caller says which, as `suppressed_by`) is still
@@ -21,6 +25,9 @@ Flapping: every change of state is remembered for the flapping window; more than
 changes in it marks the alert flapping until it has been stable for the hold-down period, and its events
 carry that time so its incident holds notifications.
 
+Time: a resolve is remembered as of its `endsAt`, but never later than the moment the record was received
+(`receivedAt`): a sender's clock cannot make later firings look stale (DUP-5).
+
 Redelivery (the same Kafka record seen again after a crash) is detected by position: the entry keeps the
 position of the last record applied and its recent emissions (correlation/redelivery.py), so a redelivered
 record re-emits exactly what it emitted (downstream stages are idempotent) and never changes state twice.
@@ -28,6 +35,7 @@ record re-emits exactly what it emitted (downstream stages are idempotent) and n
 
 from __future__ import annotations
 
+import hashlib
 import statistics
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -74,6 +82,31 @@ class FingerprintState(BaseModel):
     emitted: list[tuple[int, AwareDatetime, list[AlertEvent]]] = []
     refreshed_at: AwareDatetime | None = None  # the last event (or refresh) sent for it
     lifetimes: list[float] = Field([], exclude_if=lambda v: not v)  # seconds from firing to its source's resolve, of its last firings (transient pause)
+    content: str = Field("", exclude_if=lambda v: not v)  # digest of what a repeat may change (DUP-9): `content_of`
+    released_at: AwareDatetime | None = Field(None, exclude_if=lambda v: v is None)  # GRP-25: its incident resolved by a person
+
+
+def content_of(alert: Alert) -> str:
+    """A digest of what a repeat of a firing alert may change without being news for paging: annotations,
+    generatorURL and the webhook's truncatedAlerts (DUP-9). Length-prefixed, so no two contents collide."""
+    parts = [f"{len(k)}:{k}{len(v)}:{v}" for k, v in sorted(alert.annotations.items())]
+    text = f"{''.join(parts)}|{len(alert.generator_url)}:{alert.generator_url}|{alert.truncated_alerts}"
+    return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
+
+
+def resolved_time(alert: Alert, now: datetime) -> datetime:
+    """When a resolve took effect: its endsAt, else `now`, but never after the record was received."""
+    return min(alert.ends_at or now, alert.received_at)
+
+
+def release(entry: FingerprintState | None, position: int, at: datetime) -> FingerprintState | None:
+    """GRP-25 told the dedup stage that a person resolved the incident of this still-firing alert at `at`:
+    its next firing copy is news (DUP-10). A record at a position already applied changes nothing."""
+    if entry is None or position <= entry.position:
+        return entry
+    if entry.status is not AlertStatus.firing:
+        return entry.model_copy(update={"position": position})
+    return entry.model_copy(update={"released_at": at, "position": position})
 
 
 def route(alert: Alert, rules: Rules) -> tuple[str, str, dict[str, str]]:
@@ -130,7 +163,7 @@ def dedup(
         policy, key, grouped = route(alert, rules)
         lifetimes = entry.lifetimes if entry else []
         if status is AlertStatus.resolved and entry is not None:
-            lifetimes = [*lifetimes, max(0.0, ((alert.ends_at or now) - entry.starts_at).total_seconds())][-HISTORY:]
+            lifetimes = [*lifetimes, max(0.0, (resolved_time(alert, now) - entry.starts_at).total_seconds())][-HISTORY:]
         hold, why = transient_hold(lifetimes, alert, rules.policies.get(policy), rules.policies.severity_label) \
             if status is AlertStatus.firing else (None, "")
         event = AlertEvent(
@@ -146,7 +179,7 @@ def dedup(
             fingerprint=alert.fingerprint,
             status=status,
             starts_at=alert.starts_at,
-            resolved_at=(alert.ends_at or now) if status is AlertStatus.resolved else None,
+            resolved_at=resolved_time(alert, now) if status is AlertStatus.resolved else None,
             last_seen=now,
             position=position,
             suppressed_by=suppressed if status is AlertStatus.firing else None,
@@ -155,16 +188,19 @@ def dedup(
             emitted=remember(entry.emitted if entry else [], position, now, [event]),
             refreshed_at=now,
             lifetimes=lifetimes,
+            content=content_of(alert) if status is AlertStatus.firing else "",
         )
         return state, [event], outcome
 
-    def refresh() -> tuple[FingerprintState, list[AlertEvent], DedupOutcome]:
+    def refresh(rule: str, content: str) -> tuple[FingerprintState, list[AlertEvent], DedupOutcome]:
         assert entry is not None
         policy, key, grouped = route(alert, rules)
         event = AlertEvent(status=AlertStatus.firing, policy=policy, correlation_key=key, group_labels=grouped, alert=alert,
-                           at=now, source_position=position, suppressed_by=entry.suppressed_by, refresh=True, rule="DUP-8")
+                           at=now, source_position=position, suppressed_by=entry.suppressed_by, refresh=True,
+                           updated=content != entry.content, rule=rule)
         state = entry.model_copy(update={"last_seen": now, "position": position, "duplicates": entry.duplicates + 1,
-                                         "refreshed_at": now, "emitted": remember(entry.emitted, position, now, [event])})
+                                         "refreshed_at": now, "content": content,
+                                         "emitted": remember(entry.emitted, position, now, [event])})
         return state, [event], DedupOutcome.duplicate
 
     if alert.status is AlertStatus.firing:
@@ -174,13 +210,19 @@ def dedup(
         if entry.status is AlertStatus.firing:
             if entry.suppressed_by and not suppressed_by:
                 return emit(AlertStatus.firing, DedupOutcome.released, None, "DUP-6")
+            if entry.released_at is not None:
+                return emit(AlertStatus.firing, DedupOutcome.suppressed if suppressed_by else DedupOutcome.fired,
+                            suppressed_by, "DUP-10")
             quiet = rules.policies.select(alert.labels).quiet_resolve if rules.policies.quiet_resolving else None
             if quiet is not None and now - entry.last_seen > quiet:
                 return emit(AlertStatus.firing, DedupOutcome.suppressed if suppressed_by else DedupOutcome.fired,
                             suppressed_by, "DUP-7")
+            content = content_of(alert)
+            if content != entry.content and entry.content:
+                return refresh("DUP-9", content)
             if quiet is not None and now - (entry.refreshed_at or entry.starts_at) >= quiet / 3:
-                return refresh()  # DUP-8
-            return keep(duplicates=entry.duplicates + 1), [], DedupOutcome.duplicate
+                return refresh("DUP-8", content)
+            return keep(duplicates=entry.duplicates + 1, content=content), [], DedupOutcome.duplicate
         assert entry.resolved_at is not None
         if alert.starts_at < entry.resolved_at:
             return keep(duplicates=entry.duplicates + 1), [], DedupOutcome.stale
@@ -193,7 +235,7 @@ def dedup(
             fingerprint=alert.fingerprint,
             status=AlertStatus.resolved,
             starts_at=alert.starts_at,
-            resolved_at=alert.ends_at or now,
+            resolved_at=resolved_time(alert, now),
             last_seen=now,
             position=position,
         )

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from correlation.decisions import after_dedup, after_group
-from correlation.dedup import DedupOutcome, FingerprintState, dedup
-from correlation.grouping import GroupState, attach_suspects, change_scopes, group
+from correlation.dedup import DedupOutcome, FingerprintState, dedup, release
+from correlation.grouping import GroupState, attach_suspects, change_scopes, group, released
 from correlation.rules import Rules
 from correlation.suppression import describe, inhibitor, silenced_by, source_keys
 from schemas import Alert, AlertStatus, ChangeEvent, IncidentCommand, IncidentEvent, Silence, Tick
@@ -81,8 +81,14 @@ class Engine:
         return state
 
     def command(self, state: State, command: IncidentCommand) -> tuple[State, list[IncidentEvent]]:
-        """A person's acknowledge or resolve, applied at the command's own time."""
-        return state, self._group(state, command.correlation_key, command, command.at)
+        """A person's acknowledge or resolve, applied at the command's own time. Alerts a resolve released
+        (GRP-25) are released in the dedup state too, as the worker's `released` records do."""
+        events = self._group(state, command.correlation_key, command, command.at)
+        for fp, at, _ in released(events):
+            entry = release(state.fingerprints.get(fp), state.take_position(), at)
+            if entry is not None:
+                state.fingerprints[fp] = entry
+        return state, events
 
     def tick(self, state: State, now: datetime) -> tuple[State, list[IncidentEvent]]:
         """Let time pass to `now`: open incidents whose group_wait ended, resolve quiet ones, forget old ones."""

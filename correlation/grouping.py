@@ -37,8 +37,20 @@ the events it emits and so on the incident's timeline.
 | GRP-21 | open, quiet_resolve    | an alert not sent again for quiet_resolve  | `alert_resolved` by firebreak (then GRP-9)  |
 |        |                        | (tick)                                     |                                             |
 | GRP-22 | open, holds the alert  | refresh (still firing, sent again)         | nothing emitted: renews when it was seen    |
+| GRP-25 | open, alerts firing    | resolve command                            | `resolved` by the actor, then per firing    |
+|        |                        |                                            | alert `alert_resolved` (released): its next |
+|        |                        |                                            | copy fires anew (DUP-10), so it reopens     |
+|        |                        |                                            | (GRP-10) or opens a new incident and pages  |
+| GRP-26 | open                   | an alert from a webhook that left N alerts | `alerts_truncated` once per count: the      |
+|        |                        | of its group out (truncatedAlerts)         | timeline says so, with the fix              |
+| GRP-27 | open or pending, holds | the alert's annotations or generatorURL    | `alert_updated` (open): the incident shows  |
+|        | the alert firing       | changed (DUP-9)                            | the latest; never a page                    |
 | GRP-0  | any                    | input at a position already applied        | redelivery: re-emit what it emitted         |
 | GRP-00 | any                    | alert event already applied (by source)    | nothing: a re-emission of a redelivery      |
+
+Time-driven transitions (GRP-3, -9, -11, -15, -20, -21) take effect at the moment they fall due, however
+late the tick that finds them: the live worker (ticks every `tick_interval_seconds`), replay and check stamp
+them alike (never before the entry's last input, so an incident's events stay in time order).
 
 Joinable: without topology, the key's current incident; with `topology: true`, the most recent open
 incident whose probable root lies on one dependency chain with the alert's service (relating to the root
@@ -50,6 +62,7 @@ two open incidents: an alert an open incident already holds always returns to th
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from enum import StrEnum
 
@@ -108,6 +121,8 @@ class TrackedIncident(BaseModel):
     page_holds: dict[str, tuple[float, str]] = Field({}, exclude_if=lambda v: not v)
     # Opened under a transient pause: no page before this (GRP-24 ends it early).
     page_held_until: AwareDatetime | None = Field(None, exclude_if=lambda v: v is None)
+    # GRP-26: the largest truncatedAlerts count already noted on its timeline.
+    truncated_noted: int = Field(0, exclude_if=lambda v: not v)
 
     @property
     def is_open(self) -> bool:
@@ -134,28 +149,34 @@ class GroupState(BaseModel):
     openings: dict[str, list[tuple[AwareDatetime, str]]] = {}  # signature -> recent (opened_at, incident id)
     emitted: list[tuple[int, AwareDatetime, list[IncidentEvent]]] = []  # recent output, for redelivery
     applied: dict[str, tuple[int, AwareDatetime]] = {}  # fingerprint -> (source position, when) last applied
+    last_at: AwareDatetime | None = Field(None, exclude_if=lambda v: v is None)  # the time of the last input applied
     # The last two fields, in this order: the worker reads them from the stored bytes' tail (firebreak/entries.py).
     partition: int = 0
     due_at: AwareDatetime | None = None  # the earliest time a tick would change this entry
 
     def due(self, rules: Rules) -> datetime | None:
         """Compute `due_at` from the incidents and their policies."""
-        times = []
-        for inc in self.incidents.values():
-            policy = rules.policies.get(inc.policy)
-            if inc.phase is Phase.pending:
-                enough = reaches_minimum(inc.pending, policy, rules.service_label)
-                times.append(inc.created_at + (policy.group_wait if enough else policy.min_within))
-            elif inc.is_open and inc.quiet_since is not None:
-                times.append(inc.quiet_since + policy.resolve_timeout)
-            elif inc.phase is Phase.resolved and inc.resolved_at is not None:
-                times.append(inc.resolved_at + policy.reopen_window)
-            if inc.is_open and inc.flapping_until is not None:
-                times.append(inc.flapping_until)
-            if inc.is_open and policy.quiet_resolve is not None:
-                times += [at + policy.quiet_resolve for fp, (at, _) in inc.seen.items()
-                          if inc.alerts.get(fp) is AlertStatus.firing]
-        return min(times, default=None)
+        return due_of(self.incidents.values(), rules)
+
+
+def due_of(incidents: Iterable[TrackedIncident], rules: Rules) -> datetime | None:
+    """The earliest time a tick would change one of these incidents, or None if no timer runs."""
+    times = []
+    for inc in incidents:
+        policy = rules.policies.get(inc.policy)
+        if inc.phase is Phase.pending:
+            enough = reaches_minimum(inc.pending, policy, rules.service_label)
+            times.append(inc.created_at + (policy.group_wait if enough else policy.min_within))
+        elif inc.is_open and inc.quiet_since is not None:
+            times.append(inc.quiet_since + policy.resolve_timeout)
+        elif inc.phase is Phase.resolved and inc.resolved_at is not None:
+            times.append(inc.resolved_at + policy.reopen_window)
+        if inc.is_open and inc.flapping_until is not None:
+            times.append(inc.flapping_until)
+        if inc.is_open and policy.quiet_resolve is not None:
+            times += [at + policy.quiet_resolve for fp, (at, _) in inc.seen.items()
+                      if inc.alerts.get(fp) is AlertStatus.firing]
+    return min(times, default=None)
 
 
 def incident_id(correlation_key: str, position: int, now: datetime) -> str:
@@ -233,6 +254,7 @@ class _Step:
         inc = self.saw(inc, alert)
         inc = self.mark_flapping(inc, flapping_until, alert)
         inc = self.emit(inc, IncidentEventKind.alert_added, rule, alert)
+        inc = self.note_truncation(inc, alert)
         severity = alert.labels.get(self.rules.policies.severity_label)
         if self.rules.policies.rank(severity) > self.rules.policies.rank(inc.severity):
             inc = self.emit(inc.model_copy(update={"severity": severity}), IncidentEventKind.severity_changed, rule, alert)
@@ -246,6 +268,17 @@ class _Step:
                             alert, comment=f"{name} fires and does not usually resolve by itself: the page held until "
                                            f"{inc.page_held_until.isoformat()} goes out now")
         return inc
+
+    def note_truncation(self, inc: TrackedIncident, alert: Alert) -> TrackedIncident:
+        """GRP-26: an alert came in a webhook that left alerts of its group out; say so once per count."""
+        if alert.truncated_alerts <= inc.truncated_noted:
+            return inc
+        count = alert.truncated_alerts
+        receiver = alert.source.removeprefix("alertmanager:") if alert.source.startswith("alertmanager:") else alert.source
+        return self.emit(inc.model_copy(update={"truncated_noted": count}), IncidentEventKind.alerts_truncated, "GRP-26",
+                         alert, comment=f"Alertmanager ({receiver}) left {count} alerts of this group out of its webhook "
+                                        "(truncatedAlerts): this incident may be missing them. Raise max_alerts on that "
+                                        "receiver's webhook_configs (0 sends all)")
 
     def saw(self, inc: TrackedIncident, alert: Alert) -> TrackedIncident:
         """Note when a firing alert was last sent, for quiet_resolve (policies without it keep nothing)."""
@@ -322,6 +355,7 @@ class _Step:
                 "incidents": self.incidents,
                 "openings": {k: v for k, v in self.openings.items() if v},
                 "applied": self.applied,
+                "last_at": self.now,
                 "emitted": remember(self.entry.emitted, position, self.now, self.events),
             }
         )
@@ -443,10 +477,17 @@ def _held(inc: TrackedIncident, step: _Step, alert: Alert) -> dict[str, tuple[fl
 
 
 def _on_refresh(step: _Step, event: AlertEvent) -> None:
-    """GRP-22: a firing alert sent again: renew when its open incident last saw it; never opens or joins."""
-    inc = _holding(step, event.alert.fingerprint, open_only=True)
-    if inc is not None and inc.is_open and inc.alerts.get(event.alert.fingerprint) is AlertStatus.firing:
-        step.save(step.saw(inc, event.alert))
+    """GRP-22: a firing alert sent again: renew when its open incident last saw it; never opens or joins.
+    GRP-27: if its annotations or generatorURL changed (`updated`), the incident takes the new copy."""
+    alert = event.alert
+    inc = _holding(step, alert.fingerprint, open_only=True)
+    if inc is not None and inc.phase is Phase.pending and event.updated:
+        step.save(inc.model_copy(update={"pending": [alert if a.fingerprint == alert.fingerprint else a for a in inc.pending]}))
+    elif inc is not None and inc.is_open and inc.alerts.get(alert.fingerprint) is AlertStatus.firing:
+        inc = step.save(step.saw(inc, alert))
+        if event.updated:
+            inc = step.emit(inc, IncidentEventKind.alert_updated, "GRP-27", alert)
+            step.note_truncation(inc, alert)
 
 
 def _quiet_resolve(step: _Step, inc: TrackedIncident, policy: Policy) -> TrackedIncident:
@@ -499,7 +540,21 @@ def _on_command(step: _Step, command: IncidentCommand) -> None:
             step.emit(inc.model_copy(update={"phase": Phase.acknowledged}), IncidentEventKind.acknowledged, "GRP-12",
                       actor=command.actor, comment=command.comment)
         return
-    step.resolve(inc, "GRP-13", actor=command.actor, comment=command.comment)
+    firing = sorted(fp for fp, status in inc.alerts.items() if status is AlertStatus.firing)
+    inc = step.resolve(inc, "GRP-25" if firing else "GRP-13", actor=command.actor, comment=command.comment)
+    for fp in firing:  # GRP-25: released; the dedup stage hears of it (`released`) and takes its next copy as news
+        inc = inc.model_copy(update={"alerts": {**inc.alerts, fp: AlertStatus.resolved},
+                                     "seen": {k: v for k, v in inc.seen.items() if k != fp}})
+        inc = step.emit(inc, IncidentEventKind.alert_resolved, "GRP-25", actor=command.actor,
+                        comment=f"still firing at its source when {command.actor} resolved the incident: released; "
+                                "if its source sends it again it fires anew", related=[fp])
+
+
+def released(events: list[IncidentEvent]) -> list[tuple[str, datetime, str]]:
+    """(fingerprint, when, incident id) of each alert a person's resolve released (GRP-25): the dedup stage is
+    told (`dedup.release`), so the alert's next copy from its source is news rather than a duplicate."""
+    return [(fp, e.at, e.incident_id) for e in events
+            if e.rule == "GRP-25" and e.kind is IncidentEventKind.alert_resolved for fp in e.related]
 
 
 def _on_tick(step: _Step) -> None:
@@ -556,8 +611,27 @@ def group(
     elif isinstance(item, IncidentCommand):
         _on_command(step, item)
     else:
-        _on_tick(step)
+        _ticks(step, entry.last_at)
     return step.finish(position, partition)
+
+
+MAX_TICK_STEPS = 64  # transitions one tick may take per key; each changes the entry, so this is never reached
+
+
+def _ticks(step: _Step, last_input: datetime | None) -> None:
+    """Every transition due by the tick's time, each at the moment it fell due (not before `last_input`, the
+    entry's last input, so events stay in time order). Stops when nothing more is due or a step changes nothing."""
+    until = step.now
+    for _ in range(MAX_TICK_STEPS):
+        due = due_of(step.incidents.values(), step.rules)
+        if due is None or due > until:
+            break
+        step.now = max(due, last_input) if last_input is not None else due
+        before = dict(step.incidents)
+        _on_tick(step)
+        if step.incidents == before:
+            break
+    step.now = until
 
 
 def change_scopes(entry: GroupState, events: list[IncidentEvent], rules: Rules) -> list[tuple[str, set[str]]]:

@@ -13,6 +13,11 @@ from schemas import (
 )
 
 TIMELINE_LIMIT = 500
+# Events that change only what an alert shows (GRP-27): applied to the alert, kept off the timeline, which
+# is for what happened to the incident (an annotation quoting a value changes at every re-send).
+_OFF_TIMELINE = frozenset({IncidentEventKind.alert_updated})
+_ALERT_STATUS = {IncidentEventKind.alert_added: AlertStatus.firing, IncidentEventKind.alert_updated: AlertStatus.firing,
+                 IncidentEventKind.alert_resolved: AlertStatus.resolved}
 
 _STATUS_AFTER = {
     IncidentEventKind.opened: IncidentStatus.triggered,
@@ -50,8 +55,8 @@ def project(incident: Incident | None, event: IncidentEvent) -> Incident | None:
     changes: dict[str, object] = {"seq": event.seq, "updated_at": event.at, "severity": event.severity,
                                   "probable_root": event.probable_root, "problem_id": event.problem_id or incident.problem_id}
     alert = event.alert
-    if alert is not None and event.kind in (IncidentEventKind.alert_added, IncidentEventKind.alert_resolved):
-        status = AlertStatus.firing if event.kind is IncidentEventKind.alert_added else AlertStatus.resolved
+    if alert is not None and event.kind in _ALERT_STATUS:
+        status = _ALERT_STATUS[event.kind]
         changes["alerts"] = {
             **incident.alerts,
             alert.fingerprint: IncidentAlert(
@@ -61,8 +66,12 @@ def project(incident: Incident | None, event: IncidentEvent) -> Incident | None:
                 annotations=alert.annotations,
                 starts_at=alert.starts_at,
                 ends_at=alert.ends_at if status is AlertStatus.resolved else None,
+                generator_url=alert.generator_url,
             ),
         }
+    elif alert is None and event.kind is IncidentEventKind.alert_resolved:  # GRP-25: released by a person's resolve
+        changes["alerts"] = {**incident.alerts, **{fp: incident.alerts[fp].model_copy(update={"status": AlertStatus.resolved})
+                                                   for fp in event.related if fp in incident.alerts}}
     if event.kind in _STATUS_AFTER:
         changes["status"] = _STATUS_AFTER[event.kind]
     if event.kind is IncidentEventKind.acknowledged:
@@ -81,7 +90,8 @@ def project(incident: Incident | None, event: IncidentEvent) -> Incident | None:
         changes["problem_incidents"] = list(event.related)
     elif event.kind is IncidentEventKind.change_suspected:
         changes["suspect_changes"] = [*incident.suspect_changes, *(c for c in event.related if c not in incident.suspect_changes)]
-    changes["timeline"] = [*incident.timeline, _timeline_entry(event)][-TIMELINE_LIMIT:]
+    if event.kind not in _OFF_TIMELINE:
+        changes["timeline"] = [*incident.timeline, _timeline_entry(event)][-TIMELINE_LIMIT:]
     return incident.model_copy(update=changes)
 
 
@@ -99,6 +109,7 @@ def _timeline_entry(event: IncidentEvent) -> TimelineEntry:
         kind=event.kind,
         rule=event.rule,
         actor=event.actor,
-        fingerprint=event.alert.fingerprint if event.alert else None,
+        fingerprint=event.alert.fingerprint if event.alert else (event.related[0] if len(event.related) == 1
+                                                                 and event.kind is IncidentEventKind.alert_resolved else None),
         detail=detail,
     )

@@ -30,6 +30,7 @@ class DecisionKind(StrEnum):
     kept_out = "kept_out"  # suppressed: recorded, kept out of incidents
     alert_resolved = "alert_resolved"  # resolved inside its incident
     quiet_resolved = "quiet_resolved"  # resolved by Firebreak after its source went quiet
+    alerts_truncated = "alerts_truncated"  # Alertmanager left alerts of the group out of its webhook (truncatedAlerts)
     # the incident and the people
     incident_opened = "incident_opened"
     incident_resolved = "incident_resolved"

@@ -41,6 +41,7 @@ class AlertEvent(_Record):
     # The fields below are left out of the JSON while they hold their default (most records): every alert
     # event is written to Kafka and kept in table entries, and their bytes cost throughput (BENCHMARKS.md).
     refresh: bool = Field(False, exclude_if=_unset)  # still firing, sent again (quiet_resolve): renews when last seen
+    updated: bool = Field(False, exclude_if=_unset)  # a refresh whose annotations or generatorURL changed (DUP-9)
     rule: str = ""  # the dedup rule that emitted it (correlation/dedup.py), for the decision log
     suppressed_detail: dict[str, str] = Field(default_factory=dict, exclude_if=_unset)  # who silenced it, or the inhibitor
     page_hold_seconds: float | None = Field(None, exclude_if=_unset)  # transient pause: usually resolves within this long
@@ -88,6 +89,8 @@ class IncidentEventKind(StrEnum):
     problem_detected = "problem_detected"
     change_suspected = "change_suspected"
     page_hold_ended = "page_hold_ended"  # transient pause cut short: an alert that does not resolve by itself joined
+    alert_updated = "alert_updated"  # a firing alert's annotations or generatorURL changed (GRP-27): shown, never paged
+    alerts_truncated = "alerts_truncated"  # Alertmanager left alerts of the group out of its webhook (GRP-26)
 
 
 class IncidentStatus(StrEnum):
@@ -136,6 +139,7 @@ class IncidentAlert(_Record):
     annotations: dict[str, str] = Field(default_factory=dict)
     starts_at: AwareDatetime
     ends_at: AwareDatetime | None = None
+    generator_url: str = Field("", exclude_if=_unset)
 
 
 class TimelineEntry(_Record):

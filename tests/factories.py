@@ -29,5 +29,5 @@ def alert(
         starts_at=at(starts),
         ends_at=at(ends) if ends is not None else None,
         source="test",
-        received_at=at(received if received is not None else starts),
+        received_at=at(received if received is not None else max(starts, ends if ends is not None else starts)),
     )

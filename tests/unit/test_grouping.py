@@ -175,12 +175,16 @@ def test_grp12_acknowledge_records_the_actor_once():
     assert key.command(CommandAction.acknowledge, incident, now=6) == []
 
 
-def test_grp13_resolve_by_hand_resolves_while_alerts_still_fire():
+def test_grp25_resolve_by_hand_while_alerts_still_fire_releases_them():
     key = Key()
     key.fire("a")
     incident = key.ids()[0]
-    assert key.command(CommandAction.resolve, incident, now=5, actor="bob") == ["resolved"]
-    assert key.events[-1].actor == "bob"
+    assert key.command(CommandAction.resolve, incident, now=5, actor="bob") == ["resolved", "alert_resolved"]
+    resolved, released_one = key.events[-2:]
+    assert (resolved.rule, resolved.actor) == ("GRP-25", "bob")
+    firing_fp = alert(instance="a", alertname="X", service="s").fingerprint
+    assert (released_one.rule, released_one.related) == ("GRP-25", [firing_fp])
+    assert key.entry.incidents[incident].alerts[firing_fp].value == "resolved"
     assert key.command(CommandAction.acknowledge, incident, now=6) == []
 
 
@@ -340,11 +344,12 @@ def test_quiet_resolve_is_renewed_by_repeats_and_a_refresh_never_opens_an_incide
     for minute in range(1, 60):  # repeats every minute for an hour: never quiet for 10 minutes
         engine.apply(state, firing, at(minute * 60))
         assert engine.tick(state, at(minute * 60 + 1))[1] == []
-    # Resolved by hand while the source still sends it: the refreshes that follow open nothing.
+    # Resolved by hand while the source still sends it (GRP-25): its next copy fires anew (DUP-10) and, with no
+    # reopen window, opens one new incident; the copies after that are repeats within it.
     from schemas import CommandAction, IncidentCommand
     engine.command(state, IncidentCommand(action=CommandAction.resolve, incident_id=opened[0].incident_id,
                                           correlation_key=opened[0].correlation_key, actor="ana", at=at(3601)))
     later = []
     for minute in range(61, 80):
         later += engine.apply(state, firing, at(minute * 60))[1]
-    assert later == []
+    assert [e.kind.value for e in later] == ["opened", "alert_added"] and later[0].incident_id != opened[0].incident_id
