@@ -1,6 +1,8 @@
 """Escalation as a pure state machine: which policy an incident pages, which level is due, and who that is.
 
-An escalation starts when an incident opens (or reopens, or stops flapping) with level 1 due at once.
+An escalation starts when an incident opens (or reopens, or stops flapping) with level 1 due at once, and
+again when a change re-routes a triggered incident (its severity rose, or a joining alert matches an earlier
+route) to an escalation policy that has not paged it yet (`rerouted`): the new escalation replaces the old.
 Paging a level makes the next one due `delay` later, counted from when the level was due (so a worker
 that was down catches up on schedule rather than shifting every later level). After the last level the
 policy starts again from level 1 `repeat` times, then the escalation is exhausted. Acknowledging or
@@ -9,6 +11,7 @@ resolving the incident stops it.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
@@ -43,6 +46,8 @@ class Escalation(BaseModel):
     started_at: AwareDatetime
     stopped_by: str | None = None
     held_at: AwareDatetime | None = None  # when the due level was first held by a mute (silence, inhibition)
+    route: int | None = None  # index of the route that chose the policy (None: the owner team's or the default)
+    earlier: list[str] = []  # escalation policies that paged this incident before a re-route
 
 
 class Reaction(StrEnum):
@@ -85,31 +90,81 @@ class Recipient(BaseModel):
     user: str | None = None
 
 
+@dataclass(frozen=True)
+class Route:
+    """The outcome of routing: the escalation policy (None: nobody is paged), why, and the index of the route
+    that decided (None: the owner team's policy, the default, or nothing matched)."""
+
+    policy: str | None
+    why: str
+    index: int | None = None
+
+
 def route(incident: Incident, severity: str | None, config: NotificationsFile, topology: Topology, service_label: str,
           extra: Alert | None = None) -> str | None:
     """The escalation policy for an incident: the first matching route; else the policy named like the owner
     team of its services; else the default policy; else None (it pages nobody). `extra` is the alert of the
     event that opened it, which the read model may not list yet."""
-    return routed(incident, severity, config, topology, service_label, extra)[0]
+    return choose_route(incident, severity, config, topology, service_label, extra).policy
 
 
 def routed(incident: Incident, severity: str | None, config: NotificationsFile, topology: Topology, service_label: str,
            extra: Alert | None = None) -> tuple[str | None, str]:
     """`route`, with why, for the decision log."""
-    for index, candidate in enumerate(config.routes):
+    chosen = choose_route(incident, severity, config, topology, service_label, extra)
+    return chosen.policy, chosen.why
+
+
+def choose_route(incident: Incident, severity: str | None, config: NotificationsFile, topology: Topology,
+                 service_label: str, extra: Alert | None = None, before: int | None = None) -> Route:
+    """`route` as a `Route`. With `before`, only routes before that index are tried (and no fallback): a
+    joining alert can only re-route to a route earlier than the one that already matched."""
+    candidates = config.routes if before is None else config.routes[:before]
+    for index, candidate in enumerate(candidates):
         if conditions_hold(candidate, incident, severity, topology, service_label, extra):
             conditions = [*candidate.matchers, *(f"severity in {candidate.severity}" for _ in candidate.severity[:1]),
                           *(f"service in {candidate.service}" for _ in candidate.service[:1]),
                           *(f"team in {candidate.team}" for _ in candidate.team[:1])]
             where = f"route #{index + 1} ({', '.join(conditions) or 'matches everything'})"
-            return candidate.policy, (f"{where} sends it to escalation policy `{candidate.policy}`" if candidate.policy
-                                      else f"{where} says it pages nobody")
+            return Route(candidate.policy, f"{where} sends it to escalation policy `{candidate.policy}`" if candidate.policy
+                         else f"{where} says it pages nobody", index)
+    if before is not None:
+        return Route(None, "no earlier route matches")
     team = team_of(services_of(incident, service_label, extra), incident.probable_root, topology)
     if team and team in config.escalation_policies:
-        return team, f"no route matches; its services' owner team `{team}` has an escalation policy of that name"
+        return Route(team, f"no route matches; its services' owner team `{team}` has an escalation policy of that name")
     if config.default_policy:
-        return config.default_policy, f"no route or owner team matches; the default escalation policy `{config.default_policy}`"
-    return None, "no escalation route matches the incident and there is no default escalation policy"
+        return Route(config.default_policy,
+                     f"no route or owner team matches; the default escalation policy `{config.default_policy}`")
+    return Route(None, "no escalation route matches the incident and there is no default escalation policy")
+
+
+def rerouted(event: IncidentEvent, incident: Incident, current: Escalation | None, config: NotificationsFile,
+             topology: Topology, service_label: str) -> Route | None:
+    """The route a triggered incident takes after `event` if that pages by an escalation policy that has not
+    paged it (nor is paging it now); else None. A severity rise routes the whole incident again; a joining
+    alert is first tried alone against the routes before the current one (O(routes), not O(alerts)), and the
+    whole incident is routed again only if one of those matches it."""
+    if not event.notify or incident.status is not IncidentStatus.triggered:
+        return None
+    severity = event.severity or incident.severity
+    if event.kind is IncidentEventKind.severity_changed:
+        chosen = choose_route(incident, severity, config, topology, service_label, event.alert)
+    elif event.kind is IncidentEventKind.alert_added and event.alert is not None:
+        before = current.route if current is not None else None
+        if current is not None and before is None:
+            before = len(config.routes)  # chosen by the team or default fallback: any route is earlier
+        alone = incident.model_copy(update={"alerts": {}})
+        if choose_route(alone, severity, config, topology, service_label, event.alert, before).policy is None:
+            return None
+        chosen = choose_route(incident, severity, config, topology, service_label, event.alert)
+    else:
+        return None
+    if chosen.policy is None or chosen.policy not in config.escalation_policies:
+        return None
+    if current is not None and (chosen.policy == current.policy or chosen.policy in current.earlier):
+        return None
+    return chosen
 
 
 def firing_alerts(incident: Incident) -> list[IncidentAlert]:
@@ -143,8 +198,22 @@ def mute_hold_reason(level: int, reason: str) -> str:
             "still fires when that ends")
 
 
-def start(incident_id: str, policy: str, generation: str, now: datetime) -> Escalation:
-    return Escalation(incident_id=incident_id, policy=policy, generation=generation, due_at=now, started_at=now)
+def start(incident_id: str, policy: str, generation: str, now: datetime, route: int | None = None,
+          replacing: Escalation | None = None) -> Escalation:
+    """A new escalation, level 1 due `now`; `replacing` is the one a re-route ends (its policies are remembered,
+    so the incident is never re-routed back to a policy that already paged it)."""
+    earlier = [*replacing.earlier, replacing.policy] if replacing is not None else []
+    return Escalation(incident_id=incident_id, policy=policy, generation=generation, due_at=now, started_at=now,
+                      route=route, earlier=earlier)
+
+
+def reroute_reason(event: IncidentEvent, chosen: Route, current: Escalation | None) -> str:
+    """Why a re-route started a new escalation, for the decision log and `explain`."""
+    what = (f"severity rose to {event.severity}" if event.kind is IncidentEventKind.severity_changed
+            else "an alert joined")
+    was = f"; it was escalating by `{current.policy}`, which stops" if current is not None and \
+        current.status is EscalationStatus.active else "; nobody had been paged by that policy"
+    return f"re-routed ({what}): {chosen.why}{was}"
 
 
 def hastened(state: Escalation, now: datetime) -> Escalation | None:

@@ -43,8 +43,10 @@ from actions.escalation import (
     mute_hold_reason,
     reaction,
     recipients,
+    choose_route,
+    reroute_reason,
+    rerouted,
     resolved_in_pause_reason,
-    routed,
     start,
     transient_hold_reason,
 )
@@ -141,6 +143,7 @@ class Pager(PollLoop):
     # -- from the stream: fast Redis writes only --------------------------------------------------------
 
     async def on_incident_event(self, event: IncidentEvent, incident: Incident) -> None:
+        await self._reroute(event, incident)
         what = reaction(event, incident)
         if what in (Reaction.start, Reaction.start_if_never_paged):
             await self._begin(event, incident, only_if_absent=what is Reaction.start_if_never_paged)
@@ -162,6 +165,25 @@ class Pager(PollLoop):
         elif what is Reaction.update and await self.redis.exists(self._k("esc", event.incident_id, "paged")):
             due = datetime.now(timezone.utc) + timedelta(seconds=self.update_interval)
             await self.redis.zadd(self._k("esc", "updates"), {event.incident_id: _ts(due)}, nx=True)
+
+    async def _reroute(self, event: IncidentEvent, incident: Incident) -> None:
+        """A change that routes the incident to a policy that has not paged it starts that escalation now
+        (`rerouted`); the one it replaces stops (its generation no longer matches)."""
+        if event.kind not in (IncidentEventKind.severity_changed, IncidentEventKind.alert_added):
+            return
+        current = await self.state(incident.id)
+        chosen = rerouted(event, incident, current, self.config, self.topology, self.service_label)
+        if chosen is None:
+            return
+        state = start(incident.id, chosen.policy or "", event.event_id, event.at, chosen.index, current)
+        created = await self._start(keys=[self._k("esc", incident.id), self._k("esc", "due")],
+                                    args=[state.model_dump_json(), event.event_id, _ts(datetime.now(timezone.utc)),
+                                          "replace", incident.id])
+        if created:
+            ESCALATIONS.labels("rerouted").inc()
+            self.wake.set()
+            await self._decide(DecisionKind.escalation_started, incident, event.at,
+                               reroute_reason(event, chosen, current), escalation_policy=chosen.policy or "")
 
     async def _hasten(self, event: IncidentEvent, incident: Incident) -> None:
         """The transient pause was cut short (GRP-24): level 1, still held, is due now. A level 1 that went
@@ -200,7 +222,8 @@ class Pager(PollLoop):
     async def _start_escalation(self, incident: Incident, severity: str | None, generation: str, at: datetime,
                                 alert: Alert | None, only_if_absent: bool, hold: datetime | None = None) -> bool:
         """Start paging now, or at `hold` (the transient pause): an incident resolved before then pages nobody."""
-        policy, why = routed(incident, severity, self.config, self.topology, self.service_label, alert)
+        chosen = choose_route(incident, severity, self.config, self.topology, self.service_label, alert)
+        policy, why = chosen.policy, chosen.why
         if policy is None:
             ESCALATIONS.labels("unrouted").inc()
             log.info("incident %s matches no route and no default policy: nobody is paged", incident.id,
@@ -209,7 +232,7 @@ class Pager(PollLoop):
             return False
         now = datetime.now(timezone.utc)
         held_until = hold if hold is not None and hold > now else None
-        state = start(incident.id, policy, generation, at)
+        state = start(incident.id, policy, generation, at, chosen.index)
         if held_until is not None:
             state = state.model_copy(update={"due_at": held_until, "started_at": held_until})
         created = await self._start(keys=[self._k("esc", incident.id), self._k("esc", "due")],

@@ -26,8 +26,10 @@ from actions.escalation import (
     mute_hold_reason,
     reaction,
     recipients,
+    choose_route,
+    reroute_reason,
+    rerouted,
     resolved_in_pause_reason,
-    routed,
     start,
     transient_hold_reason,
 )
@@ -65,16 +67,24 @@ class VirtualPager:
 
     def observe(self, event: IncidentEvent, incident: Incident) -> None:
         """The paging consequence of one incident event (the incident as projected after it)."""
+        current = self.escalations.get(incident.id)
+        chosen = rerouted(event, incident, current, self.config, self.topology, self.service_label)
+        if chosen is not None:  # as the live pager's `_reroute`
+            self.escalations[incident.id] = start(incident.id, chosen.policy or "", event.event_id, event.at,
+                                                  chosen.index, current)
+            self._decide(DecisionKind.escalation_started, incident, event.at, reroute_reason(event, chosen, current),
+                         escalation_policy=chosen.policy or "")
         what = reaction(event, incident)
         if what in (Reaction.start, Reaction.start_if_never_paged):
             if what is Reaction.start_if_never_paged and event.incident_id in self.escalations:
                 return
-            policy, why = routed(incident, event.severity or incident.severity, self.config, self.topology,
-                                 self.service_label, event.alert)
+            chosen = choose_route(incident, event.severity or incident.severity, self.config, self.topology,
+                                  self.service_label, event.alert)
+            policy, why = chosen.policy, chosen.why
             if policy is None or policy not in self.config.escalation_policies:
                 self._decide(DecisionKind.not_paged, incident, event.at, why)
                 return
-            state = start(incident.id, policy, event.event_id, event.at)
+            state = start(incident.id, policy, event.event_id, event.at, chosen.index)
             self.first_paged.pop(incident.id, None)  # reopened: paging starts afresh, and so would the people
             hold = event.page_held_until if event.kind is IncidentEventKind.opened else None
             if hold is not None and hold > event.at:

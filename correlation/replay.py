@@ -1,7 +1,8 @@
 """Replay: a recorded alert stream through the same engine, offline and in event time, and what it would do.
 
 Input lines are Alertmanager alert objects (webhook or API v2 form) or the generic schema; a line's time is
-its `receivedAt` if it has one, else `startsAt` (firing) or `endsAt` (resolved). Lines are applied in time
+its `receivedAt` if it has one, else `startsAt` (firing) or `endsAt` (resolved). A line without `status` is
+resolved when its `endsAt` is at or before its time (API v2's rule, as ingest reads it: `AlertIn.status_at`). Lines are applied in time
 order, with time passing between them exactly as ticks would let it pass in the worker.
 """
 
@@ -11,7 +12,7 @@ import json
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Protocol
 
 from pydantic import ValidationError
@@ -20,6 +21,7 @@ from correlation.engine import Engine, State
 from correlation.fingerprint import fingerprint
 from correlation.projection import project
 from correlation.rules import Rules
+from correlation.simulator import Simulation
 from schemas import Alert, AlertIn, ChangeEvent, Incident, IncidentAlert, IncidentEvent, IncidentEventKind, Silence
 from schemas.decision import Decision
 
@@ -36,6 +38,8 @@ class Pager(Protocol):
     def observe(self, event: IncidentEvent, incident: Incident) -> None: ...
 
     def escalate(self, now: datetime, incidents: dict[str, Incident]) -> list[tuple[Incident, int]]: ...
+
+    def next_due(self) -> datetime | None: ...
 
     @property
     def pages(self) -> list[Any]: ...  # each with `level`, `policy` (escalation policy) and `to`
@@ -56,8 +60,8 @@ def parse_line(text: str, line: int, ignore: frozenset[str] = frozenset()) -> tu
     if not isinstance(raw, dict):
         return BadLine(line, "not a JSON object")
     status = raw.get("status")
-    if isinstance(status, dict):  # Alertmanager API v2: {"state": "active" | "suppressed" | "unprocessed"}
-        raw["status"] = "firing" if status.get("state") != "resolved" else "resolved"
+    if isinstance(status, dict):  # Alertmanager API v2: {"state": "active" | "suppressed" | "unprocessed"}: not
+        del raw["status"]  # a firing/resolved status; endsAt decides, as Alertmanager reads it
     try:
         parsed = AlertIn.model_validate({k: raw[k] for k in _KEEP if k in raw})
     except ValidationError as exc:
@@ -68,11 +72,13 @@ def parse_line(text: str, line: int, ignore: frozenset[str] = frozenset()) -> tu
         return BadLine(line, f"receivedAt {raw['receivedAt']!r} is not an RFC 3339 time")
     if received is not None and received.tzinfo is None:
         return BadLine(line, "receivedAt has no time zone; add one (e.g. Z)")
-    when = received or (parsed.ends_at if parsed.status == "resolved" and parsed.ends_at else parsed.starts_at)
+    explicit = "status" in parsed.model_fields_set
+    resolved_line = explicit and parsed.status == "resolved" and parsed.ends_at
+    when = received or (parsed.ends_at if resolved_line else parsed.starts_at)
     if when is None:
         return BadLine(line, "no time: give startsAt (or receivedAt) so the line has a place in event time")
     alert = Alert(
-        fingerprint=fingerprint(parsed.labels, ignore), status=parsed.status, labels=parsed.labels,
+        fingerprint=fingerprint(parsed.labels, ignore), status=parsed.status_at(when), labels=parsed.labels,
         annotations=parsed.annotations, starts_at=parsed.starts_at or when, ends_at=parsed.ends_at,
         generator_url=parsed.generator_url, source="replay", received_at=when,
     )
@@ -185,10 +191,12 @@ def replay(
     changes: Iterable[ChangeEvent] = (),
     pager: Callable[[Engine, State], Pager] | None = None,
 ) -> Report:
-    """Apply `items` (already in time order) and let time run out past the last one. With `pager` (made from
-    the engine and its state, for its suppression lookups), escalations run too: levels page when they are
-    due, between the recorded alerts, and nobody acknowledges; time stops where the stream's last
-    group_wait or resolve_timeout runs out, so pages after that are not counted."""
+    """Apply `items` (already in time order) on the virtual clock of `correlation.simulator`, as `check` does:
+    every timer takes effect when it falls due, and time runs on past the last alert until the engine has no
+    timer left (group_wait, resolve_timeout, quiet_resolve, flapping hold-down, reopen window). With `pager`
+    (made from the engine and its state, for its suppression lookups), escalations run too: levels page when
+    they are due, between the recorded alerts, and nobody acknowledges unless the pager models it; pages due
+    after time stopped are not counted."""
     report = report or Report()
     engine, state = Engine(rules), State(silences=list(silences), changes=list(changes), decisions=report.decisions)
     paging = pager(engine, state) if pager is not None else None
@@ -205,30 +213,21 @@ def replay(
         if paging is not None:
             paging.escalate(until, incidents)
 
-    last: datetime | None = None
-    for when, alert in items:
-        escalate(when - _INSTANT)  # what was due before this alert (a resolve at `when` stops a level due earlier)
-        observe(engine.tick(state, when)[1])
-        observe(engine.apply(state, alert, when)[1])
-        escalate(when)
-        report.alerts_in += 1
-        report.fingerprints.add(alert.fingerprint)
-        last = when
-        if on_alert is not None:
-            on_alert()
-    if last is not None:
-        # Let every pending group_wait and resolve_timeout run out, as a worker's ticks would.
-        horizon = max((max(p.group_wait, p.resolve_timeout) for p in rules.policies.policies), default=timedelta(0))
-        escalate(last + horizon - _INSTANT)
-        observe(engine.tick(state, last + horizon)[1])
-        escalate(last + horizon)
+    def feed(alert: Alert) -> Callable[[datetime], list[IncidentEvent]]:
+        def apply(now: datetime) -> list[IncidentEvent]:
+            report.alerts_in += 1
+            report.fingerprints.add(alert.fingerprint)
+            if on_alert is not None:
+                on_alert()
+            return engine.apply(state, alert, now)[1]
+        return apply
+
+    Simulation(engine, state, observe, escalate, paging).run((when, feed(alert)) for when, alert in items)
     report.outcomes.update({k.value: v for k, v in state.outcomes.items()})
     if paging is not None:
         report.paged = list(paging.pages)
     return report
 
-
-_INSTANT = timedelta(microseconds=1)
 
 
 def suppression_of(engine: Engine, state: State) -> Callable[[IncidentAlert, datetime], str | None]:

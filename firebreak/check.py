@@ -34,6 +34,7 @@ runbook guardrails (they count real runs in Redis), step outcomes, and delivery 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -51,6 +52,7 @@ from correlation.policy import Duration, PolicySet
 from correlation.projection import project
 from correlation.replay import suppression_of
 from correlation.rules import Rules
+from correlation.simulator import Simulation
 from correlation.topology import Topology
 from firebreak.yamlfile import ConfigFileError, load_yaml_model
 from schemas import (
@@ -222,22 +224,18 @@ class _Simulation:
     def run(self) -> Outcome:
         events = sorted(enumerate(self.f.events), key=lambda pair: (pair[1].at, pair[0]))
         end = self.f.start + max(e.at for e in self.f.events) + self.f.run_for
-        queue = [(self.f.start + e.at, i, e) for i, e in events]
-        now = self.f.start
-        while True:
-            upcoming = [t for t in (queue[0][0] if queue else None, self.state.due[0][0] if self.state.due else None,
-                                    self.pager.next_due()) if t is not None]
-            if not upcoming or min(upcoming) > end:
-                break
-            now = max(now, min(upcoming))
-            self._observe(self.engine.tick(self.state, now)[1])
-            while queue and queue[0][0] <= now:
-                self._apply(queue.pop(0)[2], now)
-            self._escalate(now)
+        inputs = [(self.f.start + e.at, self._applying(e)) for _, e in events]
+        Simulation(self.engine, self.state, self._observe, self._escalate, self.pager).run(inputs, end)
         self.outcome.incidents = [self.incidents[i] for i in self.order]
         self.outcome.pages = [Page(self.number(p.incident_id), p.level, p.policy, p.to, p.at - self.f.start)
                               for p in self.pager.pages]
         return self.outcome
+
+    def _applying(self, event: Event) -> Callable[[datetime], list[IncidentEvent]]:
+        def apply(now: datetime) -> list[IncidentEvent]:
+            self._apply(event, now)
+            return []  # `_apply` observes what it emits itself
+        return apply
 
     def _apply(self, event: Event, now: datetime) -> None:
         if event.fire is not None or event.resolve is not None:

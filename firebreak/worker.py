@@ -45,8 +45,8 @@ from pydantic import TypeAdapter, ValidationError
 from redis.exceptions import RedisError
 
 from correlation.decisions import after_dedup, after_group
-from correlation.dedup import FingerprintState, dedup
-from correlation.grouping import GroupState, attach_suspects, change_scopes, group
+from correlation.dedup import FingerprintState, dedup, release
+from correlation.grouping import GroupState, attach_suspects, change_scopes, group, released
 from correlation.suppression import describe, inhibitor, silenced_by, source_keys
 from actions.escalation import firing_alerts, muted_by
 from actions.runtime import Outbound, build_executor, build_pager
@@ -85,6 +85,7 @@ from firebreak.topics import create_topics
 from firebreak.silence_store import SilenceStore
 from schemas import (
     Alert,
+    AlertRelease,
     AlertStatus,
     ChangeEvent,
     CommandAction,
@@ -342,6 +343,13 @@ class Worker:
         return suppressed, None
 
     async def handle_alert(self, event: Any) -> None:
+        if AlertRelease.is_one(event.value):
+            note = AlertRelease.model_validate_json(event.value)
+            entry = self.fingerprints.get(note.fingerprint)
+            updated = release(entry, event.message.offset, note.at)
+            if updated is not None and updated is not entry:
+                self.fingerprints.set(note.fingerprint, updated)
+            return
         alert = Alert.model_validate_json(event.value)
         key = alert.fingerprint
         entry = self.fingerprints.get(key)
@@ -407,6 +415,9 @@ class Worker:
         return outputs
 
     async def emit(self, outputs: list[IncidentEvent]) -> None:
+        for fp, at, incident_id in released(outputs):  # GRP-25: tell the dedup stage, through the fingerprint's partition
+            note = AlertRelease(fingerprint=fp, at=at, incident_id=incident_id)
+            await self.publish(self.alerts, fp, note.model_dump_json().encode())
         for out in outputs:
             INCIDENT_EVENTS.labels(out.kind.value).inc()
             if out.kind in LOGGED_KINDS:

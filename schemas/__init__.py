@@ -6,6 +6,7 @@ from schemas.alert import (
     AlertIn,
     AlertmanagerAlert,
     AlertmanagerWebhook,
+    AlertRelease,
     AlertStatus,
 )
 from schemas.incident import (
@@ -30,6 +31,7 @@ __all__ = [
     "Alert",
     "AlertEvent",
     "AlertIn",
+    "AlertRelease",
     "AlertStatus",
     "AlertmanagerAlert",
     "AlertmanagerWebhook",

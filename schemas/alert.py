@@ -227,3 +227,18 @@ class Alert(_AlertTimes):
     received_at: AwareDatetime = Field(alias="receivedAt")
     # Alertmanager's webhook said it left this many alerts of the group out (`max_alerts` on its receiver).
     truncated_alerts: int = Field(0, ge=0, alias="truncatedAlerts", exclude_if=lambda v: not v)
+
+
+class AlertRelease(_Strict):
+    """A record on the `alerts` topic, keyed by the fingerprint, from the grouping stage: a person resolved the
+    incident of this still-firing alert (GRP-25), so the dedup stage takes its next copy as news (DUP-10).
+    Its JSON starts with `{"type":"release"`, which is how the dedup stage tells it from an `Alert`."""
+
+    type: Literal["release"] = "release"
+    fingerprint: str = Field(min_length=1, max_length=128)
+    at: AwareDatetime
+    incident_id: str = Field(min_length=1, max_length=128)
+
+    @staticmethod
+    def is_one(value: bytes) -> bool:
+        return value.startswith(b'{"type":"release"')

@@ -1,0 +1,219 @@
+"""Issue 16's field reports, parts A, B and E at the unit level: each case as a user met it, asserting the right value.
+
+The `*.firebreak.yaml` fixtures beside this file (tests/unit/fixtures/field-reports/) run as tests too, through
+the pytest plugin; the tests here look at what a fixture cannot say (annotations, timelines, decisions).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from correlation.dedup import DedupOutcome, dedup
+from correlation.engine import Engine, State
+from correlation.policy import Policy, PolicySet
+from correlation.projection import project
+from correlation.replay import parse_line, read_lines, replay, Report
+from correlation.rules import Rules, default_rules
+from firebreak.check import check
+from ingest.adapters import parse_alertmanager, parse_generic
+from ingest.errors import IngestError
+from schemas import AlertStatus, IncidentEventKind
+from schemas.decision import DecisionKind
+from tests.factories import alert, at
+
+FIXTURES = Path(__file__).parent / "fixtures" / "field-reports"
+NOW = at(0)
+
+
+def incidents_of(events, known=None):
+    known = dict(known or {})
+    for event in events:
+        if (incident := project(known.get(event.incident_id), event)) is not None:
+            known[event.incident_id] = incident
+    return known
+
+
+# -- A1: a severity rise re-routes ---------------------------------------------------------------------------
+
+def test_a_severity_rise_pages_by_the_route_the_new_severity_takes_and_explain_says_why():
+    result = check(FIXTURES / "severity-rise-reroutes.firebreak.yaml")
+    assert result.passed, result.problems
+    [page] = result.outcome.pages
+    assert (page.level, page.policy, page.at) == (1, "default", timedelta(minutes=2))
+
+
+def test_a_reroute_is_a_decision_that_names_the_change_and_the_route():
+    from actions.loader import load_notifications
+    from actions.virtual_pager import VirtualPager
+    from correlation.replay import suppression_of
+
+    engine, state = Engine(default_rules()), State(decisions=[])
+    pager = VirtualPager(load_notifications(Path("examples/notifications.yaml")), engine.rules.topology, "service",
+                         suppression_of(engine, state), decisions=state.decisions)
+    known: dict = {}
+    for second, severity in ((0, "warning"), (120, "critical")):
+        events = engine.apply(state, alert(starts=second, alertname="HighCPU", service="svc-a", severity=severity),
+                              at(second))[1]
+        for event in events:
+            known = incidents_of([event], known)
+            pager.observe(event, known[event.incident_id])
+    started = [d for d in state.decisions if d.kind is DecisionKind.escalation_started]
+    assert len(started) == 1 and started[0].reason.startswith("re-routed (severity rose to critical): route #1")
+
+
+# -- A2: resolved by hand while the alert still fires ---------------------------------------------------------
+
+def test_a_still_firing_alert_of_a_person_resolved_incident_opens_a_new_incident_and_pages():
+    result = check(FIXTURES / "resolved-by-hand-still-firing.firebreak.yaml")
+    assert result.passed, result.problems
+    first, second = result.outcome.incidents
+    assert [t.rule for t in first.timeline if t.kind is IncidentEventKind.alert_resolved] == ["GRP-25"]
+    assert all(a.status is AlertStatus.resolved for a in first.alerts.values())
+
+
+def test_inside_the_reopen_window_the_released_alert_reopens_its_incident():
+    rules = Rules(PolicySet(policies=(Policy(name="p", group_by=("alertname",), reopen_window=timedelta(minutes=10)),)))
+    engine, state = Engine(rules), State()
+    firing = alert(alertname="CertExpiring", service="svc-b", instance="lb-a")
+    [opened, _] = engine.apply(state, firing, at(0))[1]
+    from schemas import CommandAction, IncidentCommand
+    engine.command(state, IncidentCommand(action=CommandAction.resolve, incident_id=opened.incident_id,
+                                          correlation_key=opened.correlation_key, actor="ana", at=at(60)))
+    again = engine.apply(state, firing.model_copy(update={"received_at": at(120)}), at(120))[1]
+    assert [(e.kind.value, e.rule) for e in again] == [("reopened", "GRP-10"), ("alert_added", "GRP-10")]
+    assert state.outcomes[DedupOutcome.fired] == 2  # the repeat after the release was news (DUP-10), not a duplicate
+
+
+# -- A3: no sender time may mute an alert ----------------------------------------------------------------------
+
+@pytest.mark.parametrize(("body", "field"), [
+    ({"status": "resolved", "labels": {"alertname": "A", "severity": "critical"}, "endsAt": "9999-12-31T23:59:59Z"},
+     "endsAt"),
+    ({"labels": {"alertname": "A"}, "endsAt": "2027-06-01T00:00:00Z"}, "endsAt"),  # a firing expiry months ahead
+    ({"labels": {"alertname": "A"}, "startsAt": "1970-01-01T00:00:00Z"}, "startsAt"),
+    ({"status": "resolved", "labels": {"alertname": "A"}, "startsAt": "1970-01-01T00:00:00Z",
+      "endsAt": "1970-01-02T00:00:00Z"}, "startsAt"),
+])
+def test_every_time_a_sender_gives_is_bounded_at_the_edge_with_a_422_naming_the_field(body, field):
+    with pytest.raises(IngestError) as info:
+        parse_generic(json.dumps(body).encode(), NOW, 10)
+    assert info.value.status == 422 and [p.field for p in info.value.problems][0] == field
+
+
+def test_the_same_bounds_hold_for_alertmanager_webhooks():
+    body = {"version": "4", "status": "resolved", "alerts": [
+        {"status": "resolved", "labels": {"alertname": "A"}, "startsAt": "2026-03-01T08:00:00Z",
+         "endsAt": "9999-12-31T23:59:59Z"}]}
+    with pytest.raises(IngestError) as info:
+        parse_alertmanager(json.dumps(body).encode(), NOW, 10)
+    assert [p.field for p in info.value.problems] == ["alerts[0].endsAt"]
+
+
+def test_a_stale_decision_never_rests_on_a_time_after_the_record_was_received():
+    rules = default_rules()
+    entry, _, _ = dedup(None, alert(), 0, at(0), rules)
+    # A resolve whose endsAt lies ahead of when it was received (within the edge's skew, or from an old record).
+    resolved = alert("resolved", starts=0, ends=3000, received=10)
+    entry, _, _ = dedup(entry, resolved, 1, at(10), rules)
+    assert entry.resolved_at == at(10)
+    entry, out, outcome = dedup(entry, alert(starts=20, received=20), 2, at(20), rules)
+    assert outcome is DedupOutcome.fired and out
+
+
+# -- A4: repeats carry news ---------------------------------------------------------------------------------
+
+def test_a_repeat_with_new_annotations_updates_the_incident_but_pages_nobody():
+    result = check(FIXTURES / "repeats-carry-news.firebreak.yaml")
+    assert result.passed, result.problems
+    [incident] = result.outcome.incidents
+    [shown] = incident.alerts.values()
+    assert shown.annotations == {"summary": "disk 97% full"}
+    assert IncidentEventKind.alert_updated not in {t.kind for t in incident.timeline}  # shown, not a timeline entry
+
+
+def test_a_repeat_with_a_new_generator_url_is_an_update_and_the_same_copy_again_is_not():
+    rules = default_rules()
+    first = alert()
+    entry, _, _ = dedup(None, first, 0, at(0), rules)
+    moved = first.model_copy(update={"generator_url": "http://prometheus/graph?g0.expr=up"})
+    entry, out, outcome = dedup(entry, moved, 1, at(30), rules)
+    assert outcome is DedupOutcome.duplicate and [(e.refresh, e.updated, e.rule) for e in out] == [(True, True, "DUP-9")]
+    entry, out, _ = dedup(entry, moved, 2, at(60), rules)
+    assert out == []
+
+
+# -- A5: Alertmanager says it dropped alerts ---------------------------------------------------------------------
+
+def test_truncated_alerts_travel_to_the_incident_timeline_and_the_decision_log_with_the_fix():
+    body = {"version": "4", "status": "firing", "receiver": "team-a", "truncatedAlerts": 7, "alerts": [
+        {"status": "firing", "labels": {"alertname": "HighLatency", "service": "checkout", "instance": "a"},
+         "startsAt": "2026-03-01T09:00:00Z"}]}
+    parsed = parse_alertmanager(json.dumps(body).encode(), NOW, 10)
+    assert (parsed.receiver, parsed.truncated_alerts, parsed.alerts[0].truncated_alerts) == ("team-a", 7, 7)
+    engine, state = Engine(default_rules()), State(decisions=[])
+    events = engine.apply(state, parsed.alerts[0], NOW)[1]
+    [note] = [e for e in events if e.kind is IncidentEventKind.alerts_truncated]
+    assert note.rule == "GRP-26" and "7 alerts" in note.comment and "max_alerts" in note.comment
+    [incident] = incidents_of(events).values()
+    assert any(t.kind is IncidentEventKind.alerts_truncated for t in incident.timeline)
+    assert any(d.kind is DecisionKind.alerts_truncated and "max_alerts" in d.reason for d in state.decisions)
+
+
+# -- B7: a past endsAt resolves, in every path that reads alerts ------------------------------------------------
+
+def test_an_alert_without_status_whose_ends_at_has_passed_is_resolved_at_ingest():
+    body = {"labels": {"alertname": "A"}, "startsAt": "2026-03-01T08:00:00Z", "endsAt": "2026-03-01T08:59:00Z"}
+    [resolved] = parse_generic(json.dumps(body).encode(), NOW, 10).alerts
+    assert resolved.status is AlertStatus.resolved
+    ahead = {**body, "endsAt": "2026-03-01T09:04:00Z"}  # an API v2 sender's expiry, still ahead: firing
+    assert parse_generic(json.dumps(ahead).encode(), NOW, 10).alerts[0].status is AlertStatus.firing
+    explicit = {**body, "status": "firing"}  # a status given is the status
+    assert parse_generic(json.dumps(explicit).encode(), NOW, 10).alerts[0].status is AlertStatus.firing
+
+
+def test_replay_reads_a_past_ends_at_as_resolved():
+    line = json.dumps({"labels": {"alertname": "A"}, "startsAt": "2026-03-01T08:00:00Z",
+                       "endsAt": "2026-03-01T08:59:00Z", "receivedAt": "2026-03-01T09:00:00Z"})
+    when, parsed = parse_line(line, 1)
+    assert parsed.status is AlertStatus.resolved and when == NOW
+    v2 = json.dumps({"labels": {"alertname": "A"}, "startsAt": "2026-03-01T08:00:00Z", "status": {"state": "active"},
+                     "endsAt": "2026-03-01T08:59:00Z", "receivedAt": "2026-03-01T09:00:00Z"})
+    assert parse_line(v2, 2)[1].status is AlertStatus.resolved  # API v2's state is not a firing status
+
+
+# -- B8: quiet_resolve in replay ---------------------------------------------------------------------------------
+
+def test_replay_resolves_an_alert_that_goes_quiet_at_the_end_at_its_due_time():
+    rules = Rules(PolicySet(policies=(Policy(name="p", group_by=("alertname",), quiet_resolve=timedelta(minutes=10)),)))
+    lines = [json.dumps({"labels": {"alertname": "Q"}, "startsAt": "2026-03-01T09:00:00Z",
+                         "receivedAt": f"2026-03-01T09:0{m}:00Z"}) for m in (0, 4, 8)]  # each copy a refresh
+    report = replay(read_lines(lines, Report()), rules, report=Report(decisions=[]))
+    resolved = [d for d in report.decisions if d.kind is DecisionKind.quiet_resolved]
+    assert [d.at for d in resolved] == [at(480 + 600)]  # 10 minutes after the last copy, though no line follows
+    assert report.events["resolved"] == 1
+
+
+def test_an_overdue_quiet_resolve_is_stamped_when_it_fell_due_not_when_the_next_line_came():
+    rules = Rules(PolicySet(policies=(Policy(name="p", group_by=("alertname",), quiet_resolve=timedelta(minutes=10)),)))
+    quiet = json.dumps({"labels": {"alertname": "Q"}, "startsAt": "2026-03-01T09:00:00Z",
+                        "receivedAt": "2026-03-01T09:00:00Z"})
+    back = json.dumps({"labels": {"alertname": "Q"}, "startsAt": "2026-03-01T09:30:00Z",
+                       "receivedAt": "2026-03-01T09:30:00Z"})
+    report = replay(read_lines([quiet, back], Report()), rules, report=Report(decisions=[]))
+    resolved = [d.at for d in report.decisions if d.kind is DecisionKind.incident_resolved]
+    assert resolved[0] == at(600)  # not 09:30, the instant the alert came back
+    assert report.events["opened"] == 2 and report.events["reopened"] == 0
+
+
+# -- E16: unknown fields on a webhook's alert objects -----------------------------------------------------------
+
+def test_unknown_fields_on_webhook_alerts_are_ignored_and_reported():
+    body = {"version": "4", "status": "firing", "alerts": [
+        {"status": "firing", "labels": {"alertname": "A"}, "startsAt": "2026-03-01T09:00:00Z",
+         "silenceURL": "http://am/silence", "someFutureField": {"x": 1}}]}
+    parsed = parse_alertmanager(json.dumps(body).encode(), NOW, 10)
+    assert len(parsed.alerts) == 1 and parsed.unknown_fields == ["silenceURL", "someFutureField"]
