@@ -118,6 +118,7 @@ class Report:
     decisions: list[Decision] | None = None  # the decision log, when asked for (`replay --explain`)
     paged: list[Any] | None = None  # with a pager: each page it sent (level, policy, to), in order
     held: dict[str, tuple[datetime, str]] = field(default_factory=dict)  # transient pause: incident -> (until, policy)
+    until: datetime | None = None  # where time stopped: the engine's last timer after the last line
 
     def observe(self, event: IncidentEvent) -> None:
         # A held page goes out when its hold ends with the incident still open (events come in time order).
@@ -222,7 +223,7 @@ def replay(
             return engine.apply(state, alert, now)[1]
         return apply
 
-    Simulation(engine, state, observe, escalate, paging).run((when, feed(alert)) for when, alert in items)
+    report.until = Simulation(engine, state, observe, escalate, paging).run((when, feed(alert)) for when, alert in items)
     report.outcomes.update({k.value: v for k, v in state.outcomes.items()})
     if paging is not None:
         report.paged = list(paging.pages)
