@@ -22,9 +22,9 @@ class Silence(BaseModel):
     @field_validator("matchers")
     @classmethod
     def _parse(cls, value: list[str]) -> list[str]:
-        from correlation.matchers import Matcher
+        from correlation.matchers import normalize_matchers
 
-        return [str(Matcher.parse(m)) for m in value]
+        return normalize_matchers(value)
 
     @model_validator(mode="after")
     def _ends_after_start(self) -> "Silence":
