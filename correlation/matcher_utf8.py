@@ -41,6 +41,14 @@ def parse_utf8(text: str) -> list[Triple]:
     return _Parser(_lex(text)).parse()
 
 
+def parse_utf8_one(text: str) -> list[Triple]:
+    """Exactly one matcher, as `matcher/parse.Matcher`; raises MatcherError ("no matchers", "expected 1 matcher, ...")."""
+    found = parse_utf8(text)
+    if len(found) != 1:
+        raise MatcherError("no matchers" if not found else f"expected 1 matcher, found {len(found)}")
+    return found
+
+
 def _lex(text: str) -> list[Token | MatcherError]:
     """All tokens, ending with an EOF token, or with the lexer's error where the input leaves the grammar."""
     out: list[Token | MatcherError] = []

@@ -25,7 +25,7 @@ from functools import lru_cache
 
 from correlation.matcher_classic import Triple, parse_classic, parse_classic_one
 from correlation.matcher_text import MatcherError, go_quote, is_reserved, open_metrics_escape
-from correlation.matcher_utf8 import parse_utf8
+from correlation.matcher_utf8 import parse_utf8, parse_utf8_one
 from correlation.regex import RegexError, compile_anchored
 
 __all__ = ["MatchOp", "Matcher", "MatcherError", "format_matchers", "matches_all", "normalize_matchers",
@@ -65,15 +65,17 @@ class Matcher:
             try:
                 object.__setattr__(self, "pattern", compile_anchored(self.value))
             except RegexError as exc:
-                raise MatcherError(f"{self}: {exc}; RE2 has no backreferences or lookaround") from exc
+                raise MatcherError(f"{self}: {exc}") from exc
 
     @classmethod
     def parse(cls, text: str) -> "Matcher":
         """Exactly one matcher, as Alertmanager's `compat.Matcher` (no braces); raises MatcherError."""
         if text.startswith("{") or text.endswith("}"):
             raise MatcherError(f"{text!r}: unexpected open or close brace; one matcher is written without braces")
-        found = _fallback(text, lambda: _one(parse_utf8(text), text), lambda: [parse_classic_one(text)])
-        return found[0]
+        try:
+            return _fallback(text, lambda: parse_utf8_one(text), lambda: [parse_classic_one(text)])[0]
+        except MatcherError as exc:
+            raise MatcherError(f"{text!r} is not a matcher Alertmanager reads ({exc}); write name=\"value\"") from exc
 
     def matches_value(self, value: str) -> bool:
         """Whether a label value (`""` for a missing label) satisfies this matcher (`labels.Matcher.Matches`)."""
@@ -149,13 +151,6 @@ def _attempt(read: Callable[[], list[Triple]]) -> tuple[list[Matcher], MatcherEr
         return [Matcher(name, MatchOp(op), value) for name, op, value in read()], None
     except MatcherError as exc:
         return [], exc
-
-
-def _one(found: list[Triple], text: str) -> list[Triple]:
-    """matcher/parse.Matcher: exactly one matcher."""
-    if len(found) != 1:
-        raise MatcherError("no matchers" if not found else f"expected 1 matcher, found {len(found)}")
-    return found
 
 
 def format_matchers(matchers: Iterable[Matcher]) -> str:

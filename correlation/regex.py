@@ -39,7 +39,8 @@ def compile_go(pattern: str) -> re2._Regexp:
         return re2.compile(pattern, _OPTIONS)
     except re2.error as exc:
         reason = exc.args[0].decode(errors="replace") if exc.args and isinstance(exc.args[0], bytes) else str(exc)
-        raise RegexError(f"invalid regular expression (RE2/Go syntax): {reason}") from exc
+        raise RegexError(f"invalid regular expression (RE2, Go syntax): {reason}; RE2 has no lookaround or "
+                         "backreferences (https://github.com/google/re2/wiki/Syntax)") from exc
 
 
 def full_match(pattern: str, value: str) -> bool:
