@@ -23,6 +23,18 @@ def silenced_by(labels: Mapping[str, str], silences: Iterable[Silence], now: dat
     return None
 
 
+def expire(silence: Silence, now: datetime) -> Silence:
+    """The silence expired at `now`, as Alertmanager's `Silences.expire` (silence/silence.go): an active silence ends
+    now; a pending one (not yet started) gets startsAt = endsAt = now, so it leaves the pending list and never starts;
+    an expired one is returned as it is.
+    """
+    if silence.ends_at <= now:
+        return silence
+    if silence.starts_at > now:
+        return silence.model_copy(update={"starts_at": now, "ends_at": now})
+    return silence.model_copy(update={"ends_at": now})
+
+
 def inhibited_by(
     labels: Mapping[str, str], fingerprint: str, rules: Iterable[InhibitRule], sources: Mapping[str, set[str]]
 ) -> str | None:
