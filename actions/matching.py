@@ -14,7 +14,8 @@ import hashlib
 from collections.abc import Iterable
 from typing import Any, Protocol
 
-from correlation.matchers import Matcher, matches_all
+from correlation.matchers import matches_all, parse_matcher_list
+from correlation.regex import full_match
 from correlation.topology import Topology
 from schemas import Alert, Incident, IncidentEvent, IncidentEventKind
 from schemas.runbook import Param, Run, Runbook, Trigger
@@ -64,7 +65,7 @@ def conditions_hold(spec: Conditions, incident: Incident, severity: str | None, 
         return False
     if spec.team and team_of(services, incident.probable_root, topology) not in spec.team:
         return False
-    matchers = tuple(Matcher.parse(m) for m in spec.matchers)
+    matchers = parse_matcher_list(spec.matchers)
     return not matchers or any(matches_all(matchers, labels) for labels in _label_sets(incident, extra))
 
 
@@ -127,9 +128,11 @@ def context(incident: Incident, topology: Topology, service_label: str, run: Run
 
 
 def render_params(runbook: Runbook, ctx: dict[str, Any]) -> dict[str, str]:
-    """Render each param once; raises RenderError naming the param (a missing label, a pattern mismatch)."""
-    import re
+    """Render each param once; raises RenderError naming the param (a missing label, a pattern mismatch).
 
+    A `pattern` is RE2 with Go's syntax, anchored to the whole value (correlation.regex), so a rendered label value
+    cannot make the check take longer than linear time.
+    """
     rendered: dict[str, str] = {}
     for name, spec in runbook.params.items():
         source, pattern = (spec.value, spec.pattern) if isinstance(spec, Param) else (spec, None)
@@ -137,7 +140,7 @@ def render_params(runbook: Runbook, ctx: dict[str, Any]) -> dict[str, str]:
             value = render(source, {**ctx, "params": rendered})
         except RenderError as exc:
             raise RenderError(f"params.{name}: {exc}") from exc
-        if pattern is not None and re.fullmatch(pattern, value) is None:
+        if pattern is not None and not full_match(pattern, value):
             raise RenderError(f"params.{name}: value {value[:80]!r} does not match the pattern {pattern!r}; "
                               "the run stops before any step")
         rendered[name] = value

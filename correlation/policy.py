@@ -14,7 +14,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, field_validator, model_validator
 
 from correlation.durations import parse_duration
-from correlation.matchers import Matcher, matches_all, repeated
+from correlation.matchers import Matcher, matches_all, parse_matcher_list, repeated
 from correlation.templates import compile_template
 
 DEFAULT_SEVERITIES = ("critical", "error", "warning", "info")
@@ -26,7 +26,7 @@ def _parse_matchers(value: Any) -> Any:
     if isinstance(value, str):
         value = [value]
     if isinstance(value, (list, tuple)):
-        return tuple(m if isinstance(m, Matcher) else Matcher.parse(str(m)) for m in value)
+        return parse_matcher_list(value)
     return value
 
 

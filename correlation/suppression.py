@@ -9,25 +9,30 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import datetime
-from functools import lru_cache
 
-from correlation.matchers import Matcher
+from correlation.matchers import matches_all, parse_matcher_list
 from correlation.policy import InhibitRule
 from schemas import Silence
-
-
-@lru_cache(maxsize=4096)
-def _matcher(text: str) -> Matcher:
-    return Matcher.parse(text)
-
 
 
 def silenced_by(labels: Mapping[str, str], silences: Iterable[Silence], now: datetime) -> str | None:
     """`silence:<id>` of the first active silence that matches, else None."""
     for silence in silences:
-        if silence.starts_at <= now < silence.ends_at and all(_matcher(m).matches(labels) for m in silence.matchers):
+        if silence.starts_at <= now < silence.ends_at and matches_all(parse_matcher_list(silence.matchers), labels):
             return f"silence:{silence.id}"
     return None
+
+
+def expire(silence: Silence, now: datetime) -> Silence:
+    """The silence expired at `now`, as Alertmanager's `Silences.expire` (silence/silence.go): an active silence ends
+    now; a pending one (not yet started) gets startsAt = endsAt = now, so it leaves the pending list and never starts;
+    an expired one is returned as it is.
+    """
+    if silence.ends_at <= now:
+        return silence
+    if silence.starts_at > now:
+        return silence.model_copy(update={"starts_at": now, "ends_at": now})
+    return silence.model_copy(update={"ends_at": now})
 
 
 def inhibited_by(

@@ -40,7 +40,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from actions.loader import load_notifications, load_runbooks
 from actions.matching import context, triggered
@@ -67,6 +67,7 @@ from schemas import (
     Silence,
 )
 from schemas.runbook import Runbook, Trigger
+from schemas.silence import refuse_silencing_everything
 
 DEFAULT_START = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)  # a Monday morning
 
@@ -80,6 +81,11 @@ class SilenceSpec(_Spec):
     duration: Duration = Field(alias="for")
     by: str = "fixture"
     comment: str = "fixture"
+
+    @field_validator("matchers")
+    @classmethod
+    def _names_what_it_silences(cls, value: list[str]) -> list[str]:
+        return refuse_silencing_everything(value)
 
 
 class CommandSpec(_Spec):

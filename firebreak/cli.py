@@ -500,7 +500,8 @@ def silences() -> None:
 
 
 @silences.command("add")
-@click.option("--match", "matchers", multiple=True, required=True, help='A matcher, e.g. service="db" (repeatable).')
+@click.option("--match", "matchers", multiple=True, required=True,
+              help='A matcher or a set as Alertmanager writes them, e.g. service="db" or {service="db", env=~"prod.*"} (repeatable).')
 @click.option("--starts", "starts_at", default=None,
               help="When it starts (RFC 3339 with a time zone; default now): a maintenance window ahead.")
 @click.option("--for", "duration", default=None, help="How long from its start: 30m, 2h, 1d.")

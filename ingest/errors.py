@@ -36,8 +36,9 @@ def _field_path(loc: tuple[int | str, ...]) -> str:
     return path or "(body)"
 
 
-def from_validation_error(exc: ValidationError, prefix: tuple[int | str, ...] = ()) -> IngestError:
-    """400 when the body is not JSON at all, 422 when it is JSON of the wrong shape."""
+def from_validation_error(exc: ValidationError, prefix: tuple[int | str, ...] = (), reason: str = "invalid_alert",
+                          subject: str = "the alerts") -> IngestError:
+    """400 when the body is not JSON at all, 422 `reason` when it is JSON of the wrong shape (`subject` names it)."""
     errors = exc.errors(include_url=False)
     if any(err["type"] == "json_invalid" for err in errors):
         detail = next(err["msg"] for err in errors if err["type"] == "json_invalid")
@@ -45,4 +46,4 @@ def from_validation_error(exc: ValidationError, prefix: tuple[int | str, ...] = 
     problems = [Problem(_field_path(prefix + tuple(err["loc"])), err["msg"]) for err in errors[:50]]
     more = f" (and {len(errors) - 50} more)" if len(errors) > 50 else ""
     summary = "; ".join(f"{p.field}: {p.problem}" for p in problems[:3])
-    return IngestError(422, "invalid_alert", f"the alerts do not match the schema: {summary}{more}", problems)
+    return IngestError(422, reason, f"{subject} do not match the schema: {summary}{more}", problems)

@@ -7,13 +7,13 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Any
 
 import redis.asyncio as aioredis
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
 from redis.exceptions import RedisError
 
 from firebreak.metrics import (ALERTS_RECEIVED, ALERTS_REJECTED, ALERTS_TRUNCATED, INGEST_LATENCY, INGEST_REQUESTS,
@@ -43,8 +43,10 @@ from ingest.auth import (
 from ingest.errors import IngestError, Problem, from_validation_error
 from ingest.producer import DurableProducer, KafkaUnavailable
 from correlation.durations import parse_duration
+from correlation.suppression import expire
 from firebreak.silence_store import SilenceStore
 from schemas import Alert, ChangeEvent, ChangeKind, CommandAction, Incident, IncidentCommand, Silence
+from schemas.silence import refuse_silencing_everything
 
 log = logging.getLogger("firebreak.ingest")
 
@@ -70,6 +72,11 @@ class SilenceBody(BaseModel):
     created_by: str = Field(min_length=1, max_length=128, alias="createdBy")
     comment: str = Field(min_length=1, max_length=2000)
 
+    @field_validator("matchers")
+    @classmethod
+    def _names_what_it_silences(cls, value: list[str]) -> list[str]:
+        return refuse_silencing_everything(value)
+
 
 class ChangeBody(BaseModel):
     """Body of POST /api/v1/changes."""
@@ -84,11 +91,11 @@ class ChangeBody(BaseModel):
     at: AwareDatetime | None = None
 
 
-def _parse_body(model: type[BaseModel], body: bytes) -> Any:
+def _parse_body(model: type[BaseModel], body: bytes, reason: str = "invalid_alert", subject: str = "the alerts") -> Any:
     try:
         return model.model_validate_json(body)
     except ValidationError as exc:
-        raise from_validation_error(exc) from exc
+        raise from_validation_error(exc, reason=reason, subject=subject) from exc
 
 OPEN_ROUTES = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json"})
 Parser = Callable[[bytes, datetime, int, frozenset[str]], Parsed]
@@ -365,7 +372,7 @@ def _command_handler(action: CommandAction) -> Callable[[web.Request], Awaitable
 
 
 async def _create_silence(request: web.Request) -> web.Response:
-    args: SilenceBody = _parse_body(SilenceBody, await _read_json_body(request))
+    args: SilenceBody = _parse_body(SilenceBody, await _read_json_body(request), "invalid_silence", "the silence")
     now = datetime.now(timezone.utc)
     starts = args.starts_at or now
     if (args.ends_at is None) == (args.duration is None):
@@ -373,15 +380,29 @@ async def _create_silence(request: web.Request) -> web.Response:
                           [Problem("endsAt", "set endsAt or duration, not both or neither")])
     try:
         ends = args.ends_at or starts + parse_duration(args.duration)
+    except ValueError as exc:
+        raise IngestError(422, "invalid_silence", str(exc), [Problem("duration", str(exc))]) from exc
+    _check_times(starts, ends, now)
+    try:
         silence = Silence(id=uuid.uuid4().hex[:12], matchers=args.matchers, starts_at=starts, ends_at=ends,
                           created_by=args.created_by, comment=args.comment)
     except ValidationError as exc:
-        raise from_validation_error(exc) from exc
-    except ValueError as exc:
-        raise IngestError(422, "invalid_silence", str(exc), [Problem("duration", str(exc))]) from exc
+        raise from_validation_error(exc, reason="invalid_silence", subject="the silence") from exc
     await request.app[SILENCES].put(silence)
     log.info("silence %s created by %s: %s until %s", silence.id, silence.created_by, silence.matchers, silence.ends_at)
     return web.json_response(silence.model_dump(mode="json", by_alias=True), status=201)
+
+
+def _check_times(starts: datetime, ends: datetime, now: datetime) -> None:
+    """Alertmanager's API v2 rules for a new silence (api/v2 postSilencesHandler): it starts before it ends, and it
+    has not ended already."""
+    field = "endsAt" if starts <= now else "startsAt"
+    if ends <= starts:
+        raise IngestError(422, "invalid_silence", "start time must be before end time",
+                          [Problem(field, "give an endsAt after startsAt, or a positive duration")])
+    if ends <= now:
+        raise IngestError(422, "invalid_silence", "end time can't be in the past",
+                          [Problem("endsAt", "give an endsAt in the future, or a duration")])
 
 
 async def _list_silences(request: web.Request) -> web.Response:
@@ -397,11 +418,10 @@ async def _expire_silence(request: web.Request) -> web.Response:
     silence = await store.get(request.match_info["silence_id"])
     if silence is None:
         raise IngestError(404, "not_found", "no silence with that id; list them with GET /api/v1/silences")
-    now = datetime.now(timezone.utc)
-    if silence.ends_at > now:
-        silence = silence.model_copy(update={"ends_at": max(now, silence.starts_at + timedelta(microseconds=1))})
-        await store.put(silence)
-    return web.json_response(silence.model_dump(mode="json", by_alias=True))
+    ended = expire(silence, datetime.now(timezone.utc))
+    if ended != silence:
+        await store.put(ended)
+    return web.json_response(ended.model_dump(mode="json", by_alias=True))
 
 
 async def _record_change(request: web.Request) -> web.Response:

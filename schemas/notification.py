@@ -185,9 +185,9 @@ class Route(_Spec):
     @field_validator("matchers")
     @classmethod
     def _parse(cls, value: list[str]) -> list[str]:
-        from correlation.matchers import Matcher
+        from correlation.matchers import normalize_matchers
 
-        return [str(Matcher.parse(m)) for m in value]
+        return normalize_matchers(value)
 
 
 class NotificationsFile(_Spec):

@@ -69,9 +69,9 @@ class Match(_Spec):
     @field_validator("matchers")
     @classmethod
     def _parse(cls, value: list[str]) -> list[str]:
-        from correlation.matchers import Matcher
+        from correlation.matchers import normalize_matchers
 
-        return [str(Matcher.parse(m)) for m in value]
+        return normalize_matchers(value)
 
 
 class SecretRef(_Spec):
@@ -92,16 +92,16 @@ class Param(_Spec):
     """A param with a pattern the rendered value must match: the guard for values that reach commands or URLs."""
 
     value: str = Field(max_length=4000)
-    pattern: str | None = Field(None, description="Regular expression the whole rendered value must match.")
+    pattern: str | None = Field(None, description="Regular expression (RE2, Go syntax, as Alertmanager's) the whole "
+                                                  "rendered value must match.")
 
     @field_validator("pattern")
     @classmethod
     def _compiles(cls, value: str | None) -> str | None:
+        from correlation.regex import compile_anchored
+
         if value is not None:
-            try:
-                re.compile(value)
-            except re.error as exc:
-                raise ValueError(f"pattern does not compile: {exc}") from exc
+            compile_anchored(value)  # RegexError (a ValueError) names RE2's reason; pydantic names the field
         return value
 
 

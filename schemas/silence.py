@@ -22,15 +22,33 @@ class Silence(BaseModel):
     @field_validator("matchers")
     @classmethod
     def _parse(cls, value: list[str]) -> list[str]:
-        from correlation.matchers import Matcher
+        from correlation.matchers import normalize_matchers
 
-        return [str(Matcher.parse(m)) for m in value]
+        return normalize_matchers(value)
 
     @model_validator(mode="after")
     def _ends_after_start(self) -> "Silence":
-        if self.ends_at <= self.starts_at:
-            raise ValueError("endsAt must be after startsAt")
+        # Equal times are an expired silence: expiring one that has not started sets both to now, as Alertmanager does.
+        if self.ends_at < self.starts_at:
+            raise ValueError("endsAt must not be before startsAt")
         return self
+
+
+def refuse_silencing_everything(matchers: list[str]) -> list[str]:
+    """Alertmanager's rule for a new silence (silence/silence.go validateSilence): at least one matcher must not match
+    the empty string, else the silence would hide every alert. Only `=` and `=~` can match it, as there.
+
+    Takes and returns matcher texts (entries may be sets); raises ValueError giving the reason and the fix.
+    """
+    from correlation.matchers import MatchOp, parse_matcher_list
+
+    found = parse_matcher_list(matchers)
+    if all(m.op in (MatchOp.eq, MatchOp.re) and m.matches_value("") for m in found):
+        shown = ", ".join(str(m) for m in found) or "none"
+        raise ValueError(f"at least one matcher must not match the empty string (matchers: {shown}); each of these "
+                         "also matches alerts without the label, so the silence would hide every alert: add a matcher "
+                         'that names what to silence, e.g. service="checkout"')
+    return matchers
 
 
 class SilenceFile(BaseModel):
@@ -39,6 +57,13 @@ class SilenceFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     silences: list[Silence] = []
+
+    @field_validator("silences")
+    @classmethod
+    def _each_names_what_it_silences(cls, value: list[Silence]) -> list[Silence]:
+        for silence in value:
+            refuse_silencing_everything(silence.matchers)
+        return value
 
 
 class ChangeKind(StrEnum):

@@ -1,0 +1,69 @@
+"""The silences API refuses what Alertmanager's API v2 refuses, with `invalid_silence`, and expires as it does."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import datetime, timedelta, timezone
+
+import pytest
+import requests
+
+from tests.conftest import TOKEN, Ingest
+
+pytestmark = pytest.mark.integration
+
+
+def body(matchers: list[str], **more: str) -> str:
+    return json.dumps({"matchers": matchers, "createdBy": "ana", "comment": "maintenance", **({"duration": "1h"} | more)})
+
+
+def listed(ingest: Ingest, query: str = "") -> dict[str, dict]:
+    return {s["id"]: s for s in ingest.get(f"/api/v1/silences{query}").json()["silences"]}
+
+
+@pytest.mark.parametrize("matchers", [['env=~".*"'], ['servcie=""'], ['{env=~".*", team=""}']])
+def test_a_silence_that_would_hide_every_alert_is_refused_with_the_reason(ingest: Ingest, matchers):
+    response = ingest.post("/api/v1/silences", body(matchers))
+    assert response.status_code == 422, response.text
+    answer = response.json()
+    assert answer["error"] == "invalid_silence"
+    assert [p["field"] for p in answer["problems"]] == ["matchers"]
+    assert "at least one matcher must not match the empty string" in answer["problems"][0]["problem"]
+
+
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [
+        (body(['service=~"(a)\\\\1"']), "matchers"),  # a backreference: not RE2
+        (body(['service="db"'], comment=""), "comment"),
+        (body(['service="db"'], endsAt="2020-01-01T00:00:00Z", duration=None), "endsAt"),
+    ],
+)
+def test_every_bad_silence_is_answered_invalid_silence_naming_the_field(ingest: Ingest, payload, field):
+    payload = json.dumps({k: v for k, v in json.loads(payload).items() if v is not None})
+    response = ingest.post("/api/v1/silences", payload)
+    assert response.status_code == 422, response.text
+    assert response.json()["error"] == "invalid_silence"
+    assert field in [p["field"] for p in response.json()["problems"]]
+
+
+def test_a_set_entry_is_accepted_and_listed_as_its_matchers(ingest: Ingest):
+    service = f"silence-set-{uuid.uuid4().hex[:8]}"
+    response = ingest.post("/api/v1/silences", body([f'{{service="{service}", env=~"prod.*"}}']))
+    assert response.status_code == 201, response.text
+    assert response.json()["matchers"] == [f'service="{service}"', 'env=~"prod.*"']
+
+
+def test_expiring_a_silence_that_has_not_started_removes_it_from_the_pending_list(ingest: Ingest):
+    starts = (datetime.now(timezone.utc) + timedelta(hours=1)).isoformat()
+    created = ingest.post("/api/v1/silences", body([f'service="pending-{uuid.uuid4().hex[:8]}"'], startsAt=starts))
+    assert created.status_code == 201, created.text
+    silence_id = created.json()["id"]
+    assert silence_id in listed(ingest)
+    ended = requests.delete(f"{ingest.url}/api/v1/silences/{silence_id}", headers={"Authorization": f"Bearer {TOKEN}"},
+                            timeout=30)
+    assert ended.status_code == 200, ended.text
+    assert ended.json()["startsAt"] == ended.json()["endsAt"]
+    assert silence_id not in listed(ingest)
+    assert listed(ingest, "?all=1")[silence_id]["endsAt"] == ended.json()["endsAt"]
