@@ -73,6 +73,7 @@ class Settings(BaseSettings):
     ingest_hmac_secrets: Annotated[list[str], NoDecode] = Field(
         [], description="Names of secrets whose values are HMAC keys of signed webhook sources (see README); such a sender needs no token."
     )
+    http_read_timeout_seconds: float = Field(30.0, gt=0, le=600, description="How long ingest waits for a client to send a request's headers, then its body (408), and how long an idle keep-alive connection stays open. A client sending half a request is cut off after at most twice this.")
     ingest_rate_per_token: float = Field(0, ge=0, description="Requests a second each token may make (bursts to twice that), per ingest process; more get 429. 0: no limit.")
     ingest_max_inflight: int = Field(256, ge=1, le=100_000, description="Ingest requests that may wait for Kafka at once; more get 429 with Retry-After (load shedding, nothing accepted is lost).")
     produce_timeout_seconds: float = Field(10.0, gt=0, description="How long ingest waits for Kafka to acknowledge before answering 503.")

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 
 from ingest.errors import IngestError
+from ingest.params import header_matches
 
 
 class Scope(IntEnum):
@@ -53,9 +54,11 @@ class TokenAuth:
     def check(self, authorization: str | None) -> Principal:
         if not authorization:
             raise IngestError(401, "unauthenticated", "missing Authorization header; send 'Authorization: Bearer <token>'")
-        scheme, _, token = authorization.partition(" ")
-        if scheme.lower() != "bearer" or not token:
-            raise IngestError(401, "unauthenticated", "the Authorization header must be 'Bearer <token>'")
+        # RFC 6750: `Bearer <b64token>`, printable ASCII; other bytes would only crash the comparison.
+        if not header_matches(authorization, r"(?i:bearer) +[\x21-\x7e]+ *"):
+            raise IngestError(401, "unauthenticated", "the Authorization header must be 'Bearer <token>', "
+                                                      "the token in printable ASCII")
+        token = authorization.split(None, 1)[1]
         supplied = token.strip().encode()
         # Compare against all tokens, without stopping at the first match, so timing says nothing.
         found: Principal | None = None
@@ -126,12 +129,13 @@ TIMESTAMP_HEADER = "X-Firebreak-Timestamp"
 class SignedSources:
     """Webhook sources that sign their bodies instead of sending a token (GitHub-style).
 
-    The sender sends `X-Firebreak-Timestamp: <unix seconds>` and
+    The sender sends `X-Firebreak-Timestamp: <unix seconds>` (a whole number) and
     `X-Firebreak-Signature: sha256=<hex HMAC-SHA256 of "<timestamp>.<raw body>">` with a key that is the value
     of a secret named in `ingest_hmac_secrets` (one key per line: the first signs, any verifies, so keys rotate).
     The signature is checked over the raw body before anything parses it; a timestamp more than `window`
     seconds off is refused, and so is a signature seen before within the window (a replay). A verified sender
-    is the principal `hmac:<secret name>` with scope ingest.
+    is the principal `hmac:<secret name>` with scope ingest. A malformed header is refused (401) by name:
+    the timestamp is digits only, so the `.` after it is the only separator of the signed text.
     """
 
     def __init__(self, keys: dict[str, list[bytes]], window: float = 300.0) -> None:
@@ -145,10 +149,11 @@ class SignedSources:
 
     def verify(self, signature: str, timestamp: str, body: bytes, now: float | None = None) -> Principal:
         now = time.time() if now is None else now
-        try:
-            sent = float(timestamp)
-        except ValueError:
-            raise IngestError(401, "bad_signature", f"{TIMESTAMP_HEADER} must be unix seconds") from None
+        if not header_matches(timestamp, r"[0-9]{1,12}"):
+            raise IngestError(401, "bad_signature", f"{TIMESTAMP_HEADER} must be unix seconds, a whole number")
+        if not header_matches(signature, r"sha256=[0-9a-f]{64}"):
+            raise IngestError(401, "bad_signature", f"{SIGNATURE_HEADER} must be 'sha256=' and 64 lowercase hex digits")
+        sent = float(timestamp)
         if abs(now - sent) > self.window:
             raise IngestError(401, "bad_signature", f"{TIMESTAMP_HEADER} is more than {self.window:g} s from now; "
                                                     "check the sender's clock and sign each request afresh")

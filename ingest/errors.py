@@ -18,12 +18,14 @@ class Problem:
 
 @dataclass
 class IngestError(Exception):
-    """A request refused before anything reached Kafka."""
+    """A request refused before anything reached Kafka: its HTTP status, a reason code, a message saying what
+    is wrong and what to do, the fields at fault, and response headers (e.g. Retry-After) to send with it."""
 
     status: int
     reason: str  # bounded vocabulary: used as a metric label
     message: str
     problems: list[Problem] = field(default_factory=list)
+    headers: dict[str, str] = field(default_factory=dict)
 
     def body(self) -> dict[str, object]:
         return {"error": self.reason, "message": self.message, "problems": [p.as_dict() for p in self.problems]}

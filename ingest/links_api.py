@@ -18,6 +18,12 @@ from schemas import CommandAction, IncidentCommand
 
 LINKS = web.AppKey("links", Links)
 PREFIX = "/l/"
+VERIFIED = web.RequestKey("link_verified", bool)  # set once the link's signature and expiry checked out
+# The page may not be framed (clickjacking its button) nor load anything; its form posts only to itself.
+PAGE_HEADERS = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer", "X-Frame-Options": "DENY",
+                "X-Content-Type-Options": "nosniff",
+                "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
+                                           "frame-ancestors 'none'"}
 
 Send = Callable[[IncidentCommand], Awaitable[None]]
 
@@ -25,9 +31,7 @@ Send = Callable[[IncidentCommand], Awaitable[None]]
 def _page(title: str, body: str, status: int = 200) -> web.Response:
     text = (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title></head>"
             f"<body style='font-family:sans-serif;max-width:40em;margin:2em auto'><h1>{html.escape(title)}</h1>{body}</body></html>")
-    return web.Response(text=text, status=status, content_type="text/html",
-                        headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer",
-                                 "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'"})
+    return web.Response(text=text, status=status, content_type="text/html", headers=PAGE_HEADERS)
 
 
 def add_routes(app: web.Application, links: Links, find_incident: Callable[[str], Awaitable[object]], send: Send) -> None:
@@ -40,6 +44,7 @@ def add_routes(app: web.Application, links: Links, find_incident: Callable[[str]
         problem = links.problem(action, incident_id, by, request.query.get("exp", ""), request.query.get("sig", ""))
         if problem:
             return _page("This link cannot be used", f"<p>{html.escape(problem)}</p>", 403)
+        request[VERIFIED] = True
         incident = await find_incident(incident_id)
         if incident is None:
             return _page("No such incident", f"<p>{html.escape(incident_id)} is not known.</p>", 404)

@@ -18,6 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from actions.store import RunStore
 from firebreak.action_log import IncidentLog
 from ingest.errors import IngestError
+from ingest.params import choice_param
+from schemas.runbook import RunStatus
 
 RUNS = web.AppKey("runs", RunStore)
 ACTIONS = web.AppKey("actions", IncidentLog)
@@ -34,8 +36,8 @@ class DecisionBody(BaseModel):
 
 
 async def _list_runs(request: web.Request) -> web.Response:
-    runs = await request.app[RUNS].list(incident_id=request.query.get("incident") or None,
-                                        status=request.query.get("status") or None)
+    status = choice_param(request.query, "status", (s.value for s in RunStatus), None)
+    runs = await request.app[RUNS].list(incident_id=request.query.get("incident") or None, status=status)
     return web.json_response({"runs": [r.model_dump(mode="json") for r in runs]})
 
 

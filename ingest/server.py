@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -41,6 +42,7 @@ from ingest.auth import (
     retry_after,
 )
 from ingest.errors import IngestError, Problem, from_validation_error
+from ingest.params import check_request_values, choice_param, int_param, printable
 from ingest.producer import DurableProducer, KafkaUnavailable
 from correlation.durations import parse_duration
 from correlation.suppression import expire
@@ -112,88 +114,181 @@ DECISIONS = web.AppKey("decisions", DecisionLog)
 INFLIGHT = web.AppKey("inflight", list)  # [requests waiting for Kafka to acknowledge]
 
 
-def _json_error(err: IngestError, headers: dict[str, str] | None = None) -> web.Response:
-    return web.json_response(err.body(), status=err.status, headers=headers)
+def _json_error(err: IngestError) -> web.Response:
+    return web.json_response(err.body(), status=err.status, headers=err.headers or None)
+
+
+def _route(request: web.Request) -> str:
+    """The route template (`/api/v1/incidents/{incident_id}`), or `unmatched`: a bounded metric label and the
+    audit's action, never the raw path."""
+    resource = request.match_info.route.resource
+    return resource.canonical if resource else "unmatched"
+
+
+def _as_ingest_error(exc: Exception, request: web.Request) -> IngestError:
+    """Any failure of a request as the error to answer: ours as they are, Redis down as 503, aiohttp's own
+    (404 no route, 405, 413) with a message naming the fix, anything else as 500, logged with its traceback."""
+    if isinstance(exc, IngestError):
+        return exc
+    if isinstance(exc, RedisError):
+        # Every read-model, silence and coordination call: Redis down is the client's cue to retry.
+        log.warning("answering 503: Redis unavailable (%s)", exc)
+        return IngestError(503, "redis_unavailable", f"Redis is unavailable ({exc}); retry", headers={"Retry-After": "5"})
+    if isinstance(exc, web.HTTPException):
+        return _from_http_exception(exc, request)
+    log.error("answering 500 to %s %s", request.method, _route(request), exc_info=exc)
+    return IngestError(500, "internal_error", "the server failed on this request (its log has the traceback); "
+                                              "retry, and report it with the time if it persists")
+
+
+def _from_http_exception(exc: web.HTTPException, request: web.Request) -> IngestError:
+    headers = {k: v for k, v in exc.headers.items() if k.lower() in ("allow", "retry-after")}
+    if exc.status == 404:
+        return IngestError(404, "not_found", f"no route {request.method} {printable(request.path, 200)}; "
+                                             "the routes are listed in /openapi.json")
+    if exc.status == 405:
+        return IngestError(405, "method_not_allowed", f"{request.method} is not allowed on {_route(request)}; "
+                                                      f"use {headers.get('Allow', 'another method')}", headers=headers)
+    if exc.status == 413:
+        return _too_large(request)
+    return IngestError(exc.status, exc.reason.lower().replace(" ", "_"), exc.text or exc.reason, headers=headers)
 
 
 @web.middleware
 async def _observe(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
-    route = request.match_info.route.resource.canonical if request.match_info.route.resource else "unmatched"
+    """The catch-all: whatever fails becomes a JSON error (`{"error", "message", "problems"}`), never a
+    traceback page, and every answer, errors included, is counted in `firebreak_ingest_requests_total`."""
+    route = _route(request)
     started = time.perf_counter()
     try:
         response = await handler(request)
-    except IngestError as err:
-        response = _json_error(err)
-    except RedisError as exc:
-        # Every read-model, silence and coordination call: Redis down is the client's cue to retry.
-        log.warning("answering 503: Redis unavailable (%s)", exc)
-        response = _json_error(IngestError(503, "redis_unavailable", f"Redis is unavailable ({exc}); retry"),
-                               headers={"Retry-After": "5"})
-    except web.HTTPException as exc:
-        response = _json_error(IngestError(exc.status, exc.reason.lower().replace(" ", "_"), exc.text or exc.reason))
+    except Exception as exc:  # the one place every failure is answered; _as_ingest_error logs the unexpected
+        response = _json_error(_as_ingest_error(exc, request))
     INGEST_REQUESTS.labels(route, str(response.status)).inc()
     INGEST_LATENCY.labels(route).observe(time.perf_counter() - started)
     return response
 
 
+LINK_PRINCIPAL = Principal("signed-link", Scope.operator)
+
+
+async def _principal(request: web.Request) -> Principal:
+    """Who is asking: a signed link (its signature is checked by links_api), everyone when auth is disabled,
+    a signed source, or a bearer token; 401 for a missing or wrong credential."""
+    if request.path.startswith(links_api.PREFIX):
+        return LINK_PRINCIPAL
+    if request.app[SETTINGS].auth_disabled:
+        return Principal("auth-disabled", Scope.admin)
+    if request.headers.get(SIGNATURE_HEADER) and request.app[SIGNED].keys:
+        # Signed sources: verified over the raw body, before anything parses it.
+        return request.app[SIGNED].verify(request.headers[SIGNATURE_HEADER], request.headers.get(TIMESTAMP_HEADER, ""),
+                                          await _read_body(request))
+    return request.app[AUTH].check(request.headers.get("Authorization"))
+
+
+def _authorize(request: web.Request, principal: Principal) -> None:
+    """429 for a token over its rate, 403 (naming the scope needed) for a token below the route's scope."""
+    if principal is LINK_PRINCIPAL or request.app[SETTINGS].auth_disabled:
+        return
+    wait = request.app[LIMITS].wait_for(principal.name)
+    if wait > 0:
+        raise IngestError(429, "rate_limited", f"token {principal.name!r} is over its rate of "
+                                               f"{request.app[LIMITS].rate:g} requests a second; retry later",
+                          headers={"Retry-After": retry_after(wait)})
+    route = _route(request)
+    needed = required_scope(request.method, route)
+    if principal.scope < needed:
+        raise IngestError(403, "forbidden", f"token {principal.name!r} has scope {principal.scope.name}; "
+                                            f"{request.method} {route} needs {needed.name}")
+
+
 @web.middleware
 async def _authenticate(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
     """Who is asking (the token's name and scope), whether the scope allows the route, and the audit entry
-    of an operator or admin action. Signed links carry their own credential (ingest/links_api.py)."""
-    route = request.match_info.route.resource.canonical if request.match_info.route.resource else request.path
+    of an operator or admin action, refused ones included (ingest/audit.py). Path and query values are
+    checked first: nothing unprintable or overlong reaches a handler, a store or a log."""
     if request.path in OPEN_ROUTES:
+        check_request_values(request.match_info, request.query)
         return await handler(request)
-    if request.path.startswith(links_api.PREFIX):
-        principal = Principal(f"link:{request.query.get('by', '')}", Scope.operator)
-    elif request.app[SETTINGS].auth_disabled:
-        principal = Principal("auth-disabled", Scope.admin)
-    else:
-        if request.headers.get(SIGNATURE_HEADER) and request.app[SIGNED].keys:
-            # Signed sources: verified over the raw body, before anything parses it.
-            principal = request.app[SIGNED].verify(request.headers[SIGNATURE_HEADER],
-                                                   request.headers.get(TIMESTAMP_HEADER, ""), await request.read())
-        else:
-            principal = request.app[AUTH].check(request.headers.get("Authorization"))
-        wait = request.app[LIMITS].wait_for(principal.name)
-        if wait > 0:
-            return _json_error(IngestError(429, "rate_limited", f"token {principal.name!r} is over its rate of "
-                                           f"{request.app[LIMITS].rate:g} requests a second; retry later"),
-                               headers={"Retry-After": retry_after(wait)})
-        needed = required_scope(request.method, route)
-        if principal.scope < needed:
-            raise IngestError(403, "forbidden", f"token {principal.name!r} has scope {principal.scope.name}; "
-                                                f"{request.method} {route} needs {needed.name}")
+    route = _route(request)
+    is_audited = audited(request.method, route) or (request.path.startswith(links_api.PREFIX) and request.method == "POST")
+    principal: Principal | None = None
     try:
+        check_request_values(request.match_info, request.query)
+        principal = await _principal(request)
+        _authorize(request, principal)
         response = await handler(request)
-    except IngestError as err:  # refused actions are audited too
-        if audited(request.method, route):
-            await request.app[AUDIT].record(principal=principal.name, action=f"{request.method} {route}",
-                                            target=dict(request.match_info), actor=None, status=err.status, detail=err.message)
-        raise
-    if audited(request.method, route) or (request.path.startswith(links_api.PREFIX) and request.method == "POST"):
-        actor = None
-        if request.body_exists and request.content_type == "application/json":  # read() returns the cached body
-            try:
-                body = json.loads(await request.read())
-                actor = body.get("actor") or body.get("createdBy") if isinstance(body, dict) else None
-            except ValueError:
-                actor = None
-        await request.app[AUDIT].record(principal=principal.name, action=f"{request.method} {route}",
-                                        target=dict(request.match_info), actor=actor or request.query.get("by"),
-                                        status=response.status)
+    except Exception as exc:
+        err = _as_ingest_error(exc, request)
+        if is_audited:
+            await _audit(request, principal, err.status, err.message)
+        raise err from None
+    if is_audited:
+        await _audit(request, principal, response.status)
     return response
+
+
+async def _audit(request: web.Request, principal: Principal | None, status: int, detail: str = "") -> None:
+    """One audit entry; requests without a valid credential go to the log's rate-limited list of their own."""
+    action, target = f"{request.method} {_route(request)}", dict(request.match_info)
+    actor = await _named_actor(request)
+    if principal is None or (principal is LINK_PRINCIPAL and not request.get(links_api.VERIFIED)):
+        await request.app[AUDIT].record_unauthenticated(action=action, target=target, actor=actor, status=status, detail=detail)
+    else:
+        await request.app[AUDIT].record(principal=principal.name, action=action, target=target, actor=actor,
+                                        status=status, detail=detail)
+
+
+async def _named_actor(request: web.Request) -> str | None:
+    """The actor the request named: `actor` or `createdBy` of its JSON body, else the `by` of a signed link."""
+    if request.body_exists and request.content_type == "application/json":
+        try:
+            body = json.loads(await _read_body(request))
+        except (IngestError, ValueError, RecursionError):
+            body = None
+        named = (body.get("actor") or body.get("createdBy")) if isinstance(body, dict) else None
+        if isinstance(named, str):
+            return named
+    return request.query.get("by")
+
+
+_BODY = web.RequestKey("body", object)  # the body's bytes, or the IngestError reading it ended with
+
+
+def _too_large(request: web.Request) -> IngestError:
+    limit = request.app[SETTINGS].max_request_bytes
+    return IngestError(413, "body_too_large", f"the body is larger than {limit} bytes; split the batch")
+
+
+async def _read_body(request: web.Request) -> bytes:
+    """The raw body, read once: at most `max_request_bytes` (else 413) within `http_read_timeout_seconds`
+    (else 408, so a client that sends half a body cannot hold a handler). A second call answers the same."""
+    if _BODY not in request:
+        request[_BODY] = await _read_once(request)
+    outcome = request[_BODY]
+    if isinstance(outcome, IngestError):
+        raise outcome
+    return outcome
+
+
+async def _read_once(request: web.Request) -> bytes | IngestError:
+    settings = request.app[SETTINGS]
+    if request.content_length is not None and request.content_length > settings.max_request_bytes:
+        return _too_large(request)
+    try:
+        async with asyncio.timeout(settings.http_read_timeout_seconds):
+            return await request.read()  # aiohttp enforces max_request_bytes (client_max_size) here
+    except web.HTTPRequestEntityTooLarge:
+        return _too_large(request)
+    except TimeoutError:
+        return IngestError(408, "request_timeout", f"the body did not arrive within {settings.http_read_timeout_seconds:g} s "
+                                                   "(http_read_timeout_seconds); send the whole request at once")
 
 
 async def _read_json_body(request: web.Request) -> bytes:
     if request.content_type != "application/json":
         raise IngestError(415, "unsupported_media_type", f"Content-Type is {request.content_type or 'missing'}; send application/json")
-    limit = request.app[SETTINGS].max_request_bytes
-    if request.content_length is not None and request.content_length > limit:
-        raise IngestError(413, "body_too_large", f"the body is larger than {limit} bytes; split the batch")
-    try:
-        body = await request.read()  # aiohttp enforces max_request_bytes (client_max_size) here
-    except web.HTTPRequestEntityTooLarge:
-        raise IngestError(413, "body_too_large", f"the body is larger than {limit} bytes; split the batch") from None
+    body = await _read_body(request)
     if not body.strip():
         raise IngestError(400, "empty_body", "the body is empty; send a JSON alert or array of alerts")
     _reject_duplicate_keys(body)
@@ -240,8 +335,8 @@ def _ingest_handler(parser: Parser, source: str) -> Callable[[web.Request], Awai
         if inflight[0] >= settings.ingest_max_inflight:
             # Kafka is not keeping up: say so at once (the sender retries) instead of queueing without bound.
             ALERTS_REJECTED.labels(source, "overloaded").inc()
-            err = IngestError(429, "overloaded", f"{inflight[0]} requests are waiting for Kafka already; retry in a second")
-            return _json_error(err, headers={"Retry-After": "1"})
+            return _json_error(IngestError(429, "overloaded", f"{inflight[0]} requests are waiting for Kafka already; "
+                                                              "retry in a second", headers={"Retry-After": "1"}))
         inflight[0] += 1
         try:
             await request.app[PRODUCER].send_alerts(alerts)
@@ -286,8 +381,8 @@ def _report_left_out(parsed: Parsed, source: str) -> None:
 
 def _kafka_unavailable(exc: KafkaUnavailable) -> web.Response:
     log.warning("answering 503: %s", exc)
-    err = IngestError(503, "kafka_unavailable", "Kafka did not acknowledge; nothing was accepted, retry")
-    return _json_error(err, headers={"Retry-After": "5"})
+    return _json_error(IngestError(503, "kafka_unavailable", "Kafka did not acknowledge; nothing was accepted, retry",
+                                   headers={"Retry-After": "5"}))
 
 
 async def _healthz(request: web.Request) -> web.Response:
@@ -305,15 +400,8 @@ async def _metrics(request: web.Request) -> web.Response:
 
 
 async def _list_incidents(request: web.Request) -> web.Response:
-    status = request.query.get("status", "all")
-    if status not in STATUS_FILTERS:
-        raise IngestError(400, "bad_query", f"status must be one of {', '.join(STATUS_FILTERS)}")
-    try:
-        limit = int(request.query.get("limit", "100"))
-    except ValueError:
-        raise IngestError(400, "bad_query", "limit must be a whole number") from None
-    if not 1 <= limit <= 1000:
-        raise IngestError(400, "bad_query", "limit must be between 1 and 1000")
+    status = choice_param(request.query, "status", STATUS_FILTERS, "all")
+    limit = int_param(request.query, "limit", 100, 1, 1000)
     incidents = await request.app[STORE].list(status=status, limit=limit)  # type: ignore[arg-type]
     return web.json_response({"incidents": [i.model_dump(mode="json") for i in incidents]})
 
@@ -461,9 +549,10 @@ def create_app(settings: Settings, producer: DurableProducer, store: IncidentSto
     app[DECISIONS] = DecisionLog.from_settings(store.redis, settings)
 
     async def audit_list(request: web.Request) -> web.Response:
-        text = request.query.get("limit", "100")
-        limit = min(max(int(text), 1), 10_000) if text.isdigit() else 100
-        return web.json_response({"entries": await request.app[AUDIT].list(limit)})
+        """Both lists of the audit log (ingest/audit.py), newest first, `limit` (1-10000) of each."""
+        limit = int_param(request.query, "limit", 100, 1, 10_000)
+        audit = request.app[AUDIT]
+        return web.json_response({"entries": await audit.list(limit), "unauthenticated": await audit.list_unauthenticated(limit)})
 
     app.router.add_get("/api/v1/audit", audit_list)
     app.router.add_post("/api/v1/alerts/alertmanager", _ingest_handler(parse_alertmanager, "alertmanager"))
@@ -524,4 +613,8 @@ def run(settings: Settings) -> None:
     app = create_app(settings, producer, IncidentStore(client, settings.redis_prefix), SilenceStore(client, settings.redis_prefix),
                      links(settings, Secrets(settings.secrets_dir)))
     log.info("ingest listening on http://%s:%s", settings.ingest_host, settings.ingest_port)
-    web.run_app(app, host=settings.ingest_host, port=settings.ingest_port, print=None, access_log=None)
+    # Half a request head is cut off when keepalive_timeout passes (aiohttp >= 3.14.4 arms it on connect), half
+    # a body by _read_body's deadline; lingering_time bounds the unread rest of a refused body the same way.
+    timeout = settings.http_read_timeout_seconds
+    web.run_app(app, host=settings.ingest_host, port=settings.ingest_port, print=None, access_log=None,
+                keepalive_timeout=timeout, lingering_time=timeout)

@@ -1,7 +1,8 @@
 """The HTTP API fuzzed from its own OpenAPI document: every documented route gets arbitrary JSON bodies,
-path values and query strings (hypothesis). Whatever arrives, the server answers no 5xx except 503 (the
-documented "Kafka or Redis unavailable"), every error is JSON naming a reason and a message, and it keeps
-serving."""
+path values, query strings and headers (hypothesis): non-ASCII, overlong, control characters, empty.
+Whatever arrives, the server answers no 5xx except 503 (the documented "Kafka or Redis unavailable"), every
+API error is JSON naming a reason and a message (signed-link pages answer HTML by design), and it keeps
+serving. Raw control bytes in a header are not sent: aiohttp's HTTP parser refuses them (400) before the app."""
 
 from __future__ import annotations
 
@@ -30,13 +31,27 @@ SHAPED = st.fixed_dictionaries({}, optional={
     "comment": JSON, "matchers": JSON, "duration": JSON, "createdBy": JSON, "service": JSON, "summary": JSON,
     "version": JSON, "alerts": st.lists(JSON, max_size=3), "kind": JSON, "at": JSON})
 SEGMENT = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="/?#%"), min_size=1, max_size=20)
+# Query values: any text (requests percent-encodes it, so control characters and non-ASCII reach the app).
+TEXT = st.text(st.characters(blacklist_categories=("Cs",)), max_size=20)
+# Overlong values in ASCII: percent-encoded non-ASCII would pass aiohttp's 8 KB request-line limit, a 400 of its parser.
+QUERY_VALUE = st.one_of(st.just(""), TEXT, st.text("abcXYZ019-_", min_size=257, max_size=1500),
+                        st.sampled_from(["1", "0", "-1", "100000", "\u00b2", "\u0661", "1e3", "nan", "open", "%00", "\x00", "\r\n"]))
+QUERY = st.dictionaries(st.sampled_from(["status", "limit", "all", "incident", "by", "exp", "sig"]), QUERY_VALUE, max_size=2)
+# Header values as bytes on the wire: Latin-1 (requests sends str headers as Latin-1), so 0x80-0xff are
+# bytes that are not UTF-8; printable otherwise.
+HEADER_TEXT = st.characters(min_codepoint=0x20, max_codepoint=0xFF, blacklist_characters="\x7f")
+HEADER_VALUE = st.one_of(st.just(""), st.text(HEADER_TEXT, max_size=80), st.text(HEADER_TEXT, min_size=1000, max_size=4000),
+                         st.just("sha256=" + "\u00e9" * 64), st.just("sha256=" + "0" * 64)).map(str.lstrip)  # requests refuses leading blanks
+HEADERS = st.fixed_dictionaries({}, optional={"X-Firebreak-Signature": HEADER_VALUE, "X-Firebreak-Timestamp": HEADER_VALUE})
 
 
 @pytest.fixture(scope="module")
 def fuzzed(stack: Stack) -> Iterator[Ingest]:
     """An ingest of its own, with its own Redis prefix: a silence or a runbook pause the fuzzer happens to get
     accepted must not reach the other tests' workers."""
-    server = start_ingest(stack, stack.folder / "ingest-fuzz.log", FIREBREAK_REDIS_PREFIX=f"fuzz-{uuid.uuid4().hex[:8]}:")
+    server = start_ingest(stack, stack.folder / "ingest-fuzz.log", FIREBREAK_REDIS_PREFIX=f"fuzz-{uuid.uuid4().hex[:8]}:",
+                          FIREBREAK_INGEST_HMAC_SECRETS="FUZZ_HOOK", FIREBREAK_SECRET_FUZZ_HOOK="fuzz-hook-key",
+                          FIREBREAK_SECRET_LINK_SIGNING_KEY="fuzz-link-key")
     wait_until(lambda: server.get("/readyz", token=None).status_code == 200, 30, "ingest to reach Kafka")
     yield server
     server.process.stop()
@@ -44,8 +59,7 @@ def fuzzed(stack: Stack) -> Iterator[Ingest]:
 
 def routes(ingest: Ingest) -> list[tuple[str, str]]:
     spec = requests.get(ingest.url + "/openapi.json", timeout=10).json()
-    return [(method.upper(), path) for path, methods in spec["paths"].items() for method in methods
-            if not path.startswith("/l/")]  # signed-link pages answer HTML by design
+    return [(method.upper(), path) for path, methods in spec["paths"].items() for method in methods]
 
 
 def test_arbitrary_requests_on_every_documented_route_never_get_a_5xx(fuzzed: Ingest):
@@ -58,17 +72,22 @@ def test_arbitrary_requests_on_every_documented_route_never_get_a_5xx(fuzzed: In
     for method, path in routes(ingest):
 
         @settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck), database=None)
-        @given(body=st.one_of(JSON, SHAPED), values=st.lists(SEGMENT, min_size=3, max_size=3),
-               query=st.dictionaries(st.sampled_from(["status", "limit", "all", "incident"]), st.text(max_size=10), max_size=2))
-        def check(body: object, values: list[str], query: dict[str, str]) -> None:
+        @given(body=st.one_of(JSON, SHAPED), values=st.lists(SEGMENT, min_size=3, max_size=3), query=QUERY,
+               authorization=st.one_of(st.just(f"Bearer {TOKEN}"), st.just(f"Bearer {TOKEN}"), HEADER_VALUE,
+                                       HEADER_VALUE.map(lambda v: "Bearer " + v)), headers=HEADERS)
+        def check(body: object, values: list[str], query: dict[str, str], authorization: str, headers: dict[str, str]) -> None:
             filled = path
             for value in values:
                 filled = re.sub(r"\{[^}]+\}", requests.utils.quote(value, safe=""), filled, count=1)
             data = json.dumps(body) if method in ("POST", "PUT", "DELETE") else None
-            response = session.request(method, ingest.url + filled, params=query, data=data, timeout=30)
+            sent = {**headers, "Authorization": authorization}
+            response = session.request(method, ingest.url + filled, params=query, data=data, headers=sent, timeout=30)
             seen.add(response.status_code)
             if response.status_code >= 500 and response.status_code != 503:
-                failures.append(f"{method} {filled} {data!r:.200} -> {response.status_code}: {response.text[:200]}")
+                failures.append(f"{method} {filled} {query!r:.200} {sent!r:.200} {data!r:.200} -> {response.status_code}: {response.text[:200]}")
+            elif response.status_code >= 400 and not filled.startswith("/l/") and \
+                    not response.headers.get("Content-Type", "").startswith("application/json"):
+                failures.append(f"{method} {filled} {query!r:.200} {sent!r:.200} -> {response.status_code} is not JSON: {response.text[:200]}")
             elif response.status_code >= 400 and response.headers.get("Content-Type", "").startswith("application/json"):
                 answer = response.json()
                 if not (isinstance(answer, dict) and answer.get("error") and answer.get("message")):
