@@ -29,14 +29,14 @@ def _settings(ctx: click.Context) -> Settings:
 
 
 class _Commands(click.Group):
-    """Firebreak's commands; an error message may quote what a sender or user wrote (an API answer, a file's
-    content), so it is escaped for the terminal like any other output."""
+    """Firebreak's commands; an error message may quote what a sender or user wrote (a file's content, a
+    label), so each of its lines is escaped for the terminal like any other output."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except click.ClickException as exc:
-            exc.message = escape(exc.message)
+            exc.message = "\n".join(escape(line) for line in exc.message.split("\n"))
             raise
 
 
@@ -283,7 +283,8 @@ def _api(ctx: click.Context, method: str, path: str, url: str | None, body: obje
         raise click.ClickException(f"the API at {base} did not answer ({exc}); is `firebreak ingest` running?") from exc
     is_json = response.headers.get("Content-Type", "").startswith("application/json")
     if response.status_code >= 300:
-        raise click.ClickException(f"{response.status_code}: {response.json().get('message') if is_json else response.text}")
+        answer = response.json().get("message") if is_json else response.text
+        raise click.ClickException(f"{response.status_code}: {escape(answer)}")  # its line breaks are data too
     return response.json() if is_json else None
 
 

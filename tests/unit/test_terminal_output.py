@@ -98,11 +98,27 @@ def test_api_backed_commands_escape_what_they_print(monkeypatch: pytest.MonkeyPa
         assert ("\\x1b" if not extra else "\\u001b") in shown.output
 
 
-def test_an_error_message_quoting_an_api_answer_is_escaped(monkeypatch: pytest.MonkeyPatch):
-    def refuse(*a: Any, **kw: Any) -> Any:
-        raise click.ClickException(f"409: {HOSTILE}")
+class _Answer:
+    status_code = 409
+    headers = {"Content-Type": "application/json"}
+    text = ""
 
-    monkeypatch.setattr(cli, "_api", refuse)
+    def json(self) -> dict[str, str]:
+        return {"message": HOSTILE}
+
+
+def test_an_error_message_quoting_an_api_answer_is_escaped(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr("requests.request", lambda *a, **kw: _Answer())
     shown = invoke("audit")
-    assert shown.exit_code == 1 and "409: \\x1b]0;pwned" in shown.output
+    assert shown.exit_code == 1 and "409: \\x1b]0;pwned\\x07\\x1b[2J\\r\\nFAKE LINE" in shown.output
+    assert_safe(shown.output)
+
+
+def test_any_error_message_is_escaped_line_by_line(monkeypatch: pytest.MonkeyPatch):
+    def refuse(ctx: Any, action: Any) -> Any:
+        raise click.ClickException(f"first\nno incident {HOSTILE}")
+
+    monkeypatch.setattr(cli, "_read", refuse)
+    shown = invoke("incidents", "show", "x")
+    assert shown.exit_code == 1 and "no incident \\x1b]0;pwned" in shown.output
     assert_safe(shown.output)
