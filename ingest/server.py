@@ -16,7 +16,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 from redis.exceptions import RedisError
 
-from firebreak.metrics import ALERTS_RECEIVED, ALERTS_REJECTED, INGEST_LATENCY, INGEST_REQUESTS
+from firebreak.metrics import ALERTS_RECEIVED, ALERTS_REJECTED, INGEST, INGEST_LATENCY, INGEST_REQUESTS
 from firebreak.decision_log import DecisionLog
 from firebreak.explain import alert_report, incident_report
 from firebreak.readmodel import STATUS_FILTERS, IncidentStore
@@ -265,7 +265,7 @@ async def _readyz(request: web.Request) -> web.Response:
 
 
 async def _metrics(request: web.Request) -> web.Response:
-    return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+    return web.Response(body=generate_latest(INGEST), headers={"Content-Type": CONTENT_TYPE_LATEST})  # ingest's own only
 
 
 async def _list_incidents(request: web.Request) -> web.Response:
