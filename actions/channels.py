@@ -33,6 +33,7 @@ from schemas.notification import (
     SlackChannel,
     WebhookChannel,
 )
+from schemas.runbook import SecretRef
 
 TITLE = (
     "{% if kind == 'page' %}[{{ (incident.severity or 'incident') | upper }}] {{ incident.title }}"
@@ -159,8 +160,10 @@ class Channels:
             return await self._pagerduty(spec, message, rendered, timeout)
         return await self._opsgenie(spec, message, rendered, timeout)
 
-    async def _post(self, url: str, body: bytes, headers: dict[str, str], timeout: float, what: str) -> HttpResult:
-        result = await self.http.request("POST", url, headers={"Content-Type": "application/json", **headers}, data=body, timeout=timeout)
+    async def _post(self, url: str, body: bytes, headers: dict[str, str], timeout: float, what: str,
+                    secret_headers: frozenset[str] = frozenset()) -> HttpResult:
+        result = await self.http.request("POST", url, headers={"Content-Type": "application/json", **headers}, data=body,
+                                         timeout=timeout, secret_headers=secret_headers)
         _classify(result, what)
         return result
 
@@ -175,7 +178,8 @@ class Channels:
         if spec.hmac_secret:
             key = self.secrets.get(spec.hmac_secret).encode()
             headers["X-Firebreak-Signature"] = "sha256=" + hmac.new(key, body, hashlib.sha256).hexdigest()
-        result = await self._post(secret_value(spec.url, self.secrets), body, headers, timeout, "the webhook")
+        secret = frozenset(k for k, v in spec.headers.items() if isinstance(v, SecretRef))
+        result = await self._post(secret_value(spec.url, self.secrets), body, headers, timeout, "the webhook", secret)
         return {"status": result.status}
 
     async def _slack(self, spec: SlackChannel, message: Message, rendered: Rendered, timeout: float) -> dict[str, Any]:

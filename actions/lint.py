@@ -4,7 +4,8 @@ Errors: schema violations, templates that do not compile, names a template reads
 (`incident`, `labels`, `event`, `params`, `steps`, and the params and earlier steps the runbook declares),
 unknown secrets, hosts and programs off the allow-lists, channels the notifications file lacks, and steps
 that can never run (`when` is constant false). Warnings: templated command arguments with no `--` before
-them (a value starting with `-` would be read as an option).
+them (a value starting with `-` would be read as an option), and templated URL parts (path or query) whose
+value is not a param with a `pattern` (labels choose where the request goes on the allowed host).
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from actions.command import CommandPolicy, CommandRefused
 from actions.loader import runbook_files
 from actions.outbound import AllowList, Refused
 from actions.secrets import Secrets
-from actions.templates import evaluate, is_template, names_used, parse_problem, steps_referenced
+from actions.templates import ENV, evaluate, is_template, names_used, parse_problem, steps_referenced
+from actions.urls import URL_ENV, url_problem
 
 CONTEXT_NAMES = {"incident", "labels", "event", "params", "steps"}
 
@@ -100,6 +102,8 @@ def lint_file(path: Path, env: LintEnv) -> list[Finding]:
                 if not constant:
                     add((*base, "when"), f"step {step.id} can never run: its `when` is always false")
         _check_step(add, base, step, env)
+        if step.http is not None and isinstance(step.http.url, str):
+            _check_url_values(add, (*base, "http", "url"), step.http.url, runbook.params)
         earlier.add(step.id)
     return found
 
@@ -107,11 +111,12 @@ def lint_file(path: Path, env: LintEnv) -> list[Finding]:
 def _check_template(add: Any, loc: tuple[Any, ...], source: str, params: set[str], earlier: set[str], expression: bool) -> None:
     if not expression and not is_template(source):
         return
-    problem = parse_problem(source, expression)
+    is_url = loc[-2:] == ("http", "url")
+    problem = url_problem(source) if is_url else parse_problem(source, expression)
     if problem:
         add(loc, problem)
         return
-    unknown = names_used(source, expression) - CONTEXT_NAMES
+    unknown = names_used(source, expression, URL_ENV if is_url else ENV) - CONTEXT_NAMES
     if unknown:
         add(loc, f"unknown name {', '.join(sorted(unknown))}; templates can read {', '.join(sorted(CONTEXT_NAMES))}")
     for ref in sorted(steps_referenced(source, expression) - earlier):
@@ -120,10 +125,26 @@ def _check_template(add: Any, loc: tuple[Any, ...], source: str, params: set[str
         add(loc, f"reads params.{ref}, which the runbook does not declare")
 
 
+def _check_url_values(add: Any, loc: tuple[Any, ...], url: str, params: dict[str, str | Param]) -> None:
+    """Warn about each value a URL template reads that no `pattern` constrains."""
+    if not is_template(url):
+        return
+    unguarded = sorted(name for name in _params_referenced(url, False) if not _has_pattern(params.get(name)))
+    direct = sorted(names_used(url, env=URL_ENV) - {"params"})
+    for name in unguarded:
+        add(loc, f"the URL reads params.{name}, which has no `pattern`: a label chooses where the request goes on the "
+            f"allowed host; give params.{name} a `pattern` of the values it may take", "warning")
+    if direct:
+        add(loc, f"the URL reads {', '.join(direct)} directly: a label chooses where the request goes on the allowed "
+            "host; declare a param with a `pattern` and use it in the URL instead", "warning")
+
+
+def _has_pattern(spec: str | Param | None) -> bool:
+    return isinstance(spec, Param) and spec.pattern is not None
+
+
 def _params_referenced(source: str, expression: bool) -> set[str]:
     from jinja2 import nodes
-
-    from actions.templates import ENV
 
     tree = ENV.parse("{{ " + source + " }}" if expression else source)
     return {n.attr for n in tree.find_all(nodes.Getattr) if isinstance(n.node, nodes.Name) and n.node.name == "params"}

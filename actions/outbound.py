@@ -7,7 +7,10 @@
   rebind): addresses that are loopback, private, link-local (169.254.169.254), unique-local, multicast,
   reserved or IPv4-mapped are refused unless `actions_allow_private_addresses` is set. An IP literal on the
   allow-list is trusted as written.
-- Redirects are followed by hand, at most `MAX_REDIRECTS`, each target checked like the first URL.
+- Redirects are followed by hand, at most `MAX_REDIRECTS`, each target checked like the first URL. A
+  redirect to another origin (scheme, host or port: RFC 6454) drops the credentials: `Authorization`,
+  `Proxy-Authorization`, `Cookie` and every header the caller names as secret, as browsers' fetch and
+  curl do, so an allowed host that redirects elsewhere does not receive a token meant for the first.
 - Responses are read up to a size cap; header values with CR or LF are refused.
 """
 
@@ -25,6 +28,7 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import ThreadedResolver
 
 MAX_REDIRECTS = 3
+CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
 
 
 class Refused(ValueError):
@@ -122,6 +126,23 @@ class _PinnedResolver(AbstractResolver):
             await self._inner.close()
 
 
+def origin(url: str) -> tuple[str, str, int]:
+    """(scheme, host, port) of an http(s) URL, the port filled in from the scheme: what a redirect must keep
+    for credentials to follow it."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    return parts.scheme.lower(), _normal_host(parts.hostname or ""), port or (443 if parts.scheme == "https" else 80)
+
+
+def without_credentials(headers: dict[str, str], secret_headers: frozenset[str]) -> dict[str, str]:
+    """`headers` minus the credential headers and those named in `secret_headers` (names compared case-blind)."""
+    drop = CREDENTIAL_HEADERS | {name.lower() for name in secret_headers}
+    return {name: value for name, value in headers.items() if name.lower() not in drop}
+
+
 @dataclass(frozen=True)
 class HttpResult:
     status: int
@@ -159,8 +180,12 @@ class OutboundHttp:
             await self._session.close()
 
     async def request(self, method: str, url: str, *, headers: dict[str, str] | None = None, json: Any = None,
-                      data: bytes | None = None, timeout: float = 10.0) -> HttpResult:
-        """Send one request (following checked redirects); raises Refused, or asyncio.TimeoutError / aiohttp errors."""
+                      data: bytes | None = None, timeout: float = 10.0,
+                      secret_headers: frozenset[str] = frozenset()) -> HttpResult:
+        """Send one request (following checked redirects); raises Refused, or asyncio.TimeoutError / aiohttp errors.
+
+        `secret_headers` names headers that carry secrets: like `Authorization`, they are not sent on after a
+        redirect to another origin."""
         headers = dict(headers or {})
         for name, value in headers.items():
             if any(c in text for c in "\r\n\x00" for text in (name, value)):
@@ -171,7 +196,10 @@ class OutboundHttp:
                 async with self._client().request(method, url, headers=headers, json=json if data is None else None,
                                                   data=data, allow_redirects=False) as response:
                     if response.status in (301, 302, 303, 307, 308) and "Location" in response.headers:
-                        url = urljoin(url, response.headers["Location"])
+                        target = urljoin(url, response.headers["Location"])
+                        if origin(target) != origin(url):
+                            headers = without_credentials(headers, secret_headers)
+                        url = target
                         if response.status == 303 or (response.status in (301, 302) and method == "POST"):
                             method, json, data = "GET", None, None
                         continue

@@ -22,6 +22,7 @@ from actions.notify import Notifier, NotifyError, secret_value
 from actions.outbound import OutboundHttp, Refused
 from actions.secrets import SecretMissing, Secrets
 from actions.templates import RenderError, render, render_data
+from actions.urls import render_url
 
 # Failures no retry can fix: the runbook or the configuration must change.
 PERMANENT = (Refused, CommandRefused, RenderError, SecretMissing)
@@ -102,7 +103,7 @@ def describe(step: Step, ctx: dict[str, Any]) -> dict[str, Any]:
     action = step.action
     if step.http is not None:
         spec = step.http
-        url = f"<secret {spec.url.secret}>" if isinstance(spec.url, SecretRef) else render(spec.url, ctx)
+        url = f"<secret {spec.url.secret}>" if isinstance(spec.url, SecretRef) else render_url(spec.url, ctx)
         return {"http": {"method": spec.method, "url": url,
                          "headers": {k: _header_value(v, ctx, None) for k, v in spec.headers.items()},
                          "json": render_data(spec.json_body, ctx)}}
@@ -182,12 +183,13 @@ class Runner:
     async def _http(self, step: Step, ctx: dict[str, Any]) -> Any:
         spec = step.http
         assert spec is not None
-        url = secret_value(spec.url, self.s.secrets) if isinstance(spec.url, SecretRef) else render(spec.url, ctx)
+        url = secret_value(spec.url, self.s.secrets) if isinstance(spec.url, SecretRef) else render_url(spec.url, ctx)
         headers = {k: _header_value(v, ctx, self.s.secrets) for k, v in spec.headers.items()}
+        secret = frozenset(k for k, v in spec.headers.items() if isinstance(v, SecretRef))
         body = render_data(spec.json_body, ctx)
         started = time.monotonic()
         result = await self.s.http.request(spec.method, url, headers=headers, json=body,
-                                           timeout=step.timeout.total_seconds())
+                                           timeout=step.timeout.total_seconds(), secret_headers=secret)
         parsed = result.json()
         output = {"status": result.status, "body": parsed if parsed is not None else result.body,
                   "truncated": result.truncated, "seconds": round(time.monotonic() - started, 3)}

@@ -15,12 +15,11 @@ from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any
 
-from jinja2 import Template, TemplateError, meta, nodes
+from jinja2 import Environment, Template, TemplateError, meta, nodes
 from jinja2.sandbox import SecurityError
 
 from correlation.templates import MAX_OUTPUT_CHARS, SANDBOX, TemplateProblem
 from correlation.templates import compile_template as _compile
-
 
 
 class RenderError(ValueError):
@@ -50,7 +49,7 @@ def _compile_expression(source: str) -> Any:
 
 
 @contextmanager
-def _explained(what: str) -> Iterator[None]:
+def explained(what: str) -> Iterator[None]:
     """Turn whatever a sandboxed template raises into a RenderError that says what went wrong."""
     try:
         yield
@@ -68,8 +67,12 @@ def render(source: str, context: Mapping[str, Any]) -> str:
     """Render once; raises RenderError naming the problem (a missing label, a sandbox refusal, a size cap)."""
     if not is_template(source):
         return source
-    with _explained("does not render"):
-        text = compile_template(source).render(**context)
+    with explained("does not render"):
+        return check_size(compile_template(source).render(**context))
+
+
+def check_size(text: str) -> str:
+    """The rendered text, or RenderError when it is longer than MAX_OUTPUT_CHARS."""
     if len(text) > MAX_OUTPUT_CHARS:
         raise RenderError(f"renders to {len(text)} characters, more than {MAX_OUTPUT_CHARS}")
     return text
@@ -88,7 +91,7 @@ def render_data(value: Any, context: Mapping[str, Any]) -> Any:
 
 def evaluate(expression: str, context: Mapping[str, Any]) -> bool:
     """A `when` condition's truth; raises RenderError when it cannot be evaluated."""
-    with _explained("cannot be evaluated"):
+    with explained("cannot be evaluated"):
         return bool(_compile_expression(expression)(**context))
 
 
@@ -104,10 +107,10 @@ def parse_problem(source: str, expression: bool = False) -> str | None:
     return None
 
 
-def names_used(source: str, expression: bool = False) -> set[str]:
-    """Top-level names a template reads (`incident`, `params`, `steps`, ...)."""
+def names_used(source: str, expression: bool = False, env: Environment = ENV) -> set[str]:
+    """Top-level names a template reads (`incident`, `params`, `steps`, ...); `env` knows its filters."""
     try:
-        tree = ENV.parse("{{ " + source + " }}" if expression else source)
+        tree = env.parse("{{ " + source + " }}" if expression else source)
     except TemplateError:
         return set()
     return set(meta.find_undeclared_variables(tree))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import Any
 import sys
 from pathlib import Path
@@ -14,6 +13,7 @@ import redis.asyncio as aioredis
 from firebreak.logs import configure as configure_logs
 from firebreak.settings import ConfigError, Settings, docs_table, load_settings
 from firebreak.readmodel import STATUS_FILTERS
+from firebreak.terminal import echo, echo_json, escape
 from schemas import CommandAction, Incident
 
 
@@ -28,7 +28,19 @@ def _settings(ctx: click.Context) -> Settings:
     return settings
 
 
-@click.group()
+class _Commands(click.Group):
+    """Firebreak's commands; an error message may quote what a sender or user wrote (a file's content, a
+    label), so each of its lines is escaped for the terminal like any other output."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except click.ClickException as exc:
+            exc.message = "\n".join(escape(line) for line in exc.message.split("\n"))
+            raise
+
+
+@click.group(cls=_Commands)
 @click.version_option(package_name="firebreak")
 @click.pass_context
 def main(ctx: click.Context) -> None:
@@ -79,9 +91,9 @@ def topics_create(ctx: click.Context) -> None:
         raise click.ClickException(f"Kafka at {settings.kafka_bootstrap} did not answer ({exc}); is it running? (make up)") from exc
     for report in reports:
         state = "created" if report.created else "exists"
-        click.echo(f"{report.name:<16} {state:<8} partitions={report.partitions}")
+        echo(f"{report.name:<16} {state:<8} partitions={report.partitions}")
         if report.problem:
-            click.echo(f"  warning: {report.name} {report.problem}", err=True)
+            echo(f"  warning: {report.name} {report.problem}", err=True)
     if any(r.problem for r in reports):
         sys.exit(1)
 
@@ -103,12 +115,12 @@ def schemas_export(out: Path, check: bool) -> None:
     if check:
         if stale:
             raise click.ClickException(f"stale JSON Schemas in {out}: {', '.join(stale)}; run `firebreak schemas export`")
-        click.echo(f"{len(rendered)} JSON Schemas in {out} are current")
+        echo(f"{len(rendered)} JSON Schemas in {out} are current")
         return
     out.mkdir(parents=True, exist_ok=True)
     for name, text in rendered.items():
         (out / name).write_text(text)
-    click.echo(f"wrote {len(rendered)} JSON Schemas to {out} ({len(stale)} changed)")
+    echo(f"wrote {len(rendered)} JSON Schemas to {out} ({len(stale)} changed)")
 
 
 @main.group()
@@ -163,14 +175,17 @@ def _read(ctx: click.Context, action):  # type: ignore[no-untyped-def]
 
 
 def _print_list(items: list[Any], as_json: bool, empty: str, line: Any) -> None:
-    """A listing command's output: JSON for scripts, else one line per item (or `empty`)."""
+    """A listing command's output: JSON for scripts, else the line (or list of lines) `line` makes of each
+    item (or `empty`); every line escaped for the terminal."""
     if as_json:
-        click.echo(json.dumps(items, indent=2))
+        echo_json(items)
     elif not items:
-        click.echo(empty)
+        echo(empty)
     else:
         for item in items:
-            click.echo(line(item))
+            shown = line(item)
+            for text in [shown] if isinstance(shown, str) else shown:
+                echo(text)
 
 
 def _when(incident: Incident) -> str:
@@ -187,17 +202,17 @@ def incidents_list(ctx: click.Context, status: str, limit: int, as_json: bool) -
     """List incidents, newest first."""
     found: list[Incident] = _read(ctx, lambda store: store.list(status=status, limit=limit))
     if as_json:
-        click.echo(json.dumps([i.model_dump(mode="json") for i in found], indent=2))
+        echo_json([i.model_dump(mode="json") for i in found])
         return
     if not found:
-        click.echo("no incidents")
+        echo("no incidents")
         return
     rows = [("ID", "STATUS", "SEVERITY", "OPENED (UTC)", "FIRING", "ALERTS", "TITLE")]
     rows += [(i.id, i.status.value, i.severity or "-", _when(i), str(i.firing_count), str(i.alert_count), i.title)
              for i in found]
     widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]) - 1)]
     for row in rows:
-        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[-1])
+        echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[-1])
 
 
 @incidents.command("show")
@@ -210,19 +225,19 @@ def incidents_show(ctx: click.Context, incident_id: str, as_json: bool) -> None:
     if incident is None:
         raise click.ClickException(f"no incident {incident_id}; `firebreak incidents list` shows the ids")
     if as_json:
-        click.echo(incident.model_dump_json(indent=2))
+        echo_json(incident.model_dump(mode="json"))
         return
-    click.echo(f"{incident.id}  {incident.status.value.upper()}  {incident.severity or 'no severity'}  {incident.title}")
-    click.echo(f"policy {incident.policy}, correlation key {incident.correlation_key}")
-    click.echo(f"opened {incident.opened_at.isoformat()}")
+    echo(f"{incident.id}  {incident.status.value.upper()}  {incident.severity or 'no severity'}  {incident.title}")
+    echo(f"policy {incident.policy}, correlation key {incident.correlation_key}")
+    echo(f"opened {incident.opened_at.isoformat()}")
     if incident.acknowledged_at:
-        click.echo(f"acknowledged {incident.acknowledged_at.isoformat()} by {incident.acknowledged_by}")
+        echo(f"acknowledged {incident.acknowledged_at.isoformat()} by {incident.acknowledged_by}")
     if incident.resolved_at:
-        click.echo(f"resolved {incident.resolved_at.isoformat()} by {incident.resolved_by}")
-    click.echo(f"alerts ({incident.firing_count} firing of {incident.alert_count}):")
+        echo(f"resolved {incident.resolved_at.isoformat()} by {incident.resolved_by}")
+    echo(f"alerts ({incident.firing_count} firing of {incident.alert_count}):")
     for alert in sorted(incident.alerts.values(), key=lambda a: a.starts_at):
         labels = ", ".join(f"{k}={v}" for k, v in sorted(alert.labels.items()))
-        click.echo(f"  {alert.fingerprint}  {alert.status.value:<8}  {labels}")
+        echo(f"  {alert.fingerprint}  {alert.status.value:<8}  {labels}")
     from firebreak.action_log import ActionLog, NotificationLog
 
     settings = _settings(ctx)
@@ -243,9 +258,9 @@ def incidents_show(ctx: click.Context, incident_id: str, as_json: bool) -> None:
         lines.append((d.at, f"  {d.at.strftime('%H:%M:%S')}  notify  {d.kind.value:<16} {d.status.value}{level}{who} via "
                             f"{d.channel} ({d.channel_type}){' after ' + str(d.attempts) + ' attempts' if d.attempts > 1 else ''}"
                             f"{': ' + d.error if d.error else ''}"))
-    click.echo("timeline:")
+    echo("timeline:")
     for _, line in sorted(lines, key=lambda pair: pair[0]):
-        click.echo(line)
+        echo(line)
 
 
 API_URL = click.option("--url", default=None, help="The Firebreak API (default: http://<ingest_host>:<ingest_port>).")
@@ -268,7 +283,8 @@ def _api(ctx: click.Context, method: str, path: str, url: str | None, body: obje
         raise click.ClickException(f"the API at {base} did not answer ({exc}); is `firebreak ingest` running?") from exc
     is_json = response.headers.get("Content-Type", "").startswith("application/json")
     if response.status_code >= 300:
-        raise click.ClickException(f"{response.status_code}: {response.json().get('message') if is_json else response.text}")
+        answer = response.json().get("message") if is_json else response.text
+        raise click.ClickException(f"{response.status_code}: {escape(answer)}")  # its line breaks are data too
     return response.json() if is_json else None
 
 
@@ -281,7 +297,7 @@ def _command(action: CommandAction):  # type: ignore[no-untyped-def]
     def command(ctx: click.Context, incident_id: str, actor: str, comment: str, url: str | None) -> None:
         verb = "ack" if action is CommandAction.acknowledge else "resolve"
         _api(ctx, "POST", f"/api/v1/incidents/{incident_id}/{verb}", url, {"actor": actor, "comment": comment})
-        click.echo(f"{incident_id}: {action.value} accepted")
+        echo(f"{incident_id}: {action.value} accepted")
 
     return command
 
@@ -366,35 +382,35 @@ def replay(ctx: click.Context, alerts_file: Path, policies_file: Path | None, se
                    pager=pager if escalation is not None else None)
     summary = report.summary()
     for bad in report.bad_lines[:5]:
-        click.echo(f"{alerts_file}:{bad.line}: skipped: {bad.problem}", err=True)
+        echo(f"{alerts_file}:{bad.line}: skipped: {bad.problem}", err=True)
     stories = _stories(report.decisions) if report.decisions is not None else []
     if as_json:
         summary["incidents"] = [i.as_dict() for i in report.incidents.values()]
         if explain:
             summary["explain"] = stories
-        click.echo(json.dumps(summary, indent=2))
+        echo_json(summary)
         return
     for story in stories:
         for text in print_alert(story):
-            click.echo(text)
-        click.echo("")
-    click.echo(f"lines:             {summary['lines']} ({summary['bad_lines']} skipped)")
-    click.echo(f"alerts in:         {summary['alerts_in']}")
-    click.echo(f"distinct alerts:   {summary['distinct_alerts']}")
-    click.echo(f"incidents opened:  {summary['incidents_opened']}")
-    click.echo(f"noise reduction:   {summary['noise_reduction']:.1%}  (1 - incidents / alerts in)")
-    click.echo(f"pages:             {summary['pages']}  (opened + reopened, not while flapping)")
+            echo(text)
+        echo("")
+    echo(f"lines:             {summary['lines']} ({summary['bad_lines']} skipped)")
+    echo(f"alerts in:         {summary['alerts_in']}")
+    echo(f"distinct alerts:   {summary['distinct_alerts']}")
+    echo(f"incidents opened:  {summary['incidents_opened']}")
+    echo(f"noise reduction:   {summary['noise_reduction']:.1%}  (1 - incidents / alerts in)")
+    echo(f"pages:             {summary['pages']}  (opened + reopened, not while flapping)")
     if "paging" in summary:
         paging = summary["paging"]
         who = f"each incident acknowledged {ack_after} after its first page" if acked is not None else "nobody acknowledging"
-        click.echo(f"paged, by the escalation config ({who}): {paging['pages']} page{'' if paging['pages'] == 1 else 's'}; by level: "
+        echo(f"paged, by the escalation config ({who}): {paging['pages']} page{'' if paging['pages'] == 1 else 's'}; by level: "
                    + ", ".join(f"{level} → {n}" for level, n in paging["by_level"].items()))
-        click.echo("  by recipient:     " + (", ".join(f"{who} {n}" for who, n in paging["by_recipient"].items()) or "none"))
-    click.echo(f"notifications:     {summary['notifications']}  (pages + severity changes + resolves)")
-    click.echo("dedup:             " + ", ".join(f"{k} {v}" for k, v in sorted(summary["dedup"].items())))
-    click.echo("per policy:")
+        echo("  by recipient:     " + (", ".join(f"{who} {n}" for who, n in paging["by_recipient"].items()) or "none"))
+    echo(f"notifications:     {summary['notifications']}  (pages + severity changes + resolves)")
+    echo("dedup:             " + ", ".join(f"{k} {v}" for k, v in sorted(summary["dedup"].items())))
+    echo("per policy:")
     for name, counts in summary["per_policy"].items():
-        click.echo(f"  {name:<20} incidents {counts.get('incidents', 0):<6} pages {counts.get('pages', 0):<6} "
+        echo(f"  {name:<20} incidents {counts.get('incidents', 0):<6} pages {counts.get('pages', 0):<6} "
                    f"notifications {counts.get('notifications', 0)}")
 
 
@@ -434,7 +450,10 @@ def explain(ctx: click.Context, alert: str | None, more_labels: tuple[str, ...],
             raise click.ClickException(f"no decisions recorded for incident {incident_id} in the last "
                                        f"{settings.decision_retention_hours:g} hours; `firebreak incidents list` shows the ids")
         report = incident_report(incident_id, decisions)
-        click.echo(json.dumps(report, indent=2) if as_json else "\n".join(report["text"]))
+        if as_json:
+            echo_json(report)
+        for line in [] if as_json else report["text"]:
+            echo(line)
         return
     if not alert:
         raise click.UsageError("give an alert's fingerprint or labels (name=value ...), or --incident ID")
@@ -455,7 +474,10 @@ def explain(ctx: click.Context, alert: str | None, more_labels: tuple[str, ...],
         raise click.ClickException(f"no decisions recorded for alert {fp} in the last {settings.decision_retention_hours:g} "
                                    "hours; check the labels (all of them, as the source sends them) or the fingerprint")
     report = alert_report(fp, decisions)
-    click.echo(json.dumps(report, indent=2) if as_json else "\n".join(print_alert(report)))
+    if as_json:
+        echo_json(report)
+    for line in [] if as_json else print_alert(report):
+        echo(line)
 
 
 @main.command()
@@ -474,22 +496,22 @@ def check(ctx: click.Context, paths: tuple[Path, ...], verbose: bool) -> None:
     failed = 0
     for path in found:
         result = run_check(path)
-        click.echo(f"{'PASS' if result.passed else 'FAIL'}  {path}  {result.fixture.name}")
+        echo(f"{'PASS' if result.passed else 'FAIL'}  {path}  {result.fixture.name}")
         for problem in result.problems:
-            click.echo(f"      {problem}")
+            echo(f"      {problem}")
         if verbose or not result.passed:
             out = result.outcome
             for n, incident in enumerate(out.incidents, start=1):
-                click.echo(f"      incident {n}: {incident.title!r} {incident.status.value}, {incident.alert_count} alerts, "
+                echo(f"      incident {n}: {incident.title!r} {incident.status.value}, {incident.alert_count} alerts, "
                            f"policy {incident.policy}, severity {incident.severity}")
             for page in out.pages:
-                click.echo(f"      page: incident {page.incident} level {page.level} via {page.policy} to {', '.join(page.to)} "
+                echo(f"      page: incident {page.incident} level {page.level} via {page.policy} to {', '.join(page.to)} "
                            f"at {int(page.at.total_seconds())}s")
             for run in out.runs:
                 gated = f" (awaiting approval: {', '.join(run.gated)})" if run.gated else ""
-                click.echo(f"      runbook {run.runbook} on incident {run.incident} ({run.trigger}): {', '.join(run.steps)}{gated}")
+                echo(f"      runbook {run.runbook} on incident {run.incident} ({run.trigger}): {', '.join(run.steps)}{gated}")
         failed += not result.passed
-    click.echo(f"{len(found) - failed} passed, {failed} failed")
+    echo(f"{len(found) - failed} passed, {failed} failed")
     if failed:
         ctx.exit(1)
 
@@ -516,7 +538,7 @@ def silences_add(ctx: click.Context, matchers: tuple[str, ...], starts_at: str |
     body = {"matchers": list(matchers), "createdBy": author, "comment": comment, "duration": duration,
             "endsAt": ends_at, "startsAt": starts_at}
     created = _api(ctx, "POST", "/api/v1/silences", url, {k: v for k, v in body.items() if v is not None})
-    click.echo(f"{created['id']}  until {created['endsAt']}  {' '.join(created['matchers'])}")
+    echo(f"{created['id']}  until {created['endsAt']}  {' '.join(created['matchers'])}")
 
 
 @silences.command("list")
@@ -527,9 +549,9 @@ def silences_list(ctx: click.Context, show_all: bool, url: str | None) -> None:
     """List silences that have not ended."""
     found = _api(ctx, "GET", "/api/v1/silences" + ("?all=1" if show_all else ""), url)["silences"]
     if not found:
-        click.echo("no silences")
+        echo("no silences")
     for s in found:
-        click.echo(f"{s['id']}  {s['startsAt']} .. {s['endsAt']}  by {s['createdBy']}  {' '.join(s['matchers'])}  # {s['comment']}")
+        echo(f"{s['id']}  {s['startsAt']} .. {s['endsAt']}  by {s['createdBy']}  {' '.join(s['matchers'])}  # {s['comment']}")
 
 
 @silences.command("expire")
@@ -539,7 +561,7 @@ def silences_list(ctx: click.Context, show_all: bool, url: str | None) -> None:
 def silences_expire(ctx: click.Context, silence_id: str, url: str | None) -> None:
     """End a silence now."""
     expired = _api(ctx, "DELETE", f"/api/v1/silences/{silence_id}", url)
-    click.echo(f"{expired['id']}: ends {expired['endsAt']}")
+    echo(f"{expired['id']}: ends {expired['endsAt']}")
 
 
 @main.command()
@@ -581,7 +603,7 @@ def readmodel_rebuild(ctx: click.Context, clear: bool) -> None:
             results = rebuild(settings, clear, bar.update)
     except (KafkaError, RedisError) as exc:
         raise click.ClickException(f"rebuild failed ({exc}); check FIREBREAK_KAFKA_BOOTSTRAP and FIREBREAK_REDIS_URL") from exc
-    click.echo(", ".join(f"{k} {v}" for k, v in sorted(results.items())) or "no incident events")
+    echo(", ".join(f"{k} {v}" for k, v in sorted(results.items())) or "no incident events")
 
 
 @main.group()
@@ -595,8 +617,8 @@ def problems() -> None:
 def problems_list(ctx: click.Context, as_json: bool) -> None:
     """Each problem with the incidents it links, most recent first."""
     found = _read(ctx, lambda store: store.problems())
-    _print_list(found, as_json, "no problems", lambda p: f"{p['id']}  {len(p['incidents'])} incidents ({p['open']} open), "
-                f"last {p['last_opened_at']}  {p['title']}\n    {' '.join(p['incidents'])}")
+    _print_list(found, as_json, "no problems", lambda p: [f"{p['id']}  {len(p['incidents'])} incidents ({p['open']} open), "
+                f"last {p['last_opened_at']}  {p['title']}", f"    {' '.join(p['incidents'])}"])
 
 
 from firebreak import cli_runbooks  # noqa: E402,F401  (registers `runbook`, `runbooks` and `runs` on main)

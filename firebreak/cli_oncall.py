@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 import click
 
 from firebreak.cli import _settings, main
+from firebreak.terminal import echo
 from firebreak.yamlfile import ConfigFileError
 
 
@@ -60,7 +61,7 @@ def oncall_who(ctx: click.Context, team: str | None, schedule_name: str | None, 
                 else:
                     people.append(f"channel {target.channel}")
             after = "the last level" if number == len(policy.levels) else f"the next level {level.delay.total_seconds():g}s later"
-            click.echo(f"level {number} ({after}): {', '.join(people)}")
+            echo(f"level {number} ({after}): {', '.join(people)}")
         return
     names = [schedule_name] if schedule_name else sorted(config.schedules)
     if not names:
@@ -71,4 +72,4 @@ def oncall_who(ctx: click.Context, team: str | None, schedule_name: str | None, 
             raise click.ClickException(f"no schedule named {name!r} (schedules: {', '.join(sorted(config.schedules))})")
         shift = on_call(schedule, at)
         local = shift.end.astimezone(ZoneInfo(schedule.time_zone))
-        click.echo(f"{name}: {shift.user}{' (override)' if shift.override else ''} until {local.isoformat()} ({schedule.time_zone})")
+        echo(f"{name}: {shift.user}{' (override)' if shift.override else ''} until {local.isoformat()} ({schedule.time_zone})")

@@ -12,6 +12,7 @@ import click
 
 from firebreak.cli import API_URL, _api, _print_list, _settings, main
 from firebreak.settings import Settings
+from firebreak.terminal import echo, echo_json
 from firebreak.yamlfile import ConfigFileError
 from schemas import Alert, Incident, IncidentEventKind
 
@@ -52,10 +53,10 @@ def runbook_lint(ctx: click.Context, paths: tuple[Path, ...]) -> None:
         raise click.ClickException("no runbooks given; pass a folder or file, or set FIREBREAK_RUNBOOKS_DIR")
     findings = lint(targets, _lint_env(settings))
     for finding in findings:
-        click.echo(str(finding), err=True)
+        echo(str(finding), err=True)
     errors = sum(1 for f in findings if f.level == "error")
     warnings = len(findings) - errors
-    click.echo(f"{errors} error(s), {warnings} warning(s)")
+    echo(f"{errors} error(s), {warnings} warning(s)")
     if errors:
         ctx.exit(1)
 
@@ -128,28 +129,29 @@ def runbook_test(ctx: click.Context, path: Path, alert_file: Path, trigger: str,
                           correlation_key=incident.correlation_key, group_labels=incident.group_labels, seq=1,
                           at=incident.opened_at, severity=incident.severity)
     matched = triggered(runbooks, event, incident, rules.topology, rules.service_label, Trigger(trigger))
-    click.echo(f"incident {incident.id}: {incident.title} (severity {incident.severity or '-'}, "
+    echo(f"incident {incident.id}: {incident.title} (severity {incident.severity or '-'}, "
                f"{incident.alert_count} alert(s))")
     skipped = [r.name for r in runbooks if r not in matched]
     if skipped:
-        click.echo(f"not matching: {', '.join(skipped)}")
+        echo(f"not matching: {', '.join(skipped)}")
     if not matched:
-        click.echo("no runbook matches")
+        echo("no runbook matches")
         return
     failed = False
     for rb in matched:
         now = datetime.now(timezone.utc)
         run = Run(id=f"test-{rb.name}", runbook=rb.name, incident_id=incident.id, trigger=Trigger(trigger),
                   trigger_event_id="test", created_at=now, updated_at=now)
-        click.echo(f"\n== {rb.name} (owner {rb.owner}){' [dry run]' if dry_run else ''}")
+        echo()
+        echo(f"== {rb.name} (owner {rb.owner}){' [dry run]' if dry_run else ''}")
         try:
             run = run.model_copy(update={"params": render_params(rb, context(incident, rules.topology, rules.service_label, run))})
         except RenderError as exc:
-            click.echo(f"  params: FAILED: {exc}")
+            echo(f"  params: FAILED: {exc}")
             failed = True
             continue
         for name, value in run.params.items():
-            click.echo(f"  params.{name} = {value!r}")
+            echo(f"  params.{name} = {value!r}")
         failed |= asyncio.run(_try_steps(settings, rb, run, incident, rules, dry_run))
     if failed:
         ctx.exit(1)
@@ -169,35 +171,35 @@ async def _try_steps(settings: Settings, rb: Any, run: Any, incident: Incident, 
             ctx = context(incident, rules.topology, rules.service_label, run)
             try:
                 if step.when is not None and not evaluate(step.when, ctx):
-                    click.echo(f"  [{step.id}] skipped (when: {step.when})")
+                    echo(f"  [{step.id}] skipped (when: {step.when})")
                     run.steps[step.id] = StepRecord(status=StepStatus.skipped, action=step.action)
                     continue
                 shown = describe(step, ctx)
             except RenderError as exc:
-                click.echo(f"  [{step.id}] FAILED to render: {exc}")
+                echo(f"  [{step.id}] FAILED to render: {exc}")
                 failed = True
                 break
-            click.echo(f"  [{step.id}] {json.dumps(shown, ensure_ascii=False)}")
+            echo(f"  [{step.id}] {json.dumps(shown, ensure_ascii=False)}")
             if dry_run:
                 run.steps[step.id] = StepRecord(status=StepStatus.succeeded, action=step.action,
                                                 output=Placeholder(f"steps.{step.id}.output"))
                 continue
             if step.approval is not None or step.wait is not None or step.resolve_incident is not None:
-                click.echo(f"      not run outside a worker ({step.action}); counted as succeeded")
+                echo(f"      not run outside a worker ({step.action}); counted as succeeded")
                 run.steps[step.id] = StepRecord(status=StepStatus.succeeded, action=step.action,
                                                 output={"decision": "approve", "by": "runbook test"})
                 continue
             now = datetime.now(timezone.utc)
             outcome = await runner.run(step, ctx, run_id=run.id, incident_id=incident.id, actor=f"runbook:{rb.name}",
                                        started_at=now, now=now)
-            click.echo(f"      {outcome.status.value} after {outcome.attempts} attempt(s)"
+            echo(f"      {outcome.status.value} after {outcome.attempts} attempt(s)"
                        f"{': ' + outcome.error if outcome.error else ''}")
             if outcome.output is not None:
-                click.echo(f"      output: {json.dumps(outcome.output, ensure_ascii=False)[:2000]}")
+                echo(f"      output: {json.dumps(outcome.output, ensure_ascii=False)[:2000]}")
             run.steps[step.id] = StepRecord(status=outcome.status, action=step.action, output=outcome.output, error=outcome.error)
             if outcome.status is StepStatus.failed and step.on_failure.value != "continue":
                 failed = True
-                click.echo(f"      on_failure: {step.on_failure.value}; the run stops here")
+                echo(f"      on_failure: {step.on_failure.value}; the run stops here")
                 break
     finally:
         await runner.s.http.close()
@@ -211,7 +213,7 @@ async def _try_steps(settings: Settings, rb: Any, run: Any, incident: Incident, 
 def runbook_pause(ctx: click.Context, actor: str, url: str | None) -> None:
     """Kill switch: no runbook step starts until `resume` (a step already running finishes)."""
     answer = _api(ctx, "POST", "/api/v1/runbooks/pause", url, {"actor": actor})
-    click.echo(f"runbooks paused by {answer['paused']['by']} at {answer['paused']['at']}")
+    echo(f"runbooks paused by {answer['paused']['by']} at {answer['paused']['at']}")
 
 
 @runbook.command("resume")
@@ -220,7 +222,7 @@ def runbook_pause(ctx: click.Context, actor: str, url: str | None) -> None:
 def runbook_resume(ctx: click.Context, url: str | None) -> None:
     """Let runbooks run again; paused runs continue where they stopped."""
     _api(ctx, "POST", "/api/v1/runbooks/resume", url, {})
-    click.echo("runbooks resumed")
+    echo("runbooks resumed")
 
 
 @main.group()
@@ -256,18 +258,18 @@ def runs_show(ctx: click.Context, run_id: str, as_json: bool, url: str | None) -
     """One run: params and every step's status, attempts, output and error."""
     r = _api(ctx, "GET", f"/api/v1/runs/{run_id}", url)
     if as_json:
-        click.echo(json.dumps(r, indent=2))
+        echo_json(r)
         return
-    click.echo(f"{r['id']}  {r['status'].upper()}  runbook {r['runbook']}  incident {r['incident_id']}  trigger {r['trigger']}")
+    echo(f"{r['id']}  {r['status'].upper()}  runbook {r['runbook']}  incident {r['incident_id']}  trigger {r['trigger']}")
     if r.get("error"):
-        click.echo(f"error: {r['error']}")
+        echo(f"error: {r['error']}")
     for name, value in r["params"].items():
-        click.echo(f"  params.{name} = {value!r}")
+        echo(f"  params.{name} = {value!r}")
     for step_id, s in r["steps"].items():
-        click.echo(f"  [{step_id}] {s['status']:<9} {s['action']:<16} attempts {s['attempts']}"
+        echo(f"  [{step_id}] {s['status']:<9} {s['action']:<16} attempts {s['attempts']}"
                    f"{'  error: ' + s['error'] if s.get('error') else ''}")
         if s.get("output") is not None:
-            click.echo(f"      output: {json.dumps(s['output'], ensure_ascii=False)[:1000]}")
+            echo(f"      output: {json.dumps(s['output'], ensure_ascii=False)[:1000]}")
 
 
 def _decision(decision: str):  # type: ignore[no-untyped-def]
@@ -278,7 +280,7 @@ def _decision(decision: str):  # type: ignore[no-untyped-def]
     @click.pass_context
     def decide(ctx: click.Context, run_id: str, actor: str, comment: str, url: str | None) -> None:
         answer = _api(ctx, "POST", f"/api/v1/runs/{run_id}/{decision}", url, {"actor": actor, "comment": comment})
-        click.echo(f"{run_id}: step {answer['step']} {decision}d by {actor}")
+        echo(f"{run_id}: step {answer['step']} {decision}d by {actor}")
 
     return decide
 

@@ -172,13 +172,19 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        import os
-
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        config_file = os.environ.get(CONFIG_ENV)
-        if config_file:
-            sources.append(_SecretFreeYaml(settings_cls, Path(config_file)))
+        config_file = _config_file()
+        if config_file is not None:
+            sources.append(_SecretFreeYaml(settings_cls, config_file))
         return tuple(sources)
+
+
+def _config_file() -> Path | None:
+    """The YAML file `FIREBREAK_CONFIG` names, if it names one."""
+    import os
+
+    value = os.environ.get(CONFIG_ENV)
+    return Path(value) if value else None
 
 
 class _SecretFreeYaml(YamlConfigSettingsSource):
@@ -193,6 +199,19 @@ class _SecretFreeYaml(YamlConfigSettingsSource):
                 f"{path}: ingest_tokens must not be in the YAML file; set FIREBREAK_INGEST_TOKENS or ingest_tokens_file"
             )
 
+    def _read_file(self, file_path: Any) -> dict[str, Any]:
+        """The file through the loader policy files use: a syntax error is `file:line: problem; fix`, not a traceback."""
+        from firebreak.yamlfile import ConfigFileError, read_yaml
+
+        try:
+            data, _ = read_yaml(Path(file_path))
+        except ConfigFileError as exc:
+            raise ConfigError(str(exc)) from exc
+        if data is not None and not isinstance(data, dict):
+            raise ConfigError(f"{file_path}:1: the file must map options to values (`redis_url: redis://...`), not be a "
+                              f"{type(data).__name__}; `firebreak config docs` lists the options")
+        return data or {}
+
 
 def load_settings(**overrides: Any) -> Settings:
     """Build the settings once at process start; a bad value raises ConfigError naming the option."""
@@ -201,8 +220,31 @@ def load_settings(**overrides: Any) -> Settings:
     try:
         return Settings(**overrides)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}" for err in exc.errors())
-        raise ConfigError(f"invalid configuration: {problems}") from exc
+        raise ConfigError(_explained(exc.errors(include_url=False), set(overrides))) from exc
+
+
+def _explained(errors: list[Any], overrides: set[str]) -> str:
+    """The problems of a ValidationError: those of options the FIREBREAK_CONFIG file sets as one
+    `file:line: option: problem; fix` line each, the others (environment, defaults) on one line after them."""
+    import os
+
+    from firebreak.yamlfile import located, read_yaml
+
+    path = _config_file()
+    data, root = read_yaml(path) if path is not None else ({}, None)
+    from_env = {name.upper() for name in os.environ}
+    lines, others = [], []
+    for err in errors:
+        key = err["loc"][0] if err["loc"] else None
+        if isinstance(data, dict) and key in data and key not in overrides and f"FIREBREAK_{key}".upper() not in from_env:
+            fix = ("remove it or fix its spelling" if err["type"] == "extra_forbidden"
+                   else "fix the value in the file")
+            lines.append(f"{located(path, root, tuple(err['loc']), err['msg'])}; {fix} (`firebreak config docs` lists every option)")
+        else:
+            others.append(f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}")
+    if others:
+        lines.append(f"invalid configuration: {'; '.join(others)}")
+    return "\n".join(lines)
 
 
 def docs_table() -> str:

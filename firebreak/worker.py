@@ -77,6 +77,7 @@ from firebreak.metrics import (
     SKIPPED_RECORDS,
     TIME_TO_ACKNOWLEDGE,
     TIME_TO_RESOLVE,
+    WORKER,
 )
 from firebreak.readmodel import ApplyResult
 from firebreak.readmodel import IncidentStore
@@ -632,7 +633,7 @@ def create_app(settings: Settings) -> faust.App:
 def run(settings: Settings) -> None:
     """Run one worker until SIGINT/SIGTERM."""
     if settings.worker_metrics_port:
-        start_http_server(settings.worker_metrics_port, addr=settings.worker_metrics_host)
+        start_http_server(settings.worker_metrics_port, addr=settings.worker_metrics_host, registry=WORKER)
     try:
         # The table changelogs above all: see firebreak/topics.py for what goes wrong when Faust makes them.
         create_topics(settings)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -62,7 +62,9 @@ def _expanded_size(root: yaml.Node | None, limit: int) -> int:
     return count
 
 
-def load_yaml_model(path: Path, model: type[M]) -> M:
+def read_yaml(path: Path) -> tuple[Any, yaml.Node | None]:
+    """(data, node tree) of a YAML file: size-capped, safe subset, aliases bounded; raises ConfigFileError
+    `file:line: problem; fix` for a file that cannot be read or parsed."""
     try:
         raw = path.read_bytes()
     except OSError as exc:
@@ -74,22 +76,29 @@ def load_yaml_model(path: Path, model: type[M]) -> M:
         root = yaml.compose(text, Loader=Loader)
         data = yaml.load(text, Loader=Loader)
     except UnicodeDecodeError as exc:
-        raise ConfigFileError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
+        raise ConfigFileError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); save the file as UTF-8") from exc
     except yaml.MarkedYAMLError as exc:
         line = exc.problem_mark.line + 1 if exc.problem_mark else 1
-        raise ConfigFileError(f"{path}:{line}: invalid YAML: {exc.problem}") from exc
+        raise ConfigFileError(f"{path}:{line}: invalid YAML: {exc.problem}; fix the syntax on or just before that line") from exc
     except yaml.YAMLError as exc:
-        raise ConfigFileError(f"{path}: invalid YAML: {exc}") from exc
+        raise ConfigFileError(f"{path}: invalid YAML: {exc}; fix the syntax") from exc
     if _expanded_size(root, MAX_NODES) > MAX_NODES:
         raise ConfigFileError(f"{path}: more than {MAX_NODES} values once its aliases are expanded; "
                               "write the file out without nested anchors")
+    return data, root
+
+
+def located(path: Path, root: yaml.Node | None, loc: tuple[int | str, ...], message: str) -> str:
+    """One pydantic error as `file:line: dotted.location: message`, the line found from the node tree."""
+    where = ".".join(str(p) for p in loc) or "(document)"
+    return f"{path}:{_line_of(root, loc)}: {where}: {message.removeprefix('Value error, ')}"
+
+
+def load_yaml_model(path: Path, model: type[M]) -> M:
+    """The file validated as `model`; raises ConfigFileError with one `file:line: problem` line per problem."""
+    data, root = read_yaml(path)
     try:
         return model.model_validate(data if data is not None else {})
     except ValidationError as exc:
-        lines = []
-        for err in exc.errors(include_url=False):
-            loc = tuple(err["loc"])
-            where = ".".join(str(p) for p in loc) or "(document)"
-            message = err["msg"].removeprefix("Value error, ")
-            lines.append(f"{path}:{_line_of(root, loc)}: {where}: {message}")
+        lines = [located(path, root, tuple(err["loc"]), err["msg"]) for err in exc.errors(include_url=False)]
         raise ConfigFileError("\n".join(lines)) from exc

@@ -17,7 +17,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
 from redis.exceptions import RedisError
 
-from firebreak.metrics import (ALERTS_RECEIVED, ALERTS_REJECTED, ALERTS_TRUNCATED, INGEST_LATENCY, INGEST_REQUESTS,
+from firebreak.metrics import (ALERTS_RECEIVED, ALERTS_REJECTED, ALERTS_TRUNCATED, INGEST, INGEST_LATENCY, INGEST_REQUESTS,
                                UNKNOWN_FIELDS)
 from firebreak.decision_log import DecisionLog
 from firebreak.explain import alert_report, incident_report
@@ -396,7 +396,7 @@ async def _readyz(request: web.Request) -> web.Response:
 
 
 async def _metrics(request: web.Request) -> web.Response:
-    return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+    return web.Response(body=generate_latest(INGEST), headers={"Content-Type": CONTENT_TYPE_LATEST})  # ingest's own only
 
 
 async def _list_incidents(request: web.Request) -> web.Response:

@@ -22,6 +22,7 @@ class Target:
     def __init__(self) -> None:
         self.port = free_port()
         self.hits: dict[str, int] = {}
+        self.raw_paths: list[str] = []  # as sent, percent-encoding and all
         self.bodies: list[Any] = []
         self.headers: list[dict[str, str]] = []
         self.fail: dict[str, list[int]] = {}  # path -> statuses to answer first
@@ -31,6 +32,7 @@ class Target:
     async def handle(self, request: web.Request) -> web.StreamResponse:
         path = request.path
         self.hits[path] = self.hits.get(path, 0) + 1
+        self.raw_paths.append(request.raw_path)
         self.headers.append(dict(request.headers))
         self.bodies.append(await request.json() if request.can_read_body else None)
         if self.stall:

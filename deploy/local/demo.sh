@@ -66,7 +66,7 @@ start() { # start NAME: run `firebreak NAME` in the background unless the pid fi
     return
   fi
   if [ "$name" = standin ]; then
-    setsid nohup "$python" "$repo/examples/standin.py" --port 8089 --token "$(cat "$deploy_token_file")" \
+    setsid nohup "$python" "$repo/examples/standin.py" --port 8089 --token-file "$deploy_token_file" \
       --log "$logs/standin-requests.jsonl" >>"$logs/standin.log" 2>&1 </dev/null &
   else
     setsid nohup "$firebreak" "$name" >>"$logs/$name.log" 2>&1 </dev/null &

@@ -39,7 +39,7 @@ def standin(stack: Stack) -> Iterator[Standin]:
 
 @pytest.fixture(scope="module")
 def runbooks_env(tmp_path_factory: pytest.TempPathFactory, standin: Standin) -> dict[str, str]:
-    """The shipped runbooks (pointed at this stand-in's port) plus two for this test, and their settings."""
+    """The shipped runbooks (pointed at this stand-in's port) plus three for this test, and their settings."""
     folder = tmp_path_factory.mktemp("runbooks")
     for path in (ROOT / "runbooks").glob("*.yaml"):
         (folder / path.name).write_text(path.read_text().replace("127.0.0.1:8089", f"127.0.0.1:{standin.port}"))
@@ -70,6 +70,18 @@ steps:
     approval: {{prompt: "restart {{{{ labels.service }}}}?", timeout: 10m}}
   - id: act
     http: {{url: "{standin.base}/hooks/approved-{{{{ labels.service }}}}"}}
+""")
+    (folder / "probe.yaml").write_text(f"""name: probe
+description: A label in a URL path segment, sent with the deploy token.
+owner: test
+on: [opened]
+match:
+  matchers: ['alertname="PathProbe"', 'run="{RUN}"']
+steps:
+  - id: call
+    http:
+      url: "{standin.base}/hooks/probe/{{{{ labels.target | urlencode }}}}"
+      headers: {{Authorization: {{secret: DEPLOY_API_TOKEN, format: "Bearer {{}}"}}}}
 """)
     notifications = folder.parent / f"{folder.name}-notifications.yaml"
     # Channels only: this module is about runbooks; paging has its own (test_paging_live.py).
@@ -194,6 +206,17 @@ def test_an_approval_gate_waits_for_a_person(stack: Stack, ingest: Ingest, stand
     again = ingest.post(f"/api/v1/runs/{run_yes}/approve", json.dumps({"actor": "ana"}))
     assert again.status_code == 409 and "not waiting" in again.json()["message"]
 
+
+
+def test_a_label_in_a_url_stays_one_path_segment(stack: Stack, ingest: Ingest, standin: Standin, worker: list[Process]):
+    victim = f"victim-{RUN}"
+    walk = f"../../v1/services/{victim}/restart"
+    post(ingest, [alert("PathProbe", f"probe-{RUN}", target=walk)])
+    wait_until(lambda: incident_of(ingest, f"probe-{RUN}") is not None, 60, "the incident")
+    incident_id = incident_of(ingest, f"probe-{RUN}")["id"]
+    wait_until(lambda: settled(ingest, incident_id, {"probe"}), 60, "the probe run")
+    assert standin.requests(f"/v1/services/{victim}/restart") == []  # the token never reached the deploy API
+    assert [r["path"] for r in standin.requests("/hooks/probe")] == [f"/hooks/probe/{walk}"]  # one segment, decoded
 
 def test_a_worker_killed_mid_run_leaves_no_step_repeated(stack: Stack, ingest: Ingest, standin: Standin,
                                                           worker: list[Process], runbooks_env: dict[str, str]):

@@ -12,7 +12,7 @@ import pytest
 import redis.asyncio as aioredis
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from prometheus_client import REGISTRY
+from firebreak.metrics import INGEST
 
 from actions.links import Links
 from firebreak.readmodel import IncidentStore
@@ -58,7 +58,7 @@ async def _raw(http: TestClient, head: bytes, body: bytes = b"") -> tuple[int, d
 
 
 def _count(route: str, code: int) -> float:
-    return REGISTRY.get_sample_value("firebreak_ingest_requests_total", {"route": route, "code": str(code)}) or 0.0
+    return INGEST.get_sample_value("firebreak_ingest_requests_total", {"route": route, "code": str(code)}) or 0.0
 
 
 def test_header_values_that_are_not_ascii_get_401_naming_the_header(monkeypatch: pytest.MonkeyPatch):
