@@ -37,6 +37,8 @@ the events it emits and so on the incident's timeline.
 | GRP-21 | open, quiet_resolve    | an alert not sent again for quiet_resolve  | `alert_resolved` by firebreak (then GRP-9)  |
 |        |                        | (tick)                                     |                                             |
 | GRP-22 | open, holds the alert  | refresh (still firing, sent again)         | nothing emitted: renews when it was seen    |
+| GRP-28 | none holds it firing   | refresh (quiet_resolve ran out between two | as a firing: re-added (GRP-6), reopened     |
+|        | (GRP-21 resolved it)   | copies the dedup stage took as repeats)    | (GRP-10) or a new incident (GRP-1/2/5)      |
 | GRP-25 | open, alerts firing    | resolve command                            | `resolved` by the actor, then per firing    |
 |        |                        |                                            | alert `alert_resolved` (released): its next |
 |        |                        |                                            | copy fires anew (DUP-10), so it reopens     |
@@ -476,12 +478,17 @@ def _held(inc: TrackedIncident, step: _Step, alert: Alert) -> dict[str, tuple[fl
     return {**holds, alert.fingerprint: step.holds[alert.fingerprint]} if alert.fingerprint in step.holds else holds
 
 
-def _on_refresh(step: _Step, event: AlertEvent) -> None:
-    """GRP-22: a firing alert sent again: renew when its open incident last saw it; never opens or joins.
-    GRP-27: if its annotations or generatorURL changed (`updated`), the incident takes the new copy."""
+def _on_refresh(step: _Step, event: AlertEvent, position: int) -> None:
+    """GRP-22: a firing alert sent again: renew when its open incident last saw it.
+    GRP-27: if its annotations or generatorURL changed (`updated`), the incident takes the new copy.
+    GRP-28: if no incident holds it firing any more (quiet_resolve ran out between two of its source's
+    copies, which the dedup stage, counting every copy, took as repeats), it fires again, as a firing would."""
     alert = event.alert
     inc = _holding(step, alert.fingerprint, open_only=True)
-    if inc is not None and inc.phase is Phase.pending and event.updated:
+    if inc is None or (inc.is_open and inc.alerts.get(alert.fingerprint) is not AlertStatus.firing):
+        _on_firing(step, event, position)
+        return
+    if inc.phase is Phase.pending and event.updated:
         step.save(inc.model_copy(update={"pending": [alert if a.fingerprint == alert.fingerprint else a for a in inc.pending]}))
     elif inc is not None and inc.is_open and inc.alerts.get(alert.fingerprint) is AlertStatus.firing:
         inc = step.save(step.saw(inc, alert))
@@ -602,7 +609,7 @@ def group(
         if not first_time(entry.applied, fingerprint, item.source_position):
             return step.finish(position, partition)  # GRP-00
         if item.refresh:
-            _on_refresh(step, item)
+            _on_refresh(step, item, position)
         elif item.status is AlertStatus.firing:
             _on_firing(step, item, position)
         else:

@@ -71,6 +71,11 @@ def test_invalid_utf8_is_400(ingest: Ingest, nothing_reaches_kafka):
         ({"labels": {"a": "b"}, "startsAt": "2026-03-01T10:00:00Z", "endsAt": "2026-03-01T09:00:00Z"}, "endsAt"),
         ({"labels": {"a": "b"}, "generatorURL": "http://x/" + "a" * 5000}, "generatorURL"),
         ({"labels": {"a": "b"}, "colour": "red"}, "colour"),  # unknown field: a typo is not silently dropped
+        # A time from the sender may never mute an alert: a resolve "ending" in 9999 would make every later firing
+        # stale, a firing expiry months ahead or a start decades ago is a broken clock (issue 16, A3).
+        ({"status": "resolved", "labels": {"a": "b", "severity": "critical"}, "endsAt": "9999-12-31T23:59:59Z"}, "endsAt"),
+        ({"labels": {"a": "b"}, "endsAt": "2999-01-01T00:00:00Z"}, "endsAt"),
+        ({"labels": {"a": "b"}, "startsAt": "1971-01-01T00:00:00Z"}, "startsAt"),
     ],
 )
 def test_wrong_shapes_are_422_naming_the_field(ingest: Ingest, nothing_reaches_kafka, alert, field):

@@ -112,6 +112,7 @@ routes:
   - {{matchers: ['run="{RUN}"', 'alertname="Flaky"'], policy: flaky}}
   - {{matchers: ['run="{RUN}"', 'alertname="Dead"'], policy: dead}}
   - {{matchers: ['run="{RUN}"', 'alertname="Blip"'], policy: esc}}
+  - {{matchers: ['run="{RUN}"', 'alertname="Rises"'], severity: [critical], policy: esc}}
   - {{policy: null}}
 """)
     (folder / "runbooks").mkdir()
@@ -422,3 +423,81 @@ def test_a_flaky_receiver_gets_one_message_and_a_dead_one_is_dead_lettered(stack
     dead_letters = [json.loads(v) for v in stack.read_topic("dead-letter") if v and iid_dead.encode() in v]
     assert {d["channel"] for d in dead_letters} == {"dead", "refusing"}
 
+
+
+# -- issue 16, A: pages that never went out, and what an incident shows ----------------------------------------
+
+def test_a_severity_rise_pages_by_the_route_the_incident_now_takes(ingest: Ingest, receiver: Standin,
+                                                                    workers: list[Process]):
+    service = f"rises-{RUN}"
+    post(ingest, [alert("Rises", service, severity="warning")])  # the route for warnings pages nobody
+    iid = open_incident(ingest, service)["id"]
+    post(ingest, [alert("Rises", service, severity="critical")])
+    wait_until(lambda: len(pages(receiver, iid, "u1")) == 1, 30, "level 1 of the re-routed incident")
+    assert ingest.post(f"/api/v1/incidents/{iid}/ack", json.dumps({"actor": "ana"})).status_code == 202
+
+    def started() -> list[str]:
+        response = ingest.get(f"/api/v1/incidents/{iid}/explain")
+        decided = response.json()["decisions"] if response.status_code == 200 else []
+        return [d["reason"] for d in decided if d["kind"] == "escalation_started"]
+
+    wait_until(lambda: bool(started()), 30, "the re-route in the decision log")
+    assert started()[0].startswith("re-routed (severity rose to critical): route #5"), started()
+
+
+def test_an_alert_still_firing_after_a_person_resolved_its_incident_opens_one_that_pages(
+        ingest: Ingest, receiver: Standin, workers: list[Process]):
+    service = f"cert-{RUN}"
+    sent = alert("Esc", service, instance="lb-a")
+    post(ingest, [sent])
+    first = open_incident(ingest, service)["id"]
+    wait_until(lambda: len(pages(receiver, first, "u1")) == 1, 30, "the first page")
+    assert ingest.post(f"/api/v1/incidents/{first}/ack", json.dumps({"actor": "ana"})).status_code == 202
+    assert ingest.post(f"/api/v1/incidents/{first}/resolve", json.dumps({"actor": "ana"})).status_code == 202
+
+    def resolved_with_its_alert_released() -> bool:
+        incident = ingest.get(f"/api/v1/incidents/{first}").json()
+        return incident["status"] == "resolved" and [a["status"] for a in incident["alerts"].values()] == ["resolved"]
+
+    wait_until(resolved_with_its_alert_released, 30, "the resolve, releasing the still-firing alert")
+    time.sleep(1)  # the release reaches the dedup stage through the alert's partition
+    post(ingest, [sent])  # the source sends it again, unchanged
+    second = open_incident(ingest, service)["id"]
+    assert second != first
+    wait_until(lambda: len(pages(receiver, second, "u1")) == 1, 30, "a page for the incident the repeat opened")
+    assert ingest.post(f"/api/v1/incidents/{second}/ack", json.dumps({"actor": "ana"})).status_code == 202
+    post(ingest, [{**sent, "status": "resolved", "endsAt": datetime.now(timezone.utc).isoformat()}])
+    wait_until(lambda: ingest.get(f"/api/v1/incidents/{second}").json()["status"] == "resolved", 30,
+               "the source's resolve to resolve the new incident")
+
+
+def test_a_repeat_with_new_annotations_is_what_the_incident_shows(ingest: Ingest, workers: list[Process]):
+    service = f"disk-{RUN}"
+    sent = {**alert("DiskFilling", service, instance="db-3"), "annotations": {"summary": "disk 91% full"}}
+    post(ingest, [sent])
+    iid = open_incident(ingest, service)["id"]
+    post(ingest, [{**sent, "annotations": {"summary": "disk 97% full"}, "generatorURL": "http://prometheus/graph?g0=1"}])
+
+    def shown() -> tuple[str, str]:
+        [only] = ingest.get(f"/api/v1/incidents/{iid}").json()["alerts"].values()
+        return only["annotations"]["summary"], only.get("generator_url", "")
+
+    wait_until(lambda: shown() == ("disk 97% full", "http://prometheus/graph?g0=1"), 30, "the latest annotations")
+
+
+def test_alerts_alertmanager_left_out_are_counted_and_noted_on_the_incident(ingest: Ingest, workers: list[Process]):
+    service = f"truncated-{RUN}"
+    body = {"version": "4", "status": "firing", "receiver": f"team-{RUN}", "truncatedAlerts": 7,
+            "alerts": [{**alert("Truncated", service), "status": "firing", "someFutureField": True}]}
+    response = ingest.post("/api/v1/alerts/alertmanager", json.dumps(body))
+    assert response.status_code == 202, response.text  # an unknown alert field is ignored, not a 422
+    iid = open_incident(ingest, service)["id"]
+
+    def noted() -> list[str]:
+        timeline = ingest.get(f"/api/v1/incidents/{iid}").json()["timeline"]
+        return [e["detail"] for e in timeline if e["kind"] == "alerts_truncated"]
+
+    wait_until(lambda: bool(noted()), 30, "the truncation on the incident's timeline")
+    assert "7 alerts" in noted()[0] and "max_alerts" in noted()[0]
+    metrics = requests.get(f"{ingest.url}/metrics", timeout=5).text
+    assert f'firebreak_alerts_truncated_total{{receiver="team-{RUN}"}} 7.0' in metrics

@@ -88,6 +88,21 @@ def test_inside_the_reopen_window_the_released_alert_reopens_its_incident():
     assert state.outcomes[DedupOutcome.fired] == 2  # the repeat after the release was news (DUP-10), not a duplicate
 
 
+def test_an_alert_quiet_resolved_between_two_copies_fires_again_with_the_next_one():
+    # A sibling of A2: GRP-21 resolves from the last refresh, the dedup stage counts every copy; a copy that
+    # comes after the incident let the alert go must bring it back, not vanish as a repeat.
+    rules = Rules(PolicySet(policies=(Policy(name="p", group_by=("alertname",), quiet_resolve=timedelta(minutes=10)),)))
+    engine, state = Engine(rules), State()
+    firing = alert(alertname="QueueStuck", service="billing", instance="a")
+    engine.apply(state, firing, at(0))
+    for minute in (1, 2, 3):
+        engine.apply(state, firing.model_copy(update={"received_at": at(minute * 60)}), at(minute * 60))
+    resolved = engine.tick(state, at(600))[1]
+    assert [e.kind.value for e in resolved] == ["alert_resolved", "resolved"]
+    again = engine.apply(state, firing.model_copy(update={"received_at": at(660)}), at(660))[1]
+    assert [e.kind.value for e in again] == ["opened", "alert_added"]
+
+
 # -- A3: no sender time may mute an alert ----------------------------------------------------------------------
 
 @pytest.mark.parametrize(("body", "field"), [
