@@ -48,4 +48,5 @@ def from_validation_error(exc: ValidationError, prefix: tuple[int | str, ...] = 
     problems = [Problem(_field_path(prefix + tuple(err["loc"])), err["msg"]) for err in errors[:50]]
     more = f" (and {len(errors) - 50} more)" if len(errors) > 50 else ""
     summary = "; ".join(f"{p.field}: {p.problem}" for p in problems[:3])
-    return IngestError(422, reason, f"{subject} do not match the schema: {summary}{more}", problems)
+    verb = "do" if subject.endswith("s") else "does"
+    return IngestError(422, reason, f"{subject} {verb} not match the schema: {summary}{more}", problems)

@@ -8,7 +8,7 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -25,6 +25,7 @@ from firebreak.readmodel import STATUS_FILTERS, IncidentStore
 from actions.store import RunStore
 from actions.links import Links
 from firebreak.action_log import ActionLog, NotificationLog
+from firebreak.change_store import RETENTION as CHANGE_RETENTION
 from firebreak.settings import Settings
 from ingest import links_api, openapi, runs_api
 from ingest.adapters import Parsed, parse_alertmanager, parse_generic
@@ -48,6 +49,7 @@ from correlation.durations import parse_duration
 from correlation.suppression import expire
 from firebreak.silence_store import SilenceStore
 from schemas import Alert, ChangeEvent, ChangeKind, CommandAction, Incident, IncidentCommand, Silence
+from schemas.alert import TIME_BOUNDS
 from schemas.silence import refuse_silencing_everything
 
 log = logging.getLogger("firebreak.ingest")
@@ -98,6 +100,8 @@ def _parse_body(model: type[BaseModel], body: bytes, reason: str = "invalid_aler
         return model.model_validate_json(body)
     except ValidationError as exc:
         raise from_validation_error(exc, reason=reason, subject=subject) from exc
+
+MAX_SILENCE_AHEAD = timedelta(days=366)  # how far ahead a silence may start or end
 
 OPEN_ROUTES = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json"})
 Parser = Callable[[bytes, datetime, int, frozenset[str]], Parsed]
@@ -443,7 +447,7 @@ async def _explain_incident(request: web.Request) -> web.Response:
 
 def _command_handler(action: CommandAction) -> Callable[[web.Request], Awaitable[web.Response]]:
     async def handle(request: web.Request) -> web.Response:
-        args: CommandBody = _parse_body(CommandBody, await _read_json_body(request))
+        args: CommandBody = _parse_body(CommandBody, await _read_json_body(request), "invalid_command", "the command")
         incident = await _find_incident(request)
         if not incident.is_open:
             raise IngestError(409, "already_resolved", f"{incident.id} is resolved; nothing to {action.value}")
@@ -491,6 +495,12 @@ def _check_times(starts: datetime, ends: datetime, now: datetime) -> None:
     if ends <= now:
         raise IngestError(422, "invalid_silence", "end time can't be in the past",
                           [Problem("endsAt", "give an endsAt in the future, or a duration")])
+    horizon = now + MAX_SILENCE_AHEAD  # bounded at the edge: a silence "until 9999" hides its alerts for good
+    for name, value in (("startsAt", starts), ("endsAt", ends)):
+        if value > horizon:
+            raise IngestError(422, "invalid_silence", f"{name} is more than {MAX_SILENCE_AHEAD.days} days ahead",
+                              [Problem(name, f"silence at most {MAX_SILENCE_AHEAD.days} days ahead; create a new "
+                                             "silence when this one ends")])
 
 
 async def _list_silences(request: web.Request) -> web.Response:
@@ -513,9 +523,16 @@ async def _expire_silence(request: web.Request) -> web.Response:
 
 
 async def _record_change(request: web.Request) -> web.Response:
-    args: ChangeBody = _parse_body(ChangeBody, await _read_json_body(request))
+    args: ChangeBody = _parse_body(ChangeBody, await _read_json_body(request), "invalid_change", "the change")
+    now = datetime.now(timezone.utc)
+    if args.at is not None and not now - CHANGE_RETENTION <= args.at <= now + TIME_BOUNDS.skew:
+        # A change "made" next year would be a suspect of every incident until then; one older than the
+        # change store keeps is never read.
+        raise IngestError(422, "invalid_change", f"at {args.at.isoformat()} is not within the last "
+                          f"{CHANGE_RETENTION.days} days (or {TIME_BOUNDS.skew} ahead)",
+                          [Problem("at", "give the time the change was made, or leave it out for now")])
     change = ChangeEvent(id=uuid.uuid4().hex[:12], service=args.service, kind=args.kind, summary=args.summary,
-                         author=args.author, url=args.url, at=args.at or datetime.now(timezone.utc))
+                         author=args.author, url=args.url, at=args.at or now)
     try:
         await request.app[PRODUCER].send("changes", [(change.service.encode(), change.model_dump_json().encode())])
     except KafkaUnavailable as exc:

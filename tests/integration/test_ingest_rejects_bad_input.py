@@ -191,3 +191,17 @@ def test_redis_unreachable_is_503_for_the_read_side_while_alerts_still_land(stac
         assert server.post("/api/v1/alerts", GOOD).status_code == 202  # ingest does not depend on Redis
     finally:
         server.process.stop()
+
+
+@pytest.mark.parametrize("at", ["2999-01-01T00:00:00Z", "2001-01-01T00:00:00Z"])
+def test_a_change_time_is_bounded_like_every_sender_time(stack: Stack, ingest: Ingest, at: str):
+    before = stack.end_offsets("changes")
+    response = ingest.post("/api/v1/changes", json.dumps({"service": "db", "summary": "deploy", "at": at}))
+    assert response.status_code == 422, response.text
+    assert response.json()["error"] == "invalid_change" and problem_fields(response) == ["at"]
+    assert stack.end_offsets("changes") == before
+
+
+def test_a_bad_command_body_is_invalid_command(ingest: Ingest):
+    response = ingest.post("/api/v1/incidents/inc-x/ack", json.dumps({"actor": ""}))
+    assert response.status_code == 422 and response.json()["error"] == "invalid_command", response.text

@@ -38,6 +38,8 @@ def test_a_silence_that_would_hide_every_alert_is_refused_with_the_reason(ingest
         (body(['service=~"(a)\\\\1"']), "matchers"),  # a backreference: not RE2
         (body(['service="db"'], comment=""), "comment"),
         (body(['service="db"'], endsAt="2020-01-01T00:00:00Z", duration=None), "endsAt"),
+        (body(['service="db"'], endsAt="9999-12-31T23:59:59Z", duration=None), "endsAt"),  # a silence for good
+        (body(['service="db"'], startsAt="2999-01-01T00:00:00Z"), "startsAt"),
     ],
 )
 def test_every_bad_silence_is_answered_invalid_silence_naming_the_field(ingest: Ingest, payload, field):
