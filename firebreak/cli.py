@@ -566,12 +566,15 @@ def silences_expire(ctx: click.Context, silence_id: str, url: str | None) -> Non
 
 @main.command()
 @click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True)
+@click.option("--refused", is_flag=True,
+              help="Show the refusals of requests without a valid credential instead (a list of their own, rate-limited).")
 @click.option("--json", "as_json", is_flag=True)
 @API_URL
 @click.pass_context
-def audit(ctx: click.Context, limit: int, as_json: bool, url: str | None) -> None:
+def audit(ctx: click.Context, limit: int, refused: bool, as_json: bool, url: str | None) -> None:
     """The audit log: who acknowledged, resolved, silenced, approved or paused what, newest first (admin)."""
-    entries = _api(ctx, "GET", f"/api/v1/audit?limit={limit}", url)["entries"]
+    answer = _api(ctx, "GET", f"/api/v1/audit?limit={limit}", url)
+    entries = answer.get("unauthenticated", []) if refused else answer["entries"]
 
     def line(e: dict[str, Any]) -> str:
         target = " ".join(f"{k}={v}" for k, v in e["target"].items())

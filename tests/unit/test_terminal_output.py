@@ -76,6 +76,9 @@ def test_incidents_list_escapes_titles(monkeypatch: pytest.MonkeyPatch):
 API_ANSWERS = {
     ("audit",): {"entries": [{"at": "2026-03-01T09:00:00Z", "status": 200, "principal": HOSTILE, "actor": HOSTILE,
                               "action": HOSTILE, "target": {"incident": HOSTILE}, "detail": HOSTILE}]},
+    ("audit", "--refused"): {"entries": [], "unauthenticated": [
+        {"at": "2026-03-01T09:00:00Z", "status": 403, "principal": "link", "actor": HOSTILE, "action": "POST /l/ack",
+         "target": {"incident": HOSTILE}, "detail": HOSTILE}]},
     ("silences", "list"): {"silences": [{"id": "s1", "startsAt": "a", "endsAt": "b", "createdBy": HOSTILE,
                                          "matchers": [f'service="{HOSTILE}"'], "comment": HOSTILE}]},
     ("runs", "list"): {"runs": [{"id": "run-1", "status": "failed", "runbook": "rb", "incident_id": "inc-1",
