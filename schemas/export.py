@@ -9,6 +9,7 @@ from pydantic import BaseModel
 from schemas import (
     Alert,
     AlertEvent,
+    AlertRelease,
     AlertIn,
     AlertmanagerWebhook,
     ChangeEvent,
@@ -23,6 +24,7 @@ from schemas.runbook import ActionResult, Run, Runbook
 
 PUBLISHED: dict[str, type[BaseModel]] = {
     "alert.json": Alert,
+    "alert-release.json": AlertRelease,  # also on the `alerts` topic: a person resolved the alert's incident (GRP-25)
     "alert-in.json": AlertIn,
     "alertmanager-webhook.json": AlertmanagerWebhook,
     "alert-event.json": AlertEvent,
