@@ -206,7 +206,8 @@ def test_fifty_alerts_page_once_per_recipient_then_update(ingest: Ingest, receiv
     wait_until(lambda: any(r["body"].get("event_action") == "acknowledge" for r in receiver.requests("/hooks/pagerduty", iid)),
                30, "the acknowledge notice")
 
-    pager_msgs = receiver.requests("/hooks/pager", iid)
+    # u1's messages: level 1's person (level 2, u2, may come first on a loaded machine: the ack is not instant).
+    pager_msgs = [r for r in receiver.requests("/hooks/pager", iid) if r["body"]["address"] == "u1"]
     kinds = [r["body"]["kind"] for r in pager_msgs]
     assert kinds.count("page") == 1, kinds  # 50 alerts, one page
     assert 1 <= kinds.count("update") <= 3 and kinds.count("acknowledge") == 1, kinds
@@ -262,7 +263,7 @@ def test_an_incident_no_route_pages_is_explained(ingest: Ingest, workers: list[P
         return response.json()["pages"] if response.status_code == 200 else []
 
     wait_until(lambda: len(why()) == 1, 30, "the decision not to page")
-    assert "route #5 (matches everything) says it pages nobody" in why()[0], why()
+    assert "route #6 (matches everything) says it pages nobody" in why()[0], why()
     assert "not_paged" in why()[0]
 
 
