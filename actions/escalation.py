@@ -15,7 +15,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict
+from typing import Annotated
+
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
 
 from actions.matching import conditions_hold, services_of, team_of
 from actions.oncall import on_call
@@ -46,8 +48,11 @@ class Escalation(BaseModel):
     started_at: AwareDatetime
     stopped_by: str | None = None
     held_at: AwareDatetime | None = None  # when the due level was first held by a mute (silence, inhibition)
-    route: int | None = None  # index of the route that chose the policy (None: the owner team's or the default)
-    earlier: list[str] = []  # escalation policies that paged this incident before a re-route
+    route: int | None = Field(None, exclude_if=lambda v: v is None)  # the route that chose the policy (None: team, default)
+    # Escalation policies that paged this incident before a re-route. Left out while empty, and an empty JSON
+    # object read as empty: the pager's Lua scripts re-encode the state, and cjson writes an empty list as {}.
+    earlier: Annotated[list[str], BeforeValidator(lambda v: [] if v == {} else v)] = Field(
+        default_factory=list, exclude_if=lambda v: not v)
 
 
 class Reaction(StrEnum):
