@@ -488,13 +488,14 @@ def _on_refresh(step: _Step, event: AlertEvent, position: int) -> None:
     if inc is None or (inc.is_open and inc.alerts.get(alert.fingerprint) is not AlertStatus.firing):
         _on_firing(step, event, position)
         return
-    if inc.phase is Phase.pending and event.updated:
-        step.save(inc.model_copy(update={"pending": [alert if a.fingerprint == alert.fingerprint else a for a in inc.pending]}))
-    elif inc is not None and inc.is_open and inc.alerts.get(alert.fingerprint) is AlertStatus.firing:
-        inc = step.save(step.saw(inc, alert))
+    if inc.phase is Phase.pending:
         if event.updated:
-            inc = step.emit(inc, IncidentEventKind.alert_updated, "GRP-27", alert)
-            step.note_truncation(inc, alert)
+            step.save(inc.model_copy(update={"pending": [alert if a.fingerprint == alert.fingerprint else a
+                                                         for a in inc.pending]}))
+        return
+    inc = step.save(step.saw(inc, alert))
+    if event.updated:
+        step.note_truncation(step.emit(inc, IncidentEventKind.alert_updated, "GRP-27", alert), alert)
 
 
 def _quiet_resolve(step: _Step, inc: TrackedIncident, policy: Policy) -> TrackedIncident:
@@ -622,7 +623,7 @@ def group(
     return step.finish(position, partition)
 
 
-MAX_TICK_STEPS = 64  # transitions one tick may take per key; each changes the entry, so this is never reached
+MAX_TICK_STEPS = 64  # a guard on the transitions one tick takes per key (each changes the entry; a key has few timers)
 
 
 def _ticks(step: _Step, last_input: datetime | None) -> None:

@@ -2,8 +2,9 @@
 
 Input lines are Alertmanager alert objects (webhook or API v2 form) or the generic schema; a line's time is
 its `receivedAt` if it has one, else `startsAt` (firing) or `endsAt` (resolved). A line without `status` is
-resolved when its `endsAt` is at or before its time (API v2's rule, as ingest reads it: `AlertIn.status_at`). Lines are applied in time
-order, with time passing between them exactly as ticks would let it pass in the worker.
+resolved when its `endsAt` is at or before its time (API v2's rule, as ingest reads it: `AlertIn.status_at`).
+Lines are applied in time order on the virtual clock of `correlation.simulator`, every timer taking effect
+when it falls due, as in the worker and `check`.
 """
 
 from __future__ import annotations
