@@ -52,3 +52,20 @@ def test_expiring_an_active_silence_ends_it_now_and_an_expired_one_is_left_alone
     assert (expire(active, NOW).starts_at, expire(active, NOW).ends_at) == (NOW - HOUR, NOW)
     done = silence(NOW - 2 * HOUR, NOW - HOUR)
     assert expire(done, NOW) == done
+
+
+def test_a_silence_stored_by_the_earlier_release_matches_what_it_matched_then():
+    # The earlier release wrote values JSON-quoted ("caf\u00e9", "a\tb"); Alertmanager's parser reads those escapes
+    # literally. Stored silences are read the old way and written back in Alertmanager's syntax.
+    import json as _json
+
+    from correlation.matchers import parse_matcher_list
+    from firebreak.silence_store import decode, encode
+
+    old = _json.dumps({"id": "s1", "matchers": ['service="caf\\u00e9"', 'note="a\\tb"', 'instance=~"db-[0-9]+"'],
+                       "startsAt": "2026-03-01T09:00:00Z", "endsAt": "2026-03-01T10:00:00Z", "createdBy": "ana",
+                       "comment": "c"})
+    silence = decode(old)
+    matchers = parse_matcher_list(silence.matchers)
+    assert all(m.matches({"service": "café", "note": "a\tb", "instance": "db-12"}) for m in matchers)
+    assert decode(encode(silence)) == silence  # written back in the current syntax, read back the same
