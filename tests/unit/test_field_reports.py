@@ -65,6 +65,34 @@ def test_a_reroute_is_a_decision_that_names_the_change_and_the_route():
     assert len(started) == 1 and started[0].reason.startswith("re-routed (severity rose to critical): route #1")
 
 
+def test_a_new_probable_root_owned_by_another_team_reroutes_to_that_teams_policy():
+    # A sibling of A1: the owner-team fallback depends on the probable root, which changes as alerts join.
+    from actions.virtual_pager import VirtualPager
+    from correlation.replay import suppression_of
+    from correlation.topology import Topology
+    from schemas.notification import NotificationsFile
+
+    topology = Topology.model_validate({"services": [{"name": "db", "team": "data"},
+                                                     {"name": "api", "team": "core", "depends_on": ["db"]}]})
+    rules = Rules(PolicySet(policies=(Policy(name="graph", topology=True),)), topology=topology)
+    config = NotificationsFile.model_validate({
+        "channels": {"hook": {"type": "webhook", "url": "http://127.0.0.1:9/h"}},
+        "escalation_policies": {"core": {"levels": [{"targets": [{"channel": "hook"}]}]},
+                                "data": {"levels": [{"targets": [{"channel": "hook"}]}]}}})
+    engine, state = Engine(rules), State(decisions=[])
+    pager = VirtualPager(config, topology, "service", suppression_of(engine, state), decisions=state.decisions)
+    known: dict = {}
+    for second, service in ((0, "api"), (30, "db")):
+        for event in engine.apply(state, alert(starts=second, alertname="Down", service=service), at(second))[1]:
+            known = incidents_of([event], known)
+            pager.observe(event, known[event.incident_id])
+        pager.escalate(at(second), known)
+    assert [(p.policy, p.at) for p in pager.pages] == [("core", at(0)), ("data", at(30))]
+    rerouted = [d.reason for d in state.decisions if d.reason.startswith("re-routed")]
+    assert rerouted == ["re-routed (the probable root is now db): no route matches; its services' owner team `data` "
+                        "has an escalation policy of that name; `core` paged it before (exhausted)"]
+
+
 # -- A2: resolved by hand while the alert still fires ---------------------------------------------------------
 
 def test_a_still_firing_alert_of_a_person_resolved_incident_opens_a_new_incident_and_pages():
