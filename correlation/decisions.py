@@ -58,7 +58,8 @@ def after_dedup(alert: Alert, outcome: DedupOutcome, outputs: list[AlertEvent], 
                          position=position, reason="resolved, but no firing of it was known: nothing to resolve")]
     if not _is_power_of_two(entry.duplicates):
         return []
-    rule, what = {DedupOutcome.stale: ("DUP-5", "a late copy of a firing from before its last resolve: ignored"),
+    rule, what = {DedupOutcome.stale: ("DUP-5", "a late copy of a firing from before its last resolve, received within "
+                                                "a minute of it: ignored"),
                   DedupOutcome.duplicate_resolve: ("DUP-4", "resolved again: already resolved")}.get(
         outcome, ("DUP-2", "fires again while known to fire: nothing new"))
     kind = DecisionKind.stale if outcome is DedupOutcome.stale else DecisionKind.deduplicated
@@ -68,7 +69,9 @@ def after_dedup(alert: Alert, outcome: DedupOutcome, outputs: list[AlertEvent], 
 
 _FIRED = {"DUP-1": "fired", "DUP-6": "no longer silenced or inhibited", "DUP-7": "sent again after a quiet period longer "
           "than quiet_resolve (Firebreak had resolved it): fired anew",
-          "DUP-10": "sent again after a person resolved its incident while it still fired (GRP-25): fired anew"}
+          "DUP-10": "sent again after a person resolved its incident while it still fired (GRP-25): fired anew",
+          "DUP-11": "a copy from before its last resolve, received after copies in flight would have arrived: its "
+                    "source still sends it firing, so it fired again"}
 
 
 def of_alert_event(event: AlertEvent, rules: Rules) -> list[Decision]:

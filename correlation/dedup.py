@@ -6,7 +6,11 @@
 | DUP-2 | firing                | firing                             | duplicate: count, update last seen         |
 | DUP-3 | firing                | resolved                           | emit resolved                              |
 | DUP-4 | none / resolved       | resolved                           | duplicate resolve: count, emit nothing     |
-| DUP-5 | resolved at T         | firing, startsAt < T               | stale (a late copy of an old firing)       |
+| DUP-5 | resolved at T         | firing, startsAt < T, received     | stale (a late copy of an old firing)       |
+|       |                       | within LATE_COPY_WINDOW of the     |                                            |
+|       |                       | resolve                            |                                            |
+| DUP-11| resolved at T         | firing, startsAt < T, received     | emit firing: its source still sends it     |
+|       |                       | later than that                    | firing, whoever resolved it                |
 | DUP-6 | firing, suppressed    | firing, no longer suppressed       | emit firing: it may now join an incident   |
 | DUP-7 | firing, quiet longer  | firing                             | emit firing: quiet_resolve resolved it     |
 |       | than quiet_resolve    |                                    | downstream, so it fires anew               |
@@ -26,7 +30,10 @@ changes in it marks the alert flapping until it has been stable for the hold-dow
 carry that time so its incident holds notifications.
 
 Time: a resolve is remembered as of its `endsAt`, but never later than the moment the record was received
-(`receivedAt`): a sender's clock cannot make later firings look stale (DUP-5).
+(`receivedAt`): a sender's clock cannot make later firings look stale (DUP-5). Nor can a resolve from another
+sender: a copy from before the resolve is a late copy only while copies can still be in flight
+(`LATE_COPY_WINDOW` after the resolve was received); after that its source is still sending it firing, and it
+fires again (DUP-11), as Alertmanager takes a firing re-send after a resolve (prefer a duplicate to silence).
 
 Redelivery (the same Kafka record seen again after a crash) is detected by position: the entry keeps the
 position of the last record applied and its recent emissions (correlation/redelivery.py), so a redelivered
@@ -84,6 +91,10 @@ class FingerprintState(BaseModel):
     lifetimes: list[float] = Field([], exclude_if=lambda v: not v)  # seconds from firing to its source's resolve, of its last firings (transient pause)
     content: str = Field("", exclude_if=lambda v: not v)  # digest of what a repeat may change (DUP-9): `content_of`
     released_at: AwareDatetime | None = Field(None, exclude_if=lambda v: v is None)  # GRP-25: its incident resolved by a person
+    resolve_seen: AwareDatetime | None = Field(None, exclude_if=lambda v: v is None)  # when its last resolve was received
+
+
+LATE_COPY_WINDOW = timedelta(seconds=60)  # how long after a resolve a firing copy from before it is "in flight" (DUP-5)
 
 
 def content_of(alert: Alert) -> str:
@@ -180,6 +191,7 @@ def dedup(
             status=status,
             starts_at=alert.starts_at,
             resolved_at=resolved_time(alert, now) if status is AlertStatus.resolved else None,
+            resolve_seen=now if status is AlertStatus.resolved else None,
             last_seen=now,
             position=position,
             suppressed_by=suppressed if status is AlertStatus.firing else None,
@@ -225,7 +237,10 @@ def dedup(
             return keep(duplicates=entry.duplicates + 1, content=content), [], DedupOutcome.duplicate
         assert entry.resolved_at is not None
         if alert.starts_at < entry.resolved_at:
-            return keep(duplicates=entry.duplicates + 1), [], DedupOutcome.stale
+            if now - (entry.resolve_seen or entry.resolved_at) <= LATE_COPY_WINDOW:
+                return keep(duplicates=entry.duplicates + 1), [], DedupOutcome.stale
+            return emit(AlertStatus.firing, DedupOutcome.suppressed if suppressed_by else DedupOutcome.fired,
+                        suppressed_by, "DUP-11")
         return emit(AlertStatus.firing, DedupOutcome.suppressed if suppressed_by else DedupOutcome.fired, suppressed_by,
                     "DUP-1")
 
@@ -236,10 +251,11 @@ def dedup(
             status=AlertStatus.resolved,
             starts_at=alert.starts_at,
             resolved_at=resolved_time(alert, now),
+            resolve_seen=now,
             last_seen=now,
             position=position,
         )
         return state, [], DedupOutcome.duplicate_resolve
     if entry.status is AlertStatus.resolved:
-        return keep(duplicates=entry.duplicates + 1), [], DedupOutcome.duplicate_resolve
+        return keep(duplicates=entry.duplicates + 1, resolve_seen=now), [], DedupOutcome.duplicate_resolve
     return emit(AlertStatus.resolved, DedupOutcome.resolved, None, "DUP-3")

@@ -176,7 +176,7 @@ def due_of(incidents: Iterable[TrackedIncident], rules: Rules) -> datetime | Non
         if inc.is_open and inc.flapping_until is not None:
             times.append(inc.flapping_until)
         if inc.is_open and policy.quiet_resolve is not None:
-            times += [at + policy.quiet_resolve for fp, (at, _) in inc.seen.items()
+            times += [quiet_deadline(at, policy.quiet_resolve) for fp, (at, _) in inc.seen.items()
                       if inc.alerts.get(fp) is AlertStatus.firing]
     return min(times, default=None)
 
@@ -498,16 +498,26 @@ def _on_refresh(step: _Step, event: AlertEvent, position: int) -> None:
         step.note_truncation(step.emit(inc, IncidentEventKind.alert_updated, "GRP-27", alert), alert)
 
 
+def quiet_deadline(refreshed: datetime, quiet: timedelta) -> datetime:
+    """When GRP-21 resolves an alert last refreshed at `refreshed`. The dedup stage refreshes a copy (DUP-8) once
+    a third of quiet_resolve has passed since the last refresh, so the source's last copy came less than a third
+    after `refreshed`: resolving at `refreshed` + 4/3 of quiet_resolve is never before quiet_resolve has passed
+    since that copy, and at most a third after."""
+    return refreshed + quiet + quiet / 3
+
+
 def _quiet_resolve(step: _Step, inc: TrackedIncident, policy: Policy) -> TrackedIncident:
-    """GRP-21: resolve the firing alerts whose source has not sent them for quiet_resolve."""
+    """GRP-21: resolve the firing alerts whose source has not sent them for quiet_resolve (`quiet_deadline`)."""
     assert policy.quiet_resolve is not None
     for fp, (at, alert) in sorted(inc.seen.items()):
-        if inc.alerts.get(fp) is AlertStatus.firing and step.now >= at + policy.quiet_resolve:
+        if inc.alerts.get(fp) is AlertStatus.firing and step.now >= quiet_deadline(at, policy.quiet_resolve):
             seen = {k: v for k, v in inc.seen.items() if k != fp}
             inc = inc.model_copy(update={"alerts": {**inc.alerts, fp: AlertStatus.resolved}, "seen": seen})
             resolved = alert.model_copy(update={"status": AlertStatus.resolved, "ends_at": step.now})
             inc = step.emit(inc, IncidentEventKind.alert_resolved, "GRP-21", resolved,
-                            comment=f"quiet for {policy.quiet_resolve}: its source has not sent it since {at.isoformat()}")
+                            comment=f"quiet for {policy.quiet_resolve}: its source has sent no copy for at least that "
+                                    f"long (the last Firebreak took note of came at {at.isoformat()}; copies are noted "
+                                    f"every {policy.quiet_resolve / 3})")
     if not inc.any_firing and inc.quiet_since is None:
         inc = step.save(inc.model_copy(update={"quiet_since": step.now}))
     return inc

@@ -117,17 +117,18 @@ def test_inside_the_reopen_window_the_released_alert_reopens_its_incident():
 
 
 def test_an_alert_quiet_resolved_between_two_copies_fires_again_with_the_next_one():
-    # A sibling of A2: GRP-21 resolves from the last refresh, the dedup stage counts every copy; a copy that
-    # comes after the incident let the alert go must bring it back, not vanish as a repeat.
+    # A sibling of A2 and B8: GRP-21 resolves from the last refresh while the dedup stage counts every copy. It
+    # resolves no earlier than quiet_resolve after the last copy, and a copy after that brings the alert back.
     rules = Rules(PolicySet(policies=(Policy(name="p", group_by=("alertname",), quiet_resolve=timedelta(minutes=10)),)))
     engine, state = Engine(rules), State()
     firing = alert(alertname="QueueStuck", service="billing", instance="a")
     engine.apply(state, firing, at(0))
     for minute in (1, 2, 3):
         engine.apply(state, firing.model_copy(update={"received_at": at(minute * 60)}), at(minute * 60))
-    resolved = engine.tick(state, at(600))[1]
+    assert engine.tick(state, at(780))[1] == []  # 10 min after the last copy (3 min) at the earliest
+    resolved = engine.tick(state, at(800))[1]  # the refresh at 0 + 4/3 of quiet_resolve at the latest
     assert [e.kind.value for e in resolved] == ["alert_resolved", "resolved"]
-    again = engine.apply(state, firing.model_copy(update={"received_at": at(660)}), at(660))[1]
+    again = engine.apply(state, firing.model_copy(update={"received_at": at(860)}), at(860))[1]
     assert [e.kind.value for e in again] == ["opened", "alert_added"]
 
 
@@ -165,6 +166,27 @@ def test_a_stale_decision_never_rests_on_a_time_after_the_record_was_received():
     assert entry.resolved_at == at(10)
     entry, out, outcome = dedup(entry, alert(starts=20, received=20), 2, at(20), rules)
     assert outcome is DedupOutcome.fired and out
+
+
+def test_a_resolve_from_another_sender_cannot_mute_a_source_that_keeps_sending_the_alert_firing():
+    rules = default_rules()
+    started = alert(starts=0, received=0)
+    entry, _, _ = dedup(None, started, 0, at(0), rules)
+    # Someone else (any ingest token) sends a resolve with no times at 600 s.
+    entry, _, _ = dedup(entry, alert("resolved", starts=600, received=600), 1, at(600), rules)
+    # A copy in flight within a minute of it is a late copy, as before...
+    entry, _, outcome = dedup(entry, started.model_copy(update={"received_at": at(630)}), 2, at(630), rules)
+    assert outcome is DedupOutcome.stale
+    # ...but the source's next re-send, a minute later still, fires again.
+    entry, out, outcome = dedup(entry, started.model_copy(update={"received_at": at(700)}), 3, at(700), rules)
+    assert outcome is DedupOutcome.fired and [e.rule for e in out] == ["DUP-11"]
+
+
+def test_a_resolve_sent_before_an_alert_was_ever_seen_cannot_mute_it_either():
+    rules = default_rules()
+    entry, _, _ = dedup(None, alert("resolved", starts=600, received=600), 0, at(600), rules)
+    entry, out, outcome = dedup(entry, alert(starts=0, received=700), 1, at(700), rules)
+    assert outcome is DedupOutcome.fired and [e.rule for e in out] == ["DUP-11"]
 
 
 # -- A4: repeats carry news ---------------------------------------------------------------------------------
@@ -230,13 +252,24 @@ def test_replay_reads_a_past_ends_at_as_resolved():
 
 # -- B8: quiet_resolve in replay ---------------------------------------------------------------------------------
 
+def test_quiet_resolve_never_resolves_before_the_source_has_been_quiet_that_long():
+    # Sends at 0, 60, 330, 390, 450 s with quiet_resolve 5m: the longest gap is 4m30s, so one incident, one page.
+    rules = Rules(PolicySet(policies=(Policy(name="p", group_by=("alertname",), quiet_resolve=timedelta(minutes=5)),)))
+    lines = [json.dumps({"labels": {"alertname": "Q"}, "startsAt": "2026-03-01T09:00:00Z",
+                         "receivedAt": at(second).isoformat()}) for second in (0, 60, 330, 390, 450)]
+    report = replay(read_lines(lines, Report()), rules, report=Report(decisions=[]))
+    assert report.events["opened"] == 1 and report.events["reopened"] == 0
+    resolved = [d.at for d in report.decisions if d.kind is DecisionKind.quiet_resolved]
+    assert len(resolved) == 1 and at(450 + 300) <= resolved[0] <= at(450 + 400)
+
+
 def test_replay_resolves_an_alert_that_goes_quiet_at_the_end_at_its_due_time():
     rules = Rules(PolicySet(policies=(Policy(name="p", group_by=("alertname",), quiet_resolve=timedelta(minutes=10)),)))
     lines = [json.dumps({"labels": {"alertname": "Q"}, "startsAt": "2026-03-01T09:00:00Z",
                          "receivedAt": f"2026-03-01T09:0{m}:00Z"}) for m in (0, 4, 8)]  # each copy a refresh
     report = replay(read_lines(lines, Report()), rules, report=Report(decisions=[]))
     resolved = [d for d in report.decisions if d.kind is DecisionKind.quiet_resolved]
-    assert [d.at for d in resolved] == [at(480 + 600)]  # 10 minutes after the last copy, though no line follows
+    assert [d.at for d in resolved] == [at(480 + 800)]  # 4/3 of quiet_resolve after the last refresh, no line after
     assert report.events["resolved"] == 1
 
 
@@ -248,7 +281,7 @@ def test_an_overdue_quiet_resolve_is_stamped_when_it_fell_due_not_when_the_next_
                        "receivedAt": "2026-03-01T09:30:00Z"})
     report = replay(read_lines([quiet, back], Report()), rules, report=Report(decisions=[]))
     resolved = [d.at for d in report.decisions if d.kind is DecisionKind.incident_resolved]
-    assert resolved[0] == at(600)  # not 09:30, the instant the alert came back
+    assert resolved[0] == at(800)  # not 09:30, the instant the alert came back
     assert report.events["opened"] == 2 and report.events["reopened"] == 0
 
 

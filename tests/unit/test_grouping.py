@@ -322,9 +322,9 @@ def test_quiet_resolve_ends_an_alert_its_source_stopped_sending_and_a_later_copy
     seen = [when for e in state.groups.values() for inc in e.incidents.values() for when, _ in inc.seen.values()]
     assert seen == [at(4 * 60)], "renewed by the refresh at 4 min (a third of quiet_resolve after the first send)"
     assert [e.kind.value for e in events] == ["opened", "alert_added"]
-    # Due at the last renewal + 10 min, not at the first send + 10 min.
-    assert engine.tick(state, at(10 * 60 + 30))[1] == []
-    ended = engine.tick(state, at(14 * 60))[1]
+    # Never before 10 min after the last copy (5 min); at the last renewal + 4/3 of 10 min at the latest.
+    assert engine.tick(state, at(15 * 60))[1] == []
+    ended = engine.tick(state, at(17 * 60 + 20))[1]
     assert [(e.kind.value, e.rule) for e in ended] == [("alert_resolved", "GRP-21"), ("resolved", "GRP-9")]
     assert ended[0].alert is not None and ended[0].alert.status.value == "resolved"
     assert "quiet for 0:10:00" in ended[0].comment
