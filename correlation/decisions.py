@@ -175,8 +175,8 @@ def _group(item: object, before: GroupState | None, after: GroupState | None, ou
 
 def _from_incident_event(event: IncidentEvent, position: int) -> Decision | None:
     fp = event.alert.fingerprint if event.alert is not None else None
-    if fp is None and event.rule == "GRP-25" and event.related:
-        fp = event.related[0]  # an alert released by a person's resolve
+    if fp is None and event.kind is IncidentEventKind.alert_resolved and len(event.related) == 1:
+        fp = event.related[0]  # an alert named by fingerprint: released by a person's resolve, or expired
     base = {"at": event.at, "incident_id": event.incident_id, "policy": event.policy, "rule": event.rule, "position": position}
     kind = event.kind
     if kind is IncidentEventKind.alert_added and fp:

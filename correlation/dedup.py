@@ -11,6 +11,8 @@
 |       |                       | resolve                            |                                            |
 | DUP-11| resolved at T         | firing, startsAt < T, received     | emit firing: its source still sends it     |
 |       |                       | later than that                    | firing, whoever resolved it                |
+| DUP-12| firing, expiry E      | firing with a later expiry, E less | emit a refresh carrying the new expiry:    |
+|       | known (expires_at)    | than 3/4 of its new life away      | GRP-29 resolves it if it passes            |
 | DUP-6 | firing, suppressed    | firing, no longer suppressed       | emit firing: it may now join an incident   |
 | DUP-7 | firing, quiet longer  | firing                             | emit firing: quiet_resolve resolved it     |
 |       | than quiet_resolve    |                                    | downstream, so it fires anew               |
@@ -92,6 +94,7 @@ class FingerprintState(BaseModel):
     content: str = Field("", exclude_if=lambda v: not v)  # digest of what a repeat may change (DUP-9): `content_of`
     released_at: AwareDatetime | None = Field(None, exclude_if=lambda v: v is None)  # GRP-25: its incident resolved by a person
     resolve_seen: AwareDatetime | None = Field(None, exclude_if=lambda v: v is None)  # when its last resolve was received
+    expires_at: AwareDatetime | None = Field(None, exclude_if=lambda v: v is None)  # the endsAt (expiry) grouping knows
 
 
 LATE_COPY_WINDOW = timedelta(seconds=60)  # how long after a resolve a firing copy from before it is "in flight" (DUP-5)
@@ -103,6 +106,17 @@ def content_of(alert: Alert) -> str:
     parts = [f"{len(k)}:{k}{len(v)}:{v}" for k, v in sorted(alert.annotations.items())]
     text = f"{''.join(parts)}|{len(alert.generator_url)}:{alert.generator_url}|{alert.truncated_alerts}"
     return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
+
+
+def expiry_news(known: datetime | None, ends_at: datetime | None, now: datetime) -> bool:
+    """Whether a firing copy's expiry (`Alert.expires_at`: the endsAt of an alert sent without status, as Alertmanager
+    API v2 senders such as Prometheus send it, a few minutes ahead) must reach the grouping stage (DUP-12): it gives
+    one where none was known, drops it, or the known one is less than 3/4 of the new one's remaining life away.
+    Prometheus re-sends every minute with endsAt 4 minutes ahead: one refresh in two copies. The last copy's
+    expiry is then at most a third of its life after the one grouping knows (`grouping.expiry_deadline`)."""
+    if ends_at is None or ends_at <= now:
+        return known is not None and ends_at is None
+    return known is None or (ends_at > known and known - now < (ends_at - now) * 3 / 4)
 
 
 def resolved_time(alert: Alert, now: datetime) -> datetime:
@@ -201,6 +215,7 @@ def dedup(
             refreshed_at=now,
             lifetimes=lifetimes,
             content=content_of(alert) if status is AlertStatus.firing else "",
+            expires_at=alert.expires_at if status is AlertStatus.firing else None,
         )
         return state, [event], outcome
 
@@ -211,7 +226,7 @@ def dedup(
                            at=now, source_position=position, suppressed_by=entry.suppressed_by, refresh=True,
                            updated=content != entry.content, rule=rule)
         state = entry.model_copy(update={"last_seen": now, "position": position, "duplicates": entry.duplicates + 1,
-                                         "refreshed_at": now, "content": content,
+                                         "refreshed_at": now, "content": content, "expires_at": alert.expires_at,
                                          "emitted": remember(entry.emitted, position, now, [event])})
         return state, [event], DedupOutcome.duplicate
 
@@ -234,6 +249,8 @@ def dedup(
                 return refresh("DUP-9", content)
             if quiet is not None and now - (entry.refreshed_at or entry.starts_at) >= quiet / 3:
                 return refresh("DUP-8", content)
+            if expiry_news(entry.expires_at, alert.expires_at, now):
+                return refresh("DUP-12", content)
             return keep(duplicates=entry.duplicates + 1, content=content), [], DedupOutcome.duplicate
         assert entry.resolved_at is not None
         if alert.starts_at < entry.resolved_at:

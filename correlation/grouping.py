@@ -47,10 +47,12 @@ the events it emits and so on the incident's timeline.
 |        |                        | of its group out (truncatedAlerts)         | timeline says so, with the fix              |
 | GRP-27 | open or pending, holds | the alert's annotations or generatorURL    | `alert_updated` (open): the incident shows  |
 |        | the alert firing       | changed (DUP-9)                            | the latest; never a page                    |
+| GRP-29 | open, an alert with an | its expiry passed with no newer copy       | `alert_resolved` by firebreak (then GRP-9), |
+|        | expiry (endsAt, API v2)| (tick)                                     | as Alertmanager resolves it                 |
 | GRP-0  | any                    | input at a position already applied        | redelivery: re-emit what it emitted         |
 | GRP-00 | any                    | alert event already applied (by source)    | nothing: a re-emission of a redelivery      |
 
-Time-driven transitions (GRP-3, -9, -11, -15, -20, -21) take effect at the moment they fall due, however
+Time-driven transitions (GRP-3, -9, -11, -15, -20, -21, -29) take effect at the moment they fall due, however
 late the tick that finds them: the live worker (ticks every `tick_interval_seconds`), replay and check stamp
 them alike (never before the entry's last input, so an incident's events stay in time order).
 
@@ -125,6 +127,9 @@ class TrackedIncident(BaseModel):
     page_held_until: AwareDatetime | None = Field(None, exclude_if=lambda v: v is None)
     # GRP-26: the largest truncatedAlerts count already noted on its timeline.
     truncated_noted: int = Field(0, exclude_if=lambda v: not v)
+    # GRP-29: firing alerts sent without status, and when each resolves (`expiry_deadline`) unless a newer copy
+    # moves it (DUP-12).
+    expires: dict[str, AwareDatetime] = Field({}, exclude_if=lambda v: not v)
 
     @property
     def is_open(self) -> bool:
@@ -178,6 +183,8 @@ def due_of(incidents: Iterable[TrackedIncident], rules: Rules) -> datetime | Non
         if inc.is_open and policy.quiet_resolve is not None:
             times += [quiet_deadline(at, policy.quiet_resolve) for fp, (at, _) in inc.seen.items()
                       if inc.alerts.get(fp) is AlertStatus.firing]
+        if inc.is_open:
+            times += [at for fp, at in inc.expires.items() if inc.alerts.get(fp) is AlertStatus.firing]
     return min(times, default=None)
 
 
@@ -283,7 +290,13 @@ class _Step:
                                         "receiver's webhook_configs (0 sends all)")
 
     def saw(self, inc: TrackedIncident, alert: Alert) -> TrackedIncident:
-        """Note when a firing alert was last sent, for quiet_resolve (policies without it keep nothing)."""
+        """Note a firing alert's copy: when it was last sent, for quiet_resolve (policies without it keep nothing),
+        and its expiry, for GRP-29 (alerts without one keep nothing)."""
+        expires = {k: v for k, v in inc.expires.items() if k != alert.fingerprint}
+        if alert.expires_at is not None:
+            expires[alert.fingerprint] = expiry_deadline(alert.expires_at, self.now)
+        if expires != inc.expires:
+            inc = inc.model_copy(update={"expires": expires})
         if self.rules.policies.get(inc.policy).quiet_resolve is None:
             return inc
         return inc.model_copy(update={"seen": {**inc.seen, alert.fingerprint: (self.now, alert)}})
@@ -523,6 +536,34 @@ def _quiet_resolve(step: _Step, inc: TrackedIncident, policy: Policy) -> Tracked
     return inc
 
 
+def expiry_deadline(expires_at: datetime, now: datetime) -> datetime:
+    """When GRP-29 resolves an alert whose copy at `now` expires at `expires_at`. The dedup stage passes a later
+    expiry on only once the known one is less than 3/4 of the new one's life away (`dedup.expiry_news`), so the
+    source's last copy expires at most a third of that life later: resolving then is never before the last
+    copy's endsAt, and at most a third of its life after it (80 s for Prometheus' four minutes)."""
+    return expires_at + max(expires_at - now, timedelta(0)) / 3
+
+
+def _expire(step: _Step, inc: TrackedIncident) -> TrackedIncident:
+    """GRP-29: resolve the firing alerts whose expiry (the endsAt of an alert sent without status) passed with no
+    newer copy, as Alertmanager resolves an alert whose endsAt has passed."""
+    for fp, expiry in sorted(inc.expires.items()):
+        if step.now < expiry:
+            continue
+        expires = {k: v for k, v in inc.expires.items() if k != fp}
+        if inc.alerts.get(fp) is not AlertStatus.firing:
+            inc = step.save(inc.model_copy(update={"expires": expires}))
+            continue
+        inc = inc.model_copy(update={"alerts": {**inc.alerts, fp: AlertStatus.resolved}, "expires": expires,
+                                     "seen": {k: v for k, v in inc.seen.items() if k != fp}})
+        inc = step.emit(inc, IncidentEventKind.alert_resolved, "GRP-29", related=[fp],
+                        comment=f"expired: its endsAt passed with no newer copy from its source (resolved at "
+                                f"{expiry.isoformat()}, at most a third of its life after its last endsAt)")
+    if not inc.any_firing and inc.quiet_since is None:
+        inc = step.save(inc.model_copy(update={"quiet_since": step.now}))
+    return inc
+
+
 def _on_resolved(step: _Step, event: AlertEvent) -> None:
     fingerprint = event.alert.fingerprint
     inc = _holding(step, fingerprint, open_only=True)
@@ -589,6 +630,8 @@ def _on_tick(step: _Step) -> None:
             inc = step.emit(inc.model_copy(update={"flapping_until": None}), IncidentEventKind.flapping_ended, "GRP-15")
         if inc.is_open and policy.quiet_resolve is not None and inc.seen:
             inc = _quiet_resolve(step, inc, policy)
+        if inc.is_open and inc.expires:
+            inc = _expire(step, inc)
         if inc.is_open and inc.quiet_since is not None and step.now >= inc.quiet_since + policy.resolve_timeout:
             step.resolve(inc, "GRP-9")
         elif inc.phase is Phase.resolved and inc.resolved_at is not None and step.now >= inc.resolved_at + policy.reopen_window:

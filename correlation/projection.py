@@ -69,8 +69,9 @@ def project(incident: Incident | None, event: IncidentEvent) -> Incident | None:
                 generator_url=alert.generator_url,
             ),
         }
-    elif alert is None and event.kind is IncidentEventKind.alert_resolved:  # GRP-25: released by a person's resolve
-        changes["alerts"] = {**incident.alerts, **{fp: incident.alerts[fp].model_copy(update={"status": AlertStatus.resolved})
+    elif alert is None and event.kind is IncidentEventKind.alert_resolved:  # by fingerprint: GRP-25 released, GRP-29 expired
+        ended = {"status": AlertStatus.resolved, "ends_at": event.at}
+        changes["alerts"] = {**incident.alerts, **{fp: incident.alerts[fp].model_copy(update=ended)
                                                    for fp in event.related if fp in incident.alerts}}
     if event.kind in _STATUS_AFTER:
         changes["status"] = _STATUS_AFTER[event.kind]

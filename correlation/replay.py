@@ -81,7 +81,7 @@ def parse_line(text: str, line: int, ignore: frozenset[str] = frozenset()) -> tu
     alert = Alert(
         fingerprint=fingerprint(parsed.labels, ignore), status=parsed.status_at(when), labels=parsed.labels,
         annotations=parsed.annotations, starts_at=parsed.starts_at or when, ends_at=parsed.ends_at,
-        generator_url=parsed.generator_url, source="replay", received_at=when,
+        generator_url=parsed.generator_url, source="replay", received_at=when, expires_at=parsed.expiry_at(when),
     )
     return when, alert
 

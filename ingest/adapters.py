@@ -47,6 +47,7 @@ def canonical(alert: AlertIn, source: str, now: datetime, ignore: frozenset[str]
         source=source,
         received_at=now,
         truncated_alerts=truncated_alerts,
+        expires_at=alert.expiry_at(now),
     )
 
 

@@ -155,6 +155,13 @@ class AlertIn(_AlertTimes):
             return self.status
         return AlertStatus.resolved if self.ends_at <= received else AlertStatus.firing
 
+    def expiry_at(self, received: datetime) -> datetime | None:
+        """When the alert resolves unless its sender sends it again: its `endsAt`, for a firing alert sent without
+        status (Alertmanager API v2: an alert whose endsAt has passed is resolved); else None."""
+        if "status" in self.model_fields_set or self.ends_at is None or self.ends_at <= received:
+            return None
+        return self.ends_at
+
 
 def time_problems(alert: AlertIn, received: datetime, bounds: TimeBounds = TIME_BOUNDS) -> list[tuple[str, str]]:
     """(field, problem) for each time of `alert` outside `bounds` around `received`; empty if all are within.
@@ -227,6 +234,9 @@ class Alert(_AlertTimes):
     received_at: AwareDatetime = Field(alias="receivedAt")
     # Alertmanager's webhook said it left this many alerts of the group out (`max_alerts` on its receiver).
     truncated_alerts: int = Field(0, ge=0, alias="truncatedAlerts", exclude_if=lambda v: not v)
+    # A firing alert sent without status (Alertmanager API v2's way): it resolves at its endsAt unless a newer copy
+    # moves that on (`expiry_of`). An alert whose sender gave its status never expires: the status decides.
+    expires_at: AwareDatetime | None = Field(None, alias="expiresAt", exclude_if=lambda v: v is None)
 
 
 class AlertRelease(_Strict):

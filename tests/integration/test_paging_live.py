@@ -502,3 +502,16 @@ def test_alerts_alertmanager_left_out_are_counted_and_noted_on_the_incident(inge
     assert "7 alerts" in noted()[0] and "max_alerts" in noted()[0]
     metrics = requests.get(f"{ingest.url}/metrics", timeout=5).text
     assert f'firebreak_alerts_truncated_total{{receiver="team-{RUN}"}} 7.0' in metrics
+
+
+def test_an_alert_sent_without_status_resolves_when_its_ends_at_passes(ingest: Ingest, workers: list[Process]):
+    service = f"expiry-{RUN}"
+    ends = datetime.now(timezone.utc).timestamp() + 3
+    sent = {"labels": {"alertname": "Expiring", "service": service, "run": RUN},  # Alertmanager API v2: no status
+            "endsAt": datetime.fromtimestamp(ends, timezone.utc).isoformat()}
+    post(ingest, [sent])
+    iid = open_incident(ingest, service)["id"]
+    wait_until(lambda: ingest.get(f"/api/v1/incidents/{iid}").json()["status"] == "resolved", 30,
+               "the incident to resolve once its only alert's endsAt passed")
+    timeline = ingest.get(f"/api/v1/incidents/{iid}").json()["timeline"]
+    assert [e["rule"] for e in timeline if e["kind"] == "alert_resolved"] == ["GRP-29"]

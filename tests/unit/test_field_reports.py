@@ -250,6 +250,35 @@ def test_replay_reads_a_past_ends_at_as_resolved():
     assert parse_line(v2, 2)[1].status is AlertStatus.resolved  # API v2's state is not a firing status
 
 
+def test_an_alert_sent_without_status_resolves_when_its_ends_at_passes_unless_a_newer_copy_moves_it():
+    # Alertmanager API v2 (Prometheus): every minute a copy with endsAt four minutes ahead; the sender stops.
+    lines = [json.dumps({"labels": {"alertname": "Expiring"}, "startsAt": "2026-03-01T09:00:00Z",
+                         "endsAt": at(minute * 60 + 240).isoformat(), "receivedAt": at(minute * 60).isoformat()})
+             for minute in range(6)]
+    report = replay(read_lines(lines, Report()), default_rules(), report=Report(decisions=[]))
+    resolved = [d for d in report.decisions if d.kind is DecisionKind.alert_resolved and d.rule == "GRP-29"]
+    [when] = [d.at for d in resolved]
+    assert at(5 * 60 + 240) <= when <= at(5 * 60 + 240 + 80)  # not before the last copy's endsAt, 80 s after at most
+    assert report.events["opened"] == 1 and report.events["resolved"] == 1  # though no line follows
+
+
+def test_an_expired_alert_whose_source_sends_it_again_fires_again():
+    engine, state = Engine(default_rules()), State()
+    copy = alert(starts=0, alertname="Expiring", service="s", instance="a").model_copy(update={"expires_at": at(240)})
+    [opened, _] = engine.apply(state, copy, at(0))[1]
+    assert [e.rule for e in engine.tick(state, at(320))[1]] == ["GRP-29", "GRP-9"]
+    again = copy.model_copy(update={"received_at": at(600), "expires_at": at(840)})
+    events = engine.apply(state, again, at(600))[1]
+    assert [e.kind.value for e in events] == ["opened", "alert_added"] and events[0].incident_id != opened.incident_id
+
+
+def test_a_status_given_by_the_sender_is_never_overridden_by_an_expiry():
+    body = [{"status": "firing", "labels": {"alertname": "A"}, "endsAt": "2026-03-01T09:04:00Z"},
+            {"labels": {"alertname": "B"}, "endsAt": "2026-03-01T09:04:00Z"}]
+    given, derived = parse_generic(json.dumps(body).encode(), NOW, 10).alerts
+    assert given.expires_at is None and derived.expires_at == at(240)
+
+
 # -- B8: quiet_resolve in replay ---------------------------------------------------------------------------------
 
 def test_quiet_resolve_never_resolves_before_the_source_has_been_quiet_that_long():
