@@ -104,7 +104,8 @@ def incident_report(incident_id: str, decisions: list[Decision]) -> dict[str, An
     paging = (DecisionKind.escalation_started, DecisionKind.paged, DecisionKind.not_paged, DecisionKind.page_held,
               DecisionKind.page_hold_ended)
     pages = [line(d) for d in decisions if d.kind in paging]
-    lifecycle = [line(d) for d in decisions if d.fingerprint is None and d.kind not in paging]
+    lifecycle = [line(d) for d in decisions if (d.fingerprint is None or d.kind is DecisionKind.alerts_truncated)
+                 and d.kind not in paging]
     report = {"incident_id": incident_id, "alerts": alerts, "pages": pages, "lifecycle": lifecycle,
               "decisions": [d.model_dump(mode="json") for d in decisions]}
     return {**report, "text": print_incident(report)}
