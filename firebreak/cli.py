@@ -240,6 +240,10 @@ def incidents_show(ctx: click.Context, incident_id: str, as_json: bool) -> None:
     for alert in sorted(incident.alerts.values(), key=lambda a: a.starts_at):
         labels = ", ".join(f"{k}={v}" for k, v in sorted(alert.labels.items()))
         echo(f"  {alert.fingerprint}  {alert.status.value:<8}  {labels}")
+        for name, value in sorted(alert.annotations.items()):  # the latest the sender gave (GRP-27)
+            echo(f"      {name}: {value}")
+        if alert.generator_url:
+            echo(f"      generatorURL: {alert.generator_url}")
     from firebreak.action_log import ActionLog, NotificationLog
 
     settings = _settings(ctx)
