@@ -88,3 +88,11 @@ def test_silences_add_refuses_an_endless_for_before_calling_the_api():
                                        "--author", "a", "--comment", "c", "--url", "http://127.0.0.1:9"])
     assert result.exit_code == 2 and isinstance(result.exception, SystemExit)
     assert "Invalid value for '--for': '99999999999999999999999d' is longer than the maximum duration of 366 days" in result.output
+
+
+def test_a_check_fixture_starting_near_year_9999_is_a_failed_result_naming_the_line(tmp_path: Path):
+    path = tmp_path / "late.firebreak.yaml"
+    path.write_text("name: late\nstart: 9999-12-31T23:00:00Z\nevents:\n  - {at: 0s, fire: {alertname: A}}\nexpect: {}\n")
+    result = check(path)
+    assert not result.passed and "late.firebreak.yaml:2: start: start must be from 1970 up to (not including) 9000" \
+        in result.problems[0]
