@@ -33,8 +33,27 @@ def compile_anchored(pattern: str) -> re2._Regexp:
     return compile_go("^(?:" + pattern + ")$")
 
 
+def _refuse_what_go_lacks(pattern: str) -> None:
+    """RegexError for `\\C` (any single byte): RE2 C++ accepts it, Go's regexp/syntax refuses it as "invalid escape
+    sequence", so Alertmanager would refuse the pattern. Text between `\\Q` and `\\E` is literal and skipped."""
+    i = 0
+    while i < len(pattern) - 1:
+        if pattern.startswith("\\Q", i):
+            end = pattern.find("\\E", i + 2)
+            i = len(pattern) if end < 0 else end + 2
+        elif pattern[i] == "\\":
+            if pattern[i + 1] == "C":
+                raise RegexError("invalid regular expression (RE2, Go syntax): invalid escape sequence: \\C (Go's "
+                                 "regexp has no single-byte escape); write . for any one character")
+            i += 2
+        else:
+            i += 1
+
+
 def compile_go(pattern: str) -> re2._Regexp:
-    """Compile `pattern` with RE2 as written; raises RegexError (e.g. for `(?=...)` or `\\1`, which RE2 lacks)."""
+    """Compile `pattern` with RE2 as written; raises RegexError (e.g. for `(?=...)` or `\\1`, which RE2 lacks, or
+    `\\C`, which Go's syntax lacks)."""
+    _refuse_what_go_lacks(pattern)
     try:
         return re2.compile(pattern, _OPTIONS)
     except re2.error as exc:

@@ -23,13 +23,17 @@ def silenced_by(labels: Mapping[str, str], silences: Iterable[Silence], now: dat
     return None
 
 
+class SilenceAlreadyExpired(ValueError):
+    """Expiring a silence that has already ended: Alertmanager's `Silences.expire` refuses it too."""
+
+
 def expire(silence: Silence, now: datetime) -> Silence:
     """The silence expired at `now`, as Alertmanager's `Silences.expire` (silence/silence.go): an active silence ends
     now; a pending one (not yet started) gets startsAt = endsAt = now, so it leaves the pending list and never starts;
-    an expired one is returned as it is.
+    an expired one raises SilenceAlreadyExpired ("silence <id> already expired"), since nothing is left to end.
     """
     if silence.ends_at <= now:
-        return silence
+        raise SilenceAlreadyExpired(f"silence {silence.id} already expired (at {silence.ends_at.isoformat()})")
     if silence.starts_at > now:
         return silence.model_copy(update={"starts_at": now, "ends_at": now})
     return silence.model_copy(update={"ends_at": now})

@@ -70,6 +70,9 @@ from schemas.runbook import Runbook, Trigger
 from schemas.silence import refuse_silencing_everything
 
 DEFAULT_START = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)  # a Monday morning
+# A fixture's clock runs from `start` for a few bounded durations (each at most 366 days); this range keeps every
+# time it reaches inside datetime's, with room to spare.
+START_RANGE = (datetime(1970, 1, 1, tzinfo=timezone.utc), datetime(9000, 1, 1, tzinfo=timezone.utc))
 
 
 class _Spec(BaseModel):
@@ -158,6 +161,14 @@ class Fixture(_Spec):
     service_label: str = "service"
     events: list[Event] = Field(min_length=1)
     expect: Expect
+
+    @field_validator("start")
+    @classmethod
+    def _start_in_range(cls, value: datetime) -> datetime:
+        if not START_RANGE[0] <= value < START_RANGE[1]:
+            raise ValueError(f"start must be from {START_RANGE[0].year} up to (not including) {START_RANGE[1].year}; "
+                             "give a date such as 2026-03-02T09:00:00Z")
+        return value
 
 
 @dataclass

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 import sys
+from datetime import timedelta
+from typing import Any
 from pathlib import Path
 
 import click
 import redis.asyncio as aioredis
 
+from firebreak.cli_params import DURATION
 from firebreak.logs import configure as configure_logs
 from firebreak.settings import ConfigError, Settings, docs_table, load_settings
 from firebreak.readmodel import STATUS_FILTERS
@@ -238,6 +240,10 @@ def incidents_show(ctx: click.Context, incident_id: str, as_json: bool) -> None:
     for alert in sorted(incident.alerts.values(), key=lambda a: a.starts_at):
         labels = ", ".join(f"{k}={v}" for k, v in sorted(alert.labels.items()))
         echo(f"  {alert.fingerprint}  {alert.status.value:<8}  {labels}")
+        for name, value in sorted(alert.annotations.items()):  # the latest the sender gave (GRP-27)
+            echo(f"      {name}: {value}")
+        if alert.generator_url:
+            echo(f"      generatorURL: {alert.generator_url}")
     from firebreak.action_log import ActionLog, NotificationLog
 
     settings = _settings(ctx)
@@ -319,21 +325,19 @@ incidents.command("resolve", help="Resolve an incident by hand (through the API)
 @click.option("--notifications", "notifications_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               default=None, help="Escalation config: also run the pager on the replay's clock (routes, levels, on-call "
                                  "schedules, mutes, transient pauses; nobody acknowledges) and count who would be paged.")
-@click.option("--ack-after", default=None, metavar="DURATION",
-              help="With --notifications: assume each incident is acknowledged this long after its first page (5m).")
+@click.option("--ack-after", "acked", type=DURATION, default=None,
+              help="With --notifications: assume each incident is acknowledged this long after its first page (5m; at "
+                   "most 366d).")
 @click.option("--json", "as_json", is_flag=True, help="The report and every incident with its alerts, as JSON.")
 @click.option("--explain", is_flag=True, help="Also print each alert's decisions, as `firebreak explain` does live.")
 @click.pass_context
 def replay(ctx: click.Context, alerts_file: Path, policies_file: Path | None, services_file: Path | None,
-           silences_file: Path | None, changes_file: Path | None, notifications_file: Path | None, ack_after: str | None,
+           silences_file: Path | None, changes_file: Path | None, notifications_file: Path | None, acked: timedelta | None,
            as_json: bool, explain: bool) -> None:
     """Run a recorded alert stream (JSON lines) through the engine offline and report what would happen."""
-    from pydantic import TypeAdapter, ValidationError
-
     from actions.loader import load_notifications
     from actions.virtual_pager import VirtualPager
     from correlation.engine import Engine, State
-    from correlation.policy import Duration
     from correlation.replay import Report, read_lines, suppression_of
     from correlation.replay import replay as run_replay
     from firebreak.explain import print_alert
@@ -349,10 +353,6 @@ def replay(ctx: click.Context, alerts_file: Path, policies_file: Path | None, se
         escalation = load_notifications(notifications_file) if notifications_file else None
     except ConfigFileError as exc:
         raise click.ClickException(str(exc)) from exc
-    try:
-        acked = TypeAdapter(Duration).validate_python(ack_after) if ack_after is not None else None
-    except ValidationError as exc:
-        raise click.BadParameter(f"{ack_after!r} is not a duration: give one like 90s, 5m or 1h", param_hint="--ack-after") from exc
     if acked is not None and escalation is None:
         raise click.UsageError("--ack-after models the people being paged: give the escalation config with --notifications too")
     change_list = []
@@ -402,7 +402,7 @@ def replay(ctx: click.Context, alerts_file: Path, policies_file: Path | None, se
     echo(f"pages:             {summary['pages']}  (opened + reopened, not while flapping)")
     if "paging" in summary:
         paging = summary["paging"]
-        who = f"each incident acknowledged {ack_after} after its first page" if acked is not None else "nobody acknowledging"
+        who = f"each incident acknowledged {acked.total_seconds():g}s after its first page" if acked is not None else "nobody acknowledging"
         echo(f"paged, by the escalation config ({who}): {paging['pages']} page{'' if paging['pages'] == 1 else 's'}; by level: "
                    + ", ".join(f"{level} → {n}" for level, n in paging["by_level"].items()))
         echo("  by recipient:     " + (", ".join(f"{who} {n}" for who, n in paging["by_recipient"].items()) or "none"))
@@ -526,16 +526,17 @@ def silences() -> None:
               help='A matcher or a set as Alertmanager writes them, e.g. service="db" or {service="db", env=~"prod.*"} (repeatable).')
 @click.option("--starts", "starts_at", default=None,
               help="When it starts (RFC 3339 with a time zone; default now): a maintenance window ahead.")
-@click.option("--for", "duration", default=None, help="How long from its start: 30m, 2h, 1d.")
+@click.option("--for", "duration", type=DURATION, default=None, help="How long from its start: 30m, 2h, 1d (at most 366d).")
 @click.option("--until", "ends_at", default=None, help="Or an end time (RFC 3339 with a time zone).")
 @click.option("--author", required=True)
 @click.option("--comment", required=True, help="Why (a ticket, a maintenance window).")
 @API_URL
 @click.pass_context
-def silences_add(ctx: click.Context, matchers: tuple[str, ...], starts_at: str | None, duration: str | None,
+def silences_add(ctx: click.Context, matchers: tuple[str, ...], starts_at: str | None, duration: timedelta | None,
                  ends_at: str | None, author: str, comment: str, url: str | None) -> None:
     """Create a silence (or, with --starts in the future, a maintenance window)."""
-    body = {"matchers": list(matchers), "createdBy": author, "comment": comment, "duration": duration,
+    text = f"{duration // timedelta(milliseconds=1)}ms" if duration is not None else None  # as the API reads it, exactly
+    body = {"matchers": list(matchers), "createdBy": author, "comment": comment, "duration": text,
             "endsAt": ends_at, "startsAt": starts_at}
     created = _api(ctx, "POST", "/api/v1/silences", url, {k: v for k, v in body.items() if v is not None})
     echo(f"{created['id']}  until {created['endsAt']}  {' '.join(created['matchers'])}")

@@ -191,6 +191,9 @@ class _SecretFreeYaml(YamlConfigSettingsSource):
     """The YAML file, minus secrets: a token in a file that lives in git is refused."""
 
     def __init__(self, settings_cls: type[BaseSettings], path: Path) -> None:
+        if path.is_dir():
+            raise ConfigError(f"{CONFIG_ENV}={path}: is a directory, not a file; name the YAML file (e.g. "
+                              f"{path / 'firebreak.yaml'}) or unset {CONFIG_ENV}")
         if not path.is_file():
             raise ConfigError(f"{CONFIG_ENV}={path}: no such file; fix the path or unset {CONFIG_ENV}")
         super().__init__(settings_cls, yaml_file=path)

@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import BaseModel, TypeAdapter
 
 from firebreak import __version__
+from ingest.params import BOOLEAN_CHOICES
 from schemas import AlertIn, AlertmanagerWebhook, Incident
 from schemas.decision import Decision
 from schemas.notification import Delivery
@@ -96,7 +97,7 @@ def document(bodies: dict[str, type[BaseModel]]) -> dict[str, Any]:
         "/api/v1/incidents/{incident_id}/timeline": {"get": op("Incident events, runbook results and notifications in time order",
                                                                {"200": ok}, params=[incident_id])},
         "/api/v1/problems": {"get": op("Problem records", {"200": ok})},
-        "/api/v1/silences": {"get": op("Silences that have not ended", {"200": ok}, params=[query("all", {"type": "string"}, "1: include ended")]),
+        "/api/v1/silences": {"get": op("Silences that have not ended", {"200": ok}, params=[query("all", {"enum": list(BOOLEAN_CHOICES)}, "1 or true: include ended")]),
                              "post": op("Create a silence", {"201": ok}, bodies["silence"])},
         "/api/v1/silences/{silence_id}": {"delete": op("End a silence now", {"200": ok}, params=[path_param("silence_id")])},
         "/api/v1/changes": {"post": op("Record a deploy or config change", {"202": accepted}, bodies["change"])},
@@ -137,3 +138,9 @@ def document(bodies: dict[str, type[BaseModel]]) -> dict[str, Any]:
         "paths": paths,
         "components": {"schemas": defs, "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
     }
+
+
+def query_names(spec: dict[str, Any]) -> dict[tuple[str, str], frozenset[str]]:
+    """(METHOD, route template) -> the query parameters the document lists for it: what a request may send."""
+    return {(method.upper(), path): frozenset(p["name"] for p in op.get("parameters", []) if p["in"] == "query")
+            for path, ops in spec["paths"].items() for method, op in ops.items()}

@@ -83,6 +83,27 @@ def choice_param(query: Mapping[str, str], name: str, choices: Iterable[str], de
     return text
 
 
+BOOLEAN_CHOICES = {"1": True, "true": True, "0": False, "false": False}
+
+
+def bool_param(query: Mapping[str, str], name: str) -> bool:
+    """The query parameter `name` as a flag: 1/true or 0/false (false when absent); anything else is
+    IngestError 400 naming the parameter and the values it takes."""
+    text = choice_param(query, name, BOOLEAN_CHOICES, "false")
+    return BOOLEAN_CHOICES[text or "false"]
+
+
+def known_params(query: Mapping[str, str], known: frozenset[str], route: str) -> None:
+    """Every query parameter of a request is one `route` (`GET /api/v1/problems`) takes; an unknown one, which
+    would otherwise be ignored without a word, is IngestError 400 naming it and the ones the route takes."""
+    for name in query:
+        if name not in known:
+            takes = ", ".join(sorted(known)) or "none"
+            raise IngestError(400, "bad_parameter", f"query parameter {name!r} is not one {route} takes "
+                                                    f"(it takes: {takes}); remove it",
+                              [Problem(f"query parameter.{name}", f"unknown here; known: {takes}")])
+
+
 def header_matches(value: str, pattern: str) -> bool:
     """Whether a header value is exactly `pattern` (a regex over ASCII: non-ASCII never matches)."""
     return value.isascii() and re.fullmatch(pattern, value) is not None

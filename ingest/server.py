@@ -43,10 +43,10 @@ from ingest.auth import (
     retry_after,
 )
 from ingest.errors import IngestError, Problem, from_validation_error
-from ingest.params import check_request_values, choice_param, int_param, printable
+from ingest.params import bool_param, check_request_values, choice_param, int_param, known_params, printable
 from ingest.producer import DurableProducer, KafkaUnavailable
 from correlation.durations import parse_duration
-from correlation.suppression import expire
+from correlation.suppression import SilenceAlreadyExpired, expire
 from firebreak.silence_store import SilenceStore
 from schemas import Alert, ChangeEvent, ChangeKind, CommandAction, Incident, IncidentCommand, Silence
 from schemas.alert import TIME_BOUNDS
@@ -115,6 +115,7 @@ AUDIT = web.AppKey("audit", AuditLog)
 LIMITS = web.AppKey("limits", RateLimits)
 SIGNED = web.AppKey("signed", SignedSources)
 DECISIONS = web.AppKey("decisions", DecisionLog)
+QUERY_NAMES = web.AppKey("query_names", dict)  # (METHOD, route) -> the query parameters it takes
 INFLIGHT = web.AppKey("inflight", list)  # [requests waiting for Kafka to acknowledge]
 
 
@@ -151,8 +152,9 @@ def _from_http_exception(exc: web.HTTPException, request: web.Request) -> Ingest
         return IngestError(404, "not_found", f"no route {request.method} {printable(request.path, 200)}; "
                                              "the routes are listed in /openapi.json")
     if exc.status == 405:
-        return IngestError(405, "method_not_allowed", f"{request.method} is not allowed on {_route(request)}; "
-                                                      f"use {headers.get('Allow', 'another method')}", headers=headers)
+        # The path as sent: a 405 matched no route, so there is no route template to name.
+        return IngestError(405, "method_not_allowed", f"{request.method} is not allowed on {printable(request.path, 200)}; "
+                                                      f"it allows {headers.get('Allow') or 'no other method'}", headers=headers)
     if exc.status == 413:
         return _too_large(request)
     return IngestError(exc.status, exc.reason.lower().replace(" ", "_"), exc.text or exc.reason, headers=headers)
@@ -219,6 +221,9 @@ async def _authenticate(request: web.Request, handler: Callable[[web.Request], A
     principal: Principal | None = None
     try:
         check_request_values(request.match_info, request.query)
+        if request.path.startswith("/api/") and route != "unmatched":  # a script's typo must not pass silently
+            known_params(request.query, request.app[QUERY_NAMES].get((request.method, route), frozenset()),
+                         f"{request.method} {route}")
         principal = await _principal(request)
         _authorize(request, principal)
         response = await handler(request)
@@ -470,6 +475,7 @@ async def _create_silence(request: web.Request) -> web.Response:
     if (args.ends_at is None) == (args.duration is None):
         raise IngestError(422, "invalid_silence", "give exactly one of endsAt or duration (e.g. \"2h\")",
                           [Problem("endsAt", "set endsAt or duration, not both or neither")])
+    _within_horizon("startsAt", starts, now)  # first: a start near year 9999 plus a duration is no datetime
     try:
         ends = args.ends_at or starts + parse_duration(args.duration)
     except ValueError as exc:
@@ -495,17 +501,21 @@ def _check_times(starts: datetime, ends: datetime, now: datetime) -> None:
     if ends <= now:
         raise IngestError(422, "invalid_silence", "end time can't be in the past",
                           [Problem("endsAt", "give an endsAt in the future, or a duration")])
-    horizon = now + MAX_SILENCE_AHEAD  # bounded at the edge: a silence "until 9999" hides its alerts for good
-    for name, value in (("startsAt", starts), ("endsAt", ends)):
-        if value > horizon:
-            raise IngestError(422, "invalid_silence", f"{name} is more than {MAX_SILENCE_AHEAD.days} days ahead",
-                              [Problem(name, f"silence at most {MAX_SILENCE_AHEAD.days} days ahead; create a new "
-                                             "silence when this one ends")])
+    _within_horizon("endsAt", ends, now)
+
+
+def _within_horizon(name: str, value: datetime, now: datetime) -> None:
+    """Bounded at the edge: a silence "until 9999" hides its alerts for good; 422 naming the field."""
+    if value > now + MAX_SILENCE_AHEAD:
+        raise IngestError(422, "invalid_silence", f"{name} is more than {MAX_SILENCE_AHEAD.days} days ahead",
+                          [Problem(name, f"silence at most {MAX_SILENCE_AHEAD.days} days ahead; create a new "
+                                         "silence when this one ends")])
 
 
 async def _list_silences(request: web.Request) -> web.Response:
+    show_all = bool_param(request.query, "all")
     found = await request.app[SILENCES].all()
-    if request.query.get("all") not in ("1", "true"):
+    if not show_all:
         now = datetime.now(timezone.utc)
         found = [s for s in found if s.ends_at > now]
     return web.json_response({"silences": [s.model_dump(mode="json", by_alias=True) for s in found]})
@@ -516,9 +526,15 @@ async def _expire_silence(request: web.Request) -> web.Response:
     silence = await store.get(request.match_info["silence_id"])
     if silence is None:
         raise IngestError(404, "not_found", "no silence with that id; list them with GET /api/v1/silences")
-    ended = expire(silence, datetime.now(timezone.utc))
-    if ended != silence:
-        await store.put(ended)
+    try:
+        ended = expire(silence, datetime.now(timezone.utc))
+    except SilenceAlreadyExpired as exc:
+        # Alertmanager's API v2 answers this with an error too (a 500 there); it is a conflict with the silence's
+        # state, not a server fault: 409, as for acknowledging a resolved incident.
+        raise IngestError(409, "invalid_silence", f"{exc}; nothing to expire: list active silences with "
+                                                  "GET /api/v1/silences",
+                          [Problem("silence_id", "names a silence that has already ended")]) from exc
+    await store.put(ended)
     return web.json_response(ended.model_dump(mode="json", by_alias=True))
 
 
@@ -599,6 +615,7 @@ def create_app(settings: Settings, producer: DurableProducer, store: IncidentSto
     app.router.add_get("/readyz", _readyz)
     app.router.add_get("/metrics", _metrics)
     spec = openapi.document({"command": CommandBody, "silence": SilenceBody, "change": ChangeBody, "decision": runs_api.DecisionBody})
+    app[QUERY_NAMES] = openapi.query_names(spec)  # the documented parameters are the accepted ones
 
     async def openapi_json(request: web.Request) -> web.Response:
         return web.json_response(spec)

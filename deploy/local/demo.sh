@@ -160,6 +160,10 @@ for line in open(sys.argv[1]):
         print(body.get("level") or "-", body.get("address") or r["path"].rsplit("/", 1)[1], body["kind"])
 PY
 }
+# Whether the stand-in received a page for incident $1 matching the grep pattern $2. The pages are read whole
+# before grep looks: in `pages_of | grep -q` grep exits at the first match, closing the pipe while Python still
+# writes, and Python prints a BrokenPipeError traceback.
+has_page() { grep -q -- "$2" <<<"$(pages_of "$1")"; }
 status_of() { "$firebreak" incidents show "$1" --json | "$python" -c 'import json,sys; print(json.load(sys.stdin)["status"])'; }
 
 if [ -n "$first" ]; then
@@ -167,15 +171,15 @@ if [ -n "$first" ]; then
   "$firebreak" oncall who --team default
   if [ "$(status_of "$first")" = triggered ]; then
     say "the critical incident $first paged level 1 (whoever is on call, and the chat channel)"
-    for _ in $(seq 1 40); do pages_of "$first" | grep -q '^1 ' && break; sleep 0.5; done
+    for _ in $(seq 1 40); do has_page "$first" '^1 ' && break; sleep 0.5; done
     pages_of "$first"
     say "nobody acknowledges: level 2 (carol) is paged 15 s after level 1"
-    for _ in $(seq 1 60); do pages_of "$first" | grep -q '^2 carol page' && break; sleep 0.5; done
+    for _ in $(seq 1 60); do has_page "$first" '^2 carol page' && break; sleep 0.5; done
     pages_of "$first"
     say "firebreak incidents ack $first --actor you   (escalation stops; everyone paged hears of the ack)"
     "$firebreak" incidents ack "$first" --actor you --comment "looking into it"
     acked_at=$(date +%s)
-    for _ in $(seq 1 40); do pages_of "$first" | grep -q 'acknowledge' && break; sleep 0.5; done
+    for _ in $(seq 1 40); do has_page "$first" 'acknowledge' && break; sleep 0.5; done
     pages_of "$first"
   else
     echo "$first is already $(status_of "$first") (an earlier demo run acknowledged it): nothing more to page"
@@ -201,7 +205,7 @@ if [ -n "${acked_at:-}" ]; then
   wait_for=$((acked_at + 16 - $(date +%s)))
   [ "$wait_for" -gt 0 ] && sleep "$wait_for"
   say "level 3 was due by now; pages for $first after the ack:"
-  if pages_of "$first" | grep -q '^3 '; then echo "level 3 was paged: the ack did not stop escalation" >&2; exit 1; fi
+  if has_page "$first" '^3 '; then echo "level 3 was paged: the ack did not stop escalation" >&2; exit 1; fi
   echo "none: the acknowledgement stopped the escalation"
 fi
 

@@ -98,3 +98,31 @@ def test_arbitrary_requests_on_every_documented_route_never_get_a_5xx(fuzzed: In
     # The requests reached the handlers: some were accepted, many refused for a reason.
     assert {200, 202} & seen and {400, 404, 409, 415, 422} & seen, seen
     assert requests.get(ingest.url + "/healthz", timeout=5).status_code == 200
+
+
+def test_a_query_parameter_no_route_takes_is_400_naming_it_on_every_api_route(ingest: Ingest):
+    for method, path in routes(ingest):
+        if not path.startswith("/api/"):
+            continue
+        filled = re.sub(r"\{[^}]+\}", "x1", path)
+        response = requests.request(method, f"{ingest.url}{filled}?colour=blue", headers={"Authorization": f"Bearer {TOKEN}"},
+                                    timeout=30)
+        assert response.status_code == 400, f"{method} {filled}: {response.status_code} {response.text[:200]}"
+        assert response.json()["error"] == "bad_parameter"
+        assert f"query parameter 'colour' is not one {method} {path} takes" in response.json()["message"]
+
+
+@pytest.mark.parametrize(("path", "name"), [("/api/v1/silences?all=yes", "all"), ("/api/v1/problems?limit=-5", "limit"),
+                                            ("/api/v1/incidents/x1/timeline?limit=x", "limit"),
+                                            ("/api/v1/incidents?limit=-5", "limit"), ("/api/v1/runs?status=done", "status")])
+def test_a_query_value_a_route_does_not_understand_is_400_naming_the_parameter(ingest: Ingest, path: str, name: str):
+    response = ingest.get(path)
+    assert response.status_code == 400, response.text
+    assert response.json()["error"] == "bad_parameter"
+    assert f"query parameter {name!r}" in response.json()["message"]
+
+
+def test_a_method_a_path_does_not_allow_is_405_naming_the_path_and_the_allowed_methods(ingest: Ingest):
+    response = ingest.get("/api/v1/alerts?x=1")
+    assert response.status_code == 405, response.text
+    assert response.json()["message"] == "GET is not allowed on /api/v1/alerts; it allows POST"

@@ -40,6 +40,11 @@ def test_a_silence_that_would_hide_every_alert_is_refused_with_the_reason(ingest
         (body(['service="db"'], endsAt="2020-01-01T00:00:00Z", duration=None), "endsAt"),
         (body(['service="db"'], endsAt="9999-12-31T23:59:59Z", duration=None), "endsAt"),  # a silence for good
         (body(['service="db"'], startsAt="2999-01-01T00:00:00Z"), "startsAt"),
+        (body(['service="db"'], startsAt="9999-12-31T23:00:00Z", duration="2d"), "startsAt"),  # past datetime's range
+        (body(['alertname="Zq"'], duration="99999999999999999999999d"), "duration"),  # past timedelta's range
+        (body(['alertname="Zq"'], duration="9999999999w"), "duration"),
+        (body(['alertname="Zq"'], duration="367d"), "duration"),  # longer than the documented 366 days
+        (body(['alertname="Zq"'], duration="\u0663h"), "duration"),  # an Arabic-Indic 3: Go's ParseDuration refuses it
     ],
 )
 def test_every_bad_silence_is_answered_invalid_silence_naming_the_field(ingest: Ingest, payload, field):
@@ -69,3 +74,17 @@ def test_expiring_a_silence_that_has_not_started_removes_it_from_the_pending_lis
     assert ended.json()["startsAt"] == ended.json()["endsAt"]
     assert silence_id not in listed(ingest)
     assert listed(ingest, "?all=1")[silence_id]["endsAt"] == ended.json()["endsAt"]
+
+
+def test_expiring_a_silence_twice_is_a_conflict_as_in_alertmanager(ingest: Ingest):
+    created = ingest.post("/api/v1/silences", body([f'service="twice-{uuid.uuid4().hex[:8]}"']))
+    assert created.status_code == 201, created.text
+    url = f"{ingest.url}/api/v1/silences/{created.json()['id']}"
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    first = requests.delete(url, headers=auth, timeout=30)
+    assert first.status_code == 200, first.text
+    again = requests.delete(url, headers=auth, timeout=30)
+    assert again.status_code == 409, again.text
+    assert again.json()["error"] == "invalid_silence"
+    assert f"silence {created.json()['id']} already expired" in again.json()["message"]
+    assert listed(ingest, "?all=1")[created.json()["id"]]["endsAt"] == first.json()["endsAt"]  # left as the first made it

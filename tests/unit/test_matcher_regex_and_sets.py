@@ -34,6 +34,17 @@ def test_lookaround_and_backreferences_are_refused_naming_the_matcher(text):
         parse_matchers(text)
 
 
+@pytest.mark.parametrize("text", ['a=~"\\\\C"', 'a=~"x[\\\\C]"', 'a=~"\\\\Qlit\\\\E\\\\C"'])
+def test_a_single_byte_escape_is_refused_as_go_refuses_it(text):
+    with pytest.raises(MatcherError, match=r"a=~.*invalid escape sequence: \\C"):
+        parse_matchers(text)
+
+
+@pytest.mark.parametrize("text", ['a=~"\\\\\\\\C"', 'a=~"\\\\Q\\\\C\\\\E"'])  # a literal backslash then C; \C quoted
+def test_a_backslash_before_c_that_is_no_escape_is_accepted(text):
+    parse_matchers(text)
+
+
 @pytest.mark.parametrize(
     ("text", "value", "hit"),
     [

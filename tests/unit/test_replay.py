@@ -200,4 +200,4 @@ def test_replay_takes_the_escalation_config_from_the_command_line(tmp_path):
     assert "by recipient:     bob 1, chat 1" in result.stdout
     wrong = subprocess.run([str(Path(sys.executable).parent / "firebreak"), "replay", "--notifications", str(notifications),
                             "--ack-after", "5x", str(alerts)], capture_output=True, text=True)
-    assert wrong.returncode == 2 and "'5x' is not a duration: give one like 90s, 5m or 1h" in wrong.stderr
+    assert wrong.returncode == 2 and "'--ack-after': '5x' is not a duration; write it as 30s, 5m, 1h30m or 2d" in wrong.stderr

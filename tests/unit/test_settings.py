@@ -68,6 +68,12 @@ def test_missing_config_file_says_so(monkeypatch, tmp_path):
         load_settings()
 
 
+def test_a_config_path_that_is_a_directory_says_so(monkeypatch, tmp_path):
+    monkeypatch.setenv("FIREBREAK_CONFIG", str(tmp_path))
+    with pytest.raises(ConfigError, match=f"FIREBREAK_CONFIG={tmp_path}: is a directory, not a file"):
+        load_settings()
+
+
 def test_log_lines_about_an_incident_carry_its_id_as_a_field():
     import json
     import logging

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from pydantic import ValidationError
 
-from correlation.suppression import expire, silenced_by
+from correlation.suppression import SilenceAlreadyExpired, expire, silenced_by
 from firebreak.check import SilenceSpec
 from schemas import Silence, SilenceFile
 from schemas.silence import refuse_silencing_everything
@@ -47,11 +47,12 @@ def test_expiring_a_pending_silence_cancels_it_before_it_starts():
     assert silenced_by({"service": "db"}, [ended], NOW + HOUR + timedelta(minutes=1)) is None
 
 
-def test_expiring_an_active_silence_ends_it_now_and_an_expired_one_is_left_alone():
+def test_expiring_an_active_silence_ends_it_now_and_an_expired_one_is_refused():
     active = silence(NOW - HOUR, NOW + HOUR)
     assert (expire(active, NOW).starts_at, expire(active, NOW).ends_at) == (NOW - HOUR, NOW)
     done = silence(NOW - 2 * HOUR, NOW - HOUR)
-    assert expire(done, NOW) == done
+    with pytest.raises(SilenceAlreadyExpired, match=f"silence {done.id} already expired"):  # as Silences.expire
+        expire(done, NOW)
 
 
 def test_a_silence_stored_by_the_earlier_release_matches_what_it_matched_then():

@@ -66,6 +66,22 @@ def test_incidents_show_escapes_labels_titles_actors_and_step_outputs(monkeypatc
         assert "\\x1b]0;pwned" in shown.output and "\\u202egnp.exe" in shown.output
 
 
+def test_incidents_show_prints_each_alerts_latest_annotations_and_generator_url_escaped(monkeypatch: pytest.MonkeyPatch):
+    incident = hostile_incident()
+    alert = incident.alerts["f1"].model_copy(update={
+        "annotations": {"summary": "disk 91% full", "description": HOSTILE},
+        "generator_url": "http://prometheus:9090/graph?g0.expr=disk%3E0.9\x1b[2J"})
+    answers: list[Any] = [incident.model_copy(update={"alerts": {"f1": alert}}), [], []]
+    monkeypatch.setattr(cli, "_read", lambda ctx, action: answers.pop(0))
+    shown = invoke("incidents", "show", "inc-1")
+    assert shown.exit_code == 0, shown.output
+    assert_safe(shown.output)
+    lines = [line.strip() for line in shown.output.splitlines()]
+    assert "summary: disk 91% full" in lines
+    assert f"description: {escape(HOSTILE)}" in lines
+    assert "generatorURL: http://prometheus:9090/graph?g0.expr=disk%3E0.9\\x1b[2J" in lines
+
+
 def test_incidents_list_escapes_titles(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setattr(cli, "_read", lambda ctx, action: [hostile_incident()])
     shown = invoke("incidents", "list")
