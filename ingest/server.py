@@ -221,11 +221,11 @@ async def _authenticate(request: web.Request, handler: Callable[[web.Request], A
     principal: Principal | None = None
     try:
         check_request_values(request.match_info, request.query)
+        principal = await _principal(request)
+        _authorize(request, principal)  # before the parameter names: a stranger learns nothing of a route
         if request.path.startswith("/api/") and route != "unmatched":  # a script's typo must not pass silently
             known_params(request.query, request.app[QUERY_NAMES].get((request.method, route), frozenset()),
                          f"{request.method} {route}")
-        principal = await _principal(request)
-        _authorize(request, principal)
         response = await handler(request)
     except Exception as exc:
         err = _as_ingest_error(exc, request)
