@@ -18,14 +18,13 @@ Here, in a URL template only:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from functools import lru_cache
 from typing import Any
 from urllib.parse import quote
 
-from jinja2 import StrictUndefined, Template, TemplateError
+from jinja2 import StrictUndefined, Template
 from jinja2.filters import do_urlencode
 
-from correlation.templates import BoundedSandbox
+from correlation.templates import BoundedSandbox, TemplateProblem, compile_template
 
 from actions.templates import RenderError, check_size, explained, is_template
 
@@ -62,12 +61,11 @@ URL_ENV = BoundedSandbox(undefined=StrictUndefined, autoescape=False, finalize=_
 URL_ENV.filters.update(urlencode=_urlencode, urlpath=_urlpath)
 
 
-@lru_cache(maxsize=512)
 def _compile(source: str) -> Template:
     try:
-        return URL_ENV.from_string(source)
-    except TemplateError as exc:
-        raise RenderError(f"template does not compile: {exc}") from exc
+        return compile_template(source, URL_ENV)
+    except TemplateProblem as exc:
+        raise RenderError(str(exc)) from exc
 
 
 def render_url(source: str, context: Mapping[str, Any]) -> str:

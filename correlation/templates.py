@@ -49,10 +49,12 @@ class TemplateProblem(ValueError):
     """A template that does not compile."""
 
 
-@lru_cache(maxsize=256)
-def compile_template(source: str) -> Template:
+@lru_cache(maxsize=512)
+def compile_template(source: str, environment: BoundedSandbox = SANDBOX) -> Template:
+    """`source` compiled once in `environment` (the default sandbox, or another one such as the URL sandbox);
+    raises TemplateProblem naming the template."""
     try:
-        return SANDBOX.from_string(source)
+        return environment.from_string(source)
     except TemplateError as exc:
         raise TemplateProblem(f"template {source!r} does not compile: {exc}") from exc
 
