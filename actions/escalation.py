@@ -147,14 +147,16 @@ def choose_route(incident: Incident, severity: str | None, config: Notifications
 def rerouted(event: IncidentEvent, incident: Incident, current: Escalation | None, config: NotificationsFile,
              topology: Topology, service_label: str) -> Route | None:
     """The route a triggered incident takes after `event` if that pages by an escalation policy that has not
-    paged it (nor is paging it now); else None. A severity rise or a new probable root (whose owner team may
-    have an escalation policy of its own) routes the whole incident again; a joining
+    paged it (nor is paging it now); else None. A severity rise, a new probable root (whose owner team may
+    have an escalation policy of its own) or the end of flapping (which held changes back) routes the whole
+    incident again; a joining
     alert is first tried alone against the routes before the current one (O(routes), not O(alerts)), and the
     whole incident is routed again only if one of those matches it."""
     if not event.notify or incident.status is not IncidentStatus.triggered:
         return None
     severity = event.severity or incident.severity
-    if event.kind in (IncidentEventKind.severity_changed, IncidentEventKind.root_changed):
+    if event.kind in (IncidentEventKind.severity_changed, IncidentEventKind.root_changed,
+                      IncidentEventKind.flapping_ended):  # changes held back while it flapped count now
         chosen = choose_route(incident, severity, config, topology, service_label, event.alert)
     elif event.kind is IncidentEventKind.alert_added and event.alert is not None:
         before = current.route if current is not None else None
@@ -216,7 +218,8 @@ def start(incident_id: str, policy: str, generation: str, now: datetime, route: 
 def reroute_reason(event: IncidentEvent, chosen: Route, current: Escalation | None) -> str:
     """Why a re-route started a new escalation, for the decision log and `explain`."""
     what = {IncidentEventKind.severity_changed: f"severity rose to {event.severity}",
-            IncidentEventKind.root_changed: f"the probable root is now {event.probable_root}"}.get(event.kind, "an alert joined")
+            IncidentEventKind.root_changed: f"the probable root is now {event.probable_root}",
+            IncidentEventKind.flapping_ended: "it stopped flapping"}.get(event.kind, "an alert joined")
     if current is None:
         was = "; no escalation policy had paged it"
     elif current.status is EscalationStatus.active:

@@ -170,7 +170,7 @@ class Pager(PollLoop):
         """A change that routes the incident to a policy that has not paged it starts that escalation now
         (`rerouted`); the one it replaces stops (its generation no longer matches)."""
         if (event.kind not in (IncidentEventKind.severity_changed, IncidentEventKind.alert_added,
-                               IncidentEventKind.root_changed) or not event.notify
+                               IncidentEventKind.root_changed, IncidentEventKind.flapping_ended) or not event.notify
                 or incident.status is not IncidentStatus.triggered):
             return  # nothing to re-route: no Redis read
         current = await self.state(incident.id)

@@ -203,7 +203,7 @@ def dedup(
         state = FingerprintState(
             fingerprint=alert.fingerprint,
             status=status,
-            starts_at=alert.starts_at,
+            starts_at=min(alert.starts_at, alert.received_at),  # a startsAt ahead of receipt cannot shorten lifetimes
             resolved_at=resolved_time(alert, now) if status is AlertStatus.resolved else None,
             resolve_seen=now if status is AlertStatus.resolved else None,
             last_seen=now,

@@ -93,6 +93,35 @@ def test_a_new_probable_root_owned_by_another_team_reroutes_to_that_teams_policy
                         "has an escalation policy of that name; `core` paged it before (exhausted)"]
 
 
+def test_the_end_of_flapping_routes_again_what_changed_while_it_flapped():
+    from actions.escalation import rerouted, start
+    from correlation.topology import Topology
+    from schemas import IncidentEvent
+    from schemas.notification import NotificationsFile
+
+    config = NotificationsFile.model_validate({
+        "channels": {"hook": {"type": "webhook", "url": "http://127.0.0.1:9/h"}},
+        "escalation_policies": {"low": {"levels": [{"targets": [{"channel": "hook"}]}]},
+                                "high": {"levels": [{"targets": [{"channel": "hook"}]}]}},
+        "routes": [{"severity": ["critical"], "policy": "high"}, {"policy": "low"}]})
+
+    def event(seq: int, kind: str, severity: str, notify: bool = True) -> IncidentEvent:
+        return IncidentEvent(event_id=f"i:{seq}", kind=kind, incident_id="i", correlation_key="k", group_labels={},
+                             seq=seq, at=at(seq), severity=severity, notify=notify)
+
+    incident = None
+    for e in (event(1, "opened", "warning"), event(2, "flapping_started", "warning"),
+              event(3, "severity_changed", "critical", notify=False)):  # held back while it flaps
+        incident = project(incident, e)
+    current = start("i", "low", "i:1", at(1), 1)
+    assert rerouted(event(3, "severity_changed", "critical", notify=False), incident, current, config, Topology(),
+                    "service") is None
+    ended = event(4, "flapping_ended", "critical")
+    incident = project(incident, ended)
+    chosen = rerouted(ended, incident, current, config, Topology(), "service")
+    assert chosen is not None and (chosen.policy, chosen.index) == ("high", 0)
+
+
 # -- A2: resolved by hand while the alert still fires ---------------------------------------------------------
 
 def test_a_still_firing_alert_of_a_person_resolved_incident_opens_a_new_incident_and_pages():
@@ -187,6 +216,15 @@ def test_a_resolve_sent_before_an_alert_was_ever_seen_cannot_mute_it_either():
     entry, _, _ = dedup(None, alert("resolved", starts=600, received=600), 0, at(600), rules)
     entry, out, outcome = dedup(entry, alert(starts=0, received=700), 1, at(700), rules)
     assert outcome is DedupOutcome.fired and [e.rule for e in out] == ["DUP-11"]
+
+
+def test_a_starts_at_ahead_of_receipt_cannot_make_an_alert_look_like_it_resolves_by_itself():
+    # The transient pause learns how long firings last; a startsAt 50 minutes ahead used to make every one 0 s long.
+    rules = default_rules()
+    ahead = alert(starts=3000, received=0)
+    entry, _, _ = dedup(None, ahead, 0, at(0), rules)
+    entry, _, _ = dedup(entry, alert("resolved", starts=3000, ends=3000, received=600), 1, at(600), rules)
+    assert entry.lifetimes == [600.0]
 
 
 # -- A4: repeats carry news ---------------------------------------------------------------------------------
