@@ -119,7 +119,7 @@ class Report:
     decisions: list[Decision] | None = None  # the decision log, when asked for (`replay --explain`)
     paged: list[Any] | None = None  # with a pager: each page it sent (level, policy, to), in order
     held: dict[str, tuple[datetime, str]] = field(default_factory=dict)  # transient pause: incident -> (until, policy)
-    until: datetime | None = None  # where time stopped: the engine's last timer after the last line
+    until: datetime | None = None  # where time stopped: the last timer after the last line (a day after it at most)
 
     def observe(self, event: IncidentEvent) -> None:
         # A held page goes out when its hold ends with the incident still open (events come in time order).
@@ -194,11 +194,11 @@ def replay(
     pager: Callable[[Engine, State], Pager] | None = None,
 ) -> Report:
     """Apply `items` (already in time order) on the virtual clock of `correlation.simulator`, as `check` does:
-    every timer takes effect when it falls due, and time runs on past the last alert until the engine has no
-    timer left (group_wait, resolve_timeout, quiet_resolve, flapping hold-down, reopen window). With `pager`
-    (made from the engine and its state, for its suppression lookups), escalations run too: levels page when
-    they are due, between the recorded alerts, and nobody acknowledges unless the pager models it; pages due
-    after time stopped are not counted."""
+    every timer takes effect when it falls due, and time runs on past the last alert until no timer is left
+    (group_wait, resolve_timeout, quiet_resolve, expiries, flapping hold-down, reopen window, and with `pager`
+    every escalation level and held page), a day after the last alert at most. With `pager` (made from the
+    engine and its state, for its suppression lookups), levels page when they are due, between the recorded
+    alerts, and nobody acknowledges unless the pager models it (`ack_after`)."""
     report = report or Report()
     engine, state = Engine(rules), State(silences=list(silences), changes=list(changes), decisions=report.decisions)
     paging = pager(engine, state) if pager is not None else None

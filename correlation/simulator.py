@@ -7,7 +7,9 @@ stage's (group_wait, resolve_timeout, quiet_resolve, flapping hold-down, reopen 
 worker's: the tick first, then the inputs of that instant, then the pages due.
 
 Where time stops: at `end` if given (`check`: its `run_for` after the last event), else when the last input
-is applied and the engine has no timer left (`replay`); pages due after that are not counted.
+is applied and neither the engine nor the pager has a timer left (`replay`: every escalation runs out, every
+held page goes out), but never more than `HORIZON` after the last input (a page held by a long silence
+looks again every few seconds).
 """
 
 from __future__ import annotations
@@ -15,11 +17,13 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from correlation.engine import Engine, State
 from schemas import IncidentEvent
+
+HORIZON = timedelta(days=1)  # replay: how long time may run on after the last input at the most
 
 # One input: its time, and what applying it at that time emits.
 Input = tuple[datetime, Callable[[datetime], list[IncidentEvent]]]
@@ -48,12 +52,12 @@ class Simulation:
     def run(self, inputs: Iterable[Input], end: datetime | None = None) -> datetime | None:
         """Apply `inputs` (in time order) and let time pass as described above; returns where time stopped."""
         queue = deque(inputs)
+        if end is None and queue:
+            end = queue[-1][0] + HORIZON
         now: datetime | None = None
         while True:
             engine_due = self.next_timer()
             pager_due = self.pager.next_due() if self.pager is not None else None
-            if end is None and not queue and engine_due is None:
-                break  # replay: every input applied and every engine timer run out
             upcoming = [t for t in (queue[0][0] if queue else None, engine_due, pager_due) if t is not None]
             if not upcoming or (end is not None and min(upcoming) > end):
                 break

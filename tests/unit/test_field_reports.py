@@ -355,6 +355,20 @@ def test_an_overdue_quiet_resolve_is_stamped_when_it_fell_due_not_when_the_next_
     assert report.events["opened"] == 2 and report.events["reopened"] == 0
 
 
+def test_replay_pages_every_level_check_and_the_worker_page_after_the_last_line():
+    from actions.loader import load_notifications
+    from actions.virtual_pager import VirtualPager
+    from correlation.replay import suppression_of
+
+    config = load_notifications(Path("examples/notifications.yaml"))
+    rules = default_rules()
+    line = json.dumps({"labels": {"alertname": "Down", "service": "checkout", "severity": "critical"},
+                       "startsAt": at(0).isoformat(), "receivedAt": at(0).isoformat()})
+    report = replay(read_lines([line], Report()), rules,
+                    pager=lambda engine, state: VirtualPager(config, rules.topology, "service", suppression_of(engine, state)))
+    assert [(p.level, p.at) for p in report.paged] == [(1, at(0)), (2, at(15)), (3, at(30))]
+
+
 # -- E16: unknown fields on a webhook's alert objects -----------------------------------------------------------
 
 def test_unknown_fields_on_webhook_alerts_are_ignored_and_reported():

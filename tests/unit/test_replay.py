@@ -195,9 +195,9 @@ def test_replay_takes_the_escalation_config_from_the_command_line(tmp_path):
     result = subprocess.run([str(Path(sys.executable).parent / "firebreak"), "replay", "--notifications", str(notifications),
                              "--explain", str(alerts)], check=True, capture_output=True, text=True)
     assert "escalation policy payments → page level 1 via pager: simulated → page level 1 via chat: simulated" in result.stdout
-    # Time stops with the stream (its last alert, plus any group_wait or resolve_timeout): level 2 is not reached.
-    assert "paged, by the escalation config (nobody acknowledging): 1 page; by level: 1 → 1" in result.stdout
-    assert "by recipient:     bob 1, chat 1" in result.stdout
+    # Time runs on until no timer is left: nobody acknowledges the open incident, so level 2 pages 5 minutes on.
+    assert "paged, by the escalation config (nobody acknowledging): 2 pages; by level: 1 → 1, 2 → 1" in result.stdout
+    assert "by recipient:     bob 1, carol 1, chat 1" in result.stdout
     wrong = subprocess.run([str(Path(sys.executable).parent / "firebreak"), "replay", "--notifications", str(notifications),
                             "--ack-after", "5x", str(alerts)], capture_output=True, text=True)
     assert wrong.returncode == 2 and "'--ack-after': '5x' is not a duration; write it as 30s, 5m, 1h30m or 2d" in wrong.stderr
