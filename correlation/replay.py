@@ -23,6 +23,7 @@ from correlation.fingerprint import fingerprint
 from correlation.projection import project
 from correlation.rules import Rules
 from correlation.simulator import Simulation
+from schemas.alert import EARLIEST, LATEST, time_problems
 from schemas import Alert, AlertIn, ChangeEvent, Incident, IncidentAlert, IncidentEvent, IncidentEventKind, Silence
 from schemas.decision import Decision
 
@@ -78,6 +79,11 @@ def parse_line(text: str, line: int, ignore: frozenset[str] = frozenset()) -> tu
     when = received or (parsed.ends_at if resolved_line else parsed.starts_at)
     if when is None:
         return BadLine(line, "no time: give startsAt (or receivedAt) so the line has a place in event time")
+    if not EARLIEST <= when < LATEST:
+        return BadLine(line, f"its time {when.isoformat()} is outside the years 1970 to 8999")
+    problems = time_problems(parsed, when)  # what ingest would have refused, relative to the line's own time
+    if problems:
+        return BadLine(line, "; ".join(f"{name}: {problem}" for name, problem in problems))
     alert = Alert(
         fingerprint=fingerprint(parsed.labels, ignore), status=parsed.status_at(when), labels=parsed.labels,
         annotations=parsed.annotations, starts_at=parsed.starts_at or when, ends_at=parsed.ends_at,

@@ -7,6 +7,8 @@ from zoneinfo import ZoneInfo
 
 import click
 
+from schemas.alert import EARLIEST, LATEST
+
 from firebreak.cli import _settings, main
 from firebreak.terminal import echo
 from firebreak.yamlfile import ConfigFileError
@@ -26,6 +28,8 @@ def _at(text: str | None) -> datetime:
         raise click.BadParameter(f"{text!r} is not a time; write RFC 3339, e.g. 2026-03-30T09:30:00+02:00") from exc
     if at.tzinfo is None:
         raise click.BadParameter(f"{text!r} has no time zone; add Z or an offset such as +02:00")
+    if not EARLIEST <= at < LATEST:
+        raise click.BadParameter(f"{text!r} is outside the years 1970 to 8999 that schedules are computed for")
     return at
 
 

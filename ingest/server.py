@@ -49,7 +49,7 @@ from correlation.durations import parse_duration
 from correlation.suppression import SilenceAlreadyExpired, expire
 from firebreak.silence_store import SilenceStore
 from schemas import Alert, ChangeEvent, ChangeKind, CommandAction, Incident, IncidentCommand, Silence
-from schemas.alert import TIME_BOUNDS
+from schemas.alert import TIME_BOUNDS, OptionalTime, PlainName
 from schemas.silence import refuse_silencing_everything
 
 log = logging.getLogger("firebreak.ingest")
@@ -59,9 +59,8 @@ class CommandBody(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    actor: str = Field(min_length=1, max_length=128, description="who acts: a user name or email")
+    actor: PlainName = Field(description="who acts: a user name or email")
     comment: str = Field("", max_length=2000)
-
 
 
 class SilenceBody(BaseModel):
@@ -70,10 +69,10 @@ class SilenceBody(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     matchers: list[str] = Field(min_length=1, max_length=32)
-    starts_at: AwareDatetime | None = Field(None, alias="startsAt")
-    ends_at: AwareDatetime | None = Field(None, alias="endsAt")
+    starts_at: OptionalTime = Field(None, alias="startsAt")
+    ends_at: OptionalTime = Field(None, alias="endsAt")
     duration: str | None = Field(None, description="instead of endsAt: 30m, 2h, 1d")
-    created_by: str = Field(min_length=1, max_length=128, alias="createdBy")
+    created_by: PlainName = Field(alias="createdBy")
     comment: str = Field(min_length=1, max_length=2000)
 
     @field_validator("matchers")
@@ -92,7 +91,7 @@ class ChangeBody(BaseModel):
     summary: str = Field(min_length=1, max_length=500)
     author: str = Field("", max_length=128)
     url: str = Field("", max_length=2048)
-    at: AwareDatetime | None = None
+    at: OptionalTime = None
 
 
 def _parse_body(model: type[BaseModel], body: bytes, reason: str = "invalid_alert", subject: str = "the alerts") -> Any:
@@ -471,7 +470,7 @@ def _command_handler(action: CommandAction) -> Callable[[web.Request], Awaitable
 async def _create_silence(request: web.Request) -> web.Response:
     args: SilenceBody = _parse_body(SilenceBody, await _read_json_body(request), "invalid_silence", "the silence")
     now = datetime.now(timezone.utc)
-    starts = args.starts_at or now
+    starts = max(args.starts_at or now, now)  # as Alertmanager: a silence cannot start in the past
     if (args.ends_at is None) == (args.duration is None):
         raise IngestError(422, "invalid_silence", "give exactly one of endsAt or duration (e.g. \"2h\")",
                           [Problem("endsAt", "set endsAt or duration, not both or neither")])

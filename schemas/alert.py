@@ -7,6 +7,7 @@ and invisible characters; label sets and values are bounded; timestamps carry a 
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -97,12 +98,24 @@ def _check_annotations(annotations: dict[str, str]) -> dict[str, str]:
 _GO_ZERO_TIME = datetime(1, 1, 1, tzinfo=timezone.utc)
 
 
+_GO_ZERO_TEXT = re.compile(r"0001-01-01T00:00:00(\.0+)?(Z|[+-]00:00)")
+# The shape of an RFC 3339 time; a missing zone is left to pydantic's AwareDatetime, whose message says so.
+_RFC3339 = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})?")
+EARLIEST = datetime(1970, 1, 1, tzinfo=timezone.utc)  # times outside [EARLIEST, LATEST) are no clock's reading
+LATEST = datetime(9000, 1, 1, tzinfo=timezone.utc)
+
+
 def _time_or_unset(value: object) -> object:
-    """RFC 3339 strings only (no epoch numbers); Go's zero time and empty strings mean "unset"."""
+    """RFC 3339 strings only (no epoch numbers, not even as strings: pydantic would read "1764522000" as one);
+    Go's zero time (exactly, in UTC) and empty strings mean "unset"."""
     if value in ("", None):
         return None
     if isinstance(value, str):
-        return None if value.startswith("0001-01-01T00:00:00") else value
+        if _GO_ZERO_TEXT.fullmatch(value):
+            return None
+        if not _RFC3339.fullmatch(value):
+            raise ValueError("times must be RFC 3339 strings with a time zone, e.g. 2026-03-01T09:00:00Z")
+        return value
     if isinstance(value, datetime):
         return None if value.tzinfo is not None and value == _GO_ZERO_TIME else value
     raise ValueError("times must be RFC 3339 strings with a time zone, e.g. 2026-03-01T09:00:00Z")
@@ -112,6 +125,16 @@ def _time_or_unset(value: object) -> object:
 Labels = Annotated[dict[StrictStr, StrictStr], AfterValidator(_check_labels)]
 Annotations = Annotated[dict[StrictStr, StrictStr], AfterValidator(_check_annotations)]
 OptionalTime = Annotated[AwareDatetime | None, BeforeValidator(_time_or_unset)]
+
+
+def _plain(value: str) -> str:
+    if any(_is_invisible(c) for c in value):
+        raise ValueError("must not hold control or invisible characters (newlines, NUL, bidi controls); write plain text")
+    return value
+
+
+# A name a person or tool gives (an actor, a silence's author): shown in timelines, audit entries and pages.
+PlainName = Annotated[StrictStr, Field(min_length=1, max_length=128), AfterValidator(_plain)]
 Url = Annotated[StrictStr, Field(max_length=LIMITS.max_url_chars)]
 
 
@@ -215,7 +238,8 @@ class AlertmanagerWebhook(BaseModel):
     status: AlertStatus
     receiver: StrictStr = ""
     group_key: StrictStr = Field(default="", alias="groupKey")
-    truncated_alerts: StrictInt = Field(default=0, ge=0, alias="truncatedAlerts")
+    # Bounded: Alertmanager cannot hold more alerts in one group than this, and a counter must stay exact.
+    truncated_alerts: StrictInt = Field(default=0, ge=0, le=10_000_000, alias="truncatedAlerts")
     external_url: Url = Field(default="", alias="externalURL")
     alerts: list[AlertmanagerAlert]
 

@@ -202,6 +202,7 @@ def test_a_change_time_is_bounded_like_every_sender_time(stack: Stack, ingest: I
     assert stack.end_offsets("changes") == before
 
 
-def test_a_bad_command_body_is_invalid_command(ingest: Ingest):
-    response = ingest.post("/api/v1/incidents/inc-x/ack", json.dumps({"actor": ""}))
+@pytest.mark.parametrize("actor", ["", "ana\u202egnp", "ana\x00", "ana\nFAKE"])
+def test_a_bad_command_body_is_invalid_command(ingest: Ingest, actor: str):
+    response = ingest.post("/api/v1/incidents/inc-x/ack", json.dumps({"actor": actor}))
     assert response.status_code == 422 and response.json()["error"] == "invalid_command", response.text

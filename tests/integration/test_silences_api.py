@@ -39,6 +39,8 @@ def test_a_silence_that_would_hide_every_alert_is_refused_with_the_reason(ingest
         (body(['service="db"'], comment=""), "comment"),
         (body(['service="db"'], endsAt="2020-01-01T00:00:00Z", duration=None), "endsAt"),
         (body(['service="db"'], endsAt="9999-12-31T23:59:59Z", duration=None), "endsAt"),  # a silence for good
+        (body(['service="db"'], endsAt="1796058000", duration=None), "endsAt"),  # an epoch in disguise
+        (body(['service="db"'], createdBy="ana\u202e"), "createdBy"),  # a bidi control in a name shown everywhere
         (body(['service="db"'], startsAt="2999-01-01T00:00:00Z"), "startsAt"),
         (body(['service="db"'], startsAt="9999-12-31T23:00:00Z", duration="2d"), "startsAt"),  # past datetime's range
         (body(['alertname="Zq"'], duration="99999999999999999999999d"), "duration"),  # past timedelta's range

@@ -227,6 +227,40 @@ def test_a_starts_at_ahead_of_receipt_cannot_make_an_alert_look_like_it_resolves
     assert entry.lifetimes == [600.0]
 
 
+@pytest.mark.parametrize("value", ["1764522000", "1764522000.5", "0001-01-01T00:00:00+23:59"])
+def test_a_time_is_an_rfc3339_string_not_an_epoch_in_disguise_nor_a_near_zero_time(value):
+    with pytest.raises(IngestError) as info:
+        parse_generic(json.dumps({"labels": {"alertname": "A"}, "startsAt": value}).encode(), NOW, 10)
+    assert [p.field for p in info.value.problems] == ["startsAt"]
+
+
+def test_truncated_alerts_is_bounded_so_the_counter_stays_exact():
+    body = {"version": "4", "status": "firing", "truncatedAlerts": 99999999999999999999999, "alerts": [
+        {"status": "firing", "labels": {"alertname": "A"}, "startsAt": "2026-03-01T09:00:00Z"}]}
+    with pytest.raises(IngestError) as info:
+        parse_alertmanager(json.dumps(body).encode(), NOW, 10)
+    assert [p.field for p in info.value.problems] == ["truncatedAlerts"]
+
+
+@pytest.mark.parametrize("received", ["9999-12-31T23:59:59Z", "0001-01-01T00:00:01Z", "2024-01-01T00:00:00Z"])
+def test_replay_skips_a_line_whose_times_ingest_would_have_refused_naming_them(received):
+    line = json.dumps({"labels": {"alertname": "A"}, "startsAt": "2026-03-01T09:00:00Z", "receivedAt": received})
+    report = Report()
+    assert read_lines([line], report) == [] and report.bad_lines[0].line == 1
+    assert "startsAt" in report.bad_lines[0].problem or "outside the years" in report.bad_lines[0].problem
+
+
+@pytest.mark.parametrize("when", ["9999-12-31T23:59:59Z", "0001-01-01T00:00:00Z"])
+def test_oncall_who_refuses_a_time_no_schedule_is_computed_for(monkeypatch, when):
+    from click.testing import CliRunner
+
+    from firebreak.cli import main
+
+    monkeypatch.setenv("FIREBREAK_NOTIFICATIONS_FILE", "examples/notifications.yaml")
+    result = CliRunner().invoke(main, ["oncall", "who", "--team", "default", "--at", when])
+    assert result.exit_code == 2 and "outside the years 1970 to 8999" in result.output
+
+
 # -- A4: repeats carry news ---------------------------------------------------------------------------------
 
 def test_a_repeat_with_new_annotations_updates_the_incident_but_pages_nobody():
