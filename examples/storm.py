@@ -182,18 +182,18 @@ def merge_overlaps(episodes: list[Episode]) -> list[Episode]:
 
 
 def generate(seed: int, failures: int, transients: int, flappers: int, hours: float,
-             repeat_seconds: int) -> tuple[dict[str, Service], list[dict]]:
+             repeat_seconds: int, start: datetime = T0) -> tuple[dict[str, Service], list[dict]]:
     rng = random.Random(seed)
     world = build_world(rng)
-    horizon = T0 + timedelta(hours=hours)
+    horizon = start + timedelta(hours=hours)
     span = int(hours * 3600)
     episodes: list[Episode] = []
     for n in range(failures):
-        episodes += failure_episodes(world, rng, f"F{n:04d}", T0 + timedelta(seconds=rng.randrange(span)))
+        episodes += failure_episodes(world, rng, f"F{n:04d}", start + timedelta(seconds=rng.randrange(span)))
     for n in range(transients):
-        episodes.append(transient(world, rng, f"T{n:04d}", T0 + timedelta(seconds=rng.randrange(span))))
+        episodes.append(transient(world, rng, f"T{n:04d}", start + timedelta(seconds=rng.randrange(span))))
     for n in range(flappers):
-        episodes.append(flapping(world, rng, f"L{n:04d}", T0 + timedelta(seconds=rng.randrange(span))))
+        episodes.append(flapping(world, rng, f"L{n:04d}", start + timedelta(seconds=rng.randrange(span))))
     lines: list[tuple[datetime, int, dict]] = []
     for number, episode in enumerate(merge_overlaps(episodes)):
         lines += [(at, number, line) for at, line in lines_for(episode, timedelta(seconds=repeat_seconds), horizon)]
@@ -218,10 +218,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--flappers", type=int, default=3, help="alerts that flap")
     parser.add_argument("--hours", type=float, default=8.0)
     parser.add_argument("--repeat", type=int, default=60, help="seconds between repeats of a firing alert")
+    parser.add_argument("--start", type=datetime.fromisoformat, default=T0,
+                        help=f"when the storm begins (RFC 3339 with a zone; default {T0.isoformat()}, so runs compare)")
     parser.add_argument("--out", type=Path, help="JSON lines file (default: standard output)")
     parser.add_argument("--catalog-out", type=Path, help="also write the service catalog (services.yaml)")
     args = parser.parse_args(argv)
-    world, lines = generate(args.seed, args.failures, args.transients, args.flappers, args.hours, args.repeat)
+    world, lines = generate(args.seed, args.failures, args.transients, args.flappers, args.hours, args.repeat, args.start)
     text = "".join(json.dumps(line, separators=(",", ":")) + "\n" for line in lines)
     if args.out:
         args.out.write_text(text)

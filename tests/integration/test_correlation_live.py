@@ -206,15 +206,17 @@ def test_a_firing_source_inhibits_targets_in_the_same_cluster_only(stack, ingest
 def test_replay_and_the_live_pipeline_make_the_same_incidents(stack, ingest, worker, config, tmp_path):
     _, port = worker
     storm = tmp_path / "storm.jsonl"
+    # Recent times, as a live sender's: ingest refuses a startsAt more than 366 days old.
+    start = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(hours=2)
     subprocess.run([sys.executable, str(ROOT / "examples/storm.py"), "--failures", "4", "--transients", "6", "--flappers", "0",
-                    "--hours", "1", "--out", str(storm)], check=True, capture_output=True)
+                    "--hours", "1", "--start", start.isoformat(), "--out", str(storm)], check=True, capture_output=True)
     run = uuid.uuid4().hex[:8]
     lines = [json.loads(line) for line in storm.read_text().splitlines()]
     for line in lines:
         line["labels"] = {**line["labels"], "replay_run": run}
     # Two phases, the same for both paths: every firing delivery, then (once processed) every resolve.
     phases = [[line for line in lines if line["status"] == "firing"], [line for line in lines if line["status"] == "resolved"]]
-    recorded, base = [], datetime(2026, 3, 2, tzinfo=timezone.utc)
+    recorded, base = [], datetime.now(timezone.utc)  # received after every startsAt, as ingest received them
     for phase in phases:
         before = sum(worker_counts(port).values())
         body = [{k: line[k] for k in ("status", "labels", "annotations", "startsAt", "endsAt", "generatorURL")} for line in phase]
