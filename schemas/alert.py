@@ -41,12 +41,13 @@ class TimeBounds:
     - `skew`: how far ahead a `startsAt`, or a resolved alert's `endsAt`, may be (a sender's clock running fast);
     - `max_expiry`: how far ahead a firing alert's `endsAt` may be (Alertmanager API v2 senders such as
       Prometheus send `endsAt` a few minutes ahead as the alert's expiry);
-    - `max_age`: how far back a `startsAt` or `endsAt` may be (an alert older than this is not news).
+    - `max_age`: how far back a `startsAt` or `endsAt` may be: a decade, so an alert firing for months (a
+      watchdog) is never refused, while a zero or epoch-zero clock (year 1, 1970) is.
     """
 
     skew: timedelta = timedelta(hours=1)
     max_expiry: timedelta = timedelta(days=1)
-    max_age: timedelta = timedelta(days=366)
+    max_age: timedelta = timedelta(days=3653)
 
 
 TIME_BOUNDS = TimeBounds()
