@@ -144,6 +144,17 @@ def choose_route(incident: Incident, severity: str | None, config: Notifications
     return Route(None, "no escalation route matches the incident and there is no default escalation policy")
 
 
+# What may change an incident's route after it opened: routed again in full, or (a joining alert) first alone.
+REROUTE_KINDS = frozenset({IncidentEventKind.severity_changed, IncidentEventKind.root_changed,
+                           IncidentEventKind.flapping_ended, IncidentEventKind.alert_added})
+
+
+def may_reroute(event: IncidentEvent, incident: Incident) -> bool:
+    """Whether `rerouted` can find anything for this event: a notifying change of a triggered incident. Cheap, so
+    the live pager reads Redis only when it holds."""
+    return event.kind in REROUTE_KINDS and event.notify and incident.status is IncidentStatus.triggered
+
+
 def rerouted(event: IncidentEvent, incident: Incident, current: Escalation | None, config: NotificationsFile,
              topology: Topology, service_label: str) -> Route | None:
     """The route a triggered incident takes after `event` if that pages by an escalation policy that has not
@@ -152,7 +163,7 @@ def rerouted(event: IncidentEvent, incident: Incident, current: Escalation | Non
     incident again; a joining
     alert is first tried alone against the routes before the current one (O(routes), not O(alerts)), and the
     whole incident is routed again only if one of those matches it."""
-    if not event.notify or incident.status is not IncidentStatus.triggered:
+    if not may_reroute(event, incident):
         return None
     severity = event.severity or incident.severity
     if event.kind in (IncidentEventKind.severity_changed, IncidentEventKind.root_changed,

@@ -44,6 +44,7 @@ from actions.escalation import (
     reaction,
     recipients,
     choose_route,
+    may_reroute,
     reroute_reason,
     rerouted,
     resolved_in_pause_reason,
@@ -169,23 +170,14 @@ class Pager(PollLoop):
     async def _reroute(self, event: IncidentEvent, incident: Incident) -> None:
         """A change that routes the incident to a policy that has not paged it starts that escalation now
         (`rerouted`); the one it replaces stops (its generation no longer matches)."""
-        if (event.kind not in (IncidentEventKind.severity_changed, IncidentEventKind.alert_added,
-                               IncidentEventKind.root_changed, IncidentEventKind.flapping_ended) or not event.notify
-                or incident.status is not IncidentStatus.triggered):
+        if not may_reroute(event, incident):
             return  # nothing to re-route: no Redis read
         current = await self.state(incident.id)
         chosen = rerouted(event, incident, current, self.config, self.topology, self.service_label)
-        if chosen is None:
-            return
-        state = start(incident.id, chosen.policy or "", event.event_id, event.at, chosen.index, current)
-        created = await self._start(keys=[self._k("esc", incident.id), self._k("esc", "due")],
-                                    args=[state.model_dump_json(), event.event_id, _ts(datetime.now(timezone.utc)),
-                                          "replace", incident.id])
-        if created:
-            ESCALATIONS.labels("rerouted").inc()
-            self.wake.set()
-            await self._decide(DecisionKind.escalation_started, incident, event.at,
-                               reroute_reason(event, chosen, current), escalation_policy=chosen.policy or "")
+        if chosen is not None:
+            await self._write_escalation(incident, start(incident.id, chosen.policy or "", event.event_id, event.at,
+                                                         chosen.index, current),
+                                         event.at, reroute_reason(event, chosen, current), "replace", "rerouted")
 
     async def _hasten(self, event: IncidentEvent, incident: Incident) -> None:
         """The transient pause was cut short (GRP-24): level 1, still held, is due now. A level 1 that went
@@ -232,20 +224,27 @@ class Pager(PollLoop):
                      extra=log_context(incident_id=incident.id, correlation_key=incident.correlation_key))
             await self._decide(DecisionKind.not_paged, incident, at, why)
             return False
-        now = datetime.now(timezone.utc)
-        held_until = hold if hold is not None and hold > now else None
+        held_until = hold if hold is not None and hold > datetime.now(timezone.utc) else None
         state = start(incident.id, policy, generation, at, chosen.index)
         if held_until is not None:
             state = state.model_copy(update={"due_at": held_until, "started_at": held_until})
+        created = await self._write_escalation(incident, state, at, why, "if_absent" if only_if_absent else "replace",
+                                               "started", due=held_until)
+        if created and held_until is not None:
+            await self._decide(DecisionKind.page_held, incident, at, transient_hold_reason(held_until, incident), level="1")
+        return created
+
+    async def _write_escalation(self, incident: Incident, state: Escalation, at: datetime, why: str, mode: str,
+                                outcome: str, due: datetime | None = None) -> bool:
+        """Store a new escalation (`mode` replace, or if_absent), its first level due at `due` (default now); on
+        success count it under `outcome`, wake the loop and log why in the decision log."""
         created = await self._start(keys=[self._k("esc", incident.id), self._k("esc", "due")],
-                                    args=[state.model_dump_json(), generation, _ts(held_until or now),
-                                          "if_absent" if only_if_absent else "replace", incident.id])
+                                    args=[state.model_dump_json(), state.generation,
+                                          _ts(due or datetime.now(timezone.utc)), mode, incident.id])
         if created:
-            ESCALATIONS.labels("started").inc()
+            ESCALATIONS.labels(outcome).inc()
             self.wake.set()
-            await self._decide(DecisionKind.escalation_started, incident, at, why, escalation_policy=policy)
-            if held_until is not None:
-                await self._decide(DecisionKind.page_held, incident, at, transient_hold_reason(held_until, incident), level="1")
+            await self._decide(DecisionKind.escalation_started, incident, at, why, escalation_policy=state.policy)
         return bool(created)
 
     async def _decide(self, kind: DecisionKind, incident: Incident, at: datetime, reason: str, **detail: str) -> None:
