@@ -18,16 +18,20 @@ from schemas import (
     IncidentEvent,
     Silence,
 )
+from schemas.batch import AlertBatch, GroupInputBatch, IncidentEventBatch
 from schemas.decision import DecisionBatch
 from schemas.notification import Delivery, NotificationsFile
 from schemas.runbook import ActionResult, Run, Runbook
 
 PUBLISHED: dict[str, type[BaseModel]] = {
     "alert.json": Alert,
+    "alert-batch.json": AlertBatch,  # the `alerts` records ingest writes: alerts of one partition packed together
     "alert-release.json": AlertRelease,  # also on the `alerts` topic: a person resolved the alert's incident (GRP-25)
     "alert-in.json": AlertIn,
     "alertmanager-webhook.json": AlertmanagerWebhook,
     "alert-event.json": AlertEvent,
+    "group-input-batch.json": GroupInputBatch,  # the `alert-events` records the dedup stage writes
+    "incident-event-batch.json": IncidentEventBatch,  # the `incident-events` records the grouping stage writes
     "incident.json": Incident,
     "incident-event.json": IncidentEvent,
     "incident-command.json": IncidentCommand,
