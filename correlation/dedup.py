@@ -134,6 +134,19 @@ def release(entry: FingerprintState | None, position: int, at: datetime) -> Fing
     return entry.model_copy(update={"released_at": at, "position": position})
 
 
+def counted_only(before: FingerprintState | None, after: FingerprintState, outputs: list[AlertEvent],
+                 rules: Rules) -> bool:
+    """Whether `after` differs from `before` only in what counts copies (`duplicates`, `last_seen`, `position`,
+    expired emissions) and no rule reads those: a pure re-send (DUP-2 with the same content, DUP-5). The
+    stream keeps such a change in memory for a while instead of writing it to the changelog at once; a crash
+    may lose it (RELIABILITY.md). `last_seen` is read by DUP-7 only when a policy has quiet_resolve, so then no
+    change counts as counted-only."""
+    return (before is not None and not outputs and not rules.policies.quiet_resolving
+            and after.status is before.status and after.content == before.content
+            and after.resolve_seen == before.resolve_seen and after.refreshed_at == before.refreshed_at
+            and after.expires_at == before.expires_at and after.released_at == before.released_at)
+
+
 def route(alert: Alert, rules: Rules) -> tuple[str, str, dict[str, str]]:
     """(policy name, correlation key, group labels) for an alert: the first policy that matches decides."""
     policy = rules.policies.select(alert.labels)

@@ -7,12 +7,18 @@ this worker just wrote costs nothing: the parsed model is kept beside the bytes 
 while the table still holds those very bytes (an identity check, so an entry recovered from the changelog
 or written by another release is parsed again). The bytes are the same JSON the old codec wrote, so
 changelogs written before this change read unchanged.
+
+A change that only counts (a pure re-send: its counter, last-seen time and position move, nothing a decision
+reads) need not cost a changelog record: `touch` keeps it in memory, and the key's next real change, or the
+first record of its partition `FLUSH_AFTER_SECONDS` later, writes it. What a crash can lose this way is in
+RELIABILITY.md ("What a crash can lose").
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import time
 from collections import OrderedDict
 from collections.abc import Iterator, MutableMapping
 from datetime import datetime
@@ -27,6 +33,7 @@ log = logging.getLogger("firebreak.worker")
 M = TypeVar("M", bound=BaseModel)
 
 KEEP_PARSED = 8192  # parsed entries kept per table; beyond that the least recently used are parsed again
+FLUSH_AFTER_SECONDS = 10.0  # a counted-only change reaches the changelog at the latest with its partition's first record after this
 
 
 class Entries(Generic[M]):
@@ -39,8 +46,14 @@ class Entries(Generic[M]):
         self.name = name
         self.keep = keep
         self._parsed: OrderedDict[str, tuple[bytes, M]] = OrderedDict()
+        # partition -> key -> (entry, monotonic time of its first unwritten change), oldest first
+        self._soft: dict[int, OrderedDict[str, tuple[M, float]]] = {}
+        self._soft_partition: dict[str, int] = {}
 
     def get(self, key: str) -> M | None:
+        partition = self._soft_partition.get(key)
+        if partition is not None:
+            return self._soft[partition][key][0]
         raw = self.table.get(key)
         if not raw:
             return None
@@ -54,9 +67,47 @@ class Entries(Generic[M]):
         return entry
 
     def set(self, key: str, entry: M) -> None:
+        """Write `entry` to the table (and so its changelog record, to the current record's partition)."""
+        partition = self._soft_partition.pop(key, None)
+        if partition is not None:
+            del self._soft[partition][key]
         raw = entry.model_dump_json().encode()
         self.table[key] = raw
         self._remember(key, raw, entry)
+
+    def touch(self, key: str, entry: M, partition: int) -> None:
+        """Keep `entry` for `key` in memory only: a change that only counts (see the module's docstring)."""
+        pending = self._soft.setdefault(partition, OrderedDict())
+        kept = pending.get(key)
+        pending[key] = (entry, kept[1] if kept is not None else time.monotonic())
+        self._soft_partition[key] = partition
+
+    def flush_due(self, partition: int, now: float | None = None) -> int:
+        """Write the counted-only changes of `partition` older than FLUSH_AFTER_SECONDS; call it while handling
+        a record of that partition (a table write goes to the current record's partition). Returns how many."""
+        pending = self._soft.get(partition)
+        if not pending:
+            return 0
+        limit = (time.monotonic() if now is None else now) - FLUSH_AFTER_SECONDS
+        due = []
+        for key, (entry, since) in pending.items():
+            if since > limit:
+                break
+            due.append((key, entry))
+        for key, entry in due:
+            self.set(key, entry)
+        return len(due)
+
+    def forget(self, partitions: set[int]) -> None:
+        """Drop the counted-only changes of partitions this worker no longer owns (their new owner reads the
+        changelog: it loses counters, nothing a decision reads)."""
+        for partition in partitions:
+            for key in self._soft.pop(partition, {}):
+                self._soft_partition.pop(key, None)
+
+    def unwritten(self) -> int:
+        """Counted-only changes not written to the changelog yet."""
+        return len(self._soft_partition)
 
     def raw_items(self) -> Iterator[tuple[str, bytes]]:
         return iter(list(self.table.items()))

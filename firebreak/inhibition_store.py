@@ -25,6 +25,14 @@ class InhibitionStore:
             results = await pipe.execute()
         return {key: {m.decode() if isinstance(m, bytes) else m for m in members} for key, members in zip(keys, results)}
 
+    async def update_many(self, changes: dict[tuple[str, str], bool]) -> None:
+        """((rule key, fingerprint) -> firing) applied in one pipelined round trip: add a firing source,
+        remove one that stopped."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for (key, fingerprint), firing in changes.items():
+                (pipe.sadd if firing else pipe.srem)(self._key(key), fingerprint)
+            await pipe.execute()
+
     async def update(self, rule_keys: Iterable[str], fingerprint: str, firing: bool) -> None:
         keys = list(rule_keys)
         if not keys:

@@ -145,6 +145,11 @@ STEP_DURATION = WorkerHistogram(
     "firebreak_runbook_step_duration_seconds", "Time a runbook step took (all attempts), by action.", ["action"],
     buckets=(0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800),
 )
+UNWRITTEN_COUNTS = WorkerGauge(
+    "firebreak_dedup_unwritten_counts",
+    "Fingerprints whose last changes only counted re-sends and are not in the changelog yet (written within 10 s; "
+    "a crash loses only these counters).",
+)
 CONSUMER_LAG = WorkerGauge(
     "firebreak_consumer_lag", "Records between the last one this worker handled and the end of a partition it consumes.",
     ["topic", "partition"],

@@ -76,6 +76,44 @@ class IncidentStore:
                 except WatchError:
                     continue
 
+    async def fold_many(self, events: list[IncidentEvent]) -> list[tuple[ApplyResult, Incident | None]]:
+        """`fold` for the events of one record, in order, in three round trips whatever their number: WATCH and
+        MGET of every incident they touch, the projections in memory, one MULTI/EXEC writing each changed
+        incident once. Retried as a whole if another writer (a rebuild) changed one of them meanwhile."""
+        ids = list(dict.fromkeys(event.incident_id for event in events))
+        keys = [self._key(i) for i in ids]
+        async with self._redis.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    await pipe.watch(*keys)
+                    raws = await pipe.mget(keys)
+                    current: dict[str, Incident | None] = {
+                        i: Incident.model_validate_json(raw) if raw else None for i, raw in zip(ids, raws)}
+                    changed: set[str] = set()
+                    results: list[tuple[ApplyResult, Incident | None]] = []
+                    for event in events:
+                        updated = project(current[event.incident_id], event)
+                        if updated is None:
+                            results.append((ApplyResult.already_applied, current[event.incident_id]))
+                            continue
+                        current[event.incident_id] = updated
+                        changed.add(event.incident_id)
+                        results.append((ApplyResult.applied, updated))
+                    if not changed:
+                        await pipe.unwatch()
+                        return results
+                    pipe.multi()
+                    for incident_id in changed:
+                        incident = current[incident_id]
+                        assert incident is not None
+                        pipe.set(self._key(incident_id), incident.model_dump_json())
+                        pipe.zadd(self._index, {incident.id: incident.opened_at.timestamp()})
+                        (pipe.sadd if incident.is_open else pipe.srem)(self._open, incident.id)
+                    await pipe.execute()
+                    return results
+                except WatchError:
+                    continue
+
     async def clear(self) -> int:
         """Delete the read model (not silences or other coordination data); returns the incidents removed."""
         ids = await self._redis.zrange(self._index, 0, -1)

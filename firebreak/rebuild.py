@@ -17,7 +17,7 @@ from firebreak.decision_log import DecisionLog
 from firebreak.kafka_auth import kafka_python_kwargs
 from firebreak.readmodel import IncidentStore
 from firebreak.settings import Settings
-from schemas import IncidentEvent
+from schemas.batch import incident_events
 from schemas.decision import DecisionBatch
 from actions.delivery import MARK_SECONDS
 from actions.store import RunStore
@@ -77,11 +77,12 @@ async def _rebuild(settings: Settings, clear: bool, progress: Callable[[int], No
             for value in _records(settings, topic, progress):
                 if topic == "incident-events":
                     try:
-                        event = IncidentEvent.model_validate_json(value)
+                        events = incident_events(value)  # packed, or a single event of the previous version
                     except ValidationError:
                         results["undecodable"] += 1
                         continue
-                    results[(await store.apply(event)).value] += 1
+                    for result, _ in await store.fold_many(events):
+                        results[result.value] += 1
                     continue
                 if topic == "decisions":
                     try:

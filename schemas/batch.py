@@ -21,6 +21,7 @@ read (an upgrade must not strand records written before it).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Literal
 
 from aiokafka.partitioner import murmur2
@@ -119,3 +120,17 @@ def incident_events(value: bytes) -> list[IncidentEvent]:
     if IncidentEventBatch.is_one(value):
         return list(IncidentEventBatch.model_validate_json(value).events)
     return [IncidentEvent.model_validate_json(value)]
+
+
+def _packer(prefix: bytes, suffix: bytes = b"]}") -> "Callable[[list[bytes]], bytes]":
+    def pack(items: list[bytes]) -> bytes:
+        return prefix + b",".join(items) + suffix
+    return pack
+
+
+# Packed records built from their items' own JSON (each item's `model_dump_json`), without building the
+# envelope model: the bytes are the envelope's JSON (tests/unit/test_batch_records.py).
+pack_alerts = _packer(b'{"type":"alert_batch","version":1,"alerts":[')  # items dumped by_alias
+pack_group_inputs = _packer(b'{"type":"group_input_batch","version":1,"items":[')
+pack_incident_events = _packer(b'{"type":"incident_event_batch","version":1,"events":[')
+pack_decisions = _packer(b'{"decisions":[')

@@ -10,7 +10,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
 from firebreak.metrics import REDIS_WAITS
-from firebreak.worker import Worker
+from stream.barrier import with_redis_retries
 
 
 def test_unreachable_redis_is_waited_out():
@@ -22,7 +22,7 @@ def test_unreachable_redis_is_waited_out():
         return "written"
 
     before = REDIS_WAITS._value.get()
-    assert asyncio.run(Worker.with_redis_retries(None, write)) == "written"  # type: ignore[arg-type]
+    assert asyncio.run(with_redis_retries(write)) == "written"
     assert REDIS_WAITS._value.get() == before + 2
 
 
@@ -34,7 +34,7 @@ def test_a_refused_write_is_not_retried():
         raise ResponseError("WRONGTYPE Operation against a key holding the wrong kind of value")
 
     with pytest.raises(ResponseError):
-        asyncio.run(Worker.with_redis_retries(None, write))  # type: ignore[arg-type]
+        asyncio.run(with_redis_retries(write))
     assert len(calls) == 1
 
 

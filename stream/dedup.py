@@ -1,0 +1,109 @@
+"""The dedup stage's shell: `alerts` -> table `fingerprints` -> `alert-events`.
+
+One record holds one alert (the previous version's records, and releases) or many (`AlertBatch`, from ingest's
+group commit). Its items are folded through the pure rule (`correlation.dedup.dedup`) in order, each at its own
+position; each fingerprint's entry is loaded once and saved once per record, and a pure re-send is only counted
+in memory (`correlation.dedup.counted_only`, firebreak/entries.py). Inhibition sources are read and written
+once per record, and the outputs and decisions are packed per partition (stream/outbox.py).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from datetime import datetime, timezone
+from typing import Any
+
+from correlation.decisions import after_dedup
+from correlation.dedup import FingerprintState, counted_only, dedup, release
+from correlation.rules import Rules
+from correlation.suppression import describe
+from firebreak.entries import Entries
+from firebreak.metrics import ALERTS_PROCESSED, ALERTS_SUPPRESSED
+from schemas import AlertRelease, AlertStatus
+from schemas.batch import alert_records, position
+from schemas.decision import Decision
+from stream.barrier import Barrier
+from stream.outbox import Outbox, PartitionCounts
+from stream.suppression import Suppression
+
+log = logging.getLogger("firebreak.worker")
+
+
+def event_time(event: Any) -> datetime:
+    """When Kafka received the record: the stages' `now`, so replay and the worker read time alike."""
+    return datetime.fromtimestamp(event.message.timestamp, tz=timezone.utc)
+
+
+class DedupStage:
+    def __init__(self, entries: Entries[FingerprintState], rules: Rules, suppression: Suppression, barrier: Barrier,
+                 counts: PartitionCounts, app: Any, decisions: bool) -> None:
+        self.entries = entries
+        self.rules = rules
+        self.suppression = suppression
+        self.barrier = barrier
+        self.counts = counts
+        self.app = app
+        self.decisions = decisions
+
+    async def handle(self, event: Any) -> None:
+        items = alert_records(event.value)  # undecodable: the barrier dead-letters the record
+        message = event.message
+        now = event_time(event)
+        sources = await self.suppression.sources([i.labels for i in items if not isinstance(i, AlertRelease)])
+        work: dict[str, tuple[FingerprintState | None, FingerprintState | None]] = {}  # fp -> (stored, current)
+        counted: set[str] = set()  # fingerprints whose every change in this record was counted-only
+        source_changes: dict[tuple[str, str], bool] = {}
+        outbox = Outbox(self.app, self.counts)
+        outcomes: Counter[str] = Counter()
+        suppressed_kinds: Counter[str] = Counter()
+        for index, item in enumerate(items):
+            at = position(message.offset, index)
+            fingerprint = item.fingerprint
+            stored, entry = work[fingerprint] if fingerprint in work else (self.entries.get(fingerprint),) * 2
+            try:
+                if isinstance(item, AlertRelease):
+                    updated = release(entry, at, item.at)
+                    if updated is not None and updated is not entry:
+                        work[fingerprint] = (stored, updated)
+                        counted.discard(fingerprint)
+                    continue
+                suppressed, source = self.suppression.of(item.labels, fingerprint, now, sources)
+                detail = describe(suppressed, self.suppression.silences, source) if self.decisions else None
+                updated, outputs, outcome = dedup(entry, item, at, now, self.rules, suppressed, detail)
+            except Exception as exc:  # noqa: BLE001 - this item alone to dead-letter; the others go on
+                await self.barrier.item_failed("dedup", event, index, item.model_dump_json(by_alias=True).encode(), exc)
+                continue
+            outcomes[outcome.value] += 1
+            if suppressed and outputs:
+                suppressed_kinds[suppressed.split(":", 1)[0]] += 1
+            if self.decisions:
+                decided: list[Decision] = after_dedup(item, outcome, outputs, updated, now, at)
+                for decision in decided:
+                    outbox.add("decisions", fingerprint, decision.model_dump_json().encode())
+            if updated is not entry:
+                if fingerprint not in work or fingerprint in counted:
+                    if counted_only(entry, updated, outputs, self.rules):
+                        counted.add(fingerprint)
+                    else:
+                        counted.discard(fingerprint)
+                work[fingerprint] = (stored, updated)
+                if outputs or entry is None or entry.status is not updated.status:
+                    self.suppression.note_source(sources, item.labels, fingerprint,
+                                                 updated.status is AlertStatus.firing, source_changes)
+            for out in outputs:
+                outbox.add("alert-events", out.correlation_key, out.model_dump_json().encode())
+        for fingerprint, (stored, current) in work.items():
+            if current is None or current is stored:
+                continue
+            if fingerprint in counted:
+                self.entries.touch(fingerprint, current, message.partition)
+            else:
+                self.entries.set(fingerprint, current)
+        self.entries.flush_due(message.partition)
+        await self.suppression.save(source_changes)
+        await outbox.flush()
+        for outcome_name, count in outcomes.items():
+            ALERTS_PROCESSED.labels(outcome_name).inc(count)
+        for kind, count in suppressed_kinds.items():
+            ALERTS_SUPPRESSED.labels(kind).inc(count)

@@ -1,0 +1,51 @@
+"""The read-model stage: `incident-events` -> Redis, then paging and runbooks react.
+
+A record holds one event (the previous version's records) or many (`IncidentEventBatch`). They are folded into
+Redis in one transaction per record (`IncidentStore.fold_many`); then, for each event the read model took, the
+service-level histograms are observed, and the pager and the runbook executor react, in order. Both reactions
+are idempotent per event, so a redelivered record repeats nothing.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from firebreak.metrics import ALERT_TO_INCIDENT, READ_MODEL_WRITES, TIME_TO_ACKNOWLEDGE, TIME_TO_RESOLVE
+from firebreak.readmodel import ApplyResult, IncidentStore
+from schemas import Incident, IncidentEvent, IncidentEventKind
+from schemas.batch import incident_events
+from stream.barrier import with_redis_retries
+
+React = Callable[[IncidentEvent, Incident], Awaitable[None]]
+
+
+def observe_lifecycle(event: IncidentEvent, incident: Incident) -> None:
+    """Service levels, once per event (only when the read model took it): alert to incident, MTTA, MTTR."""
+    if event.kind is IncidentEventKind.opened and event.alert is not None:
+        ALERT_TO_INCIDENT.observe(max(0.0, (event.at - event.alert.starts_at).total_seconds()))
+    elif event.kind in (IncidentEventKind.acknowledged, IncidentEventKind.resolved):
+        histogram = TIME_TO_ACKNOWLEDGE if event.kind is IncidentEventKind.acknowledged else TIME_TO_RESOLVE
+        histogram.observe(max(0.0, (event.at - incident.opened_at).total_seconds()))
+
+
+class ProjectStage:
+    def __init__(self, store: IncidentStore, react: React | None) -> None:
+        self.store = store
+        self.react = react  # paging and runbooks, when configured
+
+    async def handle(self, event: Any) -> None:
+        events = incident_events(event.value)  # undecodable: the barrier dead-letters the record
+        results = await with_redis_retries(lambda: self.store.fold_many(events))
+        counts: Counter[str] = Counter(result.value for result, _ in results)
+        for result_name, count in counts.items():
+            READ_MODEL_WRITES.labels(result_name).inc(count)
+        for incident_event, (result, incident) in zip(events, results):
+            if incident is None:
+                continue
+            if result is ApplyResult.applied:
+                observe_lifecycle(incident_event, incident)
+            if self.react is not None:
+                # After the read model, so runs and pages see the incident.
+                await with_redis_retries(lambda: self.react(incident_event, incident))  # type: ignore[misc]
