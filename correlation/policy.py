@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from datetime import timedelta
+from functools import cached_property
 from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, field_validator, model_validator
@@ -167,7 +168,7 @@ class PolicySet(BaseModel):
             return self
         return self.model_copy(update={"policies": (*self.policies, Policy(name="default", group_by=group_by))})
 
-    @property
+    @cached_property
     def quiet_resolving(self) -> bool:
         """Whether any policy resolves alerts by silence of their source (dedup then watches repeats)."""
         return any(p.quiet_resolve is not None for p in self.policies)

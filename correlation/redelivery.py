@@ -52,6 +52,8 @@ def note_applied(applied: dict[str, tuple[int, datetime]], fingerprint: str, sou
 def remember(emitted: "Emitted[E]", position: int, now: datetime, events: list[E]) -> "Emitted[E]":
     """The emissions to keep after emitting `events` for `position` at `now`; more events for a position
     already remembered (say, suspects attached to an opening) join its emission."""
+    if not events and (not emitted or now - emitted[0][1] <= RETAIN_FOR):
+        return emitted  # nothing to add, nothing expired (the oldest is first): the same list, no copy
     kept = [item for item in emitted if now - item[1] <= RETAIN_FOR]
     if events and kept and kept[-1][0] == position:
         kept[-1] = (position, kept[-1][1], [*kept[-1][2], *events])

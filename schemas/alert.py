@@ -63,18 +63,33 @@ def _is_invisible(char: str) -> bool:
     return unicodedata.category(char) in ("Cc", "Cf")
 
 
+_ASCII_INVISIBLE = re.compile("[\x00-\x1f\x7f]")  # the Cc characters of ASCII; ASCII has no Cf character
+
+
+def _has_invisible(text: str) -> bool:
+    """Whether `text` holds a control or format character (`_is_invisible`); ASCII text, nearly every label, is
+    checked by one regex search instead of a category lookup per character."""
+    if text.isascii():
+        return _ASCII_INVISIBLE.search(text) is not None
+    return any(_is_invisible(c) for c in text)
+
+
+def _nfc(text: str) -> str:
+    return text if text.isascii() else unicodedata.normalize("NFC", text)  # ASCII is already NFC
+
+
 def _check_pairs(pairs: dict[str, str], what: str, max_items: int, max_value_chars: int) -> dict[str, str]:
     """Shared checks of labels and annotations; `what` is the singular noun used in messages."""
     if len(pairs) > max_items:
         raise ValueError(f"{len(pairs)} {what}s is more than the limit of {max_items}; drop unneeded {what}s")
     clean: dict[str, str] = {}
     for name, value in pairs.items():
-        norm = unicodedata.normalize("NFC", name)
+        norm = _nfc(name)
         if not norm.strip():
             raise ValueError(f"{what} names must not be empty or blank; give every {what} a name")
         if len(norm) > LIMITS.max_label_name_chars:
             raise ValueError(f"{what} name {norm[:40]!r}... is longer than {LIMITS.max_label_name_chars} characters")
-        if any(_is_invisible(c) for c in norm):
+        if _has_invisible(norm):
             raise ValueError(f"{what} name {norm!r} contains control or invisible characters; use printable names")
         if len(value) > max_value_chars:
             raise ValueError(f"{what} {norm!r} has a value longer than {max_value_chars} characters; shorten it")
@@ -82,7 +97,7 @@ def _check_pairs(pairs: dict[str, str], what: str, max_items: int, max_value_cha
             raise ValueError(f"{what} {norm!r} has a NUL character in its value; remove it")
         if norm in clean:
             raise ValueError(f"{what} name {norm!r} appears twice once normalised to NFC; keep one")
-        clean[norm] = unicodedata.normalize("NFC", value)
+        clean[norm] = _nfc(value)
     return clean
 
 
@@ -129,7 +144,7 @@ OptionalTime = Annotated[AwareDatetime | None, BeforeValidator(_time_or_unset)]
 
 
 def _plain(value: str) -> str:
-    if any(_is_invisible(c) for c in value):
+    if _has_invisible(value):
         raise ValueError("must not hold control or invisible characters (newlines, NUL, bidi controls); write plain text")
     return value
 

@@ -22,6 +22,7 @@ read (an upgrade must not strand records written before it).
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import lru_cache
 from typing import Literal
 
 from aiokafka.partitioner import murmur2
@@ -44,9 +45,11 @@ def position(offset: int, index: int) -> int:
     return offset * POSITION_SCALE + index
 
 
+@lru_cache(maxsize=65_536)
 def partition_of(key: bytes, partitions: int) -> int:
     """The partition Kafka's default partitioner gives `key` among `partitions` (murmur2, positive, modulo), as
-    the Java client and aiokafka's `DefaultPartitioner` compute it for a keyed record."""
+    the Java client and aiokafka's `DefaultPartitioner` compute it for a keyed record. Cached: murmur2 is pure
+    Python here, and the same fingerprints and correlation keys come back all the time."""
     return (murmur2(key) & 0x7FFFFFFF) % partitions
 
 
