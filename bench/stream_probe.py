@@ -82,10 +82,18 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def run_worker(stack: Stack, count: int, name: str, **env: str) -> dict[str, float]:
+def run_worker(stack: Stack, count: int, name: str, firebreak: str | None = None, **env: str) -> dict[str, float]:
     """Start a fresh worker (its own consumer group) and time it through `count` alerts: dedup done, and every
-    incident event the grouping stage made for them read into Redis (the read model's writes)."""
-    worker, port = start_ready_worker(stack, name, FIREBREAK_APP_ID=f"bench-{uuid.uuid4().hex[:6]}", **env)
+    incident event the grouping stage made for them read into Redis (the read model's writes). `firebreak`: the
+    console script to start it with (another checkout's, for a baseline); this environment's by default."""
+    import tests.conftest as harness
+
+    own = harness.FIREBREAK
+    harness.FIREBREAK = firebreak or own
+    try:
+        worker, port = start_ready_worker(stack, name, FIREBREAK_APP_ID=f"bench-{uuid.uuid4().hex[:6]}", **env)
+    finally:
+        harness.FIREBREAK = own
     try:
         pid = worker.popen.pid
         spy = None
@@ -95,7 +103,7 @@ def run_worker(stack: Stack, count: int, name: str, **env: str) -> dict[str, flo
                                     "-o", os.environ["FIREBREAK_PROBE_PROFILE"], "-p", str(pid)],
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         cpu0, started = cpu_seconds(pid), time.monotonic()
-        wait_until(lambda: sum(worker_counts(port).values()) >= count, 1800, "the worker to dedup the topic", interval=0.2)
+        wait_until(lambda: sum(worker_counts(port).values()) >= count, 1800, "the worker to dedup the topic", interval=0.25)
         dedup_s = time.monotonic() - started
 
         def settled() -> bool:
@@ -103,7 +111,7 @@ def run_worker(stack: Stack, count: int, name: str, **env: str) -> dict[str, flo
             folded = sum(worker_counts(port, "firebreak_read_model_writes_total", "result").values())
             return made > 0 and folded >= made
 
-        wait_until(settled, 1800, "the read model to take every incident event", interval=0.2)
+        wait_until(settled, 1800, "the read model to take every incident event", interval=0.25)
         total_s = time.monotonic() - started
         cpu = cpu_seconds(pid) - cpu0
         if spy is not None:
@@ -121,12 +129,13 @@ def main() -> None:
     parser.add_argument("--pack", type=int, default=100)
     parser.add_argument("--single", action="store_true")
     parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("--firebreak", help="the worker's console script, e.g. of another checkout's venv (a baseline)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="fb-probe-") as folder:
         for run in range(args.runs):
             with launch_stack(Path(folder) / f"stack-{run}") as stack:
                 records = prefill(stack, args.alerts, args.resend, args.pack, args.single)
-                result = run_worker(stack, args.alerts, f"probe-{run}")
+                result = run_worker(stack, args.alerts, f"probe-{run}", firebreak=args.firebreak)
                 print(json.dumps({"records": records, **{k: round(v, 3) for k, v in result.items()}}), flush=True)
 
 

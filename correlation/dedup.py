@@ -49,7 +49,7 @@ import zlib
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, create_model
 
 from correlation.fingerprint import correlation_key, group_labels
 from correlation.policy import HISTORY, Policy
@@ -67,6 +67,23 @@ class DedupOutcome(StrEnum):
     suppressed = "suppressed"
     released = "released"
     redelivered = "redelivered"
+
+
+# An alert event as the redelivery memory keeps it: every field but the alert, which the redelivered record
+# carries again (the same Kafka record, the same bytes). Built from AlertEvent's own fields, so it cannot drift;
+# an entry written by an older release, whose memory held whole events, reads too (the alert is ignored).
+SentEvent = create_model("SentEvent", __config__=ConfigDict(extra="ignore", frozen=True),
+                         **{name: (info.annotation, info) for name, info in AlertEvent.model_fields.items() if name != "alert"})
+
+
+def sent(event: AlertEvent) -> BaseModel:
+    """The memory of an emitted event (`SentEvent`)."""
+    return SentEvent.model_construct(**{k: v for k, v in event.__dict__.items() if k != "alert"})
+
+
+def resent(memo: BaseModel, alert: Alert) -> AlertEvent:
+    """The emitted event again, from its memory and the redelivered record's alert."""
+    return AlertEvent.model_construct(**memo.__dict__, alert=alert)
 
 
 class FingerprintState(BaseModel):
@@ -88,7 +105,7 @@ class FingerprintState(BaseModel):
     suppressed_by: str | None = None
     transitions: list[AwareDatetime] = []
     flapping_until: AwareDatetime | None = None
-    emitted: list[tuple[int, AwareDatetime, list[AlertEvent]]] = []
+    emitted: list[tuple[int, AwareDatetime, list[SentEvent]]] = []  # type: ignore[valid-type] - recent output, alerts left out
     refreshed_at: AwareDatetime | None = None  # the last event (or refresh) sent for it
     lifetimes: list[float] = Field([], exclude_if=lambda v: not v)  # seconds from firing to its source's resolve, of its last firings (transient pause)
     content: str = Field("", exclude_if=lambda v: not v)  # digest of what a repeat may change (DUP-9): `content_of`
@@ -181,7 +198,7 @@ def dedup(
     `suppression_detail` (who silenced it and why, or the inhibiting alert) travels with a suppressed event
     for the decision log."""
     if entry is not None and position <= entry.position:
-        return entry, replayed(entry.emitted, position), DedupOutcome.redelivered
+        return entry, [resent(memo, alert) for memo in replayed(entry.emitted, position)], DedupOutcome.redelivered
 
     def keep(**changes: object) -> FingerprintState:
         assert entry is not None
@@ -224,7 +241,7 @@ def dedup(
             suppressed_by=suppressed if status is AlertStatus.firing else None,
             transitions=transitions,
             flapping_until=flapping_until,
-            emitted=remember(entry.emitted if entry else [], position, now, [event]),
+            emitted=remember(entry.emitted if entry else [], position, now, [sent(event)]),
             refreshed_at=now,
             lifetimes=lifetimes,
             content=content_of(alert) if status is AlertStatus.firing else "",
@@ -240,7 +257,7 @@ def dedup(
                            updated=content != entry.content, rule=rule)
         state = entry.model_copy(update={"last_seen": now, "position": position, "duplicates": entry.duplicates + 1,
                                          "refreshed_at": now, "content": content, "expires_at": alert.expires_at,
-                                         "emitted": remember(entry.emitted, position, now, [event])})
+                                         "emitted": remember(entry.emitted, position, now, [sent(event)])})
         return state, [event], DedupOutcome.duplicate
 
     if alert.status is AlertStatus.firing:

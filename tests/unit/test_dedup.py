@@ -115,3 +115,24 @@ def test_state_written_by_another_release_still_loads():
     stored = {**entry.model_dump(mode="json"), "last_emitted": [], "a_field_from_the_future": 1}
     del stored["emitted"]
     assert FingerprintState.model_validate(stored).position == 0
+
+
+def test_the_redelivery_memory_keeps_no_alert_and_a_redelivered_record_re_emits_the_same_event():
+    a = alert()
+    entry, out, _ = run(None, a, 7)
+    stored = entry.model_dump_json()
+    assert a.generator_url not in stored or not a.generator_url
+    assert '"labels"' not in stored.split('"emitted"', 1)[1]  # the alert's labels are not in the memory
+    reread = FingerprintState.model_validate_json(stored)
+    again, replayed, outcome = run(reread, a, 7)
+    assert outcome is DedupOutcome.redelivered and replayed == out and again is reread
+
+
+def test_an_entry_whose_memory_holds_whole_events_still_reads():
+    """Entries written before the memory left the alert out carry it in each event: it is ignored."""
+    a = alert()
+    entry, out, _ = run(None, a, 7)
+    old = entry.model_dump(mode="json")
+    old["emitted"] = [[7, old["emitted"][0][1], [out[0].model_dump(mode="json", by_alias=True)]]]
+    reread = FingerprintState.model_validate(old)
+    assert run(reread, a, 7)[1] == out
