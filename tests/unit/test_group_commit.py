@@ -1,6 +1,7 @@
-"""Group commit in the durable producer (ingest/producer.py): concurrent requests share records, each request is
-answered only when every record holding its alerts is acknowledged, a failed record fails exactly its requests,
-and no request waits beyond the produce timeout. Kafka is a fake here, shaped like aiokafka's producer (send
+"""Group commit in the durable producer (ingest/producer.py): concurrent requests share records, alerts go at
+once while Kafka has nothing in flight and wait (up to the linger) while it has, each request is answered only
+when every record holding its alerts is acknowledged, a failed record fails exactly its requests, and no
+request waits beyond the produce timeout. Kafka is a fake here, shaped like aiokafka's producer (send
 returns a future the test settles); the real one is in tests/integration/test_ingest_group_commit.py."""
 
 from __future__ import annotations
@@ -18,12 +19,14 @@ from schemas.batch import AlertBatch, alert_records, partition_of
 from tests.factories import alert
 
 PARTITIONS = 4
+HOLD = KafkaTimeoutError()  # what `FakeKafka.settle` returns to leave a record unacknowledged
 
 
 class FakeKafka:
-    """aiokafka's producer as far as ingest uses it: `partitions_for`, and `send` returning a future. Each sent
-    record is settled by `settle(partition)` (None: acknowledged, an exception: failed) on the next loop
-    turns, or left open when `settle` is None."""
+    """aiokafka's producer as far as ingest uses it: `partitions_for`, `send` returning a future, and `stop`,
+    which lets what is in flight finish. Each sent record is settled by `settle(partition)` on the next loop
+    turn (None: acknowledged, HOLD: left open, another exception: failed); `settle` None leaves every record
+    open."""
 
     def __init__(self, settle: Callable[[int], BaseException | None] | None = lambda partition: None) -> None:
         self.settle = settle
@@ -35,6 +38,9 @@ class FakeKafka:
 
     async def stop(self) -> None:
         self.stopped = True
+        for record in self.sent:
+            if not record["future"].done():
+                record["future"].set_result(None)
 
     async def partitions_for(self, topic: str) -> set[int]:
         return set(range(PARTITIONS))
@@ -43,10 +49,11 @@ class FakeKafka:
                    partition: int | None = None) -> asyncio.Future[None]:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.sent.append({"topic": topic, "value": value, "key": key, "partition": partition, "future": future})
-        if self.settle is not None:
-            outcome = self.settle(partition if partition is not None else -1)
-            loop = asyncio.get_running_loop()
-            loop.call_soon(future.set_result, None) if outcome is None else loop.call_soon(future.set_exception, outcome)
+        outcome = HOLD if self.settle is None else self.settle(partition if partition is not None else -1)
+        if outcome is None:
+            asyncio.get_running_loop().call_soon(future.set_result, None)
+        elif outcome is not HOLD:
+            asyncio.get_running_loop().call_soon(future.set_exception, outcome)
         return future
 
     def alerts_by_partition(self) -> dict[int, list[Alert]]:
@@ -174,37 +181,77 @@ def test_a_broken_idempotent_producer_is_replaced_and_its_requests_answer_503():
     asyncio.run(main())
 
 
+def holding_the_first_record() -> FakeKafka:
+    """A Kafka that leaves the first record unacknowledged (until stop) and acknowledges the others."""
+    kafka = FakeKafka()
+    kafka.settle = lambda partition: None if len(kafka.sent) > 1 else HOLD
+    return kafka
+
+
+def test_alerts_go_at_once_while_kafka_has_nothing_in_flight():
+    async def main() -> None:
+        kafka = FakeKafka()
+        producer = await connected(kafka, linger_ms=1000)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        await producer.send_alerts(spread(3, "a"))
+        assert loop.time() - started < 0.2  # no linger: nothing to share a flush with
+
+    asyncio.run(main())
+
+
+def test_while_a_record_is_unacknowledged_later_requests_wait_and_then_share_records():
+    async def main() -> None:
+        kafka = FakeKafka(settle=None)
+        producer = await connected(kafka, linger_ms=1000)
+        first = asyncio.create_task(producer.send_alerts(in_partition(0, 1, "first")))
+        while not kafka.sent:
+            await asyncio.sleep(0.005)
+        kafka.settle = lambda partition: None
+        later = [asyncio.create_task(producer.send_alerts(spread(10, f"r{n}"))) for n in range(3)]
+        for _ in range(3):
+            await asyncio.sleep(0.01)
+            assert len(kafka.sent) == 1  # held back while Kafka has the first record in flight
+        kafka.sent[0]["future"].set_result(None)
+        await asyncio.wait_for(asyncio.gather(first, *later), 0.5)  # long before the linger's 1 s
+        assert len(kafka.sent) == 1 + PARTITIONS
+        assert all(len({a.labels["tag"] for a in alert_records(r["value"])}) > 1 for r in kafka.sent[1:])
+
+    asyncio.run(main())
+
+
 def test_no_request_waits_beyond_the_timeout_and_an_expired_request_is_not_sent():
     async def main() -> None:
         silent = FakeKafka(settle=None)  # never acknowledges
-        producer = await connected(silent, linger_ms=0, timeout=0.2)
+        producer = await connected(silent, linger_ms=500, timeout=0.2)
         loop = asyncio.get_running_loop()
         started = loop.time()
         with pytest.raises(KafkaUnavailable, match="within 0.2 s"):
             await producer.send_alerts(spread(2, "a"))
-        assert loop.time() - started < 0.5
-
-        late = FakeKafka()
-        producer = await connected(late, linger_ms=500, timeout=0.1)
+        assert loop.time() - started < 0.5 and len(silent.sent) > 0
+        sent = len(silent.sent)
         with pytest.raises(KafkaUnavailable):
-            await producer.send_alerts(spread(2, "b"))  # answered 503 before its linger ended
+            await producer.send_alerts(spread(2, "b"))  # lingers behind the unacknowledged records, times out first
         await asyncio.sleep(0.6)
-        assert late.sent == []  # nobody waits for those alerts any more: they are not produced
+        assert len(silent.sent) == sent  # nobody waits for those alerts any more: they are not produced
 
     asyncio.run(main())
 
 
 def test_stop_flushes_waiting_alerts_at_once_and_answers_their_requests():
     async def main() -> None:
-        kafka = FakeKafka()
+        kafka = holding_the_first_record()
         producer = await connected(kafka, linger_ms=1000, timeout=5)
-        request = asyncio.create_task(producer.send_alerts(spread(4, "a")))
+        first = asyncio.create_task(producer.send_alerts(in_partition(0, 1, "first")))
         await asyncio.sleep(0.01)
+        waiting = asyncio.create_task(producer.send_alerts(spread(4, "a")))  # lingers behind the first record
+        await asyncio.sleep(0.01)
+        assert len(kafka.sent) == 1
         loop = asyncio.get_running_loop()
         started = loop.time()
         await producer.stop()
-        await asyncio.wait_for(request, 0.5)  # acknowledged, not cut off
-        assert loop.time() - started < 0.5 and kafka.sent and kafka.stopped
+        await asyncio.wait_for(asyncio.gather(first, waiting), 0.5)  # both acknowledged, not cut off
+        assert loop.time() - started < 0.5 and len(kafka.sent) > 1 and kafka.stopped
         with pytest.raises(KafkaUnavailable):
             await producer.send_alerts(spread(1, "b"))
 
