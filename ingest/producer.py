@@ -90,7 +90,9 @@ class DurableProducer:
         self._wake = asyncio.Event()
         self._flusher: asyncio.Task[None] | None = None
         self._stopping = False
-        self._unsettled = 0  # records handed to aiokafka and neither acknowledged nor failed yet
+        # Records handed to the current aiokafka producer and neither acknowledged nor failed yet (a replaced
+        # producer's may never settle: they are forgotten with it).
+        self._unsettled: set[asyncio.Future[Any]] = set()
         self._flush_now = asyncio.Event()  # set while nothing is unsettled, and by stop()
         self._flush_now.set()
         self._partitions = 0  # partitions of `alerts` at the last flush
@@ -133,6 +135,8 @@ class DurableProducer:
         connected, sends answer 503. The senders retry, and duplicates are absorbed downstream (dedup)."""
         log.warning("kafka producer unusable after %r; replacing it", exc)
         self._producer = None
+        self._unsettled.clear()
+        self._flush_now.set()
         self._closing = asyncio.create_task(broken.stop())
         self._connect_task = asyncio.create_task(self._connect_forever())
 
@@ -187,7 +191,7 @@ class DurableProducer:
         PRODUCE_LATENCY.observe(time.perf_counter() - started)
 
     async def _flush_forever(self) -> None:
-        """The one flusher: waits out the linger from the first waiting alert, then flushes all that waits."""
+        """The one flusher: when a flush is due (`_linger`), flushes all that waits."""
         while True:
             await self._wake.wait()
             await self._linger()
@@ -242,25 +246,20 @@ class DurableProducer:
         for record in records:
             if all(ticket.future.done() for ticket in record.owners):
                 continue  # every request of it stopped waiting or failed: nobody is answered for these alerts
-            self._unsettled += 1
-            self._flush_now.clear()
             try:
                 future = await producer.send(ALERTS_TOPIC, value=record.value, key=None, partition=record.partition)
-            except BaseException as exc:
-                self._settled()
-                if not isinstance(exc, KafkaError):
-                    raise
+            except KafkaError as exc:
                 self._failed(producer, record, exc)
                 continue
+            if producer is self._producer:
+                self._unsettled.add(future)
+                self._flush_now.clear()
             future.add_done_callback(partial(self._acknowledged, producer, record))
 
-    def _settled(self) -> None:
-        self._unsettled -= 1
-        if self._unsettled == 0:
-            self._flush_now.set()
-
     def _acknowledged(self, producer: AIOKafkaProducer, record: Record[_Ticket], future: asyncio.Future[Any]) -> None:
-        self._settled()
+        self._unsettled.discard(future)
+        if not self._unsettled:
+            self._flush_now.set()
         exc = KafkaError("the produce was cancelled") if future.cancelled() else future.exception()
         if exc is not None:
             self._failed(producer, record, exc)

@@ -32,13 +32,14 @@ class FakeKafka:
         self.settle = settle
         self.sent: list[dict[str, Any]] = []
         self.stopped = False
+        self.finishes_on_stop = True  # False: a broken producer whose open records never settle
 
     async def start(self) -> None:
         return None
 
     async def stop(self) -> None:
         self.stopped = True
-        for record in self.sent:
+        for record in self.sent if self.finishes_on_stop else []:
             if not record["future"].done():
                 record["future"].set_result(None)
 
@@ -216,6 +217,29 @@ def test_while_a_record_is_unacknowledged_later_requests_wait_and_then_share_rec
         await asyncio.wait_for(asyncio.gather(first, *later), 0.5)  # long before the linger's 1 s
         assert len(kafka.sent) == 1 + PARTITIONS
         assert all(len({a.labels["tag"] for a in alert_records(r["value"])}) > 1 for r in kafka.sent[1:])
+
+    asyncio.run(main())
+
+
+def test_records_a_replaced_producer_never_settles_do_not_hold_back_the_next_flushes():
+    async def main() -> None:
+        broken = FakeKafka()
+        broken.settle = lambda partition: HOLD if len(broken.sent) == 1 else OutOfOrderSequenceNumber()
+        broken.finishes_on_stop = False
+        fresh = FakeKafka()
+        producer = await connected(broken, fresh, linger_ms=1000)
+        held = asyncio.create_task(producer.send_alerts(in_partition(0, 1, "held")))
+        await asyncio.sleep(0.01)
+        with pytest.raises(KafkaUnavailable):
+            await producer.send_alerts(in_partition(1, 1, "broken"))  # waits out the held record, then fails
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert await producer.ready()
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        await producer.send_alerts(spread(2, "next"))
+        assert loop.time() - started < 0.2  # the broken producer's held record is not waited for
+        held.cancel()
 
     asyncio.run(main())
 
