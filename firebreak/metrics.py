@@ -64,8 +64,13 @@ UNKNOWN_FIELDS = IngestCounter(
     "firebreak_ingest_unknown_fields_total", "Alert fields of a webhook this release does not know, ignored.", ["source"]
 )
 PRODUCE_LATENCY = IngestHistogram(
-    "firebreak_kafka_produce_duration_seconds", "Time for Kafka to acknowledge one request's records (acks=all).",
+    "firebreak_kafka_produce_duration_seconds",
+    "Time for Kafka to acknowledge one request's records (acks=all), the group commit's linger included.",
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+ALERTS_PER_RECORD = IngestHistogram(
+    "firebreak_ingest_alerts_per_record", "Alerts packed into one acknowledged `alerts` record (group commit).",
+    buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000),
 )
 KAFKA_UP = IngestGauge("firebreak_ingest_kafka_up", "1 while the ingest producer is connected to Kafka.")
 

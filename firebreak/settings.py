@@ -78,6 +78,7 @@ class Settings(BaseSettings):
     ingest_max_inflight: int = Field(256, ge=1, le=100_000, description="Ingest requests that may wait for Kafka at once; more get 429 with Retry-After (load shedding, nothing accepted is lost).")
     produce_timeout_seconds: float = Field(10.0, gt=0, description="How long ingest waits for Kafka to acknowledge before answering 503.")
     produce_linger_ms: int = Field(2, ge=0, le=1000, description="Producer linger: how long records wait to be batched.")
+    ingest_batch_linger_ms: int = Field(5, ge=0, le=1000, description="Group commit: the longest ingest holds new alerts while Kafka still has earlier ones to acknowledge, so the alerts of concurrent requests share records (one `AlertBatch` per partition of `alerts`). With nothing in flight, alerts go at once. A request waits at most this much longer for its 202; 0: never hold.")
     worker_metrics_host: str = Field("127.0.0.1", description="Address of the worker's `/metrics` (0.0.0.0 in a container, for Prometheus).")
     worker_metrics_port: int = Field(9465, ge=0, le=65535, description="Port of the worker's `/metrics` (0 turns it off).")
     worker_session_timeout_seconds: float = Field(10.0, ge=6, description="Kafka session timeout of workers: how soon a dead worker's partitions move.")

@@ -638,7 +638,7 @@ def run(settings: Settings) -> None:
     from firebreak.kafka_auth import aiokafka_kwargs
 
     producer = DurableProducer(settings.kafka_bootstrap, settings.produce_timeout_seconds, settings.produce_linger_ms,
-                               client_kwargs=aiokafka_kwargs(settings))
+                               settings.ingest_batch_linger_ms, client_kwargs=aiokafka_kwargs(settings))
     client = aioredis.Redis.from_url(settings.redis_url)
     from actions.runtime import links
     from actions.secrets import Secrets

@@ -42,6 +42,19 @@ def test_empty_blank_and_invisible_label_names_are_rejected(name):
     assert fields(errors_of({"labels": {name: "x"}})) == {"labels"}
 
 
+def test_the_fast_invisible_check_agrees_with_the_unicode_categories_for_every_character():
+    # The label-name check answers printable names without a per-character look-up; it must refuse exactly
+    # what the category rule (Cc, Cf) refuses, for every code point and in the middle of a name.
+    import sys
+
+    from schemas.alert import _has_invisible, _is_invisible
+
+    differ = [hex(c) for c in range(sys.maxunicode + 1) if _has_invisible(chr(c)) != _is_invisible(chr(c))]
+    assert differ == []
+    assert _has_invisible("a\u00adb") and _has_invisible("x\ufeff") and _has_invisible("bidi\u202e")
+    assert not _has_invisible("r\u00e9gion \u65e5\u672c \u2028") and not _has_invisible("")  # non-printable but visible
+
+
 def test_oversized_label_set_is_rejected_with_the_limit_in_the_message():
     labels = {f"l{i}": "v" for i in range(LIMITS.max_labels + 1)}
     errs = errors_of({"labels": labels})
