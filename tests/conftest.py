@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 STACK_SCRIPT = ROOT / "deploy/local/stack.sh"
 FIREBREAK = str(Path(sys.executable).parent / "firebreak")  # the console script of this environment
 TOKEN = "integration-test-token"
+PACKED_ITEMS = {"alert_batch": "alerts", "group_input_batch": "items", "incident_event_batch": "events"}  # schemas/batch.py
 KAFKA_SASL_PASSWORD = "kafka-sasl-test-password"
 
 
@@ -97,8 +98,9 @@ class Stack:
             consumer.close()
 
     def read_json(self, topic: str) -> list[dict]:
-        """The topic's JSON-object records. Other modules put poison records (not JSON, empty) on the shared
-        topics on purpose; they are not any reader's business here."""
+        """The topic's JSON-object items: a packed record's items one by one (schemas/batch.py), a single-item
+        record as it is. Other modules put poison records (not JSON, empty) on the shared topics on purpose;
+        they are not any reader's business here."""
         found = []
         for value in self.read_topic(topic):
             try:
@@ -106,7 +108,8 @@ class Stack:
             except ValueError:
                 continue
             if isinstance(record, dict):
-                found.append(record)
+                items = PACKED_ITEMS.get(record.get("type"))
+                found.extend(record[items] if items else [record])
         return found
 
 

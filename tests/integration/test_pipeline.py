@@ -154,7 +154,7 @@ def test_alerts_become_exactly_the_expected_incidents_and_survive_a_worker_kill(
         # (Release records from people's resolves elsewhere in the session share the topic: AlertRelease.)
         records = [a for v in stack.read_topic("alerts") for a in alert_records(v) if isinstance(a, Alert)]
         mine = [r for r in records if r.labels.get("run") == RUN]
-        assert len(mine) == 1000 and stack.end_offsets("alerts") - alerts_before == 1000
+        assert len(mine) == 1000 and stack.end_offsets("alerts") - alerts_before <= 1000  # packed: records <= alerts
 
         expect(stack, ingest, Counter(opened=10, alert_added=200, alert_resolved=90, resolved=4), 10, worker)
         # Every accepted alert accounted for by the dedup stage: 200 new, 90 resolves, the rest duplicates.
