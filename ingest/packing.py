@@ -17,15 +17,10 @@ from typing import Generic, TypeVar
 from pydantic import TypeAdapter
 
 from schemas.alert import Alert
-from schemas.batch import MAX_BATCH_ITEMS, partition_of
+from schemas.batch import MAX_BATCH_ITEMS, MAX_RECORD_BYTES, partition_of
 
 Owner = TypeVar("Owner", bound=Hashable)
 
-# The value of one record at most. The producer's max_request_size (8 MiB) is not the binding limit: a broker
-# refuses a record batch above its `message.max.bytes`, 1,048,588 bytes unless configured otherwise, and a
-# record refused for its size would be refused again on every retry. A single alert larger than this (the
-# schema allows ~1.3 MB) still travels alone, as it did before packing.
-MAX_RECORD_BYTES = 1_000_000
 
 _HEAD = b'{"type":"alert_batch","version":1,"alerts":['
 _TAIL = b"]}"

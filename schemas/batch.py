@@ -32,6 +32,11 @@ from schemas.alert import Alert, AlertRelease
 from schemas.incident import GroupInput, IncidentEvent
 
 MAX_BATCH_ITEMS = 10_000  # items per packed record; the position scale below leaves room for ten times that
+# The value of one packed record at most. A broker refuses a record batch above its `message.max.bytes`
+# (1,048,588 bytes unless configured otherwise), Faust's producer one above 1,000,000 bytes with key and
+# headers, and a record refused for its size is refused again on every retry: packers cut below both. A single
+# item larger than this still travels alone, as it did before packing.
+MAX_RECORD_BYTES = 900_000
 POSITION_SCALE = 100_000
 
 

@@ -149,12 +149,36 @@ class Barrier:
                   extra=log_context(correlation_key=message.key.decode("utf-8", "replace") if isinstance(message.key, bytes) else None))
         if value is None:
             value = message.value if isinstance(message.value, bytes) else b""
-        await self.dead_letter.send(
-            key=message.key,
-            value=value,
-            headers={"stage": stage.encode(), "reason": reason.encode(), "error": detail[-4000:].encode(),
-                     "source": where.encode()},
-        )
+        headers = {"stage": stage.encode(), "reason": reason.encode(), "error": detail[-4000:].encode(),
+                   "source": where.encode()}
+        await self.send_dead_letter(message.key, value, headers)
+
+    async def send_dead_letter(self, key: bytes | None, value: bytes, headers: dict[str, bytes]) -> None:
+        """To `dead-letter`, never raising: a value Kafka refuses (too large) goes without it, its size and the
+        refusal in a `value_omitted` header (the record itself stays at its `source`); if even that fails, the
+        error is logged and the stream goes on."""
+        try:
+            await self.dead_letter.send(key=key, value=value, headers=headers)
+            return
+        except Exception as exc:  # noqa: BLE001 - a dead-letter that fails must not stop the stage
+            headers = {**headers, "value_omitted": f"{len(value)} bytes, refused: {exc!r}"[:500].encode()}
+        try:
+            await self.dead_letter.send(key=key, value=b"", headers=headers)
+        except Exception as exc:  # noqa: BLE001
+            log.critical("could not write to dead-letter (%r); source %s", exc,
+                         headers.get("source", b"").decode("utf-8", "replace"))
+
+    async def outputs_refused(self, stage: str, event: Any, refused: list[tuple[str, bytes, bytes]]) -> None:
+        """Outputs too large for any Kafka record (`Outbox.refused`): each to `dead-letter`, as its item."""
+        for topic, key, value in refused:
+            DEAD_LETTERS.labels(stage, "output_too_large").inc()
+            message = event.message
+            where = f"{message.topic}/{message.partition}/{message.offset}"
+            log.error("dead-letter stage=%s reason=output_too_large source=%s: a %d-byte %s item is larger than a "
+                      "record may be", stage, where, len(value), topic)
+            await self.send_dead_letter(key, value, {
+                "stage": stage.encode(), "reason": b"output_too_large", "source": where.encode(),
+                "error": f"{len(value)} bytes for {topic}: larger than a Kafka record may be".encode()})
 
     async def item_failed(self, stage: str, event: Any, index: int, value: bytes, exc: BaseException) -> None:
         """One item of a packed record failed: it alone goes to `dead-letter`; the caller goes on."""

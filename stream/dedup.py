@@ -93,6 +93,11 @@ class DedupStage:
                                                  updated.status is AlertStatus.firing, source_changes)
             for out in outputs:
                 outbox.add("alert-events", out.correlation_key, out.model_dump_json().encode())
+        # Outputs first, then state: a crash between them redelivers the record, which the unchanged entries take
+        # as new and emit again (downstream stages take a repeat once); the other order could lose the outputs.
+        await outbox.flush()
+        if outbox.refused:
+            await self.barrier.outputs_refused("dedup", event, outbox.refused)
         for fingerprint, (stored, current) in work.items():
             if current is None or current is stored:
                 continue
@@ -102,7 +107,6 @@ class DedupStage:
                 self.entries.set(fingerprint, current)
         self.entries.flush_due(message.partition)
         await self.suppression.save(source_changes)
-        await outbox.flush()
         for outcome_name, count in outcomes.items():
             ALERTS_PROCESSED.labels(outcome_name).inc(count)
         for kind, count in suppressed_kinds.items():

@@ -80,10 +80,12 @@ class GroupStage:
                     for decision in after_group(item, entry, updated, outputs, self.rules, now):
                         outbox.add("decisions", key, decision.model_dump_json().encode())
                 self.emit(outputs, outbox)
+        await outbox.flush()  # outputs first, then state (see stream/dedup.py)
+        if outbox.refused:
+            await self.barrier.outputs_refused("group", event, outbox.refused)
         for key, (stored, current) in work.items():
             if current is not None and current is not stored:
                 self.entries.set(key, current)
-        await outbox.flush()
 
     async def apply(self, key: str, entry: GroupState | None, item: Any, at: int, now: datetime,
                     partition: int) -> tuple[GroupState | None, list[IncidentEvent]]:

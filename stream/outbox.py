@@ -15,14 +15,13 @@ import faust
 
 from schemas.batch import (
     MAX_BATCH_ITEMS,
+    MAX_RECORD_BYTES,
     pack_alerts,
     pack_decisions,
     pack_group_inputs,
     pack_incident_events,
     partition_of,
 )
-
-MAX_RECORD_BYTES = 4 * 1024 * 1024  # well under the producer's max request size (8 MiB)
 
 # topic -> how its items are packed; a topic not named here gets one record per item (releases on `alerts`)
 PACKERS: dict[str, Callable[[list[bytes]], bytes]] = {
@@ -68,12 +67,16 @@ class Outbox:
         self.counts = counts
         self._items: dict[str, list[tuple[bytes, bytes]]] = {}  # topic -> (key, item JSON) in order
         self.records = 0  # records sent by the last flush
+        self.refused: list[tuple[str, bytes, bytes]] = []  # (topic, key, item) of the last flush too large for any record
 
     def add(self, topic: str, key: str, value: bytes) -> None:
         self._items.setdefault(topic, []).append((key.encode(), value))
 
     async def flush(self) -> None:
+        """Send everything added, packed; an item too large for any record on its own is not sent but left in
+        `refused` for the stage to dead-letter (Kafka would refuse it on every retry)."""
         self.records = 0
+        self.refused = []
         for topic, items in self._items.items():
             pack = PACKERS.get(topic)
             if pack is None:
@@ -85,8 +88,12 @@ class Outbox:
             for key, value in items:
                 by_partition.setdefault(partition_of(key, count), []).append((key, value))
             for partition, placed in by_partition.items():
+                key_of = {id(value): key for key, value in placed}
                 for run in chunks([value for _, value in placed]):
-                    await self._send(topic, placed[0][0], pack(run), partition)
+                    if len(run) == 1 and len(run[0]) > MAX_RECORD_BYTES:
+                        self.refused.append((topic, key_of[id(run[0])], run[0]))
+                        continue
+                    await self._send(topic, key_of[id(run[0])], pack(run), partition)
         self._items.clear()
 
     async def _send(self, topic: str, key: bytes, value: bytes, partition: int | None) -> None:

@@ -256,3 +256,38 @@ def test_a_bad_item_goes_to_dead_letter_alone():
     asyncio.run(dedup_stage.handle(record(pack_alerts([a.model_dump_json(by_alias=True).encode() for a in alerts]), 1)))
     assert failed == [("dedup", 1)]
     assert len(events_of(producer, "alert-events")) == 2
+
+
+def test_an_output_too_large_for_any_record_is_refused_not_sent_and_the_rest_go():
+    from stream.outbox import Outbox
+
+    producer = Producer()
+    outbox = Outbox(SimpleNamespace(producer=producer), Counts())  # type: ignore[arg-type]
+    outbox.add("alert-events", "k", b'{"type":"tick","at":"x"}')
+    outbox.add("alert-events", "k", b"x" * (MAX_RECORD_BYTES + 1))
+    outbox.add("alert-events", "k", b'{"type":"tick","at":"y"}')
+    asyncio.run(outbox.flush())
+    assert [(topic, key, len(value)) for topic, key, value in outbox.refused] == [("alert-events", b"k", MAX_RECORD_BYTES + 1)]
+    assert [len(s.value) < MAX_RECORD_BYTES for s in producer.sent] == [True, True]
+
+
+def test_a_dead_letter_kafka_refuses_goes_without_its_value_and_never_raises():
+    from stream.barrier import Barrier
+
+    sent = []
+
+    class Topic:
+        async def send(self, key, value, headers):
+            if len(value) > 10:
+                raise RuntimeError("MessageSizeTooLargeError")
+            sent.append((value, headers))
+
+    barrier = Barrier(app=None, dead_letter=Topic(), gaps=None, app_id="x")  # type: ignore[arg-type]
+    asyncio.run(barrier.send_dead_letter(b"k", b"y" * 100, {"source": b"alerts/0/1"}))
+    assert sent[0][0] == b"" and b"100 bytes" in sent[0][1]["value_omitted"]
+
+    class Down:
+        async def send(self, key, value, headers):
+            raise RuntimeError("down")
+
+    asyncio.run(Barrier(None, Down(), None, "x").send_dead_letter(b"k", b"v", {}))  # type: ignore[arg-type] - logged, no raise

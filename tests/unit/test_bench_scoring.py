@@ -44,3 +44,12 @@ def fp(instance: str) -> str:
     from correlation.fingerprint import fingerprint
 
     return fingerprint({"alertname": "Down", "service": "web", "instance": instance})
+
+
+def test_a_new_run_leads_benchmarks_md_and_the_history_stays_below(tmp_path):
+    path = tmp_path / "BENCHMARKS.md"
+    path.write_text("# Benchmarks\n\nIntro.\n\n## Older run\n\nold figures\n")
+    run.lead("## `make bench` of today\n\n| # | scenario | verdict |\n", path)
+    text = path.read_text()
+    assert text.index("of today") < text.index("Older run") and text.startswith("# Benchmarks\n\nIntro.\n\n## `make bench`")
+    assert text.endswith("old figures\n")
