@@ -107,6 +107,7 @@ _GROUP_INPUT: TypeAdapter[GroupInput] = TypeAdapter(GroupInput)
 def alert_records(value: bytes) -> list[Alert | AlertRelease]:
     """The items of one `alerts` record: an `AlertBatch`'s alerts, or the one `Alert` or `AlertRelease` of a
     single-item record. Raises pydantic's ValidationError for anything else."""
+    value = value or b""  # a tombstone or empty record: refused below like any other bad record
     if AlertBatch.is_one(value):
         return list(AlertBatch.model_validate_json(value).alerts)
     if AlertRelease.is_one(value):
@@ -117,6 +118,7 @@ def alert_records(value: bytes) -> list[Alert | AlertRelease]:
 def group_inputs(value: bytes) -> list[GroupInput]:
     """The items of one `alert-events` record: a `GroupInputBatch`'s items, or one `AlertEvent`,
     `IncidentCommand` or `Tick`. Raises pydantic's ValidationError for anything else."""
+    value = value or b""
     if GroupInputBatch.is_one(value):
         return list(GroupInputBatch.model_validate_json(value).items)
     return [_GROUP_INPUT.validate_json(value)]
@@ -125,6 +127,7 @@ def group_inputs(value: bytes) -> list[GroupInput]:
 def incident_events(value: bytes) -> list[IncidentEvent]:
     """The events of one `incident-events` record: an `IncidentEventBatch`'s events, or one `IncidentEvent`.
     Raises pydantic's ValidationError for anything else."""
+    value = value or b""
     if IncidentEventBatch.is_one(value):
         return list(IncidentEventBatch.model_validate_json(value).events)
     return [IncidentEvent.model_validate_json(value)]

@@ -43,6 +43,10 @@ OUTAGE = 20 if FULL else 8  # Redis down for this long
 KAFKA_OUTAGE = 20
 RECEIVER_DOWN = 30 if FULL else 10
 STORM_SECONDS = 5 if FULL else 1
+# The packed pipeline's rate: batches of 100 from 8 senders, so ingest packs several requests per record and
+# a worker's records each hold many alerts (a kill lands in the middle of one).
+PACKED_RATE = 5_000 if FULL else 1_000
+PACKED_LOAD = {"batch": 100, "concurrency": 8, "per_service": 50, "alertname": "Storm"}
 
 
 def new_run() -> str:
@@ -86,6 +90,31 @@ def test_worker_killed_mid_stream_and_replaced(chaos: Chaos):
     row = ledger(chaos, "worker `kill -9` mid-stream, a replacement starts", "test_worker_killed_mid_stream_and_replaced",
                  run, result)
     row.save()
+    row.assert_clean()
+
+
+def test_worker_killed_mid_batch_at_the_packed_rate(chaos: Chaos):
+    def kill() -> None:
+        victim = chaos.workers.pop(0)
+        victim.kill(signal.SIGKILL)
+        chaos.start_worker(f"chaos-worker-{uuid.uuid4().hex[:4]}")
+
+    run, result = during_load(chaos, kill, rate=PACKED_RATE, **PACKED_LOAD)
+    row = ledger(chaos, f"worker `kill -9` mid-batch at {PACKED_RATE:,} alerts/s (packed records), a replacement starts",
+                 "test_worker_killed_mid_batch_at_the_packed_rate", run, result,
+                 settle_s=120 + len(result["accepted"]) / 500, actions=False)
+    row.save()
+    row.assert_clean()
+
+
+def test_broker_restarted_during_group_commit(chaos: Chaos):
+    run, result = during_load(chaos, outage(chaos, "kafka", KAFKA_OUTAGE), rate=PACKED_RATE, **PACKED_LOAD)
+    row = ledger(chaos, f"Kafka broker stopped for {KAFKA_OUTAGE} s during group commit at {PACKED_RATE:,} alerts/s, "
+                 "restarted", "test_broker_restarted_during_group_commit", run, result,
+                 settle_s=120 + len(result["accepted"]) / 500, actions=False)
+    row.notes.append(f"ingest answered 503 {result['statuses'].get('503', 0)} time(s) during the outage; the client retried")
+    row.save()
+    assert result["statuses"].get("503", 0) + result["statuses"].get("ConnectionError", 0) > 0, "the outage was not seen"
     row.assert_clean()
 
 

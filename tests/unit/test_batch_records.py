@@ -64,6 +64,10 @@ def test_a_record_that_is_neither_is_refused_with_the_field():
         alert_records(b'{"type":"alert_batch","version":1,"alerts":[{"labels":{}}]}')
     with pytest.raises(ValidationError):
         incident_events(b'{"type":"incident_event_batch","version":2,"events":[]}')
+    for unpack in (alert_records, group_inputs, incident_events):  # tombstones and empty records too
+        for value in (None, b""):
+            with pytest.raises(ValidationError):
+                unpack(value)  # type: ignore[arg-type]
 
 
 def test_positions_increase_in_write_order_across_records():
