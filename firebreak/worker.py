@@ -132,7 +132,7 @@ class Worker:
         self.group = GroupStage(self.groups, self.rules, ChangeStore(redis_client, settings.redis_prefix), self.barrier,
                                 counts, app, decisions)
         react = self.react if self.executor is not None or self.pager is not None else None
-        project = ProjectStage(self.store, react)
+        project = ProjectStage(self.store, react, self.barrier)
         sinks = Sinks(ChangeStore(redis_client, settings.redis_prefix), ActionLog(redis_client, settings.redis_prefix),
                       NotificationLog(redis_client, settings.redis_prefix))
 

@@ -46,16 +46,17 @@ class PartitionCounts:
         return len(partitions)
 
 
-def chunks(items: list[bytes]) -> list[list[bytes]]:
-    """`items` cut into runs of at most MAX_BATCH_ITEMS items and about MAX_RECORD_BYTES bytes, in order."""
-    runs: list[list[bytes]] = [[]]
+def chunks(items: list[tuple[bytes, bytes]]) -> list[list[tuple[bytes, bytes]]]:
+    """(key, value) `items` cut into runs of at most MAX_BATCH_ITEMS items and about MAX_RECORD_BYTES bytes of
+    values, in order."""
+    runs: list[list[tuple[bytes, bytes]]] = [[]]
     size = 0
     for item in items:
-        if runs[-1] and (len(runs[-1]) >= MAX_BATCH_ITEMS or size + len(item) > MAX_RECORD_BYTES):
+        if runs[-1] and (len(runs[-1]) >= MAX_BATCH_ITEMS or size + len(item[1]) > MAX_RECORD_BYTES):
             runs.append([])
             size = 0
         runs[-1].append(item)
-        size += len(item) + 1
+        size += len(item[1]) + 1
     return runs if runs[0] else []
 
 
@@ -88,12 +89,11 @@ class Outbox:
             for key, value in items:
                 by_partition.setdefault(partition_of(key, count), []).append((key, value))
             for partition, placed in by_partition.items():
-                key_of = {id(value): key for key, value in placed}
-                for run in chunks([value for _, value in placed]):
-                    if len(run) == 1 and len(run[0]) > MAX_RECORD_BYTES:
-                        self.refused.append((topic, key_of[id(run[0])], run[0]))
+                for run in chunks(placed):
+                    if len(run) == 1 and len(run[0][1]) > MAX_RECORD_BYTES:
+                        self.refused.append((topic, *run[0]))
                         continue
-                    await self._send(topic, key_of[id(run[0])], pack(run), partition)
+                    await self._send(topic, run[0][0], pack([value for _, value in run]), partition)
         self._items.clear()
 
     async def _send(self, topic: str, key: bytes, value: bytes, partition: int | None) -> None:

@@ -16,7 +16,7 @@ from firebreak.metrics import ALERT_TO_INCIDENT, READ_MODEL_WRITES, TIME_TO_ACKN
 from firebreak.readmodel import ApplyResult, IncidentStore
 from schemas import Incident, IncidentEvent, IncidentEventKind
 from schemas.batch import incident_events
-from stream.barrier import with_redis_retries
+from stream.barrier import Barrier, with_redis_retries
 
 React = Callable[[IncidentEvent, Incident], Awaitable[None]]
 
@@ -31,13 +31,31 @@ def observe_lifecycle(event: IncidentEvent, incident: Incident) -> None:
 
 
 class ProjectStage:
-    def __init__(self, store: IncidentStore, react: React | None) -> None:
+    def __init__(self, store: IncidentStore, react: React | None, barrier: Barrier) -> None:
         self.store = store
         self.react = react  # paging and runbooks, when configured
+        self.barrier = barrier
+
+    async def fold(self, record: Any, events: list[IncidentEvent]) -> list[tuple[ApplyResult, Incident | None]]:
+        """All events in one transaction; if that fails for anything but Redis being away (a fault of one
+        event), each event alone, and the one that fails goes to `dead-letter` by itself."""
+        try:
+            return await with_redis_retries(lambda: self.store.fold_many(events))
+        except Exception:  # noqa: BLE001 - find the event at fault
+            if len(events) == 1:
+                raise  # the barrier dead-letters the record
+        results: list[tuple[ApplyResult, Incident | None]] = []
+        for index, one in enumerate(events):
+            try:
+                results += await with_redis_retries(lambda: self.store.fold_many([one]))
+            except Exception as exc:  # noqa: BLE001
+                await self.barrier.item_failed("project", record, index, one.model_dump_json().encode(), exc)
+                results.append((ApplyResult.already_applied, None))
+        return results
 
     async def handle(self, event: Any) -> None:
         events = incident_events(event.value)  # undecodable: the barrier dead-letters the record
-        results = await with_redis_retries(lambda: self.store.fold_many(events))
+        results = await self.fold(event, events)
         counts: Counter[str] = Counter(result.value for result, _ in results)
         for result_name, count in counts.items():
             READ_MODEL_WRITES.labels(result_name).inc(count)

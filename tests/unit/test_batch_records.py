@@ -85,11 +85,11 @@ def test_partitions_agree_with_kafkas_default_partitioner(count):
 
 
 def test_outputs_are_cut_by_count_and_by_size_in_order():
-    items = [b"x" * 10] * (MAX_BATCH_ITEMS + 5)
+    items = [(b"k", b"x" * 10)] * (MAX_BATCH_ITEMS + 5)
     runs = chunks(items)
     assert [len(r) for r in runs] == [MAX_BATCH_ITEMS, 5]
-    big = [bytes([65 + n]) * (MAX_RECORD_BYTES // 3) for n in range(4)]
-    assert [b"".join(r) for r in chunks(big)] == [big[0] + big[1], big[2] + big[3]]
+    big = [(b"k%d" % n, bytes([65 + n]) * (MAX_RECORD_BYTES // 3)) for n in range(4)]
+    assert chunks(big) == [big[:2], big[2:]]
     assert chunks([]) == []
 
 
@@ -295,3 +295,30 @@ def test_a_dead_letter_kafka_refuses_goes_without_its_value_and_never_raises():
             raise RuntimeError("down")
 
     asyncio.run(Barrier(None, Down(), None, "x").send_dead_letter(b"k", b"v", {}))  # type: ignore[arg-type] - logged, no raise
+
+
+def test_an_event_the_read_model_cannot_fold_goes_to_dead_letter_alone():
+    from firebreak.readmodel import ApplyResult
+    from schemas import IncidentEvent
+    from stream.project import ProjectStage
+
+    events = [IncidentEvent.model_validate({"event_id": f"e{n}", "incident_id": f"inc-{n}", "correlation_key": "k", "kind": "opened", "seq": 1,
+                                            "at": at(n).isoformat(), "rule": "GRP-1", "group_labels": {"service": "a"}})
+              for n in range(3)]
+
+    class Store:
+        async def fold_many(self, batch):
+            if any(e.incident_id == "inc-1" for e in batch):
+                raise ValueError("bad event")
+            return [(ApplyResult.applied, None) for _ in batch]
+
+    failed = []
+
+    class Barrier:
+        async def item_failed(self, stage_name, event, index, value, exc):
+            failed.append((stage_name, index))
+
+    stage_ = ProjectStage(Store(), None, Barrier())  # type: ignore[arg-type]
+    packed = b'{"type":"incident_event_batch","version":1,"events":[' + b",".join(e.model_dump_json().encode() for e in events) + b"]}"
+    asyncio.run(stage_.handle(record(packed, 3)))
+    assert failed == [("project", 1)]
