@@ -17,14 +17,16 @@ from firebreak.decision_log import DecisionLog
 from firebreak.kafka_auth import kafka_python_kwargs
 from firebreak.readmodel import IncidentStore
 from firebreak.settings import Settings
+from schemas import IncidentEvent
 from schemas.batch import incident_events
-from schemas.decision import DecisionBatch
+from schemas.decision import Decision, DecisionBatch
 from actions.delivery import MARK_SECONDS
 from actions.store import RunStore
 from schemas.notification import Delivery, DeliveryStatus
 from schemas.runbook import ActionResult
 
 BATCH = 500
+FOLD_AT_ONCE = 2000  # incident events (or decisions) folded into Redis together
 
 
 TOPICS = ("incident-events", "action-results", "notifications", "decisions")
@@ -73,24 +75,37 @@ async def _rebuild(settings: Settings, clear: bool, progress: Callable[[int], No
                 await log.clear(ids)
             await store.clear()
         # Incidents first: the action and delivery entries hang off incidents that must exist to be shown.
+        # Incident events and decisions are folded FOLD_AT_ONCE at a time (records in topic order, so each
+        # incident's events stay in order): a Redis round trip per record made a rebuild take a minute.
+        events: list[IncidentEvent] = []
+        decided: list[Decision] = []
+
+        async def fold_events() -> None:
+            for result, _ in await store.fold_many(events):
+                results[result.value] += 1
+            events.clear()
+
+        async def record_decisions() -> None:
+            results["decisions_recorded"] += await decisions.record(decided)
+            decided.clear()
+
         for topic in TOPICS:
             for value in _records(settings, topic, progress):
                 if topic == "incident-events":
                     try:
-                        events = incident_events(value)  # packed, or a single event of the previous version
+                        events += incident_events(value)  # packed, or a single event of the previous version
                     except ValidationError:
                         results["undecodable"] += 1
-                        continue
-                    for result, _ in await store.fold_many(events):
-                        results[result.value] += 1
+                    if len(events) >= FOLD_AT_ONCE:
+                        await fold_events()
                     continue
                 if topic == "decisions":
                     try:
-                        batch = DecisionBatch.model_validate_json(value)
+                        decided += DecisionBatch.model_validate_json(value).decisions
                     except ValidationError:
                         results["undecodable"] += 1
-                        continue
-                    results["decisions_recorded"] += await decisions.record(batch.decisions)
+                    if len(decided) >= FOLD_AT_ONCE:
+                        await record_decisions()
                     continue
                 log, model, name = logs[topic]
                 try:
@@ -100,6 +115,10 @@ async def _rebuild(settings: Settings, clear: bool, progress: Callable[[int], No
                     continue
                 results[f"{name}_recorded" if await log.record(record) else f"{name}_already_recorded"] += 1
                 await remember(record)
+            if events:
+                await fold_events()
+            if decided:
+                await record_decisions()
     finally:
         await client.aclose()
     return results

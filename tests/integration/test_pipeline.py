@@ -237,3 +237,37 @@ def test_two_workers_one_killed_mid_stream_lose_and_double_nothing(stack: Stack,
         first.stop()
         second.stop()
     print(f"\ntwo-worker test wall time: {time.monotonic() - started:.1f} s")
+
+
+def test_records_the_previous_version_wrote_still_flow(stack: Stack, ingest: Ingest):
+    """An upgrade must not strand records: single-alert records on `alerts` (key fingerprint, value one Alert)
+    and a single people's command on `alert-events`, as the version before packed records wrote them, go
+    through the packed stages to incidents in the read model and a resolve."""
+    from kafka import KafkaProducer
+
+    from correlation.fingerprint import fingerprint
+    from schemas import CommandAction, IncidentCommand
+
+    run = uuid.uuid4().hex[:8]
+    now = datetime.now(timezone.utc)
+    producer = KafkaProducer(bootstrap_servers=stack.bootstrap, acks="all")
+    for n in range(6):
+        labels = {"alertname": ALERTNAME, "service": service(n % 2, run), "instance": f"i{n:02d}", "run": run}
+        alert = Alert(fingerprint=fingerprint(labels), status="firing", labels=labels, starts_at=now, source="old-ingest",
+                      received_at=now)
+        producer.send("alerts", key=alert.fingerprint.encode(), value=alert.model_dump_json(by_alias=True).encode())
+    producer.flush()
+    worker, _ = start_worker(stack, f"worker-old-records-{run}")
+    try:
+        expect(stack, ingest, Counter(opened=2, alert_added=6), 2, worker, run=run)  # alert_added for every alert
+        incident = next(i for i in incidents_in_redis(ingest, run) if i["group_labels"]["service"] == service(0, run))
+        assert incident["alert_count"] == 3
+        command = IncidentCommand(action=CommandAction.resolve, incident_id=incident["id"], actor="ana",
+                                  correlation_key=incident["correlation_key"], at=datetime.now(timezone.utc))
+        producer.send("alert-events", key=command.correlation_key.encode(), value=command.model_dump_json().encode())
+        producer.flush()
+        wait_until(lambda: ingest.get(f"/api/v1/incidents/{incident['id']}").json()["status"] == "resolved", 60,
+                   "the old-format command to resolve the incident")
+    finally:
+        worker.stop()
+        producer.close()
