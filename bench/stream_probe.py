@@ -11,6 +11,7 @@ same functions for its stream scenario.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -131,7 +132,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--firebreak", help="the worker's console script, e.g. of another checkout's venv (a baseline)")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="fb-probe-") as folder:
+    keep = os.environ.get("FIREBREAK_PROBE_FOLDER")  # keep the stacks' logs there (worker logs included)
+    with (contextlib.nullcontext(keep) if keep else tempfile.TemporaryDirectory(prefix="fb-probe-")) as folder:
         for run in range(args.runs):
             with launch_stack(Path(folder) / f"stack-{run}") as stack:
                 records = prefill(stack, args.alerts, args.resend, args.pack, args.single)

@@ -7,6 +7,8 @@ redelivered or replayed event never applies twice and two writers never interlea
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 from enum import StrEnum
 from typing import Literal
 
@@ -26,10 +28,30 @@ class ApplyResult(StrEnum):
     already_applied = "already_applied"
 
 
+KEEP_WRITTEN = 2048  # incidents whose last written JSON and model `fold_many` keeps, to skip parsing them again
+
+
 class IncidentStore:
     def __init__(self, client: aioredis.Redis, prefix: str) -> None:
         self._redis = client
         self._prefix = prefix
+        # incident id -> (the JSON this store last wrote for it, that incident): an MGET answering with those
+        # very bytes needs no parse (an incident with a hundred alerts and its timeline is tens of KB).
+        self._written: OrderedDict[str, tuple[bytes, Incident]] = OrderedDict()
+
+    def _parsed(self, incident_id: str, raw: bytes | None) -> Incident | None:
+        if not raw:
+            return None
+        kept = self._written.get(incident_id)
+        if kept is not None and kept[0] == raw:
+            return kept[1]
+        return Incident.model_validate_json(raw)
+
+    def _wrote(self, incident: Incident, raw: bytes) -> None:
+        self._written[incident.id] = (raw, incident)
+        self._written.move_to_end(incident.id)
+        while len(self._written) > KEEP_WRITTEN:
+            self._written.popitem(last=False)
 
     @property
     def redis(self) -> aioredis.Redis:
@@ -87,8 +109,7 @@ class IncidentStore:
                 try:
                     await pipe.watch(*keys)
                     raws = await pipe.mget(keys)
-                    current: dict[str, Incident | None] = {
-                        i: Incident.model_validate_json(raw) if raw else None for i, raw in zip(ids, raws)}
+                    current: dict[str, Incident | None] = {i: self._parsed(i, raw) for i, raw in zip(ids, raws)}
                     changed: set[str] = set()
                     results: list[tuple[ApplyResult, Incident | None]] = []
                     for event in events:
@@ -103,13 +124,18 @@ class IncidentStore:
                         await pipe.unwatch()
                         return results
                     pipe.multi()
+                    written = []
                     for incident_id in changed:
                         incident = current[incident_id]
                         assert incident is not None
-                        pipe.set(self._key(incident_id), incident.model_dump_json())
+                        raw = incident.model_dump_json().encode()
+                        written.append((incident, raw))
+                        pipe.set(self._key(incident_id), raw)
                         pipe.zadd(self._index, {incident.id: incident.opened_at.timestamp()})
                         (pipe.sadd if incident.is_open else pipe.srem)(self._open, incident.id)
                     await pipe.execute()
+                    for incident, raw in written:
+                        self._wrote(incident, raw)
                     return results
                 except WatchError:
                     continue
