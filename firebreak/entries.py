@@ -19,10 +19,13 @@ from __future__ import annotations
 import json
 import logging
 import time
+import weakref
 from collections import OrderedDict
 from collections.abc import Iterator, MutableMapping
 from datetime import datetime
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
+
+from faust.streams import _current_event  # the record Faust's table writes take their partition from
 
 from pydantic import BaseModel, ValidationError
 
@@ -66,13 +69,22 @@ class Entries(Generic[M]):
             self._remember(key, raw, entry)
         return entry
 
-    def set(self, key: str, entry: M) -> None:
-        """Write `entry` to the table (and so its changelog record, to the current record's partition)."""
+    def set(self, key: str, entry: M, source: Any = None) -> None:
+        """Write `entry` to the table, and so its changelog record to the partition of the record being
+        handled: Faust's current event, or `source` (a record of the key's partition, when a stage handles
+        records of several partitions at once)."""
         partition = self._soft_partition.pop(key, None)
         if partition is not None:
             del self._soft[partition][key]
         raw = entry.model_dump_json().encode()
-        self.table[key] = raw
+        if source is None:
+            self.table[key] = raw
+        else:
+            token = _current_event.set(weakref.ref(source))
+            try:
+                self.table[key] = raw
+            finally:
+                _current_event.reset(token)
         self._remember(key, raw, entry)
 
     def touch(self, key: str, entry: M, partition: int) -> None:
@@ -82,9 +94,9 @@ class Entries(Generic[M]):
         pending[key] = (entry, kept[1] if kept is not None else time.monotonic())
         self._soft_partition[key] = partition
 
-    def flush_due(self, partition: int, now: float | None = None) -> int:
+    def flush_due(self, partition: int, now: float | None = None, source: Any = None) -> int:
         """Write the counted-only changes of `partition` older than FLUSH_AFTER_SECONDS; call it while handling
-        a record of that partition (a table write goes to the current record's partition). Returns how many."""
+        a record of that partition (`source`, or Faust's current event). Returns how many."""
         pending = self._soft.get(partition)
         if not pending:
             return 0
@@ -95,7 +107,7 @@ class Entries(Generic[M]):
                 break
             due.append((key, entry))
         for key, entry in due:
-            self.set(key, entry)
+            self.set(key, entry, source)
         return len(due)
 
     def forget(self, partitions: set[int]) -> None:

@@ -136,11 +136,12 @@ class Worker:
         sinks = Sinks(ChangeStore(redis_client, settings.redis_prefix), ActionLog(redis_client, settings.redis_prefix),
                       NotificationLog(redis_client, settings.redis_prefix))
 
-        for name, source, handle in (("dedup", "alerts", self.dedup.handle), ("group", "alert-events", self.group.handle),
-                                     ("project", "incident-events", project.handle), ("changes", "changes", sinks.change),
-                                     ("results", "action-results", sinks.result),
-                                     ("deliveries", "notifications", sinks.delivery)):
-            app.agent(topic[source], name=name, concurrency=1)(self.barrier.guarded(name, source, handle))
+        for name, source, batch in (("dedup", "alerts", self.dedup.handle), ("group", "alert-events", self.group.handle),
+                                    ("project", "incident-events", project.handle)):
+            app.agent(topic[source], name=name, concurrency=1)(self.barrier.guarded_batches(name, source, batch))
+        for name, source, one in (("changes", "changes", sinks.change), ("results", "action-results", sinks.result),
+                                  ("deliveries", "notifications", sinks.delivery)):
+            app.agent(topic[source], name=name, concurrency=1)(self.barrier.guarded(name, source, one))
         if decisions:
             self.decision_sink = DecisionSink(settings, self.decision_log, self.dead_letter_raw)
             app.task(self.decision_sink.run_forever)

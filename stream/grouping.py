@@ -1,9 +1,9 @@
 """The grouping stage's shell: `alert-events` -> table `groups` -> `incident-events`.
 
 A record holds one input (the previous version's records, people's commands, ticks) or many
-(`GroupInputBatch`, the dedup stage's events of one partition). Items are folded through the pure stage
-(`correlation.grouping.group`) in order, each at its own position; each correlation key's entry is loaded
-once and saved once per record. Incident events and decisions are packed per partition (stream/outbox.py);
+(`GroupInputBatch`, the dedup stage's events of one partition); the stage takes the records that arrived
+together (stream/barrier.py). Items are folded through the pure stage (`correlation.grouping.group`) in order,
+each at its own position; each correlation key's entry is loaded once and saved once per batch of records. Incident events and decisions are packed per partition (stream/outbox.py);
 a release (GRP-25) goes back to the dedup stage on the alert's own `alerts` partition.
 
 Time: a timer sends a `Tick` to each of this worker's `alert-events` partitions that has an entry due, so
@@ -55,37 +55,43 @@ class GroupStage:
         """Partitions of `alert-events` with an entry due at `now` (the tick timer sends each a Tick)."""
         return {partition for _, partition in self.due_index.due(now)}
 
-    async def handle(self, event: Any) -> None:
-        items = group_inputs(event.value)  # undecodable: the barrier dead-letters the record
-        message = event.message
-        now = event_time(event)
-        work: dict[str, tuple[GroupState | None, GroupState | None]] = {}  # key -> (stored, current)
+    async def handle(self, events: list[Any]) -> None:
+        """The records Faust handed over together (any partitions of `alert-events`), each record's items in
+        order; a tick applies to the due entries of its own partition."""
+        # key -> (stored, current, a record of its partition: table writes go to that partition)
+        work: dict[str, tuple[GroupState | None, GroupState | None, Any]] = {}
         outbox = Outbox(self.app, self.counts)
-        for index, item in enumerate(items):
-            at = position(message.offset, index)
-            if isinstance(item, Tick):
-                keys = [key for key, partition in list(self.due_index.due(now)) if partition == message.partition]
-            else:
-                keys = [item.correlation_key]
-            for key in keys:
-                stored, entry = work[key] if key in work else (self.entries.get(key),) * 2
-                try:
-                    updated, outputs = await self.apply(key, entry, item, at, now, message.partition)
-                except Exception as exc:  # noqa: BLE001 - this item alone to dead-letter; the others go on
-                    await self.barrier.item_failed("group", event, index, item.model_dump_json().encode(), exc)
-                    continue
-                if updated is not entry:
-                    work[key] = (stored, updated)
-                if self.decisions:
-                    for decision in after_group(item, entry, updated, outputs, self.rules, now):
-                        outbox.add("decisions", key, decision.model_dump_json().encode())
-                self.emit(outputs, outbox)
+        for event in events:
+            items = await self.barrier.decode("group", event, group_inputs)
+            if items is None:
+                continue
+            message = event.message
+            now = event_time(event)
+            for index, item in enumerate(items):
+                at = position(message.offset, index)
+                if isinstance(item, Tick):
+                    keys = [key for key, partition in list(self.due_index.due(now)) if partition == message.partition]
+                else:
+                    keys = [item.correlation_key]
+                for key in keys:
+                    stored, entry = work[key][:2] if key in work else (self.entries.get(key),) * 2
+                    try:
+                        updated, outputs = await self.apply(key, entry, item, at, now, message.partition)
+                    except Exception as exc:  # noqa: BLE001 - this item alone to dead-letter; the others go on
+                        await self.barrier.item_failed("group", event, index, item.model_dump_json().encode(), exc)
+                        continue
+                    if updated is not entry:
+                        work[key] = (stored, updated, event)
+                    if self.decisions:
+                        for decision in after_group(item, entry, updated, outputs, self.rules, now):
+                            outbox.add("decisions", key, decision.model_dump_json().encode())
+                    self.emit(outputs, outbox)
         await outbox.flush()  # outputs first, then state (see stream/dedup.py)
         if outbox.refused:
-            await self.barrier.outputs_refused("group", event, outbox.refused)
-        for key, (stored, current) in work.items():
+            await self.barrier.outputs_refused("group", events[0], outbox.refused)
+        for key, (stored, current, source_event) in work.items():
             if current is not None and current is not stored:
-                self.entries.set(key, current)
+                self.entries.set(key, current, source_event)
 
     async def apply(self, key: str, entry: GroupState | None, item: Any, at: int, now: datetime,
                     partition: int) -> tuple[GroupState | None, list[IncidentEvent]]:

@@ -1,7 +1,7 @@
 """The read-model stage: `incident-events` -> Redis, then paging and runbooks react.
 
-A record holds one event (the previous version's records) or many (`IncidentEventBatch`). They are folded into
-Redis in one transaction per record (`IncidentStore.fold_many`); then, for each event the read model took, the
+A record holds one event (the previous version's records) or many (`IncidentEventBatch`); the stage takes the
+records that arrived together (stream/barrier.py). Their events are folded into Redis in one transaction (`IncidentStore.fold_many`); then, for each event the read model took, the
 service-level histograms are observed, and the pager and the runbook executor react, in order. Both reactions
 are idempotent per event, so a redelivered record repeats nothing.
 """
@@ -36,16 +36,17 @@ class ProjectStage:
         self.react = react  # paging and runbooks, when configured
         self.barrier = barrier
 
-    async def fold(self, record: Any, events: list[IncidentEvent]) -> list[tuple[ApplyResult, Incident | None]]:
+    async def fold(self, records: list[tuple[Any, int, IncidentEvent]]) -> list[tuple[ApplyResult, Incident | None]]:
         """All events in one transaction; if that fails for anything but Redis being away (a fault of one
         event), each event alone, and the one that fails goes to `dead-letter` by itself."""
+        events = [event for _, _, event in records]
         try:
             return await with_redis_retries(lambda: self.store.fold_many(events))
         except Exception:  # noqa: BLE001 - find the event at fault
             if len(events) == 1:
                 raise  # the barrier dead-letters the record
         results: list[tuple[ApplyResult, Incident | None]] = []
-        for index, one in enumerate(events):
+        for record, index, one in records:
             try:
                 results += await with_redis_retries(lambda: self.store.fold_many([one]))
             except Exception as exc:  # noqa: BLE001
@@ -53,13 +54,18 @@ class ProjectStage:
                 results.append((ApplyResult.already_applied, None))
         return results
 
-    async def handle(self, event: Any) -> None:
-        events = incident_events(event.value)  # undecodable: the barrier dead-letters the record
-        results = await self.fold(event, events)
+    async def handle(self, records: list[Any]) -> None:
+        """The records Faust handed over together: their events folded into Redis at once, in order."""
+        items = [(record, index, event) for record in records
+                 if (events := await self.barrier.decode("project", record, incident_events)) is not None
+                 for index, event in enumerate(events)]
+        if not items:
+            return
+        results = await self.fold(items)
         counts: Counter[str] = Counter(result.value for result, _ in results)
         for result_name, count in counts.items():
             READ_MODEL_WRITES.labels(result_name).inc(count)
-        for incident_event, (result, incident) in zip(events, results):
+        for (_, _, incident_event), (result, incident) in zip(items, results):
             if incident is None:
                 continue
             if result is ApplyResult.applied:

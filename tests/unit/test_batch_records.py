@@ -163,6 +163,13 @@ class Producer:
         self.sent.append(Sent(topic, key, value, partition))
 
 
+class Barrier:
+    """What the stages ask of the barrier in these tests: decoding (a bad record would be dead-lettered)."""
+
+    async def decode(self, stage_name, event, unpack):
+        return unpack(event.value)
+
+
 class Counts:
     async def of(self, topic: str) -> int:
         return 4
@@ -172,14 +179,22 @@ def stage() -> tuple[DedupStage, CountingTable, Producer]:
     table = CountingTable()
     producer = Producer()
     suppression = Suppression(silences=None, inhibition=None, rules=())  # type: ignore[arg-type] - no rules: no Redis
-    dedup_stage = DedupStage(Entries(table, FingerprintState, "fingerprints"), RULES, suppression, barrier=None,  # type: ignore[arg-type]
+    dedup_stage = DedupStage(Entries(table, FingerprintState, "fingerprints"), RULES, suppression, barrier=Barrier(),  # type: ignore[arg-type]
                              counts=Counts(), app=SimpleNamespace(producer=producer), decisions=True)  # type: ignore[arg-type]
     return dedup_stage, table, producer
 
 
-def record(value: bytes, offset: int, seconds: float = 0):
-    return SimpleNamespace(value=value, message=SimpleNamespace(offset=offset, partition=0, topic="alerts", key=None,
-                                                                timestamp=(T0 + timedelta(seconds=seconds)).timestamp()))
+class Record:
+    """A record as the stages read it (Faust's events can be weakly referenced: table writes name one)."""
+
+    def __init__(self, value: bytes, message: SimpleNamespace) -> None:
+        self.value = value
+        self.message = message
+
+
+def record(value: bytes, offset: int, seconds: float = 0, partition: int = 0) -> Record:
+    return Record(value, SimpleNamespace(offset=offset, partition=partition, topic="alerts", key=None,
+                                         timestamp=(T0 + timedelta(seconds=seconds)).timestamp()))
 
 
 def storm() -> list:
@@ -200,7 +215,7 @@ def events_of(producer: Producer, topic: str) -> list:
 def test_a_packed_record_folds_exactly_as_the_same_alerts_one_record_each():
     alerts = storm()
     packed, packed_table, packed_out = stage()
-    asyncio.run(packed.handle(record(pack_alerts([a.model_dump_json(by_alias=True).encode() for a in alerts]), 5)))
+    asyncio.run(packed.handle([record(pack_alerts([a.model_dump_json(by_alias=True).encode() for a in alerts]), 5)]))
     single, single_table, single_out = stage()
     for index, a in enumerate(alerts):  # the same positions: item `index` of record 5
         asyncio.run(_one(single, a, index))
@@ -229,11 +244,11 @@ def _one(single: DedupStage, a, index: int):
 def test_pure_resends_in_later_records_write_nothing_until_due():
     alerts = storm()[:3]
     dedup_stage, table, producer = stage()
-    asyncio.run(dedup_stage.handle(record(pack_alerts([a.model_dump_json(by_alias=True).encode() for a in alerts]), 1)))
+    asyncio.run(dedup_stage.handle([record(pack_alerts([a.model_dump_json(by_alias=True).encode() for a in alerts]), 1)]))
     assert table.writes == 3
     for offset in range(2, 6):  # four rounds of pure re-sends
-        asyncio.run(dedup_stage.handle(record(pack_alerts([a.model_dump_json(by_alias=True).encode() for a in alerts]),
-                                              offset, seconds=offset)))
+        asyncio.run(dedup_stage.handle([record(pack_alerts([a.model_dump_json(by_alias=True).encode() for a in alerts]),
+                                               offset, seconds=offset)]))
     assert table.writes == 3 and dedup_stage.entries.unwritten() == 3
     assert all(dedup_stage.entries.get(a.fingerprint).duplicates == 4 for a in alerts)
     assert len(events_of(producer, "alert-events")) == 3  # the first round's firings, nothing since
@@ -244,11 +259,11 @@ def test_a_bad_item_goes_to_dead_letter_alone():
     dedup_stage, _, producer = stage()
     failed = []
 
-    class Barrier:
+    class Failing(Barrier):
         async def item_failed(self, stage_name, event, index, value, exc):
             failed.append((stage_name, index))
 
-    dedup_stage.barrier = Barrier()  # type: ignore[assignment]
+    dedup_stage.barrier = Failing()  # type: ignore[assignment]
     real = dedup_stage.suppression.of
 
     def of(labels, fingerprint, now, sources):
@@ -257,7 +272,7 @@ def test_a_bad_item_goes_to_dead_letter_alone():
         return real(labels, fingerprint, now, sources)
 
     dedup_stage.suppression.of = of  # type: ignore[method-assign]
-    asyncio.run(dedup_stage.handle(record(pack_alerts([a.model_dump_json(by_alias=True).encode() for a in alerts]), 1)))
+    asyncio.run(dedup_stage.handle([record(pack_alerts([a.model_dump_json(by_alias=True).encode() for a in alerts]), 1)]))
     assert failed == [("dedup", 1)]
     assert len(events_of(producer, "alert-events")) == 2
 
@@ -314,11 +329,32 @@ def test_an_event_the_read_model_cannot_fold_goes_to_dead_letter_alone():
 
     failed = []
 
-    class Barrier:
+    class Failing(Barrier):
         async def item_failed(self, stage_name, event, index, value, exc):
             failed.append((stage_name, index))
 
-    stage_ = ProjectStage(Store(), None, Barrier())  # type: ignore[arg-type]
+    stage_ = ProjectStage(Store(), None, Failing())  # type: ignore[arg-type]
     packed = b'{"type":"incident_event_batch","version":1,"events":[' + b",".join(e.model_dump_json().encode() for e in events) + b"]}"
-    asyncio.run(stage_.handle(record(packed, 3)))
+    asyncio.run(stage_.handle([record(packed, 3)]))
     assert failed == [("project", 1)]
+
+
+def test_records_of_several_partitions_handled_together_write_each_key_to_its_own_partition():
+    """Faust sends a table write's changelog record to the partition of the record it names: a batch of
+    records from two partitions must name, for each key, a record of that key's partition."""
+    from faust.streams import current_event
+
+    class PartitionTable(dict):
+        partitions: dict = {}
+
+        def __setitem__(self, key, value):
+            self.partitions[key] = current_event().message.partition
+            super().__setitem__(key, value)
+
+    table = PartitionTable()
+    dedup_stage, _, _ = stage()
+    dedup_stage.entries = Entries(table, FingerprintState, "fingerprints")
+    first, second = storm()[0], storm()[1]
+    asyncio.run(dedup_stage.handle([record(pack_alerts([first.model_dump_json(by_alias=True).encode()]), 4, partition=0),
+                                    record(pack_alerts([second.model_dump_json(by_alias=True).encode()]), 9, partition=3)]))
+    assert table.partitions == {first.fingerprint: 0, second.fingerprint: 3}
