@@ -44,12 +44,15 @@ def count_events(settings: Settings) -> int:
         consumer.close()
 
 
-def rebuild(settings: Settings, clear: bool, progress: Callable[[int], None]) -> Counter[str]:
-    """Apply every incident event from the beginning; safe while workers run (each event applies once)."""
-    return asyncio.run(_rebuild(settings, clear, progress))
+def rebuild(settings: Settings, clear: bool, progress: Callable[[int], None],
+            topics: tuple[str, ...] = TOPICS) -> Counter[str]:
+    """Apply every incident event from the beginning; safe while workers run (each event applies once).
+    `topics`: which logs to fold, in this order (all by default; incidents first)."""
+    return asyncio.run(_rebuild(settings, clear, progress, topics))
 
 
-async def _rebuild(settings: Settings, clear: bool, progress: Callable[[int], None]) -> Counter[str]:
+async def _rebuild(settings: Settings, clear: bool, progress: Callable[[int], None],
+                   topics: tuple[str, ...]) -> Counter[str]:
     client = aioredis.Redis.from_url(settings.redis_url)
     store = IncidentStore(client, settings.redis_prefix)
     logs: dict[str, tuple[IncidentLog, type[ActionResult] | type[Delivery], str]] = {
@@ -89,7 +92,7 @@ async def _rebuild(settings: Settings, clear: bool, progress: Callable[[int], No
             results["decisions_recorded"] += await decisions.record(decided)
             decided.clear()
 
-        for topic in TOPICS:
+        for topic in topics:
             for value in _records(settings, topic, progress):
                 if topic == "incident-events":
                     try:

@@ -70,6 +70,7 @@ from stream.suppression import Suppression
 log = logging.getLogger("firebreak.worker")
 
 REBUILD_LEASE_SECONDS = 600  # a rebuild not finished by then (its worker died) is started again by another
+PAGING_TOPICS = ("incident-events", "action-results", "notifications")  # what a rebuild restores before escalations
 
 
 def _raw_schema() -> faust.Schema:
@@ -214,9 +215,13 @@ class Worker:
         started = time.monotonic()
         try:
             log.warning("read model marker missing (Redis flushed or replaced): rebuilding from incident-events")
-            first = await asyncio.to_thread(rebuild, self.settings, False, lambda n: None)
-            second = await asyncio.to_thread(rebuild, self.settings, False, lambda n: None)
+            # What paging needs first: incidents, runs and deliveries, the incidents again, then the escalations;
+            # the decision log (`explain`'s history, the longest topic) after them.
+            first = await asyncio.to_thread(rebuild, self.settings, False, lambda n: None, PAGING_TOPICS)
+            second = await asyncio.to_thread(rebuild, self.settings, False, lambda n: None, ("incident-events",))
             resumed = await self.resume_escalations()
+            if self.settings.decisions_enabled:
+                first += await asyncio.to_thread(rebuild, self.settings, False, lambda n: None, ("decisions",))
             await self.store.redis.set(marker, "ok")
         except Exception as exc:  # noqa: BLE001 - Kafka or Redis away: try again at the next check
             log.error("read model rebuild failed (%s); retrying at the next check", exc)

@@ -46,6 +46,7 @@ STORM_SECONDS = 5 if FULL else 1
 # The packed pipeline's rate: batches of 100 from 8 senders, so ingest packs several requests per record and
 # a worker's records each hold many alerts (a kill lands in the middle of one).
 PACKED_RATE = 5_000 if FULL else 1_000
+PACKED_SECONDS = 60 if FULL else 8
 PACKED_LOAD = {"batch": 100, "concurrency": 8, "per_service": 50, "alertname": "Storm"}
 
 
@@ -99,7 +100,7 @@ def test_worker_killed_mid_batch_at_the_packed_rate(chaos: Chaos):
         victim.kill(signal.SIGKILL)
         chaos.start_worker(f"chaos-worker-{uuid.uuid4().hex[:4]}")
 
-    run, result = during_load(chaos, kill, rate=PACKED_RATE, **PACKED_LOAD)
+    run, result = during_load(chaos, kill, rate=PACKED_RATE, seconds=PACKED_SECONDS, **PACKED_LOAD)
     row = ledger(chaos, f"worker `kill -9` mid-batch at {PACKED_RATE:,} alerts/s (packed records), a replacement starts",
                  "test_worker_killed_mid_batch_at_the_packed_rate", run, result,
                  settle_s=120 + len(result["accepted"]) / 500, actions=False)
@@ -108,7 +109,8 @@ def test_worker_killed_mid_batch_at_the_packed_rate(chaos: Chaos):
 
 
 def test_broker_restarted_during_group_commit(chaos: Chaos):
-    run, result = during_load(chaos, outage(chaos, "kafka", KAFKA_OUTAGE), rate=PACKED_RATE, **PACKED_LOAD)
+    run, result = during_load(chaos, outage(chaos, "kafka", KAFKA_OUTAGE), rate=PACKED_RATE, seconds=PACKED_SECONDS,
+                              **PACKED_LOAD)
     row = ledger(chaos, f"Kafka broker stopped for {KAFKA_OUTAGE} s during group commit at {PACKED_RATE:,} alerts/s, "
                  "restarted", "test_broker_restarted_during_group_commit", run, result,
                  settle_s=120 + len(result["accepted"]) / 500, actions=False)
