@@ -61,6 +61,11 @@ def partition_of(key: bytes, partitions: int) -> int:
 class _Packed(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    @classmethod
+    def is_one(cls, value: bytes) -> bool:
+        """Whether a record's value is one of these: its JSON starts with this model's `type` (written first)."""
+        return value.startswith(b'{"type":"%s"' % cls.model_fields["type"].default.encode())
+
 
 class AlertBatch(_Packed):
     """A record on `alerts` holding the alerts of one partition, from one or more ingest requests, in the order
@@ -69,10 +74,6 @@ class AlertBatch(_Packed):
     type: Literal["alert_batch"] = "alert_batch"
     version: Literal[1] = 1
     alerts: list[Alert] = Field(min_length=1, max_length=MAX_BATCH_ITEMS)
-
-    @staticmethod
-    def is_one(value: bytes) -> bool:
-        return value.startswith(b'{"type":"alert_batch"')
 
 
 class GroupInputBatch(_Packed):
@@ -83,10 +84,6 @@ class GroupInputBatch(_Packed):
     version: Literal[1] = 1
     items: list[GroupInput] = Field(min_length=1, max_length=MAX_BATCH_ITEMS)
 
-    @staticmethod
-    def is_one(value: bytes) -> bool:
-        return value.startswith(b'{"type":"group_input_batch"')
-
 
 class IncidentEventBatch(_Packed):
     """A record on `incident-events` holding incident events of one partition, in order, each keyed by its
@@ -95,10 +92,6 @@ class IncidentEventBatch(_Packed):
     type: Literal["incident_event_batch"] = "incident_event_batch"
     version: Literal[1] = 1
     events: list[IncidentEvent] = Field(min_length=1, max_length=MAX_BATCH_ITEMS)
-
-    @staticmethod
-    def is_one(value: bytes) -> bool:
-        return value.startswith(b'{"type":"incident_event_batch"')
 
 
 _GROUP_INPUT: TypeAdapter[GroupInput] = TypeAdapter(GroupInput)
