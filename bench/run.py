@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from firebreak.settings import Settings  # noqa: E402
-from bench.stream_probe import prefill, run_worker  # noqa: E402
+from bench.stream_probe import cpu_seconds, prefill, run_worker  # noqa: E402
 from tests.conftest import (  # noqa: E402 - the same helpers the integration tests start services with
     TOKEN,
     Ingest,
@@ -253,13 +253,6 @@ def scenario_stream(sizes: Sizes, folder: Path) -> Scenario:
 
 
 # -- 7: scale-out ------------------------------------------------------------------------------------------
-
-def cpu_seconds(pid: int) -> float:
-    """User plus system CPU time of one process so far."""
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
 
 def service_pid(stack: Stack, name: str) -> int | None:
     pid_file = stack.folder / f"{name}.pid"

@@ -32,12 +32,3 @@ class InhibitionStore:
             for (key, fingerprint), firing in changes.items():
                 (pipe.sadd if firing else pipe.srem)(self._key(key), fingerprint)
             await pipe.execute()
-
-    async def update(self, rule_keys: Iterable[str], fingerprint: str, firing: bool) -> None:
-        keys = list(rule_keys)
-        if not keys:
-            return
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for key in keys:
-                (pipe.sadd if firing else pipe.srem)(self._key(key), fingerprint)
-            await pipe.execute()

@@ -99,12 +99,9 @@ class Barrier:
                         if run:
                             await self.process_batch(stage, handle, run)
                             run = []
-                        missing = await self.gaps.fetch(message.topic, message.partition, previous + 1, message.offset)
-                        SKIPPED_RECORDS.labels(stage).inc(message.offset - previous - 1)
-                        log.warning("stage %s: the stream skipped %s/%s offsets %d..%d; processing the %d fetched first",
-                                    stage, message.topic, message.partition, previous + 1, message.offset - 1, len(missing))
+                        missing = await self.fetch_gap(stage, message, previous)
                         if missing:
-                            await self.process_batch(stage, handle, list(missing))
+                            await self.process_batch(stage, handle, missing)
                         await self.ack_repaired(message.topic, message.partition, previous + 1, message.offset - 1)
                     run.append(event)
                     self.last_seen[(message.topic, message.partition)] = max(-1 if previous is None else previous,
@@ -169,12 +166,16 @@ class Barrier:
                           first.message.offset, wait)
                 await asyncio.sleep(wait)
 
-    async def repair_gap(self, stage: str, handle: Handler, message: Any, previous: int) -> None:
+    async def fetch_gap(self, stage: str, message: Any, previous: int) -> list[Any]:
+        """The records the stream skipped between `previous` and `message` (firebreak/gaps.py), counted and logged."""
         missing = await self.gaps.fetch(message.topic, message.partition, previous + 1, message.offset)
         SKIPPED_RECORDS.labels(stage).inc(message.offset - previous - 1)
         log.warning("stage %s: the stream skipped %s/%s offsets %d..%d; processing the %d fetched first",
                     stage, message.topic, message.partition, previous + 1, message.offset - 1, len(missing))
-        for skipped in missing:
+        return list(missing)
+
+    async def repair_gap(self, stage: str, handle: Handler, message: Any, previous: int) -> None:
+        for skipped in await self.fetch_gap(stage, message, previous):
             await self.process(stage, handle, skipped)
         await self.ack_repaired(message.topic, message.partition, previous + 1, message.offset - 1)
 

@@ -16,7 +16,6 @@ import faust
 from schemas.batch import (
     MAX_BATCH_ITEMS,
     MAX_RECORD_BYTES,
-    pack_alerts,
     pack_decisions,
     pack_group_inputs,
     pack_incident_events,
@@ -29,7 +28,6 @@ PACKERS: dict[str, Callable[[list[bytes]], bytes]] = {
     "incident-events": pack_incident_events,
     "decisions": pack_decisions,
 }
-ALERT_PACKER = pack_alerts  # ingest's (ingest/producer.py)
 
 
 class PartitionCounts:
