@@ -24,6 +24,7 @@ _JOINED = {
     "GRP-3": "opened its incident with the alerts collected during group_wait",
     "GRP-19": "opened its incident: the policy's minimum of alerts and services was reached",
     "GRP-5": "joined the open incident of its correlation key",
+    "GRP-32": "joined the incident that suspects a change to its service",
     "GRP-6": "fired again inside the incident that already held it",
     "GRP-10": "reopened its resolved incident (inside the reopen window)",
 }
@@ -180,8 +181,11 @@ def _from_incident_event(event: IncidentEvent, position: int) -> Decision | None
     base = {"at": event.at, "incident_id": event.incident_id, "policy": event.policy, "rule": event.rule, "position": position}
     kind = event.kind
     if kind is IncidentEventKind.alert_added and fp:
-        return Decision(**base, kind=DecisionKind.joined, fingerprint=fp,
-                        reason=_JOINED.get(event.rule, "joined the incident"), detail={"title": event.title or ""})
+        reason = _JOINED.get(event.rule, "joined the incident")
+        if event.evidence:
+            reason += " (" + "; ".join(f"{name.replace('_', ' ')}: {value}" for name, value in event.evidence.items()) + ")"
+        return Decision(**base, kind=DecisionKind.joined, fingerprint=fp, reason=reason,
+                        detail={"title": event.title or "", **{f"evidence.{k}": v for k, v in event.evidence.items()}})
     if kind is IncidentEventKind.alert_resolved and fp:
         quiet = event.comment.startswith("quiet")
         return Decision(**base, kind=DecisionKind.quiet_resolved if quiet else DecisionKind.alert_resolved, fingerprint=fp,

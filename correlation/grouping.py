@@ -21,6 +21,7 @@ the events it emits and so on the incident's timeline.
 | GRP-8  | open                   | resolved, was firing                       | `alert_resolved`                            |
 | GRP-9  | open, none firing      | resolve_timeout passed (at once if 0)      | `resolved` by firebreak                     |
 | GRP-10 | resolved, in window    | one of its alerts fires again              | `reopened`, `alert_added`                   |
+|        | (or while it flaps)    |                                            |                                             |
 | GRP-11 | resolved               | reopen window over (tick)                  | forgotten by the stage                      |
 | GRP-12 | triggered              | acknowledge command                        | `acknowledged` by the actor                 |
 | GRP-13 | open                   | resolve command                            | `resolved` by the actor                     |
@@ -49,6 +50,8 @@ the events it emits and so on the incident's timeline.
 |        | the alert firing       | changed (DUP-9)                            | the latest; never a page                    |
 | GRP-29 | open, an alert with an | its expiry passed with no newer copy       | `alert_resolved` by firebreak (then GRP-9), |
 |        | expiry (endsAt, API v2)| (tick)                                     | as Alertmanager resolves it                 |
+| GRP-32 | open, suspects a change| firing on the changed service, within the  | `alert_added` with the change as evidence   |
+|        | (GRP-18)               | change window (topology)                   |                                             |
 | GRP-0  | any                    | input at a position already applied        | redelivery: re-emit what it emitted         |
 | GRP-00 | any                    | alert event already applied (by source)    | nothing: a re-emission of a redelivery      |
 
@@ -56,11 +59,16 @@ Time-driven transitions (GRP-3, -9, -11, -15, -20, -21, -29) take effect at the 
 late the tick that finds them: the live worker (ticks every `tick_interval_seconds`), replay and check stamp
 them alike (never before the entry's last input, so an incident's events stay in time order).
 
-Joinable: without topology, the key's current incident; with `topology: true`, the most recent open
-incident whose probable root lies on one dependency chain with the alert's service (relating to the root
-rather than to any member keeps two failures apart that merely share a downstream symptom). Either way it must be younger
-than the policy's group_window (from when it opened) and smaller than its max_alerts. An alert is never in
-two open incidents: an alert an open incident already holds always returns to that incident.
+Joinable (`_joinable`): without topology, the key's current incident (with a `session_gap`: only while its last
+new alert is that recent). With `topology: true`, among the incidents in the alert's failure domain (`failure_domain`
+labels: cluster, region), the one with the closest link (`_link`): a change it suspects was made to the alert's
+service (GRP-32); or the alert's service is a member service or depends on one whose last new alert is within the
+session gap (per dependency hop, up to two); or the incident's probable root depends on the alert's service and
+the incident started within the session gap (a cause comes first). A service that only shares a dependency with a
+member is another failure's symptom and does not link. The join's `alert_added` carries that evidence with its
+figures (`evidence`), and `explain` shows it. Either way the incident must be younger than the policy's
+group_window (from when it opened) and smaller than its max_alerts. An alert is never in two open incidents: an
+alert an open incident already holds always returns to that incident.
 """
 
 from __future__ import annotations
@@ -130,6 +138,12 @@ class TrackedIncident(BaseModel):
     # GRP-29: firing alerts sent without status, and when each resolves (`expiry_deadline`) unless a newer copy
     # moves it (DUP-12).
     expires: dict[str, AwareDatetime] = Field({}, exclude_if=lambda v: not v)
+    # Each member service's last new firing (or "" for alerts without one): the session gap runs from these.
+    recent: dict[str, AwareDatetime] = Field({}, exclude_if=lambda v: not v)
+    # The failure-domain label values its alerts carry (the policy's failure_domain): others never join it.
+    domain: dict[str, str] = Field({}, exclude_if=lambda v: not v)
+    # GRP-18: the changes it suspects, id -> (service, when): an alert on that service may join (GRP-32).
+    suspects: dict[str, tuple[str, AwareDatetime]] = Field({}, exclude_if=lambda v: not v)
 
     @property
     def is_open(self) -> bool:
@@ -177,7 +191,7 @@ def due_of(incidents: Iterable[TrackedIncident], rules: Rules) -> datetime | Non
         elif inc.is_open and inc.quiet_since is not None:
             times.append(inc.quiet_since + policy.resolve_timeout)
         elif inc.phase is Phase.resolved and inc.resolved_at is not None:
-            times.append(inc.resolved_at + policy.reopen_window)
+            times.append(reopen_until(inc, policy))
         if inc.is_open and inc.flapping_until is not None:
             times.append(inc.flapping_until)
         if inc.is_open and policy.quiet_resolve is not None:
@@ -186,6 +200,15 @@ def due_of(incidents: Iterable[TrackedIncident], rules: Rules) -> datetime | Non
         if inc.is_open:
             times += [at for fp, at in inc.expires.items() if inc.alerts.get(fp) is AlertStatus.firing]
     return min(times, default=None)
+
+
+def reopen_until(inc: TrackedIncident, policy: Policy) -> datetime:
+    """Until when a resolved incident reopens if one of its alerts fires again (GRP-10), then is forgotten (GRP-11):
+    its reopen window, or longer while it flaps (the flapping hold-down): a flapping alert keeps one incident
+    instead of opening one per flap."""
+    assert inc.resolved_at is not None
+    until = inc.resolved_at + policy.reopen_window
+    return max(until, inc.flapping_until) if inc.flapping_until is not None else until
 
 
 def incident_id(correlation_key: str, position: int, now: datetime) -> str:
@@ -210,7 +233,7 @@ class _Step:
 
     def emit(self, inc: TrackedIncident, kind: IncidentEventKind, rule: str, alert: Alert | None = None,
              actor: str = SYSTEM_ACTOR, comment: str = "", related: list[str] | None = None,
-             hold: tuple[datetime, str] | None = None) -> TrackedIncident:
+             hold: tuple[datetime, str] | None = None, evidence: dict[str, str] | None = None) -> TrackedIncident:
         seq = inc.seq + 1
         flapping = inc.flapping_until is not None and kind is not IncidentEventKind.flapping_ended
         self.events.append(
@@ -235,6 +258,7 @@ class _Step:
                 alert=alert,
                 page_held_until=hold[0] if hold else None,
                 page_hold_reason=hold[1] if hold else None,
+                evidence=evidence or {},
             )
         )
         inc = inc.model_copy(update={"seq": seq})
@@ -253,16 +277,18 @@ class _Step:
     def service_of(self, alert: Alert) -> str | None:
         return alert.labels.get(self.rules.service_label) or None
 
-    def add_alert(self, inc: TrackedIncident, alert: Alert, rule: str, flapping_until: datetime | None = None) -> TrackedIncident:
+    def add_alert(self, inc: TrackedIncident, alert: Alert, rule: str, flapping_until: datetime | None = None,
+                  evidence: dict[str, str] | None = None) -> TrackedIncident:
         """Record a firing alert in an open incident, then what it changes: severity, probable root, flapping,
-        a transient pause (GRP-24: an alert without a hold of its own ends the incident's)."""
+        a transient pause (GRP-24: an alert without a hold of its own ends the incident's). `evidence`: what
+        decided a join (GRP-5), recorded on its `alert_added`."""
         service = self.service_of(alert)
         services = sorted({*inc.services, service}) if service else inc.services
         inc = inc.model_copy(update={"alerts": {**inc.alerts, alert.fingerprint: AlertStatus.firing}, "quiet_since": None,
                                      "services": services})
-        inc = self.saw(inc, alert)
+        inc = self.touch(self.saw(inc, alert), alert)
         inc = self.mark_flapping(inc, flapping_until, alert)
-        inc = self.emit(inc, IncidentEventKind.alert_added, rule, alert)
+        inc = self.emit(inc, IncidentEventKind.alert_added, rule, alert, evidence=evidence)
         inc = self.note_truncation(inc, alert)
         severity = alert.labels.get(self.rules.policies.severity_label)
         if self.rules.policies.rank(severity) > self.rules.policies.rank(inc.severity):
@@ -277,6 +303,16 @@ class _Step:
                             alert, comment=f"{name} fires and does not usually resolve by itself: the page held until "
                                            f"{inc.page_held_until.isoformat()} goes out now")
         return inc
+
+    def touch(self, inc: TrackedIncident, alert: Alert) -> TrackedIncident:
+        """Note a new firing of `alert` in `inc` (open or collecting): its service's last new firing, from which
+        the session gap runs, and its failure-domain labels."""
+        policy = self.rules.policies.get(inc.policy)
+        recent = {**inc.recent, self.service_of(alert) or "": self.now}
+        domain = inc.domain
+        if policy.topology and any(name not in domain and alert.labels.get(name) for name in policy.failure_domain):
+            domain = {**domain, **{n: v for n in policy.failure_domain if n not in domain and (v := alert.labels.get(n))}}
+        return inc.model_copy(update={"recent": recent, "domain": domain})
 
     def note_truncation(self, inc: TrackedIncident, alert: Alert) -> TrackedIncident:
         """GRP-26: an alert came in a webhook that left alerts of its group out; say so once per count."""
@@ -412,24 +448,93 @@ def _within_limits(step: _Step, inc: TrackedIncident, policy: Policy) -> bool:
     return policy.group_window is None or step.now - started <= policy.group_window
 
 
-def _joinable(step: _Step, policy: Policy, alert: Alert) -> TrackedIncident | None:
+def _joinable(step: _Step, policy: Policy, alert: Alert) -> tuple[TrackedIncident | None, dict[str, str]]:
+    """The incident a new firing alert joins (GRP-5), and the evidence that decided it; (None, {}) opens a new one.
+
+    Without topology: the key's current incident. With topology: of the incidents in the alert's failure domain,
+    the one with the closest link (`_link`: the most recent linked member). Either way within the policy's limits
+    (`_within_limits`) and, with a session gap, while the incident's last new alert is that recent."""
     if not policy.topology:
         inc = step.incidents.get(step.current) if step.current else None
-        return inc if inc is not None and _within_limits(step, inc, policy) else None
+        if inc is None or not _within_limits(step, inc, policy):
+            return None, {}
+        if policy.session_gap is None:
+            return inc, {}
+        quiet = step.now - _last_new(inc)
+        if quiet > policy.session_gap:
+            return None, {}
+        return inc, {"correlation_key": step.entry.correlation_key, "session_gap_seconds": _seconds(quiet)}
     service = step.service_of(alert)
     if service is None:
+        return None, {}
+    best: tuple[datetime, datetime, TrackedIncident, dict[str, str]] | None = None
+    for inc in step.incidents.values():
+        if not _within_limits(step, inc, policy) or not _same_domain(inc.domain, alert.labels, policy.failure_domain):
+            continue
+        link = _link(step, inc, policy, service)
+        if link is not None and (best is None or (link[0], inc.created_at) > best[:2]):
+            best = (link[0], inc.created_at, inc, link[1])
+    if best is None:
+        return None, {}
+    evidence = best[3]
+    domain = {n: v for n in policy.failure_domain if (v := alert.labels.get(n))}
+    if domain:
+        evidence["failure_domain"] = ", ".join(f"{n}={v}" for n, v in domain.items())
+    return best[2], evidence
+
+
+def _last_new(inc: TrackedIncident) -> datetime:
+    """When the incident last took a new firing alert (entries from before `recent` existed: when it opened)."""
+    return max(inc.recent.values(), default=inc.opened_at or inc.created_at)
+
+
+def _seconds(delta: timedelta) -> str:
+    return f"{delta.total_seconds():.0f}"
+
+
+def _same_domain(domain: dict[str, str], labels: dict[str, str], names: tuple[str, ...]) -> bool:
+    """Whether an alert's failure-domain labels agree with an incident's (a label missing on either side agrees)."""
+    return all(not (value := labels.get(name)) or domain.get(name, value) == value for name in names)
+
+
+HOPS_COUNTED = 2  # a link to a member this many dependency hops upstream or more may span that many session gaps
+
+
+def _link(step: _Step, inc: TrackedIncident, policy: Policy, service: str) -> tuple[datetime, dict[str, str]] | None:
+    """How a new alert of `service` links to `inc` on a topology policy, as (the linked member's last new firing,
+    the evidence), or None. In order:
+
+    1. a change the incident suspects (GRP-18) was made to `service` within the change window (GRP-32);
+    2. `service` is a member service or depends on one (the alert may be its symptom), and that member's last new
+       firing was within the session gap, times the dependency hops between them up to HOPS_COUNTED (a failure
+       reaches each next service a hop later; a quiet service in between still passes it on);
+    3. the incident's probable root depends on `service` (it may be the cause), and the incident started within
+       the session gap: a cause comes before its effects, an upstream alert much later is another failure.
+
+    A service that merely shares a dependency with a member (a sibling symptom of another failure) does not link.
+    Without a session gap (`session_gap: null`) time is no evidence: any link on the chain joins."""
+    window = step.rules.policies.change_window
+    for change_id, (changed, at) in sorted(inc.suspects.items()):
+        if changed == service and step.now - at <= window:
+            return at, {"change": f"{change_id}: the incident suspects a change to {service} at {at.isoformat()}, "
+                                  f"within the change window ({window})"}
+    recent = inc.recent or dict.fromkeys(inc.services, inc.opened_at or inc.created_at)
+    topology, gap = step.rules.topology, policy.session_gap
+    hops = topology.hops(service)
+    linked = [(at, member) for member, at in recent.items() if member == service or member in hops]
+    if gap is not None:
+        linked = [(at, m) for at, m in linked if step.now - at <= gap * min(HOPS_COUNTED, max(1, hops.get(m, 1)))]
+    if linked:
+        at, member = max(linked)
+        how = f"another alert of {service}" if member == service else \
+            f"{service} depends on {member} ({hops[member]} hop{'s' if hops[member] > 1 else ''})"
+        return at, {"topology": how, "time_gap_seconds": _seconds(step.now - at)}
+    root = inc.probable_root or topology.root_of(m for m in recent if m)
+    started = step.now - inc.created_at
+    if root is None or service not in topology.upstream.get(root, frozenset()) or (gap is not None and started > gap):
         return None
-
-    def services(inc: TrackedIncident) -> list[str]:
-        pending = [s for s in map(step.service_of, inc.pending) if s]
-        root = inc.probable_root or step.rules.topology.root_of(pending)
-        return [root] if root else []
-
-    candidates = [
-        inc for inc in step.incidents.values()
-        if _within_limits(step, inc, policy) and any(step.rules.topology.related(service, other) for other in services(inc))
-    ]
-    return max(candidates, key=lambda inc: inc.created_at, default=None)
+    return inc.created_at, {"topology": f"{root}, its probable root, depends on {service}: {service} may be the cause",
+                            "time_gap_seconds": _seconds(started)}
 
 
 def _holding(step: _Step, fingerprint: str, *, open_only: bool) -> TrackedIncident | None:
@@ -451,7 +556,8 @@ def _on_firing(step: _Step, event: AlertEvent, position: int) -> None:
     inc = _holding(step, alert.fingerprint, open_only=False)
     if inc is not None and inc.phase is Phase.pending:
         pending = [a for a in inc.pending if a.fingerprint != alert.fingerprint] + [alert]
-        _open_if_ready(step, step.save(inc.model_copy(update={"pending": pending, "page_holds": _held(inc, step, alert)})), policy)
+        inc = step.touch(inc.model_copy(update={"pending": pending, "page_holds": _held(inc, step, alert)}), alert)
+        _open_if_ready(step, step.save(inc), policy)
         return
     if inc is not None and inc.is_open:
         if inc.alerts.get(alert.fingerprint) is not AlertStatus.firing:
@@ -461,26 +567,28 @@ def _on_firing(step: _Step, event: AlertEvent, position: int) -> None:
         return
     if event.suppressed_by:
         return  # GRP-16
-    if inc is not None and inc.resolved_at is not None and step.now - inc.resolved_at <= policy.reopen_window:
+    if inc is not None and inc.resolved_at is not None and step.now <= reopen_until(inc, policy):
         inc = step.mark_flapping(inc.model_copy(update={"phase": Phase.triggered, "resolved_at": None}), event.flapping_until, alert)
         inc = step.emit(inc, IncidentEventKind.reopened, "GRP-10", alert)
         step.add_alert(inc, alert, "GRP-10")
         step.current = inc.id
         return
-    inc = _joinable(step, policy, alert)
+    inc, evidence = _joinable(step, policy, alert)
     if inc is not None:
         if inc.phase is Phase.pending:
-            _open_if_ready(step, step.save(inc.model_copy(update={"pending": [*inc.pending, alert],
-                                                                  "page_holds": _held(inc, step, alert)})), policy)
+            inc = step.touch(inc.model_copy(update={"pending": [*inc.pending, alert], "page_holds": _held(inc, step, alert)}),
+                             alert)
+            _open_if_ready(step, step.save(inc), policy)
         else:
-            step.add_alert(inc, alert, "GRP-5", event.flapping_until)
+            step.add_alert(inc, alert, "GRP-32" if "change" in evidence else "GRP-5", event.flapping_until, evidence)
         return
     new = TrackedIncident(id=incident_id(event.correlation_key, position, step.now), policy=policy.name,
                           phase=Phase.pending, created_at=step.now)
     step.current = new.id
     if policy.holds_back:
-        _open_if_ready(step, step.save(new.model_copy(update={"pending": [alert], "flapping_until": event.flapping_until,
-                                                              "page_holds": _held(new, step, alert)})), policy)
+        new = step.touch(new.model_copy(update={"pending": [alert], "flapping_until": event.flapping_until,
+                                                "page_holds": _held(new, step, alert)}), alert)
+        _open_if_ready(step, step.save(new), policy)
         return
     step.open(new, [alert], "GRP-1", event.flapping_until)
 
@@ -634,7 +742,7 @@ def _on_tick(step: _Step) -> None:
             inc = _expire(step, inc)
         if inc.is_open and inc.quiet_since is not None and step.now >= inc.quiet_since + policy.resolve_timeout:
             step.resolve(inc, "GRP-9")
-        elif inc.phase is Phase.resolved and inc.resolved_at is not None and step.now >= inc.resolved_at + policy.reopen_window:
+        elif inc.phase is Phase.resolved and inc.resolved_at is not None and step.now >= reopen_until(inc, policy):
             step.drop(inc)  # GRP-11
 
 
@@ -717,6 +825,8 @@ def attach_suspects(entry: GroupState, incident: str, recent: list[ChangeEvent],
     if tracked is None or not changes:
         return entry, []
     step = _Step(entry, rules, now)
+    tracked = step.save(tracked.model_copy(update={"suspects": {**tracked.suspects,
+                                                                **{c.id: (c.service, c.at) for c in changes}}}))
     for change in changes:
         tracked = step.emit(tracked, IncidentEventKind.change_suspected, "GRP-18", comment=describe(change),
                             related=[change.id])

@@ -19,6 +19,11 @@ from correlation.matchers import Matcher, matches_all, parse_matcher_list, repea
 from correlation.templates import compile_template
 
 DEFAULT_SEVERITIES = ("critical", "error", "warning", "info")
+# A topology policy's session gap unless it sets one: a cascade reaches its next service within a minute or
+# two of the last (bench/worlds.py: chosen on its tune seeds, reported on others; BENCHMARKS.md).
+DEFAULT_SESSION_GAP = timedelta(minutes=2)
+# Labels whose values separate failure domains: a topology policy never joins alerts whose values differ.
+DEFAULT_FAILURE_DOMAIN = ("cluster", "region")
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration), PlainSerializer(lambda d: f"{int(d.total_seconds())}s")]
 
@@ -53,6 +58,17 @@ class Policy(BaseModel):
     transient_pause: TransientPause | None = None
     title: str | None = Field(None, max_length=1000)
     topology: bool = False  # alerts of services on one dependency chain join one incident
+    # Time as evidence (a session): with topology, an alert joins only through a member whose last new alert came
+    # less than this long ago (per dependency hop between them, up to two); without, the key's incident takes a
+    # new alert only while its last new alert is that recent. A failure spreads within minutes; an alert twenty
+    # minutes later is another failure. Topology policies default to DEFAULT_SESSION_GAP; `null` turns it off.
+    session_gap: Duration | None = None
+    # Topology: alerts whose values of these labels differ are never joined (an alert without one is not
+    # scoped by it: shared infrastructure).
+    failure_domain: tuple[str, ...] = DEFAULT_FAILURE_DOMAIN
+    # Learn from history: signatures (alertname and service) that keep firing together may join beyond the
+    # catalog; a pair people split apart never joins on that evidence (correlation/evidence.py).
+    learn: bool = False
 
     @field_validator("title")
     @classmethod
@@ -72,6 +88,10 @@ class Policy(BaseModel):
     def _grouping_given(self) -> "Policy":
         if not self.group_by and not self.topology:
             raise ValueError("a policy needs group_by labels, topology: true, or both")
+        if self.topology and "session_gap" not in self.model_fields_set:
+            object.__setattr__(self, "session_gap", DEFAULT_SESSION_GAP)
+        if self.session_gap is not None and self.session_gap <= timedelta(0):
+            raise ValueError("session_gap must be positive (e.g. 5m), or null for none")
         if self.quiet_resolve is not None and self.quiet_resolve < timedelta(seconds=10):
             raise ValueError("quiet_resolve must be at least 10s, and several times the interval at which the "
                              "source repeats a firing alert (Alertmanager: every minute or so, so 5m or more)")

@@ -59,6 +59,29 @@ class Topology(BaseModel):
             visit(name, frozenset({name}))
         return closure
 
+    @cached_property
+    def _hops(self) -> dict[str, dict[str, int]]:
+        return {}
+
+    def hops(self, service: str) -> dict[str, int]:
+        """Every service `service` depends on, directly or not, with the fewest dependency hops to it (1: direct).
+        Computed once per service (breadth first over `depends_on`)."""
+        found = self._hops.get(service)
+        if found is None:
+            direct = self._direct
+            found, frontier, distance = {}, [service], 0
+            while frontier:
+                distance += 1
+                frontier = [dep for name in frontier for dep in direct.get(name, ()) if dep not in found and dep != service]
+                for dep in frontier:
+                    found.setdefault(dep, distance)
+            self._hops[service] = found
+        return found
+
+    @cached_property
+    def _direct(self) -> dict[str, tuple[str, ...]]:
+        return {s.name: s.depends_on for s in self.services}
+
     def related(self, a: str, b: str) -> bool:
         """Whether two services lie on one dependency chain (one depends on the other, directly or not)."""
         if a == b:

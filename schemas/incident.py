@@ -128,6 +128,8 @@ class IncidentEvent(_Record):
     alert: Alert | None = None
     page_held_until: AwareDatetime | None = Field(None, exclude_if=_unset)  # `opened`: the transient pause holds its page
     page_hold_reason: str | None = Field(None, exclude_if=_unset)
+    # `alert_added` by a join (GRP-5): the evidence that decided it, name -> value (correlation/grouping.py `_link`)
+    evidence: dict[str, str] = Field(default_factory=dict, exclude_if=_unset)
 
 
 class IncidentAlert(_Record):

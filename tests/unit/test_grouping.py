@@ -229,6 +229,22 @@ def test_grp14_grp15_a_flapping_alert_holds_notifications_until_the_hold_down_en
     assert key.events[-1].notify is True
 
 
+def test_grp10_a_flapping_alert_reopens_its_incident_after_the_reopen_window_while_it_flaps():
+    key = Key()  # reopen_window 0: a plain re-firing would open a new incident
+    key.fire("a")
+    grouped = group_labels(alert(instance="a", alertname="X", service="s").labels, ("alertname", "service"))
+    flapping = AlertEvent(status="resolved", policy="p", correlation_key=f"p:{correlation_key(grouped)}", group_labels=grouped,
+                          alert=alert("resolved", ends=60, instance="a", alertname="X", service="s"), at=at(60),
+                          flapping_until=at(60 + 900), source_position=key.position)
+    assert key._apply(flapping, 60) == ["flapping_started", "alert_resolved", "resolved"]
+    assert key.tick(300) == []  # kept while the hold-down runs (GRP-11 waits for it)
+    assert key.fire("a", now=400) == ["reopened", "alert_added"]
+    assert len(key.ids()) == 1
+    key.resolve("a", now=500)
+    key.tick(960)  # hold-down over: forgotten
+    assert key.fire("a", now=1000)[0] == "opened" and len(key.ids()) == 2
+
+
 def test_grp16_a_suppressed_alert_opens_nothing():
     key = Key()
     grouped = group_labels(alert(instance="a", alertname="X", service="s").labels, ("alertname", "service"))

@@ -85,3 +85,116 @@ def test_a_service_related_only_to_a_symptom_not_to_the_root_opens_its_own_incid
     fire(eng, state, "web", 20)
     cache = fire(eng, state, "cache", 40)
     assert cache[0].kind.value == "opened" and cache[0].incident_id != first[0].incident_id
+
+
+# -- time, failure domains and changes as evidence (bench/worlds.py measures what these buy) ------------------
+
+def session_engine(gap: str | None = "2m", **fields) -> Engine:
+    policy = Policy.model_validate({"name": "graph", "topology": True, **({"session_gap": gap} if gap != "default" else {}),
+                                    **fields})
+    return Engine(Rules(PolicySet(policies=(policy,)), topology=CATALOG))
+
+
+def fire_labels(eng, state, now, **labels):
+    _, events = eng.apply(state, alert(starts=now, received=now, **labels), at(now))
+    return events
+
+
+def test_topology_policies_default_to_a_session_gap_and_null_turns_it_off():
+    assert Policy(name="graph", topology=True).session_gap == timedelta(minutes=2)
+    assert Policy.model_validate({"name": "graph", "topology": True, "session_gap": None}).session_gap is None
+    assert Policy(name="plain", group_by=("alertname",)).session_gap is None
+    with pytest.raises(ValidationError, match="session_gap must be positive"):
+        Policy.model_validate({"name": "graph", "topology": True, "session_gap": "0s"})
+
+
+def test_a_symptom_joins_within_the_session_gap_of_the_member_it_depends_on_and_says_why():
+    eng, state = session_engine(), State()
+    first = fire(eng, state, "db", 0, alertname="InstanceDown")
+    joined = fire(eng, state, "api", 100)
+    assert joined[0].incident_id == first[0].incident_id and joined[0].rule == "GRP-5"
+    assert joined[0].evidence == {"topology": "api depends on db (1 hop)", "time_gap_seconds": "100"}
+
+
+def test_a_symptom_long_after_its_dependency_last_alerted_is_another_failure():
+    eng, state = session_engine(), State()
+    first = fire(eng, state, "db", 0, alertname="InstanceDown")
+    late = fire(eng, state, "api", 20 * 60)
+    assert late[0].kind.value == "opened" and late[0].incident_id != first[0].incident_id
+    # without a session gap time is no evidence: the chain alone joins it
+    eng, state = session_engine(gap=None), State()
+    first = fire(eng, state, "db", 0, alertname="InstanceDown")
+    assert fire(eng, state, "api", 20 * 60)[0].incident_id == first[0].incident_id
+
+
+def test_the_gap_runs_from_the_latest_member_on_the_chain_and_widens_per_hop():
+    eng, state = session_engine(), State()
+    first = fire(eng, state, "db", 0, alertname="InstanceDown")
+    # web is two hops from db (api, in between, stays quiet): up to two gaps
+    assert fire(eng, state, "web", 200)[0].incident_id == first[0].incident_id
+    # api alerting now links through web? No: api does not depend on web; it depends on db, 300 s ago (one hop)
+    api = fire(eng, state, "api", 300)
+    assert api[0].kind.value == "opened"
+
+
+def test_an_upstream_cause_joins_only_while_the_incident_is_young():
+    eng, state = session_engine(), State()
+    first = fire(eng, state, "api", 0)
+    cause = fire(eng, state, "db", 60, alertname="InstanceDown")
+    assert cause[0].incident_id == first[0].incident_id
+    assert "api, its probable root, depends on db" in cause[0].evidence["topology"]
+    eng, state = session_engine(), State()
+    first = fire(eng, state, "api", 0)
+    fire(eng, state, "web", 100)  # the incident stays busy, but it started 5 minutes before db alerts
+    late = fire(eng, state, "db", 300, alertname="InstanceDown")
+    assert late[0].kind.value == "opened" and late[0].incident_id != first[0].incident_id
+
+
+def test_failure_domains_keep_clusters_apart_and_an_alert_without_one_is_shared():
+    eng, state = session_engine(), State()
+    a = fire_labels(eng, state, 0, alertname="InstanceDown", service="db", instance="db-1", cluster="eu")
+    b = fire_labels(eng, state, 10, alertname="HighErrorRate", service="api", instance="api-1", cluster="us")
+    c = fire_labels(eng, state, 20, alertname="HighErrorRate", service="api", instance="api-2", cluster="eu")
+    d = fire_labels(eng, state, 30, alertname="HighErrorRate", service="web", instance="web-1")
+    assert b[0].kind.value == "opened" and b[0].incident_id != a[0].incident_id
+    assert c[0].incident_id == a[0].incident_id and c[0].evidence["failure_domain"] == "cluster=eu"
+    assert d[0].kind.value == "alert_added"  # no cluster label: not scoped by it
+
+
+def test_failure_domain_labels_are_the_policys_to_choose():
+    eng, state = session_engine(failure_domain=[]), State()
+    a = fire_labels(eng, state, 0, alertname="InstanceDown", service="db", instance="db-1", cluster="eu")
+    b = fire_labels(eng, state, 10, alertname="HighErrorRate", service="api", instance="api-1", cluster="us")
+    assert b[0].incident_id == a[0].incident_id
+
+
+def test_an_alert_on_a_service_the_incident_suspects_a_change_of_joins_it():
+    from schemas import ChangeEvent
+
+    eng, state = session_engine(), State()
+    eng.add_change(state, ChangeEvent(id="chg-7", service="cache", summary="cache 7.2", at=at(-300)))
+    first = fire(eng, state, "web", 0)
+    assert any(e.kind.value == "change_suspected" for e in first)
+    later = fire(eng, state, "cache", 15 * 60, alertname="Evictions")  # long after, and cache is upstream of web
+    assert later[0].incident_id == first[0].incident_id and later[0].rule == "GRP-32"
+    assert later[0].evidence["change"].startswith("chg-7: the incident suspects a change to cache")
+
+
+def test_without_a_topology_a_session_gap_ends_the_keys_incident():
+    policy = Policy.model_validate({"name": "plain", "group_by": ["alertname"], "session_gap": "5m"})
+    eng, state = Engine(Rules(PolicySet(policies=(policy,)), topology=CATALOG)), State()
+    first = fire(eng, state, "api", 0)
+    assert fire(eng, state, "web", 200)[0].evidence["session_gap_seconds"] == "200"
+    late = fire(eng, state, "db", 200 + 301)
+    assert late[0].kind.value == "opened" and late[0].incident_id != first[0].incident_id
+
+
+def test_explain_says_which_evidence_decided_a_join():
+    from correlation.decisions import after_group  # noqa: F401 - the decision log is built from the same events
+
+    eng, state = session_engine(), State(decisions=[])
+    fire(eng, state, "db", 0, alertname="InstanceDown")
+    fire(eng, state, "api", 42)
+    joined = [d for d in state.decisions if d.kind.value == "joined" and d.rule == "GRP-5"]
+    assert joined and "topology: api depends on db (1 hop); time gap seconds: 42" in joined[0].reason
+    assert joined[0].detail["evidence.time_gap_seconds"] == "42"
