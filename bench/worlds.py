@@ -113,8 +113,21 @@ def truth_of(records: list[dict]) -> tuple[dict[str, str], int]:
     return {fp: next(iter(f)) for fp, f in failures_of.items() if len(f) == 1}, len(failures)
 
 
-def score_world(seed: int, hours: float, learn: bool = False) -> dict[str, Any]:
-    """Replay one world's storm with the team's configuration and score it (see the module's docstring)."""
+def known_catalog(storm: Any, world: Any, coverage: float) -> str:
+    """The team's catalog of `world`: each real dependency listed with probability `coverage` (drawn from the
+    world's seed, so every run and version sees the same gaps)."""
+    import random
+
+    rng = random.Random(f"catalog-{world.seed}")
+    services = {name: svc.__class__(svc.name, svc.tier, svc.instances,
+                                    tuple(d for d in svc.depends_on if rng.random() < coverage))
+                for name, svc in world.services.items()}
+    return storm.catalog_yaml(services)
+
+
+def score_world(seed: int, hours: float, learn: bool = False, coverage: float = 1.0) -> dict[str, Any]:
+    """Replay one world's storm with the team's configuration and score it (see the module's docstring).
+    `coverage`: the share of the world's dependencies the team's catalog lists; `learn`: the policy learns."""
     from correlation.fingerprint import fingerprint
     from correlation.replay import Report, read_lines, replay
     from firebreak.settings import Settings
@@ -125,7 +138,7 @@ def score_world(seed: int, hours: float, learn: bool = False) -> dict[str, Any]:
     lines = [json.dumps(r) for r in records]
     with tempfile.TemporaryDirectory() as folder:
         services, policies = Path(folder) / "services.yaml", Path(folder) / "correlation.yaml"
-        services.write_text(storm.catalog_yaml(world.services))
+        services.write_text(known_catalog(storm, world, coverage))
         text = storm.policies_yaml(world)
         policies.write_text(text + ("    learn: true\n" if learn else ""))
         rules = Settings(policies_file=policies, services_file=services).load_rules()
@@ -175,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=seeds_of, help="score only these (e.g. 1-12,101); default: the tune and report sets")
     parser.add_argument("--hours", type=float, default=8.0)
     parser.add_argument("--learn", action="store_true", help="turn on co-occurrence learning in the team's policy")
+    parser.add_argument("--coverage", type=float, default=1.0, help="the share of dependencies the team's catalog lists")
     parser.add_argument("--json", type=Path, help="write every world's scores here")
     parser.add_argument("--quiet", action="store_true", help="no line per world")
     args = parser.parse_args(argv)
@@ -183,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, seeds in sets.items():
         rows = []
         for n, seed in enumerate(seeds, start=1):
-            row = score_world(seed, args.hours, args.learn)
+            row = score_world(seed, args.hours, args.learn, args.coverage)
             rows.append(row)
             if not args.quiet:
                 print(f"[{name} {n}/{len(seeds)}] {row['world']}\n    precision {row['precision']:.3f} recall "

@@ -81,7 +81,8 @@ from enum import StrEnum
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from correlation.changes import describe, suspects
-from correlation.policy import Policy
+from correlation.evidence import Affinity, signature
+from correlation.policy import DEFAULT_SESSION_GAP, Policy
 from correlation.redelivery import first_time, note_applied, remember, replayed
 from correlation.rules import Rules
 from correlation.templates import render_title
@@ -144,6 +145,8 @@ class TrackedIncident(BaseModel):
     domain: dict[str, str] = Field({}, exclude_if=lambda v: not v)
     # GRP-18: the changes it suspects, id -> (service, when): an alert on that service may join (GRP-32).
     suspects: dict[str, tuple[str, AwareDatetime]] = Field({}, exclude_if=lambda v: not v)
+    # Policies that learn: each member signature's last new firing (correlation/evidence.py).
+    signatures: dict[str, AwareDatetime] = Field({}, exclude_if=lambda v: not v)
 
     @property
     def is_open(self) -> bool:
@@ -171,6 +174,8 @@ class GroupState(BaseModel):
     emitted: list[tuple[int, AwareDatetime, list[IncidentEvent]]] = []  # recent output, for redelivery
     applied: dict[str, tuple[int, AwareDatetime]] = {}  # fingerprint -> (source position, when) last applied
     last_at: AwareDatetime | None = Field(None, exclude_if=lambda v: v is None)  # the time of the last input applied
+    # Policies that learn: which signatures fire together and which people split apart (correlation/evidence.py).
+    affinity: Affinity | None = Field(None, exclude_if=lambda v: v is None)
     # The last two fields, in this order: the worker reads them from the stored bytes' tail (firebreak/entries.py).
     partition: int = 0
     due_at: AwareDatetime | None = None  # the earliest time a tick would change this entry
@@ -228,6 +233,7 @@ class _Step:
         self.current = entry.current
         self.openings = dict(entry.openings)
         self.applied = entry.applied
+        self.affinity = entry.affinity
         self.events: list[IncidentEvent] = []
         self.holds: dict[str, tuple[float, str]] = {}  # this input's alert, if its page may wait (transient pause)
 
@@ -308,11 +314,21 @@ class _Step:
         """Note a new firing of `alert` in `inc` (open or collecting): its service's last new firing, from which
         the session gap runs, and its failure-domain labels."""
         policy = self.rules.policies.get(inc.policy)
-        recent = {**inc.recent, self.service_of(alert) or "": self.now}
-        domain = inc.domain
-        if policy.topology and any(name not in domain and alert.labels.get(name) for name in policy.failure_domain):
-            domain = {**domain, **{n: v for n in policy.failure_domain if n not in domain and (v := alert.labels.get(n))}}
-        return inc.model_copy(update={"recent": recent, "domain": domain})
+        update: dict[str, object] = {"recent": {**inc.recent, self.service_of(alert) or "": self.now}}
+        if policy.topology and any(name not in inc.domain and alert.labels.get(name) for name in policy.failure_domain):
+            update["domain"] = {**inc.domain, **{n: v for n in policy.failure_domain
+                                                 if n not in inc.domain and (v := alert.labels.get(n))}}
+        if policy.learn:
+            update["signatures"] = {**inc.signatures, self.signature(alert): self.now}
+        return inc.model_copy(update=update)
+
+    def signature(self, alert: Alert) -> str:
+        return signature(alert.labels, self.rules.service_label)
+
+    def learn_firing(self, policy: Policy, alert: Alert) -> None:
+        """A new firing on a policy that learns: count it and what fired with it (correlation/evidence.py)."""
+        gap = policy.session_gap or DEFAULT_SESSION_GAP
+        self.affinity = (self.affinity or Affinity()).saw_firing(self.signature(alert), self.now, gap)
 
     def note_truncation(self, inc: TrackedIncident, alert: Alert) -> TrackedIncident:
         """GRP-26: an alert came in a webhook that left alerts of its group out; say so once per count."""
@@ -406,6 +422,7 @@ class _Step:
                 "incidents": self.incidents,
                 "openings": {k: v for k, v in self.openings.items() if v},
                 "applied": self.applied,
+                "affinity": self.affinity,
                 "last_at": self.now,
                 "emitted": remember(self.entry.emitted, position, self.now, self.events),
             }
@@ -471,7 +488,7 @@ def _joinable(step: _Step, policy: Policy, alert: Alert) -> tuple[TrackedInciden
     for inc in step.incidents.values():
         if not _within_limits(step, inc, policy) or not _same_domain(inc.domain, alert.labels, policy.failure_domain):
             continue
-        link = _link(step, inc, policy, service)
+        link = _link(step, inc, policy, alert, service)
         if link is not None and (best is None or (link[0], inc.created_at) > best[:2]):
             best = (link[0], inc.created_at, inc, link[1])
     if best is None:
@@ -500,7 +517,8 @@ def _same_domain(domain: dict[str, str], labels: dict[str, str], names: tuple[st
 HOPS_COUNTED = 2  # a link to a member this many dependency hops upstream or more may span that many session gaps
 
 
-def _link(step: _Step, inc: TrackedIncident, policy: Policy, service: str) -> tuple[datetime, dict[str, str]] | None:
+def _link(step: _Step, inc: TrackedIncident, policy: Policy, alert: Alert,
+          service: str) -> tuple[datetime, dict[str, str]] | None:
     """How a new alert of `service` links to `inc` on a topology policy, as (the linked member's last new firing,
     the evidence), or None. In order:
 
@@ -509,9 +527,12 @@ def _link(step: _Step, inc: TrackedIncident, policy: Policy, service: str) -> tu
        firing was within the session gap, times the dependency hops between them up to HOPS_COUNTED (a failure
        reaches each next service a hop later; a quiet service in between still passes it on);
     3. the incident's probable root depends on `service` (it may be the cause), and the incident started within
-       the session gap: a cause comes before its effects, an upstream alert much later is another failure.
+       the session gap: a cause comes before its effects, an upstream alert much later is another failure;
+    4. with `learn`: a member signature whose last new firing was within the session gap has fired together
+       with the alert's often enough (`Affinity.learned_link`), catalog or not.
 
     A service that merely shares a dependency with a member (a sibling symptom of another failure) does not link.
+    With `learn`, no link goes through a member whose signature people split apart from the alert's.
     Without a session gap (`session_gap: null`) time is no evidence: any link on the chain joins."""
     window = step.rules.policies.change_window
     for change_id, (changed, at) in sorted(inc.suspects.items()):
@@ -522,6 +543,8 @@ def _link(step: _Step, inc: TrackedIncident, policy: Policy, service: str) -> tu
     topology, gap = step.rules.topology, policy.session_gap
     hops = topology.hops(service)
     linked = [(at, member) for member, at in recent.items() if member == service or member in hops]
+    if policy.learn and step.affinity is not None:
+        linked = [(at, m) for at, m in linked if not _split_from(step, inc, alert, m)]
     if gap is not None:
         linked = [(at, m) for at, m in linked if step.now - at <= gap * min(HOPS_COUNTED, max(1, hops.get(m, 1)))]
     if linked:
@@ -531,10 +554,32 @@ def _link(step: _Step, inc: TrackedIncident, policy: Policy, service: str) -> tu
         return at, {"topology": how, "time_gap_seconds": _seconds(step.now - at)}
     root = inc.probable_root or topology.root_of(m for m in recent if m)
     started = step.now - inc.created_at
-    if root is None or service not in topology.upstream.get(root, frozenset()) or (gap is not None and started > gap):
+    if root is not None and service in topology.upstream.get(root, frozenset()) and (gap is None or started <= gap) \
+            and not (policy.learn and step.affinity is not None and _split_from(step, inc, alert, root)):
+        return inc.created_at, {"topology": f"{root}, its probable root, depends on {service}: {service} may be the "
+                                            "cause", "time_gap_seconds": _seconds(started)}
+    return _learned(step, inc, policy, alert)
+
+
+def _split_from(step: _Step, inc: TrackedIncident, alert: Alert, member: str) -> bool:
+    """Whether people split the alert's signature apart from a signature of `member` (a service) in `inc`."""
+    assert step.affinity is not None
+    own = step.signature(alert)
+    return any(sig.endswith(f"@{member}") and step.affinity.split_apart(own, sig, step.now) for sig in inc.signatures)
+
+
+def _learned(step: _Step, inc: TrackedIncident, policy: Policy, alert: Alert) -> tuple[datetime, dict[str, str]] | None:
+    """Rule 4 of `_link`: the most recent member signature, within the session gap, learned to fire with the alert's."""
+    if not policy.learn or step.affinity is None:
         return None
-    return inc.created_at, {"topology": f"{root}, its probable root, depends on {service}: {service} may be the cause",
-                            "time_gap_seconds": _seconds(started)}
+    own, gap = step.signature(alert), policy.session_gap or DEFAULT_SESSION_GAP
+    for sig, at in sorted(inc.signatures.items(), key=lambda item: item[1], reverse=True):
+        if step.now - at > gap:
+            break
+        found = step.affinity.learned_link(own, sig, step.now)
+        if found is not None:
+            return at, {**found, "time_gap_seconds": _seconds(step.now - at)}
+    return None
 
 
 def _holding(step: _Step, fingerprint: str, *, open_only: bool) -> TrackedIncident | None:
@@ -774,6 +819,8 @@ def group(
             _on_refresh(step, item, position)
         elif item.status is AlertStatus.firing:
             _on_firing(step, item, position)
+            if not item.suppressed_by and (policy := rules.policies.get(item.policy)).learn:
+                step.learn_firing(policy, item.alert)  # after the join: evidence comes from the past only
         else:
             _on_resolved(step, item)
         step.applied = note_applied(entry.applied, fingerprint, item.source_position, now)

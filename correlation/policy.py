@@ -90,6 +90,8 @@ class Policy(BaseModel):
             raise ValueError("a policy needs group_by labels, topology: true, or both")
         if self.topology and "session_gap" not in self.model_fields_set:
             object.__setattr__(self, "session_gap", DEFAULT_SESSION_GAP)
+        if self.learn and not self.topology:
+            raise ValueError("learn needs topology: true (it adds links to the catalog's; a group_by key has none)")
         if self.session_gap is not None and self.session_gap <= timedelta(0):
             raise ValueError("session_gap must be positive (e.g. 5m), or null for none")
         if self.quiet_resolve is not None and self.quiet_resolve < timedelta(seconds=10):
