@@ -35,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 from firebreak.settings import Settings  # noqa: E402
 from bench.stream_probe import cpu_seconds, prefill, run_worker  # noqa: E402
+from bench.worlds import alertmanager_groups, pairwise, truth_of  # noqa: E402,F401 - pairwise: tests score with it
 from tests.conftest import (  # noqa: E402 - the same helpers the integration tests start services with
     TOKEN,
     Ingest,
@@ -465,7 +466,70 @@ def scenario_memory(sizes: Sizes, stack: Stack, ingest: Ingest, am: Alertmanager
     return s
 
 
-# -- 5 and 6: replay and correlation quality ---------------------------------------------------------------
+# -- 5, 6 and 9: replay and correlation quality ------------------------------------------------------------
+
+BASELINE = "d1e1fac"  # the last commit before correlation took time, failure domains and history as evidence
+
+
+def baseline_tree(folder: Path, commit: str = BASELINE) -> Path:
+    """The source of `commit`, unpacked under `folder` (its `correlation` and `firebreak` for PYTHONPATH)."""
+    target = folder / f"source-{commit}"
+    target.mkdir()
+    archive = subprocess.run(["git", "archive", commit], cwd=ROOT, capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
+    return target
+
+
+def worlds_run(folder: Path, name: str, args: list[str], source: Path | None = None) -> dict:
+    """bench/worlds.py with `args`, with this checkout's code or `source`'s; its JSON."""
+    out = folder / f"worlds-{name}.json"
+    env = {**os.environ, **({"PYTHONPATH": str(source)} if source else {})}
+    subprocess.run([sys.executable, str(ROOT / "bench" / "worlds.py"), "--quiet", "--json", str(out), *args], env=env,
+                   check=True, stdout=subprocess.DEVNULL)
+    return json.loads(out.read_text())
+
+
+def scenario_worlds(sizes: Sizes, folder: Path) -> Scenario:
+    """9: correlation over many drawn worlds, tune and report seeds, before (BASELINE) and after, and learning."""
+    first = [] if sizes.runs > 1 else ["--first", "4"]
+    before = worlds_run(folder, "before", first, baseline_tree(folder))
+    after = worlds_run(folder, "after", first)
+    gappy = ["--coverage", "0.7", "--hours", "24", "--only", "report", *first]
+    plain, learned = worlds_run(folder, "gappy", gappy), worlds_run(folder, "learned", [*gappy, "--learn"])
+    s = Scenario(9, "Correlation over many worlds (tune and report seeds)",
+                 "medians over drawn worlds (bench/worlds.py; examples/storm.py --world: services, graph shape, clusters, "
+                 "pace, overlap, noise, flappers, re-send interval), each replayed with the configuration a team would "
+                 "write (its catalog, one topology policy grouped by cluster): pairwise precision and recall against the "
+                 "generator's truth, incidents per real failure, pages against Alertmanager's (group_by alertname, "
+                 "service, cluster), replay alerts/s. Defaults were chosen on the tune seeds only")
+    s.header = ["code", "seeds", "worlds", "precision", "recall", "incidents / failure", "pages vs Alertmanager",
+                "replay alerts/s"]
+
+    def row(label: str, result: dict, key: str) -> list[str]:
+        m, rows = result[key]["median"], result[key]["worlds"]
+        rate = statistics.median(r["alerts_per_second"] for r in rows)
+        return [label, key, str(len(rows)), f"{m['precision']:.3f}", f"{m['recall']:.3f}",
+                f"{m['incidents_per_failure']:.2f}", f"{m['pages_vs_alertmanager']:.2f}x", f"{rate:,.0f}"]
+
+    s.rows = [row(f"before ({BASELINE})", before, "tune"), row(f"before ({BASELINE})", before, "report"),
+              row("after", after, "tune"), row("after", after, "report")]
+    am = after["report"]["median"]
+    s.rows.append(["Alertmanager grouping", "report", str(len(after["report"]["worlds"])), f"{am['am_precision']:.3f}",
+                   f"{am['am_recall']:.3f}", "", "1.00x", ""])
+    s.rows += [row("after, catalog with 70% of the dependencies, 24 h", plain, "report"),
+               row("after + `learn: true`, same", learned, "report")]
+    report, tune = after["report"]["median"], after["tune"]["median"]
+    close = all(abs(report[k] - tune[k]) <= 0.03 for k in ("precision", "recall"))
+    speed = (statistics.median(r["alerts_per_second"] for r in after["report"]["worlds"])
+             / statistics.median(r["alerts_per_second"] for r in before["report"]["worlds"]))
+    ok = after["report"]["met"] and close and speed >= 0.9
+    s.verdict = (f"targets on the report seeds (precision ≥ 0.95, recall ≥ 0.90, ≤ 1.2 incidents per failure, pages ≤ "
+                 f"0.5x Alertmanager's), tune seeds within 0.03, replay speed ≥ 0.9x before: {'met' if ok else 'missed'} "
+                 f"({report['precision']:.3f}, {report['recall']:.3f}, {report['incidents_per_failure']:.2f}, "
+                 f"{report['pages_vs_alertmanager']:.2f}x; tune {tune['precision']:.3f}, {tune['recall']:.3f}; replay "
+                 f"{speed:.2f}x)")
+    return s
+
 
 def scenario_replay(sizes: Sizes, folder: Path) -> tuple[Scenario, Scenario]:
     from correlation.replay import Report, read_lines, replay
@@ -493,17 +557,13 @@ def scenario_replay(sizes: Sizes, folder: Path) -> tuple[Scenario, Scenario]:
     # 6: pairwise precision and recall of "these two alerts are the same failure", over distinct fingerprints.
     from correlation.fingerprint import fingerprint
 
-    failures_of: dict[str, set[str]] = {}
-    for line in lines:
-        record = json.loads(line)
-        failures_of.setdefault(fingerprint(record["labels"]), set()).add(str(record["truth"]["failure"]))
-    # An alert that recurs in two failures cannot be scored per fingerprint: leave those out of both sides.
-    truth = {fp: next(iter(f)) for fp, f in failures_of.items() if len(f) == 1}
+    records = [json.loads(line) for line in lines]
+    truth, _ = truth_of(records)  # an alert that recurs in two failures cannot be scored per fingerprint: left out
     members: dict[str, str] = {}
     for incident in report.incidents.values():
         for labels in incident.members.values():
             members.setdefault(fingerprint(labels), incident.id)
-    am_groups, am_pages = alertmanager_groups([json.loads(line) for line in lines])
+    am_groups, am_pages = alertmanager_groups(records)
     fb_p, fb_r = pairwise(members, truth)
     am_p, am_r = pairwise(am_groups, truth)
     fb_pages = len(report.incidents)
@@ -519,54 +579,6 @@ def scenario_replay(sizes: Sizes, folder: Path) -> tuple[Scenario, Scenario]:
     six.verdict = (f"target precision ≥ 0.95, recall ≥ 0.90, pages ≤ 0.5x Alertmanager's: {'met' if met else 'missed'} "
                    f"({fb_p:.3f}, {fb_r:.3f}, {fb_pages / am_pages:.2f}x)")
     return five, six
-
-
-def alertmanager_groups(records: list[dict], group_interval: float = 300.0) -> tuple[dict[str, str], int]:
-    """Alertmanager's grouping of the stream, simulated: each fingerprint's cluster is the episode of its
-    group (alertname, service) it first fired in; an episode starts when a group with nothing firing gets an
-    alert. Also counts the notifications: the first of each episode and one per group_interval with news."""
-    from correlation.fingerprint import fingerprint
-
-    firing: dict[str, set[str]] = {}
-    episode: dict[str, int] = {}
-    last_sent: dict[str, float] = {}
-    pending: dict[str, bool] = {}
-    cluster: dict[str, str] = {}
-    pages = 0
-    for record in sorted(records, key=lambda r: r["receivedAt"]):
-        labels = record["labels"]
-        group = f"{labels.get('alertname')}/{labels.get('service')}"
-        fp = fingerprint(labels)
-        now = datetime.fromisoformat(record["receivedAt"].replace("Z", "+00:00")).timestamp()
-        active = firing.setdefault(group, set())
-        if group in pending and pending[group] and now - last_sent[group] >= group_interval:
-            pages, last_sent[group], pending[group] = pages + 1, now, False
-        if record["status"] == "resolved":
-            active.discard(fp)
-            continue
-        if not active:
-            episode[group] = episode.get(group, 0) + 1
-            pages, last_sent[group], pending[group] = pages + 1, now, False
-        elif fp not in active:
-            pending[group] = True
-        active.add(fp)
-        cluster.setdefault(fp, f"{group}#{episode[group]}")
-    return cluster, pages
-
-
-def pairwise(assigned: dict[str, str], truth: dict[str, str]) -> tuple[float, float]:
-    """Precision and recall over pairs of fingerprints: same group vs same true failure."""
-    from collections import Counter
-    from math import comb
-
-    keys = [k for k in assigned if k in truth]
-    both = Counter((assigned[k], truth[k]) for k in keys)
-    grouped = Counter(assigned[k] for k in keys)
-    true = Counter(truth[k] for k in keys)
-    tp = sum(comb(n, 2) for n in both.values())
-    predicted = sum(comb(n, 2) for n in grouped.values())
-    actual = sum(comb(n, 2) for n in true.values())
-    return (tp / predicted if predicted else 1.0), (tp / actual if actual else 1.0)
 
 
 # -- charts and the report ---------------------------------------------------------------------------------
@@ -652,7 +664,7 @@ def lead(section: str, path: Path = ROOT / "BENCHMARKS.md") -> None:
     path.write_text(head.rstrip("\n") + "\n\n" + section + ("\n" + rest if rest else ""))
 
 
-SCENARIOS = ("ingest", "stream", "steady", "memory", "replay", "scaleout", "prometheus")
+SCENARIOS = ("ingest", "stream", "steady", "memory", "replay", "worlds", "scaleout", "prometheus")
 
 
 def main() -> None:
@@ -671,6 +683,9 @@ def main() -> None:
         if "replay" in chosen:
             log("replay and correlation quality (offline)")
             scenarios += scenario_replay(sizes, folder)
+        if "worlds" in chosen:
+            log("correlation over many worlds (offline, before and after)")
+            scenarios.append(scenario_worlds(sizes, folder))
         for name, standalone in (("stream", scenario_stream), ("scaleout", scenario_scaleout)):
             if name in chosen:
                 log(f"{name}: a fresh Kafka and Redis per run")

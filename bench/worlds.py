@@ -189,10 +189,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hours", type=float, default=8.0)
     parser.add_argument("--learn", action="store_true", help="turn on co-occurrence learning in the team's policy")
     parser.add_argument("--coverage", type=float, default=1.0, help="the share of dependencies the team's catalog lists")
+    parser.add_argument("--first", type=int, help="only the first N seeds of each set (a quick look)")
+    parser.add_argument("--only", choices=("tune", "report"), help="only this set")
     parser.add_argument("--json", type=Path, help="write every world's scores here")
     parser.add_argument("--quiet", action="store_true", help="no line per world")
     args = parser.parse_args(argv)
     sets = {"seeds": args.seeds} if args.seeds else {"tune": TUNE_SEEDS, "report": REPORT_SEEDS}
+    sets = {name: seeds[:args.first] for name, seeds in sets.items() if args.only in (None, name)}
     out: dict[str, Any] = {}
     for name, seeds in sets.items():
         rows = []
