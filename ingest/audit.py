@@ -26,6 +26,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 import redis.asyncio as aioredis
+from aiohttp import web
 from redis.exceptions import RedisError
 
 from ingest.params import printable
@@ -37,6 +38,9 @@ UNAUTHENTICATED_PER_MINUTE = 20
 MAX_TEXT_CHARS = 200
 MAX_DETAIL_CHARS = 500
 UNAUTHENTICATED = "unauthenticated"  # the principal of every entry in the second list
+# What a handler adds to its request's entry beyond the route and its path values (a merge's target, the
+# alerts a split moves); the entry of a refused request has the refusal instead.
+AUDIT_DETAIL = web.RequestKey("audit_detail", str)
 _COUNTER_TTL_SECONDS = 8 * 24 * 3600  # a minute's count outlives the entry naming it for a week at least
 
 
