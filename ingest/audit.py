@@ -1,6 +1,6 @@
-"""The audit log: every operator and admin action (ack, resolve, silence, approval, the runbook kill switch,
-signed links), refused ones included, with who did it (the token's name, and the actor the request named),
-when, and the outcome.
+"""The audit log: every operator and admin action (ack, resolve, merge, split, silence, approval, the runbook
+kill switch, signed links), refused ones included, with who did it (the token's name, and the actor the request
+named), when, and the outcome.
 
 `status` is the HTTP status of the request, or 0 for a decision Firebreak took itself (a high-risk step's
 approval requested, granted, refused or expired). Each entry is a JSON log line (`logger: firebreak.audit`)
