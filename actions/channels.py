@@ -39,7 +39,8 @@ TITLE = (
     "{% if kind == 'page' %}[{{ (incident.severity or 'incident') | upper }}] {{ incident.title }}"
     "{% elif kind == 'update' %}Update: {{ incident.title }}"
     "{% elif kind == 'acknowledge' %}Acknowledged by {{ actor }}: {{ incident.title }}"
-    "{% elif kind == 'resolve' %}Resolved: {{ incident.title }}"
+    "{% elif kind == 'resolve' %}{% if incident.get('merged_into') %}Merged into {{ incident.merged_into }}"
+    "{% else %}Resolved{% endif %}: {{ incident.title }}"
     "{% else %}{{ incident.title }}{% endif %}"
 )
 TEXT = """{% if message %}{{ message }}

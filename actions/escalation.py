@@ -5,8 +5,9 @@ again when a change re-routes a triggered incident (its severity rose, or a join
 route) to an escalation policy that has not paged it yet (`rerouted`): the new escalation replaces the old.
 Paging a level makes the next one due `delay` later, counted from when the level was due (so a worker
 that was down catches up on schedule rather than shifting every later level). After the last level the
-policy starts again from level 1 `repeat` times, then the escalation is exhausted. Acknowledging or
-resolving the incident stops it.
+policy starts again from level 1 `repeat` times, then the escalation is exhausted. Acknowledging,
+resolving or merging the incident into another stops it; an incident split off another opens, so it escalates
+on its own.
 """
 
 from __future__ import annotations
@@ -61,13 +62,15 @@ class Reaction(StrEnum):
     start = "start"  # page level 1 now (a new generation replaces an earlier escalation)
     start_if_never_paged = "start_if_never_paged"  # flapping ended: page only if the hold-down kept it from paging
     hasten = "hasten"  # the transient pause was cut short: a level 1 still held is due now
-    stop = "stop"  # acknowledged or resolved: stop at once, tell everyone paged
+    stop = "stop"  # acknowledged, resolved or merged into another: stop at once, tell everyone paged
     update = "update"  # a change worth one coalesced update to those paged
     none = "none"
 
 
 _UPDATES = {IncidentEventKind.alert_added, IncidentEventKind.alert_resolved, IncidentEventKind.severity_changed,
-            IncidentEventKind.root_changed, IncidentEventKind.change_suspected, IncidentEventKind.problem_detected}
+            IncidentEventKind.root_changed, IncidentEventKind.change_suspected, IncidentEventKind.problem_detected,
+            IncidentEventKind.merged_in, IncidentEventKind.alerts_split}
+_STOPS = (IncidentEventKind.acknowledged, IncidentEventKind.resolved, IncidentEventKind.merged)
 
 
 def reaction(event: IncidentEvent, incident: Incident) -> Reaction:
@@ -76,7 +79,7 @@ def reaction(event: IncidentEvent, incident: Incident) -> Reaction:
         return Reaction.start if event.notify else Reaction.none  # while flapping, pages hold
     if event.kind is IncidentEventKind.flapping_ended:
         return Reaction.start_if_never_paged if incident.status is IncidentStatus.triggered else Reaction.none
-    if event.kind in (IncidentEventKind.acknowledged, IncidentEventKind.resolved):
+    if event.kind in _STOPS:
         return Reaction.stop
     if event.kind is IncidentEventKind.page_hold_ended:
         return Reaction.hasten if incident.status is IncidentStatus.triggered else Reaction.none

@@ -2,7 +2,8 @@
 
 Templates see:
 - `incident`: id, title, status, severity, services, team, probable_root, opened_at, labels, alerts
-  (labels, annotations, status of each), alert_count, firing_count, suspect_changes;
+  (labels, annotations, status of each), alert_count, firing_count, suspect_changes, merged_into (the incident
+  a person merged it into, else None);
 - `labels`: the labels every alert of the incident shares, plus the grouping labels;
 - `event`: the trigger (`kind`, `at`);
 - `params`: the runbook's rendered params; `steps`: `{id: {status, output}}` of the steps before.
@@ -119,6 +120,7 @@ def context(incident: Incident, topology: Topology, service_label: str, run: Run
             "alert_count": incident.alert_count,
             "firing_count": incident.firing_count,
             "suspect_changes": list(incident.suspect_changes),
+            "merged_into": incident.merged_into,
         },
         "labels": labels,
         "event": {"kind": trigger or (run.trigger.value if run else "opened")},

@@ -5,9 +5,11 @@ The stream agent (after the read model took an incident event) only writes to Re
   escalation starts, level 1 due now (`esc:<incident>`, `esc:due`);
 - `page_hold_ended` (an alert that does not resolve by itself joined an incident held by a transient
   pause): a level 1 still held is due now;
-- `acknowledged` / `resolved`: the escalation stops at once (any worker's next look sees it) and an
-  acknowledge / resolve notice is queued for everyone paged (`esc:notices`);
-- other changes of a paged incident (alerts joining, severity, probable root, suspects): one coalesced
+- `acknowledged` / `resolved` / `merged` (into another incident, by a person): the escalation stops at once
+  (any worker's next look sees it) and an acknowledge / resolve notice is queued for everyone paged
+  (`esc:notices`; a merged incident's is a resolve notice: it is over, its alerts page on with the target);
+- other changes of a paged incident (alerts joining, severity, probable root, suspects, a merge into it, a
+  split off it): one coalesced
   update is queued `notify_update_interval_seconds` ahead (`esc:updates`), so 50 alerts make one page and a
   few updates, not 50 pages.
 

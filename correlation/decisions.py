@@ -13,9 +13,9 @@ from __future__ import annotations
 from datetime import datetime
 
 from correlation.dedup import DedupOutcome, FingerprintState
-from correlation.grouping import GroupState, Phase, TrackedIncident, reaches_minimum
+from correlation.grouping import GroupState, Phase, TrackedIncident, reaches_minimum, regroup_refusal
 from correlation.rules import Rules
-from schemas import Alert, AlertEvent, AlertStatus, IncidentEvent, IncidentEventKind, Tick
+from schemas import Alert, AlertEvent, AlertStatus, CommandAction, IncidentCommand, IncidentEvent, IncidentEventKind, Tick
 from schemas.decision import Decision, DecisionKind
 
 # What each grouping rule means for the alert it moved (correlation/grouping.py has the table).
@@ -27,7 +27,10 @@ _JOINED = {
     "GRP-32": "joined the incident that suspects a change to its service",
     "GRP-6": "fired again inside the incident that already held it",
     "GRP-10": "reopened its resolved incident (inside the reopen window)",
+    "GRP-30": "moved here by a person's merge",
+    "GRP-31": "moved to a new incident by a person's split",
 }
+_REGROUPS = {CommandAction.merge: "GRP-30", CommandAction.split: "GRP-31"}
 
 
 def _is_power_of_two(n: int) -> bool:
@@ -164,6 +167,9 @@ def _group(item: object, before: GroupState | None, after: GroupState | None, ou
                     at=now, kind=DecisionKind.dropped, fingerprint=alert.fingerprint, incident_id=inc.id, policy=inc.policy,
                     rule="GRP-20", reason=f"its group did not reach the policy's minimum within {policy.min_within} "
                                          f"({_shortfall(inc, rules)}): recorded, nobody paged"))
+    if isinstance(item, IncidentCommand) and item.action in _REGROUPS and not outputs and before is not None \
+            and after is not before:  # applied now (a redelivery returns the entry as it is) and changed nothing
+        decisions.append(_refused(item, before))
     if isinstance(item, AlertEvent) and item.status is AlertStatus.resolved and before is not None and fp not in moved:
         dropped = next((inc for inc in before.incidents.values() if inc.phase is Phase.pending and inc.holds(fp or "")
                         and (after is None or inc.id not in after.incidents)), None)
@@ -174,18 +180,48 @@ def _group(item: object, before: GroupState | None, after: GroupState | None, ou
     return decisions
 
 
+def _refused(command: IncidentCommand, before: GroupState) -> Decision:
+    """A person's merge or split that changed nothing when its turn came, and why (`regroup_refusal`)."""
+    source = before.incidents.get(command.incident_id)
+    why = regroup_refusal(before.incidents, command) or "it no longer fitted"
+    detail = {"actor": command.actor, **({"into": command.into} if command.into else {})}
+    return Decision(at=command.at, kind=DecisionKind.command_refused, incident_id=command.incident_id,
+                    policy=source.policy if source else None, rule=_REGROUPS[command.action], detail=detail,
+                    reason=f"{command.action.value} by {command.actor} changed nothing: {why}")
+
+
+def _regrouped(event: IncidentEvent, base: dict[str, object]) -> Decision | None:
+    """A person's merge or split, on the incidents it changed (GRP-30, GRP-31)."""
+    other, count = event.related[0], str(len(event.related) - 1)
+    if event.kind is IncidentEventKind.merged:
+        return Decision(**base, kind=DecisionKind.incident_merged, detail={"into": other, "actor": event.actor},
+                        reason=f"{event.comment}: its escalation stops; its alerts are {other}'s now")
+    if event.kind is IncidentEventKind.merged_in:
+        return Decision(**base, kind=DecisionKind.incident_merged, reason=event.comment,
+                        detail={"from": other, "actor": event.actor, "alerts": count})
+    if event.kind is IncidentEventKind.alerts_split:
+        return Decision(**base, kind=DecisionKind.alerts_split, reason=event.comment,
+                        detail={"into": other, "actor": event.actor, "alerts": count})
+    return None
+
+
 def _from_incident_event(event: IncidentEvent, position: int) -> Decision | None:
     fp = event.alert.fingerprint if event.alert is not None else None
-    if fp is None and event.kind is IncidentEventKind.alert_resolved and len(event.related) == 1:
-        fp = event.related[0]  # an alert named by fingerprint: released by a person's resolve, or expired
+    if fp is None and event.kind in (IncidentEventKind.alert_resolved, IncidentEventKind.alert_added) and len(event.related) == 1:
+        fp = event.related[0]  # an alert named by fingerprint: released by a person's resolve, expired, or moved
     base = {"at": event.at, "incident_id": event.incident_id, "policy": event.policy, "rule": event.rule, "position": position}
     kind = event.kind
-    if kind is IncidentEventKind.alert_added and fp:
-        reason = _JOINED.get(event.rule, "joined the incident")
-        if event.evidence:
-            reason += " (" + "; ".join(f"{name.replace('_', ' ')}: {value}" for name, value in event.evidence.items()) + ")"
-        return Decision(**base, kind=DecisionKind.joined, fingerprint=fp, reason=reason,
+    moved = event.rule in ("GRP-30", "GRP-31") and kind in (IncidentEventKind.alert_added, IncidentEventKind.alert_resolved)
+    if (kind is IncidentEventKind.alert_added or moved) and fp:
+        why = _JOINED.get(event.rule, "joined the incident")
+        if moved:
+            why += f" ({event.comment}{', resolved' if kind is IncidentEventKind.alert_resolved else ''})"
+        elif event.evidence:
+            why += " (" + "; ".join(f"{name.replace('_', ' ')}: {value}" for name, value in event.evidence.items()) + ")"
+        return Decision(**base, kind=DecisionKind.joined, fingerprint=fp, reason=why,
                         detail={"title": event.title or "", **{f"evidence.{k}": v for k, v in event.evidence.items()}})
+    if kind in (IncidentEventKind.merged, IncidentEventKind.merged_in, IncidentEventKind.alerts_split):
+        return _regrouped(event, base)
     if kind is IncidentEventKind.alert_resolved and fp:
         quiet = event.comment.startswith("quiet")
         return Decision(**base, kind=DecisionKind.quiet_resolved if quiet else DecisionKind.alert_resolved, fingerprint=fp,
@@ -198,7 +234,8 @@ def _from_incident_event(event: IncidentEvent, position: int) -> Decision | None
             page = (f"transient pause: the page waits until {event.page_held_until.isoformat()} and goes out only if "
                     f"it still fires then; {event.page_hold_reason}")
             detail["page_held_until"] = event.page_held_until.isoformat()
-        return Decision(**base, kind=DecisionKind.incident_opened, reason=f"{kind.value}; {page}", detail=detail)
+        opening = f"opened, {event.comment}" if event.rule == "GRP-31" else kind.value
+        return Decision(**base, kind=DecisionKind.incident_opened, reason=f"{opening}; {page}", detail=detail)
     if kind is IncidentEventKind.alerts_truncated:
         return Decision(**base, kind=DecisionKind.alerts_truncated, fingerprint=fp, reason=event.comment)
     if kind is IncidentEventKind.page_hold_ended and fp:

@@ -50,6 +50,17 @@ the events it emits and so on the incident's timeline.
 |        | the alert firing       | changed (DUP-9)                            | the latest; never a page                    |
 | GRP-29 | open, an alert with an | its expiry passed with no newer copy       | `alert_resolved` by firebreak (then GRP-9), |
 |        | expiry (endsAt, API v2)| (tick)                                     | as Alertmanager resolves it                 |
+| GRP-30 | both open, one key     | merge command: a person merges the source  | `merged` ends the source (related: the      |
+|        |                        | into the target                            | target); the target gets `merged_in`, then  |
+|        |                        |                                            | per moved alert `alert_added` (firing) or   |
+|        |                        |                                            | `alert_resolved`, then `severity_changed`,  |
+|        |                        |                                            | `root_changed`, `flapping_started`,         |
+|        |                        |                                            | `page_hold_ended` as they follow            |
+| GRP-31 | open                   | split command: a person moves some of its  | `alerts_split` on it (related: the new      |
+|        |                        | alerts, at least one firing, not all       | incident, the fingerprints), `root_changed`;|
+|        |                        |                                            | a new incident `opened` with them (related: |
+|        |                        |                                            | the source), which pages on its own; GRP-9  |
+|        |                        |                                            | if no firing alert remains in the source    |
 | GRP-32 | open, suspects a change| firing on the changed service, within the  | `alert_added` with the change as evidence   |
 |        | (GRP-18)               | change window (topology)                   |                                             |
 | GRP-0  | any                    | input at a position already applied        | redelivery: re-emit what it emitted         |
@@ -69,12 +80,24 @@ member is another failure's symptom and does not link. The join's `alert_added` 
 figures (`evidence`), and `explain` shows it. Either way the incident must be younger than the policy's
 group_window (from when it opened) and smaller than its max_alerts. An alert is never in two open incidents: an
 alert an open incident already holds always returns to that incident.
+
+Merge and split (GRP-30, GRP-31) are a person's regrouping, applied in order with the key's alerts. Only
+incidents of one key can merge: the stage owns each key's incidents, and an alert's later copies reach only
+its own key's entry. Every alert of the source moves with its status, `seen` and expiry, so its later copies go
+to the target (it holds them); the source leaves the entry at once (its read model shows it resolved, merged
+into the target): nothing can reopen it, and an alert that would have joined it joins the target. A merge
+ignores the target's `max_alerts` and `group_window`: a person chose it. A split's alerts likewise belong to the
+new incident, whose title, severity and services come from their labels in the command's `snapshot` (the stage
+keeps statuses, not labels); the source keeps its severity (severity never falls) and, if every alert left in
+it is in the snapshot, narrows its services and probable root to theirs. A merge or split that no longer fits
+when its turn comes (an incident resolved or gone, the alerts moved meanwhile) changes nothing;
+`regroup_refusal` says why, for the decision log.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from enum import StrEnum
 
@@ -325,6 +348,15 @@ class _Step:
     def signature(self, alert: Alert) -> str:
         return signature(alert.labels, self.rules.service_label)
 
+    def people_said(self, policy: str, left: Iterable[str], right: Iterable[str], *, merged: bool) -> None:
+        """A person merged (`merged`) or split apart incidents with these services: on a policy that learns, every
+        pair across them counts (correlation/evidence.py), so the decision shapes the next joins."""
+        if not self.rules.policies.get(policy).learn:
+            return
+        label = self.rules.service_label
+        sigs = [{signature({label: s}, label) for s in side if s} for side in (left, right)]
+        self.affinity = (self.affinity or Affinity()).people_said(sigs[0], sigs[1], self.now, merged=merged)
+
     def learn_firing(self, policy: Policy, alert: Alert) -> None:
         """A new firing on a policy that learns: count it and what fired with it (correlation/evidence.py)."""
         gap = policy.session_gap or DEFAULT_SESSION_GAP
@@ -358,7 +390,7 @@ class _Step:
             return self.rules.topology.root_of(inc.services)
         return inc.services[0] if len(inc.services) == 1 else None
 
-    def mark_flapping(self, inc: TrackedIncident, until: datetime | None, alert: Alert) -> TrackedIncident:
+    def mark_flapping(self, inc: TrackedIncident, until: datetime | None, alert: Alert | None) -> TrackedIncident:
         if until is None or (inc.flapping_until is not None and inc.flapping_until >= until):
             return inc
         starting = inc.flapping_until is None
@@ -743,7 +775,13 @@ def _on_resolved(step: _Step, event: AlertEvent) -> None:
             step.save(inc.model_copy(update={"quiet_since": step.now}))
 
 
-def _on_command(step: _Step, command: IncidentCommand) -> None:
+def _on_command(step: _Step, command: IncidentCommand, position: int) -> None:
+    if command.action is CommandAction.merge:
+        _on_merge(step, command)
+        return
+    if command.action is CommandAction.split:
+        _on_split(step, command, position)
+        return
     inc = step.incidents.get(command.incident_id)
     if inc is None or not inc.is_open:
         return
@@ -760,6 +798,157 @@ def _on_command(step: _Step, command: IncidentCommand) -> None:
         inc = step.emit(inc, IncidentEventKind.alert_resolved, "GRP-25", actor=command.actor,
                         comment=f"still firing at its source when {command.actor} resolved the incident: released; "
                                 "if its source sends it again it fires anew", related=[fp])
+
+
+def regroup_refusal(incidents: Mapping[str, TrackedIncident], command: IncidentCommand) -> str | None:
+    """Why a merge or split (GRP-30, GRP-31) changes nothing when its turn comes, or None if it applies. The API
+    checked the same against the read model; the incidents may have changed between that look and this turn."""
+    source = incidents.get(command.incident_id)
+    if source is None or not source.is_open:
+        return f"{command.incident_id} is no longer open (resolved, merged, or forgotten after its reopen window)"
+    if command.action is CommandAction.merge:
+        target = incidents.get(command.into or "")
+        if target is None or not target.is_open or target.id == source.id:
+            return f"{command.into} is no longer an open incident of this correlation key to merge into"
+        return None
+    moving = _chosen(source, command)
+    if not moving:
+        return f"none of the chosen alerts is in {source.id} any more"
+    if len(moving) == len(source.alerts):
+        return f"every alert of {source.id} would leave it: nothing would remain"
+    if not any(source.alerts[fp] is AlertStatus.firing for fp in moving):
+        return "none of the chosen alerts fires any more: the new incident would open only to resolve"
+    return None
+
+
+def _chosen(source: TrackedIncident, command: IncidentCommand) -> list[str]:
+    """The fingerprints a split moves: those chosen that the source holds, each once, in the order given."""
+    return [fp for fp in dict.fromkeys(command.alerts) if fp in source.alerts]
+
+
+def _by(command: IncidentCommand) -> str:
+    """`by <actor>`, and the person's comment if they gave one: how every event of a merge or split ends."""
+    return f"by {command.actor}" + (f": {command.comment}" if command.comment else "")
+
+
+def _moved_alerts(step: _Step, inc: TrackedIncident, moved: dict[str, AlertStatus], snapshot: Mapping[str, Alert],
+                  rule: str, command: IncidentCommand, origin: str) -> TrackedIncident:
+    """One event per alert that moved into `inc`: `alert_added` if it fires, else `alert_resolved`, carrying the
+    alert from the snapshot with the stage's status (by fingerprint in `related` if the snapshot lacks it)."""
+    for fp, status in moved.items():
+        kind = IncidentEventKind.alert_added if status is AlertStatus.firing else IncidentEventKind.alert_resolved
+        alert = snapshot[fp].model_copy(update={"status": status}) if fp in snapshot else None
+        inc = step.emit(inc, kind, rule, alert, actor=command.actor, comment=f"moved from {origin} {_by(command)}",
+                        related=[] if alert else [fp])
+    return inc
+
+
+def _on_merge(step: _Step, command: IncidentCommand) -> None:
+    """GRP-30: the source's alerts (statuses, when each was seen, expiries) move into the target, the source ends
+    (`merged`) and leaves the entry; the target takes the higher severity, both incidents' services, and flapping
+    or a page no longer held if the source brings them."""
+    if regroup_refusal(step.incidents, command) is not None:
+        return
+    source, target = step.incidents[command.incident_id], step.incidents[command.into or ""]
+    step.emit(source, IncidentEventKind.merged, "GRP-30", actor=command.actor, related=[target.id],
+              comment=f"merged into {target.id} {_by(command)}")
+    was_current = step.current == source.id
+    step.drop(source)
+    if was_current:
+        step.current = target.id
+    moved = dict(sorted(source.alerts.items()))
+    firing = sum(1 for status in moved.values() if status is AlertStatus.firing)
+    target = step.emit(target, IncidentEventKind.merged_in, "GRP-30", actor=command.actor, related=[source.id, *moved],
+                       comment=f"{source.id} merged in, {len(moved)} alerts ({firing} firing), {_by(command)}")
+    target = step.save(target.model_copy(update={
+        "alerts": {**target.alerts, **moved}, "seen": {**target.seen, **source.seen},
+        "expires": {**target.expires, **source.expires}, "services": sorted({*target.services, *source.services}),
+        "truncated_noted": max(target.truncated_noted, source.truncated_noted),
+        "quiet_since": target.quiet_since if not firing else None,
+        "recent": _latest(target.recent, source.recent), "signatures": _latest(target.signatures, source.signatures),
+        "domain": {**source.domain, **target.domain}, "suspects": {**source.suspects, **target.suspects}}))
+    step.people_said(source.policy, source.services, target.services, merged=True)
+    snapshot = {a.fingerprint: a for a in command.snapshot}
+    target = _moved_alerts(step, target, moved, snapshot, "GRP-30", command, source.id)
+    policies = step.rules.policies
+    if policies.rank(source.severity) > policies.rank(target.severity):
+        target = step.emit(target.model_copy(update={"severity": source.severity}), IncidentEventKind.severity_changed,
+                           "GRP-30", actor=command.actor)
+    root = step.root(target)
+    if root != target.probable_root:
+        target = step.emit(target.model_copy(update={"probable_root": root}), IncidentEventKind.root_changed, "GRP-30",
+                           actor=command.actor)
+    target = step.mark_flapping(target, source.flapping_until, None)
+    held = target.page_held_until is not None and target.page_held_until > step.now and target.phase is Phase.triggered
+    if held and firing and (source.page_held_until is None or source.page_held_until <= step.now):
+        step.emit(target.model_copy(update={"page_held_until": None}), IncidentEventKind.page_hold_ended, "GRP-30",
+                  actor=command.actor, comment=f"{source.id}, whose page was not held, merged in: the page held until "
+                                               f"{target.page_held_until.isoformat()} goes out now")
+
+
+def _on_split(step: _Step, command: IncidentCommand, position: int) -> None:
+    """GRP-31: the chosen alerts leave the source for a new incident, which opens (and pages) with them; the
+    source narrows to the alerts left, and resolves as GRP-9 says if none of them fires."""
+    if regroup_refusal(step.incidents, command) is not None:
+        return
+    origin = step.incidents[command.incident_id]
+    moving = _chosen(origin, command)
+    snapshot = {a.fingerprint: a for a in command.snapshot}
+    new_id = incident_id(step.entry.correlation_key, position, step.now)
+    left = {fp: status for fp, status in origin.alerts.items() if fp not in moving}
+    services = origin.services
+    if all(fp in snapshot for fp in left):  # else an alert joined after the person looked: keep every service
+        services = sorted({s for fp in left if (s := step.service_of(snapshot[fp]))})
+    source = origin.model_copy(update={
+        "alerts": left, "services": services, "seen": {k: v for k, v in origin.seen.items() if k not in moving},
+        "expires": {k: v for k, v in origin.expires.items() if k not in moving}})
+    source = step.emit(source, IncidentEventKind.alerts_split, "GRP-31", actor=command.actor, related=[new_id, *moving],
+                       comment=f"{len(moving)} alerts split off into {new_id} {_by(command)}")
+    root = step.root(source)
+    if root != source.probable_root:
+        source = step.emit(source.model_copy(update={"probable_root": root}), IncidentEventKind.root_changed, "GRP-31",
+                           actor=command.actor)
+    step.people_said(origin.policy, {step.service_of(snapshot[fp]) or "" for fp in moving if fp in snapshot}, source.services,
+                     merged=False)
+    if not source.any_firing and source.quiet_since is None:
+        if step.rules.policies.get(source.policy).resolve_timeout.total_seconds() == 0:
+            step.resolve(source, "GRP-9")
+        else:
+            step.save(source.model_copy(update={"quiet_since": step.now}))
+    _open_split(step, origin, new_id, moving, snapshot, command)
+
+
+def _latest(a: Mapping[str, datetime], b: Mapping[str, datetime]) -> dict[str, datetime]:
+    """Two incidents' last-new-firing maps as one: the later time per key."""
+    return {**a, **{k: at for k, at in b.items() if k not in a or at > a[k]}}
+
+
+def _open_split(step: _Step, origin: TrackedIncident, new_id: str, moving: list[str], snapshot: Mapping[str, Alert],
+                command: IncidentCommand) -> None:
+    """The incident a split opens, from `origin` (the source before the split): titled, ranked and placed by its
+    own alerts' labels; it opens with the first firing one, as an incident opens with its first alert, and lists
+    every moved alert after."""
+    policies = step.rules.policies
+    moved = {fp: origin.alerts[fp] for fp in moving}
+    alerts = [snapshot[fp].model_copy(update={"status": moved[fp]}) for fp in moving if fp in snapshot]
+    first = next((a for a in alerts if a.status is AlertStatus.firing), None)
+    title = _title(policies.get(origin.policy), step.entry, first) if first is not None else origin.title
+    new = TrackedIncident(
+        id=new_id, policy=origin.policy, phase=Phase.triggered, created_at=step.now, opened_at=step.now,
+        title=title if title != origin.title else f"{title} (split from {origin.id})",
+        severity=max((a.labels.get(policies.severity_label) for a in alerts), key=policies.rank, default=None)
+        or origin.severity,
+        services=sorted({s for a in alerts if (s := step.service_of(a))}), alerts=moved,
+        seen={k: v for k, v in origin.seen.items() if k in moved},
+        expires={k: v for k, v in origin.expires.items() if k in moved}, domain=origin.domain, suspects=origin.suspects)
+    services = {step.service_of(a) or "" for a in alerts}
+    new = new.model_copy(update={"recent": {s: at for s, at in origin.recent.items() if s in services},
+                                 "signatures": {sig: at for sig, at in origin.signatures.items()
+                                                if sig.removeprefix("@") in services}})
+    new = new.model_copy(update={"probable_root": step.root(new)})
+    new = step.emit(new, IncidentEventKind.opened, "GRP-31", first, actor=command.actor, related=[origin.id],
+                    comment=f"split from {origin.id} {_by(command)}")
+    _moved_alerts(step, new, moved, snapshot, "GRP-31", command, origin.id)
 
 
 def released(events: list[IncidentEvent]) -> list[tuple[str, datetime, str]]:
@@ -825,7 +1014,7 @@ def group(
             _on_resolved(step, item)
         step.applied = note_applied(entry.applied, fingerprint, item.source_position, now)
     elif isinstance(item, IncidentCommand):
-        _on_command(step, item)
+        _on_command(step, item, position)
     else:
         _ticks(step, entry.last_at)
     return step.finish(position, partition)

@@ -1,4 +1,10 @@
-"""The incident read model, folded from incident events. Pure: the Redis writer only loads and saves."""
+"""The incident read model, folded from incident events. Pure: the Redis writer only loads and saves.
+
+A person's merge (GRP-30) resolves the source with `merged_into` and empties its alerts: they are the target's
+now, which lists them from the `alert_added` / `alert_resolved` events that follow its `merged_in` (each carries
+the alert). A split (GRP-31) takes the moved alerts off the source (`alerts_split`) and the new incident lists
+them the same way; each side names the other (`merged_from`, `split_into`, `split_from`).
+"""
 
 from __future__ import annotations
 
@@ -24,7 +30,9 @@ _STATUS_AFTER = {
     IncidentEventKind.acknowledged: IncidentStatus.acknowledged,
     IncidentEventKind.resolved: IncidentStatus.resolved,
     IncidentEventKind.reopened: IncidentStatus.triggered,
+    IncidentEventKind.merged: IncidentStatus.resolved,
 }
+_BY_FINGERPRINT = (IncidentEventKind.alert_added, IncidentEventKind.alert_resolved)
 
 
 def project(incident: Incident | None, event: IncidentEvent) -> Incident | None:
@@ -46,6 +54,7 @@ def project(incident: Incident | None, event: IncidentEvent) -> Incident | None:
             page_hold_reason=event.page_hold_reason,
             opened_at=event.at,
             updated_at=event.at,
+            split_from=event.related[0] if event.rule == "GRP-31" and event.related else None,
             seq=event.seq,
             timeline=[_timeline_entry(event)],
         )
@@ -73,12 +82,22 @@ def project(incident: Incident | None, event: IncidentEvent) -> Incident | None:
         ended = {"status": AlertStatus.resolved, "ends_at": event.at}
         changes["alerts"] = {**incident.alerts, **{fp: incident.alerts[fp].model_copy(update=ended)
                                                    for fp in event.related if fp in incident.alerts}}
+    elif alert is None and event.kind is IncidentEventKind.alert_added:  # by fingerprint: moved, its labels not at hand
+        changes["alerts"] = {**incident.alerts, **{fp: IncidentAlert(fingerprint=fp, status=AlertStatus.firing, labels={},
+                                                                     starts_at=event.at) for fp in event.related}}
     if event.kind in _STATUS_AFTER:
         changes["status"] = _STATUS_AFTER[event.kind]
     if event.kind is IncidentEventKind.acknowledged:
         changes.update(acknowledged_at=event.at, acknowledged_by=event.actor)
     elif event.kind is IncidentEventKind.resolved:
         changes.update(resolved_at=event.at, resolved_by=event.actor)
+    elif event.kind is IncidentEventKind.merged:
+        changes.update(resolved_at=event.at, resolved_by=event.actor, merged_into=event.related[0], alerts={})
+    elif event.kind is IncidentEventKind.merged_in:
+        changes["merged_from"] = [*incident.merged_from, event.related[0]]
+    elif event.kind is IncidentEventKind.alerts_split:
+        changes["split_into"] = [*incident.split_into, event.related[0]]
+        changes["alerts"] = {fp: a for fp, a in incident.alerts.items() if fp not in event.related[1:]}
     elif event.kind is IncidentEventKind.reopened:
         changes.update(resolved_at=None, resolved_by=None, acknowledged_at=None, acknowledged_by=None)
     elif event.kind is IncidentEventKind.flapping_started:
@@ -111,6 +130,6 @@ def _timeline_entry(event: IncidentEvent) -> TimelineEntry:
         rule=event.rule,
         actor=event.actor,
         fingerprint=event.alert.fingerprint if event.alert else (event.related[0] if len(event.related) == 1
-                                                                 and event.kind is IncidentEventKind.alert_resolved else None),
+                                                                 and event.kind in _BY_FINGERPRINT else None),
         detail=detail,
     )

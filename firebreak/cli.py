@@ -236,6 +236,14 @@ def incidents_show(ctx: click.Context, incident_id: str, as_json: bool) -> None:
         echo(f"acknowledged {incident.acknowledged_at.isoformat()} by {incident.acknowledged_by}")
     if incident.resolved_at:
         echo(f"resolved {incident.resolved_at.isoformat()} by {incident.resolved_by}")
+    if incident.merged_into:
+        echo(f"merged into {incident.merged_into}: its alerts are there now")
+    if incident.merged_from:
+        echo(f"merged in: {', '.join(incident.merged_from)}")
+    if incident.split_from:
+        echo(f"split from {incident.split_from}")
+    if incident.split_into:
+        echo(f"split off: {', '.join(incident.split_into)}")
     echo(f"alerts ({incident.firing_count} firing of {incident.alert_count}):")
     for alert in sorted(incident.alerts.values(), key=lambda a: a.starts_at):
         labels = ", ".join(f"{k}={v}" for k, v in sorted(alert.labels.items()))
@@ -310,6 +318,35 @@ def _command(action: CommandAction):  # type: ignore[no-untyped-def]
 
 incidents.command("ack", help="Acknowledge an incident (through the API).")(_command(CommandAction.acknowledge))
 incidents.command("resolve", help="Resolve an incident by hand (through the API).")(_command(CommandAction.resolve))
+
+
+@incidents.command("merge")
+@click.argument("incident_id")
+@click.option("--into", required=True, help="The open incident of the same correlation key that takes its alerts.")
+@click.option("--actor", required=True, help="Who acts (recorded on both timelines).")
+@click.option("--comment", default="", help="Why; recorded on both timelines.")
+@API_URL
+@click.pass_context
+def incidents_merge(ctx: click.Context, incident_id: str, into: str, actor: str, comment: str, url: str | None) -> None:
+    """Merge an incident into another (through the API): it ends, its alerts join the other, paging stops for it."""
+    _api(ctx, "POST", f"/api/v1/incidents/{incident_id}/merge", url, {"into": into, "actor": actor, "comment": comment})
+    echo(f"{incident_id}: merge into {into} accepted")
+
+
+@incidents.command("split")
+@click.argument("incident_id")
+@click.option("--alert", "alerts", multiple=True, required=True,
+              help="Fingerprint of an alert to move (`incidents show` lists them); repeat for more.")
+@click.option("--actor", required=True, help="Who acts (recorded on both timelines).")
+@click.option("--comment", default="", help="Why; recorded on both timelines.")
+@API_URL
+@click.pass_context
+def incidents_split(ctx: click.Context, incident_id: str, alerts: tuple[str, ...], actor: str, comment: str,
+                    url: str | None) -> None:
+    """Split alerts off an incident into a new one (through the API), which pages on its own."""
+    _api(ctx, "POST", f"/api/v1/incidents/{incident_id}/split", url, {"alerts": list(alerts), "actor": actor, "comment": comment})
+    echo(f"{incident_id}: split of {len(alerts)} alerts accepted; `firebreak incidents show {incident_id}` names the "
+         "new incident once the worker applied it")
 
 
 @main.command()

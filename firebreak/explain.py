@@ -69,6 +69,14 @@ def _step(d: Decision) -> str | None:
         return f"escalation policy {d.detail.get('escalation_policy', '?')}"
     if d.kind is DecisionKind.incident_resolved:
         return f"{d.incident_id} resolved"
+    if d.kind is DecisionKind.incident_merged:
+        into, source = d.detail.get("into") or d.incident_id, d.detail.get("from") or d.incident_id
+        return f"{source} merged into {into} by {d.detail.get('actor', '?')}"
+    if d.kind is DecisionKind.alerts_split:
+        return f"{d.detail.get('alerts', '?')} alerts split off {d.incident_id} into {d.detail.get('into', '?')} by " \
+               f"{d.detail.get('actor', '?')}"
+    if d.kind is DecisionKind.command_refused:
+        return f"{d.rule} by {d.detail.get('actor', '?')} changed nothing"
     return d.kind.value.replace("_", " ")
 
 

@@ -1,6 +1,6 @@
-"""The audit log: every operator and admin action (ack, resolve, silence, approval, the runbook kill switch,
-signed links), refused ones included, with who did it (the token's name, and the actor the request named),
-when, and the outcome.
+"""The audit log: every operator and admin action (ack, resolve, merge, split, silence, approval, the runbook
+kill switch, signed links), refused ones included, with who did it (the token's name, and the actor the request
+named), when, and the outcome.
 
 `status` is the HTTP status of the request, or 0 for a decision Firebreak took itself (a high-risk step's
 approval requested, granted, refused or expired). Each entry is a JSON log line (`logger: firebreak.audit`)
@@ -26,6 +26,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 import redis.asyncio as aioredis
+from aiohttp import web
 from redis.exceptions import RedisError
 
 from ingest.params import printable
@@ -37,6 +38,9 @@ UNAUTHENTICATED_PER_MINUTE = 20
 MAX_TEXT_CHARS = 200
 MAX_DETAIL_CHARS = 500
 UNAUTHENTICATED = "unauthenticated"  # the principal of every entry in the second list
+# What a handler adds to its request's entry beyond the route and its path values (a merge's target, the
+# alerts a split moves); the entry of a refused request has the refusal instead.
+AUDIT_DETAIL = web.RequestKey("audit_detail", str)
 _COUNTER_TTL_SECONDS = 8 * 24 * 3600  # a minute's count outlives the entry naming it for a week at least
 
 

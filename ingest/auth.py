@@ -5,7 +5,7 @@ log records), or a bare token, which is an `admin` named `token-<n>`. Several en
 tokens rotate by adding the new one before removing the old.
 
 - `ingest`: post alerts and changes (what Alertmanager, Grafana or a CI job holds);
-- `operator`: also read everything and act on incidents: ack, resolve, silences, approvals;
+- `operator`: also read everything and act on incidents: ack, resolve, merge, split, silences, approvals;
 - `admin`: also the runbook kill switch and the audit log.
 """
 
@@ -74,6 +74,7 @@ class TokenAuth:
 _INGEST = {("POST", "/api/v1/alerts"), ("POST", "/api/v1/alerts/alertmanager"), ("POST", "/api/v1/changes")}
 _ADMIN = {("POST", "/api/v1/runbooks/pause"), ("POST", "/api/v1/runbooks/resume"), ("GET", "/api/v1/audit")}
 _OPERATOR_WRITES = {("POST", "/api/v1/incidents/{incident_id}/ack"), ("POST", "/api/v1/incidents/{incident_id}/resolve"),
+                    ("POST", "/api/v1/incidents/{incident_id}/merge"), ("POST", "/api/v1/incidents/{incident_id}/split"),
                     ("POST", "/api/v1/silences"), ("DELETE", "/api/v1/silences/{silence_id}"),
                     ("POST", "/api/v1/runs/{run_id}/approve"), ("POST", "/api/v1/runs/{run_id}/reject")}
 

@@ -46,7 +46,8 @@ def _json(schema: dict[str, Any]) -> dict[str, Any]:
 
 
 def document(bodies: dict[str, type[BaseModel]]) -> dict[str, Any]:
-    """The document; `bodies` are the request models of the server (command, silence, change, decision)."""
+    """The document; `bodies` are the request models of the server (command, silence, change, decision, merge,
+    split)."""
     defs: dict[str, Any] = {}
     alerts_in = ("AlertsIn", TypeAdapter(AlertIn | list[AlertIn]).json_schema(by_alias=True, ref_template="#/components/schemas/{model}"))
     error = {"description": "refused; the body names the field and the fix", "content": _json({"$ref": "#/components/schemas/Error"})}
@@ -94,6 +95,12 @@ def document(bodies: dict[str, type[BaseModel]]) -> dict[str, Any]:
             params=[path_param("fingerprint")])},
         "/api/v1/incidents/{incident_id}/ack": {"post": op("Acknowledge", {"202": accepted}, bodies["command"], [incident_id])},
         "/api/v1/incidents/{incident_id}/resolve": {"post": op("Resolve by hand", {"202": accepted}, bodies["command"], [incident_id])},
+        "/api/v1/incidents/{incident_id}/merge": {"post": op(
+            "Merge into another open incident of the same correlation key: this one ends, its alerts join `into`",
+            {"202": accepted}, bodies["merge"], [incident_id])},
+        "/api/v1/incidents/{incident_id}/split": {"post": op(
+            "Split the named alerts off into a new incident, which pages on its own (its id: `split_into` of this one)",
+            {"202": accepted}, bodies["split"], [incident_id])},
         "/api/v1/incidents/{incident_id}/timeline": {"get": op("Incident events, runbook results and notifications in time order",
                                                                {"200": ok}, params=[incident_id])},
         "/api/v1/problems": {"get": op("Problem records", {"200": ok})},
@@ -133,8 +140,8 @@ def document(bodies: dict[str, type[BaseModel]]) -> dict[str, Any]:
                  "description": "Alerts in, incidents out: ingest, incidents, silences, changes, runbook runs and signed links."},
         "servers": [{"url": "/"}],
         "security": [{"bearer": []}],
-        "x-scopes": "Tokens have a scope: ingest (post alerts and changes), operator (also read and act on incidents, "
-                    "silences, approvals), admin (also the runbook kill switch and the audit log). 403 names the scope needed.",
+        "x-scopes": "Tokens have a scope: ingest (post alerts and changes), operator (also read and act on incidents: ack, "
+                    "resolve, merge, split; silences, approvals), admin (also the runbook kill switch and the audit log). 403 names the scope needed.",
         "paths": paths,
         "components": {"schemas": defs, "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
     }

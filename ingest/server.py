@@ -27,9 +27,9 @@ from actions.links import Links
 from firebreak.action_log import ActionLog, NotificationLog
 from firebreak.change_store import RETENTION as CHANGE_RETENTION
 from firebreak.settings import Settings
-from ingest import links_api, openapi, runs_api
+from ingest import links_api, openapi, regroup_api, runs_api
 from ingest.adapters import Parsed, parse_alertmanager, parse_generic
-from ingest.audit import AuditLog
+from ingest.audit import AUDIT_DETAIL, AuditLog
 from ingest.auth import (
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
@@ -92,6 +92,12 @@ class ChangeBody(BaseModel):
     author: str = Field("", max_length=128)
     url: str = Field("", max_length=2048)
     at: OptionalTime = None
+
+
+# The request models the handlers parse with, which /openapi.json documents.
+REQUEST_BODIES: dict[str, type[BaseModel]] = {"command": CommandBody, "silence": SilenceBody, "change": ChangeBody,
+                                              "decision": runs_api.DecisionBody, "merge": regroup_api.MergeBody,
+                                              "split": regroup_api.SplitBody}
 
 
 def _parse_body(model: type[BaseModel], body: bytes, reason: str = "invalid_alert", subject: str = "the alerts") -> Any:
@@ -232,7 +238,7 @@ async def _authenticate(request: web.Request, handler: Callable[[web.Request], A
             await _audit(request, principal, err.status, err.message)
         raise err from None
     if is_audited:
-        await _audit(request, principal, response.status)
+        await _audit(request, principal, response.status, request.get(AUDIT_DETAIL, ""))
     return response
 
 
@@ -454,7 +460,8 @@ def _command_handler(action: CommandAction) -> Callable[[web.Request], Awaitable
         args: CommandBody = _parse_body(CommandBody, await _read_json_body(request), "invalid_command", "the command")
         incident = await _find_incident(request)
         if not incident.is_open:
-            raise IngestError(409, "already_resolved", f"{incident.id} is resolved; nothing to {action.value}")
+            merged = f"was merged into {incident.merged_into}" if incident.merged_into else "is resolved"
+            raise IngestError(409, "already_resolved", f"{incident.id} {merged}; nothing to {action.value}")
         command = IncidentCommand(action=action, incident_id=incident.id, correlation_key=incident.correlation_key,
                                   actor=args.actor, comment=args.comment, at=datetime.now(timezone.utc))
         try:
@@ -465,6 +472,19 @@ def _command_handler(action: CommandAction) -> Callable[[web.Request], Awaitable
         return web.json_response({"accepted": True, "incident_id": incident.id, "action": action.value}, status=202)
 
     return handle
+
+
+def _command_sender(producer: DurableProducer, retry: str) -> Callable[[IncidentCommand], Awaitable[None]]:
+    """Puts a person's command on `alert-events`, keyed by its correlation key; 503 (`retry` says what to do) if
+    Kafka does not acknowledge it."""
+    async def send(command: IncidentCommand) -> None:
+        try:
+            await producer.send("alert-events", [(command.correlation_key.encode(), command.model_dump_json().encode())])
+        except KafkaUnavailable as exc:
+            raise IngestError(503, "kafka_unavailable", f"Kafka is unavailable ({exc}); {retry}",
+                              headers={"Retry-After": "5"}) from exc
+
+    return send
 
 
 async def _create_silence(request: web.Request) -> web.Response:
@@ -596,6 +616,9 @@ def create_app(settings: Settings, producer: DurableProducer, store: IncidentSto
     app.router.add_get("/api/v1/problems", _list_problems)
     app.router.add_post("/api/v1/incidents/{incident_id}/ack", _command_handler(CommandAction.acknowledge))
     app.router.add_post("/api/v1/incidents/{incident_id}/resolve", _command_handler(CommandAction.resolve))
+
+    regroup_api.add_routes(app, _find_incident, store.get, _command_sender(producer, "nothing was accepted, retry"),
+                           _parse_body, _read_json_body)
     app.router.add_post("/api/v1/silences", _create_silence)
     app.router.add_get("/api/v1/silences", _list_silences)
     app.router.add_delete("/api/v1/silences/{silence_id}", _expire_silence)
@@ -603,17 +626,12 @@ def create_app(settings: Settings, producer: DurableProducer, store: IncidentSto
     runs_api.add_routes(app, RunStore(store.redis, settings.redis_prefix), ActionLog(store.redis, settings.redis_prefix),
                         NotificationLog(store.redis, settings.redis_prefix), _find_incident, _parse_body, _read_json_body)
 
-    async def send_command(command: IncidentCommand) -> None:
-        try:
-            await producer.send("alert-events", [(command.correlation_key.encode(), command.model_dump_json().encode())])
-        except KafkaUnavailable as exc:
-            raise IngestError(503, "kafka_unavailable", f"Kafka is unavailable ({exc}); open the link again in a minute") from exc
-
-    links_api.add_routes(app, links or Links(settings.public_url, [], settings.link_ttl_seconds), store.get, send_command)
+    links_api.add_routes(app, links or Links(settings.public_url, [], settings.link_ttl_seconds), store.get,
+                         _command_sender(producer, "open the link again in a minute"))
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/readyz", _readyz)
     app.router.add_get("/metrics", _metrics)
-    spec = openapi.document({"command": CommandBody, "silence": SilenceBody, "change": ChangeBody, "decision": runs_api.DecisionBody})
+    spec = openapi.document(REQUEST_BODIES)
     app[QUERY_NAMES] = openapi.query_names(spec)  # the documented parameters are the accepted ones
 
     async def openapi_json(request: web.Request) -> web.Response:

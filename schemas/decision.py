@@ -35,6 +35,9 @@ class DecisionKind(StrEnum):
     incident_opened = "incident_opened"
     incident_resolved = "incident_resolved"
     incident_acknowledged = "incident_acknowledged"
+    incident_merged = "incident_merged"  # a person merged it into another (detail `into`), or another into it (`from`)
+    alerts_split = "alerts_split"  # a person split alerts off it into a new incident (detail `into`, `alerts`)
+    command_refused = "command_refused"  # a person's merge or split no longer fitted when its turn came: why
     escalation_started = "escalation_started"  # which route chose which escalation policy
     page_held = "page_held"  # transient pause or flapping: the page waits
     page_hold_ended = "page_hold_ended"  # the transient pause was cut short: this alert does not resolve by itself

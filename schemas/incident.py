@@ -1,7 +1,8 @@
 """Incidents and the records that build them.
 
 `alert-events` carries the grouping stage's inputs, keyed by correlation key: `AlertEvent` (the dedup
-stage's output), `IncidentCommand` (ack/resolve from a person) and `Tick` (time passing, per partition).
+stage's output), `IncidentCommand` (ack, resolve, merge or split from a person) and `Tick` (time passing, per
+partition).
 `incident-events` carries `IncidentEvent`s keyed by incident id: the source of truth from which the
 `Incident` read model in Redis is rebuilt.
 """
@@ -51,10 +52,24 @@ class AlertEvent(_Record):
 class CommandAction(StrEnum):
     acknowledge = "acknowledge"
     resolve = "resolve"
+    merge = "merge"  # `incident_id` joins `into`, an open incident of the same correlation key (GRP-30)
+    split = "split"  # `alerts` leave `incident_id` for a new incident (GRP-31)
+
+
+MAX_MOVED_ALERTS = 1000  # alerts one merge or split moves at most (the command carries their snapshot)
+Fingerprint = Annotated[str, Field(min_length=1, max_length=128)]
 
 
 class IncidentCommand(_Record):
-    """A person acknowledging or resolving an incident (API or CLI)."""
+    """A person acknowledging, resolving, merging or splitting an incident (API or CLI).
+
+    Merge and split move alerts between incidents. The grouping stage keeps each alert's status, not its labels,
+    so the command brings `snapshot`: the source incident's alerts as the read model showed them (labels are
+    fixed by the fingerprint). From it the stage titles a split-off incident, finds its severity and services,
+    and puts each moved alert on the events, so the read model of the incident that takes them lists them.
+    Statuses come from the stage's own state, never from the snapshot. The fields below are left out of the
+    JSON while they hold their default (acknowledge, resolve).
+    """
 
     type: Literal["command"] = "command"
     action: CommandAction
@@ -63,6 +78,9 @@ class IncidentCommand(_Record):
     actor: str = Field(min_length=1, max_length=128)
     comment: str = Field("", max_length=2000)
     at: AwareDatetime
+    into: str | None = Field(None, min_length=1, max_length=128, exclude_if=_unset)  # merge: the incident that stays
+    alerts: list[Fingerprint] = Field(default_factory=list, max_length=MAX_MOVED_ALERTS, exclude_if=_unset)  # split: chosen
+    snapshot: list[Alert] = Field(default_factory=list, max_length=MAX_MOVED_ALERTS, exclude_if=_unset)
 
 
 class Tick(_Record):
@@ -91,6 +109,13 @@ class IncidentEventKind(StrEnum):
     page_hold_ended = "page_hold_ended"  # transient pause cut short: an alert that does not resolve by itself joined
     alert_updated = "alert_updated"  # a firing alert's annotations or generatorURL changed (GRP-27): shown, never paged
     alerts_truncated = "alerts_truncated"  # Alertmanager left alerts of the group out of its webhook (GRP-26)
+    # A person's merge (GRP-30): `merged` ends the source (related: [target]); `merged_in` on the target says
+    # what came in (related: [source, moved fingerprints...]), before its alerts' `alert_added` events.
+    merged = "merged"
+    merged_in = "merged_in"
+    # A person's split (GRP-31) on the source: related: [the new incident, moved fingerprints...]. The new
+    # incident opens with `opened` (rule GRP-31, related: [source]).
+    alerts_split = "alerts_split"
 
 
 class IncidentStatus(StrEnum):
@@ -124,7 +149,9 @@ class IncidentEvent(_Record):
     probable_root: str | None = None
     notify: bool = True  # false while the incident flaps: notifications hold until `flapping_ended`
     problem_id: str | None = None
-    related: list[str] = Field(default_factory=list)  # incident ids (problem) or change ids (suspects)
+    # Incident ids (problem) or change ids (suspects); for a merge or split the other incident first, then the
+    # fingerprints that moved (`merged_in`, `alerts_split`): the record of who regrouped what.
+    related: list[str] = Field(default_factory=list)
     alert: Alert | None = None
     page_held_until: AwareDatetime | None = Field(None, exclude_if=_unset)  # `opened`: the transient pause holds its page
     page_hold_reason: str | None = Field(None, exclude_if=_unset)
@@ -180,6 +207,10 @@ class Incident(_Record):
     acknowledged_by: str | None = None
     resolved_at: AwareDatetime | None = None
     resolved_by: str | None = None
+    merged_into: str | None = Field(None, description="Merged by a person into this incident (status resolved).")
+    merged_from: list[str] = Field(default_factory=list, description="Incidents merged into this one.")
+    split_from: str | None = Field(None, description="Opened by a person's split of this incident.")
+    split_into: list[str] = Field(default_factory=list, description="Incidents split off this one.")
     seq: int = Field(ge=1, description="the seq of the last incident event applied")
     alerts: dict[str, IncidentAlert] = Field(default_factory=dict)
     timeline: list[TimelineEntry] = Field(default_factory=list)

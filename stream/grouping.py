@@ -36,7 +36,8 @@ from stream.outbox import Outbox, PartitionCounts
 log = logging.getLogger("firebreak.worker")
 
 LOGGED_KINDS = {IncidentEventKind.opened, IncidentEventKind.acknowledged, IncidentEventKind.resolved,
-                IncidentEventKind.reopened, IncidentEventKind.problem_detected}
+                IncidentEventKind.reopened, IncidentEventKind.problem_detected, IncidentEventKind.merged,
+                IncidentEventKind.alerts_split}
 
 
 class GroupStage:

@@ -138,6 +138,8 @@ def launch_stack(folder: Path) -> Iterator[Stack]:
             "FIREBREAK_INGEST_TOKENS": TOKEN,
             "FIREBREAK_TOPIC_PARTITIONS": "4",
             "FIREBREAK_LOG_LEVEL": "info",
+            # The processes run this checkout's code, whichever checkout the environment's package points at.
+            "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p),
         }
         subprocess.run([FIREBREAK, "topics", "create"], env=s.env, check=True, timeout=60,
                        capture_output=True)

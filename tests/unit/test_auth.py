@@ -32,6 +32,8 @@ def test_the_token_decides_the_principal():
     ("POST", "/api/v1/changes", Scope.ingest),
     ("GET", "/api/v1/incidents", Scope.operator),
     ("POST", "/api/v1/incidents/{incident_id}/ack", Scope.operator),
+    ("POST", "/api/v1/incidents/{incident_id}/merge", Scope.operator),
+    ("POST", "/api/v1/incidents/{incident_id}/split", Scope.operator),
     ("DELETE", "/api/v1/silences/{silence_id}", Scope.operator),
     ("POST", "/api/v1/runs/{run_id}/approve", Scope.operator),
     ("POST", "/api/v1/runbooks/pause", Scope.admin),
@@ -44,6 +46,7 @@ def test_each_route_needs_a_scope(method: str, route: str, scope: Scope):
 
 def test_operator_and_admin_actions_are_audited_reads_and_ingest_are_not():
     assert audited("POST", "/api/v1/incidents/{incident_id}/resolve") and audited("POST", "/api/v1/runbooks/pause")
+    assert audited("POST", "/api/v1/incidents/{incident_id}/merge") and audited("POST", "/api/v1/incidents/{incident_id}/split")
     assert not audited("POST", "/api/v1/alerts") and not audited("GET", "/api/v1/incidents") and not audited("GET", "/api/v1/audit")
 
 

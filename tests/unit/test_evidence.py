@@ -87,3 +87,38 @@ def test_a_policy_that_learns_joins_services_that_keep_firing_together_beyond_th
 def test_learning_needs_a_topology_policy():
     with pytest.raises(ValidationError, match="learn needs topology"):
         Policy(name="plain", group_by=("alertname",), learn=True)
+
+
+def test_a_split_teaches_a_learning_policy_to_keep_the_pair_apart_and_a_merge_to_join_it():
+    from correlation.projection import project
+    from ingest.regroup_api import command_for
+    from schemas import CommandAction
+
+    def follow(read: dict, events: list) -> list:
+        for e in events:
+            read[e.incident_id] = project(read.get(e.incident_id), e) or read[e.incident_id]
+        return events
+
+    def day(eng: Engine, state: State, read: dict, start: float, n: int) -> tuple[list, list]:
+        db = alert(starts=start, received=start, alertname="Down", service="db", instance=f"db{n}")
+        api = alert(starts=start + 30, received=start + 30, alertname="Errors", service="api", instance=f"api{n}")
+        return follow(read, eng.apply(state, db, at(start))[1]), follow(read, eng.apply(state, api, at(start + 30))[1])
+
+    for learn, joins in ((True, False), (False, True)):
+        eng, state, read = engine(learn=learn), State(), {}
+        db, api = day(eng, state, read, 0, 0)
+        assert api[0].incident_id == db[0].incident_id  # the catalog joins them
+        split = command_for(CommandAction.split, read[db[0].incident_id], "bob", "", at(60), alerts=[api[0].alert.fingerprint])
+        follow(read, eng.command(state, split)[1])
+        db, api = day(eng, state, read, 3600, 1)
+        assert (api[0].incident_id == db[0].incident_id) is joins  # a learning policy remembers the person's split
+    # a person merging them again outweighs the split
+    eng, state, read = engine(learn=True), State(), {}
+    db, api = day(eng, state, read, 0, 0)
+    follow(read, eng.command(state, command_for(CommandAction.split, read[db[0].incident_id], "bob", "", at(60),
+                                                alerts=[api[0].alert.fingerprint]))[1])
+    db, api = day(eng, state, read, 3600, 1)
+    follow(read, eng.command(state, command_for(CommandAction.merge, read[api[0].incident_id], "carol", "", at(3700),
+                                                into=db[0].incident_id))[1])
+    db, api = day(eng, state, read, 7200, 2)
+    assert api[0].incident_id == db[0].incident_id

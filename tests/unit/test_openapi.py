@@ -13,10 +13,10 @@ from ingest.server import create_app
 
 
 def documented_and_served() -> tuple[set[tuple[str, str]], set[tuple[str, str]], dict]:
-    from ingest import openapi, runs_api
-    from ingest.server import ChangeBody, CommandBody, SilenceBody
+    from ingest import openapi
+    from ingest.server import REQUEST_BODIES
 
-    spec = openapi.document({"command": CommandBody, "silence": SilenceBody, "change": ChangeBody, "decision": runs_api.DecisionBody})
+    spec = openapi.document(REQUEST_BODIES)
     documented = {(method.upper(), path) for path, methods in spec["paths"].items() for method in methods}
     client = aioredis.Redis.from_url("redis://127.0.0.1:1/0")  # never connected: building the app reads nothing
     app = create_app(Settings(ingest_tokens="t"), producer=None, store=IncidentStore(client, "t:"),  # type: ignore[arg-type]
@@ -43,3 +43,14 @@ def test_request_bodies_are_the_models_the_handlers_parse():
     assert body == {"$ref": "#/components/schemas/CommandBody"}
     assert set(spec["components"]["schemas"]["CommandBody"]["properties"]) == {"actor", "comment"}
     assert spec["paths"]["/healthz"]["get"]["security"] == [] and spec["security"] == [{"bearer": []}]
+
+
+def test_merge_and_split_document_their_own_bodies():
+    _, _, spec = documented_and_served()
+    for route, model, fields in [("merge", "MergeBody", {"into", "actor", "comment"}),
+                                 ("split", "SplitBody", {"alerts", "actor", "comment"})]:
+        body = spec["paths"][f"/api/v1/incidents/{{incident_id}}/{route}"]["post"]["requestBody"]["content"]["application/json"]
+        assert body["schema"] == {"$ref": f"#/components/schemas/{model}"}
+        assert set(spec["components"]["schemas"][model]["properties"]) == fields
+    alerts = spec["components"]["schemas"]["SplitBody"]["properties"]["alerts"]
+    assert alerts["minItems"] == 1 and alerts["maxItems"] == 1000 and alerts["items"]["maxLength"] == 128

@@ -142,6 +142,13 @@ def test_notices_without_links_render():
     assert rendered.title == "Acknowledged by ana: HighLatency on checkout" and "Acknowledge:" not in rendered.text
 
 
+def test_the_resolve_notice_of_a_merged_incident_names_the_incident_it_went_into():
+    merged = Message(kind="resolve", dedup_key="k", incident={**message().incident, "merged_into": "inc-2"}, actor="ana")
+    assert render_message(WebhookChannel(url="http://x/"), merged).title == "Merged into inc-2: HighLatency on checkout"
+    resolved = Message(kind="resolve", dedup_key="k", incident=message().incident, actor="ana")
+    assert render_message(WebhookChannel(url="http://x/"), resolved).title == "Resolved: HighLatency on checkout"
+
+
 def test_labels_are_escaped_for_html_and_slack_and_never_break_a_subject():
     evil = message(title="<script>alert(1)</script> <!channel> <https://evil|click>\r\nBcc: x@example.com")
     rendered = render_message(EmailChannel.model_validate({"type": "email", "from": "fb@example.com"}), evil)
