@@ -8,7 +8,10 @@ them the same way; each side names the other (`merged_from`, `split_into`, `spli
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from schemas import (
+    Alert,
     AlertStatus,
     Incident,
     IncidentAlert,
@@ -133,3 +136,12 @@ def _timeline_entry(event: IncidentEvent) -> TimelineEntry:
                                                                  and event.kind in _BY_FINGERPRINT else None),
         detail=detail,
     )
+
+
+def snapshot(incident: Incident, now: datetime) -> list[Alert]:
+    """The incident's alerts as the read model shows them, as alerts again: what the grouping stage titles, ranks
+    and lists moved alerts by (it keeps statuses only). Labels are fixed by the fingerprint, so they are exact."""
+    return [Alert(fingerprint=a.fingerprint, status=a.status, labels=a.labels, annotations=a.annotations,
+                  starts_at=a.starts_at, ends_at=a.ends_at, generator_url=a.generator_url, source=f"incident:{incident.id}",
+                  received_at=now)
+            for a in incident.alerts.values()]

@@ -156,8 +156,15 @@ class Report:
             policy["notifications"] += 1
         if event.kind is IncidentEventKind.alert_added and event.alert is not None:
             incident.members[event.alert.fingerprint] = event.alert.labels
-        if event.kind in (IncidentEventKind.resolved, IncidentEventKind.reopened, IncidentEventKind.acknowledged):
-            incident.status = {"resolved": "resolved", "reopened": "triggered", "acknowledged": "acknowledged"}[event.kind.value]
+        if event.kind in (IncidentEventKind.resolved, IncidentEventKind.reopened, IncidentEventKind.acknowledged,
+                          IncidentEventKind.merged):
+            incident.status = {"resolved": "resolved", "reopened": "triggered", "acknowledged": "acknowledged",
+                               "merged": "merged"}[event.kind.value]
+        if event.kind is IncidentEventKind.merged:  # its alerts are the target's now (GRP-30)
+            incident.members.clear()
+        elif event.kind is IncidentEventKind.alerts_split:  # related: the new incident, then the moved alerts
+            for fp in event.related[1:]:
+                incident.members.pop(fp, None)
 
     def summary(self) -> dict[str, Any]:
         opened = self.events["opened"]

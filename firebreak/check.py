@@ -22,6 +22,8 @@ runbook guardrails (they count real runs in Redis), step outcomes, and delivery 
       - {at: 2m, change: {id: d1, service: checkout, summary: deploy 1.4.2}}
       - {at: 5m, silence: {matchers: ['service="search"'], for: 1h, by: ana, comment: reindex}}
       - {at: 6m, ack: {incident: 1, by: ana}}          # incidents are numbered 1, 2, ... as they open
+      - {at: 7m, merge: {incident: 2, into: 1, by: ana}}          # a person's merge (GRP-30)
+      - {at: 8m, split: {incident: 1, alerts: [{alertname: X, service: web, instance: b}], by: ana}}  # GRP-31
       - {at: 9m, resolve: {alertname: HighLatency, service: checkout, instance: a, severity: critical}}
     expect:
       incidents:                 # exactly these, in the order they opened; only the keys given are compared
@@ -49,7 +51,7 @@ from actions.virtual_pager import VirtualPager
 from correlation.engine import Engine, State
 from correlation.fingerprint import fingerprint
 from correlation.policy import Duration, PolicySet
-from correlation.projection import project
+from correlation.projection import project, snapshot
 from correlation.replay import suppression_of
 from correlation.rules import Rules
 from correlation.simulator import Simulation
@@ -97,6 +99,15 @@ class CommandSpec(_Spec):
     comment: str = ""
 
 
+class MergeSpec(CommandSpec):
+    into: int = Field(ge=1, description="The incident that stays and takes its alerts, by number.")
+
+
+class SplitSpec(CommandSpec):
+    alerts: list[dict[str, str]] = Field(min_length=1, max_length=1000,
+                                         description="The labels of each alert that moves to a new incident.")
+
+
 class Event(_Spec):
     at: Duration
     fire: dict[str, str] | None = None
@@ -106,13 +117,15 @@ class Event(_Spec):
     silence: SilenceSpec | None = None
     ack: CommandSpec | None = None
     resolve_incident: CommandSpec | None = None
+    merge: MergeSpec | None = None
+    split: SplitSpec | None = None
 
     @model_validator(mode="after")
     def _one(self) -> "Event":
-        given = [k for k in ("fire", "resolve", "change", "silence", "ack", "resolve_incident") if getattr(self, k) is not None]
+        kinds = ("fire", "resolve", "change", "silence", "ack", "resolve_incident", "merge", "split")
+        given = [k for k in kinds if getattr(self, k) is not None]
         if len(given) != 1:
-            raise ValueError(f"an event has exactly one of fire, resolve, change, silence, ack, resolve_incident; "
-                             f"this one has {', '.join(given) or 'none'}")
+            raise ValueError(f"an event has exactly one of {', '.join(kinds)}; this one has {', '.join(given) or 'none'}")
         return self
 
 
@@ -271,15 +284,27 @@ class _Simulation:
                                                         startsAt=now, endsAt=now + spec.duration, createdBy=spec.by,
                                                         comment=spec.comment))
         else:
-            spec = event.ack or event.resolve_incident
-            assert spec is not None
-            if spec.incident > len(self.order):
-                raise ValueError(f"event at {event.at} names incident {spec.incident}, but only {len(self.order)} opened by then")
-            incident = self.incidents[self.order[spec.incident - 1]]
-            action = CommandAction.acknowledge if event.ack is not None else CommandAction.resolve
-            command = IncidentCommand(action=action, incident_id=incident.id, correlation_key=incident.correlation_key,
-                                      actor=spec.by, comment=spec.comment, at=now)
-            self._observe(self.engine.command(self.state, command)[1])
+            self._observe(self.engine.command(self.state, self._command(event, now))[1])
+
+    def _numbered(self, event: Event, number: int) -> Incident:
+        if number > len(self.order):
+            raise ValueError(f"event at {event.at} names incident {number}, but only {len(self.order)} opened by then")
+        return self.incidents[self.order[number - 1]]
+
+    def _command(self, event: Event, now: datetime) -> IncidentCommand:
+        """A person's command, as the API would send it (a merge or split carries the incident's alerts)."""
+        spec = event.ack or event.resolve_incident or event.merge or event.split
+        assert spec is not None
+        incident = self._numbered(event, spec.incident)
+        base = {"incident_id": incident.id, "correlation_key": incident.correlation_key, "actor": spec.by,
+                "comment": spec.comment, "at": now}
+        if event.merge is not None:
+            into = self._numbered(event, event.merge.into).id
+            return IncidentCommand(action=CommandAction.merge, into=into, snapshot=snapshot(incident, now), **base)
+        if event.split is not None:
+            return IncidentCommand(action=CommandAction.split, alerts=[fingerprint(labels) for labels in event.split.alerts],
+                                   snapshot=snapshot(incident, now), **base)
+        return IncidentCommand(action=CommandAction.acknowledge if event.ack is not None else CommandAction.resolve, **base)
 
     def _observe(self, events: list[IncidentEvent]) -> None:
         started: list[tuple[Runbook, str, str]] = []

@@ -22,9 +22,10 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from correlation.projection import snapshot
 from ingest.audit import AUDIT_DETAIL
 from ingest.errors import IngestError, Problem
-from schemas import Alert, AlertStatus, CommandAction, Incident, IncidentCommand
+from schemas import AlertStatus, CommandAction, Incident, IncidentCommand
 from schemas.alert import PlainName
 from schemas.batch import MAX_RECORD_BYTES
 from schemas.incident import MAX_MOVED_ALERTS, Fingerprint
@@ -124,15 +125,6 @@ def split_refusal(source: Incident, fingerprints: list[str]) -> IngestError | No
                                                    "resolve",
                            [Problem("alerts", "name at least one firing alert")])
     return _too_many(source, "split")
-
-
-def snapshot(incident: Incident, now: datetime) -> list[Alert]:
-    """The incident's alerts as the read model shows them, as alerts again: what the grouping stage titles, ranks
-    and lists moved alerts by (it keeps statuses only). Labels are fixed by the fingerprint, so they are exact."""
-    return [Alert(fingerprint=a.fingerprint, status=a.status, labels=a.labels, annotations=a.annotations,
-                  starts_at=a.starts_at, ends_at=a.ends_at, generator_url=a.generator_url, source=f"incident:{incident.id}",
-                  received_at=now)
-            for a in incident.alerts.values()]
 
 
 def command_for(action: CommandAction, source: Incident, actor: str, comment: str, now: datetime, *,

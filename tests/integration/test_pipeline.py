@@ -188,9 +188,12 @@ def test_alerts_become_exactly_the_expected_incidents_and_survive_a_worker_kill(
         assert open_[service(0)]["alert_count"] == 5
         assert open_[service(6)]["alert_count"] == 20
         assert open_[service(7)]["alert_count"] == 30 and open_[service(7)]["firing_count"] == 30
-        # The replacement counted the 55 new alerts; anything it saw again is marked redelivered, not re-applied.
+        # The replacement counted the 55 new alerts; anything it saw again that changed state is marked redelivered,
+        # not re-applied. A pure re-send's count reaches the changelog up to 10 s late (firebreak/entries.py), so
+        # re-sends the killed worker took since its last commit may be counted again as duplicates: counts only,
+        # never a state change (RELIABILITY.md, "What a crash can lose").
         counts = processed(metrics_port)
-        assert counts["fired"] == 15 and counts["resolved"] == 20 and counts["duplicate"] == 20
+        assert counts["fired"] == 15 and counts["resolved"] == 20 and counts["duplicate"] >= 20
 
         # The CLI reads the same read model.
         listing = subprocess.run([FIREBREAK, "incidents", "list", "--json", "--limit", "1000"], env=stack.env,

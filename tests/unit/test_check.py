@@ -140,3 +140,27 @@ expect:
 """)
     result = check(path)
     assert result.passed, result.problems
+
+
+def test_a_fixture_merges_and_splits_incidents_as_the_api_would(tmp_path):
+    (tmp_path / "by-service.yaml").write_text("policies:\n  - {name: svc, group_by: [service], group_window: 1m}\n")
+    path = tmp_path / "regroup.firebreak.yaml"
+    path.write_text("""
+name: two incidents of one outage are merged, then one alert split off
+policies: by-service.yaml
+events:
+  - {at: 0s, fire: {alertname: Errors, service: web, instance: a}}
+  - {at: 2m, fire: {alertname: Errors, service: web, instance: b}}
+  - {at: 3m, merge: {incident: 2, into: 1, by: ana}}
+  - {at: 4m, fire: {alertname: Errors, service: web, instance: b}}
+  - {at: 5m, split: {incident: 1, alerts: [{alertname: Errors, service: web, instance: b}], by: bo}}
+expect:
+  incidents:
+    - {alerts: 1, firing: 1, status: triggered}
+    - {alerts: 0, status: resolved}
+    - {alerts: 1, firing: 1, status: triggered}
+""")
+    result = check(path)
+    assert result.passed, result.problems
+    first, merged, split_off = result.outcome.incidents
+    assert merged.merged_into == first.id and split_off.split_from == first.id

@@ -263,3 +263,19 @@ def test_what_merge_and_split_events_mean_for_paging():
     opened = key.events[-2]
     assert reaction(split, key.read[first]) is Reaction.update
     assert reaction(opened, key.read[opened.incident_id]) is Reaction.start
+
+
+def test_replays_report_follows_a_merge_and_a_split():
+    from correlation.replay import Report
+
+    key, first, second = two_incidents()
+    key.fire("c", now=420)
+    key.merge(second, first, now=500)
+    key.split(first, [fp("c")], now=600)
+    report = Report()
+    for event in key.events:
+        report.observe(event)
+    third = key.ids()[-1]
+    assert report.incidents[second].status == "merged" and report.incidents[second].members == {}
+    assert set(report.incidents[first].members) == {fp("a"), fp("b")}
+    assert set(report.incidents[third].members) == {fp("c")}
