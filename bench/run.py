@@ -636,11 +636,14 @@ def _save(fig, name: str) -> str:  # type: ignore[no-untyped-def]
     return str(path.relative_to(ROOT))
 
 
-def markdown(scenarios: list[Scenario], quick: bool, seconds: float) -> str:
+def markdown(scenarios: list[Scenario], quick: bool, seconds: float, only: list[str] | None = None) -> str:
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     am_version = subprocess.run(["prometheus-alertmanager", "--version"], capture_output=True, text=True)
     am = (am_version.stdout or am_version.stderr).splitlines()[0] if am_version.returncode == 0 else "alertmanager"
-    lines = [f"## `make {'bench-quick' if quick else 'bench'}` of {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC",
+    how = f"make {'bench-quick' if quick else 'bench'}"
+    if only:
+        how = "bench/run.py" + (" --quick" if quick else "") + "".join(f" --only {name}" for name in only)
+    lines = [f"## `{how}` of {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC",
              "",
              f"Commit {commit}; {os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}; "
              f"{am}; took {seconds / 60:.1f} min.",
@@ -714,7 +717,7 @@ def main() -> None:
                     am.stop()
                     ingest.process.stop()
     scenarios.sort(key=lambda s: s.number)
-    text = markdown(scenarios, args.quick, time.monotonic() - started)
+    text = markdown(scenarios, args.quick, time.monotonic() - started, args.only)
     print(text)
     if not args.no_write:
         lead(text)
