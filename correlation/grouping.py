@@ -507,12 +507,13 @@ def _joinable(step: _Step, policy: Policy, alert: Alert) -> tuple[TrackedInciden
         inc = step.incidents.get(step.current) if step.current else None
         if inc is None or not _within_limits(step, inc, policy):
             return None, {}
+        same = ", ".join(f"{k}={v}" for k, v in step.entry.group_labels.items()) or step.entry.correlation_key
         if policy.session_gap is None:
-            return inc, {}
+            return inc, {"labels": same}
         quiet = step.now - _last_new(inc)
         if quiet > policy.session_gap:
             return None, {}
-        return inc, {"correlation_key": step.entry.correlation_key, "session_gap_seconds": _seconds(quiet)}
+        return inc, {"labels": same, "session_gap_seconds": _seconds(quiet)}
     service = step.service_of(alert)
     if service is None:
         return None, {}

@@ -184,7 +184,7 @@ def test_without_a_topology_a_session_gap_ends_the_keys_incident():
     policy = Policy.model_validate({"name": "plain", "group_by": ["alertname"], "session_gap": "5m"})
     eng, state = Engine(Rules(PolicySet(policies=(policy,)), topology=CATALOG)), State()
     first = fire(eng, state, "api", 0)
-    assert fire(eng, state, "web", 200)[0].evidence["session_gap_seconds"] == "200"
+    assert fire(eng, state, "web", 200)[0].evidence == {"labels": "alertname=HighErrorRate", "session_gap_seconds": "200"}
     late = fire(eng, state, "db", 200 + 301)
     assert late[0].kind.value == "opened" and late[0].incident_id != first[0].incident_id
 
