@@ -20,7 +20,7 @@ from schemas.decision import Decision, DecisionKind
 
 # What each grouping rule means for the alert it moved (correlation/grouping.py has the table).
 _JOINED = {
-    "GRP-1": "opened a new incident: no incident of its key was open and the policy does not wait",
+    "GRP-1": "opened a new incident (the policy does not wait)",
     "GRP-3": "opened its incident with the alerts collected during group_wait",
     "GRP-19": "opened its incident: the policy's minimum of alerts and services was reached",
     "GRP-5": "joined the open incident of its correlation key",
@@ -31,6 +31,12 @@ _JOINED = {
     "GRP-31": "moved to a new incident by a person's split",
 }
 _REGROUPS = {CommandAction.merge: "GRP-30", CommandAction.split: "GRP-31"}
+
+
+# How `explain` names each piece of join evidence (IncidentEvent.evidence; correlation/grouping.py `_link`).
+_EVIDENCE = {"topology": "topology", "time_gap_seconds": "time gap (s)", "session_gap_seconds": "since its last new "
+             "alert (s)", "failure_domain": "failure domain", "change": "suspect change", "co_occurrence": "co-occurrence",
+             "labels": "same labels", "opened_because": "because"}
 
 
 def _is_power_of_two(n: int) -> bool:
@@ -190,17 +196,23 @@ def _refused(command: IncidentCommand, before: GroupState) -> Decision:
                     reason=f"{command.action.value} by {command.actor} changed nothing: {why}")
 
 
+def _by_actor(event: IncidentEvent) -> str:
+    """A person's event in words: what it did, who did it, and their comment (`merged into inc-2 by alice: one outage`)."""
+    what, _, comment = event.comment.partition(": ")
+    return f"{what} by {event.actor}" + (f": {comment}" if comment else "")
+
+
 def _regrouped(event: IncidentEvent, base: dict[str, object]) -> Decision | None:
     """A person's merge or split, on the incidents it changed (GRP-30, GRP-31)."""
     other, count = event.related[0], str(len(event.related) - 1)
     if event.kind is IncidentEventKind.merged:
         return Decision(**base, kind=DecisionKind.incident_merged, detail={"into": other, "actor": event.actor},
-                        reason=f"{event.comment}: its escalation stops; its alerts are {other}'s now")
+                        reason=f"{_by_actor(event)}: its escalation stops; its alerts are {other}'s now")
     if event.kind is IncidentEventKind.merged_in:
-        return Decision(**base, kind=DecisionKind.incident_merged, reason=event.comment,
+        return Decision(**base, kind=DecisionKind.incident_merged, reason=_by_actor(event),
                         detail={"from": other, "actor": event.actor, "alerts": count})
     if event.kind is IncidentEventKind.alerts_split:
-        return Decision(**base, kind=DecisionKind.alerts_split, reason=event.comment,
+        return Decision(**base, kind=DecisionKind.alerts_split, reason=_by_actor(event),
                         detail={"into": other, "actor": event.actor, "alerts": count})
     return None
 
@@ -215,9 +227,9 @@ def _from_incident_event(event: IncidentEvent, position: int) -> Decision | None
     if (kind is IncidentEventKind.alert_added or moved) and fp:
         why = _JOINED.get(event.rule, "joined the incident")
         if moved:
-            why += f" ({event.comment}{', resolved' if kind is IncidentEventKind.alert_resolved else ''})"
+            why += f" ({_by_actor(event)}{', resolved' if kind is IncidentEventKind.alert_resolved else ''})"
         elif event.evidence:
-            why += " (" + "; ".join(f"{name.replace('_', ' ')}: {value}" for name, value in event.evidence.items()) + ")"
+            why += " (" + "; ".join(f"{_EVIDENCE.get(name, name)}: {value}" for name, value in event.evidence.items()) + ")"
         return Decision(**base, kind=DecisionKind.joined, fingerprint=fp, reason=why,
                         detail={"title": event.title or "", **{f"evidence.{k}": v for k, v in event.evidence.items()}})
     if kind in (IncidentEventKind.merged, IncidentEventKind.merged_in, IncidentEventKind.alerts_split):

@@ -52,3 +52,14 @@ def parse_duration(value: object) -> timedelta:
                 return _bounded(math.inf, value)
             return _bounded(sum(int(n) * _UNITS[u] for n, u in parts), value)
     raise ValueError(f"{value!r} is not a duration; write it as 30s, 5m, 1h30m or 2d")
+
+
+def spoken(duration: timedelta) -> str:
+    """A duration as configuration writes it: `2m`, `1h30m`, `90s`, `2d` (whole seconds; `0s` for none)."""
+    seconds = int(duration.total_seconds())
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if seconds >= size:
+            parts.append(f"{seconds // size}{unit}")
+            seconds %= size
+    return "".join(parts) or "0s"

@@ -105,8 +105,8 @@ class Affinity(BaseModel):
         share = together / rarer if rarer > 0 else 1.0
         if share < MIN_SHARE:
             return None
-        return {"co_occurrence": f"{a} and {b} fired together {together:.1f} times (decayed), in {min(share, 1.0):.0%} "
-                                 f"of the rarer one's firings"}
+        return {"co_occurrence": f"{a.removeprefix('@')} and {b.removeprefix('@')} fired together {together:.1f} times "
+                                 f"(decayed), in {min(share, 1.0):.0%} of the rarer one's firings"}
 
 
 def _bounded(book: dict[str, Count], limit: int, now: datetime) -> dict[str, Count]:

@@ -104,6 +104,7 @@ from enum import StrEnum
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from correlation.changes import describe, suspects
+from correlation.durations import spoken
 from correlation.evidence import Affinity, signature
 from correlation.policy import DEFAULT_SESSION_GAP, Policy
 from correlation.redelivery import first_time, note_applied, remember, replayed
@@ -399,8 +400,10 @@ class _Step:
             inc = self.emit(inc, IncidentEventKind.flapping_started, "GRP-14", alert)
         return inc
 
-    def open(self, inc: TrackedIncident, alerts: list[Alert], rule: str, flapping_until: datetime | None) -> TrackedIncident:
-        """Open with the given alerts: the first names it, the most severe sets its starting severity."""
+    def open(self, inc: TrackedIncident, alerts: list[Alert], rule: str, flapping_until: datetime | None,
+             evidence: dict[str, str] | None = None) -> TrackedIncident:
+        """Open with the given alerts: the first names it, the most severe sets its starting severity. `evidence`:
+        why the first did not join an open incident, on its `alert_added`."""
         policy = self.rules.policies.get(inc.policy)
         label = self.rules.policies.severity_label
         severity = max((a.labels.get(label) for a in alerts), key=self.rules.policies.rank)
@@ -417,7 +420,7 @@ class _Step:
         inc = self.emit(inc.model_copy(update={"page_holds": {}}), IncidentEventKind.opened, rule, alerts[0],
                         comment=f"page held until {hold[0].isoformat()}: {hold[1]}" if hold else "", hold=hold)
         for alert in alerts:
-            inc = self.add_alert(inc, alert, rule)
+            inc = self.add_alert(inc, alert, rule, evidence=evidence if alert is alerts[0] else None)
         if hold is not None:
             inc = self.save(inc.model_copy(update={"page_held_until": hold[0]}))
         return self.detect_problem(inc)
@@ -571,7 +574,7 @@ def _link(step: _Step, inc: TrackedIncident, policy: Policy, alert: Alert,
     for change_id, (changed, at) in sorted(inc.suspects.items()):
         if changed == service and step.now - at <= window:
             return at, {"change": f"{change_id}: the incident suspects a change to {service} at {at.isoformat()}, "
-                                  f"within the change window ({window})"}
+                                  f"within the change window ({spoken(window)})"}
     recent = inc.recent or dict.fromkeys(inc.services, inc.opened_at or inc.created_at)
     topology, gap = step.rules.topology, policy.session_gap
     hops = topology.hops(service)
@@ -668,7 +671,37 @@ def _on_firing(step: _Step, event: AlertEvent, position: int) -> None:
                                                 "page_holds": _held(new, step, alert)}), alert)
         _open_if_ready(step, step.save(new), policy)
         return
-    step.open(new, [alert], "GRP-1", event.flapping_until)
+    step.open(new, [alert], "GRP-1", event.flapping_until, {"opened_because": _why_new(step, policy, alert)})
+
+
+def _why_new(step: _Step, policy: Policy, alert: Alert) -> str:
+    """Why a new firing alert joined no open incident of its key (for `explain`): the first rule it failed."""
+    open_ = [inc for inc in step.incidents.values() if inc.phase is not Phase.resolved]
+    gap = spoken(policy.session_gap) if policy.session_gap else "none"
+    window = spoken(policy.group_window) if policy.group_window else "none"
+    if not policy.topology:
+        inc = step.incidents.get(step.current) if step.current else None
+        if inc is None or inc.phase is Phase.resolved:
+            return "no incident of its key was open"
+        if len(inc.alerts) + len(inc.pending) >= policy.max_alerts:
+            return f"the key's incident {inc.id} holds max_alerts ({policy.max_alerts})"
+        if policy.group_window is not None and step.now - (inc.opened_at or inc.created_at) > policy.group_window:
+            return f"the key's incident {inc.id} opened more than group_window ({window}) ago"
+        return f"the key's incident {inc.id} took no new alert within session_gap ({gap})"
+    if step.service_of(alert) is None:
+        return f"it has no {step.rules.service_label} label, which topology joins by"
+    if not open_:
+        return "no incident of its key was open"
+    usable = [inc for inc in open_ if _within_limits(step, inc, policy)]
+    if not usable:
+        return (f"the {len(open_)} open incident(s) of its key are past group_window ({window}) or hold "
+                f"max_alerts ({policy.max_alerts})")
+    here = [inc for inc in usable if _same_domain(inc.domain, alert.labels, policy.failure_domain)]
+    if not here:
+        return f"the {len(usable)} open incident(s) of its key are in other failure domains ({', '.join(policy.failure_domain)})"
+    return (f"none of the {len(here)} open incident(s) in its failure domain links to it: no member service it depends "
+            f"on (or shares) alerted within session_gap ({gap}, per hop up to two), none is young enough "
+            "for it to be the cause of its probable root, and none suspects a change to its service")
 
 
 def _held(inc: TrackedIncident, step: _Step, alert: Alert) -> dict[str, tuple[float, str]]:
@@ -809,8 +842,11 @@ def regroup_refusal(incidents: Mapping[str, TrackedIncident], command: IncidentC
         return f"{command.incident_id} is no longer open (resolved, merged, or forgotten after its reopen window)"
     if command.action is CommandAction.merge:
         target = incidents.get(command.into or "")
-        if target is None or not target.is_open or target.id == source.id:
-            return f"{command.into} is no longer an open incident of this correlation key to merge into"
+        if command.into == source.id:
+            return f"cannot merge {source.id} into itself"
+        if target is None or not target.is_open:
+            return (f"{command.into} is not an open incident of {command.correlation_key}: only open incidents of one "
+                    "correlation key merge")
         return None
     moving = _chosen(source, command)
     if not moving:
@@ -828,8 +864,12 @@ def _chosen(source: TrackedIncident, command: IncidentCommand) -> list[str]:
 
 
 def _by(command: IncidentCommand) -> str:
-    """`by <actor>`, and the person's comment if they gave one: how every event of a merge or split ends."""
-    return f"by {command.actor}" + (f": {command.comment}" if command.comment else "")
+    """The person's comment, if they gave one, as every event of a merge or split ends (the event names the actor)."""
+    return f": {command.comment}" if command.comment else ""
+
+
+def _alerts(n: int) -> str:
+    return f"{n} alert{'' if n == 1 else 's'}"
 
 
 def _moved_alerts(step: _Step, inc: TrackedIncident, moved: dict[str, AlertStatus], snapshot: Mapping[str, Alert],
@@ -839,7 +879,7 @@ def _moved_alerts(step: _Step, inc: TrackedIncident, moved: dict[str, AlertStatu
     for fp, status in moved.items():
         kind = IncidentEventKind.alert_added if status is AlertStatus.firing else IncidentEventKind.alert_resolved
         alert = snapshot[fp].model_copy(update={"status": status}) if fp in snapshot else None
-        inc = step.emit(inc, kind, rule, alert, actor=command.actor, comment=f"moved from {origin} {_by(command)}",
+        inc = step.emit(inc, kind, rule, alert, actor=command.actor, comment=f"moved from {origin}{_by(command)}",
                         related=[] if alert else [fp])
     return inc
 
@@ -852,7 +892,7 @@ def _on_merge(step: _Step, command: IncidentCommand) -> None:
         return
     source, target = step.incidents[command.incident_id], step.incidents[command.into or ""]
     step.emit(source, IncidentEventKind.merged, "GRP-30", actor=command.actor, related=[target.id],
-              comment=f"merged into {target.id} {_by(command)}")
+              comment=f"merged into {target.id}{_by(command)}")
     was_current = step.current == source.id
     step.drop(source)
     if was_current:
@@ -860,7 +900,7 @@ def _on_merge(step: _Step, command: IncidentCommand) -> None:
     moved = dict(sorted(source.alerts.items()))
     firing = sum(1 for status in moved.values() if status is AlertStatus.firing)
     target = step.emit(target, IncidentEventKind.merged_in, "GRP-30", actor=command.actor, related=[source.id, *moved],
-                       comment=f"{source.id} merged in, {len(moved)} alerts ({firing} firing), {_by(command)}")
+                       comment=f"{source.id} merged in, {_alerts(len(moved))} ({firing} firing){_by(command)}")
     target = step.save(target.model_copy(update={
         "alerts": {**target.alerts, **moved}, "seen": {**target.seen, **source.seen},
         "expires": {**target.expires, **source.expires}, "services": sorted({*target.services, *source.services}),
@@ -904,11 +944,19 @@ def _on_split(step: _Step, command: IncidentCommand, position: int) -> None:
         "alerts": left, "services": services, "seen": {k: v for k, v in origin.seen.items() if k not in moving},
         "expires": {k: v for k, v in origin.expires.items() if k not in moving}})
     source = step.emit(source, IncidentEventKind.alerts_split, "GRP-31", actor=command.actor, related=[new_id, *moving],
-                       comment=f"{len(moving)} alerts split off into {new_id} {_by(command)}")
+                       comment=f"{_alerts(len(moving))} split off into {new_id}{_by(command)}")
     root = step.root(source)
     if root != source.probable_root:
         source = step.emit(source.model_copy(update={"probable_root": root}), IncidentEventKind.root_changed, "GRP-31",
                            actor=command.actor)
+    policies = step.rules.policies
+    if all(fp in snapshot for fp in left):  # a person took alerts out: the source ranks by the firing ones left
+        firing = [snapshot[fp] for fp, status in left.items() if status is AlertStatus.firing]
+        severity = max((a.labels.get(policies.severity_label) for a in firing), key=policies.rank, default=source.severity)
+        if firing and severity != source.severity:
+            source = step.emit(source.model_copy(update={"severity": severity}), IncidentEventKind.severity_changed,
+                               "GRP-31", actor=command.actor,
+                               comment=f"{severity or 'no severity'}: the most severe firing alert left after the split")
     step.people_said(origin.policy, {step.service_of(snapshot[fp]) or "" for fp in moving if fp in snapshot}, source.services,
                      merged=False)
     if not source.any_firing and source.quiet_since is None:
@@ -948,7 +996,7 @@ def _open_split(step: _Step, origin: TrackedIncident, new_id: str, moving: list[
                                                 if sig.removeprefix("@") in services}})
     new = new.model_copy(update={"probable_root": step.root(new)})
     new = step.emit(new, IncidentEventKind.opened, "GRP-31", first, actor=command.actor, related=[origin.id],
-                    comment=f"split from {origin.id} {_by(command)}")
+                    comment=f"split from {origin.id}{_by(command)}")
     _moved_alerts(step, new, moved, snapshot, "GRP-31", command, origin.id)
 
 

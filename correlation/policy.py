@@ -12,7 +12,8 @@ from datetime import timedelta
 from functools import cached_property
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, field_validator, model_validator
+from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, ValidationInfo, field_validator,
+                      model_validator)
 
 from correlation.durations import parse_duration
 from correlation.matchers import Matcher, matches_all, parse_matcher_list, repeated
@@ -65,7 +66,8 @@ class Policy(BaseModel):
     session_gap: Duration | None = None
     # Topology: alerts whose values of these labels differ are never joined (an alert without one is not
     # scoped by it: shared infrastructure).
-    failure_domain: tuple[str, ...] = DEFAULT_FAILURE_DOMAIN
+    failure_domain: Annotated[tuple[str, ...], BeforeValidator(lambda v: [v] if isinstance(v, str) else v)] = \
+        DEFAULT_FAILURE_DOMAIN
     # Learn from history: signatures (alertname and service) that keep firing together may join beyond the
     # catalog; a pair people split apart never joins on that evidence (correlation/evidence.py).
     learn: bool = False
@@ -77,11 +79,13 @@ class Policy(BaseModel):
             compile_template(value)
         return value
 
-    @field_validator("group_by")
+    @field_validator("group_by", "failure_domain")
     @classmethod
-    def _distinct(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+    def _distinct(cls, value: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
         if len(set(value)) != len(value):
-            raise ValueError("group_by lists a label twice; list each once")
+            raise ValueError(f"{info.field_name} lists a label twice; list each once")
+        if any(not name for name in value):
+            raise ValueError(f"{info.field_name} lists an empty label name; remove it")
         return value
 
     @model_validator(mode="after")
@@ -90,6 +94,8 @@ class Policy(BaseModel):
             raise ValueError("a policy needs group_by labels, topology: true, or both")
         if self.topology and "session_gap" not in self.model_fields_set:
             object.__setattr__(self, "session_gap", DEFAULT_SESSION_GAP)
+        if "failure_domain" in self.model_fields_set and not self.topology:
+            raise ValueError("failure_domain scopes topology joins; set topology: true, or put the labels in group_by")
         if self.learn and not self.topology:
             raise ValueError("learn needs topology: true (it adds links to the catalog's; a group_by key has none)")
         if self.session_gap is not None and self.session_gap <= timedelta(0):

@@ -50,6 +50,7 @@ from actions.templates import RenderError, evaluate
 from actions.virtual_pager import VirtualPager
 from correlation.engine import Engine, State
 from correlation.fingerprint import fingerprint
+from correlation.grouping import regroup_refusal
 from correlation.policy import Duration, PolicySet
 from correlation.projection import project, snapshot
 from correlation.replay import suppression_of
@@ -300,11 +301,26 @@ class _Simulation:
                 "comment": spec.comment, "at": now}
         if event.merge is not None:
             into = self._numbered(event, event.merge.into).id
-            return IncidentCommand(action=CommandAction.merge, into=into, snapshot=snapshot(incident, now), **base)
+            return self._refused(event, IncidentCommand(action=CommandAction.merge, into=into,
+                                                        snapshot=snapshot(incident, now), **base))
         if event.split is not None:
-            return IncidentCommand(action=CommandAction.split, alerts=[fingerprint(labels) for labels in event.split.alerts],
-                                   snapshot=snapshot(incident, now), **base)
+            chosen = [fingerprint(labels) for labels in event.split.alerts]
+            unknown = [labels for labels, fp in zip(event.split.alerts, chosen) if fp not in incident.alerts]
+            if unknown:
+                raise ValueError(f"event at {event.at}: split names alerts incident {spec.incident} does not hold: "
+                                 f"{unknown[:3]}; give the labels of alerts it holds")
+            return self._refused(event, IncidentCommand(action=CommandAction.split, alerts=chosen,
+                                                        snapshot=snapshot(incident, now), **base))
         return IncidentCommand(action=CommandAction.acknowledge if event.ack is not None else CommandAction.resolve, **base)
+
+    def _refused(self, event: Event, command: IncidentCommand) -> IncidentCommand:
+        """The command, unless the grouping stage would refuse it (`regroup_refusal`): a fixture that asks for what
+        the API and the stage refuse is wrong, and says so rather than passing with the event dropped."""
+        entry = self.state.groups.get(command.correlation_key)
+        why = regroup_refusal(entry.incidents if entry is not None else {}, command)
+        if why is not None:
+            raise ValueError(f"event at {event.at}: {command.action.value} refused: {why}")
+        return command
 
     def _observe(self, events: list[IncidentEvent]) -> None:
         started: list[tuple[Runbook, str, str]] = []

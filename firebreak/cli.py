@@ -297,8 +297,17 @@ def _api(ctx: click.Context, method: str, path: str, url: str | None, body: obje
         raise click.ClickException(f"the API at {base} did not answer ({exc}); is `firebreak ingest` running?") from exc
     is_json = response.headers.get("Content-Type", "").startswith("application/json")
     if response.status_code >= 300:
-        answer = response.json().get("message") if is_json else response.text
-        raise click.ClickException(f"{response.status_code}: {escape(answer)}")  # its line breaks are data too
+        if not is_json:
+            raise click.ClickException(f"{response.status_code}: {escape(response.text)}")  # its line breaks are data too
+        answer = response.json()
+        problems = answer.get("problems") or []
+        lines = [f"{response.status_code}: {escape(str(answer.get('message')))}"]
+        lines += [f"  {escape(str(p.get('field')))}: {escape(str(p.get('problem')))}" for p in problems[:20] if isinstance(p, dict)]
+        if len(problems) > 20:
+            lines.append(f"  ... and {len(problems) - 20} more")
+        if response.status_code == 401 and not tokens:
+            lines.append("  no token is configured here: set FIREBREAK_INGEST_TOKENS (or FIREBREAK_INGEST_TOKENS_FILE)")
+        raise click.ClickException("\n".join(lines))
     return response.json() if is_json else None
 
 

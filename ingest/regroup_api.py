@@ -71,7 +71,8 @@ def _not_open(incident: Incident, field: str, action: str) -> IngestError:
     else:
         why, fix = f"{incident.id} is resolved", "only open incidents (triggered or acknowledged) can be " + (
             "merged" if action == "merge" else "split")
-    return IngestError(409, "already_resolved", f"{why}; nothing to {action}", [Problem(field, fix)])
+    message = f"{why}; cannot merge into it" if field == "into" else f"{why}; nothing to {action}"
+    return IngestError(409, "already_resolved", message, [Problem(field, fix)])
 
 
 def _too_many(incident: Incident, action: str) -> IngestError | None:

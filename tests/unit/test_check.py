@@ -164,3 +164,27 @@ expect:
     assert result.passed, result.problems
     first, merged, split_off = result.outcome.incidents
     assert merged.merged_into == first.id and split_off.split_from == first.id
+
+
+def test_a_merge_or_split_the_stage_would_refuse_fails_the_fixture_with_the_reason(tmp_path):
+    (tmp_path / "by-service.yaml").write_text("policies:\n  - {name: svc, group_by: [service], group_window: 1m}\n")
+    head = """
+name: refused
+policies: by-service.yaml
+events:
+  - {at: 0s, fire: {alertname: Errors, service: web, instance: a}}
+  - {at: 1s, fire: {alertname: Errors, service: api, instance: a}}
+"""
+    cases = {
+        "  - {at: 2m, merge: {incident: 1, into: 1, by: ana}}": "merge refused: cannot merge",
+        "  - {at: 2m, merge: {incident: 2, into: 1, by: ana}}": "merge refused: inc-",  # another correlation key
+        "  - {at: 2m, split: {incident: 1, alerts: [{alertname: Errors, service: web, instance: a}], by: ana}}":
+            "split refused: every alert of",
+        "  - {at: 2m, split: {incident: 1, alerts: [{alertname: Errors, service: web, instance: zz}], by: ana}}":
+            "split names alerts incident 1 does not hold",
+    }
+    for n, (line, message) in enumerate(cases.items()):
+        path = tmp_path / f"refused-{n}.firebreak.yaml"
+        path.write_text(head + line + "\nexpect: {}\n")
+        problems = check(path).problems
+        assert len(problems) == 1 and message in problems[0], (line, problems)

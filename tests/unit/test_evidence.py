@@ -78,7 +78,7 @@ def test_a_policy_that_learns_joins_services_that_keep_firing_together_beyond_th
     opened = [len({e.incident_id for e in events if e.kind.value == "opened"}) for events in first]
     assert opened[:3] == [2, 2, 2] and opened[3] == 1  # the fourth time, api joins the cache's incident
     joined = next(e for e in first[3] if e.kind.value == "alert_added" and e.alert.labels["service"] == "api")
-    assert "@api and @cache fired together 3.0 times (decayed)" in joined.evidence["co_occurrence"]
+    assert "api and cache fired together 3.0 times (decayed)" in joined.evidence["co_occurrence"]
     eng, state = engine(learn=False), State()
     assert [len({e.incident_id for e in storm(eng, state, n * 3600, n) if e.kind.value == "opened"})
             for n in range(4)] == [2, 2, 2, 2]

@@ -141,3 +141,19 @@ def test_any_error_message_is_escaped_line_by_line(monkeypatch: pytest.MonkeyPat
     shown = invoke("incidents", "show", "x")
     assert shown.exit_code == 1 and "no incident \\x1b]0;pwned" in shown.output
     assert_safe(shown.output)
+
+
+class _Refusal(_Answer):
+    status_code = 422
+
+    def json(self) -> dict[str, Any]:
+        return {"message": "1 of the alerts named are not in inc-1",
+                "problems": [{"field": "alerts[0]", "problem": f"0000 is not an alert of inc-1 {HOSTILE}"}]}
+
+
+def test_an_api_refusal_shows_each_problem_with_its_field_and_fix(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr("requests.request", lambda *a, **kw: _Refusal())
+    shown = invoke("audit")
+    assert shown.exit_code == 1 and "422: 1 of the alerts named are not in inc-1" in shown.output
+    assert "alerts[0]: 0000 is not an alert of inc-1" in shown.output
+    assert_safe(shown.output)

@@ -196,5 +196,19 @@ def test_explain_says_which_evidence_decided_a_join():
     fire(eng, state, "db", 0, alertname="InstanceDown")
     fire(eng, state, "api", 42)
     joined = [d for d in state.decisions if d.kind.value == "joined" and d.rule == "GRP-5"]
-    assert joined and "topology: api depends on db (1 hop); time gap seconds: 42" in joined[0].reason
+    assert joined and "topology: api depends on db (1 hop); time gap (s): 42" in joined[0].reason
     assert joined[0].detail["evidence.time_gap_seconds"] == "42"
+    # and an alert that joined nothing says why it opened its own
+    fire(eng, state, "cache", 60, alertname="Evictions")
+    opened = [d for d in state.decisions if d.kind.value == "joined" and d.rule == "GRP-1"]
+    assert "because: none of the 1 open incident(s) in its failure domain links to it" in opened[-1].reason
+    assert "because: no incident of its key was open" in opened[0].reason
+
+
+def test_failure_domain_takes_a_label_or_a_list_and_refuses_what_cannot_scope():
+    assert Policy.model_validate({"name": "g", "topology": True, "failure_domain": "cluster"}).failure_domain == ("cluster",)
+    for bad, message in (([""], "empty label name"), (["cluster", "cluster"], "lists a label twice")):
+        with pytest.raises(ValidationError, match=message):
+            Policy.model_validate({"name": "g", "topology": True, "failure_domain": bad})
+    with pytest.raises(ValidationError, match="failure_domain scopes topology joins"):
+        Policy.model_validate({"name": "g", "group_by": ["service"], "failure_domain": ["cluster"]})
