@@ -1,5 +1,5 @@
-"""The service catalog (`services.yaml`) and what the engine asks of it: which services lie on one
-dependency chain, and which alerting service is the most upstream (the probable root)."""
+"""The service catalog (`services.yaml`) and what the engine asks of it: what each service depends on and how
+many hops away (`hops`), and which alerting service is the most upstream (the probable root)."""
 
 from __future__ import annotations
 
@@ -81,12 +81,6 @@ class Topology(BaseModel):
     @cached_property
     def _direct(self) -> dict[str, tuple[str, ...]]:
         return {s.name: s.depends_on for s in self.services}
-
-    def related(self, a: str, b: str) -> bool:
-        """Whether two services lie on one dependency chain (one depends on the other, directly or not)."""
-        if a == b:
-            return True
-        return b in self.upstream.get(a, frozenset()) or a in self.upstream.get(b, frozenset())
 
     def knows(self, service: str) -> bool:
         return service in self.upstream

@@ -18,10 +18,10 @@ CATALOG = Topology.model_validate({"services": [
 ]})
 
 
-def test_related_means_on_one_dependency_chain():
-    assert CATALOG.related("web", "db") and CATALOG.related("db", "web")
-    assert not CATALOG.related("api", "reports")  # siblings on db, but neither depends on the other
-    assert not CATALOG.related("cache", "db")
+def test_hops_are_the_fewest_dependency_steps_to_each_service_depended_on():
+    assert CATALOG.hops("web") == {"api": 1, "cache": 1, "db": 2}
+    assert CATALOG.hops("reports") == {"db": 1} and CATALOG.hops("db") == {}
+    assert "reports" not in CATALOG.hops("api")  # siblings on db: neither depends on the other
 
 
 def test_root_is_the_most_upstream_member():
@@ -38,7 +38,7 @@ def test_unknown_dependencies_and_duplicates_are_refused():
 
 def test_a_cycle_in_the_catalog_does_not_hang():
     looped = Topology.model_validate({"services": [{"name": "a", "depends_on": ["b"]}, {"name": "b", "depends_on": ["a"]}]})
-    assert looped.related("a", "b") and looped.root_of(["a", "b"]) in ("a", "b")
+    assert looped.hops("a") == {"b": 1} and looped.root_of(["a", "b"]) in ("a", "b")
 
 
 def engine(window_minutes=10) -> Engine:
