@@ -139,6 +139,8 @@ class ExpectedIncident(_Spec):
     title: str | None = None
     root: str | None = None
     page_held: bool | None = None
+    merged_into: int | None = Field(None, ge=1, description="The incident (by number) a person merged it into.")
+    split_from: int | None = Field(None, ge=1, description="The incident (by number) a person split it off.")
 
 
 class ExpectedPage(_Spec):
@@ -387,9 +389,11 @@ def verify(fixture: Fixture, outcome: Outcome) -> list[str]:
     """Every difference between what the fixture expects and what happened, in words."""
     expect, problems = fixture.expect, []
     if expect.incidents is not None:
+        number = {i.id: n for n, i in enumerate(outcome.incidents, start=1)}
         actual = [{"alerts": i.alert_count, "firing": i.firing_count, "status": i.status.value, "policy": i.policy,
                    "severity": i.severity, "title": i.title, "root": i.probable_root,
-                   "page_held": i.page_held_until is not None} for i in outcome.incidents]
+                   "page_held": i.page_held_until is not None, "merged_into": number.get(i.merged_into or ""),
+                   "split_from": number.get(i.split_from or "")} for i in outcome.incidents]
         problems += _compare("incidents", list(expect.incidents), actual,
                              lambda i: f"{i['title']!r} {i['status']}, {i['alerts']} alerts, policy {i['policy']}")
     if expect.pages is not None:

@@ -157,8 +157,8 @@ events:
 expect:
   incidents:
     - {alerts: 1, firing: 1, status: triggered}
-    - {alerts: 0, status: resolved}
-    - {alerts: 1, firing: 1, status: triggered}
+    - {alerts: 0, status: resolved, merged_into: 1}
+    - {alerts: 1, firing: 1, status: triggered, split_from: 1}
 """)
     result = check(path)
     assert result.passed, result.problems
@@ -188,3 +188,21 @@ events:
         path.write_text(head + line + "\nexpect: {}\n")
         problems = check(path).problems
         assert len(problems) == 1 and message in problems[0], (line, problems)
+
+
+def test_a_fixture_expecting_a_merge_that_did_not_happen_fails(tmp_path):
+    (tmp_path / "by-service.yaml").write_text("policies:\n  - {name: svc, group_by: [service], group_window: 1m}\n")
+    path = tmp_path / "no-merge.firebreak.yaml"
+    path.write_text("""
+name: expects a merge nobody made
+policies: by-service.yaml
+events:
+  - {at: 0s, fire: {alertname: Errors, service: web, instance: a}}
+  - {at: 2m, fire: {alertname: Errors, service: web, instance: b}}
+expect:
+  incidents:
+    - {alerts: 1}
+    - {merged_into: 1}
+""")
+    problems = check(path).problems
+    assert problems and "incidents[2].merged_into: expected 1, got None" in problems[0]
