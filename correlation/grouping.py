@@ -57,7 +57,8 @@ the events it emits and so on the incident's timeline.
 |        |                        |                                            | `root_changed`, `flapping_started`,         |
 |        |                        |                                            | `page_hold_ended` as they follow            |
 | GRP-31 | open                   | split command: a person moves some of its  | `alerts_split` on it (related: the new      |
-|        |                        | alerts, at least one firing, not all       | incident, the fingerprints), `root_changed`;|
+|        |                        | alerts, at least one firing, not all       | incident, the fingerprints), `root_changed`,|
+|        |                        |                                            | `severity_changed` by the alerts left;      |
 |        |                        |                                            | a new incident `opened` with them (related: |
 |        |                        |                                            | the source), which pages on its own; GRP-9  |
 |        |                        |                                            | if no firing alert remains in the source    |
@@ -88,8 +89,9 @@ to the target (it holds them); the source leaves the entry at once (its read mod
 into the target): nothing can reopen it, and an alert that would have joined it joins the target. A merge
 ignores the target's `max_alerts` and `group_window`: a person chose it. A split's alerts likewise belong to the
 new incident, whose title, severity and services come from their labels in the command's `snapshot` (the stage
-keeps statuses, not labels); the source keeps its severity (severity never falls) and, if every alert left in
-it is in the snapshot, narrows its services and probable root to theirs. A merge or split that no longer fits
+keeps statuses, not labels); if every alert left in the source is in the snapshot, the source narrows its
+services and probable root to theirs and takes the severity of its most severe firing one (a person took the
+others out; otherwise severity never falls). A merge or split that no longer fits
 when its turn comes (an incident resolved or gone, the alerts moved meanwhile) changes nothing;
 `regroup_refusal` says why, for the decision log.
 """
