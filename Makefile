@@ -4,7 +4,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: install demo test test-unit chaos bench bench-quick up down status schemas clean
+.PHONY: install demo test test-unit docs chaos bench bench-quick up down status schemas clean
 
 install: $(VENV)/.installed
 
@@ -25,6 +25,11 @@ test: install
 
 test-unit: install
 	$(BIN)/pytest tests/unit
+
+## The documentation site from docs/ into site/ (MkDocs Material); --strict: a broken link or page fails.
+docs: install
+	$(BIN)/pip install --quiet -e '.[docs]'
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
 
 ## Benchmarks side by side with Alertmanager and a bare Kafka consumer; appends to BENCHMARKS.md (bench/run.py).
 bench: install

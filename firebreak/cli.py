@@ -132,13 +132,13 @@ def config() -> None:
 
 @config.command("docs")
 def config_docs() -> None:
-    """Print the table of every option (the README's configuration table)."""
+    """Print the table of every option (docs/reference/settings.md)."""
     click.echo(docs_table())
 
 
 @config.command("metrics")
 def config_metrics() -> None:
-    """Print the table of every Prometheus metric (the one in the README)."""
+    """Print the table of every Prometheus metric (docs/reference/metrics.md)."""
     from firebreak.metrics import docs_table as metrics_table
 
     click.echo(metrics_table())

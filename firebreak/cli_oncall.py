@@ -69,7 +69,7 @@ def oncall_who(ctx: click.Context, team: str | None, schedule_name: str | None, 
         return
     names = [schedule_name] if schedule_name else sorted(config.schedules)
     if not names:
-        raise click.ClickException("the notifications file has no schedules; see the README's Paging section")
+        raise click.ClickException("the notifications file has no schedules; see docs/guides/paging.md")
     for name in names:
         schedule = config.schedules.get(name)
         if schedule is None:

@@ -162,7 +162,7 @@ CONSUMER_LAG = WorkerGauge(
 
 
 def docs_table() -> str:
-    """The Markdown table of every metric above and the process that exports it, for the README (a test keeps
+    """The Markdown table of every metric above and the process that exports it, for docs/reference/metrics.md (a test keeps
     it current)."""
     import sys
 

@@ -2,7 +2,7 @@
 
 Sources, highest first: `FIREBREAK_*` environment variables, the YAML file named by `FIREBREAK_CONFIG`,
 the defaults below. Secrets (ingest tokens) come from the environment or from a file, never from the YAML.
-`firebreak config docs` prints the table in the README from the descriptions here.
+`firebreak config docs` prints the table in docs/reference/settings.md from the descriptions here.
 """
 
 from __future__ import annotations
@@ -55,9 +55,9 @@ class Settings(BaseSettings):
         [], description="Labels left out of the fingerprint, e.g. pod,replica: a restarted pod stays the same alert."
     )
     policies_file: Path | None = Field(
-        None, description="Correlation policies (YAML, see README). Unset: one `default` policy grouping by `group_by`."
+        None, description="Correlation policies (YAML, docs/concepts/correlation.md). Unset: one `default` policy grouping by `group_by`."
     )
-    services_file: Path | None = Field(None, description="Service catalog (YAML, see README) for topology-aware policies.")
+    services_file: Path | None = Field(None, description="Service catalog (YAML, docs/concepts/correlation.md) for topology-aware policies.")
     service_label: str = Field("service", description="The label that names an alert's service (catalog, probable root).")
     tick_interval_seconds: float = Field(1.0, gt=0, le=60, description="How often workers let time pass (group_wait, resolve_timeout).")
     app_id: str = Field("firebreak", pattern=r"^[A-Za-z0-9._-]+$", description="Faust app id: the consumer group and the prefix of table changelog topics.")
@@ -71,7 +71,7 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(4 * 1024 * 1024, ge=1024, description="Largest request body ingest reads; larger gets 413.")
     max_alerts_per_request: int = Field(10_000, ge=1, description="Most alerts in one request; more gets 413.")
     ingest_hmac_secrets: Annotated[list[str], NoDecode] = Field(
-        [], description="Names of secrets whose values are HMAC keys of signed webhook sources (see README); such a sender needs no token."
+        [], description="Names of secrets whose values are HMAC keys of signed webhook sources (docs/guides/sending-alerts.md); such a sender needs no token."
     )
     http_read_timeout_seconds: float = Field(30.0, gt=0, le=600, description="How long ingest waits for a client to send a request's headers, then its body (408), and how long an idle keep-alive connection stays open. A client sending half a request is cut off after at most twice this.")
     ingest_rate_per_token: float = Field(0, ge=0, description="Requests a second each token may make (bursts to twice that), per ingest process; more get 429. 0: no limit.")
@@ -87,7 +87,7 @@ class Settings(BaseSettings):
     decision_retention_hours: float = Field(168, ge=1, le=24 * 366, description="How long `explain` can answer for an alert: retention of the `decisions` topic and of its Redis copy.")
     decision_max_per_key: int = Field(500, ge=10, le=100_000, description="Most decisions kept per alert and per incident (the oldest go first).")
     runbooks_dir: Path | None = Field(None, description="Folder (or file) of runbooks the worker runs. Unset: no runbooks.")
-    notifications_file: Path | None = Field(None, description="Notification channels (YAML, see README) for `notify` steps and pages.")
+    notifications_file: Path | None = Field(None, description="Notification channels (YAML, docs/guides/paging.md) for `notify` steps and pages.")
     page_channel: str | None = Field(None, description="Channel paged when a runbook step fails with `on_failure: page` and the runbook names none.")
     secrets_dir: Path | None = Field(None, description="Folder of secret files (`<dir>/<NAME>`); env `FIREBREAK_SECRET_<NAME>` wins.")
     actions_allowed_hosts: Annotated[list[str], NoDecode] = Field(

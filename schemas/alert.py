@@ -36,7 +36,7 @@ LIMITS = Limits()
 @dataclass(frozen=True)
 class TimeBounds:
     """How far from the moment of receipt a time a sender gives may lie; beyond that it is a broken clock or
-    a forged alert, refused with a 422 naming the field (README, "Sending alerts").
+    a forged alert, refused with a 422 naming the field (docs/guides/sending-alerts.md).
 
     - `skew`: how far ahead a `startsAt`, or a resolved alert's `endsAt`, may be (a sender's clock running fast);
     - `max_expiry`: how far ahead a firing alert's `endsAt` may be (Alertmanager API v2 senders such as

@@ -30,7 +30,7 @@ class _Spec(BaseModel):
 
 
 class Templates(_Spec):
-    """Overrides of a channel's message templates (sandboxed Jinja2; see README for what they see)."""
+    """Overrides of a channel's message templates (sandboxed Jinja2; docs/guides/paging.md says what they see)."""
 
     title: str | None = Field(None, max_length=2000)
     text: str | None = Field(None, max_length=20000)

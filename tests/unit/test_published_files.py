@@ -1,5 +1,6 @@
 """Checked-in artefacts generated from code must match the code."""
 
+import re
 from pathlib import Path
 
 from firebreak.settings import docs_table
@@ -13,33 +14,34 @@ def test_checked_in_json_schemas_are_current():
     assert not stale, f"stale JSON Schemas {stale}: run `firebreak schemas export`"
 
 
-def test_readme_documents_every_option():
-    assert docs_table() in (ROOT / "README.md").read_text(), "README's option table is stale: paste `firebreak config docs`"
+def test_the_settings_page_documents_every_option():
+    assert docs_table() in (ROOT / "docs/reference/settings.md").read_text(), \
+        "docs/reference/settings.md's option table is stale: paste `firebreak config docs`"
 
 
-def _yaml_block_after(heading: str) -> str:
-    text = (ROOT / "README.md").read_text()
+def _yaml_block_after(heading: str, page: str = "docs/concepts/correlation.md") -> str:
+    text = (ROOT / page).read_text()
     section = text[text.index(heading):]
     return section[section.index("```yaml") + len("```yaml"): section.index("```", section.index("```yaml") + 7)]
 
 
-def test_the_readme_policy_example_loads(tmp_path):
+def test_the_documented_policy_example_loads(tmp_path):
     from correlation.policy import PolicySet
     from firebreak.yamlfile import load_yaml_model
 
     path = tmp_path / "correlation.yaml"
-    path.write_text(_yaml_block_after("### Correlation policies"))
+    path.write_text(_yaml_block_after("## Correlation policies"))
     policies = load_yaml_model(path, PolicySet)
     assert [p.name for p in policies.policies] == ["databases", "service-graph"] and policies.inhibit_rules
 
 
-def test_the_readme_catalog_example_and_the_shipped_files_load(tmp_path):
+def test_the_documented_catalog_example_and_the_shipped_files_load(tmp_path):
     from correlation.policy import PolicySet
     from correlation.topology import Topology
     from firebreak.yamlfile import load_yaml_model
 
     path = tmp_path / "services.yaml"
-    path.write_text(_yaml_block_after("### Service catalog"))
+    path.write_text(_yaml_block_after("## Service catalog"))
     with __import__("pytest").raises(Exception, match="does not list"):
         load_yaml_model(path, Topology)  # the excerpt names services it does not list, and says so
     assert load_yaml_model(ROOT / "config/correlation.yaml", PolicySet).policies
@@ -56,7 +58,15 @@ def test_the_shipped_catalog_is_the_generators_world():
     assert out == (ROOT / "examples/services.yaml").read_text(), "regenerate: python examples/storm.py --catalog-out examples/services.yaml"
 
 
-def test_readme_documents_every_metric():
+def test_the_metrics_page_documents_every_metric():
     from firebreak.metrics import docs_table as metrics_table
 
-    assert metrics_table() in (ROOT / "README.md").read_text(), "README's metrics table is stale: paste `firebreak config metrics`"
+    assert metrics_table() in (ROOT / "docs/reference/metrics.md").read_text(), \
+        "docs/reference/metrics.md's metrics table is stale: paste `firebreak config metrics`"
+
+
+def test_the_readme_stays_a_quick_start_and_links_only_to_pages_that_exist():
+    text = (ROOT / "README.md").read_text()
+    assert len(text.encode()) <= 12_000, "README.md is for the quick start; reference belongs in docs/"
+    links = re.findall(r"\]\((docs/[^)#]+)", text)
+    assert links and all((ROOT / link).is_file() for link in links), [link for link in links if not (ROOT / link).is_file()]
