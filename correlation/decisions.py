@@ -26,7 +26,7 @@ _JOINED = {
     "GRP-5": "joined the open incident of its correlation key",
     "GRP-32": "joined the incident that suspects a change to its service",
     "GRP-6": "fired again inside the incident that already held it",
-    "GRP-10": "reopened its resolved incident (inside the reopen window)",
+    "GRP-10": "reopened its resolved incident (inside the reopen window, or while the alert flaps)",
     "GRP-30": "moved here by a person's merge",
     "GRP-31": "moved to a new incident by a person's split",
 }

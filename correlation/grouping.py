@@ -701,8 +701,8 @@ def _why_new(step: _Step, policy: Policy, alert: Alert) -> str:
     here = [inc for inc in usable if _same_domain(inc.domain, alert.labels, policy.failure_domain)]
     if not here:
         return f"the {len(usable)} open incident(s) of its key are in other failure domains ({', '.join(policy.failure_domain)})"
-    return (f"none of the {len(here)} open incident(s) in its failure domain links to it: no member service it depends "
-            f"on (or shares) alerted within session_gap ({gap}, per hop up to two), none is young enough "
+    return (f"none of the {len(here)} open incident(s) in its failure domain links to it: no member of its own service or "
+            f"one it depends on alerted within session_gap ({gap}, per hop up to two), none is young enough "
             "for it to be the cause of its probable root, and none suspects a change to its service")
 
 

@@ -66,8 +66,8 @@ class Policy(BaseModel):
     session_gap: Duration | None = None
     # Topology: alerts whose values of these labels differ are never joined (an alert without one is not
     # scoped by it: shared infrastructure).
-    failure_domain: Annotated[tuple[str, ...], BeforeValidator(lambda v: [v] if isinstance(v, str) else v)] = \
-        DEFAULT_FAILURE_DOMAIN
+    failure_domain: Annotated[tuple[str, ...], BeforeValidator(
+        lambda v: [name.strip() for name in v.split(",")] if isinstance(v, str) else v)] = DEFAULT_FAILURE_DOMAIN
     # Learn from history: signatures (alertname and service) that keep firing together may join beyond the
     # catalog; a pair people split apart never joins on that evidence (correlation/evidence.py).
     learn: bool = False

@@ -207,6 +207,8 @@ def test_explain_says_which_evidence_decided_a_join():
 
 def test_failure_domain_takes_a_label_or_a_list_and_refuses_what_cannot_scope():
     assert Policy.model_validate({"name": "g", "topology": True, "failure_domain": "cluster"}).failure_domain == ("cluster",)
+    assert Policy.model_validate({"name": "g", "topology": True, "failure_domain": "cluster, region"}).failure_domain == \
+        ("cluster", "region")
     for bad, message in (([""], "empty label name"), (["cluster", "cluster"], "lists a label twice")):
         with pytest.raises(ValidationError, match=message):
             Policy.model_validate({"name": "g", "topology": True, "failure_domain": bad})
