@@ -4,7 +4,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: install demo test test-unit docs chaos bench bench-quick up down status schemas clean
+.PHONY: install demo test test-unit lint docs chaos bench bench-quick up down status schemas clean
 
 install: $(VENV)/.installed
 
@@ -25,6 +25,11 @@ test: install
 
 test-unit: install
 	$(BIN)/pytest tests/unit
+
+## Structure and style: the import contracts (docs/architecture.md).
+lint: install
+	$(BIN)/pip install --quiet -e '.[lint]'
+	$(BIN)/lint-imports
 
 ## The documentation site from docs/ into site/ (MkDocs Material); --strict: a broken link or page fails.
 docs: install

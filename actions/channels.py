@@ -23,7 +23,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from actions.notify import NotifyError, secret_value
 from actions.outbound import HttpResult, OutboundHttp
-from actions.secrets import Secrets
+from adapters.secrets import Secrets
 from actions.templates import RenderError, render
 from schemas.notification import (
     Channel,

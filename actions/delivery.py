@@ -27,11 +27,11 @@ from redis.exceptions import RedisError
 from actions.channels import Channels, Message
 from actions.notify import NotifyError
 from actions.outbound import Refused
-from actions.secrets import SecretMissing
+from adapters.secrets import SecretMissing
 from actions.templates import RenderError
-from firebreak.logs import context as log_context
-from firebreak.metrics import NOTIFICATION_LATENCY, NOTIFICATIONS
-from firebreak.redis_errors import REDIS_UNAVAILABLE, redis_backoff
+from adapters.logs import context as log_context
+from adapters.metrics import NOTIFICATION_LATENCY, NOTIFICATIONS
+from adapters.redis_errors import REDIS_UNAVAILABLE, redis_backoff
 from schemas.notification import Delivery, DeliveryKind, DeliveryStatus
 
 log = logging.getLogger("firebreak.notify")

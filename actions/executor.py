@@ -1,6 +1,6 @@
 """The runbook executor: starts runs for incident events, drives each run step by step, at most once per step.
 
-How a step runs at most once, across crashes and rebalances (keys in actions/store.py):
+How a step runs at most once, across crashes and rebalances (keys in adapters/run_store.py):
 1. An executor takes a due run with a lease (set-if-absent, expiring) and a new fence (a counter). It
    renews the lease while it works; a dead executor's lease runs out and another takes the run.
 2. Before a step runs, its claim record is written `started` (fenced, set-if-absent). After it ran, the
@@ -27,7 +27,7 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from correlation.topology import Topology
-from firebreak.metrics import (
+from adapters.metrics import (
     ACTIONS_REFUSED,
     EXECUTOR_ERRORS,
     GUARDRAIL_BLOCKS,
@@ -36,8 +36,8 @@ from firebreak.metrics import (
     STEP_DURATION,
     STEPS_FINISHED,
 )
-from firebreak.logs import context as log_context
-from firebreak.readmodel import IncidentStore
+from adapters.logs import context as log_context
+from adapters.readmodel import IncidentStore
 from schemas import Incident, IncidentEvent
 from schemas.runbook import (
     ActionResult,
@@ -56,7 +56,7 @@ from actions.guardrails import Guard
 from actions.loop import PollLoop
 from actions.matching import context, render_params, run_id, triggered
 from actions.runner import Outcome, Runner
-from actions.store import Fenced, RunStore
+from adapters.run_store import Fenced, RunStore
 from actions.templates import RenderError, evaluate, render
 
 log = logging.getLogger("firebreak.actions")

@@ -17,13 +17,13 @@ from typing import Any
 
 import yaml
 
-from firebreak.yamlfile import ConfigFileError, Loader, _line_of, load_yaml_model
+from adapters.yamlfile import ConfigFileError, Loader, _line_of, load_yaml_model
 from schemas.runbook import Param, Runbook, SecretRef, Step
 
 from actions.command import CommandPolicy, CommandRefused
 from actions.loader import runbook_files
 from actions.outbound import AllowList, Refused
-from actions.secrets import Secrets
+from adapters.secrets import Secrets
 from actions.templates import ENV, evaluate, is_template, names_used, parse_problem, steps_referenced
 from actions.urls import URL_ENV, url_problem
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from firebreak.yamlfile import ConfigFileError, load_yaml_model
+from adapters.yamlfile import ConfigFileError, load_yaml_model
 from schemas.notification import NotificationsFile
 from schemas.runbook import Runbook
 

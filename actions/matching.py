@@ -15,8 +15,8 @@ import hashlib
 from collections.abc import Iterable
 from typing import Any, Protocol
 
-from correlation.matchers import matches_all, parse_matcher_list
-from correlation.regex import full_match
+from schemas.matchers import matches_all, parse_matcher_list
+from schemas.regex import full_match
 from correlation.topology import Topology
 from schemas import Alert, Incident, IncidentEvent, IncidentEventKind
 from schemas.runbook import Param, Run, Runbook, Trigger
@@ -132,7 +132,7 @@ def context(incident: Incident, topology: Topology, service_label: str, run: Run
 def render_params(runbook: Runbook, ctx: dict[str, Any]) -> dict[str, str]:
     """Render each param once; raises RenderError naming the param (a missing label, a pattern mismatch).
 
-    A `pattern` is RE2 with Go's syntax, anchored to the whole value (correlation.regex), so a rendered label value
+    A `pattern` is RE2 with Go's syntax, anchored to the whole value (schemas.regex), so a rendered label value
     cannot make the check take longer than linear time.
     """
     rendered: dict[str, str] = {}

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from schemas.runbook import SecretRef
 
-from actions.secrets import Secrets
+from adapters.secrets import Secrets
 
 if TYPE_CHECKING:
     from actions.channels import Channels

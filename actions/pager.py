@@ -53,13 +53,13 @@ from actions.escalation import (
     start,
     transient_hold_reason,
 )
-from actions.links import Links
+from adapters.links import Links
 from actions.loop import PollLoop
 from actions.matching import context
 from correlation.topology import Topology
-from firebreak.logs import context as log_context
-from firebreak.metrics import ESCALATIONS
-from firebreak.readmodel import IncidentStore
+from adapters.logs import context as log_context
+from adapters.metrics import ESCALATIONS
+from adapters.readmodel import IncidentStore
 from schemas import Alert, Incident, IncidentEvent, IncidentEventKind, IncidentStatus
 from schemas.decision import Decision, DecisionKind
 from schemas.notification import DeliveryKind, NotificationsFile

@@ -20,7 +20,7 @@ from schemas.runbook import SecretRef, Step, StepStatus
 from actions.command import CommandPolicy, CommandRefused, run_command
 from actions.notify import Notifier, NotifyError, secret_value
 from actions.outbound import OutboundHttp, Refused
-from actions.secrets import SecretMissing, Secrets
+from adapters.secrets import SecretMissing, Secrets
 from actions.templates import RenderError, render, render_data
 from actions.urls import render_url
 

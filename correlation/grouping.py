@@ -106,7 +106,7 @@ from enum import StrEnum
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from correlation.changes import describe, suspects
-from correlation.durations import spoken
+from schemas.durations import spoken
 from correlation.evidence import Affinity, signature
 from correlation.policy import DEFAULT_SESSION_GAP, Policy
 from correlation.redelivery import first_time, note_applied, remember, replayed
@@ -202,7 +202,7 @@ class GroupState(BaseModel):
     last_at: AwareDatetime | None = Field(None, exclude_if=lambda v: v is None)  # the time of the last input applied
     # Policies that learn: which signatures fire together and which people split apart (correlation/evidence.py).
     affinity: Affinity | None = Field(None, exclude_if=lambda v: v is None)
-    # The last two fields, in this order: the worker reads them from the stored bytes' tail (firebreak/entries.py).
+    # The last two fields, in this order: the worker reads them from the stored bytes' tail (adapters/entries.py).
     partition: int = 0
     due_at: AwareDatetime | None = None  # the earliest time a tick would change this entry
 

@@ -15,8 +15,8 @@ from typing import Annotated, Any
 from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, ValidationInfo, field_validator,
                       model_validator)
 
-from correlation.durations import parse_duration
-from correlation.matchers import Matcher, matches_all, parse_matcher_list, repeated
+from schemas.durations import parse_duration
+from schemas.matchers import Matcher, matches_all, parse_matcher_list, repeated
 from correlation.templates import compile_template
 
 DEFAULT_SEVERITIES = ("critical", "error", "warning", "info")

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 
-from correlation.matchers import matches_all, parse_matcher_list
+from schemas.matchers import matches_all, parse_matcher_list
 from correlation.policy import InhibitRule
 from schemas import Silence
 

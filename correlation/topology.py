@@ -8,7 +8,7 @@ from functools import cached_property
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from correlation.matchers import repeated
+from schemas.matchers import repeated
 
 
 class Service(BaseModel):

@@ -1,3 +1,5 @@
-"""Firebreak's wiring: settings, the Faust app, the CLI."""
+"""Firebreak's composition root: settings, the CLI, the worker and ingest processes that wire the layers below."""
 
-__version__ = "0.1.0"
+from schemas import __version__
+
+__all__ = ["__version__"]

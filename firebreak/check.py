@@ -57,7 +57,7 @@ from correlation.replay import suppression_of
 from correlation.rules import Rules
 from correlation.simulator import Simulation
 from correlation.topology import Topology
-from firebreak.yamlfile import ConfigFileError, load_yaml_model
+from adapters.yamlfile import ConfigFileError, load_yaml_model
 from schemas import (
     Alert,
     AlertStatus,

@@ -12,9 +12,9 @@ import click
 import redis.asyncio as aioredis
 
 from firebreak.cli_params import DURATION
-from firebreak.logs import configure as configure_logs
+from adapters.logs import configure as configure_logs
 from firebreak.settings import ConfigError, Settings, docs_table, load_settings
-from firebreak.readmodel import STATUS_FILTERS
+from adapters.readmodel import STATUS_FILTERS
 from firebreak.terminal import echo, echo_json, escape
 from schemas import CommandAction, Incident
 
@@ -54,7 +54,7 @@ def main(ctx: click.Context) -> None:
 @click.pass_context
 def ingest(ctx: click.Context) -> None:
     """Serve the ingest and read API over HTTP."""
-    from ingest.server import run
+    from firebreak.serve import run
 
     try:
         run(_settings(ctx))
@@ -139,7 +139,7 @@ def config_docs() -> None:
 @config.command("metrics")
 def config_metrics() -> None:
     """Print the table of every Prometheus metric (docs/reference/metrics.md)."""
-    from firebreak.metrics import docs_table as metrics_table
+    from adapters.metrics import docs_table as metrics_table
 
     click.echo(metrics_table())
 
@@ -157,7 +157,7 @@ def incidents() -> None:
 
 
 async def _with_store(settings: Settings, action):  # type: ignore[no-untyped-def]
-    from firebreak.readmodel import IncidentStore
+    from adapters.readmodel import IncidentStore
 
     client = aioredis.Redis.from_url(settings.redis_url, socket_timeout=5)
     try:
@@ -252,7 +252,7 @@ def incidents_show(ctx: click.Context, incident_id: str, as_json: bool) -> None:
             echo(f"      {name}: {value}")
         if alert.generator_url:
             echo(f"      generatorURL: {alert.generator_url}")
-    from firebreak.action_log import ActionLog, NotificationLog
+    from adapters.action_log import ActionLog, NotificationLog
 
     settings = _settings(ctx)
     results = _read(ctx, lambda store: ActionLog(store.redis, settings.redis_prefix).list(incident.id))
@@ -386,8 +386,8 @@ def replay(ctx: click.Context, alerts_file: Path, policies_file: Path | None, se
     from correlation.engine import Engine, State
     from correlation.replay import Report, read_lines, suppression_of
     from correlation.replay import replay as run_replay
-    from firebreak.explain import print_alert
-    from firebreak.yamlfile import ConfigFileError, load_yaml_model
+    from correlation.explain import print_alert
+    from adapters.yamlfile import ConfigFileError, load_yaml_model
     from schemas import ChangeEvent, SilenceFile
 
     settings = _settings(ctx)
@@ -462,7 +462,7 @@ def replay(ctx: click.Context, alerts_file: Path, policies_file: Path | None, se
 
 def _stories(decisions: list[Any]) -> list[dict[str, Any]]:
     """Every alert's story from a whole decision log, in the order the alerts first appear."""
-    from firebreak.explain import alert_report, story
+    from correlation.explain import alert_report, story
 
     order = list(dict.fromkeys(d.fingerprint for d in decisions if d.fingerprint))
     return [alert_report(fp, story(fp, decisions)) for fp in order]
@@ -480,8 +480,8 @@ def explain(ctx: click.Context, alert: str | None, more_labels: tuple[str, ...],
     ALERT is a fingerprint, or the alert's labels as `name=value` pairs (separated by spaces or commas), from
     which the fingerprint is computed as ingest does."""
     from correlation.fingerprint import fingerprint
-    from firebreak.decision_log import DecisionLog
-    from firebreak.explain import alert_report, incident_report, print_alert
+    from adapters.decision_log import DecisionLog
+    from correlation.explain import alert_report, incident_report, print_alert
 
     settings = _settings(ctx)
 

@@ -11,7 +11,7 @@ from schemas.alert import EARLIEST, LATEST
 
 from firebreak.cli import _settings, main
 from firebreak.terminal import echo
-from firebreak.yamlfile import ConfigFileError
+from adapters.yamlfile import ConfigFileError
 
 
 @main.group()

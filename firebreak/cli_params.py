@@ -9,13 +9,13 @@ import click
 
 class DurationParam(click.ParamType):
     """A duration option (`90s`, `5m`, `1h30m`, `2d`) as a timedelta, parsed and bounded by
-    correlation.durations.parse_duration (at most 366 days); a bad value is a usage error (exit 2) that names
+    schemas.durations.parse_duration (at most 366 days); a bad value is a usage error (exit 2) that names
     the option and repeats the parser's reason and fix."""
 
     name = "duration"
 
     def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> timedelta:
-        from correlation.durations import parse_duration
+        from schemas.durations import parse_duration
 
         try:
             return parse_duration(value)

@@ -13,7 +13,7 @@ import click
 from firebreak.cli import API_URL, _api, _print_list, _settings, main
 from firebreak.settings import Settings
 from firebreak.terminal import echo, echo_json
-from firebreak.yamlfile import ConfigFileError
+from adapters.yamlfile import ConfigFileError
 from schemas import Alert, Incident, IncidentEventKind
 
 
@@ -30,7 +30,7 @@ def _lint_env(settings: Settings) -> Any:
     from actions.lint import LintEnv
     from actions.loader import load_notifications
     from actions.outbound import AllowList
-    from actions.secrets import Secrets
+    from adapters.secrets import Secrets
 
     try:
         channels = frozenset(load_notifications(settings.notifications_file).channels)
@@ -160,7 +160,7 @@ def runbook_test(ctx: click.Context, path: Path, alert_file: Path, trigger: str,
 async def _try_steps(settings: Settings, rb: Any, run: Any, incident: Incident, rules: Any, dry_run: bool) -> bool:
     from actions.matching import context
     from actions.runner import Placeholder, Runner, describe
-    from actions.runtime import Outbound, services
+    from firebreak.runtime import Outbound, services
     from actions.templates import RenderError, evaluate
     from schemas.runbook import StepRecord, StepStatus
 

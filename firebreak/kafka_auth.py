@@ -16,7 +16,7 @@ from firebreak.settings import Settings
 def _password(settings: Settings) -> str | None:
     if settings.kafka_sasl_password_secret is None:
         return None
-    from actions.secrets import Secrets
+    from adapters.secrets import Secrets
 
     return Secrets(settings.secrets_dir).get(settings.kafka_sasl_password_secret)
 

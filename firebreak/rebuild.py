@@ -12,16 +12,16 @@ import redis.asyncio as aioredis
 from kafka import KafkaConsumer, TopicPartition
 from pydantic import ValidationError
 
-from firebreak.action_log import ActionLog, IncidentLog, NotificationLog
-from firebreak.decision_log import DecisionLog
+from adapters.action_log import ActionLog, IncidentLog, NotificationLog
+from adapters.decision_log import DecisionLog
 from firebreak.kafka_auth import kafka_python_kwargs
-from firebreak.readmodel import IncidentStore
+from adapters.readmodel import IncidentStore
 from firebreak.settings import Settings
 from schemas import IncidentEvent
 from schemas.batch import incident_events
 from schemas.decision import Decision, DecisionBatch
 from actions.delivery import MARK_SECONDS
-from actions.store import RunStore
+from adapters.run_store import RunStore
 from schemas.notification import Delivery, DeliveryStatus
 from schemas.runbook import ActionResult
 

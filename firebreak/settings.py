@@ -140,7 +140,7 @@ class Settings(BaseSettings):
         from correlation.policy import PolicySet
         from correlation.rules import Rules
         from correlation.topology import Topology
-        from firebreak.yamlfile import load_yaml_model
+        from adapters.yamlfile import load_yaml_model
 
         policies = load_yaml_model(self.policies_file, PolicySet) if self.policies_file else PolicySet()
         topology = load_yaml_model(self.services_file, Topology) if self.services_file else Topology()
@@ -205,7 +205,7 @@ class _SecretFreeYaml(YamlConfigSettingsSource):
 
     def _read_file(self, file_path: Any) -> dict[str, Any]:
         """The file through the loader policy files use: a syntax error is `file:line: problem; fix`, not a traceback."""
-        from firebreak.yamlfile import ConfigFileError, read_yaml
+        from adapters.yamlfile import ConfigFileError, read_yaml
 
         try:
             data, _ = read_yaml(Path(file_path))
@@ -232,7 +232,7 @@ def _explained(errors: list[Any], overrides: set[str]) -> str:
     `file:line: option: problem; fix` line each, the others (environment, defaults) on one line after them."""
     import os
 
-    from firebreak.yamlfile import located, read_yaml
+    from adapters.yamlfile import located, read_yaml
 
     path = _config_file()
     data, root = read_yaml(path) if path is not None else ({}, None)

@@ -14,7 +14,7 @@ error barrier (stream/barrier.py): bad records and items to `dead-letter`, skipp
 
 The dedup and grouping stages also write what they decided about each alert to `decisions`
 (correlation/decisions.py), as does paging (routes chosen, pages sent, pages held or not sent). A plain
-batch consumer beside the stages folds that topic into Redis for `explain` (firebreak/decision_sink.py).
+batch consumer beside the stages folds that topic into Redis for `explain` (stream/decision_sink.py).
 
 With runbooks configured, `project` also creates a run for each runbook an incident event triggers, and a
 background task (actions/executor.py) drives the runs. With escalation policies configured, `project`
@@ -37,23 +37,23 @@ from prometheus_client import start_http_server
 from redis.exceptions import RedisError
 
 from actions.escalation import firing_alerts, muted_by
-from actions.runtime import Outbound, build_executor, build_pager
+from firebreak.runtime import Outbound, build_executor, build_pager
 from correlation.dedup import FingerprintState
 from correlation.grouping import GroupState
-from firebreak.action_log import ActionLog, NotificationLog
-from firebreak.change_store import ChangeStore
-from firebreak.decision_log import DecisionLog, from_delivery
-from firebreak.decision_sink import DecisionSink
-from firebreak.entries import Entries
-from firebreak.gaps import GapFetcher
-from firebreak.inhibition_store import InhibitionStore
+from adapters.action_log import ActionLog, NotificationLog
+from adapters.change_store import ChangeStore
+from adapters.decision_log import DecisionLog, from_delivery
+from stream.decision_sink import DecisionSink
+from adapters.entries import Entries
+from adapters.gaps import GapFetcher
+from adapters.inhibition_store import InhibitionStore
 from firebreak.kafka_auth import aiokafka_kwargs, faust_credentials
-from firebreak.logs import dict_config
-from firebreak.metrics import CONSUMER_LAG, DEAD_LETTERS, OPEN_INCIDENTS, READ_MODEL_REBUILDS, UNWRITTEN_COUNTS, WORKER
-from firebreak.readmodel import IncidentStore
+from adapters.logs import dict_config
+from adapters.metrics import CONSUMER_LAG, DEAD_LETTERS, OPEN_INCIDENTS, READ_MODEL_REBUILDS, UNWRITTEN_COUNTS, WORKER
+from adapters.readmodel import IncidentStore
 from firebreak.rebuild import count_events, rebuild
 from firebreak.settings import Settings
-from firebreak.silence_store import SilenceStore
+from adapters.silence_store import SilenceStore
 from firebreak.topics import create_topics
 from schemas import CommandAction, Incident, IncidentCommand, IncidentEvent
 from schemas.decision import Decision, DecisionBatch
@@ -110,7 +110,7 @@ class Worker:
         self.notifications = topic["notifications"]
         self.action_results = topic["action-results"]
         self.dead_letter = topic["dead-letter"]
-        # Table entries: str keys, the stage state models' JSON as bytes (firebreak/entries.py).
+        # Table entries: str keys, the stage state models' JSON as bytes (adapters/entries.py).
         self.fingerprints = Entries(app.Table("fingerprints", default=None, key_type=str, value_type=bytes),
                                     FingerprintState, "fingerprints")
         self.groups = Entries(app.Table("groups", default=None, key_type=str, value_type=bytes), GroupState, "groups")
@@ -144,7 +144,8 @@ class Worker:
                                   ("deliveries", "notifications", sinks.delivery)):
             app.agent(topic[source], name=name, concurrency=1)(self.barrier.guarded(name, source, one))
         if decisions:
-            self.decision_sink = DecisionSink(settings, self.decision_log, self.dead_letter_raw)
+            self.decision_sink = DecisionSink(settings, self.decision_log, self.dead_letter_raw,
+                                             aiokafka_kwargs(settings))
             app.task(self.decision_sink.run_forever)
         if self.executor is not None:
             app.task(self.executor.run_forever)

@@ -1,4 +1,4 @@
-"""Signed ack/resolve links from pages (actions/links.py): the signature is the credential, no bearer token.
+"""Signed ack/resolve links from pages (adapters/links.py): the signature is the credential, no bearer token.
 
 `GET /l/{action}/{incident}` answers a small confirmation page (link scanners in mail and chat fetch with
 GET, so GET never acts); its form POSTs to the same URL, which checks the signature and expiry and sends
@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 
 from aiohttp import web
 
-from actions.links import Links
+from adapters.links import Links
 from schemas import CommandAction, IncidentCommand
 
 LINKS = web.AppKey("links", Links)

@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, TypeAdapter
 
-from firebreak import __version__
+from schemas import __version__
 from ingest.params import BOOLEAN_CHOICES
 from schemas import AlertIn, AlertmanagerWebhook, Incident
 from schemas.decision import Decision

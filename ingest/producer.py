@@ -32,7 +32,7 @@ from aiokafka.errors import (
     UnknownProducerId,
 )
 
-from firebreak.metrics import ALERTS_PER_RECORD, KAFKA_UP, PRODUCE_LATENCY
+from adapters.metrics import ALERTS_PER_RECORD, KAFKA_UP, PRODUCE_LATENCY
 from ingest.packing import Item, Record, alert_json, pack
 from schemas import Alert
 

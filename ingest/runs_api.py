@@ -15,8 +15,8 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
-from actions.store import RunStore
-from firebreak.action_log import IncidentLog
+from adapters.run_store import RunStore
+from adapters.action_log import IncidentLog
 from ingest.errors import IngestError
 from ingest.params import choice_param
 from schemas.runbook import RunStatus

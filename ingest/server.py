@@ -7,26 +7,27 @@ import json
 import logging
 import time
 import uuid
+from pathlib import Path
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, Protocol
 
 import redis.asyncio as aioredis
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from redis.exceptions import RedisError
 
-from firebreak.metrics import (ALERTS_RECEIVED, ALERTS_REJECTED, ALERTS_TRUNCATED, INGEST, INGEST_LATENCY, INGEST_REQUESTS,
+from adapters.metrics import (ALERTS_RECEIVED, ALERTS_REJECTED, ALERTS_TRUNCATED, INGEST, INGEST_LATENCY, INGEST_REQUESTS,
                                UNKNOWN_FIELDS)
-from firebreak.decision_log import DecisionLog
-from firebreak.explain import alert_report, incident_report
-from firebreak.readmodel import STATUS_FILTERS, IncidentStore
-from actions.store import RunStore
-from actions.links import Links
-from firebreak.action_log import ActionLog, NotificationLog
-from firebreak.change_store import RETENTION as CHANGE_RETENTION
-from firebreak.settings import Settings
+from adapters.decision_log import DecisionLog
+from correlation.explain import alert_report, incident_report
+from adapters.readmodel import STATUS_FILTERS, IncidentStore
+from adapters.run_store import RunStore
+from adapters.links import Links
+from adapters.secrets import Secrets
+from adapters.action_log import ActionLog, NotificationLog
+from adapters.change_store import RETENTION as CHANGE_RETENTION
 from ingest import links_api, openapi, regroup_api, runs_api
 from ingest.adapters import Parsed, parse_alertmanager, parse_generic
 from ingest.audit import AUDIT_DETAIL, AuditLog
@@ -45,14 +46,36 @@ from ingest.auth import (
 from ingest.errors import IngestError, Problem, from_validation_error
 from ingest.params import bool_param, check_request_values, choice_param, int_param, known_params, printable
 from ingest.producer import DurableProducer, KafkaUnavailable
-from correlation.durations import parse_duration
+from schemas.durations import parse_duration
 from correlation.suppression import SilenceAlreadyExpired, expire
-from firebreak.silence_store import SilenceStore
+from adapters.silence_store import SilenceStore
 from schemas import Alert, ChangeEvent, ChangeKind, CommandAction, Incident, IncidentCommand, Silence
 from schemas.alert import TIME_BOUNDS, OptionalTime, PlainName
 from schemas.silence import refuse_silencing_everything
 
 log = logging.getLogger("firebreak.ingest")
+
+class Settings(Protocol):
+    """What the API reads of the settings; firebreak.settings.Settings has these options (docs/reference/settings.md).
+
+    Declared here so that the HTTP layer depends on the options it uses, not on the composition root."""
+
+    ingest_tokens: list[SecretStr]
+    auth_disabled: bool
+    ingest_hmac_secrets: list[str]
+    ingest_rate_per_token: float
+    ingest_max_inflight: int
+    max_request_bytes: int
+    max_alerts_per_request: int
+    http_read_timeout_seconds: float
+    fingerprint_ignore_labels: list[str]
+    redis_prefix: str
+    decision_retention_hours: float
+    decision_max_per_key: int
+    public_url: str
+    link_ttl_seconds: float
+    secrets_dir: Path | None
+
 
 class CommandBody(BaseModel):
     """Body of POST /api/v1/incidents/{id}/ack|resolve."""
@@ -113,7 +136,7 @@ Parser = Callable[[bytes, datetime, int, frozenset[str]], Parsed]
 
 PRODUCER = web.AppKey("producer", DurableProducer)
 STORE = web.AppKey("store", IncidentStore)
-SETTINGS = web.AppKey("settings", Settings)
+SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
 SILENCES = web.AppKey("silences", SilenceStore)
 AUTH = web.AppKey("auth", TokenAuth)
 AUDIT = web.AppKey("audit", AuditLog)
@@ -577,8 +600,6 @@ async def _record_change(request: web.Request) -> web.Response:
 
 def _hmac_keys(settings: Settings) -> dict[str, list[bytes]]:
     """The keys of signed sources: each secret named in `ingest_hmac_secrets`, one key per line."""
-    from actions.secrets import Secrets
-
     secrets = Secrets(settings.secrets_dir)
     return {name: [k.strip().encode() for k in secrets.get(name).splitlines() if k.strip()] for name in settings.ingest_hmac_secrets}
 
@@ -646,26 +667,3 @@ def create_app(settings: Settings, producer: DurableProducer, store: IncidentSto
 
     app.cleanup_ctx.append(lifecycle)  # type: ignore[arg-type]
     return app
-
-
-def run(settings: Settings) -> None:
-    """Serve until SIGINT/SIGTERM; in-flight produces are flushed on the way out."""
-    if settings.auth_disabled:
-        log.warning("AUTHENTICATION IS DISABLED (FIREBREAK_AUTH_DISABLED=true): anyone reaching %s:%s can post alerts",
-                    settings.ingest_host, settings.ingest_port)
-    from firebreak.kafka_auth import aiokafka_kwargs
-
-    producer = DurableProducer(settings.kafka_bootstrap, settings.produce_timeout_seconds, settings.produce_linger_ms,
-                               settings.ingest_batch_linger_ms, client_kwargs=aiokafka_kwargs(settings))
-    client = aioredis.Redis.from_url(settings.redis_url)
-    from actions.runtime import links
-    from actions.secrets import Secrets
-
-    app = create_app(settings, producer, IncidentStore(client, settings.redis_prefix), SilenceStore(client, settings.redis_prefix),
-                     links(settings, Secrets(settings.secrets_dir)))
-    log.info("ingest listening on http://%s:%s", settings.ingest_host, settings.ingest_port)
-    # Half a request head is cut off when keepalive_timeout passes (aiohttp >= 3.14.4 arms it on connect), half
-    # a body by _read_body's deadline; lingering_time bounds the unread rest of a refused body the same way.
-    timeout = settings.http_read_timeout_seconds
-    web.run_app(app, host=settings.ingest_host, port=settings.ingest_port, print=None, access_log=None,
-                keepalive_timeout=timeout, lingering_time=timeout)

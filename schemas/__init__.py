@@ -1,5 +1,7 @@
 """The vocabulary of Firebreak: every HTTP body, Kafka record and Redis value is one of these models."""
 
+__version__ = "0.1.0"  # the release: the API's OpenAPI `info.version` and `firebreak_build_info`
+
 from schemas.alert import (
     LIMITS,
     Alert,

@@ -185,7 +185,7 @@ class Route(_Spec):
     @field_validator("matchers")
     @classmethod
     def _parse(cls, value: list[str]) -> list[str]:
-        from correlation.matchers import normalize_matchers
+        from schemas.matchers import normalize_matchers
 
         return normalize_matchers(value)
 

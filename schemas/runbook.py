@@ -32,7 +32,7 @@ MAX_STEPS = 50
 
 
 def _duration(value: object) -> timedelta:
-    from correlation.durations import parse_duration
+    from schemas.durations import parse_duration
 
     return parse_duration(value)
 
@@ -69,7 +69,7 @@ class Match(_Spec):
     @field_validator("matchers")
     @classmethod
     def _parse(cls, value: list[str]) -> list[str]:
-        from correlation.matchers import normalize_matchers
+        from schemas.matchers import normalize_matchers
 
         return normalize_matchers(value)
 
@@ -98,7 +98,7 @@ class Param(_Spec):
     @field_validator("pattern")
     @classmethod
     def _compiles(cls, value: str | None) -> str | None:
-        from correlation.regex import compile_anchored
+        from schemas.regex import compile_anchored
 
         if value is not None:
             compile_anchored(value)  # RegexError (a ValueError) names RE2's reason; pydantic names the field
@@ -279,7 +279,7 @@ class Runbook(_Spec):
 
     @model_validator(mode="after")
     def _unique_steps(self) -> "Runbook":
-        from correlation.matchers import repeated
+        from schemas.matchers import repeated
 
         dupes = repeated([s.id for s in self.steps])
         if dupes:

@@ -22,7 +22,7 @@ class Silence(BaseModel):
     @field_validator("matchers")
     @classmethod
     def _parse(cls, value: list[str]) -> list[str]:
-        from correlation.matchers import normalize_matchers
+        from schemas.matchers import normalize_matchers
 
         return normalize_matchers(value)
 
@@ -40,7 +40,7 @@ def refuse_silencing_everything(matchers: list[str]) -> list[str]:
 
     Takes and returns matcher texts (entries may be sets); raises ValueError giving the reason and the fix.
     """
-    from correlation.matchers import MatchOp, parse_matcher_list
+    from schemas.matchers import MatchOp, parse_matcher_list
 
     found = parse_matcher_list(matchers)
     if all(m.op in (MatchOp.eq, MatchOp.re) and m.matches_value("") for m in found):

@@ -17,10 +17,10 @@ from typing import Any, TypeVar
 import faust
 from pydantic import ValidationError
 
-from firebreak.gaps import GapFetcher
-from firebreak.logs import context as log_context
-from firebreak.metrics import DEAD_LETTERS, MISROUTED_RECORDS, PARTITION_WAITS, REDIS_WAITS, SKIPPED_RECORDS
-from firebreak.redis_errors import REDIS_UNAVAILABLE, redis_backoff
+from adapters.gaps import GapFetcher
+from adapters.logs import context as log_context
+from adapters.metrics import DEAD_LETTERS, MISROUTED_RECORDS, PARTITION_WAITS, REDIS_WAITS, SKIPPED_RECORDS
+from adapters.redis_errors import REDIS_UNAVAILABLE, redis_backoff
 
 log = logging.getLogger("firebreak.worker")
 
@@ -56,7 +56,7 @@ class Barrier:
 
     def guarded(self, stage: str, topic: str, handle: Handler) -> Callable[[faust.StreamT], Awaitable[None]]:
         """The agent for one stage: per-record error barrier, and the repair of records the stream skipped
-        (firebreak/gaps.py).
+        (adapters/gaps.py).
 
         A record of another topic is not this stage's to judge: faust-streaming has been seen to hand one to
         the wrong agent right after a rebalance. It is counted and left to its own stage, whose gap repair
@@ -167,7 +167,7 @@ class Barrier:
                 await asyncio.sleep(wait)
 
     async def fetch_gap(self, stage: str, message: Any, previous: int) -> list[Any]:
-        """The records the stream skipped between `previous` and `message` (firebreak/gaps.py), counted and logged."""
+        """The records the stream skipped between `previous` and `message` (adapters/gaps.py), counted and logged."""
         missing = await self.gaps.fetch(message.topic, message.partition, previous + 1, message.offset)
         SKIPPED_RECORDS.labels(stage).inc(message.offset - previous - 1)
         log.warning("stage %s: the stream skipped %s/%s offsets %d..%d; processing the %d fetched first",

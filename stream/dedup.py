@@ -4,7 +4,7 @@ One record holds one alert (the previous version's records, and releases) or man
 group commit); the stage takes the records that arrived together (stream/barrier.py). Their items are folded
 through the pure rule (`correlation.dedup.dedup`) in order, each at its own position; each fingerprint's entry
 is loaded once and saved once per batch of records, and a pure re-send is only counted
-in memory (`correlation.dedup.counted_only`, firebreak/entries.py). Inhibition sources are read and written
+in memory (`correlation.dedup.counted_only`, adapters/entries.py). Inhibition sources are read and written
 once per record, and the outputs and decisions are packed per partition (stream/outbox.py).
 """
 
@@ -19,8 +19,8 @@ from correlation.decisions import after_dedup
 from correlation.dedup import FingerprintState, counted_only, dedup, release
 from correlation.rules import Rules
 from correlation.suppression import describe
-from firebreak.entries import Entries
-from firebreak.metrics import ALERTS_PROCESSED, ALERTS_SUPPRESSED
+from adapters.entries import Entries
+from adapters.metrics import ALERTS_PROCESSED, ALERTS_SUPPRESSED
 from schemas import AlertRelease, AlertStatus
 from schemas.batch import alert_records, position
 from schemas.decision import Decision

@@ -23,10 +23,10 @@ from redis.exceptions import RedisError
 from correlation.decisions import after_group
 from correlation.grouping import GroupState, attach_suspects, change_scopes, group, released
 from correlation.rules import Rules
-from firebreak.change_store import ChangeStore
-from firebreak.entries import DueIndex, Entries
-from firebreak.logs import context as log_context
-from firebreak.metrics import INCIDENT_EVENTS
+from adapters.change_store import ChangeStore
+from adapters.entries import DueIndex, Entries
+from adapters.logs import context as log_context
+from adapters.metrics import INCIDENT_EVENTS
 from schemas import AlertRelease, IncidentEvent, IncidentEventKind, Tick
 from schemas.batch import group_inputs, position
 from stream.barrier import Barrier

@@ -12,8 +12,8 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from firebreak.metrics import ALERT_TO_INCIDENT, READ_MODEL_WRITES, TIME_TO_ACKNOWLEDGE, TIME_TO_RESOLVE
-from firebreak.readmodel import ApplyResult, IncidentStore
+from adapters.metrics import ALERT_TO_INCIDENT, READ_MODEL_WRITES, TIME_TO_ACKNOWLEDGE, TIME_TO_RESOLVE
+from adapters.readmodel import ApplyResult, IncidentStore
 from schemas import Incident, IncidentEvent, IncidentEventKind
 from schemas.batch import incident_events
 from stream.barrier import Barrier, with_redis_retries

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from firebreak.action_log import ActionLog, NotificationLog
-from firebreak.change_store import ChangeStore
+from adapters.action_log import ActionLog, NotificationLog
+from adapters.change_store import ChangeStore
 from schemas import ChangeEvent
 from schemas.notification import Delivery
 from schemas.runbook import ActionResult

@@ -11,8 +11,8 @@ from redis.exceptions import RedisError
 
 from correlation.policy import InhibitRule
 from correlation.suppression import inhibitor, silenced_by, source_keys
-from firebreak.inhibition_store import InhibitionStore
-from firebreak.silence_store import SilenceStore
+from adapters.inhibition_store import InhibitionStore
+from adapters.silence_store import SilenceStore
 from schemas import Silence
 
 log = logging.getLogger("firebreak.worker")

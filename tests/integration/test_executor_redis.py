@@ -19,10 +19,10 @@ from actions.channels import Channels
 from actions.notify import Notifier
 from actions.outbound import AllowList, OutboundHttp
 from actions.runner import Runner, Services
-from actions.secrets import Secrets
-from actions.store import RunStore
+from adapters.secrets import Secrets
+from adapters.run_store import RunStore
 from correlation.topology import Topology
-from firebreak.readmodel import IncidentStore
+from adapters.readmodel import IncidentStore
 from schemas import Alert, IncidentEvent, IncidentEventKind
 from schemas.notification import WebhookChannel
 from schemas.runbook import ActionResult, ResultKind, Runbook, RunStatus, StepRecord, StepStatus
@@ -222,7 +222,7 @@ def test_a_stale_holder_cannot_write(stack: Stack) -> None:
                 new = await rig.runs.lease(rid, "new", 5)
                 assert old is not None and new == old + 1
                 run = await rig.runs.get(rid)
-                from actions.store import Fenced
+                from adapters.run_store import Fenced
 
                 with pytest.raises(Fenced):
                     await rig.runs.save(run.model_copy(update={"error": "stale"}), old)

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 from kafka import KafkaProducer
 
-from firebreak.gaps import GapFetcher
+from adapters.gaps import GapFetcher
 from tests.conftest import Stack
 
 pytestmark = pytest.mark.integration

@@ -11,7 +11,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from actions.escalation import EscalationStatus
-from actions.links import Links
+from adapters.links import Links
 from actions.pager import Pager
 from correlation.projection import project
 from correlation.topology import Topology

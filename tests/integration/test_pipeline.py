@@ -161,7 +161,7 @@ def test_alerts_become_exactly_the_expected_incidents_and_survive_a_worker_kill(
         wait_until(lambda: sum((processed(metrics_port) - baseline).values()) >= 1000, 30, "the worker to count 1,000 alerts")
         outcomes = processed(metrics_port) - baseline
         # A record the stream hands over again right after the worker joins (faust-streaming's seek race, see
-        # firebreak/gaps.py) is recognised by its position and counted `redelivered`: it changes nothing.
+        # adapters/gaps.py) is recognised by its position and counted `redelivered`: it changes nothing.
         outcomes.pop("redelivered", None)
         assert outcomes == Counter(fired=200, resolved=90, duplicate=710)
 
@@ -189,7 +189,7 @@ def test_alerts_become_exactly_the_expected_incidents_and_survive_a_worker_kill(
         assert open_[service(6)]["alert_count"] == 20
         assert open_[service(7)]["alert_count"] == 30 and open_[service(7)]["firing_count"] == 30
         # The replacement counted the 55 new alerts; anything it saw again that changed state is marked redelivered,
-        # not re-applied. A pure re-send's count reaches the changelog up to 10 s late (firebreak/entries.py), so
+        # not re-applied. A pure re-send's count reaches the changelog up to 10 s late (adapters/entries.py), so
         # re-sends the killed worker took since its last commit may be counted again as duplicates: counts only,
         # never a state change (RELIABILITY.md, "What a crash can lose").
         counts = processed(metrics_port)

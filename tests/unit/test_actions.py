@@ -18,7 +18,7 @@ from actions.channels import Channels
 from actions.notify import Notifier
 from actions.outbound import AllowList, OutboundHttp, Refused
 from actions.runner import Runner, Services
-from actions.secrets import Secrets
+from adapters.secrets import Secrets
 from schemas.notification import WebhookChannel
 from schemas.runbook import Step, StepStatus
 from tests.http_target import Target

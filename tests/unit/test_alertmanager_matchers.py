@@ -17,9 +17,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from correlation.matcher_classic import parse_classic
-from correlation.matcher_utf8 import parse_utf8, parse_utf8_one
-from correlation.matchers import Matcher, MatcherError, MatchOp, parse_matchers
+from schemas.matcher_classic import parse_classic
+from schemas.matcher_utf8 import parse_utf8, parse_utf8_one
+from schemas.matchers import Matcher, MatcherError, MatchOp, parse_matchers
 
 DATA = Path(__file__).parents[1] / "data" / "alertmanager_matchers"
 

@@ -16,8 +16,8 @@ from typing import Any
 
 from aiokafka.errors import CommitFailedError, KafkaConnectionError
 
-from firebreak import decision_sink
-from firebreak.decision_sink import DecisionSink
+from stream import decision_sink
+from stream.decision_sink import DecisionSink
 from firebreak.settings import Settings
 from schemas.decision import Decision, DecisionBatch, DecisionKind
 

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from correlation.dedup import FingerprintState, counted_only, dedup
 from correlation.policy import Policy, PolicySet
 from correlation.rules import default_rules
-from firebreak.entries import FLUSH_AFTER_SECONDS, Entries
+from adapters.entries import FLUSH_AFTER_SECONDS, Entries
 from schemas import AlertRelease, IncidentCommand, Tick
 from schemas.batch import (
     MAX_BATCH_ITEMS,
@@ -313,7 +313,7 @@ def test_a_dead_letter_kafka_refuses_goes_without_its_value_and_never_raises():
 
 
 def test_an_event_the_read_model_cannot_fold_goes_to_dead_letter_alone():
-    from firebreak.readmodel import ApplyResult
+    from adapters.readmodel import ApplyResult
     from schemas import IncidentEvent
     from stream.project import ProjectStage
 

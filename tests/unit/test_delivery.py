@@ -11,7 +11,7 @@ from redis.exceptions import ConnectionError
 from actions.channels import Channels, Message
 from actions.delivery import Deliverer
 from actions.outbound import AllowList, OutboundHttp
-from actions.secrets import Secrets
+from adapters.secrets import Secrets
 from schemas.notification import Delivery, DeliveryKind, DeliveryStatus, WebhookChannel
 from tests.http_target import Target
 

@@ -1,4 +1,4 @@
-"""Every duration a user or sender writes is bounded where it is parsed (correlation/durations.py): a value
+"""Every duration a user or sender writes is bounded where it is parsed (schemas/durations.py): a value
 beyond 366 days, or written with non-ASCII digits, is refused with the field, option or file:line that gave
 it, never an OverflowError later in the API, `check`, `replay` or the live worker's grouping."""
 
@@ -12,11 +12,11 @@ import pytest
 from click.testing import CliRunner
 
 from actions.loader import load_runbooks
-from correlation.durations import MAX_DURATION, parse_duration
+from schemas.durations import MAX_DURATION, parse_duration
 from correlation.policy import PolicySet
 from firebreak.check import check
 from firebreak.cli import main
-from firebreak.yamlfile import ConfigFileError, load_yaml_model
+from adapters.yamlfile import ConfigFileError, load_yaml_model
 
 HUGE = ["99999999999999999999999d", "9999999999w", "9999999w", "367d", 10**30]
 

@@ -7,8 +7,8 @@ import json
 from datetime import datetime, timedelta, timezone
 
 from correlation.grouping import GroupState
-from firebreak.entries import DueIndex, Entries
-from firebreak.metrics import STATE_RESETS
+from adapters.entries import DueIndex, Entries
+from adapters.metrics import STATE_RESETS
 
 NOW = datetime(2026, 11, 29, 9, 0, tzinfo=timezone.utc)
 

@@ -298,7 +298,7 @@ def test_truncated_alerts_travel_to_the_incident_timeline_and_the_decision_log_w
     [incident] = incidents_of(events).values()
     assert any(t.kind is IncidentEventKind.alerts_truncated for t in incident.timeline)
     assert any(d.kind is DecisionKind.alerts_truncated and "max_alerts" in d.reason for d in state.decisions)
-    from firebreak.explain import incident_report
+    from correlation.explain import incident_report
     story = incident_report(note.incident_id, [d for d in state.decisions if d.incident_id == note.incident_id])
     assert any("alerts_truncated" in text and "max_alerts" in text for text in story["text"])
 

@@ -10,7 +10,7 @@ import pytest
 
 from actions.loader import load_runbooks
 from correlation.policy import PolicySet
-from firebreak.yamlfile import ConfigFileError, load_yaml_model
+from adapters.yamlfile import ConfigFileError, load_yaml_model
 
 RUNBOOK = "name: r\ndescription: d\nowner: o\non: [opened]\nsteps:\n  - id: a\n    annotate: {text: x}\n"
 

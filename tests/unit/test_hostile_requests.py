@@ -12,12 +12,12 @@ import pytest
 import redis.asyncio as aioredis
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from firebreak.metrics import INGEST
+from adapters.metrics import INGEST
 
-from actions.links import Links
-from firebreak.readmodel import IncidentStore
+from adapters.links import Links
+from adapters.readmodel import IncidentStore
 from firebreak.settings import Settings
-from firebreak.silence_store import SilenceStore
+from adapters.silence_store import SilenceStore
 from ingest.auth import SignedSources
 from ingest.server import create_app
 

@@ -9,9 +9,9 @@ import json
 import redis.asyncio as aioredis
 from aiohttp.test_utils import TestClient, TestServer
 
-from firebreak.readmodel import IncidentStore
+from adapters.readmodel import IncidentStore
 from firebreak.settings import Settings
-from firebreak.silence_store import SilenceStore
+from adapters.silence_store import SilenceStore
 from ingest.server import create_app
 
 

@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from actions.matching import context, render_params
 from actions.templates import RenderError
-from correlation.matchers import Matcher, MatcherError, matches_all, parse_matcher_list, parse_matchers
+from schemas.matchers import Matcher, MatcherError, matches_all, parse_matcher_list, parse_matchers
 from correlation.policy import InhibitRule, Policy
 from correlation.suppression import silenced_by
 from correlation.topology import Topology

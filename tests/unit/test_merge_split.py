@@ -10,7 +10,7 @@ from actions.virtual_pager import VirtualPager
 from correlation.decisions import after_group
 from correlation.grouping import group
 from correlation.projection import project
-from firebreak.explain import incident_report
+from correlation.explain import incident_report
 from ingest.regroup_api import command_for
 from schemas import CommandAction, IncidentCommand, IncidentEventKind, IncidentStatus, Tick
 from schemas.decision import DecisionKind

@@ -10,7 +10,7 @@ from typing import Any
 
 from prometheus_client import generate_latest
 
-from firebreak.metrics import ALERTS_PROCESSED, ALERTS_RECEIVED, INGEST, KAFKA_UP, WORKER
+from adapters.metrics import ALERTS_PROCESSED, ALERTS_RECEIVED, INGEST, KAFKA_UP, WORKER
 from ingest.server import _metrics
 
 

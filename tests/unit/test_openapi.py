@@ -6,9 +6,9 @@ from openapi_spec_validator import validate
 
 import redis.asyncio as aioredis
 
-from firebreak.readmodel import IncidentStore
+from adapters.readmodel import IncidentStore
 from firebreak.settings import Settings
-from firebreak.silence_store import SilenceStore
+from adapters.silence_store import SilenceStore
 from ingest.server import create_app
 
 

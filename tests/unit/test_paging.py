@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from actions.channels import Message, render_message, slack_escape
 from actions.escalation import EscalationStatus, Recipient, after_paging, recipients, route, start
-from actions.links import Links
+from adapters.links import Links
 from actions.oncall import on_call
 from correlation.topology import Service, Topology
 from schemas import Incident, IncidentAlert, IncidentStatus

@@ -3,10 +3,10 @@ from pathlib import Path
 
 import pytest
 
-from correlation.durations import parse_duration
-from correlation.matchers import Matcher, MatcherError
+from schemas.durations import parse_duration
+from schemas.matchers import Matcher, MatcherError
 from correlation.policy import PolicySet
-from firebreak.yamlfile import ConfigFileError, load_yaml_model
+from adapters.yamlfile import ConfigFileError, load_yaml_model
 
 
 @pytest.mark.parametrize(

@@ -27,7 +27,7 @@ def _yaml_block_after(heading: str, page: str = "docs/concepts/correlation.md") 
 
 def test_the_documented_policy_example_loads(tmp_path):
     from correlation.policy import PolicySet
-    from firebreak.yamlfile import load_yaml_model
+    from adapters.yamlfile import load_yaml_model
 
     path = tmp_path / "correlation.yaml"
     path.write_text(_yaml_block_after("## Correlation policies"))
@@ -38,7 +38,7 @@ def test_the_documented_policy_example_loads(tmp_path):
 def test_the_documented_catalog_example_and_the_shipped_files_load(tmp_path):
     from correlation.policy import PolicySet
     from correlation.topology import Topology
-    from firebreak.yamlfile import load_yaml_model
+    from adapters.yamlfile import load_yaml_model
 
     path = tmp_path / "services.yaml"
     path.write_text(_yaml_block_after("## Service catalog"))
@@ -59,7 +59,7 @@ def test_the_shipped_catalog_is_the_generators_world():
 
 
 def test_the_metrics_page_documents_every_metric():
-    from firebreak.metrics import docs_table as metrics_table
+    from adapters.metrics import docs_table as metrics_table
 
     assert metrics_table() in (ROOT / "docs/reference/metrics.md").read_text(), \
         "docs/reference/metrics.md's metrics table is stale: paste `firebreak config metrics`"
@@ -70,3 +70,14 @@ def test_the_readme_stays_a_quick_start_and_links_only_to_pages_that_exist():
     assert len(text.encode()) <= 12_000, "README.md is for the quick start; reference belongs in docs/"
     links = re.findall(r"\]\((docs/[^)#]+)", text)
     assert links and all((ROOT / link).is_file() for link in links), [link for link in links if not (ROOT / link).is_file()]
+
+
+def test_the_image_copies_every_package_the_project_ships():
+    """deploy/Dockerfile installs with `pip install .`: a package pyproject lists but the image does not copy
+    is missing from the image, and its process fails at import."""
+    import tomllib
+
+    packages = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    dockerfile = (ROOT / "deploy" / "Dockerfile").read_text()
+    missing = [p for p in packages if f"COPY {p} ./{p}" not in dockerfile]
+    assert not missing, f"deploy/Dockerfile does not COPY {missing}"

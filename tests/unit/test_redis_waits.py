@@ -9,7 +9,7 @@ import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
-from firebreak.metrics import REDIS_WAITS
+from adapters.metrics import REDIS_WAITS
 from stream.barrier import with_redis_retries
 
 

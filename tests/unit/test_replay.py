@@ -136,7 +136,7 @@ def test_an_alert_that_is_no_blip_ends_the_transient_pause_and_pages_at_once():
     assert ended.rule == "GRP-24" and ended.at == at(1860)
     assert "DiskFailing fires and does not usually resolve by itself" in ended.reason
     assert ended.fingerprint == items[-2][1].fingerprint
-    from firebreak.explain import incident_report
+    from correlation.explain import incident_report
     pages = incident_report(ended.incident_id, [d for d in report.decisions if d.incident_id == ended.incident_id])["pages"]
     assert any("page_hold_ended" in p and "GRP-24" in p for p in pages)
 

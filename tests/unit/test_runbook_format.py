@@ -12,7 +12,7 @@ from actions.loader import load_runbooks
 from actions.matching import context, matches, render_params, run_id, triggered
 from actions.templates import RenderError, evaluate, render
 from correlation.topology import Service, Topology
-from firebreak.yamlfile import ConfigFileError
+from adapters.yamlfile import ConfigFileError
 from schemas import Incident, IncidentAlert, IncidentEvent, IncidentEventKind, IncidentStatus
 from schemas.runbook import Runbook, Trigger
 

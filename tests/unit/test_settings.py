@@ -78,7 +78,7 @@ def test_log_lines_about_an_incident_carry_its_id_as_a_field():
     import json
     import logging
 
-    from firebreak.logs import JsonFormatter, context
+    from adapters.logs import JsonFormatter, context
 
     record = logging.LogRecord("firebreak.pager", logging.INFO, __file__, 1, "paged %s\nnext line", ("inc-1",), None)
     for key, value in context(incident_id="inc-1", correlation_key='default:{service="db"}').items():

@@ -11,7 +11,7 @@ from types import SimpleNamespace
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from actions.links import Links
+from adapters.links import Links
 from ingest import links_api
 from schemas import IncidentStatus
 
@@ -25,7 +25,7 @@ def test_field_tuples_that_collided_under_the_newline_join_now_sign_differently(
     joined = ["\n".join(str(f) for f in fields) for fields in (first, second)]
     assert joined[0] == joined[1]
     assert Links._sig(KEY, *first) != Links._sig(KEY, *second)
-    from actions.links import mac_input
+    from adapters.links import mac_input
 
     assert mac_input(*map(str, first)) != mac_input(*map(str, second))
     links = Links("https://fb.example", [KEY], 60)

@@ -60,8 +60,8 @@ def test_a_silence_stored_by_the_earlier_release_matches_what_it_matched_then():
     # literally. Stored silences are read the old way and written back in Alertmanager's syntax.
     import json as _json
 
-    from correlation.matchers import parse_matcher_list
-    from firebreak.silence_store import decode, encode
+    from schemas.matchers import parse_matcher_list
+    from adapters.silence_store import decode, encode
 
     old = _json.dumps({"id": "s1", "matchers": ['service="caf\\u00e9"', 'note="a\\tb"', 'instance=~"db-[0-9]+"'],
                        "startsAt": "2026-03-01T09:00:00Z", "endsAt": "2026-03-01T10:00:00Z", "createdBy": "ana",

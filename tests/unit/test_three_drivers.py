@@ -34,7 +34,7 @@ from correlation.projection import project
 from correlation.replay import Report, read_lines, replay, suppression_of
 from correlation.rules import Rules
 from firebreak.check import DEFAULT_START, Fixture, _Simulation
-from firebreak.yamlfile import load_yaml_model
+from adapters.yamlfile import load_yaml_model
 from schemas import Alert, AlertStatus, Incident
 
 ROOT = Path(__file__).resolve().parents[2]

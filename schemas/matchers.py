@@ -2,8 +2,8 @@
 
 Reading follows Alertmanager's DEFAULT parser as of prometheus/alertmanager@68fb2d5 (`matcher/compat/parse.go`, the
 fallback mode used when no `--enable-feature` picks `classic-mode` or `utf8-strict-mode`): the text is read by the
-UTF-8 parser (`correlation.matcher_utf8`, a port of `matcher/parse/`) and by the classic parser
-(`correlation.matcher_classic`, a port of `pkg/labels/parse.go`); the UTF-8 reading wins unless it fails or the two
+UTF-8 parser (`schemas.matcher_utf8`, a port of `matcher/parse/`) and by the classic parser
+(`schemas.matcher_classic`, a port of `pkg/labels/parse.go`); the UTF-8 reading wins unless it fails or the two
 disagree, then the classic reading wins; if both fail, the classic parser's error is given. So `"service.name"="x"`,
 `{a="b", c=~"d"}`, `a=b,c!=d` and classic inputs such as `foo=bar\\n` all read as Alertmanager reads them.
 
@@ -11,7 +11,7 @@ Writing (`str(Matcher)`) is `pkg/labels/matcher.go` String(): `name="value"` wit
 or, when the name holds whitespace or one of `{}!=~,\\"'` + "`", both name and value as Go-quoted strings. Both
 parsers, Firebreak's and Alertmanager's, read that text back to the same matcher.
 
-Regexes are RE2 (`correlation.regex`), anchored as Alertmanager anchors: `^(?:regex)$`. A missing label matches as "".
+Regexes are RE2 (`schemas.regex`), anchored as Alertmanager anchors: `^(?:regex)$`. A missing label matches as "".
 One deliberate difference: a matcher with an empty label name is refused (Alertmanager's parsers accept `""="x"`,
 which matches every alert, and only its silences API refuses it).
 """
@@ -23,10 +23,10 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import lru_cache
 
-from correlation.matcher_classic import Triple, parse_classic, parse_classic_one
-from correlation.matcher_text import MatcherError, go_quote, is_reserved, open_metrics_escape
-from correlation.matcher_utf8 import parse_utf8, parse_utf8_one
-from correlation.regex import RegexError, compile_anchored
+from schemas.matcher_classic import Triple, parse_classic, parse_classic_one
+from schemas.matcher_text import MatcherError, go_quote, is_reserved, open_metrics_escape
+from schemas.matcher_utf8 import parse_utf8, parse_utf8_one
+from schemas.regex import RegexError, compile_anchored
 
 __all__ = ["MatchOp", "Matcher", "MatcherError", "format_matchers", "matches_all", "normalize_matchers",
            "parse_matcher_list", "parse_matchers", "repeated"]

@@ -9,7 +9,7 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from correlation.topology import Topology
-from firebreak.readmodel import IncidentStore
+from adapters.readmodel import IncidentStore
 from firebreak.settings import Settings
 from schemas import Incident, IncidentEvent
 from schemas.decision import Decision
@@ -21,14 +21,14 @@ from actions.delivery import Deliverer
 from actions.executor import Executor, Publish
 from actions.guardrails import Guard
 from ingest.audit import AuditLog
-from actions.links import Links
+from adapters.links import Links
 from actions.loader import load_notifications, load_runbooks
 from actions.notify import Notifier
 from actions.outbound import AllowList, OutboundHttp
 from actions.pager import Pager
 from actions.runner import Runner, Services
-from actions.secrets import Secrets
-from actions.store import RunStore
+from adapters.secrets import Secrets
+from adapters.run_store import RunStore
 
 LINK_KEY = "LINK_SIGNING_KEY"
 

@@ -1,7 +1,7 @@
 """Silences in Redis (one hash, id -> JSON), read by every worker and the API.
 
 Each stored silence says how its matchers are written (`matcherSyntax`): 2 is Alertmanager's syntax, which this
-release reads and writes (correlation/matchers.py). A silence stored without it was written by an earlier release,
+release reads and writes (schemas/matchers.py). A silence stored without it was written by an earlier release,
 which quoted values as JSON (`"caf\u00e9"`, `"a\tb"`) that Alertmanager's parser reads differently; it is read
 the old way and written back in Alertmanager's syntax, so an upgrade leaves every silence matching what it did.
 """
@@ -15,7 +15,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from correlation.matchers import Matcher
+from schemas.matchers import Matcher
 from schemas import Silence
 
 SYNTAX = 2

@@ -4,13 +4,13 @@ A leading `{` and a trailing `}` are each optional and trimmed once; the rest is
 (`\\"` does not open or close a quote); a trailing comma is dropped. Each piece is a classic label name
 (`[a-zA-Z_:][a-zA-Z0-9_:]*`), an operator and a value that may be double-quoted; in the value `\\"`, `\\n` and `\\\\`
 are escapes and any other backslash is literal. This is the other half of the default parser
-(`correlation.matchers.parse_matchers`): Alertmanager falls back to it where the UTF-8 parser refuses an input.
+(`schemas.matchers.parse_matchers`): Alertmanager falls back to it where the UTF-8 parser refuses an input.
 """
 
 from __future__ import annotations
 
-from correlation.matcher_text import MatcherError, is_space
-from correlation.regex import compile_go
+from schemas.matcher_text import MatcherError, is_space
+from schemas.regex import compile_go
 
 Triple = tuple[str, str, str]
 

@@ -24,7 +24,7 @@ from prometheus_client import (
     disable_created_metrics,
 )
 
-from firebreak import __version__
+from schemas import __version__
 
 disable_created_metrics()
 

@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
+from typing import Protocol
 
 import redis.asyncio as aioredis
 
-from firebreak.settings import Settings
-
-from firebreak.explain import order, story
+from correlation.explain import order, story
 from schemas.decision import Decision, DecisionKind
 from schemas.notification import Delivery, DeliveryKind, DeliveryStatus
 
@@ -39,6 +38,14 @@ return added
 """
 
 
+class DecisionLogSettings(Protocol):
+    """What the log reads of the settings (firebreak.settings.Settings has these options)."""
+
+    redis_prefix: str
+    decision_retention_hours: float
+    decision_max_per_key: int
+
+
 class DecisionLog:
     def __init__(self, client: aioredis.Redis, prefix: str, retention_seconds: float, max_per_key: int) -> None:
         self._redis = client
@@ -48,7 +55,7 @@ class DecisionLog:
         self._record = client.register_script(_RECORD)
 
     @classmethod
-    def from_settings(cls, client: aioredis.Redis, settings: "Settings") -> "DecisionLog":
+    def from_settings(cls, client: aioredis.Redis, settings: DecisionLogSettings) -> "DecisionLog":
         return cls(client, settings.redis_prefix, settings.decision_retention_hours * 3600, settings.decision_max_per_key)
 
     def _fp(self, fingerprint: str) -> str:

@@ -29,7 +29,7 @@ from faust.streams import _current_event  # the record Faust's table writes take
 
 from pydantic import BaseModel, ValidationError
 
-from firebreak.metrics import STATE_RESETS
+from adapters.metrics import STATE_RESETS
 
 log = logging.getLogger("firebreak.worker")
 

@@ -4,7 +4,7 @@ Grammar: an optional `{`, matchers separated by commas (a trailing comma allowed
 opened with `{`. A matcher is a name, an operator (`=`, `!=`, `=~`, `!~`) and a value; a name or value is either a run of
 characters other than whitespace and `{}!=~,\\"'` + "`" or a double-quoted Go string literal (escapes as Go's
 strconv.Unquote). Errors carry Alertmanager's text, with its `column:column` positions (columns count characters).
-This is one half of the default parser; `correlation.matchers.parse_matchers` combines it with the classic one.
+This is one half of the default parser; `schemas.matchers.parse_matchers` combines it with the classic one.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
-from correlation.matcher_text import MatcherError, go_unquote, is_reserved, is_space
+from schemas.matcher_text import MatcherError, go_unquote, is_reserved, is_space
 
 Triple = tuple[str, str, str]
 """(name, operator, value) as written in the input, before the regex is compiled."""

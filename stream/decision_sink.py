@@ -3,7 +3,7 @@
 The decision log is a sink (nothing downstream reads it from Kafka), so it does not need Faust's per-record
 machinery, which costs more than the fold itself (BENCHMARKS.md: as a Faust agent the log halved the stream's
 throughput). This consumer reads up to 1,000 records at a time, writes them in one Redis pipeline, then
-commits: at least once, and a decision written twice is stored once (firebreak/decision_log.py). Workers
+commits: at least once, and a decision written twice is stored once (adapters/decision_log.py). Workers
 share the partitions through their own consumer group, `<app_id>-decisions`.
 
 A record that does not decode is logged, counted and sent to `dead-letter`; Redis unavailable makes the
@@ -18,16 +18,15 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import CommitFailedError, IllegalStateError, RebalanceInProgressError
 from pydantic import ValidationError
 
-from firebreak.decision_log import DecisionLog
-from firebreak.kafka_auth import aiokafka_kwargs
-from firebreak.metrics import DEAD_LETTERS, REDIS_WAITS
-from firebreak.redis_errors import REDIS_UNAVAILABLE, redis_backoff
-from firebreak.settings import Settings
+from adapters.decision_log import DecisionLog
+from adapters.metrics import DEAD_LETTERS, REDIS_WAITS
+from adapters.redis_errors import REDIS_UNAVAILABLE, redis_backoff
 from schemas.decision import Decision, DecisionBatch
 
 log = logging.getLogger("firebreak.decisions")
@@ -38,9 +37,21 @@ RESTART_SECONDS = 5.0
 DeadLetter = Callable[[bytes | None, bytes, str, str], Awaitable[None]]
 
 
+class SinkSettings(Protocol):
+    """What the sink reads of the settings (firebreak.settings.Settings has these options)."""
+
+    app_id: str
+    kafka_bootstrap: str
+    worker_session_timeout_seconds: float
+
+
 class DecisionSink:
-    def __init__(self, settings: Settings, log_: DecisionLog, dead_letter: DeadLetter) -> None:
+    """The consumer above; `client_kwargs` are aiokafka's connection options (security protocol, SASL, TLS)."""
+
+    def __init__(self, settings: SinkSettings, log_: DecisionLog, dead_letter: DeadLetter,
+                 client_kwargs: dict[str, Any] | None = None) -> None:
         self.settings = settings
+        self.client_kwargs = client_kwargs or {}
         self.log = log_
         self.dead_letter = dead_letter
 
@@ -65,7 +76,7 @@ class DecisionSink:
         return AIOKafkaConsumer(
             "decisions", bootstrap_servers=self.settings.kafka_bootstrap.split(","),
             group_id=f"{self.settings.app_id}-decisions", enable_auto_commit=False, auto_offset_reset="earliest",
-            session_timeout_ms=int(self.settings.worker_session_timeout_seconds * 1000), **aiokafka_kwargs(self.settings))
+            session_timeout_ms=int(self.settings.worker_session_timeout_seconds * 1000), **self.client_kwargs)
 
     async def step(self, consumer: AIOKafkaConsumer) -> int:
         """Read, write and commit one batch; return how many records it held."""
