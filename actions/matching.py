@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
-from typing import Any, Protocol
+from typing import Any
 
 from schemas.matchers import matches_all, parse_matcher_list
 from schemas.regex import full_match
+from correlation.conditions import conditions_hold, label_sets, services_of, team_of
 from correlation.topology import Topology
 from schemas import Alert, Incident, IncidentEvent, IncidentEventKind
 from schemas.runbook import Param, Run, Runbook, Trigger
@@ -28,46 +29,6 @@ TRIGGERS = {
     IncidentEventKind.severity_changed: Trigger.severity_changed,
     IncidentEventKind.resolved: Trigger.resolved,
 }
-
-
-def _label_sets(incident: Incident, extra: Alert | None) -> list[dict[str, str]]:
-    sets = [{**a.labels, **incident.group_labels} for a in incident.alerts.values()]
-    if extra is not None and extra.fingerprint not in incident.alerts:
-        sets.append({**extra.labels, **incident.group_labels})
-    return sets or [dict(incident.group_labels)]
-
-
-def services_of(incident: Incident, service_label: str, extra: Alert | None = None) -> list[str]:
-    return sorted({s for labels in _label_sets(incident, extra) if (s := labels.get(service_label))})
-
-
-def team_of(services: Iterable[str], probable_root: str | None, topology: Topology) -> str | None:
-    teams = {s.name: s.team for s in topology.services if s.team}
-    for name in [probable_root, *services]:
-        if name and name in teams:
-            return teams[name]
-    return None
-
-
-class Conditions(Protocol):
-    matchers: list[str]
-    severity: list[str]
-    service: list[str]
-    team: list[str]
-
-
-def conditions_hold(spec: Conditions, incident: Incident, severity: str | None, topology: Topology, service_label: str,
-                    extra: Alert | None = None) -> bool:
-    """Whether every condition given holds for this incident (a runbook's `match`, a notification route)."""
-    if spec.severity and severity not in spec.severity:
-        return False
-    services = services_of(incident, service_label, extra)
-    if spec.service and not set(spec.service) & set(services):
-        return False
-    if spec.team and team_of(services, incident.probable_root, topology) not in spec.team:
-        return False
-    matchers = parse_matcher_list(spec.matchers)
-    return not matchers or any(matches_all(matchers, labels) for labels in _label_sets(incident, extra))
 
 
 def matches(runbook: Runbook, incident: Incident, severity: str | None, topology: Topology, service_label: str,

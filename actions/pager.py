@@ -34,7 +34,7 @@ from redis.exceptions import RedisError
 
 from actions.channels import Message
 from actions.delivery import Deliverer
-from actions.escalation import (
+from correlation.escalation import (
     MUTE_RECHECK_SECONDS,
     Escalation,
     EscalationStatus,

@@ -35,7 +35,7 @@ NOTIFYING_KINDS = (*PAGING_KINDS, IncidentEventKind.severity_changed, IncidentEv
 
 
 class Pager(Protocol):
-    """What replay needs of a pager on a virtual clock (actions/virtual_pager.py is the one Firebreak has)."""
+    """What replay needs of a pager on a virtual clock (correlation/virtual_pager.py is the one Firebreak has)."""
 
     def observe(self, event: IncidentEvent, incident: Incident) -> None: ...
 

@@ -30,7 +30,7 @@ Input = tuple[datetime, Callable[[datetime], list[IncidentEvent]]]
 
 
 class Escalations(Protocol):
-    """What the simulation needs of a pager on a virtual clock (actions/virtual_pager.py)."""
+    """What the simulation needs of a pager on a virtual clock (correlation/virtual_pager.py)."""
 
     def next_due(self) -> datetime | None: ...
 

@@ -4,7 +4,7 @@ runbook runs it must (and must not) produce. `firebreak check` and the pytest pl
 run the same fixtures, so a policy change is tested in the team's CI before it is deployed.
 
 The engine is the production one: the dedup and grouping stages through `correlation.engine`, the read
-model's projection, the pager's routing, levels, schedules, mutes and transient pauses (`actions.virtual_pager`), and
+model's projection, the pager's routing, levels, schedules, mutes and transient pauses (`correlation.virtual_pager`), and
 runbook matching with each step's `when` (`actions.matching`). Nothing is sent and no step is executed: a
 run lists the steps that would run, each `when` read against the incident once the input that started the
 run is applied (the executor reads it when the step starts, after the steps before it). Not simulated:
@@ -47,7 +47,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validato
 from actions.loader import load_notifications, load_runbooks
 from actions.matching import context, triggered
 from actions.templates import RenderError, evaluate
-from actions.virtual_pager import VirtualPager
+from correlation.virtual_pager import VirtualPager
 from correlation.engine import Engine, State
 from correlation.fingerprint import fingerprint
 from correlation.grouping import regroup_refusal

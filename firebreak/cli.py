@@ -382,7 +382,7 @@ def replay(ctx: click.Context, alerts_file: Path, policies_file: Path | None, se
            as_json: bool, explain: bool) -> None:
     """Run a recorded alert stream (JSON lines) through the engine offline and report what would happen."""
     from actions.loader import load_notifications
-    from actions.virtual_pager import VirtualPager
+    from correlation.virtual_pager import VirtualPager
     from correlation.engine import Engine, State
     from correlation.replay import Report, read_lines, suppression_of
     from correlation.replay import replay as run_replay

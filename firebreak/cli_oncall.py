@@ -41,7 +41,7 @@ def _at(text: str | None) -> datetime:
 def oncall_who(ctx: click.Context, team: str | None, schedule_name: str | None, at_text: str | None) -> None:
     """Who is on call: each schedule's person and until when; with --team, who each level pages."""
     from actions.loader import load_notifications
-    from actions.oncall import on_call
+    from correlation.oncall import on_call
 
     settings = _settings(ctx)
     try:

@@ -36,7 +36,7 @@ import redis.asyncio as aioredis
 from prometheus_client import start_http_server
 from redis.exceptions import RedisError
 
-from actions.escalation import firing_alerts, muted_by
+from correlation.escalation import firing_alerts, muted_by
 from firebreak.runtime import Outbound, build_executor, build_pager
 from correlation.dedup import FingerprintState
 from correlation.grouping import GroupState

@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 import pytest
 import redis.asyncio as aioredis
 
-from actions.escalation import EscalationStatus
+from correlation.escalation import EscalationStatus
 from adapters.links import Links
 from actions.pager import Pager
 from correlation.projection import project

@@ -109,7 +109,7 @@ expect:
 
 
 def test_an_inhibited_incident_holds_its_next_level_as_the_pager_does(tmp_path):
-    """The mute `firebreak check` applies is the pager's own (actions/escalation.py `muted_by`): silences and
+    """The mute `firebreak check` applies is the pager's own (correlation/escalation.py `muted_by`): silences and
     inhibitions both. A cluster going down after checkout paged level 1 inhibits checkout's alert, so level 2
     (carol, due at 5m30s) waits until the cluster alert resolves at 20m."""
     fixture(tmp_path, "ignored.yaml", "")

@@ -48,7 +48,7 @@ def test_a_severity_rise_pages_by_the_route_the_new_severity_takes_and_explain_s
 
 def test_a_reroute_is_a_decision_that_names_the_change_and_the_route():
     from actions.loader import load_notifications
-    from actions.virtual_pager import VirtualPager
+    from correlation.virtual_pager import VirtualPager
     from correlation.replay import suppression_of
 
     engine, state = Engine(default_rules()), State(decisions=[])
@@ -67,7 +67,7 @@ def test_a_reroute_is_a_decision_that_names_the_change_and_the_route():
 
 def test_a_new_probable_root_owned_by_another_team_reroutes_to_that_teams_policy():
     # A sibling of A1: the owner-team fallback depends on the probable root, which changes as alerts join.
-    from actions.virtual_pager import VirtualPager
+    from correlation.virtual_pager import VirtualPager
     from correlation.replay import suppression_of
     from correlation.topology import Topology
     from schemas.notification import NotificationsFile
@@ -94,7 +94,7 @@ def test_a_new_probable_root_owned_by_another_team_reroutes_to_that_teams_policy
 
 
 def test_the_end_of_flapping_routes_again_what_changed_while_it_flapped():
-    from actions.escalation import rerouted, start
+    from correlation.escalation import rerouted, start
     from correlation.topology import Topology
     from schemas import IncidentEvent
     from schemas.notification import NotificationsFile
@@ -391,7 +391,7 @@ def test_an_overdue_quiet_resolve_is_stamped_when_it_fell_due_not_when_the_next_
 
 def test_replay_pages_every_level_check_and_the_worker_page_after_the_last_line():
     from actions.loader import load_notifications
-    from actions.virtual_pager import VirtualPager
+    from correlation.virtual_pager import VirtualPager
     from correlation.replay import suppression_of
 
     config = load_notifications(Path("examples/notifications.yaml"))

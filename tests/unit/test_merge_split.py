@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from actions.escalation import Reaction, reaction
-from actions.virtual_pager import VirtualPager
+from correlation.escalation import Reaction, reaction
+from correlation.virtual_pager import VirtualPager
 from correlation.decisions import after_group
 from correlation.grouping import group
 from correlation.projection import project

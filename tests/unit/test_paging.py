@@ -10,9 +10,9 @@ import pytest
 from pydantic import ValidationError
 
 from actions.channels import Message, render_message, slack_escape
-from actions.escalation import EscalationStatus, Recipient, after_paging, recipients, route, start
+from correlation.escalation import EscalationStatus, Recipient, after_paging, recipients, route, start
 from adapters.links import Links
-from actions.oncall import on_call
+from correlation.oncall import on_call
 from correlation.topology import Service, Topology
 from schemas import Incident, IncidentAlert, IncidentStatus
 from schemas.notification import EmailChannel, NotificationsFile, Schedule, WebhookChannel
@@ -178,7 +178,7 @@ def test_signed_links_verify_and_expire_and_survive_key_rotation():
 
 
 def test_what_each_incident_event_means_for_paging():
-    from actions.escalation import Reaction, reaction
+    from correlation.escalation import Reaction, reaction
     from schemas import IncidentEvent, IncidentEventKind
 
     def event(kind: IncidentEventKind, notify: bool = True) -> IncidentEvent:
@@ -202,7 +202,7 @@ def test_what_each_incident_event_means_for_paging():
 
 
 def test_a_transient_pause_cut_short_brings_level_1_forward_but_never_pages_it_twice():
-    from actions.escalation import hastened
+    from correlation.escalation import hastened
 
     held = start("inc-1", "payments", "ev-1", NOW).model_copy(update={"due_at": NOW + timedelta(minutes=5),
                                                                        "started_at": NOW + timedelta(minutes=5)})

@@ -150,7 +150,7 @@ def test_with_an_escalation_config_replay_pages_levels_on_its_own_clock():
     pages level 1 (bob on call that week, and the chat channel) and, unacknowledged, level 2 (carol) 5 minutes
     later; one that clears within a minute pages level 1 only; a warning is routed to nobody."""
     from actions.loader import load_notifications
-    from actions.virtual_pager import VirtualPager
+    from correlation.virtual_pager import VirtualPager
     from correlation.replay import suppression_of
     from tests.factories import alert, at
 

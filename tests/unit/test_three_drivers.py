@@ -26,7 +26,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from actions.loader import load_notifications
-from actions.virtual_pager import VirtualPager
+from correlation.virtual_pager import VirtualPager
 from correlation.engine import Engine, State
 from correlation.fingerprint import fingerprint
 from correlation.policy import PolicySet

@@ -1,29 +1,48 @@
 """Escalation as a pure state machine: which policy an incident pages, which level is due, and who that is.
 
-An escalation starts when an incident opens (or reopens, or stops flapping) with level 1 due at once, and
-again when a change re-routes a triggered incident (its severity rose, or a joining alert matches an earlier
-route) to an escalation policy that has not paged it yet (`rerouted`): the new escalation replaces the old.
-Paging a level makes the next one due `delay` later, counted from when the level was due (so a worker
-that was down catches up on schedule rather than shifting every later level). After the last level the
-policy starts again from level 1 `repeat` times, then the escalation is exhausted. Acknowledging,
-resolving or merging the incident into another stops it; an incident split off another opens, so it escalates
-on its own.
+`apply(current, event, incident, now, paging)` says what one incident event does to the incident's escalation,
+`due(state, incident, now, muted, paging)` what its due level does; both return the new state and the outputs
+to act on (Started, Hastened, Stopped, Notice, Update, Held, Page, and decisions for the log). The live pager
+(actions/pager.py) leases, reads, calls them, writes and delivers; the simulator's pager
+(correlation/virtual_pager.py, for `check` and `replay`) calls the same two on a virtual clock.
+
+Rules (ids in the decision log's words and in the tests):
+- ESC-1 An incident that opens or reopens (not while it flaps), or stops flapping without having paged,
+  starts an escalation by its route, level 1 due at once. A redelivered event starts nothing again.
+- ESC-2 An incident opened in a transient pause (GRP-24) starts with level 1 due when the pause ends; if it
+  resolves before then, nobody is paged.
+- ESC-3 A change that re-routes a triggered incident (its severity rose, a new probable root, flapping
+  ended, or a joining alert matches an earlier route) to an escalation policy that has not paged it yet
+  (`rerouted`) starts that escalation; the new one replaces the old.
+- ESC-4 An alert that does not resolve by itself joining an incident in its pause makes level 1 due now.
+- ESC-5 Acknowledging, resolving or merging the incident into another stops its escalation at once, and
+  whoever was paged gets a notice; a level that falls due on an incident no longer triggered stops it too.
+  An incident split off another opens, so it escalates on its own.
+- ESC-6 Any other notifying change of a paged incident is one coalesced update to those paged.
+- ESC-7 A level due while every firing alert is silenced or inhibited is held, not skipped: it is looked at
+  again every MUTE_RECHECK_SECONDS and pages if the incident still fires when the mute ends.
+- ESC-8 Paging a level makes the next one due `delay` later, counted from when the level was due (so a
+  worker that was down catches up on schedule rather than shifting every later level), or from the page
+  if a mute held it. After the last level the policy starts again from level 1 `repeat` times, then the
+  escalation is exhausted.
+- ESC-9 An incident no route, owner team or default sends to an escalation policy pages nobody.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from typing import Annotated
 
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
 
-from actions.matching import conditions_hold, services_of, team_of
-from actions.oncall import on_call
+from correlation.conditions import conditions_hold, services_of, team_of
+from correlation.oncall import on_call
 from correlation.topology import Topology
 from schemas import Alert, AlertStatus, Incident, IncidentAlert, IncidentEvent, IncidentEventKind, IncidentStatus
+from schemas.decision import Decision, DecisionKind
 from schemas.notification import NotificationsFile
 
 
@@ -278,3 +297,165 @@ def recipients(state: Escalation, config: NotificationsFile, at: datetime) -> li
         user = target.user if target.user is not None else on_call(config.schedules[target.schedule or ""], at).user
         found += [Recipient(channel=c.channel, address=c.address, user=user) for c in config.users[user].contacts]
     return list(dict.fromkeys(found))
+
+
+# -- the core: what an incident event and a due level do to an escalation ------------------------------------
+# The live pager (actions/pager.py) and the simulator's (correlation/virtual_pager.py: `check`, `replay`) both call
+# `apply` and `due` and act on what they return; neither decides anything about paging on its own.
+
+
+@dataclass(frozen=True)
+class Paging:
+    """What paging decides with: the notifications file, the service catalog, and the label naming a service."""
+
+    config: NotificationsFile
+    topology: Topology
+    service_label: str
+
+
+@dataclass(frozen=True)
+class Started:
+    """Store `state` as the incident's escalation, its level 1 due at `state.due_at` (ESC-1, ESC-2, ESC-3).
+    `only_if_absent`: only if the incident has none (flapping ended); else it replaces any escalation of another
+    generation. `outcome` is the `firebreak_escalations_total` label: `started` or `rerouted`."""
+
+    state: Escalation
+    only_if_absent: bool
+    outcome: str
+
+
+@dataclass(frozen=True)
+class Hastened:
+    """Level 1, held by a transient pause, is due now: store `state` (ESC-4)."""
+
+    state: Escalation
+
+
+@dataclass(frozen=True)
+class Stopped:
+    """The escalation stops at once (ESC-5); `by` is `<event kind>:<actor>` or the incident's status."""
+
+    incident_id: str
+    by: str
+
+
+@dataclass(frozen=True)
+class Notice:
+    """Tell everyone the incident paged that it was acknowledged or resolved (a merged incident: resolved)."""
+
+    incident_id: str
+    kind: IncidentEventKind
+    event_id: str
+    actor: str | None
+    at: datetime
+
+
+@dataclass(frozen=True)
+class Update:
+    """A change worth one coalesced update to everyone the incident paged (ESC-6)."""
+
+    incident_id: str
+
+
+@dataclass(frozen=True)
+class Held:
+    """The due level is held by a mute (ESC-7): store `state`; it is looked at again at `state.due_at`."""
+
+    state: Escalation
+    first: bool  # the hold begins now (logged once); else it goes on
+
+
+@dataclass(frozen=True)
+class Page:
+    """Page `recipients` for `level` (1-based) of the escalation `state` (ESC-8), then store `following`."""
+
+    state: Escalation
+    level: int
+    recipients: tuple[Recipient, ...]
+    at: datetime
+    caused_at: datetime  # what the page answers: the escalation's start for level 1 of round 1, else when due
+    following: Escalation
+
+
+Output = Started | Hastened | Stopped | Notice | Update | Held | Page | Decision
+
+
+def _decision(kind: DecisionKind, incident: Incident, at: datetime, reason: str, **detail: str) -> Decision:
+    return Decision(at=at, kind=kind, incident_id=incident.id, policy=incident.policy, rule="pager", reason=reason,
+                    detail=detail)
+
+
+def apply(current: Escalation | None, event: IncidentEvent, incident: Incident, now: datetime,
+          paging: Paging) -> tuple[Escalation | None, list[Output]]:
+    """Pure: the escalation after one incident event (`incident` as projected after it) and what to do about it.
+
+    `current` is the incident's escalation before the event (None: it has none), `now` the caller's clock (the
+    wall clock live, the event's time on the simulator's clock): a transient pause that ended by `now` holds
+    nothing. The outputs come in the order to act on them; decisions are among them."""
+    state, out = current, list[Output]()
+    chosen = rerouted(event, incident, current, paging.config, paging.topology, paging.service_label)
+    if chosen is not None:  # ESC-3
+        state = start(incident.id, chosen.policy or "", event.event_id, event.at, chosen.index, current)
+        out += [Started(state, False, "rerouted"),
+                _decision(DecisionKind.escalation_started, incident, event.at, reroute_reason(event, chosen, current),
+                          escalation_policy=chosen.policy or "")]
+    what = reaction(event, incident)
+    if what in (Reaction.start, Reaction.start_if_never_paged):
+        if state is not None and (state.generation == event.event_id or what is Reaction.start_if_never_paged):
+            return state, out  # redelivered, or it paged (or pages) already
+        route_ = choose_route(incident, event.severity or incident.severity, paging.config, paging.topology,
+                              paging.service_label, event.alert)
+        if route_.policy is None or route_.policy not in paging.config.escalation_policies:  # ESC-9
+            return state, [*out, _decision(DecisionKind.not_paged, incident, event.at, route_.why)]
+        state = start(incident.id, route_.policy, event.event_id, event.at, route_.index)  # ESC-1
+        hold = event.page_held_until if event.kind is IncidentEventKind.opened else None
+        held = hold is not None and hold > now
+        if held and hold is not None:  # ESC-2
+            state = state.model_copy(update={"due_at": hold, "started_at": hold})
+        out += [Started(state, what is Reaction.start_if_never_paged, "started"),
+                _decision(DecisionKind.escalation_started, incident, event.at, route_.why, escalation_policy=route_.policy)]
+        if held and hold is not None:
+            out.append(_decision(DecisionKind.page_held, incident, event.at, transient_hold_reason(hold, incident),
+                                 level="1"))
+    elif what is Reaction.hasten and state is not None:
+        sooner = hastened(state, now)
+        if sooner is not None:
+            state = sooner
+            out.append(Hastened(sooner))
+    elif what is Reaction.stop:  # ESC-5
+        never_paged = state is None or (state.level, state.round) == (0, 0)
+        if state is not None:
+            state = state.model_copy(update={"status": EscalationStatus.stopped,
+                                             "stopped_by": f"{event.kind.value}:{event.actor}"})
+        out += [Stopped(incident.id, f"{event.kind.value}:{event.actor}"),
+                Notice(incident.id, event.kind, event.event_id, event.actor, event.at)]
+        if (never_paged and event.kind is IncidentEventKind.resolved and incident.page_held_until is not None
+                and event.at < incident.page_held_until):
+            out.append(_decision(DecisionKind.not_paged, incident, event.at, resolved_in_pause_reason(incident)))
+    elif what is Reaction.update:  # ESC-6
+        out.append(Update(incident.id))
+    return state, out
+
+
+def due(state: Escalation, incident: Incident, now: datetime, muted: str | None,
+        paging: Paging) -> tuple[Escalation, list[Output]]:
+    """Pure: what the due level of an active escalation does at `now` (the caller's clock: when it fell due on
+    the simulator's). `muted` is why every firing alert is muted (`muted_by`), or None.
+
+    Not triggered any more: it stops (ESC-5). Muted: the level is held and looked at again
+    MUTE_RECHECK_SECONDS later (ESC-7). Else it pages the level's recipients at `now` and moves on (ESC-8)."""
+    if incident.status is not IncidentStatus.triggered:
+        return (state.model_copy(update={"status": EscalationStatus.stopped, "stopped_by": incident.status.value}),
+                [Stopped(incident.id, incident.status.value)])
+    level = state.level + 1
+    if muted is not None:
+        held = state.model_copy(update={"due_at": now + timedelta(seconds=MUTE_RECHECK_SECONDS),
+                                        "held_at": state.held_at or now})
+        out: list[Output] = [Held(held, state.held_at is None)]
+        if state.held_at is None:
+            out.append(_decision(DecisionKind.page_held, incident, now, mute_hold_reason(level, muted), level=str(level)))
+        return held, out
+    who = tuple(recipients(state, paging.config, now))
+    caused = state.started_at if (state.level, state.round) == (0, 0) else state.due_at
+    following = after_paging(state, paging.config, now)
+    return following, [Page(state, level, who, now, caused, following)]

@@ -1,0 +1,117 @@
+"""The pager on a virtual clock: the escalation core (correlation/escalation.py `apply`, `due`) driven by the
+simulator, without Redis or deliveries. `firebreak check` (fixtures) and `firebreak replay --notifications` (a
+recorded stream) run it, so both page exactly as the live pager (actions/pager.py), which calls the same core.
+
+What it leaves out is what needs the outside world: delivery failures and retries, dedup keys across
+workers, and the update and notice messages (acknowledge and resolve notices always go out live). What it
+adds is replay's model of the people: with `ack_after`, each incident is acknowledged that long after its
+first page.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from correlation.escalation import (
+    Escalation,
+    EscalationStatus,
+    Held,
+    Output,
+    Page,
+    Paging,
+    Started,
+    apply,
+    due,
+    firing_alerts,
+    muted_by,
+)
+from correlation.topology import Topology
+from schemas import Incident, IncidentAlert, IncidentEvent
+from schemas.decision import Decision, DecisionKind
+from schemas.notification import NotificationsFile
+
+# What suppresses one alert at an instant (`silence:<id>`, `inhibit:<rule>`, or None).
+Suppression = Callable[[IncidentAlert, datetime], str | None]
+
+
+@dataclass(frozen=True)
+class VirtualPage:
+    incident_id: str
+    level: int
+    policy: str
+    to: list[str]  # the people paged, and the channels paged as such
+    channels: list[str]
+    at: datetime
+
+
+@dataclass
+class VirtualPager:
+    config: NotificationsFile
+    topology: Topology
+    service_label: str
+    suppression: Suppression
+    decisions: list[Decision] | None = None  # the decision log, kept only when a list is given
+    # Replay's model of the people: each incident acknowledged this long after its first page (None: never).
+    ack_after: timedelta | None = None
+    escalations: dict[str, Escalation] = field(default_factory=dict)
+    pages: list[VirtualPage] = field(default_factory=list)
+    first_paged: dict[str, datetime] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.paging = Paging(self.config, self.topology, self.service_label)
+
+    def observe(self, event: IncidentEvent, incident: Incident) -> None:
+        """The paging consequence of one incident event (the incident as projected after it), at its time."""
+        state, outputs = apply(self.escalations.get(incident.id), event, incident, event.at, self.paging)
+        if state is not None:
+            self.escalations[incident.id] = state
+        for output in outputs:
+            if isinstance(output, Started) and output.outcome == "started":
+                self.first_paged.pop(incident.id, None)  # reopened: paging starts afresh, and so would the people
+            self._keep(output, incident)
+
+    def next_due(self) -> datetime | None:
+        """When the next level of an active escalation falls due (held ones included); None if none is active."""
+        return min((s.due_at for s in self.escalations.values() if s.status is EscalationStatus.active), default=None)
+
+    def escalate(self, now: datetime, incidents: Mapping[str, Incident]) -> list[tuple[Incident, int]]:
+        """Page every level due by `now`, each at the time it was due; returns (incident, level) paged."""
+        paged: list[tuple[Incident, int]] = []
+        for incident_id, state in list(self.escalations.items()):
+            while state.status is EscalationStatus.active and state.due_at <= now:
+                incident = incidents[incident_id]
+                acked = self.first_paged.get(incident_id)
+                if acked is not None and self.ack_after is not None and state.due_at >= acked + self.ack_after:
+                    self._keep(Decision(at=acked + self.ack_after, kind=DecisionKind.not_paged, incident_id=incident.id,
+                                        policy=incident.policy, rule="pager",
+                                        reason=f"acknowledged (assumed: {self.ack_after} after the first page): level "
+                                               f"{state.level + 1} and later do not page"), incident)
+                    state = state.model_copy(update={"status": EscalationStatus.stopped})
+                    break
+                muted = muted_by([self.suppression(a, state.due_at) for a in firing_alerts(incident)])
+                state, outputs = due(state, incident, state.due_at, muted, self.paging)
+                for output in outputs:
+                    self._keep(output, incident)
+                    if isinstance(output, Page):
+                        paged.append((incident, output.level))
+                        self.first_paged.setdefault(incident_id, output.at)
+            self.escalations[incident_id] = state
+        return paged
+
+    def _keep(self, output: Output, incident: Incident) -> None:
+        """Record what the core decided: pages, and decisions when a decision list is kept."""
+        if isinstance(output, Page):
+            who = output.recipients
+            self.pages.append(VirtualPage(output.state.incident_id, output.level, output.state.policy,
+                                          sorted({r.user or r.channel for r in who}), sorted({r.channel for r in who}),
+                                          output.at))
+            for r in who:
+                self._keep(Decision(at=output.at, kind=DecisionKind.paged, incident_id=incident.id,
+                                    policy=incident.policy, rule="pager",
+                                    reason=f"level {output.level} would page {r.user or r.channel} via {r.channel}",
+                                    detail={"delivery": "page", "level": str(output.level), "channel": r.channel,
+                                            "result": "simulated"}), incident)
+        elif isinstance(output, Decision) and self.decisions is not None:
+            self.decisions.append(output)
