@@ -15,9 +15,8 @@ import hashlib
 from collections.abc import Iterable
 from typing import Any
 
-from schemas.matchers import matches_all, parse_matcher_list
 from schemas.regex import full_match
-from correlation.conditions import conditions_hold, label_sets, services_of, team_of
+from correlation.conditions import conditions_hold, services_of, team_of
 from correlation.topology import Topology
 from schemas import Alert, Incident, IncidentEvent, IncidentEventKind
 from schemas.runbook import Param, Run, Runbook, Trigger

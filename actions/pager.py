@@ -35,23 +35,25 @@ from redis.exceptions import RedisError
 from actions.channels import Message
 from actions.delivery import Deliverer
 from correlation.escalation import (
-    MUTE_RECHECK_SECONDS,
     Escalation,
     EscalationStatus,
+    Held,
+    Hastened,
+    Notice,
+    Output,
+    Page,
+    Paging,
     Reaction,
     Recipient,
-    after_paging,
-    hastened,
-    mute_hold_reason,
-    reaction,
-    recipients,
-    choose_route,
+    Started,
+    Stopped,
+    Unrouted,
+    Update,
+    apply,
+    begin,
+    due,
     may_reroute,
-    reroute_reason,
-    rerouted,
-    resolved_in_pause_reason,
-    start,
-    transient_hold_reason,
+    reaction,
 )
 from adapters.links import Links
 from actions.loop import PollLoop
@@ -60,8 +62,8 @@ from correlation.topology import Topology
 from adapters.logs import context as log_context
 from adapters.metrics import ESCALATIONS
 from adapters.readmodel import IncidentStore
-from schemas import Alert, Incident, IncidentEvent, IncidentEventKind, IncidentStatus
-from schemas.decision import Decision, DecisionKind
+from schemas import Incident, IncidentEvent, IncidentEventKind, IncidentStatus
+from schemas.decision import Decision
 from schemas.notification import DeliveryKind, NotificationsFile
 
 log = logging.getLogger("firebreak.pager")
@@ -108,6 +110,10 @@ return 1
 """
 
 
+# The reactions that need the incident's escalation from Redis (a re-route reads it too).
+_READS_STATE = frozenset({Reaction.start, Reaction.start_if_never_paged, Reaction.hasten, Reaction.stop})
+
+
 def _ts(at: datetime) -> float:
     return at.timestamp()
 
@@ -129,6 +135,7 @@ class Pager(PollLoop):
         self.links = links
         self.topology = topology
         self.service_label = service_label
+        self.paging = Paging(config, topology, service_label)
         self.update_interval = update_interval
         self.lease = lease_seconds
         super().__init__(poll_seconds)
@@ -146,59 +153,51 @@ class Pager(PollLoop):
     # -- from the stream: fast Redis writes only --------------------------------------------------------
 
     async def on_incident_event(self, event: IncidentEvent, incident: Incident) -> None:
-        await self._reroute(event, incident)
+        """Act on what the escalation core (correlation/escalation.py `apply`) makes of one incident event.
+        The incident's escalation is read from Redis only for an event that may start, hasten, stop or
+        re-route it; the writes are conditional (Lua) so a redelivered event or a racing worker changes nothing."""
         what = reaction(event, incident)
-        if what in (Reaction.start, Reaction.start_if_never_paged):
-            await self._begin(event, incident, only_if_absent=what is Reaction.start_if_never_paged)
-        elif what is Reaction.hasten:
-            await self._hasten(event, incident)
-        elif what is Reaction.stop:
-            stopped = await self._stop(keys=[self._k("esc", event.incident_id), self._k("esc", "due"), self._k("esc", "updates")],
-                                       args=[f"{event.kind.value}:{event.actor}", "", event.incident_id])
-            if stopped:
-                ESCALATIONS.labels("stopped").inc()
-            notice = json.dumps({"incident": event.incident_id, "kind": event.kind.value, "event": event.event_id,
-                                 "actor": event.actor, "at": event.at.isoformat()}, sort_keys=True)
-            if await self.redis.exists(self._k("esc", event.incident_id, "paged")):
+        current = (await self.state(incident.id)
+                   if what in _READS_STATE or may_reroute(event, incident) else None)
+        _, outputs = apply(current, event, incident, datetime.now(timezone.utc), self.paging)
+        await self._act(outputs, incident)
+
+    async def _act(self, outputs: list[Output], incident: Incident) -> bool:
+        """Write, count and log what the core returned, in order. The decisions that follow a `Started` are
+        logged only if it was written (another worker, or this event's first delivery, may have started it).
+        Returns whether an escalation was started."""
+        written, started = True, False
+        for output in outputs:
+            if isinstance(output, Started):
+                written = await self._write_escalation(incident, output.state,
+                                                       "if_absent" if output.only_if_absent else "replace", output.outcome)
+                started |= written
+            elif isinstance(output, Unrouted):
+                ESCALATIONS.labels("unrouted").inc()
+                log.info("incident %s matches no route and no default policy: nobody is paged", incident.id,
+                         extra=log_context(incident_id=incident.id, correlation_key=incident.correlation_key))
+            elif isinstance(output, Hastened):  # GRP-24: the decision log has why, from the grouping stage's event
+                # A level 1 that went out meanwhile is not paged again: the core leaves a paged escalation alone,
+                # and the page's dedup key stops a second send if the two cross.
+                if await self._advance(keys=[self._k("esc", incident.id), self._k("esc", "due")],
+                                       args=[output.state.model_dump_json(), output.state.generation,
+                                             str(_ts(output.state.due_at)), incident.id]):
+                    self.wake.set()
+            elif isinstance(output, Stopped):
+                if await self._stop(keys=[self._k("esc", incident.id), self._k("esc", "due"), self._k("esc", "updates")],
+                                    args=[output.by, "", incident.id]):
+                    ESCALATIONS.labels("stopped").inc()
+            elif isinstance(output, Notice) and await self.redis.exists(self._k("esc", incident.id, "paged")):
+                notice = json.dumps({"incident": incident.id, "kind": output.kind.value, "event": output.event_id,
+                                     "actor": output.actor, "at": output.at.isoformat()}, sort_keys=True)
                 await self.redis.zadd(self._k("esc", "notices"), {notice: _ts(datetime.now(timezone.utc))}, nx=True)
                 self.wake.set()
-            elif (event.kind is IncidentEventKind.resolved and incident.page_held_until is not None
-                  and event.at < incident.page_held_until):
-                await self._decide(DecisionKind.not_paged, incident, event.at, resolved_in_pause_reason(incident))
-        elif what is Reaction.update and await self.redis.exists(self._k("esc", event.incident_id, "paged")):
-            due = datetime.now(timezone.utc) + timedelta(seconds=self.update_interval)
-            await self.redis.zadd(self._k("esc", "updates"), {event.incident_id: _ts(due)}, nx=True)
-
-    async def _reroute(self, event: IncidentEvent, incident: Incident) -> None:
-        """A change that routes the incident to a policy that has not paged it starts that escalation now
-        (`rerouted`); the one it replaces stops (its generation no longer matches)."""
-        if not may_reroute(event, incident):
-            return  # nothing to re-route: no Redis read
-        current = await self.state(incident.id)
-        chosen = rerouted(event, incident, current, self.config, self.topology, self.service_label)
-        if chosen is not None:
-            await self._write_escalation(incident, start(incident.id, chosen.policy or "", event.event_id, event.at,
-                                                         chosen.index, current),
-                                         event.at, reroute_reason(event, chosen, current), "replace", "rerouted")
-
-    async def _hasten(self, event: IncidentEvent, incident: Incident) -> None:
-        """The transient pause was cut short (GRP-24): level 1, still held, is due now. A level 1 that went
-        out meanwhile (its hold ran out) is not paged again: `hastened` leaves a paged escalation alone, and
-        the page's dedup key stops a second send if the two cross."""
-        state = await self.state(event.incident_id)
-        now = datetime.now(timezone.utc)
-        sooner = hastened(state, now) if state is not None else None
-        if state is None or sooner is None:
-            return
-        moved = await self._advance(keys=[self._k("esc", event.incident_id), self._k("esc", "due")],
-                                    args=[sooner.model_dump_json(), state.generation, str(_ts(now)), event.incident_id])
-        if moved:  # the decision log has why, from the grouping stage's event
-            self.wake.set()
-
-    async def _begin(self, event: IncidentEvent, incident: Incident, only_if_absent: bool) -> None:
-        hold = event.page_held_until if event.kind is IncidentEventKind.opened else None
-        await self._start_escalation(incident, event.severity or incident.severity, event.event_id, event.at,
-                                     event.alert, only_if_absent, hold)
+            elif isinstance(output, Update) and await self.redis.exists(self._k("esc", incident.id, "paged")):
+                due_at = datetime.now(timezone.utc) + timedelta(seconds=self.update_interval)
+                await self.redis.zadd(self._k("esc", "updates"), {incident.id: _ts(due_at)}, nx=True)
+            elif isinstance(output, Decision) and written:
+                await self._log([output], incident.id)
+        return started
 
     async def resume(self, incident: Incident) -> bool:
         """Start again, if absent, the escalation of an open incident nobody acknowledged: after Redis lost
@@ -212,47 +211,23 @@ class Pager(PollLoop):
                         if e.kind in (IncidentEventKind.opened, IncidentEventKind.reopened)), None)
         if opening is None:
             return False
-        return await self._start_escalation(incident, incident.severity, f"{incident.id}:{opening.seq}", opening.at,
-                                            None, only_if_absent=True)
+        _, outputs = begin(incident, incident.severity, None, f"{incident.id}:{opening.seq}", opening.at, self.paging,
+                           only_if_absent=True)
+        return await self._act(outputs, incident)
 
-    async def _start_escalation(self, incident: Incident, severity: str | None, generation: str, at: datetime,
-                                alert: Alert | None, only_if_absent: bool, hold: datetime | None = None) -> bool:
-        """Start paging now, or at `hold` (the transient pause): an incident resolved before then pages nobody."""
-        chosen = choose_route(incident, severity, self.config, self.topology, self.service_label, alert)
-        policy, why = chosen.policy, chosen.why
-        if policy is None:
-            ESCALATIONS.labels("unrouted").inc()
-            log.info("incident %s matches no route and no default policy: nobody is paged", incident.id,
-                     extra=log_context(incident_id=incident.id, correlation_key=incident.correlation_key))
-            await self._decide(DecisionKind.not_paged, incident, at, why)
-            return False
-        held_until = hold if hold is not None and hold > datetime.now(timezone.utc) else None
-        state = start(incident.id, policy, generation, at, chosen.index)
-        if held_until is not None:
-            state = state.model_copy(update={"due_at": held_until, "started_at": held_until})
-        created = await self._write_escalation(incident, state, at, why, "if_absent" if only_if_absent else "replace",
-                                               "started", due=held_until)
-        if created and held_until is not None:
-            await self._decide(DecisionKind.page_held, incident, at, transient_hold_reason(held_until, incident), level="1")
-        return created
-
-    async def _write_escalation(self, incident: Incident, state: Escalation, at: datetime, why: str, mode: str,
-                                outcome: str, due: datetime | None = None) -> bool:
-        """Store a new escalation (`mode` replace, or if_absent), its first level due at `due` (default now); on
-        success count it under `outcome`, wake the loop and log why in the decision log."""
+    async def _write_escalation(self, incident: Incident, state: Escalation, mode: str, outcome: str) -> bool:
+        """Store a new escalation (`mode` replace, or if_absent), its first level due at `state.due_at`; on
+        success count it under `outcome` and wake the loop."""
         created = await self._start(keys=[self._k("esc", incident.id), self._k("esc", "due")],
-                                    args=[state.model_dump_json(), state.generation,
-                                          _ts(due or datetime.now(timezone.utc)), mode, incident.id])
+                                    args=[state.model_dump_json(), state.generation, _ts(state.due_at), mode, incident.id])
         if created:
             ESCALATIONS.labels(outcome).inc()
             self.wake.set()
-            await self._decide(DecisionKind.escalation_started, incident, at, why, escalation_policy=state.policy)
         return bool(created)
 
-    async def _decide(self, kind: DecisionKind, incident: Incident, at: datetime, reason: str, **detail: str) -> None:
+    async def _log(self, decisions: list[Decision], incident_id: str) -> None:
         if self.on_decision is not None:
-            await self.on_decision([Decision(at=at, kind=kind, incident_id=incident.id, policy=incident.policy, rule="pager",
-                                             reason=reason, detail=detail)], incident.id)
+            await self.on_decision(decisions, incident_id)
 
     # -- the loop ---------------------------------------------------------------------------------------
 
@@ -313,11 +288,8 @@ class Pager(PollLoop):
         if incident is None:
             await self.redis.zadd(due_key, {incident_id: _ts(datetime.now(timezone.utc)) + 1})
             return
-        if incident.status is not IncidentStatus.triggered:  # acknowledged or resolved before its event reached us
-            await self._stop(keys=[self._k("esc", incident_id), due_key, self._k("esc", "updates")],
-                             args=[incident.status.value, "", incident_id])
-            return
-        if not incident.alerts and datetime.now(timezone.utc) - state.started_at < timedelta(seconds=5):
+        if (incident.status is IncidentStatus.triggered and not incident.alerts
+                and datetime.now(timezone.utc) - state.started_at < timedelta(seconds=5)):
             # Opened one event before its first alert joins: a moment's wait makes the page show the alert.
             await self.redis.zadd(due_key, {incident_id: _ts(datetime.now(timezone.utc)) + 0.2})
             return
@@ -325,26 +297,37 @@ class Pager(PollLoop):
             log.error("incident %s escalates by policy %r, which the notifications file no longer has", incident_id, state.policy)
             await self.redis.zrem(due_key, incident_id)
             return
-        level = state.level + 1
-        if self.muted is not None and (reason := await self.muted(incident)):
-            # Held, not skipped: the level pages once the mute ends if the incident still fires; looked at
-            # again every MUTE_RECHECK_SECONDS, and logged once, when the hold begins.
-            now = datetime.now(timezone.utc)
-            recheck = str(_ts(now) + MUTE_RECHECK_SECONDS)
-            if state.held_at is not None:
-                await self.redis.zadd(due_key, {incident_id: float(recheck)}, xx=True)
-                return
-            ESCALATIONS.labels("muted").inc()
-            held = state.model_copy(update={"held_at": now})
-            await self._advance(keys=[self._k("esc", incident_id), due_key],
-                                args=[held.model_dump_json(), state.generation, recheck, incident_id])
-            await self._decide(DecisionKind.page_held, incident, now, mute_hold_reason(level, reason), level=str(level))
-            return
-        who = recipients(state, self.config, datetime.now(timezone.utc))
-        ctx = context(incident, self.topology, self.service_label)["incident"]
-        caused = state.started_at if (state.level, state.round) == (0, 0) else state.due_at
+        muted = await self.muted(incident) if self.muted is not None and incident.status is IncidentStatus.triggered else None
+        following, outputs = due(state, incident, datetime.now(timezone.utc), muted or None, self.paging)
+        for output in outputs:
+            if isinstance(output, Stopped):  # acknowledged or resolved before its event reached us
+                await self._stop(keys=[self._k("esc", incident_id), due_key, self._k("esc", "updates")],
+                                 args=[output.by, "", incident_id])
+            elif isinstance(output, Held):  # looked at again every MUTE_RECHECK_SECONDS; logged once, when it begins
+                recheck = str(_ts(output.state.due_at))
+                if not output.first:
+                    await self.redis.zadd(due_key, {incident_id: float(recheck)}, xx=True)
+                    continue
+                ESCALATIONS.labels("muted").inc()
+                await self._advance(keys=[self._k("esc", incident_id), due_key],
+                                    args=[output.state.model_dump_json(), state.generation, recheck, incident_id])
+            elif isinstance(output, Decision):
+                await self._log([output], incident_id)
+            elif isinstance(output, Page):
+                await self._page(incident, output)
+                due_at = "" if following.status is not EscalationStatus.active else str(_ts(following.due_at))
+                moved = await self._advance(keys=[self._k("esc", incident_id), due_key],
+                                            args=[following.model_dump_json(), state.generation, due_at, incident_id])
+                ESCALATIONS.labels(f"level_{min(output.level, 5)}").inc()
+                if moved and output.level >= 2 and self.on_escalated is not None:
+                    await self._escalated(incident, state, output.level)
 
-        async def page(r: Recipient) -> None:
+    async def _page(self, incident: Incident, page: Page) -> None:
+        """Deliver one level's page to each recipient, unless the escalation stopped or was replaced meanwhile."""
+        state, level, incident_id = page.state, page.level, incident.id
+        ctx = context(incident, self.topology, self.service_label)["incident"]
+
+        async def one(r: Recipient) -> None:
             current = await self.state(incident_id)
             if current is None or current.status is not EscalationStatus.active or current.generation != state.generation:
                 return  # acknowledged or resolved meanwhile: stop at once
@@ -352,20 +335,14 @@ class Pager(PollLoop):
             message = Message(kind="page", dedup_key=key, incident=ctx, level=level, recipient=r.user or r.channel,
                               links=self.links.for_incident(incident_id, by=r.user or r.channel))
             delivered = await self.deliverer.deliver(key=key, kind=DeliveryKind.page, incident_id=incident_id, channel=r.channel,
-                                                     message=message, address=r.address, user=r.user, level=level, caused_at=caused)
+                                                     message=message, address=r.address, user=r.user, level=level,
+                                                     caused_at=page.caused_at)
             await self.redis.sadd(self._k("esc", incident_id, "paged"), r.model_dump_json())
             if delivered is not None:
                 log.info("paged level %d of incident %s: %s on %s", level, incident_id, r.user or "-", r.channel,
                          extra=log_context(incident_id=incident_id, channel=r.channel, delivery_id=key))
 
-        await asyncio.gather(*(page(r) for r in who))
-        following = after_paging(state, self.config, datetime.now(timezone.utc))
-        due = "" if following.status is not EscalationStatus.active else str(_ts(following.due_at))
-        moved = await self._advance(keys=[self._k("esc", incident_id), due_key],
-                                    args=[following.model_dump_json(), state.generation, due, incident_id])
-        ESCALATIONS.labels(f"level_{min(level, 5)}").inc()
-        if moved and level >= 2 and self.on_escalated is not None:
-            await self._escalated(incident, state, level)
+        await asyncio.gather(*(one(r) for r in page.recipients))
 
     async def _escalated(self, incident: Incident, state: Escalation, level: int) -> None:
         assert self.on_escalated is not None

@@ -325,6 +325,14 @@ class Started:
 
 
 @dataclass(frozen=True)
+class Unrouted:
+    """No route, owner team or default sends the incident to an escalation policy: nobody is paged (ESC-9)."""
+
+    incident_id: str
+    why: str
+
+
+@dataclass(frozen=True)
 class Hastened:
     """Level 1, held by a transient pause, is due now: store `state` (ESC-4)."""
 
@@ -337,6 +345,13 @@ class Stopped:
 
     incident_id: str
     by: str
+
+
+@dataclass(frozen=True)
+class HeldOff:
+    """The incident resolved within its transient pause: the page it held never went out (ESC-2)."""
+
+    incident_id: str
 
 
 @dataclass(frozen=True)
@@ -377,7 +392,7 @@ class Page:
     following: Escalation
 
 
-Output = Started | Hastened | Stopped | Notice | Update | Held | Page | Decision
+Output = Started | Unrouted | Hastened | Stopped | HeldOff | Notice | Update | Held | Page | Decision
 
 
 def _decision(kind: DecisionKind, incident: Incident, at: datetime, reason: str, **detail: str) -> Decision:
@@ -403,20 +418,11 @@ def apply(current: Escalation | None, event: IncidentEvent, incident: Incident, 
     if what in (Reaction.start, Reaction.start_if_never_paged):
         if state is not None and (state.generation == event.event_id or what is Reaction.start_if_never_paged):
             return state, out  # redelivered, or it paged (or pages) already
-        route_ = choose_route(incident, event.severity or incident.severity, paging.config, paging.topology,
-                              paging.service_label, event.alert)
-        if route_.policy is None or route_.policy not in paging.config.escalation_policies:  # ESC-9
-            return state, [*out, _decision(DecisionKind.not_paged, incident, event.at, route_.why)]
-        state = start(incident.id, route_.policy, event.event_id, event.at, route_.index)  # ESC-1
         hold = event.page_held_until if event.kind is IncidentEventKind.opened else None
-        held = hold is not None and hold > now
-        if held and hold is not None:  # ESC-2
-            state = state.model_copy(update={"due_at": hold, "started_at": hold})
-        out += [Started(state, what is Reaction.start_if_never_paged, "started"),
-                _decision(DecisionKind.escalation_started, incident, event.at, route_.why, escalation_policy=route_.policy)]
-        if held and hold is not None:
-            out.append(_decision(DecisionKind.page_held, incident, event.at, transient_hold_reason(hold, incident),
-                                 level="1"))
+        begun, started = begin(incident, event.severity or incident.severity, event.alert, event.event_id, event.at,
+                               paging, only_if_absent=what is Reaction.start_if_never_paged,
+                               hold=hold if hold is not None and hold > now else None)
+        return begun or state, [*out, *started]
     elif what is Reaction.hasten and state is not None:
         sooner = hastened(state, now)
         if sooner is not None:
@@ -431,9 +437,29 @@ def apply(current: Escalation | None, event: IncidentEvent, incident: Incident, 
                 Notice(incident.id, event.kind, event.event_id, event.actor, event.at)]
         if (never_paged and event.kind is IncidentEventKind.resolved and incident.page_held_until is not None
                 and event.at < incident.page_held_until):
-            out.append(_decision(DecisionKind.not_paged, incident, event.at, resolved_in_pause_reason(incident)))
+            out += [HeldOff(incident.id),
+                    _decision(DecisionKind.not_paged, incident, event.at, resolved_in_pause_reason(incident))]
     elif what is Reaction.update:  # ESC-6
         out.append(Update(incident.id))
+    return state, out
+
+
+def begin(incident: Incident, severity: str | None, alert: Alert | None, generation: str, at: datetime, paging: Paging,
+          only_if_absent: bool = False, hold: datetime | None = None) -> tuple[Escalation | None, list[Output]]:
+    """Pure: an escalation by the incident's route, started at `at` with level 1 due then, or at `hold` (a
+    transient pause, ESC-2); None and `Unrouted` if no escalation policy takes it (ESC-9). `alert` is the alert
+    of the event that opened it, which the incident may not list yet. The live pager also calls it to start
+    again, from its opening, the escalation of an open incident whose escalation Redis lost."""
+    chosen = choose_route(incident, severity, paging.config, paging.topology, paging.service_label, alert)
+    if chosen.policy is None or chosen.policy not in paging.config.escalation_policies:
+        return None, [Unrouted(incident.id, chosen.why), _decision(DecisionKind.not_paged, incident, at, chosen.why)]
+    state = start(incident.id, chosen.policy, generation, at, chosen.index)  # ESC-1
+    if hold is not None:
+        state = state.model_copy(update={"due_at": hold, "started_at": hold})
+    out: list[Output] = [Started(state, only_if_absent, "started"),
+                         _decision(DecisionKind.escalation_started, incident, at, chosen.why, escalation_policy=chosen.policy)]
+    if hold is not None:
+        out.append(_decision(DecisionKind.page_held, incident, at, transient_hold_reason(hold, incident), level="1"))
     return state, out
 
 

@@ -23,15 +23,25 @@ from correlation.fingerprint import fingerprint
 from correlation.projection import project
 from correlation.rules import Rules
 from correlation.simulator import Simulation
+from correlation.virtual_pager import VirtualPager
 from schemas.alert import EARLIEST, LATEST, time_problems
 from schemas import Alert, AlertIn, ChangeEvent, Incident, IncidentAlert, IncidentEvent, IncidentEventKind, Silence
 from schemas.decision import Decision
+from schemas.notification import NotificationsFile
 
 _KEEP = ("status", "labels", "annotations", "startsAt", "endsAt", "generatorURL")
-# What would reach a person: pages for new and reopened incidents, notifications also for severity changes,
-# resolves and the end of flapping; nothing while an incident flaps (its events carry notify=false).
-PAGING_KINDS = (IncidentEventKind.opened, IncidentEventKind.reopened)
-NOTIFYING_KINDS = (*PAGING_KINDS, IncidentEventKind.severity_changed, IncidentEventKind.resolved)
+# What would reach a person: the pages the simulated pager sends (correlation/escalation.py decides them, as it
+# does live), and notifications also for severity changes, resolves and the end of flapping; nothing while an
+# incident flaps (its events carry notify=false).
+NOTIFYING_KINDS = (IncidentEventKind.severity_changed, IncidentEventKind.resolved)
+# Without an escalation config, replay pages with this one: everyone, once, at level 1. Its pages are what
+# `pages` counts: one for each incident the live pager would page (opened, reopened, flapping ended, a held
+# page that went out), none for one muted until it resolved or resolved within its transient pause.
+EVERYONE = NotificationsFile.model_validate({
+    "channels": {"page": {"type": "webhook", "url": "http://127.0.0.1/replay"}},
+    "escalation_policies": {"everyone": {"levels": [{"targets": [{"channel": "page"}]}]}},
+    "default_policy": "everyone",
+})
 
 
 class Pager(Protocol):
@@ -44,7 +54,10 @@ class Pager(Protocol):
     def next_due(self) -> datetime | None: ...
 
     @property
-    def pages(self) -> list[Any]: ...  # each with `level`, `policy` (escalation policy) and `to`
+    def pages(self) -> list[Any]: ...  # each with `level`, `round`, `policy` (escalation policy), `incident_policy`, `to`
+
+    @property
+    def held_off(self) -> list[Incident]: ...  # resolved within their transient pause
 
 
 @dataclass(frozen=True)
@@ -123,16 +136,14 @@ class Report:
     per_policy: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
     incidents: dict[str, ReplayIncident] = field(default_factory=dict)
     decisions: list[Decision] | None = None  # the decision log, when asked for (`replay --explain`)
-    paged: list[Any] | None = None  # with a pager: each page it sent (level, policy, to), in order
-    held: dict[str, tuple[datetime, str]] = field(default_factory=dict)  # transient pause: incident -> (until, policy)
+    paged: list[Any] | None = None  # with an escalation config: each page it sent (level, policy, to), in order
+    # Every page the simulated pager sent (with EVERYONE if no escalation config was given), and the incidents
+    # that resolved within their transient pause, so never paged.
+    simulated: list[Any] = field(default_factory=list)
+    held_off: list[Incident] = field(default_factory=list)
     until: datetime | None = None  # where time stopped: the last timer after the last line (a day after it at most)
 
     def observe(self, event: IncidentEvent) -> None:
-        # A held page goes out when its hold ends with the incident still open (events come in time order).
-        for incident_id, (until, policy_name) in list(self.held.items()):
-            if until <= event.at:
-                del self.held[incident_id]
-                self.per_policy[policy_name]["pages"] += 1
         self.events[event.kind.value] += 1
         policy = self.per_policy[event.policy]
         if event.kind is IncidentEventKind.opened:
@@ -144,14 +155,6 @@ class Report:
             return
         incident.severity = event.severity
         incident.probable_root = event.probable_root
-        if event.kind is IncidentEventKind.opened and event.notify and event.page_held_until is not None:
-            self.held[event.incident_id] = (event.page_held_until, event.policy)
-        elif event.kind is IncidentEventKind.page_hold_ended and self.held.pop(event.incident_id, None) is not None:
-            policy["pages"] += 1  # an alert that does not resolve by itself joined: the held page goes out now
-        elif event.kind in PAGING_KINDS and event.notify:
-            policy["pages"] += 1
-        if event.kind is IncidentEventKind.resolved and self.held.pop(event.incident_id, None) is not None:
-            policy["pages_held_off"] += 1  # resolved within its transient pause: nobody paged
         if event.kind in NOTIFYING_KINDS and event.notify or event.kind is IncidentEventKind.flapping_ended:
             policy["notifications"] += 1
         if event.kind is IncidentEventKind.alert_added and event.alert is not None:
@@ -169,8 +172,12 @@ class Report:
     def summary(self) -> dict[str, Any]:
         opened = self.events["opened"]
         per_policy = {name: Counter(c) for name, c in self.per_policy.items()}
-        for _, policy_name in self.held.values():  # still open when the stream ended: those pages go out
-            per_policy.setdefault(policy_name, Counter())["pages"] += 1
+        for page in self.simulated:  # the first page of each escalation: someone was paged for the incident
+            if page.level == 1 and page.round == 0:
+                per_policy.setdefault(page.incident_policy, Counter())["pages"] += 1
+                per_policy[page.incident_policy]["notifications"] += 1
+        for incident in self.held_off:
+            per_policy.setdefault(incident.policy, Counter())["pages_held_off"] += 1
         pages = sum(p["pages"] for p in per_policy.values())
         return {
             "lines": self.lines,
@@ -180,7 +187,7 @@ class Report:
             "incidents_opened": opened,
             "noise_reduction": round(1 - opened / self.alerts_in, 4) if self.alerts_in else 0.0,
             "pages": pages,
-            "notifications": sum(p["notifications"] for p in self.per_policy.values()),
+            "notifications": sum(p["notifications"] for p in per_policy.values()),
             "dedup": dict(self.outcomes),
             "per_policy": {name: dict(c) for name, c in sorted(per_policy.items())},
             **({"paging": _paging(self.paged)} if self.paged is not None else {}),
@@ -214,19 +221,19 @@ def replay(
     alerts, and nobody acknowledges unless the pager models it (`ack_after`)."""
     report = report or Report()
     engine, state = Engine(rules), State(silences=list(silences), changes=list(changes), decisions=report.decisions)
-    paging = pager(engine, state) if pager is not None else None
+    paging = (pager(engine, state) if pager is not None
+              else VirtualPager(EVERYONE, rules.topology, rules.service_label, suppression_of(engine, state)))
     incidents: dict[str, Incident] = {}
 
     def observe(events: list[IncidentEvent]) -> None:
         for event in events:
             report.observe(event)
-            if paging is not None and (incident := project(incidents.get(event.incident_id), event)) is not None:
+            if (incident := project(incidents.get(event.incident_id), event)) is not None:
                 incidents[event.incident_id] = incident
                 paging.observe(event, incident)
 
     def escalate(until: datetime) -> None:
-        if paging is not None:
-            paging.escalate(until, incidents)
+        paging.escalate(until, incidents)
 
     def feed(alert: Alert) -> Callable[[datetime], list[IncidentEvent]]:
         def apply(now: datetime) -> list[IncidentEvent]:
@@ -239,7 +246,8 @@ def replay(
 
     report.until = Simulation(engine, state, observe, escalate, paging).run((when, feed(alert)) for when, alert in items)
     report.outcomes.update({k.value: v for k, v in state.outcomes.items()})
-    if paging is not None:
+    report.simulated, report.held_off = list(paging.pages), list(paging.held_off)
+    if pager is not None:
         report.paged = list(paging.pages)
     return report
 

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from correlation.escalation import (
     Escalation,
     EscalationStatus,
-    Held,
+    HeldOff,
     Output,
     Page,
     Paging,
@@ -44,6 +44,8 @@ class VirtualPage:
     to: list[str]  # the people paged, and the channels paged as such
     channels: list[str]
     at: datetime
+    round: int = 0  # how many times the escalation policy had started over
+    incident_policy: str = ""  # the correlation policy of the incident
 
 
 @dataclass
@@ -58,6 +60,7 @@ class VirtualPager:
     escalations: dict[str, Escalation] = field(default_factory=dict)
     pages: list[VirtualPage] = field(default_factory=list)
     first_paged: dict[str, datetime] = field(default_factory=dict)
+    held_off: list[Incident] = field(default_factory=list)  # resolved within their transient pause: never paged
 
     def __post_init__(self) -> None:
         self.paging = Paging(self.config, self.topology, self.service_label)
@@ -106,12 +109,14 @@ class VirtualPager:
             who = output.recipients
             self.pages.append(VirtualPage(output.state.incident_id, output.level, output.state.policy,
                                           sorted({r.user or r.channel for r in who}), sorted({r.channel for r in who}),
-                                          output.at))
+                                          output.at, output.state.round, incident.policy))
             for r in who:
                 self._keep(Decision(at=output.at, kind=DecisionKind.paged, incident_id=incident.id,
                                     policy=incident.policy, rule="pager",
                                     reason=f"level {output.level} would page {r.user or r.channel} via {r.channel}",
                                     detail={"delivery": "page", "level": str(output.level), "channel": r.channel,
                                             "result": "simulated"}), incident)
+        elif isinstance(output, HeldOff):
+            self.held_off.append(incident)
         elif isinstance(output, Decision) and self.decisions is not None:
             self.decisions.append(output)

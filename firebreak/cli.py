@@ -445,7 +445,7 @@ def replay(ctx: click.Context, alerts_file: Path, policies_file: Path | None, se
     echo(f"distinct alerts:   {summary['distinct_alerts']}")
     echo(f"incidents opened:  {summary['incidents_opened']}")
     echo(f"noise reduction:   {summary['noise_reduction']:.1%}  (1 - incidents / alerts in)")
-    echo(f"pages:             {summary['pages']}  (opened + reopened, not while flapping)")
+    echo(f"pages:             {summary['pages']}  (first page of each escalation, by the simulated pager)")
     if "paging" in summary:
         paging = summary["paging"]
         who = f"each incident acknowledged {acked.total_seconds():g}s after its first page" if acked is not None else "nobody acknowledging"
