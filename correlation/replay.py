@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -34,6 +34,19 @@ PAGING_KINDS = (IncidentEventKind.opened, IncidentEventKind.reopened)
 NOTIFYING_KINDS = (*PAGING_KINDS, IncidentEventKind.severity_changed, IncidentEventKind.resolved)
 
 
+class Page(Protocol):
+    """What replay counts of one page a pager sent (actions/virtual_pager.py's VirtualPage)."""
+
+    @property
+    def level(self) -> int: ...
+
+    @property
+    def policy(self) -> str: ...  # the escalation policy
+
+    @property
+    def to(self) -> Sequence[str]: ...  # the people paged, and the channels paged as such
+
+
 class Pager(Protocol):
     """What replay needs of a pager on a virtual clock (actions/virtual_pager.py is the one Firebreak has)."""
 
@@ -44,7 +57,7 @@ class Pager(Protocol):
     def next_due(self) -> datetime | None: ...
 
     @property
-    def pages(self) -> list[Any]: ...  # each with `level`, `policy` (escalation policy) and `to`
+    def pages(self) -> Sequence[Page]: ...  # in the order they were sent
 
 
 @dataclass(frozen=True)
@@ -123,7 +136,7 @@ class Report:
     per_policy: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
     incidents: dict[str, ReplayIncident] = field(default_factory=dict)
     decisions: list[Decision] | None = None  # the decision log, when asked for (`replay --explain`)
-    paged: list[Any] | None = None  # with a pager: each page it sent (level, policy, to), in order
+    paged: list[Page] | None = None  # with a pager: each page it sent (level, policy, to), in order
     held: dict[str, tuple[datetime, str]] = field(default_factory=dict)  # transient pause: incident -> (until, policy)
     until: datetime | None = None  # where time stopped: the last timer after the last line (a day after it at most)
 
@@ -187,7 +200,7 @@ class Report:
         }
 
 
-def _paging(pages: list[Any]) -> dict[str, Any]:
+def _paging(pages: list[Page]) -> dict[str, Any]:
     """What the escalation config would have sent, nobody acknowledging: by level, person and policy."""
     return {
         "pages": len(pages),
