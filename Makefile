@@ -26,10 +26,12 @@ test: install
 test-unit: install
 	$(BIN)/pytest tests/unit
 
-## Structure and style: the import contracts (docs/architecture.md).
+## Structure and style: the import contracts (docs/architecture.md), then mypy --strict on schemas/ and correlation/
+## ([tool.mypy] in pyproject.toml).
 lint: install
 	$(BIN)/pip install --quiet -e '.[lint]'
 	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 ## The documentation site from docs/ into site/ (MkDocs Material); --strict: a broken link or page fails.
 docs: install

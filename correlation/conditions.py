@@ -40,10 +40,17 @@ def team_of(services: Iterable[str], probable_root: str | None, topology: Topolo
 class Conditions(Protocol):
     """A runbook's `match` or a notification route: each list empty means no condition of that kind."""
 
-    matchers: list[str]
-    severity: list[str]
-    service: list[str]
-    team: list[str]
+    @property
+    def matchers(self) -> list[str]: ...
+
+    @property
+    def severity(self) -> list[str]: ...
+
+    @property
+    def service(self) -> list[str]: ...
+
+    @property
+    def team(self) -> list[str]: ...
 
 
 def conditions_hold(spec: Conditions, incident: Incident, severity: str | None, topology: Topology, service_label: str,

@@ -11,6 +11,7 @@ Repeats of a firing alert are logged at the 1st, 2nd, 4th, 8th, ... repeat: a so
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TypedDict
 
 from correlation.dedup import DedupOutcome, FingerprintState
 from correlation.grouping import GroupState, Phase, TrackedIncident, reaches_minimum, regroup_refusal
@@ -37,6 +38,26 @@ _REGROUPS = {CommandAction.merge: "GRP-30", CommandAction.split: "GRP-31"}
 _EVIDENCE = {"topology": "topology", "time_gap_seconds": "time gap (s)", "session_gap_seconds": "since its last new "
              "alert (s)", "failure_domain": "failure domain", "change": "suspect change", "co_occurrence": "co-occurrence",
              "labels": "same labels", "opened_because": "because"}
+
+
+class _AlertCommon(TypedDict):
+    """The fields that the decisions about one alert event share (`of_alert_event`), as keywords of Decision."""
+
+    at: datetime
+    fingerprint: str
+    policy: str
+    rule: str
+    position: int
+
+
+class _IncidentCommon(TypedDict):
+    """The fields that the decision about one incident event carries (`_from_incident_event`), as keywords of Decision."""
+
+    at: datetime
+    incident_id: str
+    policy: str
+    rule: str
+    position: int
 
 
 def _is_power_of_two(n: int) -> bool:
@@ -89,7 +110,8 @@ def of_alert_event(event: AlertEvent, rules: Rules) -> list[Decision]:
     inhibited (by what), resolved, or flaps."""
     alert, fp = event.alert, event.alert.fingerprint
     policy, why = event.policy, route_reason(event.policy, rules)
-    base = {"at": event.at, "fingerprint": fp, "policy": policy, "rule": event.rule or "DUP-1", "position": event.source_position}
+    base: _AlertCommon = {"at": event.at, "fingerprint": fp, "policy": policy, "rule": event.rule or "DUP-1",
+                          "position": event.source_position}
     detail = {"correlation_key": event.correlation_key}
     if event.status is AlertStatus.resolved:
         return [Decision(**base, kind=DecisionKind.resolved, reason="its source sent resolved", detail=detail)]
@@ -107,7 +129,7 @@ def of_alert_event(event: AlertEvent, rules: Rules) -> list[Decision]:
     if event.flapping_until is not None:
         flapping = rules.policies.flapping
         decisions.append(Decision(
-            **{**base, "rule": "GRP-14"}, kind=DecisionKind.flapping,
+            **(base | {"rule": "GRP-14"}), kind=DecisionKind.flapping,
             reason=f"more than {flapping.transitions} state changes within {flapping.window}: notifications hold until "
                    f"{event.flapping_until.isoformat()}", detail={"until": event.flapping_until.isoformat()}))
     return decisions
@@ -202,7 +224,7 @@ def _by_actor(event: IncidentEvent) -> str:
     return f"{what} by {event.actor}" + (f": {comment}" if comment else "")
 
 
-def _regrouped(event: IncidentEvent, base: dict[str, object]) -> Decision | None:
+def _regrouped(event: IncidentEvent, base: _IncidentCommon) -> Decision | None:
     """A person's merge or split, on the incidents it changed (GRP-30, GRP-31)."""
     other, count = event.related[0], str(len(event.related) - 1)
     if event.kind is IncidentEventKind.merged:
@@ -221,7 +243,8 @@ def _from_incident_event(event: IncidentEvent, position: int) -> Decision | None
     fp = event.alert.fingerprint if event.alert is not None else None
     if fp is None and event.kind in (IncidentEventKind.alert_resolved, IncidentEventKind.alert_added) and len(event.related) == 1:
         fp = event.related[0]  # an alert named by fingerprint: released by a person's resolve, expired, or moved
-    base = {"at": event.at, "incident_id": event.incident_id, "policy": event.policy, "rule": event.rule, "position": position}
+    base: _IncidentCommon = {"at": event.at, "incident_id": event.incident_id, "policy": event.policy, "rule": event.rule,
+                             "position": position}
     kind = event.kind
     moved = event.rule in ("GRP-30", "GRP-31") and kind in (IncidentEventKind.alert_added, IncidentEventKind.alert_resolved)
     if (kind is IncidentEventKind.alert_added or moved) and fp:

@@ -48,6 +48,7 @@ import statistics
 import zlib
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, create_model
 
@@ -69,19 +70,29 @@ class DedupOutcome(StrEnum):
     redelivered = "redelivered"
 
 
-# An alert event as the redelivery memory keeps it: every field but the alert, which the redelivered record
-# carries again (the same Kafka record, the same bytes). Built from AlertEvent's own fields, so it cannot drift;
-# an entry written by an older release, whose memory held whole events, reads too (the alert is ignored).
-SentEvent = create_model("SentEvent", __config__=ConfigDict(extra="ignore", frozen=True),
-                         **{name: (info.annotation, info) for name, info in AlertEvent.model_fields.items() if name != "alert"})
+def _sent_event() -> type[BaseModel]:
+    """An alert event as the redelivery memory keeps it: every field but the alert, which the redelivered record
+    carries again (the same Kafka record, the same bytes). Built from AlertEvent's own fields, so it cannot drift;
+    an entry written by an older release, whose memory held whole events, reads too (the alert is ignored)."""
+    # Values typed Any: mypy checks a `**dict` against every keyword of create_model (`__config__`, `__doc__`, ...),
+    # not only the field definitions it fills.
+    fields: dict[str, Any] = {
+        name: (info.annotation, info) for name, info in AlertEvent.model_fields.items() if name != "alert"}
+    return create_model("SentEvent", __config__=ConfigDict(extra="ignore", frozen=True), **fields)
 
 
-def sent(event: AlertEvent) -> BaseModel:
+if TYPE_CHECKING:
+    SentEvent: TypeAlias = BaseModel  # a model built at run time: mypy cannot see its fields
+else:
+    SentEvent = _sent_event()
+
+
+def sent(event: AlertEvent) -> SentEvent:
     """The memory of an emitted event (`SentEvent`)."""
     return SentEvent.model_construct(**{k: v for k, v in event.__dict__.items() if k != "alert"})
 
 
-def resent(memo: BaseModel, alert: Alert) -> AlertEvent:
+def resent(memo: SentEvent, alert: Alert) -> AlertEvent:
     """The emitted event again, from its memory and the redelivered record's alert."""
     return AlertEvent.model_construct(**memo.__dict__, alert=alert)
 
@@ -105,7 +116,7 @@ class FingerprintState(BaseModel):
     suppressed_by: str | None = None
     transitions: list[AwareDatetime] = []
     flapping_until: AwareDatetime | None = None
-    emitted: list[tuple[int, AwareDatetime, list[SentEvent]]] = []  # type: ignore[valid-type] - recent output, alerts left out
+    emitted: list[tuple[int, AwareDatetime, list[SentEvent]]] = []  # recent output, alerts left out
     refreshed_at: AwareDatetime | None = None  # the last event (or refresh) sent for it
     lifetimes: list[float] = Field([], exclude_if=lambda v: not v)  # seconds from firing to its source's resolve, of its last firings (transient pause)
     content: str = Field("", exclude_if=lambda v: not v)  # digest of what a repeat may change (DUP-9): `content_of`

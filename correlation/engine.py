@@ -16,7 +16,7 @@ from correlation.dedup import DedupOutcome, FingerprintState, dedup, release
 from correlation.grouping import GroupState, attach_suspects, change_scopes, group, released
 from correlation.rules import Rules
 from correlation.suppression import describe, inhibitor, silenced_by, source_keys
-from schemas import Alert, AlertStatus, ChangeEvent, IncidentCommand, IncidentEvent, Silence, Tick
+from schemas import Alert, AlertEvent, AlertStatus, ChangeEvent, IncidentCommand, IncidentEvent, Silence, Tick
 from schemas.decision import Decision
 
 
@@ -103,9 +103,10 @@ class Engine:
                 emitted.extend(self._group(state, key, Tick(at=now), now))
         return state, emitted
 
-    def _group(self, state: State, key: str, item: object, now: datetime) -> list[IncidentEvent]:
+    def _group(self, state: State, key: str, item: AlertEvent | IncidentCommand | Tick,
+               now: datetime) -> list[IncidentEvent]:
         before = state.groups.get(key)
-        new_entry, events = group(before, item, state.take_position(), now, self.rules)  # type: ignore[arg-type]
+        new_entry, events = group(before, item, state.take_position(), now, self.rules)
         for incident, _ in change_scopes(new_entry, events, self.rules) if new_entry is not None else []:
             assert new_entry is not None
             new_entry, more = attach_suspects(new_entry, incident, state.changes, now, self.rules)

@@ -328,12 +328,13 @@ class _Step:
         root = self.root(inc)
         if root != inc.probable_root:
             inc = self.emit(inc.model_copy(update={"probable_root": root}), IncidentEventKind.root_changed, rule, alert)
-        held = inc.page_held_until is not None and inc.page_held_until > self.now and inc.phase is Phase.triggered
-        if held and alert.fingerprint not in self.holds:
+        held_until = inc.page_held_until
+        if held_until is not None and held_until > self.now and inc.phase is Phase.triggered \
+                and alert.fingerprint not in self.holds:
             name = alert.labels.get("alertname", alert.fingerprint)
             inc = self.emit(inc.model_copy(update={"page_held_until": None}), IncidentEventKind.page_hold_ended, "GRP-24",
                             alert, comment=f"{name} fires and does not usually resolve by itself: the page held until "
-                                           f"{inc.page_held_until.isoformat()} goes out now")
+                                           f"{held_until.isoformat()} goes out now")
         return inc
 
     def touch(self, inc: TrackedIncident, alert: Alert) -> TrackedIncident:
@@ -922,11 +923,12 @@ def _on_merge(step: _Step, command: IncidentCommand) -> None:
         target = step.emit(target.model_copy(update={"probable_root": root}), IncidentEventKind.root_changed, "GRP-30",
                            actor=command.actor)
     target = step.mark_flapping(target, source.flapping_until, None)
-    held = target.page_held_until is not None and target.page_held_until > step.now and target.phase is Phase.triggered
-    if held and firing and (source.page_held_until is None or source.page_held_until <= step.now):
+    held_until = target.page_held_until
+    if held_until is not None and held_until > step.now and target.phase is Phase.triggered and firing \
+            and (source.page_held_until is None or source.page_held_until <= step.now):
         step.emit(target.model_copy(update={"page_held_until": None}), IncidentEventKind.page_hold_ended, "GRP-30",
                   actor=command.actor, comment=f"{source.id}, whose page was not held, merged in: the page held until "
-                                               f"{target.page_held_until.isoformat()} goes out now")
+                                               f"{held_until.isoformat()} goes out now")
 
 
 def _on_split(step: _Step, command: IncidentCommand, position: int) -> None:

@@ -10,7 +10,7 @@ import json
 from collections.abc import Mapping
 from datetime import timedelta
 from functools import cached_property
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, ValidationInfo, field_validator,
                       model_validator)
@@ -29,7 +29,9 @@ DEFAULT_FAILURE_DOMAIN = ("cluster", "region")
 Duration = Annotated[timedelta, BeforeValidator(parse_duration), PlainSerializer(lambda d: f"{int(d.total_seconds())}s")]
 
 
-def _parse_matchers(value: Any) -> Any:
+def _parse_matchers(value: object) -> object:
+    """Before validation: a matcher text, or a list or tuple of texts and matchers, read as matchers; anything else
+    is left to the field's own validation."""
     if isinstance(value, str):
         value = [value]
     if isinstance(value, (list, tuple)):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -44,6 +44,25 @@ EVERYONE = NotificationsFile.model_validate({
 })
 
 
+class Page(Protocol):
+    """What replay counts of one page a pager sent (correlation/virtual_pager.py's VirtualPage)."""
+
+    @property
+    def level(self) -> int: ...
+
+    @property
+    def round(self) -> int: ...  # how many times the escalation policy had started over
+
+    @property
+    def incident_policy(self) -> str: ...  # the correlation policy of the incident
+
+    @property
+    def policy(self) -> str: ...  # the escalation policy
+
+    @property
+    def to(self) -> Sequence[str]: ...  # the people paged, and the channels paged as such
+
+
 class Pager(Protocol):
     """What replay needs of a pager on a virtual clock (correlation/virtual_pager.py is the one Firebreak has)."""
 
@@ -54,10 +73,10 @@ class Pager(Protocol):
     def next_due(self) -> datetime | None: ...
 
     @property
-    def pages(self) -> list[Any]: ...  # each with `level`, `round`, `policy` (escalation policy), `incident_policy`, `to`
+    def pages(self) -> Sequence[Page]: ...  # in the order they were sent
 
     @property
-    def held_off(self) -> list[Incident]: ...  # resolved within their transient pause
+    def held_off(self) -> Sequence[Incident]: ...  # resolved within their transient pause
 
 
 @dataclass(frozen=True)
@@ -136,10 +155,10 @@ class Report:
     per_policy: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
     incidents: dict[str, ReplayIncident] = field(default_factory=dict)
     decisions: list[Decision] | None = None  # the decision log, when asked for (`replay --explain`)
-    paged: list[Any] | None = None  # with an escalation config: each page it sent (level, policy, to), in order
+    paged: list[Page] | None = None  # with an escalation config: each page it sent (level, policy, to), in order
     # Every page the simulated pager sent (with EVERYONE if no escalation config was given), and the incidents
     # that resolved within their transient pause, so never paged.
-    simulated: list[Any] = field(default_factory=list)
+    simulated: list[Page] = field(default_factory=list)
     held_off: list[Incident] = field(default_factory=list)
     until: datetime | None = None  # where time stopped: the last timer after the last line (a day after it at most)
 
@@ -194,7 +213,7 @@ class Report:
         }
 
 
-def _paging(pages: list[Any]) -> dict[str, Any]:
+def _paging(pages: list[Page]) -> dict[str, Any]:
     """What the escalation config would have sent, nobody acknowledging: by level, person and policy."""
     return {
         "pages": len(pages),

@@ -12,7 +12,9 @@ from functools import lru_cache
 from typing import Any
 
 from jinja2 import StrictUndefined, Template, TemplateError
-from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
+from jinja2.exceptions import SecurityError
+from jinja2.runtime import Context
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 MAX_TITLE_CHARS = 200
 
@@ -25,7 +27,7 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
 
     intercepted_binops = frozenset(["*", "**"])
 
-    def call_binop(self, context: Any, operator_name: str, left: Any, right: Any) -> Any:
+    def call_binop(self, context: Context, operator_name: str, left: Any, right: Any) -> Any:
         if operator_name == "*":
             sizes = [len(x) for x in (left, right) if isinstance(x, (str, bytes, list, tuple))]
             counts = [x for x in (left, right) if isinstance(x, int) and not isinstance(x, bool)]

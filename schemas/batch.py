@@ -25,11 +25,14 @@ from collections.abc import Callable
 from functools import lru_cache
 from typing import Literal
 
-from aiokafka.partitioner import murmur2
+from aiokafka.partitioner import murmur2 as _untyped_murmur2
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from schemas.alert import Alert, AlertRelease
 from schemas.incident import GroupInput, IncidentEvent
+
+# aiokafka ships no types (no py.typed, no stub package): its murmur2 takes the key's bytes and returns an int.
+murmur2: Callable[[bytes], int] = _untyped_murmur2
 
 MAX_BATCH_ITEMS = 10_000  # items per packed record; the position scale below leaves room for ten times that
 # The value of one packed record at most. A broker refuses a record batch above its `message.max.bytes`

@@ -22,11 +22,21 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import lru_cache
+from typing import TYPE_CHECKING, TypeAlias
 
 from schemas.matcher_classic import Triple, parse_classic, parse_classic_one
 from schemas.matcher_text import MatcherError, go_quote, is_reserved, open_metrics_escape
 from schemas.matcher_utf8 import parse_utf8, parse_utf8_one
 from schemas.regex import RegexError, compile_anchored
+
+if TYPE_CHECKING:
+    from re2 import _Regexp
+
+    _Compiled: TypeAlias = "_Regexp[str] | None"
+else:
+    # At run time the annotation stays `object`: pydantic builds a schema of Matcher from its annotations (a field of
+    # correlation/policy.py's models holds matchers), and it has none for a compiled RE2 pattern.
+    _Compiled = object
 
 __all__ = ["MatchOp", "Matcher", "MatcherError", "format_matchers", "matches_all", "normalize_matchers",
            "parse_matcher_list", "parse_matchers", "repeated"]
@@ -55,7 +65,7 @@ class Matcher:
     name: str
     op: MatchOp
     value: str
-    pattern: object = field(default=None, compare=False, repr=False)
+    pattern: _Compiled = field(default=None, compare=False, repr=False)  # compiled by __post_init__ for =~ and !~
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "op", MatchOp(self.op))
@@ -83,7 +93,8 @@ class Matcher:
             return value == self.value
         if self.op is MatchOp.ne:
             return value != self.value
-        hit = self.pattern.search(value) is not None  # type: ignore[attr-defined]
+        assert self.pattern is not None  # =~ or !~: __post_init__ compiled it
+        hit = self.pattern.search(value) is not None
         return hit if self.op is MatchOp.re else not hit
 
     def matches(self, labels: Mapping[str, str]) -> bool:

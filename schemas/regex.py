@@ -25,7 +25,7 @@ def _options() -> re2.Options:
 _OPTIONS = _options()
 
 
-def compile_anchored(pattern: str) -> re2._Regexp:
+def compile_anchored(pattern: str) -> re2._Regexp[str]:
     """Compile `pattern` as Alertmanager's `labels.NewMatcher` does: the text `^(?:` + pattern + `)$`, matched with search.
 
     Returns an RE2 pattern object (use `.search(value)`); raises RegexError naming RE2's reason.
@@ -50,7 +50,7 @@ def _refuse_what_go_lacks(pattern: str) -> None:
             i += 1
 
 
-def compile_go(pattern: str) -> re2._Regexp:
+def compile_go(pattern: str) -> re2._Regexp[str]:
     """Compile `pattern` with RE2 as written; raises RegexError (e.g. for `(?=...)` or `\\1`, which RE2 lacks, or
     `\\C`, which Go's syntax lacks)."""
     _refuse_what_go_lacks(pattern)
