@@ -6,6 +6,8 @@ from datetime import timedelta
 
 import click
 
+from schemas.durations import parse_duration
+
 
 class DurationParam(click.ParamType):
     """A duration option (`90s`, `5m`, `1h30m`, `2d`) as a timedelta, parsed and bounded by
@@ -15,8 +17,6 @@ class DurationParam(click.ParamType):
     name = "duration"
 
     def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> timedelta:
-        from schemas.durations import parse_duration
-
         try:
             return parse_duration(value)
         except ValueError as exc:

@@ -10,14 +10,13 @@ from __future__ import annotations
 import ssl
 from typing import Any
 
+from adapters.secrets import Secrets
 from firebreak.settings import Settings
 
 
 def _password(settings: Settings) -> str | None:
     if settings.kafka_sasl_password_secret is None:
         return None
-    from adapters.secrets import Secrets
-
     return Secrets(settings.secrets_dir).get(settings.kafka_sasl_password_secret)
 
 
@@ -52,7 +51,7 @@ def aiokafka_kwargs(settings: Settings) -> dict[str, Any]:
 
 def faust_credentials(settings: Settings) -> Any:
     """For the Faust app (`broker_credentials`), or None for PLAINTEXT."""
-    import faust
+    import faust  # only the worker needs it; importing Faust costs the CLI a second
 
     protocol = settings.kafka_security_protocol
     if protocol == "PLAINTEXT":

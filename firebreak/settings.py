@@ -7,14 +7,17 @@ the defaults below. Secrets (ingest tokens) come from the environment or from a 
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict, YamlConfigSettingsSource
 
-if TYPE_CHECKING:
-    from correlation.rules import Rules
+from adapters.yamlfile import ConfigFileError, load_yaml_model, located, read_yaml
+from correlation.policy import PolicySet
+from correlation.rules import Rules
+from correlation.topology import Topology
 
 CONFIG_ENV = "FIREBREAK_CONFIG"
 
@@ -135,13 +138,8 @@ class Settings(BaseSettings):
             raise ValueError("group_by lists a label twice; list each once")
         return value
 
-    def load_rules(self) -> "Rules":
+    def load_rules(self) -> Rules:
         """The policies and service catalog files (if set), validated; raises ConfigFileError naming file:line."""
-        from correlation.policy import PolicySet
-        from correlation.rules import Rules
-        from correlation.topology import Topology
-        from adapters.yamlfile import load_yaml_model
-
         policies = load_yaml_model(self.policies_file, PolicySet) if self.policies_file else PolicySet()
         topology = load_yaml_model(self.services_file, Topology) if self.services_file else Topology()
         return Rules(policies=policies.with_default(tuple(self.group_by)), topology=topology,
@@ -182,7 +180,6 @@ class Settings(BaseSettings):
 
 def _config_file() -> Path | None:
     """The YAML file `FIREBREAK_CONFIG` names, if it names one."""
-    import os
 
     value = os.environ.get(CONFIG_ENV)
     return Path(value) if value else None
@@ -205,7 +202,6 @@ class _SecretFreeYaml(YamlConfigSettingsSource):
 
     def _read_file(self, file_path: Any) -> dict[str, Any]:
         """The file through the loader policy files use: a syntax error is `file:line: problem; fix`, not a traceback."""
-        from adapters.yamlfile import ConfigFileError, read_yaml
 
         try:
             data, _ = read_yaml(Path(file_path))
@@ -219,7 +215,6 @@ class _SecretFreeYaml(YamlConfigSettingsSource):
 
 def load_settings(**overrides: Any) -> Settings:
     """Build the settings once at process start; a bad value raises ConfigError naming the option."""
-    from pydantic import ValidationError
 
     try:
         return Settings(**overrides)
@@ -230,9 +225,7 @@ def load_settings(**overrides: Any) -> Settings:
 def _explained(errors: list[Any], overrides: set[str]) -> str:
     """The problems of a ValidationError: those of options the FIREBREAK_CONFIG file sets as one
     `file:line: option: problem; fix` line each, the others (environment, defaults) on one line after them."""
-    import os
 
-    from adapters.yamlfile import located, read_yaml
 
     path = _config_file()
     data, root = read_yaml(path) if path is not None else ({}, None)
