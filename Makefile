@@ -32,6 +32,8 @@ lint: install
 	$(BIN)/pip install --quiet -e '.[lint]'
 	$(BIN)/lint-imports
 	$(BIN)/mypy
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 ## The documentation site from docs/ into site/ (MkDocs Material); --strict: a broken link or page fails.
 docs: install

@@ -23,8 +23,8 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from actions.notify import NotifyError, secret_value
 from actions.outbound import HttpResult, OutboundHttp
-from adapters.secrets import Secrets
 from actions.templates import RenderError, render
+from adapters.secrets import Secrets
 from schemas.notification import (
     Channel,
     EmailChannel,
@@ -80,9 +80,16 @@ class Message:
     links: dict[str, str] = field(default_factory=dict)
 
     def context(self) -> dict[str, Any]:
-        return {"kind": self.kind, "incident": self.incident, "labels": self.incident.get("labels", {}),
-                "level": self.level, "recipient": self.recipient, "actor": self.actor or "", "message": self.message,
-                "links": self.links}
+        return {
+            "kind": self.kind,
+            "incident": self.incident,
+            "labels": self.incident.get("labels", {}),
+            "level": self.level,
+            "recipient": self.recipient,
+            "actor": self.actor or "",
+            "message": self.message,
+            "links": self.links,
+        }
 
 
 @dataclass(frozen=True)
@@ -101,7 +108,7 @@ def render_message(spec: Channel, message: Message) -> Rendered:
         html = _HTML_ENV.from_string(templates.html or HTML).render(**ctx, title=title)
     except RenderError:
         raise
-    except Exception as exc:  # noqa: BLE001 - a template error must name itself, not crash the pager
+    except Exception as exc:
         raise RenderError(f"the channel's template does not render: {exc}") from exc
     return Rendered(title, text, html)
 
@@ -136,7 +143,9 @@ class SmtpSettings:
 class Channels:
     """Sends a message on a named channel; one instance per process."""
 
-    def __init__(self, channels: dict[str, Channel], http: OutboundHttp, secrets: Secrets, smtp: SmtpSettings | None) -> None:
+    def __init__(
+        self, channels: dict[str, Channel], http: OutboundHttp, secrets: Secrets, smtp: SmtpSettings | None
+    ) -> None:
         self.channels = channels
         self.http = http
         self.secrets = secrets
@@ -146,7 +155,9 @@ class Channels:
         try:
             return self.channels[name]
         except KeyError:
-            raise NotifyError(f"channel {name!r} is not in the notifications file; add it or fix the name", False) from None
+            raise NotifyError(
+                f"channel {name!r} is not in the notifications file; add it or fix the name", False
+            ) from None
 
     async def send(self, name: str, message: Message, address: str = "", timeout: float = 10.0) -> dict[str, Any]:
         spec = self.spec(name)
@@ -161,18 +172,41 @@ class Channels:
             return await self._pagerduty(spec, message, rendered, timeout)
         return await self._opsgenie(spec, message, rendered, timeout)
 
-    async def _post(self, url: str, body: bytes, headers: dict[str, str], timeout: float, what: str,
-                    secret_headers: frozenset[str] = frozenset()) -> HttpResult:
-        result = await self.http.request("POST", url, headers={"Content-Type": "application/json", **headers}, data=body,
-                                         timeout=timeout, secret_headers=secret_headers)
+    async def _post(
+        self,
+        url: str,
+        body: bytes,
+        headers: dict[str, str],
+        timeout: float,
+        what: str,
+        secret_headers: frozenset[str] = frozenset(),
+    ) -> HttpResult:
+        result = await self.http.request(
+            "POST",
+            url,
+            headers={"Content-Type": "application/json", **headers},
+            data=body,
+            timeout=timeout,
+            secret_headers=secret_headers,
+        )
         _classify(result, what)
         return result
 
-    async def _webhook(self, name: str, spec: WebhookChannel, message: Message, rendered: Rendered, address: str,
-                       timeout: float) -> dict[str, Any]:
-        payload = {"dedup_key": message.dedup_key, "kind": message.kind, "channel": name, "address": address,
-                   "title": rendered.title, "text": rendered.text, "level": message.level, "recipient": message.recipient,
-                   "links": message.links, "incident": message.incident}
+    async def _webhook(
+        self, name: str, spec: WebhookChannel, message: Message, rendered: Rendered, address: str, timeout: float
+    ) -> dict[str, Any]:
+        payload = {
+            "dedup_key": message.dedup_key,
+            "kind": message.kind,
+            "channel": name,
+            "address": address,
+            "title": rendered.title,
+            "text": rendered.text,
+            "level": message.level,
+            "recipient": message.recipient,
+            "links": message.links,
+            "incident": message.incident,
+        }
         body = json.dumps(payload, sort_keys=True).encode()
         headers = {k: secret_value(v, self.secrets) for k, v in spec.headers.items()}
         headers["Idempotency-Key"] = message.dedup_key
@@ -185,20 +219,36 @@ class Channels:
 
     async def _slack(self, spec: SlackChannel, message: Message, rendered: Rendered, timeout: float) -> dict[str, Any]:
         incident = message.incident
-        fields = [f"*Severity*\n{slack_escape(str(incident.get('severity') or '-'))}",
-                  f"*Services*\n{slack_escape(', '.join(incident.get('services', [])) or '-')}",
-                  f"*Probable root*\n{slack_escape(str(incident.get('probable_root') or '-'))}",
-                  f"*Suspect change*\n{slack_escape(', '.join(incident.get('suspect_changes', [])) or '-')}"]
+        fields = [
+            f"*Severity*\n{slack_escape(str(incident.get('severity') or '-'))}",
+            f"*Services*\n{slack_escape(', '.join(incident.get('services', [])) or '-')}",
+            f"*Probable root*\n{slack_escape(str(incident.get('probable_root') or '-'))}",
+            f"*Suspect change*\n{slack_escape(', '.join(incident.get('suspect_changes', [])) or '-')}",
+        ]
         blocks: list[dict[str, Any]] = [
             {"type": "header", "text": {"type": "plain_text", "text": rendered.title[:150]}},
             {"type": "section", "text": {"type": "mrkdwn", "text": slack_escape(rendered.text)[:2900]}},
             {"type": "section", "fields": [{"type": "mrkdwn", "text": f} for f in fields]},
         ]
         if message.links.get("ack"):
-            blocks.append({"type": "actions", "elements": [
-                {"type": "button", "text": {"type": "plain_text", "text": "Acknowledge"}, "url": message.links["ack"], "style": "primary"},
-                {"type": "button", "text": {"type": "plain_text", "text": "Resolve"}, "url": message.links["resolve"]},
-            ]})
+            blocks.append(
+                {
+                    "type": "actions",
+                    "elements": [
+                        {
+                            "type": "button",
+                            "text": {"type": "plain_text", "text": "Acknowledge"},
+                            "url": message.links["ack"],
+                            "style": "primary",
+                        },
+                        {
+                            "type": "button",
+                            "text": {"type": "plain_text", "text": "Resolve"},
+                            "url": message.links["resolve"],
+                        },
+                    ],
+                }
+            )
         body = json.dumps({"text": slack_escape(rendered.title), "blocks": blocks}).encode()
         result = await self._post(secret_value(spec.url, self.secrets), body, {}, timeout, "Slack")
         return {"status": result.status}
@@ -215,7 +265,9 @@ class Channels:
         mail["To"] = ", ".join(recipients)
         # One thread per incident: every message refers to the incident's first one.
         thread = f"<{message.incident['id']}@firebreak>"
-        mail["Message-ID"] = thread if message.kind == "page" and message.level in (None, 1) else make_msgid(domain="firebreak")
+        mail["Message-ID"] = (
+            thread if message.kind == "page" and message.level in (None, 1) else make_msgid(domain="firebreak")
+        )
         mail["References"] = thread
         mail["In-Reply-To"] = thread
         mail["X-Firebreak-Dedup-Key"] = message.dedup_key
@@ -235,41 +287,74 @@ class Channels:
         try:
             await asyncio.to_thread(deliver)
         except smtplib.SMTPResponseException as exc:
-            raise NotifyError(f"SMTP {exc.smtp_code}: {exc.smtp_error!r}", exc.smtp_code >= 400 and exc.smtp_code < 500) from exc
+            raise NotifyError(
+                f"SMTP {exc.smtp_code}: {exc.smtp_error!r}", exc.smtp_code >= 400 and exc.smtp_code < 500
+            ) from exc
         except (smtplib.SMTPException, OSError) as exc:
             raise NotifyError(f"SMTP: {exc}", True) from exc
         return {"to": recipients}
 
-    async def _pagerduty(self, spec: PagerDutyChannel, message: Message, rendered: Rendered, timeout: float) -> dict[str, Any]:
+    async def _pagerduty(
+        self, spec: PagerDutyChannel, message: Message, rendered: Rendered, timeout: float
+    ) -> dict[str, Any]:
         incident = message.incident
         action = {"acknowledge": "acknowledge", "resolve": "resolve"}.get(message.kind, "trigger")
-        event: dict[str, Any] = {"routing_key": secret_value(spec.routing_key, self.secrets), "event_action": action,
-                                 "dedup_key": incident["id"]}
+        event: dict[str, Any] = {
+            "routing_key": secret_value(spec.routing_key, self.secrets),
+            "event_action": action,
+            "dedup_key": incident["id"],
+        }
         if action == "trigger":
-            severity = incident.get("severity") if incident.get("severity") in ("critical", "error", "warning", "info") else "error"
-            event["payload"] = {"summary": rendered.title[:1024], "severity": severity, "source":
-                                incident.get("probable_root") or next(iter(incident.get("services", [])), "firebreak"),
-                                "custom_details": {"text": rendered.text, "incident": incident["id"],
-                                                   "services": incident.get("services", []), "level": message.level}}
-            event["links"] = [{"href": url, "text": f"{name.title()} in Firebreak"} for name, url in message.links.items()]
+            severity = (
+                incident.get("severity")
+                if incident.get("severity") in ("critical", "error", "warning", "info")
+                else "error"
+            )
+            event["payload"] = {
+                "summary": rendered.title[:1024],
+                "severity": severity,
+                "source": incident.get("probable_root") or next(iter(incident.get("services", [])), "firebreak"),
+                "custom_details": {
+                    "text": rendered.text,
+                    "incident": incident["id"],
+                    "services": incident.get("services", []),
+                    "level": message.level,
+                },
+            }
+            event["links"] = [
+                {"href": url, "text": f"{name.title()} in Firebreak"} for name, url in message.links.items()
+            ]
         result = await self._post(spec.url, json.dumps(event).encode(), {}, timeout, "PagerDuty")
         return {"status": result.status, "event_action": action}
 
-    async def _opsgenie(self, spec: OpsgenieChannel, message: Message, rendered: Rendered, timeout: float) -> dict[str, Any]:
+    async def _opsgenie(
+        self, spec: OpsgenieChannel, message: Message, rendered: Rendered, timeout: float
+    ) -> dict[str, Any]:
         incident = message.incident
         headers = {"Authorization": f"GenieKey {secret_value(spec.api_key, self.secrets)}"}
         alias = incident["id"]
         base = spec.url.rstrip("/")
         if message.kind in ("page", "message"):  # a repeat create with the same alias only counts up on Opsgenie
             priority = {"critical": "P1", "error": "P2", "warning": "P3"}.get(str(incident.get("severity")), "P4")
-            body: dict[str, Any] = {"message": rendered.title[:130], "alias": alias, "description": rendered.text[:15000],
-                                    "priority": priority, "source": "firebreak",
-                                    "details": {"services": ", ".join(incident.get("services", []))}}
+            body: dict[str, Any] = {
+                "message": rendered.title[:130],
+                "alias": alias,
+                "description": rendered.text[:15000],
+                "priority": priority,
+                "source": "firebreak",
+                "details": {"services": ", ".join(incident.get("services", []))},
+            }
             url = base
         elif message.kind == "acknowledge":
-            body, url = {"user": message.actor or "firebreak", "note": rendered.title}, f"{base}/{alias}/acknowledge?identifierType=alias"
+            body, url = (
+                {"user": message.actor or "firebreak", "note": rendered.title},
+                f"{base}/{alias}/acknowledge?identifierType=alias",
+            )
         elif message.kind == "resolve":
-            body, url = {"user": message.actor or "firebreak", "note": rendered.title}, f"{base}/{alias}/close?identifierType=alias"
+            body, url = (
+                {"user": message.actor or "firebreak", "note": rendered.title},
+                f"{base}/{alias}/close?identifierType=alias",
+            )
         else:
             body, url = {"note": rendered.text[:25000]}, f"{base}/{alias}/notes?identifierType=alias"
         result = await self._post(url, json.dumps(body).encode(), headers, timeout, "Opsgenie")

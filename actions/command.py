@@ -34,7 +34,7 @@ class CommandPolicy:
     allowed: frozenset[str]  # real paths
 
     @classmethod
-    def parse(cls, entries: list[str]) -> "CommandPolicy":
+    def parse(cls, entries: list[str]) -> CommandPolicy:
         return cls(frozenset(p for e in entries if (p := _real(e)) is not None))
 
     def resolve(self, program: str) -> str:
@@ -42,8 +42,10 @@ class CommandPolicy:
         if real is None:
             raise CommandRefused(f"program {program!r} is not found on {SAFE_PATH}; give its absolute path")
         if real not in self.allowed:
-            raise CommandRefused(f"program {program!r} ({real}) is not on the allow-list; "
-                                 "add it to FIREBREAK_ACTIONS_ALLOWED_COMMANDS if runbooks may run it")
+            raise CommandRefused(
+                f"program {program!r} ({real}) is not on the allow-list; "
+                "add it to FIREBREAK_ACTIONS_ALLOWED_COMMANDS if runbooks may run it"
+            )
         return real
 
 
@@ -67,22 +69,32 @@ async def _read_capped(stream: asyncio.StreamReader, cap: int) -> tuple[bytes, b
     return bytes(kept), dropped
 
 
-async def run_command(program: str, args: list[str], *, env: dict[str, str], cwd: str | None, timeout: float,
-                      max_output_bytes: int) -> CommandResult:
+async def run_command(
+    program: str, args: list[str], *, env: dict[str, str], cwd: str | None, timeout: float, max_output_bytes: int
+) -> CommandResult:
     """Run `program` (already resolved by CommandPolicy) with `args`; never through a shell."""
     if any("\x00" in part for part in (program, *args, *env.keys(), *env.values())):
-        raise CommandRefused("an argument or environment value contains a NUL character; it cannot be passed to a program")
+        raise CommandRefused(
+            "an argument or environment value contains a NUL character; it cannot be passed to a program"
+        )
     full_env = {"PATH": SAFE_PATH, "LANG": "C.UTF-8", **env}
     workdir = cwd or tempfile.gettempdir()
     if not os.path.isdir(workdir):
         raise CommandRefused(f"cwd {workdir!r} is not a directory")
     process = await asyncio.create_subprocess_exec(
-        program, *args, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE, env=full_env, cwd=workdir, start_new_session=True,
+        program,
+        *args,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=full_env,
+        cwd=workdir,
+        start_new_session=True,
     )
     assert process.stdout is not None and process.stderr is not None
-    readers = asyncio.ensure_future(asyncio.gather(_read_capped(process.stdout, max_output_bytes),
-                                                   _read_capped(process.stderr, max_output_bytes)))
+    readers = asyncio.ensure_future(
+        asyncio.gather(_read_capped(process.stdout, max_output_bytes), _read_capped(process.stderr, max_output_bytes))
+    )
     timed_out = False
     code: int | None
     try:
@@ -97,4 +109,6 @@ async def run_command(program: str, args: list[str], *, env: dict[str, str], cwd
             pass
         await process.wait()
         (out, out_cut), (err, err_cut) = await readers
-    return CommandResult(code, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"), out_cut or err_cut, timed_out)
+    return CommandResult(
+        code, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"), out_cut or err_cut, timed_out
+    )

@@ -18,7 +18,7 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import aiohttp
 import redis.asyncio as aioredis
@@ -27,11 +27,11 @@ from redis.exceptions import RedisError
 from actions.channels import Channels, Message
 from actions.notify import NotifyError
 from actions.outbound import Refused
-from adapters.secrets import SecretMissing
 from actions.templates import RenderError
 from adapters.logs import context as log_context
 from adapters.metrics import NOTIFICATION_LATENCY, NOTIFICATIONS
 from adapters.redis_errors import REDIS_UNAVAILABLE, redis_backoff
+from adapters.secrets import SecretMissing
 from schemas.notification import Delivery, DeliveryKind, DeliveryStatus
 
 log = logging.getLogger("firebreak.notify")
@@ -40,10 +40,20 @@ MARK_SECONDS = 7 * 86400
 
 
 class Deliverer:
-    def __init__(self, channels: Channels, client: aioredis.Redis, prefix: str, publish: Callable[[Delivery], Awaitable[None]],
-                 dead_letter: Callable[[Delivery], Awaitable[None]], *, attempts: int = 6, backoff: float = 1.0,
-                 max_backoff: float = 60.0, timeout: float = 10.0,
-                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+    def __init__(
+        self,
+        channels: Channels,
+        client: aioredis.Redis,
+        prefix: str,
+        publish: Callable[[Delivery], Awaitable[None]],
+        dead_letter: Callable[[Delivery], Awaitable[None]],
+        *,
+        attempts: int = 6,
+        backoff: float = 1.0,
+        max_backoff: float = 60.0,
+        timeout: float = 10.0,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
         self.channels = channels
         self.redis = client
         self.prefix = prefix
@@ -118,9 +128,19 @@ class Deliverer:
             return min(error.retry_after, self.max_backoff)
         return min(self.max_backoff, self.backoff * 2 ** (attempt - 1)) * (0.5 + random.random())
 
-    async def deliver(self, *, key: str, kind: DeliveryKind, incident_id: str, channel: str, message: Message,
-                      address: str = "", user: str | None = None, level: int | None = None,
-                      caused_at: datetime | None = None) -> Delivery | None:
+    async def deliver(
+        self,
+        *,
+        key: str,
+        kind: DeliveryKind,
+        incident_id: str,
+        channel: str,
+        message: Message,
+        address: str = "",
+        user: str | None = None,
+        level: int | None = None,
+        caused_at: datetime | None = None,
+    ) -> Delivery | None:
         """Send unless already delivered; returns the Delivery recorded, or None for a duplicate."""
         if await self._delivered(key):
             return None
@@ -135,11 +155,22 @@ class Deliverer:
             try:
                 await self.channels.send(channel, message, address, timeout=self.timeout)
                 await self._mark(key)
-                now = datetime.now(timezone.utc)
+                now = datetime.now(UTC)
                 latency = (now - caused_at).total_seconds() * 1000 if caused_at else None
-                record = Delivery(delivery_id=key, kind=kind, incident_id=incident_id, channel=channel,
-                                  channel_type=spec.type, address=address, user=user, level=level,
-                                  status=DeliveryStatus.delivered, attempts=attempt, at=now, latency_ms=latency)
+                record = Delivery(
+                    delivery_id=key,
+                    kind=kind,
+                    incident_id=incident_id,
+                    channel=channel,
+                    channel_type=spec.type,
+                    address=address,
+                    user=user,
+                    level=level,
+                    status=DeliveryStatus.delivered,
+                    attempts=attempt,
+                    at=now,
+                    latency_ms=latency,
+                )
                 NOTIFICATIONS.labels(spec.type, kind.value, "delivered").inc()
                 if latency is not None and kind is DeliveryKind.page and level == 1:
                     NOTIFICATION_LATENCY.observe(latency / 1000)
@@ -157,19 +188,55 @@ class Deliverer:
                 error = f"{type(exc).__name__}: {exc}"
             if attempt < self.attempts:
                 delay = self._delay(attempt, retry)
-                log.info("delivery %s to %s failed (%s); attempt %d of %d in %.1f s", key, channel, error, attempt + 1,
-                         self.attempts, delay, extra=log_context(incident_id=incident_id, channel=channel, delivery_id=key))
+                log.info(
+                    "delivery %s to %s failed (%s); attempt %d of %d in %.1f s",
+                    key,
+                    channel,
+                    error,
+                    attempt + 1,
+                    self.attempts,
+                    delay,
+                    extra=log_context(incident_id=incident_id, channel=channel, delivery_id=key),
+                )
                 await self.sleep(delay)
         return await self._fail(key, kind, incident_id, channel, spec.type, address, user, level, attempt, error)
 
-    async def _fail(self, key: str, kind: DeliveryKind, incident_id: str, channel: str, channel_type: str, address: str,
-                    user: str | None, level: int | None, attempts: int, error: str) -> Delivery:
-        record = Delivery(delivery_id=key, kind=kind, incident_id=incident_id, channel=channel, channel_type=channel_type,
-                          address=address, user=user, level=level, status=DeliveryStatus.dead_lettered,
-                          attempts=attempts, error=error, at=datetime.now(timezone.utc))
+    async def _fail(
+        self,
+        key: str,
+        kind: DeliveryKind,
+        incident_id: str,
+        channel: str,
+        channel_type: str,
+        address: str,
+        user: str | None,
+        level: int | None,
+        attempts: int,
+        error: str,
+    ) -> Delivery:
+        record = Delivery(
+            delivery_id=key,
+            kind=kind,
+            incident_id=incident_id,
+            channel=channel,
+            channel_type=channel_type,
+            address=address,
+            user=user,
+            level=level,
+            status=DeliveryStatus.dead_lettered,
+            attempts=attempts,
+            error=error,
+            at=datetime.now(UTC),
+        )
         NOTIFICATIONS.labels(channel_type, kind.value, "dead_lettered").inc()
-        log.error("delivery %s to %s dead-lettered after %d attempt(s): %s", key, channel, attempts, error,
-                  extra=log_context(incident_id=incident_id, channel=channel, delivery_id=key))
+        log.error(
+            "delivery %s to %s dead-lettered after %d attempt(s): %s",
+            key,
+            channel,
+            attempts,
+            error,
+            extra=log_context(incident_id=incident_id, channel=channel, delivery_id=key),
+        )
         await self.publish(record)
         await self.dead_letter(record)
         return record

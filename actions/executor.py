@@ -21,12 +21,17 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from redis.exceptions import RedisError
 
-from correlation.topology import Topology
+from actions.guardrails import Guard
+from actions.loop import PollLoop
+from actions.matching import context, render_params, run_id, triggered
+from actions.runner import Outcome, Runner
+from actions.templates import RenderError, evaluate, render
+from adapters.logs import context as log_context
 from adapters.metrics import (
     ACTIONS_REFUSED,
     EXECUTOR_ERRORS,
@@ -36,8 +41,9 @@ from adapters.metrics import (
     STEP_DURATION,
     STEPS_FINISHED,
 )
-from adapters.logs import context as log_context
 from adapters.readmodel import IncidentStore
+from adapters.run_store import Fenced, RunStore
+from correlation.topology import Topology
 from schemas import Incident, IncidentEvent
 from schemas.runbook import (
     ActionResult,
@@ -52,13 +58,6 @@ from schemas.runbook import (
     Trigger,
 )
 
-from actions.guardrails import Guard
-from actions.loop import PollLoop
-from actions.matching import context, render_params, run_id, triggered
-from actions.runner import Outcome, Runner
-from adapters.run_store import Fenced, RunStore
-from actions.templates import RenderError, evaluate, render
-
 log = logging.getLogger("firebreak.actions")
 
 Publish = Callable[[ActionResult], Awaitable[None]]
@@ -68,16 +67,30 @@ ALERTS_GRACE = timedelta(seconds=10)
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class Executor(PollLoop):
     name = "executor"
 
-    def __init__(self, runbooks: list[Runbook], store: RunStore, incidents: IncidentStore, runner: Runner, publish: Publish,
-                 *, topology: Topology, service_label: str, page_channel: str | None, lease_seconds: float = 30.0,
-                 concurrency: int = 8, poll_seconds: float = 0.5, owner: str | None = None, guard: Guard | None = None,
-                 audit: Audit | None = None) -> None:
+    def __init__(
+        self,
+        runbooks: list[Runbook],
+        store: RunStore,
+        incidents: IncidentStore,
+        runner: Runner,
+        publish: Publish,
+        *,
+        topology: Topology,
+        service_label: str,
+        page_channel: str | None,
+        lease_seconds: float = 30.0,
+        concurrency: int = 8,
+        poll_seconds: float = 0.5,
+        owner: str | None = None,
+        guard: Guard | None = None,
+        audit: Audit | None = None,
+    ) -> None:
         self.runbooks = {r.name: r for r in runbooks}
         self.store = store
         self.incidents = incidents
@@ -101,8 +114,15 @@ class Executor(PollLoop):
         for runbook in triggered(self.runbooks.values(), event, incident, self.topology, self.service_label, trigger):
             rid = run_id(incident.id, runbook.name, event.event_id)
             now = _now()
-            run = Run(id=rid, runbook=runbook.name, incident_id=incident.id, trigger=trigger or Trigger(event.kind.value),
-                      trigger_event_id=event.event_id, created_at=now, updated_at=now)
+            run = Run(
+                id=rid,
+                runbook=runbook.name,
+                incident_id=incident.id,
+                trigger=trigger or Trigger(event.kind.value),
+                trigger_event_id=event.event_id,
+                created_at=now,
+                updated_at=now,
+            )
             if await self.store.create(run):
                 RUNS_CREATED.labels(runbook.name).inc()
                 created.append(rid)
@@ -146,7 +166,7 @@ class Executor(PollLoop):
         except RedisError as exc:
             EXECUTOR_ERRORS.labels("redis").inc()
             log.warning("run %s stopped: Redis failed (%s); it resumes when the lease expires", rid, exc)
-        except Exception:  # noqa: BLE001 - a bug in one run must not stop the others; look again later
+        except Exception:
             EXECUTOR_ERRORS.labels("bug").inc()
             log.exception("run %s failed unexpectedly; looking at it again in 30 s", rid)
             try:
@@ -186,8 +206,13 @@ class Executor(PollLoop):
         incident = await self.incidents.get(run.incident_id)
         if incident is None:
             if _now() - run.created_at > MISSING_INCIDENT_LIMIT:
-                await self._finish(run, fence, RunStatus.failed, f"incident {run.incident_id} is not in the read model; "
-                                   "run `firebreak readmodel rebuild` and start the runbook again")
+                await self._finish(
+                    run,
+                    fence,
+                    RunStatus.failed,
+                    f"incident {run.incident_id} is not in the read model; "
+                    "run `firebreak readmodel rebuild` and start the runbook again",
+                )
             else:
                 await self.store.schedule(rid, _now() + timedelta(seconds=1))  # the read model has not caught up yet
             return
@@ -228,9 +253,15 @@ class Executor(PollLoop):
                 return
             if record.status in (StepStatus.failed, StepStatus.unknown) and step.on_failure is not OnFailure.continue_:
                 if step.on_failure is OnFailure.page:
-                    await self._page(run, runbook, incident, f"Runbook {runbook.name} (owner {runbook.owner}) needs a human: "
-                                     f"step {step.id} {record.status.value} for incident {incident.id} ({incident.title}): "
-                                     f"{record.error}", f"{run.id}/{step.id}/page")
+                    await self._page(
+                        run,
+                        runbook,
+                        incident,
+                        f"Runbook {runbook.name} (owner {runbook.owner}) needs a human: "
+                        f"step {step.id} {record.status.value} for incident {incident.id} ({incident.title}): "
+                        f"{record.error}",
+                        f"{run.id}/{step.id}/page",
+                    )
                 final = RunStatus.unknown if record.status is StepStatus.unknown else RunStatus.failed
                 await self._finish(run, fence, final, f"step {step.id} {record.status.value}: {record.error}")
                 return
@@ -245,7 +276,9 @@ class Executor(PollLoop):
         if rails is None or self.guard is None:
             return None
         try:
-            target = render(rails.target, context(incident, self.topology, self.service_label, run)).strip() or incident.id
+            target = (
+                render(rails.target, context(incident, self.topology, self.service_label, run)).strip() or incident.id
+            )
         except RenderError as exc:
             return f"guardrails target: {exc}"
         decision = await self.guard.admit(runbook.name, rails, run.id, target[:500], _now())
@@ -253,10 +286,19 @@ class Executor(PollLoop):
             return None
         GUARDRAIL_BLOCKS.labels(runbook.name, decision.guardrail).inc()
         reason = f"guardrail {decision.guardrail}: {decision.reason}"
-        await self._result(run, ResultKind.run_blocked, output={"guardrail": decision.guardrail, "target": target,
-                                                                 "reason": decision.reason})
-        await self._page(run, runbook, incident, f"Runbook {runbook.name} (owner {runbook.owner}) did not run for incident "
-                         f"{incident.id} ({incident.title}): {reason}. Remediate by hand or raise the limit.", f"{run.id}/blocked")
+        await self._result(
+            run,
+            ResultKind.run_blocked,
+            output={"guardrail": decision.guardrail, "target": target, "reason": decision.reason},
+        )
+        await self._page(
+            run,
+            runbook,
+            incident,
+            f"Runbook {runbook.name} (owner {runbook.owner}) did not run for incident "
+            f"{incident.id} ({incident.title}): {reason}. Remediate by hand or raise the limit.",
+            f"{run.id}/blocked",
+        )
         return reason
 
     async def _step(self, run: Run, runbook: Runbook, step: Step, fence: int) -> StepRecord:
@@ -273,13 +315,30 @@ class Executor(PollLoop):
                 try:
                     wanted = evaluate(step.when, ctx)
                 except RenderError as exc:
-                    return await self._record(run, step, fence, StepRecord(
-                        status=StepStatus.failed, action=step.action, fence=fence, started_at=now, finished_at=now,
-                        error=f"when: {exc}"), ResultKind.step_failed)
+                    return await self._record(
+                        run,
+                        step,
+                        fence,
+                        StepRecord(
+                            status=StepStatus.failed,
+                            action=step.action,
+                            fence=fence,
+                            started_at=now,
+                            finished_at=now,
+                            error=f"when: {exc}",
+                        ),
+                        ResultKind.step_failed,
+                    )
                 if not wanted:
-                    return await self._record(run, step, fence, StepRecord(
-                        status=StepStatus.skipped, action=step.action, fence=fence, started_at=now, finished_at=now),
-                        ResultKind.step_skipped)
+                    return await self._record(
+                        run,
+                        step,
+                        fence,
+                        StepRecord(
+                            status=StepStatus.skipped, action=step.action, fence=fence, started_at=now, finished_at=now
+                        ),
+                        ResultKind.step_skipped,
+                    )
             started = StepRecord(status=StepStatus.started, action=step.action, fence=fence, started_at=now, attempts=1)
             existing = await self.store.claim_step(run.id, step.id, fence, started)
             if existing is not None:  # claimed between our read and now: treat as found below
@@ -289,16 +348,25 @@ class Executor(PollLoop):
                 return await self._execute(run, runbook, step, fence, started, ctx)
         assert found is not None
         if found.status is StepStatus.waiting or (found.status is StepStatus.started and step.rerunnable):
-            resumed = found.model_copy(update={"fence": fence, "attempts": found.attempts + (found.status is StepStatus.started)})
+            resumed = found.model_copy(
+                update={"fence": fence, "attempts": found.attempts + (found.status is StepStatus.started)}
+            )
             return await self._execute(run, runbook, step, fence, resumed, ctx)
         # started under an earlier holder that stopped: the outcome is unknown, and running it again is not safe
-        unknown = found.model_copy(update={
-            "status": StepStatus.unknown, "finished_at": now, "fence": fence,
-            "error": "the executor running this step stopped before recording its outcome; check its effect by hand "
-                     "(declare the step `idempotent: true` if running it again is safe)"})
+        unknown = found.model_copy(
+            update={
+                "status": StepStatus.unknown,
+                "finished_at": now,
+                "fence": fence,
+                "error": "the executor running this step stopped before recording its outcome; check its effect by hand "
+                "(declare the step `idempotent: true` if running it again is safe)",
+            }
+        )
         return await self._record(run, step, fence, unknown, ResultKind.step_unknown)
 
-    async def _gate(self, run: Run, runbook: Runbook, step: Step, fence: int, record: StepRecord) -> tuple[StepRecord, bool]:
+    async def _gate(
+        self, run: Run, runbook: Runbook, step: Step, fence: int, record: StepRecord
+    ) -> tuple[StepRecord, bool]:
         """A `risk: high` step runs only once enough different people approved it: (its record, whether to run
         it now). The record waits, or failed on a refusal or expiry, or is started and names who approved.
         Each outcome goes to the audit log; the request itself pages the runbook's page channel."""
@@ -311,32 +379,68 @@ class Executor(PollLoop):
         now = _now()
         deadline = record.started_at + gate.expires
         if rejected is not None or (len(approvers) < gate.required and now >= deadline):
-            why = (f"rejected by {rejected['by']}" + (f": {rejected['comment']}" if rejected.get("comment") else "")
-                   if rejected else f"approval expired after {gate.expires} with {len(approvers)} of {gate.required} "
-                                    f"approvals ({', '.join(approvers) or 'none'}); a high-risk step never runs by default")
+            why = (
+                f"rejected by {rejected['by']}" + (f": {rejected['comment']}" if rejected.get("comment") else "")
+                if rejected
+                else f"approval expired after {gate.expires} with {len(approvers)} of {gate.required} "
+                f"approvals ({', '.join(approvers) or 'none'}); a high-risk step never runs by default"
+            )
             await self._audit("risk gate refused", target, rejected["by"] if rejected else None, why)
-            await self._result(run, ResultKind.approval_decided, step, output={"decision": "reject", "by": rejected["by"]
-                               if rejected else "timeout", "approvers": approvers}, actor=rejected["by"] if rejected else "firebreak")
-            return await self._record(run, step, fence, record.model_copy(update={
-                "status": StepStatus.failed, "finished_at": now, "error": f"high-risk step not run: {why}"}),
-                ResultKind.step_failed), False
+            await self._result(
+                run,
+                ResultKind.approval_decided,
+                step,
+                output={"decision": "reject", "by": rejected["by"] if rejected else "timeout", "approvers": approvers},
+                actor=rejected["by"] if rejected else "firebreak",
+            )
+            return await self._record(
+                run,
+                step,
+                fence,
+                record.model_copy(
+                    update={"status": StepStatus.failed, "finished_at": now, "error": f"high-risk step not run: {why}"}
+                ),
+                ResultKind.step_failed,
+            ), False
         if len(approvers) >= gate.required:
-            await self._audit("risk gate approved", target, ", ".join(approvers),
-                              f"{len(approvers)} of {gate.required} approvals: {', '.join(approvers)}")
-            await self._result(run, ResultKind.approval_decided, step, output={"decision": "approve", "by": ", ".join(approvers),
-                               "approvers": approvers}, actor=", ".join(approvers))
-            started = record.model_copy(update={"status": StepStatus.started, "approved_by": approvers, "deadline": None})
-            return await self._record(run, step, fence, started, ResultKind.step_started), True  # a crash from here: `unknown`
+            await self._audit(
+                "risk gate approved",
+                target,
+                ", ".join(approvers),
+                f"{len(approvers)} of {gate.required} approvals: {', '.join(approvers)}",
+            )
+            await self._result(
+                run,
+                ResultKind.approval_decided,
+                step,
+                output={"decision": "approve", "by": ", ".join(approvers), "approvers": approvers},
+                actor=", ".join(approvers),
+            )
+            started = record.model_copy(
+                update={"status": StepStatus.started, "approved_by": approvers, "deadline": None}
+            )
+            return await self._record(
+                run, step, fence, started, ResultKind.step_started
+            ), True  # a crash from here: `unknown`
         waiting = record.model_copy(update={"status": StepStatus.waiting, "deadline": deadline})
         if record.status is not StepStatus.waiting:
             incident = await self.incidents.get(run.incident_id)
             if incident is not None:
-                await self._page(run, runbook, incident,
-                                 f"Runbook {runbook.name} step {step.id} is high-risk and waits for approval by {gate.required} "
-                                 f"{'people' if gate.required > 1 else 'person'} until {deadline.isoformat()}: "
-                                 f"firebreak runs approve {run.id} --actor NAME (or reject)", f"{run.id}/{step.id}/gate")
-            await self._audit("risk gate requested", target, None,
-                              f"needs {gate.required} approval(s) from different people before {deadline.isoformat()}")
+                await self._page(
+                    run,
+                    runbook,
+                    incident,
+                    f"Runbook {runbook.name} step {step.id} is high-risk and waits for approval by {gate.required} "
+                    f"{'people' if gate.required > 1 else 'person'} until {deadline.isoformat()}: "
+                    f"firebreak runs approve {run.id} --actor NAME (or reject)",
+                    f"{run.id}/{step.id}/gate",
+                )
+            await self._audit(
+                "risk gate requested",
+                target,
+                None,
+                f"needs {gate.required} approval(s) from different people before {deadline.isoformat()}",
+            )
             return await self._record(run, step, fence, waiting, ResultKind.approval_requested), False
         return waiting, False  # one of two approvals so far, or none yet: the audit log has each decision
 
@@ -344,15 +448,23 @@ class Executor(PollLoop):
         if self.audit is not None:
             await self.audit(action, target, actor, detail)
 
-    async def _execute(self, run: Run, runbook: Runbook, step: Step, fence: int, record: StepRecord,
-                       ctx: dict[str, Any]) -> StepRecord:
+    async def _execute(
+        self, run: Run, runbook: Runbook, step: Step, fence: int, record: StepRecord, ctx: dict[str, Any]
+    ) -> StepRecord:
         assert record.started_at is not None
         if step.gate is not None and not record.approved_by:
             record, approved = await self._gate(run, runbook, step, fence, record)
             if not approved:
                 return record
-        outcome: Outcome = await self.runner.run(step, ctx, run_id=run.id, incident_id=run.incident_id,
-                                                 actor=f"runbook:{runbook.name}", started_at=record.started_at, now=_now())
+        outcome: Outcome = await self.runner.run(
+            step,
+            ctx,
+            run_id=run.id,
+            incident_id=run.incident_id,
+            actor=f"runbook:{runbook.name}",
+            started_at=record.started_at,
+            now=_now(),
+        )
         if outcome.refused:
             ACTIONS_REFUSED.labels(step.action).inc()
         if outcome.status is StepStatus.waiting:
@@ -360,13 +472,23 @@ class Executor(PollLoop):
             if record.status is not StepStatus.waiting:
                 return await self._record(run, step, fence, waiting, ResultKind.step_waiting)
             return waiting
-        finished = record.model_copy(update={
-            "status": outcome.status, "finished_at": _now(), "output": outcome.output, "error": outcome.error,
-            # attempts add up across holders: a re-run after a crash counts the lost attempt too
-            "attempts": record.attempts - 1 + outcome.attempts if step.action not in ("wait", "approval") else record.attempts})
+        finished = record.model_copy(
+            update={
+                "status": outcome.status,
+                "finished_at": _now(),
+                "output": outcome.output,
+                "error": outcome.error,
+                # attempts add up across holders: a re-run after a crash counts the lost attempt too
+                "attempts": record.attempts - 1 + outcome.attempts
+                if step.action not in ("wait", "approval")
+                else record.attempts,
+            }
+        )
         kind = ResultKind.step_succeeded if outcome.status is StepStatus.succeeded else ResultKind.step_failed
         if step.approval is not None and isinstance(outcome.output, dict):
-            await self._result(run, ResultKind.approval_decided, step, output=outcome.output, actor=str(outcome.output.get("by")))
+            await self._result(
+                run, ResultKind.approval_decided, step, output=outcome.output, actor=str(outcome.output.get("by"))
+            )
         if step.annotate is not None and outcome.status is StepStatus.succeeded:
             await self._result(run, ResultKind.annotation, step, output=outcome.output)
         return await self._record(run, step, fence, finished, kind)
@@ -381,8 +503,9 @@ class Executor(PollLoop):
             duration = (record.finished_at - record.started_at).total_seconds() * 1000
             if record.status.finished and record.status is not StepStatus.skipped:
                 STEP_DURATION.labels(step.action).observe(duration / 1000)
-        await self._result(updated, kind, step, attempt=record.attempts, output=record.output, error=record.error,
-                           duration_ms=duration)
+        await self._result(
+            updated, kind, step, attempt=record.attempts, output=record.output, error=record.error, duration_ms=duration
+        )
         return record
 
     async def _finish(self, run: Run, fence: int, status: RunStatus, error: str | None, blocked: bool = False) -> None:
@@ -394,10 +517,19 @@ class Executor(PollLoop):
         if self.guard is not None and runbook is not None and runbook.guardrails is not None and not blocked:
             await self.guard.outcome(runbook.name, runbook.guardrails, run.id, status is RunStatus.succeeded, _now())
         RUNS_FINISHED.labels(run.runbook, status.value).inc()
-        kind = {RunStatus.succeeded: ResultKind.run_succeeded, RunStatus.unknown: ResultKind.run_unknown}.get(status, ResultKind.run_failed)
+        kind = {RunStatus.succeeded: ResultKind.run_succeeded, RunStatus.unknown: ResultKind.run_unknown}.get(
+            status, ResultKind.run_failed
+        )
         await self._result(run, kind, error=error)
-        log.info("run %s of %s for %s: %s%s", run.id, run.runbook, run.incident_id, status.value, f" ({error})" if error else "",
-                 extra=log_context(incident_id=run.incident_id, run_id=run.id, runbook=run.runbook))
+        log.info(
+            "run %s of %s for %s: %s%s",
+            run.id,
+            run.runbook,
+            run.incident_id,
+            status.value,
+            f" ({error})" if error else "",
+            extra=log_context(incident_id=run.incident_id, run_id=run.id, runbook=run.runbook),
+        )
 
     async def _page(self, run: Run, runbook: Runbook, incident: Incident, text: str, key: str) -> None:
         channel = runbook.page_channel or self.page_channel
@@ -408,15 +540,40 @@ class Executor(PollLoop):
             ctx = context(incident, self.topology, self.service_label, run)
             await self.runner.s.notifier.send(channel, text, ctx["incident"], key)
         except Exception as exc:  # noqa: BLE001 - best effort: a failed page must not keep the run from finishing
-            log.error("could not page %s about run %s: %s", channel, run.id, exc,
-                      extra=log_context(incident_id=run.incident_id, run_id=run.id, runbook=run.runbook, channel=channel))
+            log.error(
+                "could not page %s about run %s: %s",
+                channel,
+                run.id,
+                exc,
+                extra=log_context(incident_id=run.incident_id, run_id=run.id, runbook=run.runbook, channel=channel),
+            )
 
-    async def _result(self, run: Run, kind: ResultKind, step: Step | None = None, *, attempt: int = 0, output: Any = None,
-                      error: str | None = None, duration_ms: float | None = None, actor: str = "firebreak") -> None:
+    async def _result(
+        self,
+        run: Run,
+        kind: ResultKind,
+        step: Step | None = None,
+        *,
+        attempt: int = 0,
+        output: Any = None,
+        error: str | None = None,
+        duration_ms: float | None = None,
+        actor: str = "firebreak",
+    ) -> None:
         step_part = f"/{step.id}" if step else ""
         result = ActionResult(
-            result_id=f"{run.id}{step_part}/{kind.value}/{run.fence}/{attempt}", kind=kind, run_id=run.id,
-            runbook=run.runbook, incident_id=run.incident_id, step_id=step.id if step else None,
-            action=step.action if step else None, attempt=attempt, at=_now(), actor=actor, output=output,
-            error=error, duration_ms=duration_ms)
+            result_id=f"{run.id}{step_part}/{kind.value}/{run.fence}/{attempt}",
+            kind=kind,
+            run_id=run.id,
+            runbook=run.runbook,
+            incident_id=run.incident_id,
+            step_id=step.id if step else None,
+            action=step.action if step else None,
+            attempt=attempt,
+            at=_now(),
+            actor=actor,
+            output=output,
+            error=error,
+            duration_ms=duration_ms,
+        )
         await self.publish(result)

@@ -14,7 +14,7 @@ Keys (prefix from settings): `guard:<runbook>:runs`, `guard:<runbook>:target:<ta
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import redis.asyncio as aioredis
 
@@ -109,18 +109,34 @@ class Guard:
 
     async def admit(self, runbook: str, rails: Guardrails, run_id: str, target: str, now: datetime) -> Decision:
         """Whether this run may start; the same answer every time it is asked for the same run."""
+
         def seconds(limit: object, attr: str = "per") -> float:
             return getattr(limit, attr).total_seconds() if limit is not None else 0
 
         breaker = rails.circuit_breaker
         raw = await self._admit(
-            keys=[self._k(runbook, "runs"), self._k(runbook, "target", target), self._k(runbook, "targets"),
-                  self._k(runbook, "breaker"), self._k(runbook, "decision", run_id)],
-            args=[now.timestamp(), run_id, target,
-                  rails.rate.max if rails.rate else 0, seconds(rails.rate),
-                  rails.per_target.max if rails.per_target else 0, seconds(rails.per_target),
-                  rails.blast_radius.max_targets if rails.blast_radius else 0, seconds(rails.blast_radius),
-                  breaker.failures if breaker else 0, seconds(breaker, "cooldown"), DECISION_SECONDS])
+            keys=[
+                self._k(runbook, "runs"),
+                self._k(runbook, "target", target),
+                self._k(runbook, "targets"),
+                self._k(runbook, "breaker"),
+                self._k(runbook, "decision", run_id),
+            ],
+            args=[
+                now.timestamp(),
+                run_id,
+                target,
+                rails.rate.max if rails.rate else 0,
+                seconds(rails.rate),
+                rails.per_target.max if rails.per_target else 0,
+                seconds(rails.per_target),
+                rails.blast_radius.max_targets if rails.blast_radius else 0,
+                seconds(rails.blast_radius),
+                breaker.failures if breaker else 0,
+                seconds(breaker, "cooldown"),
+                DECISION_SECONDS,
+            ],
+        )
         guardrail, _, detail = (raw.decode() if isinstance(raw, bytes) else raw).partition("|")
         if guardrail == "ok":
             return Decision(True)
@@ -131,9 +147,16 @@ class Guard:
         breaker = rails.circuit_breaker
         if breaker is None:
             return
-        await self._outcome(keys=[self._k(runbook, "breaker"), self._k(runbook, "outcome", run_id)],
-                            args=[1 if succeeded else 0, breaker.failures, breaker.cooldown.total_seconds(),
-                                  now.timestamp(), DECISION_SECONDS])
+        await self._outcome(
+            keys=[self._k(runbook, "breaker"), self._k(runbook, "outcome", run_id)],
+            args=[
+                1 if succeeded else 0,
+                breaker.failures,
+                breaker.cooldown.total_seconds(),
+                now.timestamp(),
+                DECISION_SECONDS,
+            ],
+        )
 
 
 def _reason(guardrail: str, detail: str, rails: Guardrails, target: str) -> str:
@@ -143,11 +166,13 @@ def _reason(guardrail: str, detail: str, rails: Guardrails, target: str) -> str:
     if guardrail == "per_target" and rails.per_target:
         return f"{rails.per_target.max} runs against {target} within {_span(rails.per_target.per)} already"
     if guardrail == "blast_radius" and rails.blast_radius:
-        return (f"{rails.blast_radius.max_targets} distinct targets within {_span(rails.blast_radius.per)} already; "
-                f"{target} would be one more")
+        return (
+            f"{rails.blast_radius.max_targets} distinct targets within {_span(rails.blast_radius.per)} already; "
+            f"{target} would be one more"
+        )
     if guardrail == "circuit_breaker":
         failures, _, until = detail.partition("|")
-        when = datetime.fromtimestamp(float(until), tz=timezone.utc) if until else None
+        when = datetime.fromtimestamp(float(until), tz=UTC) if until else None
         return f"open after {failures} failed runs in a row" + (f", until {when:%Y-%m-%d %H:%M:%S} UTC" if when else "")
     return detail or guardrail
 

@@ -17,15 +17,14 @@ from typing import Any
 
 import yaml
 
-from adapters.yamlfile import ConfigFileError, Loader, _line_of, load_yaml_model
-from schemas.runbook import Param, Runbook, SecretRef, Step
-
 from actions.command import CommandPolicy, CommandRefused
 from actions.loader import runbook_files
 from actions.outbound import AllowList, Refused
-from adapters.secrets import Secrets
 from actions.templates import ENV, evaluate, is_template, names_used, parse_problem, steps_referenced
 from actions.urls import URL_ENV, url_problem
+from adapters.secrets import Secrets
+from adapters.yamlfile import ConfigFileError, Loader, _line_of, load_yaml_model
+from schemas.runbook import Param, Runbook, SecretRef, Step
 
 CONTEXT_NAMES = {"incident", "labels", "event", "params", "steps"}
 
@@ -108,7 +107,9 @@ def lint_file(path: Path, env: LintEnv) -> list[Finding]:
     return found
 
 
-def _check_template(add: Any, loc: tuple[Any, ...], source: str, params: set[str], earlier: set[str], expression: bool) -> None:
+def _check_template(
+    add: Any, loc: tuple[Any, ...], source: str, params: set[str], earlier: set[str], expression: bool
+) -> None:
     if not expression and not is_template(source):
         return
     is_url = loc[-2:] == ("http", "url")
@@ -132,11 +133,19 @@ def _check_url_values(add: Any, loc: tuple[Any, ...], url: str, params: dict[str
     unguarded = sorted(name for name in _params_referenced(url, False) if not _has_pattern(params.get(name)))
     direct = sorted(names_used(url, env=URL_ENV) - {"params"})
     for name in unguarded:
-        add(loc, f"the URL reads params.{name}, which has no `pattern`: a label chooses where the request goes on the "
-            f"allowed host; give params.{name} a `pattern` of the values it may take", "warning")
+        add(
+            loc,
+            f"the URL reads params.{name}, which has no `pattern`: a label chooses where the request goes on the "
+            f"allowed host; give params.{name} a `pattern` of the values it may take",
+            "warning",
+        )
     if direct:
-        add(loc, f"the URL reads {', '.join(direct)} directly: a label chooses where the request goes on the allowed "
-            "host; declare a param with a `pattern` and use it in the URL instead", "warning")
+        add(
+            loc,
+            f"the URL reads {', '.join(direct)} directly: a label chooses where the request goes on the allowed "
+            "host; declare a param with a `pattern` and use it in the URL instead",
+            "warning",
+        )
 
 
 def _has_pattern(spec: str | Param | None) -> bool:
@@ -168,8 +177,12 @@ def _check_step(add: Any, base: tuple[Any, ...], step: Step, env: LintEnv) -> No
         if "--" not in step.command.argv:
             for i, arg in enumerate(step.command.argv[1:], start=1):
                 if is_template(arg) and arg.lstrip().startswith("{"):
-                    add((*base, "command", "argv", i), "a templated argument with no `--` before it: a value starting "
-                        "with '-' would be read as an option; put `--` before positional arguments", "warning")
+                    add(
+                        (*base, "command", "argv", i),
+                        "a templated argument with no `--` before it: a value starting "
+                        "with '-' would be read as an option; put `--` before positional arguments",
+                        "warning",
+                    )
                     break
     if step.notify is not None and step.notify.channel not in env.channels:
         add((*base, "notify", "channel"), f"channel {step.notify.channel!r} is not in the notifications file")

@@ -30,7 +30,9 @@ def load_runbooks(path: Path | None) -> list[Runbook]:
             problems.append(str(exc))
             continue
         if runbook.name in runbooks:
-            problems.append(f"{file}:1: name: {runbook.name!r} is also the name of {runbooks[runbook.name][0]}; names must be unique")
+            problems.append(
+                f"{file}:1: name: {runbook.name!r} is also the name of {runbooks[runbook.name][0]}; names must be unique"
+            )
             continue
         runbooks[runbook.name] = (file, runbook)
     if problems:

@@ -36,7 +36,7 @@ class PollLoop(abc.ABC):
                 await self.poll()
             except RedisError as exc:
                 self.redis_failed(exc)
-            except Exception:  # noqa: BLE001 - a loop that stops would stop paging or remediation for the whole worker
+            except Exception:
                 log.exception("%s: looking for due work failed; trying again in %g s", self.name, self.poll_seconds)
             try:
                 await asyncio.wait_for(self.wake.wait(), self.poll_seconds)
@@ -54,5 +54,7 @@ class PollLoop(abc.ABC):
         another worker when its lease runs out."""
         self.stopping = True
         if self.tasks:
-            log.info("%s stopping: waiting up to %g s for %d item(s) in hand", self.name, grace_seconds, len(self.tasks))
+            log.info(
+                "%s stopping: waiting up to %g s for %d item(s) in hand", self.name, grace_seconds, len(self.tasks)
+            )
             await asyncio.wait(list(self.tasks.values()), timeout=grace_seconds)

@@ -15,13 +15,12 @@ import hashlib
 from collections.abc import Iterable
 from typing import Any
 
-from schemas.regex import full_match
+from actions.templates import RenderError, render
 from correlation.conditions import conditions_hold, services_of, team_of
 from correlation.topology import Topology
 from schemas import Alert, Incident, IncidentEvent, IncidentEventKind
+from schemas.regex import full_match
 from schemas.runbook import Param, Run, Runbook, Trigger
-
-from actions.templates import RenderError, render
 
 TRIGGERS = {
     IncidentEventKind.opened: Trigger.opened,
@@ -30,19 +29,33 @@ TRIGGERS = {
 }
 
 
-def matches(runbook: Runbook, incident: Incident, severity: str | None, topology: Topology, service_label: str,
-            extra: Alert | None = None) -> bool:
+def matches(
+    runbook: Runbook,
+    incident: Incident,
+    severity: str | None,
+    topology: Topology,
+    service_label: str,
+    extra: Alert | None = None,
+) -> bool:
     return conditions_hold(runbook.match, incident, severity, topology, service_label, extra)
 
 
-def triggered(runbooks: Iterable[Runbook], event: IncidentEvent, incident: Incident, topology: Topology,
-              service_label: str, trigger: Trigger | None = None) -> list[Runbook]:
+def triggered(
+    runbooks: Iterable[Runbook],
+    event: IncidentEvent,
+    incident: Incident,
+    topology: Topology,
+    service_label: str,
+    trigger: Trigger | None = None,
+) -> list[Runbook]:
     """The runbooks this event starts (in the order given)."""
     trigger = trigger or TRIGGERS.get(event.kind)
     if trigger is None:
         return []
     severity = event.severity or incident.severity
-    return [r for r in runbooks if trigger in r.on and matches(r, incident, severity, topology, service_label, event.alert)]
+    return [
+        r for r in runbooks if trigger in r.on and matches(r, incident, severity, topology, service_label, event.alert)
+    ]
 
 
 def run_id(incident_id: str, runbook: str, trigger_event_id: str) -> str:
@@ -59,8 +72,9 @@ def common_labels(incident: Incident) -> dict[str, str]:
     return {**shared, **incident.group_labels}
 
 
-def context(incident: Incident, topology: Topology, service_label: str, run: Run | None = None,
-            trigger: str | None = None) -> dict[str, Any]:
+def context(
+    incident: Incident, topology: Topology, service_label: str, run: Run | None = None, trigger: str | None = None
+) -> dict[str, Any]:
     services = services_of(incident, service_label)
     labels = common_labels(incident)
     steps = {sid: {"status": rec.status.value, "output": rec.output} for sid, rec in (run.steps.items() if run else [])}
@@ -75,8 +89,10 @@ def context(incident: Incident, topology: Topology, service_label: str, run: Run
             "probable_root": incident.probable_root,
             "opened_at": incident.opened_at.isoformat(),
             "labels": labels,
-            "alerts": [{"labels": a.labels, "annotations": a.annotations, "status": a.status.value}
-                       for a in incident.alerts.values()],
+            "alerts": [
+                {"labels": a.labels, "annotations": a.annotations, "status": a.status.value}
+                for a in incident.alerts.values()
+            ],
             "alert_count": incident.alert_count,
             "firing_count": incident.firing_count,
             "suspect_changes": list(incident.suspect_changes),
@@ -103,7 +119,9 @@ def render_params(runbook: Runbook, ctx: dict[str, Any]) -> dict[str, str]:
         except RenderError as exc:
             raise RenderError(f"params.{name}: {exc}") from exc
         if pattern is not None and not full_match(pattern, value):
-            raise RenderError(f"params.{name}: value {value[:80]!r} does not match the pattern {pattern!r}; "
-                              "the run stops before any step")
+            raise RenderError(
+                f"params.{name}: value {value[:80]!r} does not match the pattern {pattern!r}; "
+                "the run stops before any step"
+            )
         rendered[name] = value
     return rendered

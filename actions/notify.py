@@ -9,9 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from schemas.runbook import SecretRef
-
 from adapters.secrets import Secrets
+from schemas.runbook import SecretRef
 
 if TYPE_CHECKING:
     from actions.channels import Channels
@@ -36,17 +35,24 @@ def secret_value(value: str | SecretRef, secrets: Secrets) -> str:
 class Notifier:
     """A runbook's `notify` step and the executor's pages: one attempt on one channel (the caller retries)."""
 
-    def __init__(self, channels: "Channels", links: Callable[[str], dict[str, str]] | None = None) -> None:
+    def __init__(self, channels: Channels, links: Callable[[str], dict[str, str]] | None = None) -> None:
         self.channels = channels
         self.links = links
 
     def knows(self, channel: str) -> bool:
         return channel in self.channels.channels
 
-    async def send(self, channel: str, text: str, incident: dict[str, Any], dedup_key: str, timeout: float = 10.0) -> dict[str, Any]:
+    async def send(
+        self, channel: str, text: str, incident: dict[str, Any], dedup_key: str, timeout: float = 10.0
+    ) -> dict[str, Any]:
         from actions.channels import Message
 
-        message = Message(kind="message", dedup_key=dedup_key, incident=incident, message=text,
-                          links=self.links(incident["id"]) if self.links else {})
+        message = Message(
+            kind="message",
+            dedup_key=dedup_key,
+            incident=incident,
+            message=text,
+            links=self.links(incident["id"]) if self.links else {},
+        )
         result = await self.channels.send(channel, message, timeout=timeout)
         return {"channel": channel, "dedup_key": dedup_key, **result}

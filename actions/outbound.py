@@ -71,7 +71,7 @@ class AllowList:
     allow_private: bool = False
 
     @classmethod
-    def parse(cls, entries: list[str], allow_private: bool = False) -> "AllowList":
+    def parse(cls, entries: list[str], allow_private: bool = False) -> AllowList:
         parsed = set()
         for entry in entries:
             parts = urlsplit("//" + entry.strip())
@@ -95,8 +95,10 @@ class AllowList:
         except ValueError as exc:
             raise Refused(f"{url!r}: invalid port") from exc
         if (host, port) not in self.entries and not ((host, None) in self.entries and port in (80, 443)):
-            raise Refused(f"host {host}:{port} is not on the allow-list; add it to FIREBREAK_ACTIONS_ALLOWED_HOSTS "
-                          "if the runbook should reach it")
+            raise Refused(
+                f"host {host}:{port} is not on the allow-list; add it to FIREBREAK_ACTIONS_ALLOWED_HOSTS "
+                "if the runbook should reach it"
+            )
         return host, port
 
     def address_allowed(self, host: str, address: str) -> bool:
@@ -110,15 +112,19 @@ class _PinnedResolver(AbstractResolver):
         self._allow = allow
         self._inner: ThreadedResolver | None = None
 
-    async def resolve(self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
         if self._inner is None:
             self._inner = ThreadedResolver()
         found = await self._inner.resolve(host, port, family)
         allowed = [r for r in found if self._allow.address_allowed(_normal_host(host), r["host"])]
         if not allowed:
             shown = ", ".join(sorted({r["host"] for r in found}))
-            raise Refused(f"host {host} resolves to {shown}: a loopback, private or link-local address; "
-                          "set FIREBREAK_ACTIONS_ALLOW_PRIVATE_ADDRESSES=true or list the address itself")
+            raise Refused(
+                f"host {host} resolves to {shown}: a loopback, private or link-local address; "
+                "set FIREBREAK_ACTIONS_ALLOW_PRIVATE_ADDRESSES=true or list the address itself"
+            )
         return allowed
 
     async def close(self) -> None:
@@ -179,9 +185,17 @@ class OutboundHttp:
         if self._session is not None:
             await self._session.close()
 
-    async def request(self, method: str, url: str, *, headers: dict[str, str] | None = None, json: Any = None,
-                      data: bytes | None = None, timeout: float = 10.0,
-                      secret_headers: frozenset[str] = frozenset()) -> HttpResult:
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: dict[str, str] | None = None,
+        json: Any = None,
+        data: bytes | None = None,
+        timeout: float = 10.0,
+        secret_headers: frozenset[str] = frozenset(),
+    ) -> HttpResult:
         """Send one request (following checked redirects); raises Refused, or asyncio.TimeoutError / aiohttp errors.
 
         `secret_headers` names headers that carry secrets: like `Authorization`, they are not sent on after a
@@ -193,8 +207,9 @@ class OutboundHttp:
         async with asyncio.timeout(timeout):
             for _ in range(MAX_REDIRECTS + 1):
                 self.allow.check(url)
-                async with self._client().request(method, url, headers=headers, json=json if data is None else None,
-                                                  data=data, allow_redirects=False) as response:
+                async with self._client().request(
+                    method, url, headers=headers, json=json if data is None else None, data=data, allow_redirects=False
+                ) as response:
                     if response.status in (301, 302, 303, 307, 308) and "Location" in response.headers:
                         target = urljoin(url, response.headers["Location"])
                         if origin(target) != origin(url):

@@ -26,7 +26,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -34,11 +34,17 @@ from redis.exceptions import RedisError
 
 from actions.channels import Message
 from actions.delivery import Deliverer
+from actions.loop import PollLoop
+from actions.matching import context
+from adapters.links import Links
+from adapters.logs import context as log_context
+from adapters.metrics import ESCALATIONS
+from adapters.readmodel import IncidentStore
 from correlation.escalation import (
     Escalation,
     EscalationStatus,
-    Held,
     Hastened,
+    Held,
     Notice,
     Output,
     Page,
@@ -55,13 +61,7 @@ from correlation.escalation import (
     may_reroute,
     reaction,
 )
-from adapters.links import Links
-from actions.loop import PollLoop
-from actions.matching import context
 from correlation.topology import Topology
-from adapters.logs import context as log_context
-from adapters.metrics import ESCALATIONS
-from adapters.readmodel import IncidentStore
 from schemas import Incident, IncidentEvent, IncidentEventKind, IncidentStatus
 from schemas.decision import Decision
 from schemas.notification import DeliveryKind, NotificationsFile
@@ -121,12 +121,24 @@ def _ts(at: datetime) -> float:
 class Pager(PollLoop):
     name = "pager"
 
-    def __init__(self, config: NotificationsFile, client: aioredis.Redis, prefix: str, incidents: IncidentStore,
-                 deliverer: Deliverer, links: Links, *, topology: Topology, service_label: str,
-                 update_interval: float = 30.0, lease_seconds: float = 30.0, poll_seconds: float = 0.5,
-                 on_escalated: Callable[[IncidentEvent, Incident], Awaitable[Any]] | None = None,
-                 on_decision: Callable[[list[Decision], str], Awaitable[None]] | None = None,
-                 muted: Callable[[Incident], Awaitable[str | None]] | None = None) -> None:
+    def __init__(
+        self,
+        config: NotificationsFile,
+        client: aioredis.Redis,
+        prefix: str,
+        incidents: IncidentStore,
+        deliverer: Deliverer,
+        links: Links,
+        *,
+        topology: Topology,
+        service_label: str,
+        update_interval: float = 30.0,
+        lease_seconds: float = 30.0,
+        poll_seconds: float = 0.5,
+        on_escalated: Callable[[IncidentEvent, Incident], Awaitable[Any]] | None = None,
+        on_decision: Callable[[list[Decision], str], Awaitable[None]] | None = None,
+        muted: Callable[[Incident], Awaitable[str | None]] | None = None,
+    ) -> None:
         self.config = config
         self.redis = client
         self.p = prefix
@@ -157,9 +169,8 @@ class Pager(PollLoop):
         The incident's escalation is read from Redis only for an event that may start, hasten, stop or
         re-route it; the writes are conditional (Lua) so a redelivered event or a racing worker changes nothing."""
         what = reaction(event, incident)
-        current = (await self.state(incident.id)
-                   if what in _READS_STATE or may_reroute(event, incident) else None)
-        _, outputs = apply(current, event, incident, datetime.now(timezone.utc), self.paging)
+        current = await self.state(incident.id) if what in _READS_STATE or may_reroute(event, incident) else None
+        _, outputs = apply(current, event, incident, datetime.now(UTC), self.paging)
         await self._act(outputs, incident)
 
     async def _act(self, outputs: list[Output], incident: Incident) -> bool:
@@ -169,31 +180,51 @@ class Pager(PollLoop):
         written, started = True, False
         for output in outputs:
             if isinstance(output, Started):
-                written = await self._write_escalation(incident, output.state,
-                                                       "if_absent" if output.only_if_absent else "replace", output.outcome)
+                written = await self._write_escalation(
+                    incident, output.state, "if_absent" if output.only_if_absent else "replace", output.outcome
+                )
                 started |= written
             elif isinstance(output, Unrouted):
                 ESCALATIONS.labels("unrouted").inc()
-                log.info("incident %s matches no route and no default policy: nobody is paged", incident.id,
-                         extra=log_context(incident_id=incident.id, correlation_key=incident.correlation_key))
+                log.info(
+                    "incident %s matches no route and no default policy: nobody is paged",
+                    incident.id,
+                    extra=log_context(incident_id=incident.id, correlation_key=incident.correlation_key),
+                )
             elif isinstance(output, Hastened):  # GRP-24: the decision log has why, from the grouping stage's event
                 # A level 1 that went out meanwhile is not paged again: the core leaves a paged escalation alone,
                 # and the page's dedup key stops a second send if the two cross.
-                if await self._advance(keys=[self._k("esc", incident.id), self._k("esc", "due")],
-                                       args=[output.state.model_dump_json(), output.state.generation,
-                                             str(_ts(output.state.due_at)), incident.id]):
+                if await self._advance(
+                    keys=[self._k("esc", incident.id), self._k("esc", "due")],
+                    args=[
+                        output.state.model_dump_json(),
+                        output.state.generation,
+                        str(_ts(output.state.due_at)),
+                        incident.id,
+                    ],
+                ):
                     self.wake.set()
             elif isinstance(output, Stopped):
-                if await self._stop(keys=[self._k("esc", incident.id), self._k("esc", "due"), self._k("esc", "updates")],
-                                    args=[output.by, "", incident.id]):
+                if await self._stop(
+                    keys=[self._k("esc", incident.id), self._k("esc", "due"), self._k("esc", "updates")],
+                    args=[output.by, "", incident.id],
+                ):
                     ESCALATIONS.labels("stopped").inc()
             elif isinstance(output, Notice) and await self.redis.exists(self._k("esc", incident.id, "paged")):
-                notice = json.dumps({"incident": incident.id, "kind": output.kind.value, "event": output.event_id,
-                                     "actor": output.actor, "at": output.at.isoformat()}, sort_keys=True)
-                await self.redis.zadd(self._k("esc", "notices"), {notice: _ts(datetime.now(timezone.utc))}, nx=True)
+                notice = json.dumps(
+                    {
+                        "incident": incident.id,
+                        "kind": output.kind.value,
+                        "event": output.event_id,
+                        "actor": output.actor,
+                        "at": output.at.isoformat(),
+                    },
+                    sort_keys=True,
+                )
+                await self.redis.zadd(self._k("esc", "notices"), {notice: _ts(datetime.now(UTC))}, nx=True)
                 self.wake.set()
             elif isinstance(output, Update) and await self.redis.exists(self._k("esc", incident.id, "paged")):
-                due_at = datetime.now(timezone.utc) + timedelta(seconds=self.update_interval)
+                due_at = datetime.now(UTC) + timedelta(seconds=self.update_interval)
                 await self.redis.zadd(self._k("esc", "updates"), {incident.id: _ts(due_at)}, nx=True)
             elif isinstance(output, Decision) and written:
                 await self._log([output], incident.id)
@@ -207,19 +238,34 @@ class Pager(PollLoop):
         sent from going again; levels keep their times, counted from the opening."""
         if incident.status is not IncidentStatus.triggered or incident.flapping:
             return False  # acknowledged: nothing to page; flapping: its end starts the escalation if need be
-        opening = next((e for e in reversed(incident.timeline)
-                        if e.kind in (IncidentEventKind.opened, IncidentEventKind.reopened)), None)
+        opening = next(
+            (
+                e
+                for e in reversed(incident.timeline)
+                if e.kind in (IncidentEventKind.opened, IncidentEventKind.reopened)
+            ),
+            None,
+        )
         if opening is None:
             return False
-        _, outputs = begin(incident, incident.severity, None, f"{incident.id}:{opening.seq}", opening.at, self.paging,
-                           only_if_absent=True)
+        _, outputs = begin(
+            incident,
+            incident.severity,
+            None,
+            f"{incident.id}:{opening.seq}",
+            opening.at,
+            self.paging,
+            only_if_absent=True,
+        )
         return await self._act(outputs, incident)
 
     async def _write_escalation(self, incident: Incident, state: Escalation, mode: str, outcome: str) -> bool:
         """Store a new escalation (`mode` replace, or if_absent), its first level due at `state.due_at`; on
         success count it under `outcome` and wake the loop."""
-        created = await self._start(keys=[self._k("esc", incident.id), self._k("esc", "due")],
-                                    args=[state.model_dump_json(), state.generation, _ts(state.due_at), mode, incident.id])
+        created = await self._start(
+            keys=[self._k("esc", incident.id), self._k("esc", "due")],
+            args=[state.model_dump_json(), state.generation, _ts(state.due_at), mode, incident.id],
+        )
         if created:
             ESCALATIONS.labels(outcome).inc()
             self.wake.set()
@@ -234,7 +280,7 @@ class Pager(PollLoop):
     async def poll(self) -> int:
         if self.stopping:
             return 0
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         started = 0
         for queue, handler in (("due", self._escalate), ("updates", self._update), ("notices", self._notice)):
             key = self._k("esc", queue)
@@ -254,10 +300,10 @@ class Pager(PollLoop):
             await handler(member)
         except RedisError as exc:
             log.warning("%s %s: Redis failed (%s); it is taken up again after the lease", queue, member, exc)
-        except Exception:  # noqa: BLE001 - one bad item must not stop paging for the others
+        except Exception:
             log.exception("%s %s failed; trying again in 30 s", queue, member)
             try:
-                await self.redis.zadd(self._k("esc", queue), {member: _ts(datetime.now(timezone.utc)) + 30}, xx=True)
+                await self.redis.zadd(self._k("esc", queue), {member: _ts(datetime.now(UTC)) + 30}, xx=True)
             except RedisError:
                 pass
         finally:
@@ -268,7 +314,9 @@ class Pager(PollLoop):
         while True:
             await asyncio.sleep(self.lease / 3)
             try:
-                await self.redis.zadd(self._k("esc", queue), {member: _ts(datetime.now(timezone.utc)) + self.lease}, xx=True, gt=True)
+                await self.redis.zadd(
+                    self._k("esc", queue), {member: _ts(datetime.now(UTC)) + self.lease}, xx=True, gt=True
+                )
             except RedisError:
                 pass
 
@@ -286,38 +334,55 @@ class Pager(PollLoop):
             return
         incident = await self.incidents.get(incident_id)
         if incident is None:
-            await self.redis.zadd(due_key, {incident_id: _ts(datetime.now(timezone.utc)) + 1})
+            await self.redis.zadd(due_key, {incident_id: _ts(datetime.now(UTC)) + 1})
             return
-        if (incident.status is IncidentStatus.triggered and not incident.alerts
-                and datetime.now(timezone.utc) - state.started_at < timedelta(seconds=5)):
+        if (
+            incident.status is IncidentStatus.triggered
+            and not incident.alerts
+            and datetime.now(UTC) - state.started_at < timedelta(seconds=5)
+        ):
             # Opened one event before its first alert joins: a moment's wait makes the page show the alert.
-            await self.redis.zadd(due_key, {incident_id: _ts(datetime.now(timezone.utc)) + 0.2})
+            await self.redis.zadd(due_key, {incident_id: _ts(datetime.now(UTC)) + 0.2})
             return
         if state.policy not in self.config.escalation_policies:
-            log.error("incident %s escalates by policy %r, which the notifications file no longer has", incident_id, state.policy)
+            log.error(
+                "incident %s escalates by policy %r, which the notifications file no longer has",
+                incident_id,
+                state.policy,
+            )
             await self.redis.zrem(due_key, incident_id)
             return
-        muted = await self.muted(incident) if self.muted is not None and incident.status is IncidentStatus.triggered else None
-        following, outputs = due(state, incident, datetime.now(timezone.utc), muted or None, self.paging)
+        muted = (
+            await self.muted(incident)
+            if self.muted is not None and incident.status is IncidentStatus.triggered
+            else None
+        )
+        following, outputs = due(state, incident, datetime.now(UTC), muted or None, self.paging)
         for output in outputs:
             if isinstance(output, Stopped):  # acknowledged or resolved before its event reached us
-                await self._stop(keys=[self._k("esc", incident_id), due_key, self._k("esc", "updates")],
-                                 args=[output.by, "", incident_id])
+                await self._stop(
+                    keys=[self._k("esc", incident_id), due_key, self._k("esc", "updates")],
+                    args=[output.by, "", incident_id],
+                )
             elif isinstance(output, Held):  # looked at again every MUTE_RECHECK_SECONDS; logged once, when it begins
                 recheck = str(_ts(output.state.due_at))
                 if not output.first:
                     await self.redis.zadd(due_key, {incident_id: float(recheck)}, xx=True)
                     continue
                 ESCALATIONS.labels("muted").inc()
-                await self._advance(keys=[self._k("esc", incident_id), due_key],
-                                    args=[output.state.model_dump_json(), state.generation, recheck, incident_id])
+                await self._advance(
+                    keys=[self._k("esc", incident_id), due_key],
+                    args=[output.state.model_dump_json(), state.generation, recheck, incident_id],
+                )
             elif isinstance(output, Decision):
                 await self._log([output], incident_id)
             elif isinstance(output, Page):
                 await self._page(incident, output)
                 due_at = "" if following.status is not EscalationStatus.active else str(_ts(following.due_at))
-                moved = await self._advance(keys=[self._k("esc", incident_id), due_key],
-                                            args=[following.model_dump_json(), state.generation, due_at, incident_id])
+                moved = await self._advance(
+                    keys=[self._k("esc", incident_id), due_key],
+                    args=[following.model_dump_json(), state.generation, due_at, incident_id],
+                )
                 ESCALATIONS.labels(f"level_{min(output.level, 5)}").inc()
                 if moved and output.level >= 2 and self.on_escalated is not None:
                     await self._escalated(incident, state, output.level)
@@ -329,26 +394,57 @@ class Pager(PollLoop):
 
         async def one(r: Recipient) -> None:
             current = await self.state(incident_id)
-            if current is None or current.status is not EscalationStatus.active or current.generation != state.generation:
+            if (
+                current is None
+                or current.status is not EscalationStatus.active
+                or current.generation != state.generation
+            ):
                 return  # acknowledged or resolved meanwhile: stop at once
             key = f"{incident_id}/{state.generation}/r{state.round}/l{level}/{r.channel}/{r.address or '-'}"
-            message = Message(kind="page", dedup_key=key, incident=ctx, level=level, recipient=r.user or r.channel,
-                              links=self.links.for_incident(incident_id, by=r.user or r.channel))
-            delivered = await self.deliverer.deliver(key=key, kind=DeliveryKind.page, incident_id=incident_id, channel=r.channel,
-                                                     message=message, address=r.address, user=r.user, level=level,
-                                                     caused_at=page.caused_at)
+            message = Message(
+                kind="page",
+                dedup_key=key,
+                incident=ctx,
+                level=level,
+                recipient=r.user or r.channel,
+                links=self.links.for_incident(incident_id, by=r.user or r.channel),
+            )
+            delivered = await self.deliverer.deliver(
+                key=key,
+                kind=DeliveryKind.page,
+                incident_id=incident_id,
+                channel=r.channel,
+                message=message,
+                address=r.address,
+                user=r.user,
+                level=level,
+                caused_at=page.caused_at,
+            )
             await self.redis.sadd(self._k("esc", incident_id, "paged"), r.model_dump_json())
             if delivered is not None:
-                log.info("paged level %d of incident %s: %s on %s", level, incident_id, r.user or "-", r.channel,
-                         extra=log_context(incident_id=incident_id, channel=r.channel, delivery_id=key))
+                log.info(
+                    "paged level %d of incident %s: %s on %s",
+                    level,
+                    incident_id,
+                    r.user or "-",
+                    r.channel,
+                    extra=log_context(incident_id=incident_id, channel=r.channel, delivery_id=key),
+                )
 
         await asyncio.gather(*(one(r) for r in page.recipients))
 
     async def _escalated(self, incident: Incident, state: Escalation, level: int) -> None:
         assert self.on_escalated is not None
-        event = IncidentEvent(event_id=f"{state.generation}/escalated/r{state.round}/l{level}", kind=IncidentEventKind.severity_changed,
-                              incident_id=incident.id, correlation_key=incident.correlation_key, group_labels=incident.group_labels,
-                              seq=incident.seq, at=datetime.now(timezone.utc), severity=incident.severity)
+        event = IncidentEvent(
+            event_id=f"{state.generation}/escalated/r{state.round}/l{level}",
+            kind=IncidentEventKind.severity_changed,
+            incident_id=incident.id,
+            correlation_key=incident.correlation_key,
+            group_labels=incident.group_labels,
+            seq=incident.seq,
+            at=datetime.now(UTC),
+            severity=incident.severity,
+        )
         await self.on_escalated(event, incident)
 
     # -- updates and notices ----------------------------------------------------------------------------
@@ -364,8 +460,12 @@ class Pager(PollLoop):
         if incident is None or not incident.is_open or (self.muted is not None and await self.muted(incident)):
             return  # a muted incident's changes wait for the next update after the mute ends
         ctx = context(incident, self.topology, self.service_label)["incident"]
-        await asyncio.gather(*(self._send(DeliveryKind.update, incident_id, f"update/{incident.seq}", r, ctx, None)
-                               for r in await self._paged(incident_id)))
+        await asyncio.gather(
+            *(
+                self._send(DeliveryKind.update, incident_id, f"update/{incident.seq}", r, ctx, None)
+                for r in await self._paged(incident_id)
+            )
+        )
 
     async def _notice(self, member: str) -> None:
         notice = json.loads(member)
@@ -374,13 +474,28 @@ class Pager(PollLoop):
         if incident is not None:
             ctx = context(incident, self.topology, self.service_label)["incident"]
             kind = DeliveryKind.acknowledge if notice["kind"] == "acknowledged" else DeliveryKind.resolve
-            await asyncio.gather(*(self._send(kind, incident_id, f"{kind.value}/{notice['event']}", r, ctx, notice["actor"])
-                                   for r in await self._paged(incident_id)))
+            await asyncio.gather(
+                *(
+                    self._send(kind, incident_id, f"{kind.value}/{notice['event']}", r, ctx, notice["actor"])
+                    for r in await self._paged(incident_id)
+                )
+            )
         await self.redis.zrem(self._k("esc", "notices"), member)
 
-    async def _send(self, kind: DeliveryKind, incident_id: str, what: str, r: Recipient, ctx: dict[str, Any], actor: str | None) -> None:
+    async def _send(
+        self, kind: DeliveryKind, incident_id: str, what: str, r: Recipient, ctx: dict[str, Any], actor: str | None
+    ) -> None:
         key = f"{incident_id}/{what}/{r.channel}/{r.address or '-'}"
         links = self.links.for_incident(incident_id, by=r.user or r.channel) if kind is DeliveryKind.update else {}
-        message = Message(kind=kind.value, dedup_key=key, incident=ctx, recipient=r.user or r.channel, actor=actor, links=links)
-        await self.deliverer.deliver(key=key, kind=kind, incident_id=incident_id, channel=r.channel, message=message,
-                                     address=r.address, user=r.user)
+        message = Message(
+            kind=kind.value, dedup_key=key, incident=ctx, recipient=r.user or r.channel, actor=actor, links=links
+        )
+        await self.deliverer.deliver(
+            key=key,
+            kind=kind,
+            incident_id=incident_id,
+            channel=r.channel,
+            message=message,
+            address=r.address,
+            user=r.user,
+        )

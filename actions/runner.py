@@ -15,14 +15,13 @@ from typing import Any
 
 import aiohttp
 
-from schemas.runbook import SecretRef, Step, StepStatus
-
 from actions.command import CommandPolicy, CommandRefused, run_command
 from actions.notify import Notifier, NotifyError, secret_value
 from actions.outbound import OutboundHttp, Refused
-from adapters.secrets import SecretMissing, Secrets
 from actions.templates import RenderError, render, render_data
 from actions.urls import render_url
+from adapters.secrets import SecretMissing, Secrets
+from schemas.runbook import SecretRef, Step, StepStatus
 
 # Failures no retry can fix: the runbook or the configuration must change.
 PERMANENT = (Refused, CommandRefused, RenderError, SecretMissing)
@@ -77,15 +76,15 @@ class Placeholder:
     def __init__(self, path: str) -> None:
         self._path = path
 
-    def __getattr__(self, name: str) -> "Placeholder":
+    def __getattr__(self, name: str) -> Placeholder:
         if name.startswith("_"):
             raise AttributeError(name)
         return Placeholder(f"{self._path}.{name}")
 
-    def __getitem__(self, key: object) -> "Placeholder":
+    def __getitem__(self, key: object) -> Placeholder:
         return Placeholder(f"{self._path}[{key!r}]")
 
-    def __call__(self, *args: object, **kwargs: object) -> "Placeholder":
+    def __call__(self, *args: object, **kwargs: object) -> Placeholder:
         return Placeholder(f"{self._path}()")
 
     def __iter__(self):  # type: ignore[no-untyped-def]
@@ -104,18 +103,33 @@ def describe(step: Step, ctx: dict[str, Any]) -> dict[str, Any]:
     if step.http is not None:
         spec = step.http
         url = f"<secret {spec.url.secret}>" if isinstance(spec.url, SecretRef) else render_url(spec.url, ctx)
-        return {"http": {"method": spec.method, "url": url,
-                         "headers": {k: _header_value(v, ctx, None) for k, v in spec.headers.items()},
-                         "json": render_data(spec.json_body, ctx)}}
+        return {
+            "http": {
+                "method": spec.method,
+                "url": url,
+                "headers": {k: _header_value(v, ctx, None) for k, v in spec.headers.items()},
+                "json": render_data(spec.json_body, ctx),
+            }
+        }
     if step.command is not None:
         spec_c = step.command
-        return {"command": {"argv": [render(a, ctx) for a in spec_c.argv], "cwd": spec_c.cwd,
-                            "env": {k: render(v, ctx) for k, v in spec_c.env.items()}}}
+        return {
+            "command": {
+                "argv": [render(a, ctx) for a in spec_c.argv],
+                "cwd": spec_c.cwd,
+                "env": {k: render(v, ctx) for k, v in spec_c.env.items()},
+            }
+        }
     if step.notify is not None:
         return {"notify": {"channel": step.notify.channel, "message": render(step.notify.message, ctx)}}
     if step.approval is not None:
-        return {"approval": {"prompt": render(step.approval.prompt, ctx), "timeout": _secs(step.approval.timeout),
-                             "default": step.approval.default}}
+        return {
+            "approval": {
+                "prompt": render(step.approval.prompt, ctx),
+                "timeout": _secs(step.approval.timeout),
+                "default": step.approval.default,
+            }
+        }
     if step.wait is not None:
         return {"wait": {"for": _secs(step.wait.duration)} if step.wait.duration else {"until": step.wait.until}}
     if step.annotate is not None:
@@ -128,8 +142,17 @@ class Runner:
     def __init__(self, services: Services) -> None:
         self.s = services
 
-    async def run(self, step: Step, ctx: dict[str, Any], *, run_id: str, incident_id: str, actor: str,
-                  started_at: datetime, now: datetime) -> Outcome:
+    async def run(
+        self,
+        step: Step,
+        ctx: dict[str, Any],
+        *,
+        run_id: str,
+        incident_id: str,
+        actor: str,
+        started_at: datetime,
+        now: datetime,
+    ) -> Outcome:
         """One step, start to finish (or to its next wake-up for wait/approval); never raises for a step failure."""
         if step.wait is not None or step.approval is not None:
             return await self._parked(step, run_id=run_id, incident_id=incident_id, started_at=started_at, now=now)
@@ -142,12 +165,19 @@ class Runner:
                     output = await self._once(step, ctx, run_id=run_id, incident_id=incident_id, actor=actor)
                 return Outcome(StepStatus.succeeded, self.s.secrets.scrub(output), attempts=attempt)
             except PERMANENT as exc:
-                return Outcome(StepStatus.failed, None, self.s.secrets.scrub(str(exc)),
-                               attempts=attempt, refused=isinstance(exc, (Refused, CommandRefused)))
+                return Outcome(
+                    StepStatus.failed,
+                    None,
+                    self.s.secrets.scrub(str(exc)),
+                    attempts=attempt,
+                    refused=isinstance(exc, (Refused, CommandRefused)),
+                )
             except TimeoutError:
                 last = Outcome(StepStatus.failed, None, f"timed out after {step.timeout.total_seconds():g}s", attempt)
             except StepFailed as exc:
-                last = Outcome(StepStatus.failed, self.s.secrets.scrub(exc.output), self.s.secrets.scrub(str(exc)), attempt)
+                last = Outcome(
+                    StepStatus.failed, self.s.secrets.scrub(exc.output), self.s.secrets.scrub(str(exc)), attempt
+                )
                 if not exc.retryable:
                     return last
             except NotifyError as exc:
@@ -169,8 +199,9 @@ class Runner:
             return await self._command(step, ctx)
         if step.notify is not None:
             text = render(step.notify.message, ctx)
-            return await self.s.notifier.send(step.notify.channel, text, ctx["incident"], f"{run_id}/{step.id}",
-                                              timeout=step.timeout.total_seconds())
+            return await self.s.notifier.send(
+                step.notify.channel, text, ctx["incident"], f"{run_id}/{step.id}", timeout=step.timeout.total_seconds()
+            )
         if step.annotate is not None:
             return {"text": render(step.annotate.text, ctx)}
         assert step.resolve_incident is not None
@@ -188,11 +219,16 @@ class Runner:
         secret = frozenset(k for k, v in spec.headers.items() if isinstance(v, SecretRef))
         body = render_data(spec.json_body, ctx)
         started = time.monotonic()
-        result = await self.s.http.request(spec.method, url, headers=headers, json=body,
-                                           timeout=step.timeout.total_seconds(), secret_headers=secret)
+        result = await self.s.http.request(
+            spec.method, url, headers=headers, json=body, timeout=step.timeout.total_seconds(), secret_headers=secret
+        )
         parsed = result.json()
-        output = {"status": result.status, "body": parsed if parsed is not None else result.body,
-                  "truncated": result.truncated, "seconds": round(time.monotonic() - started, 3)}
+        output = {
+            "status": result.status,
+            "body": parsed if parsed is not None else result.body,
+            "truncated": result.truncated,
+            "seconds": round(time.monotonic() - started, 3),
+        }
         ok = result.status in spec.expect_status if spec.expect_status else 200 <= result.status < 300
         if not ok:
             retryable = result.status >= 500 or result.status in (408, 429)
@@ -205,17 +241,29 @@ class Runner:
         program = self.s.commands.resolve(spec.argv[0])
         args = [render(a, ctx) for a in spec.argv[1:]]
         env = {k: render(v, ctx) for k, v in spec.env.items()}
-        result = await run_command(program, args, env=env, cwd=render(spec.cwd, ctx) if spec.cwd else None,
-                                   timeout=step.timeout.total_seconds() + 1, max_output_bytes=self.s.max_output_bytes)
-        output = {"exit_code": result.exit_code, "stdout": result.stdout, "stderr": result.stderr,
-                  "truncated": result.truncated}
+        result = await run_command(
+            program,
+            args,
+            env=env,
+            cwd=render(spec.cwd, ctx) if spec.cwd else None,
+            timeout=step.timeout.total_seconds() + 1,
+            max_output_bytes=self.s.max_output_bytes,
+        )
+        output = {
+            "exit_code": result.exit_code,
+            "stdout": result.stdout,
+            "stderr": result.stderr,
+            "truncated": result.truncated,
+        }
         if result.timed_out:
             raise StepFailed(f"killed after {step.timeout.total_seconds():g}s", output)
         if result.exit_code != 0:
             raise StepFailed(f"exit code {result.exit_code}", output)
         return output
 
-    async def _parked(self, step: Step, *, run_id: str, incident_id: str, started_at: datetime, now: datetime) -> Outcome:
+    async def _parked(
+        self, step: Step, *, run_id: str, incident_id: str, started_at: datetime, now: datetime
+    ) -> Outcome:
         if step.wait is not None and step.wait.duration is not None:
             until = started_at + step.wait.duration
             if now >= until:
@@ -235,7 +283,11 @@ class Runner:
         if decision is None and now < deadline:
             return Outcome(StepStatus.waiting, wake_at=deadline)
         if decision is None:
-            decision = {"decision": step.approval.default, "by": "timeout", "comment": f"no answer within {step.approval.timeout}"}
+            decision = {
+                "decision": step.approval.default,
+                "by": "timeout",
+                "comment": f"no answer within {step.approval.timeout}",
+            }
         if decision["decision"] == "approve":
             return Outcome(StepStatus.succeeded, decision)
         return Outcome(StepStatus.failed, decision, f"rejected by {decision['by']}")

@@ -24,9 +24,8 @@ from urllib.parse import quote
 from jinja2 import StrictUndefined, Template
 from jinja2.filters import do_urlencode
 
-from correlation.templates import BoundedSandbox, TemplateProblem, compile_template
-
 from actions.templates import RenderError, check_size, explained, is_template
+from correlation.templates import BoundedSandbox, TemplateProblem, compile_template
 
 DOT_SEGMENTS = frozenset({".", ".."})
 
@@ -38,8 +37,10 @@ class _Encoded(str):
 def _segment(value: Any) -> str:
     text = str(value)
     if text in DOT_SEGMENTS:
-        raise RenderError(f"a templated URL part renders to {text!r}, which would walk up the path; "
-                          "give the value a `pattern` in params that excludes it")
+        raise RenderError(
+            f"a templated URL part renders to {text!r}, which would walk up the path; "
+            "give the value a `pattern` in params that excludes it"
+        )
     return quote(text, safe="")
 
 

@@ -32,7 +32,7 @@ class IncidentLog(Generic[R]):
 
     @staticmethod
     def _id(record: BaseModel) -> str:
-        return str(getattr(record, "result_id", None) or getattr(record, "delivery_id") + "/" + getattr(record, "status"))
+        return str(getattr(record, "result_id", None) or record.delivery_id + "/" + record.status)
 
     async def record(self, record: R) -> bool:
         key = self._key(record.incident_id)
@@ -49,9 +49,9 @@ class IncidentLog(Generic[R]):
             await self._redis.delete(*(self._key(i) for i in incident_ids))
 
 
-def ActionLog(client: aioredis.Redis, prefix: str) -> IncidentLog[ActionResult]:  # noqa: N802 - reads as a class
+def ActionLog(client: aioredis.Redis, prefix: str) -> IncidentLog[ActionResult]:
     return IncidentLog(client, prefix, "actions", ActionResult)
 
 
-def NotificationLog(client: aioredis.Redis, prefix: str) -> IncidentLog[Delivery]:  # noqa: N802
+def NotificationLog(client: aioredis.Redis, prefix: str) -> IncidentLog[Delivery]:
     return IncidentLog(client, prefix, "notifications", Delivery)

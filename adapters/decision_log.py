@@ -19,7 +19,6 @@ from correlation.explain import order, story
 from schemas.decision import Decision, DecisionKind
 from schemas.notification import Delivery, DeliveryKind, DeliveryStatus
 
-
 # KEYS: the sets. ARGV: most members per set, seconds to expire, then per set its member count and that many
 # (score, member) pairs. Adds them, trims each set to its newest, renews its expiry; returns members new.
 _RECORD = """
@@ -55,8 +54,10 @@ class DecisionLog:
         self._record = client.register_script(_RECORD)
 
     @classmethod
-    def from_settings(cls, client: aioredis.Redis, settings: DecisionLogSettings) -> "DecisionLog":
-        return cls(client, settings.redis_prefix, settings.decision_retention_hours * 3600, settings.decision_max_per_key)
+    def from_settings(cls, client: aioredis.Redis, settings: DecisionLogSettings) -> DecisionLog:
+        return cls(
+            client, settings.redis_prefix, settings.decision_retention_hours * 3600, settings.decision_max_per_key
+        )
 
     def _fp(self, fingerprint: str) -> str:
         return f"{self._prefix}decisions:fp:{fingerprint}"
@@ -74,8 +75,9 @@ class DecisionLog:
             if score < oldest:
                 continue  # older than `explain` answers for (a rebuild reading an old topic)
             member = decision.model_dump_json()
-            for key in ([self._fp(decision.fingerprint)] if decision.fingerprint else []) + \
-                       ([self._inc(decision.incident_id)] if decision.incident_id else []):
+            for key in ([self._fp(decision.fingerprint)] if decision.fingerprint else []) + (
+                [self._inc(decision.incident_id)] if decision.incident_id else []
+            ):
                 by_key.setdefault(key, {})[member] = score
         if not by_key:
             return 0
@@ -108,8 +110,13 @@ class DecisionLog:
         return story(fingerprint, merged)
 
 
-_DELIVERY_WORDS = {DeliveryKind.page: "page", DeliveryKind.update: "update", DeliveryKind.acknowledge: "acknowledge notice",
-                   DeliveryKind.resolve: "resolve notice", DeliveryKind.message: "runbook message"}
+_DELIVERY_WORDS = {
+    DeliveryKind.page: "page",
+    DeliveryKind.update: "update",
+    DeliveryKind.acknowledge: "acknowledge notice",
+    DeliveryKind.resolve: "resolve notice",
+    DeliveryKind.message: "runbook message",
+}
 
 
 def from_delivery(delivery: Delivery) -> Decision:
@@ -124,7 +131,16 @@ def from_delivery(delivery: Delivery) -> Decision:
     else:
         result = "skipped: " + (delivery.error or "already delivered")
     return Decision(
-        at=delivery.at, kind=DecisionKind.paged, incident_id=delivery.incident_id, rule="pager",
+        at=delivery.at,
+        kind=DecisionKind.paged,
+        incident_id=delivery.incident_id,
+        rule="pager",
         reason=f"{what}{level}{to} via {delivery.channel} ({delivery.channel_type}): {result}",
-        detail={"delivery": delivery.kind.value, "channel": delivery.channel, "channel_type": delivery.channel_type,
-                "result": delivery.status.value, **({"level": str(delivery.level)} if delivery.level else {})})
+        detail={
+            "delivery": delivery.kind.value,
+            "channel": delivery.channel,
+            "channel_type": delivery.channel_type,
+            "result": delivery.status.value,
+            **({"level": str(delivery.level)} if delivery.level else {}),
+        },
+    )

@@ -26,7 +26,6 @@ from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 from faust.streams import _current_event  # the record Faust's table writes take their partition from
-
 from pydantic import BaseModel, ValidationError
 
 from adapters.metrics import STATE_RESETS
@@ -36,7 +35,9 @@ log = logging.getLogger("firebreak.worker")
 M = TypeVar("M", bound=BaseModel)
 
 KEEP_PARSED = 8192  # parsed entries kept per table; beyond that the least recently used are parsed again
-FLUSH_AFTER_SECONDS = 10.0  # a counted-only change reaches the changelog at the latest with its partition's first record after this
+FLUSH_AFTER_SECONDS = (
+    10.0  # a counted-only change reaches the changelog at the latest with its partition's first record after this
+)
 
 
 class Entries(Generic[M]):
@@ -173,7 +174,11 @@ class DueIndex:
                 tail = json.loads(b"{" + raw[start:]) if start > 0 else None
             except ValueError:
                 tail = None
-            if isinstance(tail, dict) and isinstance(tail.get("partition"), int) and set(tail) <= {"partition", "due_at"}:
+            if (
+                isinstance(tail, dict)
+                and isinstance(tail.get("partition"), int)
+                and set(tail) <= {"partition", "due_at"}
+            ):
                 due_at = tail.get("due_at")
                 return tail["partition"], datetime.fromisoformat(due_at) if isinstance(due_at, str) else None
         entry = self.entries.get(key)

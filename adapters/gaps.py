@@ -64,7 +64,9 @@ class GapFetcher:
                     break  # nothing more (the records are gone): the caller logs what it could not get
                 for r in records:
                     if r.offset < end:
-                        found.append(FetchedEvent(FetchedMessage(topic, partition, r.offset, r.timestamp / 1000, r.key, r.value)))
+                        found.append(
+                            FetchedEvent(FetchedMessage(topic, partition, r.offset, r.timestamp / 1000, r.key, r.value))
+                        )
             return found
 
     async def resume_points(self, group: str, partitions: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
@@ -79,7 +81,11 @@ class GapFetcher:
             committed = await admin.list_consumer_group_offsets(group, partitions=tps)
         finally:
             await admin.close()
-        points = {(tp.topic, tp.partition): meta.offset for tp, meta in committed.items() if meta is not None and meta.offset >= 0}
+        points = {
+            (tp.topic, tp.partition): meta.offset
+            for tp, meta in committed.items()
+            if meta is not None and meta.offset >= 0
+        }
         missing = [tp for tp in tps if (tp.topic, tp.partition) not in points]
         if missing:
             async with self._lock:
@@ -90,8 +96,9 @@ class GapFetcher:
 
     async def _started(self) -> AIOKafkaConsumer:
         if self._consumer is None:
-            self._consumer = AIOKafkaConsumer(bootstrap_servers=self._bootstrap, enable_auto_commit=False,
-                                              group_id=None, **self._client_kwargs)
+            self._consumer = AIOKafkaConsumer(
+                bootstrap_servers=self._bootstrap, enable_auto_commit=False, group_id=None, **self._client_kwargs
+            )
             await self._consumer.start()
         return self._consumer
 

@@ -23,7 +23,9 @@ class InhibitionStore:
             for key in keys:
                 pipe.smembers(self._key(key))
             results = await pipe.execute()
-        return {key: {m.decode() if isinstance(m, bytes) else m for m in members} for key, members in zip(keys, results)}
+        return {
+            key: {m.decode() if isinstance(m, bytes) else m for m in members} for key, members in zip(keys, results)
+        }
 
     async def update_many(self, changes: dict[tuple[str, str], bool]) -> None:
         """((rule key, fingerprint) -> firing) applied in one pipelined round trip: add a firing source,

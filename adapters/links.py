@@ -50,7 +50,9 @@ class Links:
             return {}
         return {action: self.url(action, incident_id, by) for action in ACTIONS}
 
-    def problem(self, action: str, incident_id: str, by: str, expires: str, sig: str, now: float | None = None) -> str | None:
+    def problem(
+        self, action: str, incident_id: str, by: str, expires: str, sig: str, now: float | None = None
+    ) -> str | None:
         """Why this link must not act (None: it is genuine and current). `expires` and `sig` are checked for
         shape first (digits; 64 lowercase hex digits), so no client text reaches the comparison unchecked."""
         if not self.enabled:

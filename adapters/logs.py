@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import datetime, timezone
-
+from datetime import UTC, datetime
 
 CONTEXT_KEYS = ("incident_id", "correlation_key", "run_id", "runbook", "step_id", "channel", "delivery_id")
 
@@ -36,7 +35,7 @@ def dict_config(level: str) -> dict[str, object]:
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry = {
-            "time": datetime.fromtimestamp(record.created, tz=timezone.utc).isoformat(timespec="milliseconds"),
+            "time": datetime.fromtimestamp(record.created, tz=UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),

@@ -49,7 +49,9 @@ INGEST_REQUESTS = IngestCounter(
     "firebreak_ingest_requests_total", "HTTP requests answered by ingest/API.", ["route", "code"]
 )
 INGEST_LATENCY = IngestHistogram(
-    "firebreak_ingest_request_duration_seconds", "Time to answer an HTTP request.", ["route"],
+    "firebreak_ingest_request_duration_seconds",
+    "Time to answer an HTTP request.",
+    ["route"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 ALERTS_RECEIVED = IngestCounter("firebreak_alerts_received_total", "Alerts accepted (durable in Kafka).", ["source"])
@@ -58,10 +60,13 @@ ALERTS_REJECTED = IngestCounter(
 )
 ALERTS_TRUNCATED = IngestCounter(
     "firebreak_alerts_truncated_total",
-    "Alerts an Alertmanager webhook said it left out (truncatedAlerts; raise max_alerts on that receiver).", ["receiver"]
+    "Alerts an Alertmanager webhook said it left out (truncatedAlerts; raise max_alerts on that receiver).",
+    ["receiver"],
 )
 UNKNOWN_FIELDS = IngestCounter(
-    "firebreak_ingest_unknown_fields_total", "Alert fields of a webhook this release does not know, ignored.", ["source"]
+    "firebreak_ingest_unknown_fields_total",
+    "Alert fields of a webhook this release does not know, ignored.",
+    ["source"],
 )
 PRODUCE_LATENCY = IngestHistogram(
     "firebreak_kafka_produce_duration_seconds",
@@ -69,7 +74,8 @@ PRODUCE_LATENCY = IngestHistogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 ALERTS_PER_RECORD = IngestHistogram(
-    "firebreak_ingest_alerts_per_record", "Alerts packed into one acknowledged `alerts` record (group commit).",
+    "firebreak_ingest_alerts_per_record",
+    "Alerts packed into one acknowledged `alerts` record (group commit).",
     buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000),
 )
 KAFKA_UP = IngestGauge("firebreak_ingest_kafka_up", "1 while the ingest producer is connected to Kafka.")
@@ -78,12 +84,18 @@ ALERTS_PROCESSED = WorkerCounter(
     "firebreak_alerts_processed_total", "Alert records through the dedup stage, by outcome.", ["outcome"]
 )
 INCIDENT_EVENTS = WorkerCounter("firebreak_incident_events_total", "Incident events emitted, by kind.", ["kind"])
-DEAD_LETTERS = WorkerCounter("firebreak_dead_letter_total", "Records sent to the dead-letter topic.", ["stage", "reason"])
+DEAD_LETTERS = WorkerCounter(
+    "firebreak_dead_letter_total", "Records sent to the dead-letter topic.", ["stage", "reason"]
+)
 SKIPPED_RECORDS = WorkerCounter(
-    "firebreak_stream_skipped_records_total", "Records the stream skipped, fetched and processed by the gap repair.", ["stage"]
+    "firebreak_stream_skipped_records_total",
+    "Records the stream skipped, fetched and processed by the gap repair.",
+    ["stage"],
 )
 MISROUTED_RECORDS = WorkerCounter(
-    "firebreak_stream_misrouted_records_total", "Records of another topic the stream handed to a stage; left to their own stage.", ["stage"]
+    "firebreak_stream_misrouted_records_total",
+    "Records of another topic the stream handed to a stage; left to their own stage.",
+    ["stage"],
 )
 STATE_RESETS = WorkerCounter(
     "firebreak_state_entries_reset_total", "Table entries that could not be read and were started afresh.", ["table"]
@@ -93,13 +105,17 @@ READ_MODEL_WRITES = WorkerCounter(
 )
 
 REDIS_WAITS = WorkerCounter(
-    "firebreak_redis_waits_total", "Times a stream stage paused because Redis did not answer (it retries; nothing is skipped)."
+    "firebreak_redis_waits_total",
+    "Times a stream stage paused because Redis did not answer (it retries; nothing is skipped).",
 )
 READ_MODEL_REBUILDS = WorkerCounter(
-    "firebreak_read_model_rebuilds_total", "Automatic rebuilds of the read model after it vanished (Redis flushed or replaced)."
+    "firebreak_read_model_rebuilds_total",
+    "Automatic rebuilds of the read model after it vanished (Redis flushed or replaced).",
 )
 
-RUNS_CREATED = WorkerCounter("firebreak_runbook_runs_created_total", "Runbook runs created by incident events.", ["runbook"])
+RUNS_CREATED = WorkerCounter(
+    "firebreak_runbook_runs_created_total", "Runbook runs created by incident events.", ["runbook"]
+)
 RUNS_FINISHED = WorkerCounter(
     "firebreak_runbook_runs_finished_total", "Runbook runs finished, by final status.", ["runbook", "status"]
 )
@@ -107,47 +123,65 @@ STEPS_FINISHED = WorkerCounter(
     "firebreak_runbook_steps_total", "Runbook steps finished, by action and status.", ["action", "status"]
 )
 ACTIONS_REFUSED = WorkerCounter(
-    "firebreak_actions_refused_total", "Steps refused by an allow-list (host, address or program), by action.", ["action"]
+    "firebreak_actions_refused_total",
+    "Steps refused by an allow-list (host, address or program), by action.",
+    ["action"],
 )
 GUARDRAIL_BLOCKS = WorkerCounter(
-    "firebreak_guardrail_blocks_total", "Runbook runs a guardrail kept from starting, by runbook and guardrail.",
+    "firebreak_guardrail_blocks_total",
+    "Runbook runs a guardrail kept from starting, by runbook and guardrail.",
     ["runbook", "guardrail"],
 )
 PARTITION_WAITS = WorkerCounter(
     "firebreak_table_write_retries_total",
-    "Table writes Faust refused for a changelog/source partition mismatch and the stage retried, by stage.", ["stage"],
+    "Table writes Faust refused for a changelog/source partition mismatch and the stage retried, by stage.",
+    ["stage"],
 )
-EXECUTOR_ERRORS = WorkerCounter("firebreak_executor_errors_total", "Executor failures outside a step, by cause.", ["cause"])
+EXECUTOR_ERRORS = WorkerCounter(
+    "firebreak_executor_errors_total", "Executor failures outside a step, by cause.", ["cause"]
+)
 
 NOTIFICATIONS = WorkerCounter(
-    "firebreak_notifications_total", "Notifications by channel type, kind and outcome.", ["channel_type", "kind", "status"]
+    "firebreak_notifications_total",
+    "Notifications by channel type, kind and outcome.",
+    ["channel_type", "kind", "status"],
 )
 NOTIFICATION_LATENCY = WorkerHistogram(
-    "firebreak_first_page_seconds", "From the incident event to the first level's page being accepted by the receiver.",
+    "firebreak_first_page_seconds",
+    "From the incident event to the first level's page being accepted by the receiver.",
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120),
 )
 ESCALATIONS = WorkerCounter("firebreak_escalations_total", "Escalation steps, by outcome.", ["outcome"])
 
 ALERTS_SUPPRESSED = WorkerCounter(
-    "firebreak_alerts_suppressed_total", "Alerts recorded but kept out of incidents, by reason (silence or inhibit).", ["reason"]
+    "firebreak_alerts_suppressed_total",
+    "Alerts recorded but kept out of incidents, by reason (silence or inhibit).",
+    ["reason"],
 )
 OPEN_INCIDENTS = WorkerGauge(
-    "firebreak_open_incidents", "Open incidents (triggered or acknowledged) by severity, from the read model. "
-    "Every worker reports the same figure: aggregate with max.", ["severity"]
+    "firebreak_open_incidents",
+    "Open incidents (triggered or acknowledged) by severity, from the read model. "
+    "Every worker reports the same figure: aggregate with max.",
+    ["severity"],
 )
 _LONG = (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 14400, 43200, 86400)
 ALERT_TO_INCIDENT = WorkerHistogram(
-    "firebreak_alert_to_incident_seconds", "From the startsAt of the alert that opened an incident to the incident opening.",
+    "firebreak_alert_to_incident_seconds",
+    "From the startsAt of the alert that opened an incident to the incident opening.",
     buckets=(0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600),
 )
 TIME_TO_ACKNOWLEDGE = WorkerHistogram(
-    "firebreak_incident_time_to_acknowledge_seconds", "From an incident opening to its acknowledgement (MTTA).", buckets=_LONG
+    "firebreak_incident_time_to_acknowledge_seconds",
+    "From an incident opening to its acknowledgement (MTTA).",
+    buckets=_LONG,
 )
 TIME_TO_RESOLVE = WorkerHistogram(
     "firebreak_incident_time_to_resolve_seconds", "From an incident opening to its resolution (MTTR).", buckets=_LONG
 )
 STEP_DURATION = WorkerHistogram(
-    "firebreak_runbook_step_duration_seconds", "Time a runbook step took (all attempts), by action.", ["action"],
+    "firebreak_runbook_step_duration_seconds",
+    "Time a runbook step took (all attempts), by action.",
+    ["action"],
     buckets=(0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800),
 )
 UNWRITTEN_COUNTS = WorkerGauge(
@@ -156,7 +190,8 @@ UNWRITTEN_COUNTS = WorkerGauge(
     "a crash loses only these counters).",
 )
 CONSUMER_LAG = WorkerGauge(
-    "firebreak_consumer_lag", "Records between the last one this worker handled and the end of a partition it consumes.",
+    "firebreak_consumer_lag",
+    "Records between the last one this worker handled and the end of a partition it consumes.",
     ["topic", "partition"],
 )
 

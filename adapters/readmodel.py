@@ -8,7 +8,6 @@ redelivered or replayed event never applies twice and two writers never interlea
 from __future__ import annotations
 
 from collections import OrderedDict
-
 from enum import StrEnum
 from typing import Literal
 
@@ -17,7 +16,6 @@ from redis.exceptions import WatchError
 
 from correlation.projection import project
 from schemas import Incident, IncidentEvent, IncidentStatus
-
 
 StatusFilter = Literal["all", "open", "triggered", "acknowledged", "resolved"]
 STATUS_FILTERS: tuple[str, ...] = ("all", "open", "triggered", "acknowledged", "resolved")
@@ -159,11 +157,20 @@ class IncidentStore:
                 carriers.setdefault(incident.problem_id, []).append(incident)
         found = []
         for pid, members in carriers.items():
-            linked = list(dict.fromkeys([*(i.id for i in members), *(other for m in members for other in m.problem_incidents)]))
+            linked = list(
+                dict.fromkeys([*(i.id for i in members), *(other for m in members for other in m.problem_incidents)])
+            )
             known = [by_id[i] for i in linked if i in by_id]
-            found.append({"id": pid, "title": members[0].title, "correlation_key": members[0].correlation_key,
-                          "incidents": linked, "open": sum(1 for i in known if i.is_open),
-                          "last_opened_at": members[0].opened_at.isoformat()})
+            found.append(
+                {
+                    "id": pid,
+                    "title": members[0].title,
+                    "correlation_key": members[0].correlation_key,
+                    "incidents": linked,
+                    "open": sum(1 for i in known if i.is_open),
+                    "last_opened_at": members[0].opened_at.isoformat(),
+                }
+            )
         return sorted(found, key=lambda p: str(p["last_opened_at"]), reverse=True)
 
     async def get(self, incident_id: str) -> Incident | None:

@@ -16,7 +16,7 @@ Keys (after the settings' prefix):
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -101,7 +101,10 @@ class RunStore:
         if incident_id:
             ids = [i.decode() for i in await self.redis.smembers(self._k("runs", "incident", incident_id))]
         else:
-            ids = [i.decode() for i in await self.redis.zrevrange(self._k("runs"), 0, (limit if not status else 100_000) - 1)]
+            ids = [
+                i.decode()
+                for i in await self.redis.zrevrange(self._k("runs"), 0, (limit if not status else 100_000) - 1)
+            ]
         if not ids:
             return []
         raws = await self.redis.mget([self._k("run", i) for i in ids])
@@ -174,7 +177,7 @@ class RunStore:
         return int(await self.redis.scard(self._k("runbook", runbook, "active")))
 
     async def pause(self, by: str) -> None:
-        await self.redis.set(self._k("runbooks", "paused"), json.dumps({"by": by, "at": datetime.now(timezone.utc).isoformat()}))
+        await self.redis.set(self._k("runbooks", "paused"), json.dumps({"by": by, "at": datetime.now(UTC).isoformat()}))
 
     async def resume(self) -> bool:
         return bool(await self.redis.delete(self._k("runbooks", "paused")))
@@ -196,7 +199,7 @@ class RunStore:
         if not waiting:
             return False, "the run waits on no approval"
         step_id = waiting[0]
-        value = json.dumps({"decision": decision, "by": by, "comment": comment, "at": datetime.now(timezone.utc).isoformat()})
+        value = json.dumps({"decision": decision, "by": by, "comment": comment, "at": datetime.now(UTC).isoformat()})
         if run.steps[step_id].action == "approval":  # an approval step: the first decision stands
             if not await self.redis.set(self._k("run", run_id, "approval", step_id), value, nx=True):
                 return False, "the approval was already decided"
@@ -205,7 +208,7 @@ class RunStore:
             if not await self.redis.hsetnx(votes, by, value):
                 return False, f"{by} has already decided on this step; another person must"
             await self.redis.expire(votes, 30 * 86400)
-        await self.schedule(run_id, datetime.now(timezone.utc))
+        await self.schedule(run_id, datetime.now(UTC))
         return True, step_id
 
     async def votes(self, run_id: str, step_id: str) -> list[dict[str, Any]]:

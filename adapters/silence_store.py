@@ -15,8 +15,8 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from schemas.matchers import Matcher
 from schemas import Silence
+from schemas.matchers import Matcher
 
 SYNTAX = 2
 _LEGACY = re.compile(r'^\s*([^\s=!~"]+)\s*(=~|!~|!=|=)\s*(.*?)\s*$', re.DOTALL)  # the earlier release's reader

@@ -24,7 +24,9 @@ Loader.yaml_implicit_resolvers = {
     first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
-Loader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
+Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
 MAX_FILE_BYTES = 1024 * 1024
 MAX_NODES = 100_000  # values after aliases are expanded: a "billion laughs" file stops here, not in the validator
 
@@ -76,15 +78,21 @@ def read_yaml(path: Path) -> tuple[Any, yaml.Node | None]:
         root = yaml.compose(text, Loader=Loader)
         data = yaml.load(text, Loader=Loader)
     except UnicodeDecodeError as exc:
-        raise ConfigFileError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); save the file as UTF-8") from exc
+        raise ConfigFileError(
+            f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); save the file as UTF-8"
+        ) from exc
     except yaml.MarkedYAMLError as exc:
         line = exc.problem_mark.line + 1 if exc.problem_mark else 1
-        raise ConfigFileError(f"{path}:{line}: invalid YAML: {exc.problem}; fix the syntax on or just before that line") from exc
+        raise ConfigFileError(
+            f"{path}:{line}: invalid YAML: {exc.problem}; fix the syntax on or just before that line"
+        ) from exc
     except yaml.YAMLError as exc:
         raise ConfigFileError(f"{path}: invalid YAML: {exc}; fix the syntax") from exc
     if _expanded_size(root, MAX_NODES) > MAX_NODES:
-        raise ConfigFileError(f"{path}: more than {MAX_NODES} values once its aliases are expanded; "
-                              "write the file out without nested anchors")
+        raise ConfigFileError(
+            f"{path}: more than {MAX_NODES} values once its aliases are expanded; "
+            "write the file out without nested anchors"
+        )
     return data, root
 
 

@@ -23,11 +23,23 @@ import faust
 def main() -> None:
     bootstrap, topic, count, out = sys.argv[1], sys.argv[2], int(sys.argv[3]), Path(sys.argv[4])
     table, send = "--table" in sys.argv, "--send" in sys.argv
-    app = faust.App(f"faust-floor-{uuid.uuid4().hex[:6]}", broker=f"kafka://{bootstrap}", web_enabled=False,
-                    consumer_auto_offset_reset="earliest", topic_partitions=4, producer_acks=-1)
+    app = faust.App(
+        f"faust-floor-{uuid.uuid4().hex[:6]}",
+        broker=f"kafka://{bootstrap}",
+        web_enabled=False,
+        consumer_auto_offset_reset="earliest",
+        topic_partitions=4,
+        producer_acks=-1,
+    )
     source = app.topic(topic, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
-    sink = app.topic(f"faust-floor-out-{uuid.uuid4().hex[:6]}", key_type=bytes, value_type=bytes, partitions=4,
-                     key_serializer="raw", value_serializer="raw")
+    sink = app.topic(
+        f"faust-floor-out-{uuid.uuid4().hex[:6]}",
+        key_type=bytes,
+        value_type=bytes,
+        partitions=4,
+        key_serializer="raw",
+        value_serializer="raw",
+    )
     entries = app.Table("floor", default=None, key_type=str, value_type=bytes) if table else None
     seen = {"n": 0, "start": 0.0}
 

@@ -17,7 +17,7 @@ import statistics
 import sys
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import requests
@@ -31,25 +31,43 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def _post(api: str, headers: dict[str, str], service: str) -> None:
-    alert = {"labels": {"alertname": "BenchFirstPage", "service": service, "severity": "critical"},
-             "startsAt": datetime.now(timezone.utc).isoformat()}
+    alert = {
+        "labels": {"alertname": "BenchFirstPage", "service": service, "severity": "critical"},
+        "startsAt": datetime.now(UTC).isoformat(),
+    }
     requests.post(f"{api}/api/v1/alerts", data=json.dumps([alert]), headers=headers, timeout=10).raise_for_status()
 
 
 def _first_page(api: str, headers: dict[str, str], incident_id: str) -> float | None:
-    timeline = requests.get(f"{api}/api/v1/incidents/{incident_id}/timeline", headers=headers, timeout=10).json()["timeline"]
-    first = [e["latency_ms"] for e in timeline if e["source"] == "notification" and e["kind"] == "page"
-             and e.get("level") == 1 and e["status"] == "delivered" and e.get("latency_ms") is not None]
+    timeline = requests.get(f"{api}/api/v1/incidents/{incident_id}/timeline", headers=headers, timeout=10).json()[
+        "timeline"
+    ]
+    first = [
+        e["latency_ms"]
+        for e in timeline
+        if e["source"] == "notification"
+        and e["kind"] == "page"
+        and e.get("level") == 1
+        and e["status"] == "delivered"
+        and e.get("latency_ms") is not None
+    ]
     return min(first) if first else None
 
 
 def _mine(api: str, headers: dict[str, str], prefix: str) -> list[dict]:
-    found = requests.get(f"{api}/api/v1/incidents?status=open&limit=1000", headers=headers, timeout=10).json()["incidents"]
+    found = requests.get(f"{api}/api/v1/incidents?status=open&limit=1000", headers=headers, timeout=10).json()[
+        "incidents"
+    ]
     return [i for i in found if i["title"].startswith(prefix)]
 
 
 def _resolve(api: str, headers: dict[str, str], incident_id: str) -> None:
-    requests.post(f"{api}/api/v1/incidents/{incident_id}/resolve", data=json.dumps({"actor": "bench"}), headers=headers, timeout=10)
+    requests.post(
+        f"{api}/api/v1/incidents/{incident_id}/resolve",
+        data=json.dumps({"actor": "bench"}),
+        headers=headers,
+        timeout=10,
+    )
 
 
 def one_run(api: str, headers: dict[str, str], incidents: int, gap: float, burst: bool) -> list[float]:
@@ -66,7 +84,10 @@ def one_run(api: str, headers: dict[str, str], incidents: int, gap: float, burst
             deadline = time.monotonic() + 60
             while len(latencies) <= n and time.monotonic() < deadline:
                 for incident in _mine(api, headers, prefix):
-                    if incident["id"] not in latencies and (value := _first_page(api, headers, incident["id"])) is not None:
+                    if (
+                        incident["id"] not in latencies
+                        and (value := _first_page(api, headers, incident["id"])) is not None
+                    ):
                         latencies[incident["id"]] = value
                         _resolve(api, headers, incident["id"])
                 time.sleep(0.05)
@@ -101,19 +122,35 @@ def main() -> None:
         print(f"run {run}/{args.runs}", file=sys.stderr)
         values = one_run(args.api, headers, args.incidents, args.gap, args.burst)
         rows.append((run, len(values), statistics.median(values), percentile(values, 0.99), max(values)))
-        print(f"run {run}: {len(values)} incidents, median {rows[-1][2]:.0f} ms, p99 {rows[-1][3]:.0f} ms, max {rows[-1][4]:.0f} ms")
+        print(
+            f"run {run}: {len(values)} incidents, median {rows[-1][2]:.0f} ms, p99 {rows[-1][3]:.0f} ms, max {rows[-1][4]:.0f} ms"
+        )
     mode = "burst" if args.burst else "sequential"
-    how = (f"All {args.incidents} posted {args.gap:g} s apart without waiting" if args.burst else
-           f"{args.incidents} incidents one at a time, each resolved once paged, {args.gap:g} s apart")
+    how = (
+        f"All {args.incidents} posted {args.gap:g} s apart without waiting"
+        if args.burst
+        else f"{args.incidents} incidents one at a time, each resolved once paged, {args.gap:g} s apart"
+    )
     marker = f"## First page latency, {mode} (bench/first_page.py{' --burst' if args.burst else ''})"
-    section = [marker, "",
-               f"Incident event to the first level's page accepted by the receiver, as the worker records it (the demo "
-               f"stack: one worker, the stand-in webhook on loopback, the demo's channels allowing 600 deliveries a "
-               f"minute). {how}. Measured {datetime.now(timezone.utc):%Y-%m-%d}.", "",
-               "| run | incidents | median ms | p99 ms | max ms |", "|---|---|---|---|---|"]
+    section = [
+        marker,
+        "",
+        f"Incident event to the first level's page accepted by the receiver, as the worker records it (the demo "
+        f"stack: one worker, the stand-in webhook on loopback, the demo's channels allowing 600 deliveries a "
+        f"minute). {how}. Measured {datetime.now(UTC):%Y-%m-%d}.",
+        "",
+        "| run | incidents | median ms | p99 ms | max ms |",
+        "|---|---|---|---|---|",
+    ]
     section += [f"| {r} | {n} | {m:.0f} | {p:.0f} | {x:.0f} |" for r, n, m, p, x in rows]
-    section.append(f"| median of runs | | {statistics.median(r[2] for r in rows):.0f} | {statistics.median(r[3] for r in rows):.0f} | |")
-    text = args.write.read_text() if args.write.exists() else "# Benchmarks\n\nFigures measured on the project's 2-core machine; see each script for how.\n"
+    section.append(
+        f"| median of runs | | {statistics.median(r[2] for r in rows):.0f} | {statistics.median(r[3] for r in rows):.0f} | |"
+    )
+    text = (
+        args.write.read_text()
+        if args.write.exists()
+        else "# Benchmarks\n\nFigures measured on the project's 2-core machine; see each script for how.\n"
+    )
     if marker in text:
         head, _, rest = text.partition(marker)
         tail = rest.split("\n## ", 1)

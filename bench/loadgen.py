@@ -17,7 +17,7 @@ import os
 import threading
 import time
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import requests
@@ -39,13 +39,23 @@ class Load:
         self.first_answer: dict[str, float] = {}
 
     def alerts(self, start: int) -> list[dict]:
-        now = datetime.now(timezone.utc).isoformat()
+        now = datetime.now(UTC).isoformat()
         out = []
         for n in range(start, start + self.args.batch):
             m = n % self.args.distinct if self.args.distinct else n  # which distinct alert this one repeats
-            out.append({"labels": {"alertname": self.args.alertname, "service": f"{self.args.run}-svc-{self.service(m)}",
-                                   "instance": f"i-{m}", "run": self.args.run, "severity": self.args.severity},
-                        "annotations": {"summary": f"load {m}"}, "startsAt": now})
+            out.append(
+                {
+                    "labels": {
+                        "alertname": self.args.alertname,
+                        "service": f"{self.args.run}-svc-{self.service(m)}",
+                        "instance": f"i-{m}",
+                        "run": self.args.run,
+                        "severity": self.args.severity,
+                    },
+                    "annotations": {"summary": f"load {m}"},
+                    "startsAt": now,
+                }
+            )
         return out
 
     def service(self, n: int) -> int:
@@ -55,8 +65,10 @@ class Load:
 
     def post(self, session: requests.Session, body: list[dict], give_up_at: float) -> None:
         payload = json.dumps(body)
-        headers = {"Authorization": f"Bearer {os.environ.get('FIREBREAK_LOAD_TOKEN', '')}",
-                   "Content-Type": "application/json"}
+        headers = {
+            "Authorization": f"Bearer {os.environ.get('FIREBREAK_LOAD_TOKEN', '')}",
+            "Content-Type": "application/json",
+        }
         with self.lock:
             self.sent += len(body)
         while True:
@@ -113,14 +125,24 @@ class Load:
 
     def run(self) -> dict:
         begin = time.monotonic() + 0.2
-        threads = [threading.Thread(target=self.worker, args=(i, begin), daemon=True) for i in range(self.args.concurrency)]
+        threads = [
+            threading.Thread(target=self.worker, args=(i, begin), daemon=True) for i in range(self.args.concurrency)
+        ]
         for t in threads:
             t.start()
         for t in threads:
             t.join()
         elapsed = time.monotonic() - begin
-        return {"sent": self.sent, "accepted": self.accepted, "accepted_count": self.accepted_count, "statuses": dict(self.statuses), "retries": self.retries,
-                "given_up": self.given_up, "latencies_ms": [] if self.args.no_latencies else self.latencies_ms, "seconds": round(elapsed, 2)}
+        return {
+            "sent": self.sent,
+            "accepted": self.accepted,
+            "accepted_count": self.accepted_count,
+            "statuses": dict(self.statuses),
+            "retries": self.retries,
+            "given_up": self.given_up,
+            "latencies_ms": [] if self.args.no_latencies else self.latencies_ms,
+            "seconds": round(elapsed, 2),
+        }
 
 
 def main() -> None:
@@ -133,9 +155,15 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=10)
     parser.add_argument("--concurrency", type=int, default=2)
     parser.add_argument("--services", type=int, default=8)
-    parser.add_argument("--per-service", type=int, default=0, help="a new service every K alerts (instead of --services)")
-    parser.add_argument("--count", type=int, default=0, help="stop after this many alerts (--seconds is then a time limit)")
-    parser.add_argument("--distinct", type=int, default=0, help="repeat K distinct alerts (default: every alert distinct)")
+    parser.add_argument(
+        "--per-service", type=int, default=0, help="a new service every K alerts (instead of --services)"
+    )
+    parser.add_argument(
+        "--count", type=int, default=0, help="stop after this many alerts (--seconds is then a time limit)"
+    )
+    parser.add_argument(
+        "--distinct", type=int, default=0, help="repeat K distinct alerts (default: every alert distinct)"
+    )
     parser.add_argument("--no-latencies", action="store_true", help="leave per-request latencies out of the output")
     parser.add_argument("--start-index", type=int, default=0)
     parser.add_argument("--alertname", default="LoadTest")

@@ -25,7 +25,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import requests
@@ -33,13 +33,12 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from firebreak.settings import Settings  # noqa: E402
 from bench.stream_probe import cpu_seconds, prefill, run_worker  # noqa: E402
-from bench.worlds import alertmanager_groups, pairwise, truth_of  # noqa: E402,F401 - pairwise: tests score with it
+from bench.worlds import alertmanager_groups, pairwise, truth_of  # noqa: E402 - pairwise: tests score with it
+from firebreak.settings import Settings  # noqa: E402
 from tests.conftest import (  # noqa: E402 - the same helpers the integration tests start services with
     TOKEN,
     Ingest,
-    Process,
     Stack,
     free_port,
     launch_stack,
@@ -79,13 +78,30 @@ class Sizes:
     @classmethod
     def of(cls, quick: bool) -> Sizes:
         if quick:
-            return cls(runs=1, ingest_seconds=3, stream_records=20_000, steady_seconds=4, steady_rates=(1000,),
-                       memory_alerts=(5_000,), scale_records=20_000, decision_log_off=False, single_records=False,
-                       prometheus=(10_000, 10, 20))
+            return cls(
+                runs=1,
+                ingest_seconds=3,
+                stream_records=20_000,
+                steady_seconds=4,
+                steady_rates=(1000,),
+                memory_alerts=(5_000,),
+                scale_records=20_000,
+                decision_log_off=False,
+                single_records=False,
+                prometheus=(10_000, 10, 20),
+            )
         # The issue's 1M-record stream would take the worker hours at today's rate (see BENCHMARKS.md).
         # Sized to finish in about 20 minutes on this 2-core machine at today's rates (BENCHMARKS.md).
-        return cls(runs=3, ingest_seconds=8, stream_records=60_000, steady_seconds=10, steady_rates=(1000, 5000),
-                   memory_alerts=(10_000, 50_000), scale_records=20_000, prometheus=(50_000, 60, 180))
+        return cls(
+            runs=3,
+            ingest_seconds=8,
+            stream_records=60_000,
+            steady_seconds=10,
+            steady_rates=(1000, 5000),
+            memory_alerts=(10_000, 50_000),
+            scale_records=20_000,
+            prometheus=(50_000, 60, 180),
+        )
 
 
 @dataclass
@@ -107,12 +123,21 @@ class Alertmanager:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         config = folder / "alertmanager.yml"
-        config.write_text("route: {receiver: blackhole, group_by: [alertname, service], group_wait: 30s}\n"
-                          "receivers: [{name: blackhole}]\n")
+        config.write_text(
+            "route: {receiver: blackhole, group_by: [alertname, service], group_wait: 30s}\n"
+            "receivers: [{name: blackhole}]\n"
+        )
         self.process = subprocess.Popen(
-            ["prometheus-alertmanager", f"--config.file={config}", f"--storage.path={folder / 'am-data'}",
-             f"--web.listen-address=127.0.0.1:{self.port}", "--cluster.listen-address="],
-            stdout=(folder / "alertmanager.log").open("ab"), stderr=subprocess.STDOUT)
+            [
+                "prometheus-alertmanager",
+                f"--config.file={config}",
+                f"--storage.path={folder / 'am-data'}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+                "--cluster.listen-address=",
+            ],
+            stdout=(folder / "alertmanager.log").open("ab"),
+            stderr=subprocess.STDOUT,
+        )
         wait_until(lambda: self._ready(), 30, "Alertmanager to answer")
 
     def _ready(self) -> bool:
@@ -134,13 +159,40 @@ def rss_kib(pid: int) -> int:
         return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
 
 
-def load(url: str, path: str, folder: Path, seconds: float, batch: int, rate: float = 1e9, concurrency: int = 4,
-         **options: object) -> dict:
+def load(
+    url: str,
+    path: str,
+    folder: Path,
+    seconds: float,
+    batch: int,
+    rate: float = 1e9,
+    concurrency: int = 4,
+    **options: object,
+) -> dict:
     """One bench/loadgen.py process; its result."""
     out = folder / f"load-{uuid.uuid4().hex[:8]}.json"
-    command = [sys.executable, str(ROOT / "bench/loadgen.py"), "--url", url, "--path", path, "--run", uuid.uuid4().hex[:8],
-               "--rate", str(rate), "--seconds", str(seconds), "--batch", str(batch), "--concurrency", str(concurrency),
-               "--give-up", "30", "--out", str(out)]
+    command = [
+        sys.executable,
+        str(ROOT / "bench/loadgen.py"),
+        "--url",
+        url,
+        "--path",
+        path,
+        "--run",
+        uuid.uuid4().hex[:8],
+        "--rate",
+        str(rate),
+        "--seconds",
+        str(seconds),
+        "--batch",
+        str(batch),
+        "--concurrency",
+        str(concurrency),
+        "--give-up",
+        "30",
+        "--out",
+        str(out),
+    ]
     for name, value in options.items():
         command += [f"--{name.replace('_', '-')}"] + ([] if value is True else [str(value)])
     subprocess.run(command, env={**os.environ, "FIREBREAK_LOAD_TOKEN": TOKEN}, check=True, timeout=seconds + 120)
@@ -149,44 +201,72 @@ def load(url: str, path: str, folder: Path, seconds: float, batch: int, rate: fl
 
 # -- 1: ingest ---------------------------------------------------------------------------------------------
 
+
 def scenario_ingest(sizes: Sizes, ingest: Ingest, am: Alertmanager, folder: Path) -> Scenario:
-    s = Scenario(1, "Ingest: alerts answered per second", "alerts/s answered 202 (durable, acks=all) vs Alertmanager "
-                 "`POST /api/v2/alerts` (in memory), same payloads, 10,000 distinct alerts repeated")
-    s.header = ["batch", "senders", "Firebreak alerts/s", "Alertmanager alerts/s", "ratio", "Firebreak p99 ms",
-                "Alertmanager p99 ms"]
+    s = Scenario(
+        1,
+        "Ingest: alerts answered per second",
+        "alerts/s answered 202 (durable, acks=all) vs Alertmanager "
+        "`POST /api/v2/alerts` (in memory), same payloads, 10,000 distinct alerts repeated",
+    )
+    s.header = [
+        "batch",
+        "senders",
+        "Firebreak alerts/s",
+        "Alertmanager alerts/s",
+        "ratio",
+        "Firebreak p99 ms",
+        "Alertmanager p99 ms",
+    ]
     series: dict[str, list[float]] = {}
     for batch, senders in ((100, 4), (1, 50)):
         fb_rates, am_rates, fb_p99, am_p99 = [], [], [], []
         for _ in range(sizes.runs):
             for target, rates, p99s in ((ingest.url, fb_rates, fb_p99), (am.url, am_rates, am_p99)):
                 path = "/api/v1/alerts" if target == ingest.url else "/api/v2/alerts"
-                result = load(target, path, folder, sizes.ingest_seconds, batch, concurrency=senders, distinct=10_000,
-                              services=50)
+                result = load(
+                    target, path, folder, sizes.ingest_seconds, batch, concurrency=senders, distinct=10_000, services=50
+                )
                 rates.append(result["accepted_count"] / result["seconds"])
                 p99s.append(percentile(result["latencies_ms"], 0.99))
         fb, amr = statistics.median(fb_rates), statistics.median(am_rates)
         series[f"Firebreak, batch {batch}"] = fb_rates
         series[f"Alertmanager, batch {batch}"] = am_rates
-        s.rows.append([str(batch), str(senders), f"{fb:,.0f}", f"{amr:,.0f}", f"{fb / amr:.2f}x",
-                       f"{statistics.median(fb_p99):.0f}", f"{statistics.median(am_p99):.0f}"])
+        s.rows.append(
+            [
+                str(batch),
+                str(senders),
+                f"{fb:,.0f}",
+                f"{amr:,.0f}",
+                f"{fb / amr:.2f}x",
+                f"{statistics.median(fb_p99):.0f}",
+                f"{statistics.median(am_p99):.0f}",
+            ]
+        )
         log(f"ingest batch {batch}: Firebreak {fb:,.0f}/s, Alertmanager {amr:,.0f}/s")
     ratios = [float(r[4].rstrip("x")) for r in s.rows]
-    s.verdict = f"target ≥ 1.0x Alertmanager: {'met' if min(ratios) >= 1 else 'missed'} ({', '.join(r[4] for r in s.rows)})"
-    s.notes.append("Senders are threads of one bench/loadgen.py process (its own interpreter), each posting and waiting "
-                   "for the answer before the next request; the same load against both.")
+    s.verdict = (
+        f"target ≥ 1.0x Alertmanager: {'met' if min(ratios) >= 1 else 'missed'} ({', '.join(r[4] for r in s.rows)})"
+    )
+    s.notes.append(
+        "Senders are threads of one bench/loadgen.py process (its own interpreter), each posting and waiting "
+        "for the answer before the next request; the same load against both."
+    )
     s.chart = bar_chart("ingest", "Alerts answered per second (median of runs)", series)
     return s
 
 
 # -- 2: stream stage ---------------------------------------------------------------------------------------
 
+
 async def bare_loop(bootstrap: str, topic: str, count: int) -> float:
     """The limit: an aiokafka consumer reading and JSON-decoding every record, nothing else; records/s (`count`
     records)."""
     from aiokafka import AIOKafkaConsumer
 
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest",
-                                enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest", enable_auto_commit=False
+    )
     await consumer.start()
     seen, started = 0, time.monotonic()
     try:
@@ -208,10 +288,13 @@ def scenario_stream(sizes: Sizes, folder: Path) -> Scenario:
     A fresh stack per measurement; rates from the worker's start to the read model holding every incident event
     its alerts made; CPU-seconds of the worker process per 1,000 alerts."""
     storm, distinct = sizes.stream_records, sizes.stream_records // 4
-    s = Scenario(2, "Stream: one worker over a pre-filled `alerts` topic",
-                 f"alerts/s from a worker's start until the read model holds every incident event ({storm:,} storm "
-                 f"alerts, 90% re-sends; {distinct:,} distinct alerts), packed {PACK} alerts a record, vs a bare aiokafka "
-                 "loop decoding the same records, and CPU-seconds of the worker per 1,000 alerts")
+    s = Scenario(
+        2,
+        "Stream: one worker over a pre-filled `alerts` topic",
+        f"alerts/s from a worker's start until the read model holds every incident event ({storm:,} storm "
+        f"alerts, 90% re-sends; {distinct:,} distinct alerts), packed {PACK} alerts a record, vs a bare aiokafka "
+        "loop decoding the same records, and CPU-seconds of the worker per 1,000 alerts",
+    )
     s.header = ["run", "mix", "bare loop alerts/s", "Firebreak alerts/s", "ratio", "worker CPU s / 1,000 alerts"]
     setups = {  # name -> (alerts, resend, single records, env)
         "storm (90% re-sends)": (storm, 10, False, {}),
@@ -233,27 +316,53 @@ def scenario_stream(sizes: Sizes, folder: Path) -> Scenario:
                 measured = run_worker(stack, count, f"bench-stream-{run}", **env)
             measured["bare"] = bare
             results[name].append(measured)
-            s.rows.append([str(run), name, f"{bare:,.0f}", f"{measured['per_s']:,.0f}", f"{measured['per_s'] / bare:.2f}x",
-                           f"{measured['cpu_per_1000']:.3f}"])
-            log(f"stream run {run}, {name}: {measured['per_s']:,.0f} alerts/s (bare {bare:,.0f}), "
-                f"{measured['cpu_per_1000']:.3f} CPU s per 1,000")
+            s.rows.append(
+                [
+                    str(run),
+                    name,
+                    f"{bare:,.0f}",
+                    f"{measured['per_s']:,.0f}",
+                    f"{measured['per_s'] / bare:.2f}x",
+                    f"{measured['cpu_per_1000']:.3f}",
+                ]
+            )
+            log(
+                f"stream run {run}, {name}: {measured['per_s']:,.0f} alerts/s (bare {bare:,.0f}), "
+                f"{measured['cpu_per_1000']:.3f} CPU s per 1,000"
+            )
     medians = {name: {k: statistics.median(r[k] for r in rows) for k in rows[0]} for name, rows in results.items()}
     for name, m in medians.items():
-        s.rows.append(["median", name, f"{m['bare']:,.0f}", f"{m['per_s']:,.0f}", f"{m['per_s'] / m['bare']:.2f}x",
-                       f"{m['cpu_per_1000']:.3f}"])
+        s.rows.append(
+            [
+                "median",
+                name,
+                f"{m['bare']:,.0f}",
+                f"{m['per_s']:,.0f}",
+                f"{m['per_s'] / m['bare']:.2f}x",
+                f"{m['cpu_per_1000']:.3f}",
+            ]
+        )
     mix, flat = medians["storm (90% re-sends)"], medians["all distinct"]
     met = mix["per_s"] >= 20_000 and mix["per_s"] / mix["bare"] >= 0.25 and flat["per_s"] >= 5_000
-    s.verdict = (f"target storm ≥ 20,000/s and ≥ 0.25x the bare loop, distinct ≥ 5,000/s: {'met' if met else 'missed'} "
-                 f"(storm {mix['per_s']:,.0f}/s, {mix['per_s'] / mix['bare']:.2f}x; distinct {flat['per_s']:,.0f}/s; "
-                 f"{mix['cpu_per_1000']:.3f} CPU s per 1,000 storm alerts)")
-    s.notes.append("CPU per 1,000 alerts at 74557c1 (the per-record worker, single-alert records, measured by "
-                   "bench/stream_probe.py --firebreak on a checkout of it) is in the leading table of BENCHMARKS.md.")
-    s.chart = bar_chart("stream", "Alerts per second through one worker (median of runs)",
-                        {name: [r["per_s"] for r in rows] for name, rows in results.items()})
+    s.verdict = (
+        f"target storm ≥ 20,000/s and ≥ 0.25x the bare loop, distinct ≥ 5,000/s: {'met' if met else 'missed'} "
+        f"(storm {mix['per_s']:,.0f}/s, {mix['per_s'] / mix['bare']:.2f}x; distinct {flat['per_s']:,.0f}/s; "
+        f"{mix['cpu_per_1000']:.3f} CPU s per 1,000 storm alerts)"
+    )
+    s.notes.append(
+        "CPU per 1,000 alerts at 74557c1 (the per-record worker, single-alert records, measured by "
+        "bench/stream_probe.py --firebreak on a checkout of it) is in the leading table of BENCHMARKS.md."
+    )
+    s.chart = bar_chart(
+        "stream",
+        "Alerts per second through one worker (median of runs)",
+        {name: [r["per_s"] for r in rows] for name, rows in results.items()},
+    )
     return s
 
 
 # -- 7: scale-out ------------------------------------------------------------------------------------------
+
 
 def service_pid(stack: Stack, name: str) -> int | None:
     pid_file = stack.folder / f"{name}.pid"
@@ -267,8 +376,12 @@ def scenario_scaleout(sizes: Sizes, folder: Path) -> Scenario:
     both re-process what was not committed yet, measured apart in BENCHMARKS.md)."""
     n = sizes.scale_records
     partitions = Settings.model_fields["topic_partitions"].default
-    s = Scenario(7, "Scale-out: one worker vs two", f"alerts/s from start until all {n:,} pre-filled alerts have their "
-                 f"incident event ({partitions} partitions per topic); CPU cores used meanwhile per process")
+    s = Scenario(
+        7,
+        "Scale-out: one worker vs two",
+        f"alerts/s from start until all {n:,} pre-filled alerts have their "
+        f"incident event ({partitions} partitions per topic); CPU cores used meanwhile per process",
+    )
     s.header = ["workers", "run", "alerts/s", "CPU: workers", "CPU: Kafka", "CPU: Redis"]
     # Two workers with Faust's default of one standby copy per table partition (each worker also applies the
     # other's changelogs), and without standbys.
@@ -289,8 +402,13 @@ def scenario_scaleout(sizes: Sizes, folder: Path) -> Scenario:
                 workers = [start_worker(stack, f"bench-scale-{slug}-{run}-{k}", **env) for k in range(count)]
 
                 def folded() -> bool:  # every alert new to the group: one incident event each, in the read model
-                    return sum(sum(worker_counts(port, "firebreak_read_model_writes_total", "result").values())
-                               for _, port in workers) >= n
+                    return (
+                        sum(
+                            sum(worker_counts(port, "firebreak_read_model_writes_total", "result").values())
+                            for _, port in workers
+                        )
+                        >= n
+                    )
 
                 try:
                     wait_until(folded, 600, "incident events for every alert in the read model", interval=0.25)
@@ -305,22 +423,41 @@ def scenario_scaleout(sizes: Sizes, folder: Path) -> Scenario:
                 cpu = (used_workers, used_others[0], used_others[1])
                 cpu_of[name].append(cpu)
                 s.rows.append([name, str(run), f"{rate:,.0f}", f"{cpu[0]:.2f}", f"{cpu[1]:.2f}", f"{cpu[2]:.2f}"])
-                log(f"scale-out run {run}, {name} worker(s): {rate:,.0f} alerts/s, CPU {tuple(round(c, 2) for c in cpu)}")
+                log(
+                    f"scale-out run {run}, {name} worker(s): {rate:,.0f} alerts/s, CPU {tuple(round(c, 2) for c in cpu)}"
+                )
     for name in setups:
         cpu = [statistics.median(c[i] for c in cpu_of[name]) for i in range(3)]
-        s.rows.append([name, "median", f"{statistics.median(rates[name]):,.0f}", f"{cpu[0]:.2f}", f"{cpu[1]:.2f}", f"{cpu[2]:.2f}"])
+        s.rows.append(
+            [
+                name,
+                "median",
+                f"{statistics.median(rates[name]):,.0f}",
+                f"{cpu[0]:.2f}",
+                f"{cpu[1]:.2f}",
+                f"{cpu[2]:.2f}",
+            ]
+        )
     one = statistics.median(rates["1"])
     two, bare = statistics.median(rates["2"]), statistics.median(rates["2, no standby"])
-    s.verdict = (f"reported: two workers make {two / one:.2f}x the throughput of one ({two:,.0f}/s vs {one:,.0f}/s), "
-                 f"{bare / one:.2f}x without standby tables")
-    s.notes.append(f"The machine has {os.cpu_count()} cores shared by the workers, Kafka and Redis (CPU columns, in cores; "
-                   "workers' start-up included). A standby copy makes each worker also apply the other's table changelogs.")
-    s.chart = bar_chart("scaleout", "Alerts per second through the pipeline (median of runs)",
-                        {f"{name} worker(s)": values for name, values in rates.items()})
+    s.verdict = (
+        f"reported: two workers make {two / one:.2f}x the throughput of one ({two:,.0f}/s vs {one:,.0f}/s), "
+        f"{bare / one:.2f}x without standby tables"
+    )
+    s.notes.append(
+        f"The machine has {os.cpu_count()} cores shared by the workers, Kafka and Redis (CPU columns, in cores; "
+        "workers' start-up included). A standby copy makes each worker also apply the other's table changelogs."
+    )
+    s.chart = bar_chart(
+        "scaleout",
+        "Alerts per second through the pipeline (median of runs)",
+        {f"{name} worker(s)": values for name, values in rates.items()},
+    )
     return s
 
 
 # -- 3: end to end -----------------------------------------------------------------------------------------
+
 
 def incident_latencies(stack: Stack, run: str) -> list[float]:
     """Per alert of `run`: the incident-events record's broker timestamp minus the alert's receivedAt, in ms."""
@@ -340,7 +477,9 @@ def incident_latencies(stack: Stack, run: str) -> list[float]:
                     for event in record["events"] if record.get("type") == "incident_event_batch" else [record]:
                         alert = event.get("alert") or {}
                         if event.get("kind") in ("opened", "alert_added") and alert.get("labels", {}).get("run") == run:
-                            received = datetime.fromisoformat(alert.get("received_at") or alert["receivedAt"]).timestamp()
+                            received = datetime.fromisoformat(
+                                alert.get("received_at") or alert["receivedAt"]
+                            ).timestamp()
                             out.append(r.timestamp - received * 1000)
     finally:
         consumer.close()
@@ -348,8 +487,12 @@ def incident_latencies(stack: Stack, run: str) -> list[float]:
 
 
 def scenario_steady(sizes: Sizes, stack: Stack, ingest: Ingest, folder: Path) -> Scenario:
-    s = Scenario(3, "End to end at a steady rate", "ms from ingest's 202 (receivedAt) to the incident event on Kafka "
-                 f"(broker timestamp), {sizes.steady_seconds:g} s at each rate, group_wait 0")
+    s = Scenario(
+        3,
+        "End to end at a steady rate",
+        "ms from ingest's 202 (receivedAt) to the incident event on Kafka "
+        f"(broker timestamp), {sizes.steady_seconds:g} s at each rate, group_wait 0",
+    )
     s.header = ["rate/s", "alerts", "p50 ms", "p99 ms", "max ms"]
     worker, _ = start_ready_worker(stack, "bench-steady")
     series: dict[str, list[float]] = {}
@@ -357,47 +500,111 @@ def scenario_steady(sizes: Sizes, stack: Stack, ingest: Ingest, folder: Path) ->
         for rate in sizes.steady_rates:
             run = uuid.uuid4().hex[:8]
             out = folder / f"steady-{run}.json"
-            command = [sys.executable, str(ROOT / "bench/loadgen.py"), "--url", ingest.url, "--run", run, "--rate", str(rate),
-                       "--seconds", str(sizes.steady_seconds), "--batch", str(max(1, rate // 100)), "--concurrency", "4",
-                       "--per-service", "50", "--no-latencies", "--out", str(out)]
+            command = [
+                sys.executable,
+                str(ROOT / "bench/loadgen.py"),
+                "--url",
+                ingest.url,
+                "--run",
+                run,
+                "--rate",
+                str(rate),
+                "--seconds",
+                str(sizes.steady_seconds),
+                "--batch",
+                str(max(1, rate // 100)),
+                "--concurrency",
+                "4",
+                "--per-service",
+                "50",
+                "--no-latencies",
+                "--out",
+                str(out),
+            ]
             subprocess.run(command, env={**os.environ, "FIREBREAK_LOAD_TOKEN": TOKEN}, check=True)
             accepted = json.loads(out.read_text())["accepted_count"]
-            wait_until(lambda: len(incident_latencies(stack, run)) >= accepted, 900, "every alert's incident event", interval=5)
+            wait_until(
+                lambda: len(incident_latencies(stack, run)) >= accepted, 900, "every alert's incident event", interval=5
+            )
             latencies = incident_latencies(stack, run)
             series[f"{rate}/s"] = latencies
-            s.rows.append([str(rate), f"{len(latencies):,}", f"{percentile(latencies, 0.5):.0f}",
-                           f"{percentile(latencies, 0.99):.0f}", f"{max(latencies):.0f}"])
+            s.rows.append(
+                [
+                    str(rate),
+                    f"{len(latencies):,}",
+                    f"{percentile(latencies, 0.5):.0f}",
+                    f"{percentile(latencies, 0.99):.0f}",
+                    f"{max(latencies):.0f}",
+                ]
+            )
             log(f"steady {rate}/s: p50 {percentile(latencies, 0.5):.0f} ms, p99 {percentile(latencies, 0.99):.0f} ms")
     finally:
         worker.stop()
     p99 = {row[0]: float(row[3]) for row in s.rows}
     met = p99["1000"] <= 100 and p99.get("5000", 0) <= 500
-    s.verdict = (f"target p99 ≤ 100 ms at 1,000/s and ≤ 500 ms at 5,000/s: {'met' if met else 'missed'} ("
-                 + ", ".join(f"{rate}/s: {value:.0f} ms" for rate, value in p99.items()) + ")")
-    s.notes.append("Batches of rate/100 alerts (10 a second per sender thread); the time to the first page is "
-                   "measured by bench/first_page.py (sections above).")
+    s.verdict = (
+        f"target p99 ≤ 100 ms at 1,000/s and ≤ 500 ms at 5,000/s: {'met' if met else 'missed'} ("
+        + ", ".join(f"{rate}/s: {value:.0f} ms" for rate, value in p99.items())
+        + ")"
+    )
+    s.notes.append(
+        "Batches of rate/100 alerts (10 a second per sender thread); the time to the first page is "
+        "measured by bench/first_page.py (sections above)."
+    )
     s.chart = histogram_chart("steady", "Ingest 202 to incident event (ms)", series)
     return s
 
 
 # -- 8: the Prometheus pattern --------------------------------------------------------------------------
 
+
 def scenario_prometheus(sizes: Sizes, stack: Stack, ingest: Ingest, folder: Path) -> Scenario:
     """Prometheus re-sends every firing alert about once a minute: N active alerts are N/60 deliveries a second
     of steady load before anything happens. A worker takes that load while a probe alert (new, so it opens an
     incident) is posted every two seconds; the probes' ingest-202-to-incident-event times are the worker's lag."""
     active, every, seconds = sizes.prometheus
-    s = Scenario(8, "The Prometheus pattern: active alerts re-sent on an interval",
-                 f"{active:,} active alerts re-sent every {every} s for {seconds} s (batches of 64, as Prometheus' "
-                 "notifier sends), one new probe alert every 2 s: its ms from ingest's 202 to the incident event "
-                 "(the worker's lag), and the worker's RSS")
-    s.header = ["active alerts", "deliveries/s", "accepted", "probe p50 ms", "probe p99 ms", "probe max ms", "worker RSS MiB"]
+    s = Scenario(
+        8,
+        "The Prometheus pattern: active alerts re-sent on an interval",
+        f"{active:,} active alerts re-sent every {every} s for {seconds} s (batches of 64, as Prometheus' "
+        "notifier sends), one new probe alert every 2 s: its ms from ingest's 202 to the incident event "
+        "(the worker's lag), and the worker's RSS",
+    )
+    s.header = [
+        "active alerts",
+        "deliveries/s",
+        "accepted",
+        "probe p50 ms",
+        "probe p99 ms",
+        "probe max ms",
+        "worker RSS MiB",
+    ]
     worker, _ = start_ready_worker(stack, "bench-prometheus")
     probe_run = uuid.uuid4().hex[:8]
     out = folder / "prometheus-load.json"
-    command = [sys.executable, str(ROOT / "bench/loadgen.py"), "--url", ingest.url, "--run", uuid.uuid4().hex[:8],
-               "--rate", str(active / every), "--seconds", str(seconds), "--batch", "64", "--concurrency", "4",
-               "--distinct", str(active), "--per-service", "100", "--no-latencies", "--out", str(out)]
+    command = [
+        sys.executable,
+        str(ROOT / "bench/loadgen.py"),
+        "--url",
+        ingest.url,
+        "--run",
+        uuid.uuid4().hex[:8],
+        "--rate",
+        str(active / every),
+        "--seconds",
+        str(seconds),
+        "--batch",
+        "64",
+        "--concurrency",
+        "4",
+        "--distinct",
+        str(active),
+        "--per-service",
+        "100",
+        "--no-latencies",
+        "--out",
+        str(out),
+    ]
     try:
         load_process = subprocess.Popen(command, env={**os.environ, "FIREBREAK_LOAD_TOKEN": TOKEN})
         probes = 0
@@ -407,22 +614,35 @@ def scenario_prometheus(sizes: Sizes, stack: Stack, ingest: Ingest, folder: Path
                 probes += 1
             time.sleep(2)
         accepted = json.loads(out.read_text())["accepted_count"]
-        wait_until(lambda: len(incident_latencies(stack, probe_run)) >= probes, 600, "every probe's incident event",
-                   interval=2)
+        wait_until(
+            lambda: len(incident_latencies(stack, probe_run)) >= probes, 600, "every probe's incident event", interval=2
+        )
         lags = incident_latencies(stack, probe_run)
         rss = rss_kib(worker.popen.pid) / 1024
     finally:
         worker.stop()
-    s.rows.append([f"{active:,}", f"{active / every:,.0f}", f"{accepted:,}", f"{percentile(lags, 0.5):.0f}",
-                   f"{percentile(lags, 0.99):.0f}", f"{max(lags):.0f}", f"{rss:,.0f}"])
+    s.rows.append(
+        [
+            f"{active:,}",
+            f"{active / every:,.0f}",
+            f"{accepted:,}",
+            f"{percentile(lags, 0.5):.0f}",
+            f"{percentile(lags, 0.99):.0f}",
+            f"{max(lags):.0f}",
+            f"{rss:,.0f}",
+        ]
+    )
     worst = max(lags)
-    s.verdict = (f"target worker lag under 1 s: {'met' if worst < 1000 else 'missed'} (probe max {worst:,.0f} ms, "
-                 f"p99 {percentile(lags, 0.99):,.0f} ms; worker RSS {rss:,.0f} MiB)")
+    s.verdict = (
+        f"target worker lag under 1 s: {'met' if worst < 1000 else 'missed'} (probe max {worst:,.0f} ms, "
+        f"p99 {percentile(lags, 0.99):,.0f} ms; worker RSS {rss:,.0f} MiB)"
+    )
     log(f"prometheus pattern: probe p99 {percentile(lags, 0.99):.0f} ms, max {worst:.0f} ms, RSS {rss:.0f} MiB")
     return s
 
 
 # -- 4: memory ---------------------------------------------------------------------------------------------
+
 
 def redis_used(stack: Stack) -> int:
     import redis
@@ -431,10 +651,19 @@ def redis_used(stack: Stack) -> int:
 
 
 def scenario_memory(sizes: Sizes, stack: Stack, ingest: Ingest, am: Alertmanager, folder: Path) -> Scenario:
-    s = Scenario(4, "Memory per active alert", "worker RSS and Redis memory growth per active alert vs Alertmanager's RSS "
-                 "growth with the same alerts active")
-    s.header = ["active alerts", "Firebreak worker KiB/alert", "Redis KiB/alert", "Firebreak total KiB/alert",
-                "Alertmanager KiB/alert", "ratio"]
+    s = Scenario(
+        4,
+        "Memory per active alert",
+        "worker RSS and Redis memory growth per active alert vs Alertmanager's RSS growth with the same alerts active",
+    )
+    s.header = [
+        "active alerts",
+        "Firebreak worker KiB/alert",
+        "Redis KiB/alert",
+        "Firebreak total KiB/alert",
+        "Alertmanager KiB/alert",
+        "ratio",
+    ]
     worker, port = start_ready_worker(stack, "bench-memory")
     try:
         time.sleep(3)
@@ -445,8 +674,19 @@ def scenario_memory(sizes: Sizes, stack: Stack, ingest: Ingest, am: Alertmanager
         for target in sizes.memory_alerts:
             add = target - posted
             for url, path in ((ingest.url, "/api/v1/alerts"), (am.url, "/api/v2/alerts")):
-                load(url, path, folder, 600, 100, count=add, concurrency=4, run=run, start_index=posted,
-                     per_service=100, no_latencies=True)
+                load(
+                    url,
+                    path,
+                    folder,
+                    600,
+                    100,
+                    count=add,
+                    concurrency=4,
+                    run=run,
+                    start_index=posted,
+                    per_service=100,
+                    no_latencies=True,
+                )
             posted = target
             processed = lambda: sum(worker_counts(port).values())  # noqa: E731
             wait_until(lambda: processed() >= posted, 1800, "the worker to take every alert", interval=1)
@@ -456,12 +696,16 @@ def scenario_memory(sizes: Sizes, stack: Stack, ingest: Ingest, am: Alertmanager
             amk = (am.rss_kib() - am_before) / posted
             points["Firebreak"].append(fb + rd)
             points["Alertmanager"].append(amk)
-            s.rows.append([f"{posted:,}", f"{fb:.2f}", f"{rd:.2f}", f"{fb + rd:.2f}", f"{amk:.2f}", f"{(fb + rd) / amk:.2f}x"])
+            s.rows.append(
+                [f"{posted:,}", f"{fb:.2f}", f"{rd:.2f}", f"{fb + rd:.2f}", f"{amk:.2f}", f"{(fb + rd) / amk:.2f}x"]
+            )
             log(f"memory at {posted:,}: Firebreak {fb + rd:.2f} KiB/alert, Alertmanager {amk:.2f} KiB/alert")
     finally:
         worker.stop()
     ratio = float(s.rows[-1][-1].rstrip("x"))
-    s.verdict = f"target ≤ 1.0x Alertmanager per alert: {'met' if ratio <= 1.0 else 'missed'} ({ratio:.2f}x at {s.rows[-1][0]})"
+    s.verdict = (
+        f"target ≤ 1.0x Alertmanager per alert: {'met' if ratio <= 1.0 else 'missed'} ({ratio:.2f}x at {s.rows[-1][0]})"
+    )
     s.chart = line_chart("memory", "KiB per active alert", [int(r[0].replace(",", "")) for r in s.rows], points)
     return s
 
@@ -484,8 +728,12 @@ def worlds_run(folder: Path, name: str, args: list[str], source: Path | None = N
     """bench/worlds.py with `args`, with this checkout's code or `source`'s; its JSON."""
     out = folder / f"worlds-{name}.json"
     env = {**os.environ, **({"PYTHONPATH": str(source)} if source else {})}
-    subprocess.run([sys.executable, str(ROOT / "bench" / "worlds.py"), "--quiet", "--json", str(out), *args], env=env,
-                   check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "worlds.py"), "--quiet", "--json", str(out), *args],
+        env=env,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
     return json.loads(out.read_text())
 
 
@@ -496,44 +744,81 @@ def scenario_worlds(sizes: Sizes, folder: Path) -> Scenario:
     after = worlds_run(folder, "after", first)
     gappy = ["--coverage", "0.7", "--hours", "24", "--only", "report", *first]
     plain, learned = worlds_run(folder, "gappy", gappy), worlds_run(folder, "learned", [*gappy, "--learn"])
-    s = Scenario(9, "Correlation over many worlds (tune and report seeds)",
-                 "medians over drawn worlds (bench/worlds.py; examples/storm.py --world: services, graph shape, clusters, "
-                 "pace, overlap, noise, flappers, re-send interval), each replayed with the configuration a team would "
-                 "write (its catalog, one topology policy grouped by cluster): pairwise precision and recall against the "
-                 "generator's truth, incidents per real failure, pages against Alertmanager's (group_by alertname, "
-                 "service, cluster), replay alerts/s. Defaults were chosen on the tune seeds only")
-    s.header = ["code", "seeds", "worlds", "precision", "recall", "incidents / failure", "pages vs Alertmanager",
-                "replay alerts/s"]
+    s = Scenario(
+        9,
+        "Correlation over many worlds (tune and report seeds)",
+        "medians over drawn worlds (bench/worlds.py; examples/storm.py --world: services, graph shape, clusters, "
+        "pace, overlap, noise, flappers, re-send interval), each replayed with the configuration a team would "
+        "write (its catalog, one topology policy grouped by cluster): pairwise precision and recall against the "
+        "generator's truth, incidents per real failure, pages against Alertmanager's (group_by alertname, "
+        "service, cluster), replay alerts/s. Defaults were chosen on the tune seeds only",
+    )
+    s.header = [
+        "code",
+        "seeds",
+        "worlds",
+        "precision",
+        "recall",
+        "incidents / failure",
+        "pages vs Alertmanager",
+        "replay alerts/s",
+    ]
 
     def row(label: str, result: dict, key: str) -> list[str]:
         m, rows = result[key]["median"], result[key]["worlds"]
         rate = statistics.median(r["alerts_per_second"] for r in rows)
-        return [label, key, str(len(rows)), f"{m['precision']:.3f}", f"{m['recall']:.3f}",
-                f"{m['incidents_per_failure']:.2f}", f"{m['pages_vs_alertmanager']:.2f}x", f"{rate:,.0f}"]
+        return [
+            label,
+            key,
+            str(len(rows)),
+            f"{m['precision']:.3f}",
+            f"{m['recall']:.3f}",
+            f"{m['incidents_per_failure']:.2f}",
+            f"{m['pages_vs_alertmanager']:.2f}x",
+            f"{rate:,.0f}",
+        ]
 
-    s.rows = [row(f"before ({BASELINE})", before, "tune"), row(f"before ({BASELINE})", before, "report"),
-              row("after", after, "tune"), row("after", after, "report")]
+    s.rows = [
+        row(f"before ({BASELINE})", before, "tune"),
+        row(f"before ({BASELINE})", before, "report"),
+        row("after", after, "tune"),
+        row("after", after, "report"),
+    ]
     am = after["report"]["median"]
-    s.rows.append(["Alertmanager grouping", "report", str(len(after["report"]["worlds"])), f"{am['am_precision']:.3f}",
-                   f"{am['am_recall']:.3f}", "", "1.00x", ""])
-    s.rows += [row("after, catalog with 70% of the dependencies, 24 h", plain, "report"),
-               row("after + `learn: true`, same", learned, "report")]
+    s.rows.append(
+        [
+            "Alertmanager grouping",
+            "report",
+            str(len(after["report"]["worlds"])),
+            f"{am['am_precision']:.3f}",
+            f"{am['am_recall']:.3f}",
+            "",
+            "1.00x",
+            "",
+        ]
+    )
+    s.rows += [
+        row("after, catalog with 70% of the dependencies, 24 h", plain, "report"),
+        row("after + `learn: true`, same", learned, "report"),
+    ]
     report, tune = after["report"]["median"], after["tune"]["median"]
     close = all(abs(report[k] - tune[k]) <= 0.03 for k in ("precision", "recall"))
-    speed = (statistics.median(r["alerts_per_second"] for r in after["report"]["worlds"])
-             / statistics.median(r["alerts_per_second"] for r in before["report"]["worlds"]))
+    speed = statistics.median(r["alerts_per_second"] for r in after["report"]["worlds"]) / statistics.median(
+        r["alerts_per_second"] for r in before["report"]["worlds"]
+    )
     ok = after["report"]["met"] and close and speed >= 0.9
-    s.verdict = (f"targets on the report seeds (precision ≥ 0.95, recall ≥ 0.90, ≤ 1.2 incidents per failure, pages ≤ "
-                 f"0.5x Alertmanager's), tune seeds within 0.03, replay speed ≥ 0.9x before: {'met' if ok else 'missed'} "
-                 f"({report['precision']:.3f}, {report['recall']:.3f}, {report['incidents_per_failure']:.2f}, "
-                 f"{report['pages_vs_alertmanager']:.2f}x; tune {tune['precision']:.3f}, {tune['recall']:.3f}; replay "
-                 f"{speed:.2f}x)")
+    s.verdict = (
+        f"targets on the report seeds (precision ≥ 0.95, recall ≥ 0.90, ≤ 1.2 incidents per failure, pages ≤ "
+        f"0.5x Alertmanager's), tune seeds within 0.03, replay speed ≥ 0.9x before: {'met' if ok else 'missed'} "
+        f"({report['precision']:.3f}, {report['recall']:.3f}, {report['incidents_per_failure']:.2f}, "
+        f"{report['pages_vs_alertmanager']:.2f}x; tune {tune['precision']:.3f}, {tune['recall']:.3f}; replay "
+        f"{speed:.2f}x)"
+    )
     return s
 
 
 def scenario_replay(sizes: Sizes, folder: Path) -> tuple[Scenario, Scenario]:
     from correlation.replay import Report, read_lines, replay
-
 
     storm = folder / "storm.jsonl"
     subprocess.run([sys.executable, str(ROOT / "examples/storm.py"), "--out", str(storm)], check=True)
@@ -548,8 +833,11 @@ def scenario_replay(sizes: Sizes, folder: Path) -> tuple[Scenario, Scenario]:
         replay(items, rules, report=report)
         rates.append(len(items) / (time.perf_counter() - started))
     rate = statistics.median(rates)
-    five = Scenario(5, "`firebreak replay` of the default storm", f"alerts/s offline ({len(lines):,} deliveries, "
-                    "shipped policies and catalog, parsing excluded)")
+    five = Scenario(
+        5,
+        "`firebreak replay` of the default storm",
+        f"alerts/s offline ({len(lines):,} deliveries, shipped policies and catalog, parsing excluded)",
+    )
     five.header = ["runs", "median alerts/s", "min", "max"]
     five.rows = [[str(len(rates)), f"{rate:,.0f}", f"{min(rates):,.0f}", f"{max(rates):,.0f}"]]
     five.verdict = f"target ≥ 100,000/s: {'met' if rate >= 100_000 else 'missed'} ({rate:,.0f}/s)"
@@ -567,21 +855,30 @@ def scenario_replay(sizes: Sizes, folder: Path) -> tuple[Scenario, Scenario]:
     fb_p, fb_r = pairwise(members, truth)
     am_p, am_r = pairwise(am_groups, truth)
     fb_pages = len(report.incidents)
-    six = Scenario(6, "Correlation quality on the labelled storm", "pairwise precision and recall of grouping against the "
-                   "generator's ground truth, over alerts that belong to one failure; pages = incidents opened (Firebreak) vs "
-                   "notifications Alertmanager would send: group_by alertname, service, one per group that starts firing "
-                   "and one per group_interval (5 min) in which new alerts join; repeat_interval not counted")
+    six = Scenario(
+        6,
+        "Correlation quality on the labelled storm",
+        "pairwise precision and recall of grouping against the "
+        "generator's ground truth, over alerts that belong to one failure; pages = incidents opened (Firebreak) vs "
+        "notifications Alertmanager would send: group_by alertname, service, one per group that starts firing "
+        "and one per group_interval (5 min) in which new alerts join; repeat_interval not counted",
+    )
     six.header = ["", "precision", "recall", "pages", "root failures"]
     failures = len(set(truth.values()))
-    six.rows = [["Firebreak (shipped policies)", f"{fb_p:.3f}", f"{fb_r:.3f}", str(fb_pages), str(failures)],
-                ["Alertmanager grouping", f"{am_p:.3f}", f"{am_r:.3f}", str(am_pages), str(failures)]]
+    six.rows = [
+        ["Firebreak (shipped policies)", f"{fb_p:.3f}", f"{fb_r:.3f}", str(fb_pages), str(failures)],
+        ["Alertmanager grouping", f"{am_p:.3f}", f"{am_r:.3f}", str(am_pages), str(failures)],
+    ]
     met = fb_p >= 0.95 and fb_r >= 0.90 and fb_pages <= 0.5 * am_pages
-    six.verdict = (f"target precision ≥ 0.95, recall ≥ 0.90, pages ≤ 0.5x Alertmanager's: {'met' if met else 'missed'} "
-                   f"({fb_p:.3f}, {fb_r:.3f}, {fb_pages / am_pages:.2f}x)")
+    six.verdict = (
+        f"target precision ≥ 0.95, recall ≥ 0.90, pages ≤ 0.5x Alertmanager's: {'met' if met else 'missed'} "
+        f"({fb_p:.3f}, {fb_r:.3f}, {fb_pages / am_pages:.2f}x)"
+    )
     return five, six
 
 
 # -- charts and the report ---------------------------------------------------------------------------------
+
 
 def _plt():  # type: ignore[no-untyped-def]
     import matplotlib
@@ -637,21 +934,34 @@ def _save(fig, name: str) -> str:  # type: ignore[no-untyped-def]
 
 
 def markdown(scenarios: list[Scenario], quick: bool, seconds: float, only: list[str] | None = None) -> str:
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+    ).stdout.strip()
     am_version = subprocess.run(["prometheus-alertmanager", "--version"], capture_output=True, text=True)
     am = (am_version.stdout or am_version.stderr).splitlines()[0] if am_version.returncode == 0 else "alertmanager"
     how = f"make {'bench-quick' if quick else 'bench'}"
     if only:
         how = "bench/run.py" + (" --quick" if quick else "") + "".join(f" --only {name}" for name in only)
-    lines = [f"## `{how}` of {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC",
-             "",
-             f"Commit {commit}; {os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}; "
-             f"{am}; took {seconds / 60:.1f} min.",
-             "", "| # | scenario | verdict |", "|---|---|---|"]
+    lines = [
+        f"## `{how}` of {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
+        "",
+        f"Commit {commit}; {os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}; "
+        f"{am}; took {seconds / 60:.1f} min.",
+        "",
+        "| # | scenario | verdict |",
+        "|---|---|---|",
+    ]
     lines += [f"| {s.number} | {s.name} | {s.verdict} |" for s in scenarios]
     for s in scenarios:
-        lines += ["", f"### {s.number}. {s.name}", "", s.measure + ".", "",
-                  "| " + " | ".join(s.header) + " |", "|" + "---|" * len(s.header)]
+        lines += [
+            "",
+            f"### {s.number}. {s.name}",
+            "",
+            s.measure + ".",
+            "",
+            "| " + " | ".join(s.header) + " |",
+            "|" + "---|" * len(s.header),
+        ]
         lines += ["| " + " | ".join(r) + " |" for r in s.rows]
         lines += ["", *s.notes] if s.notes else []
         if s.chart:
@@ -663,7 +973,7 @@ def lead(section: str, path: Path = ROOT / "BENCHMARKS.md") -> None:
     """Put `section` first in BENCHMARKS.md, before the earlier runs (the file keeps its history below)."""
     text = path.read_text() if path.exists() else "# Benchmarks\n"
     first = text.find("\n## ")
-    head, rest = (text, "") if first < 0 else (text[:first + 1], text[first + 1:])
+    head, rest = (text, "") if first < 0 else (text[: first + 1], text[first + 1 :])
     path.write_text(head.rstrip("\n") + "\n\n" + section + ("\n" + rest if rest else ""))
 
 
@@ -674,7 +984,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="smaller sizes and one run each (under 2 minutes)")
     parser.add_argument("--only", action="append", choices=SCENARIOS, help="run only these scenarios")
-    parser.add_argument("--no-write", action="store_true", help="print the section instead of appending it to BENCHMARKS.md")
+    parser.add_argument(
+        "--no-write", action="store_true", help="print the section instead of appending it to BENCHMARKS.md"
+    )
     args = parser.parse_args()
     # The quick version skips scale-out (a fresh stack for each of its setups); name it with --only to run it.
     chosen = args.only or [n for n in SCENARIOS if not (args.quick and n == "scaleout")]

@@ -18,7 +18,7 @@ import sys
 import tempfile
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,8 +38,14 @@ def storm_alerts(count: int, resend: int, now: datetime) -> list[tuple[str, byte
     for n in range(distinct):
         labels = {"alertname": "BenchStream", "service": f"svc-{n // 100}", "instance": f"i-{n}"}
         fp = fingerprint(labels)
-        alerts.append((fp, Alert(fingerprint=fp, status="firing", labels=labels, starts_at=now, source="bench",
-                                 received_at=now).model_dump_json(by_alias=True).encode()))
+        alerts.append(
+            (
+                fp,
+                Alert(fingerprint=fp, status="firing", labels=labels, starts_at=now, source="bench", received_at=now)
+                .model_dump_json(by_alias=True)
+                .encode(),
+            )
+        )
     return [alerts[i % distinct] for i in range(count)]
 
 
@@ -49,9 +55,14 @@ def prefill(stack: Stack, count: int, resend: int = 1, pack: int = 100, single: 
 
     from schemas.batch import pack_alerts, partition_of
 
-    producer = KafkaProducer(bootstrap_servers=stack.bootstrap, linger_ms=20, batch_size=1024 * 1024, acks=1,
-                             max_request_size=8 * 1024 * 1024)
-    items = storm_alerts(count, resend, datetime.now(timezone.utc))
+    producer = KafkaProducer(
+        bootstrap_servers=stack.bootstrap,
+        linger_ms=20,
+        batch_size=1024 * 1024,
+        acks=1,
+        max_request_size=8 * 1024 * 1024,
+    )
+    items = storm_alerts(count, resend, datetime.now(UTC))
     records = 0
     if single:
         for fp, value in items:
@@ -98,13 +109,31 @@ def run_worker(stack: Stack, count: int, name: str, firebreak: str | None = None
     try:
         pid = worker.popen.pid
         spy = None
-        if os.environ.get("FIREBREAK_PROBE_PROFILE"):  # a py-spy profile of the worker while it works (raw folded stacks)
+        if os.environ.get(
+            "FIREBREAK_PROBE_PROFILE"
+        ):  # a py-spy profile of the worker while it works (raw folded stacks)
             import subprocess
-            spy = subprocess.Popen([str(Path(sys.executable).parent / "py-spy"), "record", "--format", "raw", "--rate", "200",
-                                    "-o", os.environ["FIREBREAK_PROBE_PROFILE"], "-p", str(pid)],
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+            spy = subprocess.Popen(
+                [
+                    str(Path(sys.executable).parent / "py-spy"),
+                    "record",
+                    "--format",
+                    "raw",
+                    "--rate",
+                    "200",
+                    "-o",
+                    os.environ["FIREBREAK_PROBE_PROFILE"],
+                    "-p",
+                    str(pid),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
         cpu0, started = cpu_seconds(pid), time.monotonic()
-        wait_until(lambda: sum(worker_counts(port).values()) >= count, 1800, "the worker to dedup the topic", interval=0.25)
+        wait_until(
+            lambda: sum(worker_counts(port).values()) >= count, 1800, "the worker to dedup the topic", interval=0.25
+        )
         dedup_s = time.monotonic() - started
 
         def settled() -> bool:
@@ -133,7 +162,7 @@ def main() -> None:
     parser.add_argument("--firebreak", help="the worker's console script, e.g. of another checkout's venv (a baseline)")
     args = parser.parse_args()
     keep = os.environ.get("FIREBREAK_PROBE_FOLDER")  # keep the stacks' logs there (worker logs included)
-    with (contextlib.nullcontext(keep) if keep else tempfile.TemporaryDirectory(prefix="fb-probe-")) as folder:
+    with contextlib.nullcontext(keep) if keep else tempfile.TemporaryDirectory(prefix="fb-probe-") as folder:
         for run in range(args.runs):
             with launch_stack(Path(folder) / f"stack-{run}") as stack:
                 records = prefill(stack, args.alerts, args.resend, args.pack, args.single)

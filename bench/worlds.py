@@ -68,8 +68,9 @@ def pairwise(assigned: dict[str, str], truth: dict[str, str]) -> tuple[float, fl
     return (tp / predicted if predicted else 1.0), (tp / actual if actual else 1.0)
 
 
-def alertmanager_groups(records: list[dict], group_by: tuple[str, ...] = AM_GROUP_BY,
-                        group_interval: float = 300.0) -> tuple[dict[str, str], int]:
+def alertmanager_groups(
+    records: list[dict], group_by: tuple[str, ...] = AM_GROUP_BY, group_interval: float = 300.0
+) -> tuple[dict[str, str], int]:
     """Alertmanager's grouping of a stream, simulated: each fingerprint's cluster is the episode of its group
     (the `group_by` label values) it first fired in; an episode starts when a group with nothing firing gets an
     alert. Also counts the notifications: the first of each episode and one per group_interval with news."""
@@ -119,9 +120,12 @@ def known_catalog(storm: Any, world: Any, coverage: float) -> str:
     import random
 
     rng = random.Random(f"catalog-{world.seed}")
-    services = {name: svc.__class__(svc.name, svc.tier, svc.instances,
-                                    tuple(d for d in svc.depends_on if rng.random() < coverage))
-                for name, svc in world.services.items()}
+    services = {
+        name: svc.__class__(
+            svc.name, svc.tier, svc.instances, tuple(d for d in svc.depends_on if rng.random() < coverage)
+        )
+        for name, svc in world.services.items()
+    }
     return storm.catalog_yaml(services)
 
 
@@ -156,11 +160,22 @@ def score_world(seed: int, hours: float, learn: bool = False, coverage: float = 
     am_groups, am_pages = alertmanager_groups(records)
     am_precision, am_recall = pairwise(am_groups, truth)
     pages = report.summary()["pages"]
-    return {"seed": seed, "world": world.describe(), "alerts": len(items), "real_failures": failures,
-            "precision": precision, "recall": recall, "incidents": len(report.incidents),
-            "incidents_per_failure": len(report.incidents) / failures if failures else 0.0,
-            "pages": pages, "am_pages": am_pages, "pages_vs_alertmanager": pages / am_pages if am_pages else 0.0,
-            "am_precision": am_precision, "am_recall": am_recall, "alerts_per_second": len(items) / seconds}
+    return {
+        "seed": seed,
+        "world": world.describe(),
+        "alerts": len(items),
+        "real_failures": failures,
+        "precision": precision,
+        "recall": recall,
+        "incidents": len(report.incidents),
+        "incidents_per_failure": len(report.incidents) / failures if failures else 0.0,
+        "pages": pages,
+        "am_pages": am_pages,
+        "pages_vs_alertmanager": pages / am_pages if am_pages else 0.0,
+        "am_precision": am_precision,
+        "am_recall": am_recall,
+        "alerts_per_second": len(items) / seconds,
+    }
 
 
 def medians(rows: list[dict[str, Any]]) -> dict[str, float]:
@@ -171,8 +186,11 @@ def medians(rows: list[dict[str, Any]]) -> dict[str, float]:
 def missed(summary: dict[str, float]) -> list[str]:
     """The targets these medians miss: precision and recall at least, incidents per failure and pages at most."""
     out = [f"{k} {summary[k]:.3f} < {TARGETS[k]}" for k in ("precision", "recall") if summary[k] < TARGETS[k]]
-    return out + [f"{k} {summary[k]:.2f} > {TARGETS[k]}" for k in ("incidents_per_failure", "pages_vs_alertmanager")
-                  if summary[k] > TARGETS[k]]
+    return out + [
+        f"{k} {summary[k]:.2f} > {TARGETS[k]}"
+        for k in ("incidents_per_failure", "pages_vs_alertmanager")
+        if summary[k] > TARGETS[k]
+    ]
 
 
 def seeds_of(text: str) -> tuple[int, ...]:
@@ -193,19 +211,27 @@ def _bounded(kind: type, low: float, high: float | None = None):  # type: ignore
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
         if value < low or (high is not None and value > high):
-            raise argparse.ArgumentTypeError(f"{text} is outside {low:g} to {high:g}" if high is not None
-                                             else f"{text} is below {low:g}")
+            raise argparse.ArgumentTypeError(
+                f"{text} is outside {low:g} to {high:g}" if high is not None else f"{text} is below {low:g}"
+            )
         return value
+
     return parse
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seeds", type=seeds_of, help="score only these (e.g. 1-12,101); default: the tune and report sets")
+    parser.add_argument(
+        "--seeds", type=seeds_of, help="score only these (e.g. 1-12,101); default: the tune and report sets"
+    )
     parser.add_argument("--hours", type=_bounded(float, 0.1, 24 * 14), default=8.0, help="how long each storm lasts")
     parser.add_argument("--learn", action="store_true", help="turn on co-occurrence learning in the team's policy")
-    parser.add_argument("--coverage", type=_bounded(float, 0.0, 1.0), default=1.0,
-                        help="the share of dependencies the team's catalog lists (0 to 1)")
+    parser.add_argument(
+        "--coverage",
+        type=_bounded(float, 0.0, 1.0),
+        default=1.0,
+        help="the share of dependencies the team's catalog lists (0 to 1)",
+    )
     parser.add_argument("--first", type=_bounded(int, 1), help="only the first N seeds of each set (a quick look)")
     parser.add_argument("--only", choices=("tune", "report"), help="only this set")
     parser.add_argument("--json", type=Path, help="write every world's scores here")
@@ -214,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json is not None and not args.json.parent.is_dir():
         parser.error(f"--json {args.json}: its folder does not exist")
     sets = {"seeds": args.seeds} if args.seeds else {"tune": TUNE_SEEDS, "report": REPORT_SEEDS}
-    sets = {name: seeds[:args.first] for name, seeds in sets.items() if args.only in (None, name)}
+    sets = {name: seeds[: args.first] for name, seeds in sets.items() if args.only in (None, name)}
     out: dict[str, Any] = {}
     for name, seeds in sets.items():
         rows = []
@@ -222,15 +248,20 @@ def main(argv: list[str] | None = None) -> int:
             row = score_world(seed, args.hours, args.learn, args.coverage)
             rows.append(row)
             if not args.quiet:
-                print(f"[{name} {n}/{len(seeds)}] {row['world']}\n    precision {row['precision']:.3f} recall "
-                      f"{row['recall']:.3f} incidents/failure {row['incidents_per_failure']:.2f} pages "
-                      f"{row['pages']} vs Alertmanager {row['am_pages']}", file=sys.stderr)
+                print(
+                    f"[{name} {n}/{len(seeds)}] {row['world']}\n    precision {row['precision']:.3f} recall "
+                    f"{row['recall']:.3f} incidents/failure {row['incidents_per_failure']:.2f} pages "
+                    f"{row['pages']} vs Alertmanager {row['am_pages']}",
+                    file=sys.stderr,
+                )
         summary = medians(rows)
         out[name] = {"worlds": rows, "median": summary, "met": not missed(summary), "missed": missed(summary)}
-        print(f"{name}: median precision {summary['precision']:.3f} recall {summary['recall']:.3f} incidents/failure "
-              f"{summary['incidents_per_failure']:.2f} pages {summary['pages_vs_alertmanager']:.2f}x Alertmanager "
-              f"(Alertmanager's own precision {summary['am_precision']:.3f} recall {summary['am_recall']:.3f}); targets: "
-              f"{'met' if not missed(summary) else 'missed ' + ', '.join(missed(summary))}")
+        print(
+            f"{name}: median precision {summary['precision']:.3f} recall {summary['recall']:.3f} incidents/failure "
+            f"{summary['incidents_per_failure']:.2f} pages {summary['pages_vs_alertmanager']:.2f}x Alertmanager "
+            f"(Alertmanager's own precision {summary['am_precision']:.3f} recall {summary['am_recall']:.3f}); targets: "
+            f"{'met' if not missed(summary) else 'missed ' + ', '.join(missed(summary))}"
+        )
     if args.json:
         args.json.write_text(json.dumps(out, indent=1))
     return 0

@@ -9,8 +9,9 @@ from correlation.topology import Topology
 from schemas import ChangeEvent
 
 
-def suspects(changes: Iterable[ChangeEvent], services: Iterable[str], topology: Topology, opened_at: datetime,
-             window: timedelta) -> list[ChangeEvent]:
+def suspects(
+    changes: Iterable[ChangeEvent], services: Iterable[str], topology: Topology, opened_at: datetime, window: timedelta
+) -> list[ChangeEvent]:
     """Changes to the incident's services or anything they depend on, within `window` before it opened; newest first."""
     scope = topology.with_dependencies(services)
     found = [c for c in changes if c.service in scope and opened_at - window <= c.at <= opened_at]

@@ -53,8 +53,14 @@ class Conditions(Protocol):
     def team(self) -> list[str]: ...
 
 
-def conditions_hold(spec: Conditions, incident: Incident, severity: str | None, topology: Topology, service_label: str,
-                    extra: Alert | None = None) -> bool:
+def conditions_hold(
+    spec: Conditions,
+    incident: Incident,
+    severity: str | None,
+    topology: Topology,
+    service_label: str,
+    extra: Alert | None = None,
+) -> bool:
     """Whether every condition given holds for this incident (a runbook's `match`, a notification route)."""
     if spec.severity and severity not in spec.severity:
         return False

@@ -77,7 +77,8 @@ def _sent_event() -> type[BaseModel]:
     # Values typed Any: mypy checks a `**dict` against every keyword of create_model (`__config__`, `__doc__`, ...),
     # not only the field definitions it fills.
     fields: dict[str, Any] = {
-        name: (info.annotation, info) for name, info in AlertEvent.model_fields.items() if name != "alert"}
+        name: (info.annotation, info) for name, info in AlertEvent.model_fields.items() if name != "alert"
+    }
     return create_model("SentEvent", __config__=ConfigDict(extra="ignore", frozen=True), **fields)
 
 
@@ -118,10 +119,16 @@ class FingerprintState(BaseModel):
     flapping_until: AwareDatetime | None = None
     emitted: list[tuple[int, AwareDatetime, list[SentEvent]]] = []  # recent output, alerts left out
     refreshed_at: AwareDatetime | None = None  # the last event (or refresh) sent for it
-    lifetimes: list[float] = Field([], exclude_if=lambda v: not v)  # seconds from firing to its source's resolve, of its last firings (transient pause)
+    lifetimes: list[float] = Field(
+        [], exclude_if=lambda v: not v
+    )  # seconds from firing to its source's resolve, of its last firings (transient pause)
     content: str = Field("", exclude_if=lambda v: not v)  # digest of what a repeat may change (DUP-9): `content_of`
-    released_at: AwareDatetime | None = Field(None, exclude_if=lambda v: v is None)  # GRP-25: its incident resolved by a person
-    resolve_seen: AwareDatetime | None = Field(None, exclude_if=lambda v: v is None)  # when its last resolve was received
+    released_at: AwareDatetime | None = Field(
+        None, exclude_if=lambda v: v is None
+    )  # GRP-25: its incident resolved by a person
+    resolve_seen: AwareDatetime | None = Field(
+        None, exclude_if=lambda v: v is None
+    )  # when its last resolve was received
     expires_at: AwareDatetime | None = Field(None, exclude_if=lambda v: v is None)  # the endsAt (expiry) grouping knows
 
 
@@ -162,17 +169,25 @@ def release(entry: FingerprintState | None, position: int, at: datetime) -> Fing
     return entry.model_copy(update={"released_at": at, "position": position})
 
 
-def counted_only(before: FingerprintState | None, after: FingerprintState, outputs: list[AlertEvent],
-                 rules: Rules) -> bool:
+def counted_only(
+    before: FingerprintState | None, after: FingerprintState, outputs: list[AlertEvent], rules: Rules
+) -> bool:
     """Whether `after` differs from `before` only in what counts copies (`duplicates`, `last_seen`, `position`,
     expired emissions) and no rule reads those: a pure re-send (DUP-2 with the same content, DUP-5). The
     stream keeps such a change in memory for a while instead of writing it to the changelog at once; a crash
     may lose it (RELIABILITY.md). `last_seen` is read by DUP-7 only when a policy has quiet_resolve, so then no
     change counts as counted-only."""
-    return (before is not None and not outputs and not rules.policies.quiet_resolving
-            and after.status is before.status and after.content == before.content
-            and after.resolve_seen == before.resolve_seen and after.refreshed_at == before.refreshed_at
-            and after.expires_at == before.expires_at and after.released_at == before.released_at)
+    return (
+        before is not None
+        and not outputs
+        and not rules.policies.quiet_resolving
+        and after.status is before.status
+        and after.content == before.content
+        and after.resolve_seen == before.resolve_seen
+        and after.refreshed_at == before.refreshed_at
+        and after.expires_at == before.expires_at
+        and after.released_at == before.released_at
+    )
 
 
 def route(alert: Alert, rules: Rules) -> tuple[str, str, dict[str, str]]:
@@ -182,18 +197,26 @@ def route(alert: Alert, rules: Rules) -> tuple[str, str, dict[str, str]]:
     return policy.name, f"{policy.name}:{correlation_key(grouped)}", grouped
 
 
-def transient_hold(lifetimes: list[float], alert: Alert, policy: Policy, severity_label: str) -> tuple[float | None, str]:
+def transient_hold(
+    lifetimes: list[float], alert: Alert, policy: Policy, severity_label: str
+) -> tuple[float | None, str]:
     """(seconds to hold the page, the figures) if this alert's history says it usually resolves by itself."""
     pause = policy.transient_pause
-    if pause is None or alert.labels.get(severity_label) in pause.except_severities or len(lifetimes) < pause.min_history:
+    if (
+        pause is None
+        or alert.labels.get(severity_label) in pause.except_severities
+        or len(lifetimes) < pause.min_history
+    ):
         return None, ""
     within = pause.within.total_seconds()
     quick = sum(1 for seconds in lifetimes if seconds <= within)
     if quick / len(lifetimes) < pause.share:
         return None, ""
     typical = timedelta(seconds=round(statistics.median(lifetimes)))
-    return within, (f"resolved by itself within {pause.within} in {quick} of its last {len(lifetimes)} firings "
-                    f"(median {typical}; policy {policy.name} needs {pause.share:.0%} of at least {pause.min_history})")
+    return within, (
+        f"resolved by itself within {pause.within} in {quick} of its last {len(lifetimes)} firings "
+        f"(median {typical}; policy {policy.name} needs {pause.share:.0%} of at least {pause.min_history})"
+    )
 
 
 def dedup(
@@ -213,11 +236,18 @@ def dedup(
 
     def keep(**changes: object) -> FingerprintState:
         assert entry is not None
-        return entry.model_copy(update={"last_seen": now, "position": position,
-                                        "emitted": remember(entry.emitted, position, now, []), **changes})
+        return entry.model_copy(
+            update={
+                "last_seen": now,
+                "position": position,
+                "emitted": remember(entry.emitted, position, now, []),
+                **changes,
+            }
+        )
 
-    def emit(status: AlertStatus, outcome: DedupOutcome, suppressed: str | None,
-             rule: str) -> tuple[FingerprintState, list[AlertEvent], DedupOutcome]:
+    def emit(
+        status: AlertStatus, outcome: DedupOutcome, suppressed: str | None, rule: str
+    ) -> tuple[FingerprintState, list[AlertEvent], DedupOutcome]:
         flapping = rules.policies.flapping
         changed = entry is None or entry.status is not status
         transitions = [t for t in (entry.transitions if entry else []) if t > now - flapping.window]
@@ -230,11 +260,20 @@ def dedup(
         lifetimes = entry.lifetimes if entry else []
         if status is AlertStatus.resolved and entry is not None:
             lifetimes = [*lifetimes, max(0.0, (resolved_time(alert, now) - entry.starts_at).total_seconds())][-HISTORY:]
-        hold, why = transient_hold(lifetimes, alert, rules.policies.get(policy), rules.policies.severity_label) \
-            if status is AlertStatus.firing else (None, "")
+        hold, why = (
+            transient_hold(lifetimes, alert, rules.policies.get(policy), rules.policies.severity_label)
+            if status is AlertStatus.firing
+            else (None, "")
+        )
         event = AlertEvent(
-            status=status, policy=policy, correlation_key=key, group_labels=grouped, alert=alert, at=now,
-            page_hold_seconds=hold, page_hold_reason=why,
+            status=status,
+            policy=policy,
+            correlation_key=key,
+            group_labels=grouped,
+            alert=alert,
+            at=now,
+            page_hold_seconds=hold,
+            page_hold_reason=why,
             source_position=position,
             flapping_until=flapping_until if flapping_until and flapping_until > now else None,
             suppressed_by=suppressed,
@@ -263,28 +302,58 @@ def dedup(
     def refresh(rule: str, content: str) -> tuple[FingerprintState, list[AlertEvent], DedupOutcome]:
         assert entry is not None
         policy, key, grouped = route(alert, rules)
-        event = AlertEvent(status=AlertStatus.firing, policy=policy, correlation_key=key, group_labels=grouped, alert=alert,
-                           at=now, source_position=position, suppressed_by=entry.suppressed_by, refresh=True,
-                           updated=content != entry.content, rule=rule)
-        state = entry.model_copy(update={"last_seen": now, "position": position, "duplicates": entry.duplicates + 1,
-                                         "refreshed_at": now, "content": content, "expires_at": alert.expires_at,
-                                         "emitted": remember(entry.emitted, position, now, [sent(event)])})
+        event = AlertEvent(
+            status=AlertStatus.firing,
+            policy=policy,
+            correlation_key=key,
+            group_labels=grouped,
+            alert=alert,
+            at=now,
+            source_position=position,
+            suppressed_by=entry.suppressed_by,
+            refresh=True,
+            updated=content != entry.content,
+            rule=rule,
+        )
+        state = entry.model_copy(
+            update={
+                "last_seen": now,
+                "position": position,
+                "duplicates": entry.duplicates + 1,
+                "refreshed_at": now,
+                "content": content,
+                "expires_at": alert.expires_at,
+                "emitted": remember(entry.emitted, position, now, [sent(event)]),
+            }
+        )
         return state, [event], DedupOutcome.duplicate
 
     if alert.status is AlertStatus.firing:
         if entry is None:
-            return emit(AlertStatus.firing, DedupOutcome.suppressed if suppressed_by else DedupOutcome.fired, suppressed_by,
-                        "DUP-1")
+            return emit(
+                AlertStatus.firing,
+                DedupOutcome.suppressed if suppressed_by else DedupOutcome.fired,
+                suppressed_by,
+                "DUP-1",
+            )
         if entry.status is AlertStatus.firing:
             if entry.suppressed_by and not suppressed_by:
                 return emit(AlertStatus.firing, DedupOutcome.released, None, "DUP-6")
             if entry.released_at is not None:
-                return emit(AlertStatus.firing, DedupOutcome.suppressed if suppressed_by else DedupOutcome.fired,
-                            suppressed_by, "DUP-10")
+                return emit(
+                    AlertStatus.firing,
+                    DedupOutcome.suppressed if suppressed_by else DedupOutcome.fired,
+                    suppressed_by,
+                    "DUP-10",
+                )
             quiet = rules.policies.select(alert.labels).quiet_resolve if rules.policies.quiet_resolving else None
             if quiet is not None and now - entry.last_seen > quiet:
-                return emit(AlertStatus.firing, DedupOutcome.suppressed if suppressed_by else DedupOutcome.fired,
-                            suppressed_by, "DUP-7")
+                return emit(
+                    AlertStatus.firing,
+                    DedupOutcome.suppressed if suppressed_by else DedupOutcome.fired,
+                    suppressed_by,
+                    "DUP-7",
+                )
             content = content_of(alert)
             if content != entry.content and entry.content:
                 return refresh("DUP-9", content)
@@ -297,10 +366,15 @@ def dedup(
         if alert.starts_at < entry.resolved_at:
             if now - (entry.resolve_seen or entry.resolved_at) <= LATE_COPY_WINDOW:
                 return keep(duplicates=entry.duplicates + 1), [], DedupOutcome.stale
-            return emit(AlertStatus.firing, DedupOutcome.suppressed if suppressed_by else DedupOutcome.fired,
-                        suppressed_by, "DUP-11")
-        return emit(AlertStatus.firing, DedupOutcome.suppressed if suppressed_by else DedupOutcome.fired, suppressed_by,
-                    "DUP-1")
+            return emit(
+                AlertStatus.firing,
+                DedupOutcome.suppressed if suppressed_by else DedupOutcome.fired,
+                suppressed_by,
+                "DUP-11",
+            )
+        return emit(
+            AlertStatus.firing, DedupOutcome.suppressed if suppressed_by else DedupOutcome.fired, suppressed_by, "DUP-1"
+        )
 
     if entry is None:
         # Nothing to resolve; remember it so a late firing copy from before the resolve reads as stale.

@@ -49,8 +49,9 @@ class Engine:
         inhibit_rules = self.rules.policies.inhibit_rules
         suppressed, source = self.suppression(state, alert.labels, alert.fingerprint, now)
         detail = describe(suppressed, state.silences, source) if state.decisions is not None else None
-        fp_entry, alert_events, outcome = dedup(state.fingerprints.get(alert.fingerprint), alert, position, now,
-                                                self.rules, suppressed, detail)
+        fp_entry, alert_events, outcome = dedup(
+            state.fingerprints.get(alert.fingerprint), alert, position, now, self.rules, suppressed, detail
+        )
         if state.decisions is not None:
             state.decisions.extend(after_dedup(alert, outcome, alert_events, fp_entry, now, position))
         state.fingerprints[alert.fingerprint] = fp_entry
@@ -63,12 +64,15 @@ class Engine:
             emitted.extend(self._group(state, event.correlation_key, event, now))
         return state, emitted
 
-    def suppression(self, state: State, labels: dict[str, str], fingerprint: str,
-                    now: datetime) -> tuple[str | None, str | None]:
+    def suppression(
+        self, state: State, labels: dict[str, str], fingerprint: str, now: datetime
+    ) -> tuple[str | None, str | None]:
         """(`silence:<id>` or `inhibit:<rule>`, the inhibiting alert's fingerprint) for an alert, as the
         worker's `suppression` finds it from its silences and Redis' inhibition sources."""
         suppressed = silenced_by(labels, state.silences, now)
-        if suppressed is None and (found := inhibitor(labels, fingerprint, self.rules.policies.inhibit_rules, state.sources)):
+        if suppressed is None and (
+            found := inhibitor(labels, fingerprint, self.rules.policies.inhibit_rules, state.sources)
+        ):
             return f"inhibit:{found[0]}", found[1]
         return suppressed, None
 
@@ -103,8 +107,9 @@ class Engine:
                 emitted.extend(self._group(state, key, Tick(at=now), now))
         return state, emitted
 
-    def _group(self, state: State, key: str, item: AlertEvent | IncidentCommand | Tick,
-               now: datetime) -> list[IncidentEvent]:
+    def _group(
+        self, state: State, key: str, item: AlertEvent | IncidentCommand | Tick, now: datetime
+    ) -> list[IncidentEvent]:
         before = state.groups.get(key)
         new_entry, events = group(before, item, state.take_position(), now, self.rules)
         for incident, _ in change_scopes(new_entry, events, self.rules) if new_entry is not None else []:

@@ -33,7 +33,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-
 from typing import Annotated
 
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
@@ -68,11 +67,14 @@ class Escalation(BaseModel):
     started_at: AwareDatetime
     stopped_by: str | None = None
     held_at: AwareDatetime | None = None  # when the due level was first held by a mute (silence, inhibition)
-    route: int | None = Field(None, exclude_if=lambda v: v is None)  # the route that chose the policy (None: team, default)
+    route: int | None = Field(
+        None, exclude_if=lambda v: v is None
+    )  # the route that chose the policy (None: team, default)
     # Escalation policies that paged this incident before a re-route. Left out while empty, and an empty JSON
     # object read as empty: the pager's Lua scripts re-encode the state, and cjson writes an empty list as {}.
     earlier: Annotated[list[str], BeforeValidator(lambda v: [] if v == {} else v)] = Field(
-        default_factory=list, exclude_if=lambda v: not v)
+        default_factory=list, exclude_if=lambda v: not v
+    )
 
 
 class Reaction(StrEnum):
@@ -86,9 +88,16 @@ class Reaction(StrEnum):
     none = "none"
 
 
-_UPDATES = {IncidentEventKind.alert_added, IncidentEventKind.alert_resolved, IncidentEventKind.severity_changed,
-            IncidentEventKind.root_changed, IncidentEventKind.change_suspected, IncidentEventKind.problem_detected,
-            IncidentEventKind.merged_in, IncidentEventKind.alerts_split}
+_UPDATES = {
+    IncidentEventKind.alert_added,
+    IncidentEventKind.alert_resolved,
+    IncidentEventKind.severity_changed,
+    IncidentEventKind.root_changed,
+    IncidentEventKind.change_suspected,
+    IncidentEventKind.problem_detected,
+    IncidentEventKind.merged_in,
+    IncidentEventKind.alerts_split,
+}
 _STOPS = (IncidentEventKind.acknowledged, IncidentEventKind.resolved, IncidentEventKind.merged)
 
 
@@ -127,48 +136,83 @@ class Route:
     index: int | None = None
 
 
-def route(incident: Incident, severity: str | None, config: NotificationsFile, topology: Topology, service_label: str,
-          extra: Alert | None = None) -> str | None:
+def route(
+    incident: Incident,
+    severity: str | None,
+    config: NotificationsFile,
+    topology: Topology,
+    service_label: str,
+    extra: Alert | None = None,
+) -> str | None:
     """The escalation policy for an incident: the first matching route; else the policy named like the owner
     team of its services; else the default policy; else None (it pages nobody). `extra` is the alert of the
     event that opened it, which the read model may not list yet."""
     return choose_route(incident, severity, config, topology, service_label, extra).policy
 
 
-def routed(incident: Incident, severity: str | None, config: NotificationsFile, topology: Topology, service_label: str,
-           extra: Alert | None = None) -> tuple[str | None, str]:
+def routed(
+    incident: Incident,
+    severity: str | None,
+    config: NotificationsFile,
+    topology: Topology,
+    service_label: str,
+    extra: Alert | None = None,
+) -> tuple[str | None, str]:
     """`route`, with why, for the decision log."""
     chosen = choose_route(incident, severity, config, topology, service_label, extra)
     return chosen.policy, chosen.why
 
 
-def choose_route(incident: Incident, severity: str | None, config: NotificationsFile, topology: Topology,
-                 service_label: str, extra: Alert | None = None, before: int | None = None) -> Route:
+def choose_route(
+    incident: Incident,
+    severity: str | None,
+    config: NotificationsFile,
+    topology: Topology,
+    service_label: str,
+    extra: Alert | None = None,
+    before: int | None = None,
+) -> Route:
     """`route` as a `Route`. With `before`, only routes before that index are tried (and no fallback): a
     joining alert can only re-route to a route earlier than the one that already matched."""
     candidates = config.routes if before is None else config.routes[:before]
     for index, candidate in enumerate(candidates):
         if conditions_hold(candidate, incident, severity, topology, service_label, extra):
-            conditions = [*candidate.matchers, *(f"severity in {candidate.severity}" for _ in candidate.severity[:1]),
-                          *(f"service in {candidate.service}" for _ in candidate.service[:1]),
-                          *(f"team in {candidate.team}" for _ in candidate.team[:1])]
+            conditions = [
+                *candidate.matchers,
+                *(f"severity in {candidate.severity}" for _ in candidate.severity[:1]),
+                *(f"service in {candidate.service}" for _ in candidate.service[:1]),
+                *(f"team in {candidate.team}" for _ in candidate.team[:1]),
+            ]
             where = f"route #{index + 1} ({', '.join(conditions) or 'matches everything'})"
-            return Route(candidate.policy, f"{where} sends it to escalation policy `{candidate.policy}`" if candidate.policy
-                         else f"{where} says it pages nobody", index)
+            return Route(
+                candidate.policy,
+                f"{where} sends it to escalation policy `{candidate.policy}`"
+                if candidate.policy
+                else f"{where} says it pages nobody",
+                index,
+            )
     if before is not None:
         return Route(None, "no earlier route matches")
     team = team_of(services_of(incident, service_label, extra), incident.probable_root, topology)
     if team and team in config.escalation_policies:
         return Route(team, f"no route matches; its services' owner team `{team}` has an escalation policy of that name")
     if config.default_policy:
-        return Route(config.default_policy,
-                     f"no route or owner team matches; the default escalation policy `{config.default_policy}`")
+        return Route(
+            config.default_policy,
+            f"no route or owner team matches; the default escalation policy `{config.default_policy}`",
+        )
     return Route(None, "no escalation route matches the incident and there is no default escalation policy")
 
 
 # What may change an incident's route after it opened: routed again in full, or (a joining alert) first alone.
-REROUTE_KINDS = frozenset({IncidentEventKind.severity_changed, IncidentEventKind.root_changed,
-                           IncidentEventKind.flapping_ended, IncidentEventKind.alert_added})
+REROUTE_KINDS = frozenset(
+    {
+        IncidentEventKind.severity_changed,
+        IncidentEventKind.root_changed,
+        IncidentEventKind.flapping_ended,
+        IncidentEventKind.alert_added,
+    }
+)
 
 
 def may_reroute(event: IncidentEvent, incident: Incident) -> bool:
@@ -177,8 +221,14 @@ def may_reroute(event: IncidentEvent, incident: Incident) -> bool:
     return event.kind in REROUTE_KINDS and event.notify and incident.status is IncidentStatus.triggered
 
 
-def rerouted(event: IncidentEvent, incident: Incident, current: Escalation | None, config: NotificationsFile,
-             topology: Topology, service_label: str) -> Route | None:
+def rerouted(
+    event: IncidentEvent,
+    incident: Incident,
+    current: Escalation | None,
+    config: NotificationsFile,
+    topology: Topology,
+    service_label: str,
+) -> Route | None:
     """The route a triggered incident takes after `event` if that pages by an escalation policy that has not
     paged it (nor is paging it now); else None. A severity rise, a new probable root (whose owner team may
     have an escalation policy of its own) or the end of flapping (which held changes back) routes the whole
@@ -188,8 +238,11 @@ def rerouted(event: IncidentEvent, incident: Incident, current: Escalation | Non
     if not may_reroute(event, incident):
         return None
     severity = event.severity or incident.severity
-    if event.kind in (IncidentEventKind.severity_changed, IncidentEventKind.root_changed,
-                      IncidentEventKind.flapping_ended):  # changes held back while it flapped count now
+    if event.kind in (
+        IncidentEventKind.severity_changed,
+        IncidentEventKind.root_changed,
+        IncidentEventKind.flapping_ended,
+    ):  # changes held back while it flapped count now
         chosen = choose_route(incident, severity, config, topology, service_label, event.alert)
     elif event.kind is IncidentEventKind.alert_added and event.alert is not None:
         before = current.route if current is not None else None
@@ -225,8 +278,10 @@ def muted_by(suppressions: list[str | None]) -> str | None:
 # Why a page waits or never goes out, in the decision log's words: the live pager and the virtual one
 # (check, replay) say the same, so their stories compare.
 def transient_hold_reason(held_until: datetime, incident: Incident) -> str:
-    return (f"transient pause: level 1 waits until {held_until.isoformat()} and pages only if the incident still "
-            f"fires then; {incident.page_hold_reason or ''}").rstrip("; ")
+    return (
+        f"transient pause: level 1 waits until {held_until.isoformat()} and pages only if the incident still "
+        f"fires then; {incident.page_hold_reason or ''}"
+    ).rstrip("; ")
 
 
 def resolved_in_pause_reason(incident: Incident) -> str:
@@ -235,24 +290,41 @@ def resolved_in_pause_reason(incident: Incident) -> str:
 
 
 def mute_hold_reason(level: int, reason: str) -> str:
-    return (f"level {level} held: every firing alert of the incident is muted ({reason}); it pages if the incident "
-            "still fires when that ends")
+    return (
+        f"level {level} held: every firing alert of the incident is muted ({reason}); it pages if the incident "
+        "still fires when that ends"
+    )
 
 
-def start(incident_id: str, policy: str, generation: str, now: datetime, route: int | None = None,
-          replacing: Escalation | None = None) -> Escalation:
+def start(
+    incident_id: str,
+    policy: str,
+    generation: str,
+    now: datetime,
+    route: int | None = None,
+    replacing: Escalation | None = None,
+) -> Escalation:
     """A new escalation, level 1 due `now`; `replacing` is the one a re-route ends (its policies are remembered,
     so the incident is never re-routed back to a policy that already paged it)."""
     earlier = [*replacing.earlier, replacing.policy] if replacing is not None else []
-    return Escalation(incident_id=incident_id, policy=policy, generation=generation, due_at=now, started_at=now,
-                      route=route, earlier=earlier)
+    return Escalation(
+        incident_id=incident_id,
+        policy=policy,
+        generation=generation,
+        due_at=now,
+        started_at=now,
+        route=route,
+        earlier=earlier,
+    )
 
 
 def reroute_reason(event: IncidentEvent, chosen: Route, current: Escalation | None) -> str:
     """Why a re-route started a new escalation, for the decision log and `explain`."""
-    what = {IncidentEventKind.severity_changed: f"severity rose to {event.severity}",
-            IncidentEventKind.root_changed: f"the probable root is now {event.probable_root}",
-            IncidentEventKind.flapping_ended: "it stopped flapping"}.get(event.kind, "an alert joined")
+    what = {
+        IncidentEventKind.severity_changed: f"severity rose to {event.severity}",
+        IncidentEventKind.root_changed: f"the probable root is now {event.probable_root}",
+        IncidentEventKind.flapping_ended: "it stopped flapping",
+    }.get(event.kind, "an alert joined")
     if current is None:
         was = "; no escalation policy had paged it"
     elif current.status is EscalationStatus.active:
@@ -396,12 +468,14 @@ Output = Started | Unrouted | Hastened | Stopped | HeldOff | Notice | Update | H
 
 
 def _decision(kind: DecisionKind, incident: Incident, at: datetime, reason: str, **detail: str) -> Decision:
-    return Decision(at=at, kind=kind, incident_id=incident.id, policy=incident.policy, rule="pager", reason=reason,
-                    detail=detail)
+    return Decision(
+        at=at, kind=kind, incident_id=incident.id, policy=incident.policy, rule="pager", reason=reason, detail=detail
+    )
 
 
-def apply(current: Escalation | None, event: IncidentEvent, incident: Incident, now: datetime,
-          paging: Paging) -> tuple[Escalation | None, list[Output]]:
+def apply(
+    current: Escalation | None, event: IncidentEvent, incident: Incident, now: datetime, paging: Paging
+) -> tuple[Escalation | None, list[Output]]:
     """Pure: the escalation after one incident event (`incident` as projected after it) and what to do about it.
 
     `current` is the incident's escalation before the event (None: it has none), `now` the caller's clock (the
@@ -411,17 +485,31 @@ def apply(current: Escalation | None, event: IncidentEvent, incident: Incident, 
     chosen = rerouted(event, incident, current, paging.config, paging.topology, paging.service_label)
     if chosen is not None:  # ESC-3
         state = start(incident.id, chosen.policy or "", event.event_id, event.at, chosen.index, current)
-        out += [Started(state, False, "rerouted"),
-                _decision(DecisionKind.escalation_started, incident, event.at, reroute_reason(event, chosen, current),
-                          escalation_policy=chosen.policy or "")]
+        out += [
+            Started(state, False, "rerouted"),
+            _decision(
+                DecisionKind.escalation_started,
+                incident,
+                event.at,
+                reroute_reason(event, chosen, current),
+                escalation_policy=chosen.policy or "",
+            ),
+        ]
     what = reaction(event, incident)
     if what in (Reaction.start, Reaction.start_if_never_paged):
         if state is not None and (state.generation == event.event_id or what is Reaction.start_if_never_paged):
             return state, out  # redelivered, or it paged (or pages) already
         hold = event.page_held_until if event.kind is IncidentEventKind.opened else None
-        begun, started = begin(incident, event.severity or incident.severity, event.alert, event.event_id, event.at,
-                               paging, only_if_absent=what is Reaction.start_if_never_paged,
-                               hold=hold if hold is not None and hold > now else None)
+        begun, started = begin(
+            incident,
+            event.severity or incident.severity,
+            event.alert,
+            event.event_id,
+            event.at,
+            paging,
+            only_if_absent=what is Reaction.start_if_never_paged,
+            hold=hold if hold is not None and hold > now else None,
+        )
         return begun or state, [*out, *started]
     elif what is Reaction.hasten and state is not None:
         sooner = hastened(state, now)
@@ -431,21 +519,38 @@ def apply(current: Escalation | None, event: IncidentEvent, incident: Incident, 
     elif what is Reaction.stop:  # ESC-5
         never_paged = state is None or (state.level, state.round) == (0, 0)
         if state is not None:
-            state = state.model_copy(update={"status": EscalationStatus.stopped,
-                                             "stopped_by": f"{event.kind.value}:{event.actor}"})
-        out += [Stopped(incident.id, f"{event.kind.value}:{event.actor}"),
-                Notice(incident.id, event.kind, event.event_id, event.actor, event.at)]
-        if (never_paged and event.kind is IncidentEventKind.resolved and incident.page_held_until is not None
-                and event.at < incident.page_held_until):
-            out += [HeldOff(incident.id),
-                    _decision(DecisionKind.not_paged, incident, event.at, resolved_in_pause_reason(incident))]
+            state = state.model_copy(
+                update={"status": EscalationStatus.stopped, "stopped_by": f"{event.kind.value}:{event.actor}"}
+            )
+        out += [
+            Stopped(incident.id, f"{event.kind.value}:{event.actor}"),
+            Notice(incident.id, event.kind, event.event_id, event.actor, event.at),
+        ]
+        if (
+            never_paged
+            and event.kind is IncidentEventKind.resolved
+            and incident.page_held_until is not None
+            and event.at < incident.page_held_until
+        ):
+            out += [
+                HeldOff(incident.id),
+                _decision(DecisionKind.not_paged, incident, event.at, resolved_in_pause_reason(incident)),
+            ]
     elif what is Reaction.update:  # ESC-6
         out.append(Update(incident.id))
     return state, out
 
 
-def begin(incident: Incident, severity: str | None, alert: Alert | None, generation: str, at: datetime, paging: Paging,
-          only_if_absent: bool = False, hold: datetime | None = None) -> tuple[Escalation | None, list[Output]]:
+def begin(
+    incident: Incident,
+    severity: str | None,
+    alert: Alert | None,
+    generation: str,
+    at: datetime,
+    paging: Paging,
+    only_if_absent: bool = False,
+    hold: datetime | None = None,
+) -> tuple[Escalation | None, list[Output]]:
     """Pure: an escalation by the incident's route, started at `at` with level 1 due then, or at `hold` (a
     transient pause, ESC-2); None and `Unrouted` if no escalation policy takes it (ESC-9). `alert` is the alert
     of the event that opened it, which the incident may not list yet. The live pager also calls it to start
@@ -456,30 +561,38 @@ def begin(incident: Incident, severity: str | None, alert: Alert | None, generat
     state = start(incident.id, chosen.policy, generation, at, chosen.index)  # ESC-1
     if hold is not None:
         state = state.model_copy(update={"due_at": hold, "started_at": hold})
-    out: list[Output] = [Started(state, only_if_absent, "started"),
-                         _decision(DecisionKind.escalation_started, incident, at, chosen.why, escalation_policy=chosen.policy)]
+    out: list[Output] = [
+        Started(state, only_if_absent, "started"),
+        _decision(DecisionKind.escalation_started, incident, at, chosen.why, escalation_policy=chosen.policy),
+    ]
     if hold is not None:
         out.append(_decision(DecisionKind.page_held, incident, at, transient_hold_reason(hold, incident), level="1"))
     return state, out
 
 
-def due(state: Escalation, incident: Incident, now: datetime, muted: str | None,
-        paging: Paging) -> tuple[Escalation, list[Output]]:
+def due(
+    state: Escalation, incident: Incident, now: datetime, muted: str | None, paging: Paging
+) -> tuple[Escalation, list[Output]]:
     """Pure: what the due level of an active escalation does at `now` (the caller's clock: when it fell due on
     the simulator's). `muted` is why every firing alert is muted (`muted_by`), or None.
 
     Not triggered any more: it stops (ESC-5). Muted: the level is held and looked at again
     MUTE_RECHECK_SECONDS later (ESC-7). Else it pages the level's recipients at `now` and moves on (ESC-8)."""
     if incident.status is not IncidentStatus.triggered:
-        return (state.model_copy(update={"status": EscalationStatus.stopped, "stopped_by": incident.status.value}),
-                [Stopped(incident.id, incident.status.value)])
+        return (
+            state.model_copy(update={"status": EscalationStatus.stopped, "stopped_by": incident.status.value}),
+            [Stopped(incident.id, incident.status.value)],
+        )
     level = state.level + 1
     if muted is not None:
-        held = state.model_copy(update={"due_at": now + timedelta(seconds=MUTE_RECHECK_SECONDS),
-                                        "held_at": state.held_at or now})
+        held = state.model_copy(
+            update={"due_at": now + timedelta(seconds=MUTE_RECHECK_SECONDS), "held_at": state.held_at or now}
+        )
         out: list[Output] = [Held(held, state.held_at is None)]
         if state.held_at is None:
-            out.append(_decision(DecisionKind.page_held, incident, now, mute_hold_reason(level, muted), level=str(level)))
+            out.append(
+                _decision(DecisionKind.page_held, incident, now, mute_hold_reason(level, muted), level=str(level))
+            )
         return held, out
     who = tuple(recipients(state, paging.config, now))
     caused = state.started_at if (state.level, state.round) == (0, 0) else state.due_at

@@ -74,10 +74,14 @@ class Affinity(BaseModel):
         for other in {s for _, s in recent if s != sig}:
             key = pair(sig, other)
             together[key] = (decayed(together.get(key), now) + 1, now)
-        recent = [(at, s) for at, s in recent if s != sig][-(RECENT_KEPT - 1):] + [(now, sig)]
+        recent = [*[(at, s) for at, s in recent if s != sig][-(RECENT_KEPT - 1) :], (now, sig)]
         fired = {**self.fired, sig: (decayed(self.fired.get(sig), now) + 1, now)}
-        return Affinity(fired=_bounded(fired, MAX_SIGNATURES, now), together=_bounded(together, MAX_PAIRS, now),
-                        apart=self.apart, recent=recent)
+        return Affinity(
+            fired=_bounded(fired, MAX_SIGNATURES, now),
+            together=_bounded(together, MAX_PAIRS, now),
+            apart=self.apart,
+            recent=recent,
+        )
 
     def people_said(self, left: Iterable[str], right: Iterable[str], now: datetime, *, merged: bool) -> Affinity:
         """A person merged (`merged`) or split apart two sets of signatures: every pair across them counts."""
@@ -105,8 +109,10 @@ class Affinity(BaseModel):
         share = together / rarer if rarer > 0 else 1.0
         if share < MIN_SHARE:
             return None
-        return {"co_occurrence": f"{a.removeprefix('@')} and {b.removeprefix('@')} fired together {together:.1f} times "
-                                 f"(decayed), in {min(share, 1.0):.0%} of the rarer one's firings"}
+        return {
+            "co_occurrence": f"{a.removeprefix('@')} and {b.removeprefix('@')} fired together {together:.1f} times "
+            f"(decayed), in {min(share, 1.0):.0%} of the rarer one's firings"
+        }
 
 
 def _bounded(book: dict[str, Count], limit: int, now: datetime) -> dict[str, Count]:
@@ -114,5 +120,5 @@ def _bounded(book: dict[str, Count], limit: int, now: datetime) -> dict[str, Cou
     counted just now is kept (it would always be the weakest)."""
     if len(book) <= limit:
         return book
-    keep = sorted(book, key=lambda k: (book[k][1] >= now, decayed(book[k], now)), reverse=True)[:limit * 9 // 10]
+    keep = sorted(book, key=lambda k: (book[k][1] >= now, decayed(book[k], now)), reverse=True)[: limit * 9 // 10]
     return {k: book[k] for k in keep}

@@ -10,15 +10,36 @@ from typing import Any
 from schemas.decision import Decision, DecisionKind
 
 # Kinds that say nothing new in a one-line summary (the line before already implies them).
-_QUIET = {DecisionKind.deduplicated, DecisionKind.kept_out, DecisionKind.incident_opened, DecisionKind.incident_acknowledged,
-          DecisionKind.alert_resolved}
+_QUIET = {
+    DecisionKind.deduplicated,
+    DecisionKind.kept_out,
+    DecisionKind.incident_opened,
+    DecisionKind.incident_acknowledged,
+    DecisionKind.alert_resolved,
+}
 
 
 # At one instant: what the alert was, then the incident opening, then what became of the alert, then pages.
-_ORDER = {**{k: 0 for k in (DecisionKind.fired, DecisionKind.released, DecisionKind.silenced, DecisionKind.inhibited,
-                            DecisionKind.resolved, DecisionKind.stale, DecisionKind.deduplicated, DecisionKind.flapping)},
-          DecisionKind.incident_opened: 1, DecisionKind.escalation_started: 3, DecisionKind.paged: 4, DecisionKind.not_paged: 3,
-          DecisionKind.page_held: 3}
+_ORDER = {
+    **{
+        k: 0
+        for k in (
+            DecisionKind.fired,
+            DecisionKind.released,
+            DecisionKind.silenced,
+            DecisionKind.inhibited,
+            DecisionKind.resolved,
+            DecisionKind.stale,
+            DecisionKind.deduplicated,
+            DecisionKind.flapping,
+        )
+    },
+    DecisionKind.incident_opened: 1,
+    DecisionKind.escalation_started: 3,
+    DecisionKind.paged: 4,
+    DecisionKind.not_paged: 3,
+    DecisionKind.page_held: 3,
+}
 
 
 def order(d: Decision) -> tuple[datetime, int, int]:
@@ -73,8 +94,10 @@ def _step(d: Decision) -> str | None:
         into, source = d.detail.get("into") or d.incident_id, d.detail.get("from") or d.incident_id
         return f"{source} merged into {into} by {d.detail.get('actor', '?')}"
     if d.kind is DecisionKind.alerts_split:
-        return f"{d.detail.get('alerts', '?')} alerts split off {d.incident_id} into {d.detail.get('into', '?')} by " \
-               f"{d.detail.get('actor', '?')}"
+        return (
+            f"{d.detail.get('alerts', '?')} alerts split off {d.incident_id} into {d.detail.get('into', '?')} by "
+            f"{d.detail.get('actor', '?')}"
+        )
     if d.kind is DecisionKind.command_refused:
         return f"{d.rule} by {d.detail.get('actor', '?')} changed nothing"
     return d.kind.value.replace("_", " ")
@@ -98,24 +121,49 @@ def line(d: Decision) -> str:
 def alert_report(fingerprint: str, decisions: list[Decision]) -> dict[str, Any]:
     """What the API returns and the CLI prints for one alert."""
     labels = next((d.labels for d in decisions if d.labels), None)
-    return {"fingerprint": fingerprint, "labels": labels, "summary": summary(decisions),
-            "decisions": [d.model_dump(mode="json") for d in decisions], "text": [line(d) for d in decisions]}
+    return {
+        "fingerprint": fingerprint,
+        "labels": labels,
+        "summary": summary(decisions),
+        "decisions": [d.model_dump(mode="json") for d in decisions],
+        "text": [line(d) for d in decisions],
+    }
 
 
 def incident_report(incident_id: str, decisions: list[Decision]) -> dict[str, Any]:
     """Why each alert is in the incident, and why each page went out (or did not)."""
     alerts: dict[str, list[str]] = {}
     for d in decisions:
-        if d.fingerprint and d.kind in (DecisionKind.joined, DecisionKind.held, DecisionKind.dropped,
-                                        DecisionKind.alert_resolved, DecisionKind.quiet_resolved):
-            alerts.setdefault(d.fingerprint, []).append(f"{d.at.strftime('%H:%M:%S')} {d.kind.value} ({d.rule}): {d.reason}")
-    paging = (DecisionKind.escalation_started, DecisionKind.paged, DecisionKind.not_paged, DecisionKind.page_held,
-              DecisionKind.page_hold_ended)
+        if d.fingerprint and d.kind in (
+            DecisionKind.joined,
+            DecisionKind.held,
+            DecisionKind.dropped,
+            DecisionKind.alert_resolved,
+            DecisionKind.quiet_resolved,
+        ):
+            alerts.setdefault(d.fingerprint, []).append(
+                f"{d.at.strftime('%H:%M:%S')} {d.kind.value} ({d.rule}): {d.reason}"
+            )
+    paging = (
+        DecisionKind.escalation_started,
+        DecisionKind.paged,
+        DecisionKind.not_paged,
+        DecisionKind.page_held,
+        DecisionKind.page_hold_ended,
+    )
     pages = [line(d) for d in decisions if d.kind in paging]
-    lifecycle = [line(d) for d in decisions if (d.fingerprint is None or d.kind is DecisionKind.alerts_truncated)
-                 and d.kind not in paging]
-    report = {"incident_id": incident_id, "alerts": alerts, "pages": pages, "lifecycle": lifecycle,
-              "decisions": [d.model_dump(mode="json") for d in decisions]}
+    lifecycle = [
+        line(d)
+        for d in decisions
+        if (d.fingerprint is None or d.kind is DecisionKind.alerts_truncated) and d.kind not in paging
+    ]
+    report = {
+        "incident_id": incident_id,
+        "alerts": alerts,
+        "pages": pages,
+        "lifecycle": lifecycle,
+        "decisions": [d.model_dump(mode="json") for d in decisions],
+    }
     return {**report, "text": print_incident(report)}
 
 

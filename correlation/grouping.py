@@ -106,7 +106,6 @@ from enum import StrEnum
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from correlation.changes import describe, suspects
-from schemas.durations import spoken
 from correlation.evidence import Affinity, signature
 from correlation.policy import DEFAULT_SESSION_GAP, Policy
 from correlation.redelivery import first_time, note_applied, remember, replayed
@@ -124,6 +123,7 @@ from schemas import (
     IncidentEventKind,
     Tick,
 )
+from schemas.durations import spoken
 
 
 class Phase(StrEnum):
@@ -226,8 +226,11 @@ def due_of(incidents: Iterable[TrackedIncident], rules: Rules) -> datetime | Non
         if inc.is_open and inc.flapping_until is not None:
             times.append(inc.flapping_until)
         if inc.is_open and policy.quiet_resolve is not None:
-            times += [quiet_deadline(at, policy.quiet_resolve) for fp, (at, _) in inc.seen.items()
-                      if inc.alerts.get(fp) is AlertStatus.firing]
+            times += [
+                quiet_deadline(at, policy.quiet_resolve)
+                for fp, (at, _) in inc.seen.items()
+                if inc.alerts.get(fp) is AlertStatus.firing
+            ]
         if inc.is_open:
             times += [at for fp, at in inc.expires.items() if inc.alerts.get(fp) is AlertStatus.firing]
     return min(times, default=None)
@@ -263,9 +266,18 @@ class _Step:
         self.events: list[IncidentEvent] = []
         self.holds: dict[str, tuple[float, str]] = {}  # this input's alert, if its page may wait (transient pause)
 
-    def emit(self, inc: TrackedIncident, kind: IncidentEventKind, rule: str, alert: Alert | None = None,
-             actor: str = SYSTEM_ACTOR, comment: str = "", related: list[str] | None = None,
-             hold: tuple[datetime, str] | None = None, evidence: dict[str, str] | None = None) -> TrackedIncident:
+    def emit(
+        self,
+        inc: TrackedIncident,
+        kind: IncidentEventKind,
+        rule: str,
+        alert: Alert | None = None,
+        actor: str = SYSTEM_ACTOR,
+        comment: str = "",
+        related: list[str] | None = None,
+        hold: tuple[datetime, str] | None = None,
+        evidence: dict[str, str] | None = None,
+    ) -> TrackedIncident:
         seq = inc.seq + 1
         flapping = inc.flapping_until is not None and kind is not IncidentEventKind.flapping_ended
         self.events.append(
@@ -309,32 +321,54 @@ class _Step:
     def service_of(self, alert: Alert) -> str | None:
         return alert.labels.get(self.rules.service_label) or None
 
-    def add_alert(self, inc: TrackedIncident, alert: Alert, rule: str, flapping_until: datetime | None = None,
-                  evidence: dict[str, str] | None = None) -> TrackedIncident:
+    def add_alert(
+        self,
+        inc: TrackedIncident,
+        alert: Alert,
+        rule: str,
+        flapping_until: datetime | None = None,
+        evidence: dict[str, str] | None = None,
+    ) -> TrackedIncident:
         """Record a firing alert in an open incident, then what it changes: severity, probable root, flapping,
         a transient pause (GRP-24: an alert without a hold of its own ends the incident's). `evidence`: what
         decided a join (GRP-5), recorded on its `alert_added`."""
         service = self.service_of(alert)
         services = sorted({*inc.services, service}) if service else inc.services
-        inc = inc.model_copy(update={"alerts": {**inc.alerts, alert.fingerprint: AlertStatus.firing}, "quiet_since": None,
-                                     "services": services})
+        inc = inc.model_copy(
+            update={
+                "alerts": {**inc.alerts, alert.fingerprint: AlertStatus.firing},
+                "quiet_since": None,
+                "services": services,
+            }
+        )
         inc = self.touch(self.saw(inc, alert), alert)
         inc = self.mark_flapping(inc, flapping_until, alert)
         inc = self.emit(inc, IncidentEventKind.alert_added, rule, alert, evidence=evidence)
         inc = self.note_truncation(inc, alert)
         severity = alert.labels.get(self.rules.policies.severity_label)
         if self.rules.policies.rank(severity) > self.rules.policies.rank(inc.severity):
-            inc = self.emit(inc.model_copy(update={"severity": severity}), IncidentEventKind.severity_changed, rule, alert)
+            inc = self.emit(
+                inc.model_copy(update={"severity": severity}), IncidentEventKind.severity_changed, rule, alert
+            )
         root = self.root(inc)
         if root != inc.probable_root:
             inc = self.emit(inc.model_copy(update={"probable_root": root}), IncidentEventKind.root_changed, rule, alert)
         held_until = inc.page_held_until
-        if held_until is not None and held_until > self.now and inc.phase is Phase.triggered \
-                and alert.fingerprint not in self.holds:
+        if (
+            held_until is not None
+            and held_until > self.now
+            and inc.phase is Phase.triggered
+            and alert.fingerprint not in self.holds
+        ):
             name = alert.labels.get("alertname", alert.fingerprint)
-            inc = self.emit(inc.model_copy(update={"page_held_until": None}), IncidentEventKind.page_hold_ended, "GRP-24",
-                            alert, comment=f"{name} fires and does not usually resolve by itself: the page held until "
-                                           f"{held_until.isoformat()} goes out now")
+            inc = self.emit(
+                inc.model_copy(update={"page_held_until": None}),
+                IncidentEventKind.page_hold_ended,
+                "GRP-24",
+                alert,
+                comment=f"{name} fires and does not usually resolve by itself: the page held until "
+                f"{held_until.isoformat()} goes out now",
+            )
         return inc
 
     def touch(self, inc: TrackedIncident, alert: Alert) -> TrackedIncident:
@@ -343,8 +377,10 @@ class _Step:
         policy = self.rules.policies.get(inc.policy)
         update: dict[str, object] = {"recent": {**inc.recent, self.service_of(alert) or "": self.now}}
         if policy.topology and any(name not in inc.domain and alert.labels.get(name) for name in policy.failure_domain):
-            update["domain"] = {**inc.domain, **{n: v for n in policy.failure_domain
-                                                 if n not in inc.domain and (v := alert.labels.get(n))}}
+            update["domain"] = {
+                **inc.domain,
+                **{n: v for n in policy.failure_domain if n not in inc.domain and (v := alert.labels.get(n))},
+            }
         if policy.learn:
             update["signatures"] = {**inc.signatures, self.signature(alert): self.now}
         return inc.model_copy(update=update)
@@ -371,11 +407,18 @@ class _Step:
         if alert.truncated_alerts <= inc.truncated_noted:
             return inc
         count = alert.truncated_alerts
-        receiver = alert.source.removeprefix("alertmanager:") if alert.source.startswith("alertmanager:") else alert.source
-        return self.emit(inc.model_copy(update={"truncated_noted": count}), IncidentEventKind.alerts_truncated, "GRP-26",
-                         alert, comment=f"Alertmanager ({receiver}) left {count} alerts of this group out of its webhook "
-                                        "(truncatedAlerts): this incident may be missing them. Raise max_alerts on that "
-                                        "receiver's webhook_configs (0 sends all)")
+        receiver = (
+            alert.source.removeprefix("alertmanager:") if alert.source.startswith("alertmanager:") else alert.source
+        )
+        return self.emit(
+            inc.model_copy(update={"truncated_noted": count}),
+            IncidentEventKind.alerts_truncated,
+            "GRP-26",
+            alert,
+            comment=f"Alertmanager ({receiver}) left {count} alerts of this group out of its webhook "
+            "(truncatedAlerts): this incident may be missing them. Raise max_alerts on that "
+            "receiver's webhook_configs (0 sends all)",
+        )
 
     def saw(self, inc: TrackedIncident, alert: Alert) -> TrackedIncident:
         """Note a firing alert's copy: when it was last sent, for quiet_resolve (policies without it keep nothing),
@@ -403,25 +446,45 @@ class _Step:
             inc = self.emit(inc, IncidentEventKind.flapping_started, "GRP-14", alert)
         return inc
 
-    def open(self, inc: TrackedIncident, alerts: list[Alert], rule: str, flapping_until: datetime | None,
-             evidence: dict[str, str] | None = None) -> TrackedIncident:
+    def open(
+        self,
+        inc: TrackedIncident,
+        alerts: list[Alert],
+        rule: str,
+        flapping_until: datetime | None,
+        evidence: dict[str, str] | None = None,
+    ) -> TrackedIncident:
         """Open with the given alerts: the first names it, the most severe sets its starting severity. `evidence`:
         why the first did not join an open incident, on its `alert_added`."""
         policy = self.rules.policies.get(inc.policy)
         label = self.rules.policies.severity_label
         severity = max((a.labels.get(label) for a in alerts), key=self.rules.policies.rank)
         services = sorted({s for a in alerts if (s := self.service_of(a))})
-        inc = inc.model_copy(update={"phase": Phase.triggered, "opened_at": self.now, "pending": [],
-                                     "title": _title(policy, self.entry, alerts[0]), "severity": severity,
-                                     "services": services, "flapping_until": flapping_until})
+        inc = inc.model_copy(
+            update={
+                "phase": Phase.triggered,
+                "opened_at": self.now,
+                "pending": [],
+                "title": _title(policy, self.entry, alerts[0]),
+                "severity": severity,
+                "services": services,
+                "flapping_until": flapping_until,
+            }
+        )
         inc = inc.model_copy(update={"probable_root": self.root(inc)})
         holds = {**inc.page_holds, **self.holds}
         hold = None
         if all(a.fingerprint in holds for a in alerts):  # every alert it opens with usually resolves by itself
             seconds, why = min(holds[a.fingerprint] for a in alerts)
             hold = (self.now + timedelta(seconds=seconds), why)
-        inc = self.emit(inc.model_copy(update={"page_holds": {}}), IncidentEventKind.opened, rule, alerts[0],
-                        comment=f"page held until {hold[0].isoformat()}: {hold[1]}" if hold else "", hold=hold)
+        inc = self.emit(
+            inc.model_copy(update={"page_holds": {}}),
+            IncidentEventKind.opened,
+            rule,
+            alerts[0],
+            comment=f"page held until {hold[0].isoformat()}: {hold[1]}" if hold else "",
+            hold=hold,
+        )
         for alert in alerts:
             inc = self.add_alert(inc, alert, rule, evidence=evidence if alert is alerts[0] else None)
         if hold is not None:
@@ -434,18 +497,24 @@ class _Step:
         signature = f"{self.entry.correlation_key}|{inc.probable_root or ''}"
         recent = [(at, iid) for at, iid in self.openings.get(signature, []) if at > self.now - rule.within]
         recent.append((self.now, inc.id))
-        self.openings[signature] = recent[-rule.recurrences * 4:]
+        self.openings[signature] = recent[-rule.recurrences * 4 :]
         if len(recent) < rule.recurrences:
             return inc
         linked = [iid for _, iid in recent]
         problem = "prb-" + hashlib.sha256(f"{signature}|{linked[0]}".encode()).hexdigest()[:12]
         inc = inc.model_copy(update={"problem_id": problem})
-        return self.emit(inc, IncidentEventKind.problem_detected, "GRP-17",
-                         comment=f"{len(recent)} incidents of this kind within {rule.within}", related=linked)
+        return self.emit(
+            inc,
+            IncidentEventKind.problem_detected,
+            "GRP-17",
+            comment=f"{len(recent)} incidents of this kind within {rule.within}",
+            related=linked,
+        )
 
     def resolve(self, inc: TrackedIncident, rule: str, actor: str = SYSTEM_ACTOR, comment: str = "") -> TrackedIncident:
-        inc = inc.model_copy(update={"phase": Phase.resolved, "resolved_at": self.now, "quiet_since": None,
-                                     "page_held_until": None})
+        inc = inc.model_copy(
+            update={"phase": Phase.resolved, "resolved_at": self.now, "quiet_since": None, "page_held_until": None}
+        )
         inc = self.emit(inc, IncidentEventKind.resolved, rule, actor=actor, comment=comment)
         if self.current == inc.id:
             self.current = None
@@ -469,8 +538,12 @@ class _Step:
 
 
 def _title(policy: Policy, entry: GroupState, alert: Alert) -> str:
-    context = {"labels": alert.labels, "annotations": alert.annotations, "group_labels": entry.group_labels,
-               "policy": policy.name}
+    context = {
+        "labels": alert.labels,
+        "annotations": alert.annotations,
+        "group_labels": entry.group_labels,
+        "policy": policy.name,
+    }
     if policy.title is not None:
         rendered = render_title(policy.title, context)
         if rendered:
@@ -487,12 +560,17 @@ def reaches_minimum(pending: list[Alert], policy: Policy, service_label: str) ->
     """Whether the alerts a pending incident collected are enough to open it (GRP-19)."""
     if len({a.fingerprint for a in pending}) < policy.min_alerts:
         return False
-    return policy.min_services <= 1 or len({s for a in pending if (s := a.labels.get(service_label))}) >= policy.min_services
+    return (
+        policy.min_services <= 1
+        or len({s for a in pending if (s := a.labels.get(service_label))}) >= policy.min_services
+    )
 
 
 def _open_if_ready(step: _Step, inc: TrackedIncident, policy: Policy) -> None:
     """GRP-19: a pending incident whose group_wait is over opens as soon as it reaches its minimum."""
-    if step.now >= inc.created_at + policy.group_wait and reaches_minimum(inc.pending, policy, step.rules.service_label):
+    if step.now >= inc.created_at + policy.group_wait and reaches_minimum(
+        inc.pending, policy, step.rules.service_label
+    ):
         step.open(inc, inc.pending, "GRP-19", inc.flapping_until)
 
 
@@ -556,8 +634,9 @@ def _same_domain(domain: dict[str, str], labels: dict[str, str], names: tuple[st
 HOPS_COUNTED = 2  # a link to a member this many dependency hops upstream or more may span that many session gaps
 
 
-def _link(step: _Step, inc: TrackedIncident, policy: Policy, alert: Alert,
-          service: str) -> tuple[datetime, dict[str, str]] | None:
+def _link(
+    step: _Step, inc: TrackedIncident, policy: Policy, alert: Alert, service: str
+) -> tuple[datetime, dict[str, str]] | None:
     """How a new alert of `service` links to `inc` on a topology policy, as (the linked member's last new firing,
     the evidence), or None. In order:
 
@@ -576,8 +655,10 @@ def _link(step: _Step, inc: TrackedIncident, policy: Policy, alert: Alert,
     window = step.rules.policies.change_window
     for change_id, (changed, at) in sorted(inc.suspects.items()):
         if changed == service and step.now - at <= window:
-            return at, {"change": f"{change_id}: the incident suspects a change to {service} at {at.isoformat()}, "
-                                  f"within the change window ({spoken(window)})"}
+            return at, {
+                "change": f"{change_id}: the incident suspects a change to {service} at {at.isoformat()}, "
+                f"within the change window ({spoken(window)})"
+            }
     recent = inc.recent or dict.fromkeys(inc.services, inc.opened_at or inc.created_at)
     topology, gap = step.rules.topology, policy.session_gap
     hops = topology.hops(service)
@@ -588,15 +669,24 @@ def _link(step: _Step, inc: TrackedIncident, policy: Policy, alert: Alert,
         linked = [(at, m) for at, m in linked if step.now - at <= gap * min(HOPS_COUNTED, max(1, hops.get(m, 1)))]
     if linked:
         at, member = max(linked)
-        how = f"another alert of {service}" if member == service else \
-            f"{service} depends on {member} ({hops[member]} hop{'s' if hops[member] > 1 else ''})"
+        how = (
+            f"another alert of {service}"
+            if member == service
+            else f"{service} depends on {member} ({hops[member]} hop{'s' if hops[member] > 1 else ''})"
+        )
         return at, {"topology": how, "time_gap_seconds": _seconds(step.now - at)}
     root = inc.probable_root or topology.root_of(m for m in recent if m)
     started = step.now - inc.created_at
-    if root is not None and service in topology.upstream.get(root, frozenset()) and (gap is None or started <= gap) \
-            and not (policy.learn and step.affinity is not None and _split_from(step, inc, alert, root)):
-        return inc.created_at, {"topology": f"{root}, its probable root, depends on {service}: {service} may be the "
-                                            "cause", "time_gap_seconds": _seconds(started)}
+    if (
+        root is not None
+        and service in topology.upstream.get(root, frozenset())
+        and (gap is None or started <= gap)
+        and not (policy.learn and step.affinity is not None and _split_from(step, inc, alert, root))
+    ):
+        return inc.created_at, {
+            "topology": f"{root}, its probable root, depends on {service}: {service} may be the cause",
+            "time_gap_seconds": _seconds(started),
+        }
     return _learned(step, inc, policy, alert)
 
 
@@ -652,7 +742,9 @@ def _on_firing(step: _Step, event: AlertEvent, position: int) -> None:
     if event.suppressed_by:
         return  # GRP-16
     if inc is not None and inc.resolved_at is not None and step.now <= reopen_until(inc, policy):
-        inc = step.mark_flapping(inc.model_copy(update={"phase": Phase.triggered, "resolved_at": None}), event.flapping_until, alert)
+        inc = step.mark_flapping(
+            inc.model_copy(update={"phase": Phase.triggered, "resolved_at": None}), event.flapping_until, alert
+        )
         inc = step.emit(inc, IncidentEventKind.reopened, "GRP-10", alert)
         step.add_alert(inc, alert, "GRP-10")
         step.current = inc.id
@@ -660,18 +752,31 @@ def _on_firing(step: _Step, event: AlertEvent, position: int) -> None:
     inc, evidence = _joinable(step, policy, alert)
     if inc is not None:
         if inc.phase is Phase.pending:
-            inc = step.touch(inc.model_copy(update={"pending": [*inc.pending, alert], "page_holds": _held(inc, step, alert)}),
-                             alert)
+            inc = step.touch(
+                inc.model_copy(update={"pending": [*inc.pending, alert], "page_holds": _held(inc, step, alert)}), alert
+            )
             _open_if_ready(step, step.save(inc), policy)
         else:
             step.add_alert(inc, alert, "GRP-32" if "change" in evidence else "GRP-5", event.flapping_until, evidence)
         return
-    new = TrackedIncident(id=incident_id(event.correlation_key, position, step.now), policy=policy.name,
-                          phase=Phase.pending, created_at=step.now)
+    new = TrackedIncident(
+        id=incident_id(event.correlation_key, position, step.now),
+        policy=policy.name,
+        phase=Phase.pending,
+        created_at=step.now,
+    )
     step.current = new.id
     if policy.holds_back:
-        new = step.touch(new.model_copy(update={"pending": [alert], "flapping_until": event.flapping_until,
-                                                "page_holds": _held(new, step, alert)}), alert)
+        new = step.touch(
+            new.model_copy(
+                update={
+                    "pending": [alert],
+                    "flapping_until": event.flapping_until,
+                    "page_holds": _held(new, step, alert),
+                }
+            ),
+            alert,
+        )
         _open_if_ready(step, step.save(new), policy)
         return
     step.open(new, [alert], "GRP-1", event.flapping_until, {"opened_because": _why_new(step, policy, alert)})
@@ -697,14 +802,18 @@ def _why_new(step: _Step, policy: Policy, alert: Alert) -> str:
         return "no incident of its key was open"
     usable = [inc for inc in open_ if _within_limits(step, inc, policy)]
     if not usable:
-        return (f"the {len(open_)} open incident(s) of its key are past group_window ({window}) or hold "
-                f"max_alerts ({policy.max_alerts})")
+        return (
+            f"the {len(open_)} open incident(s) of its key are past group_window ({window}) or hold "
+            f"max_alerts ({policy.max_alerts})"
+        )
     here = [inc for inc in usable if _same_domain(inc.domain, alert.labels, policy.failure_domain)]
     if not here:
         return f"the {len(usable)} open incident(s) of its key are in other failure domains ({', '.join(policy.failure_domain)})"
-    return (f"none of the {len(here)} open incident(s) in its failure domain links to it: no member of its own service or "
-            f"one it depends on alerted within session_gap ({gap}, per hop up to two), none is young enough "
-            "for it to be the cause of its probable root, and none suspects a change to its service")
+    return (
+        f"none of the {len(here)} open incident(s) in its failure domain links to it: no member of its own service or "
+        f"one it depends on alerted within session_gap ({gap}, per hop up to two), none is young enough "
+        "for it to be the cause of its probable root, and none suspects a change to its service"
+    )
 
 
 def _held(inc: TrackedIncident, step: _Step, alert: Alert) -> dict[str, tuple[float, str]]:
@@ -725,8 +834,11 @@ def _on_refresh(step: _Step, event: AlertEvent, position: int) -> None:
         return
     if inc.phase is Phase.pending:
         if event.updated:
-            step.save(inc.model_copy(update={"pending": [alert if a.fingerprint == alert.fingerprint else a
-                                                         for a in inc.pending]}))
+            step.save(
+                inc.model_copy(
+                    update={"pending": [alert if a.fingerprint == alert.fingerprint else a for a in inc.pending]}
+                )
+            )
         return
     inc = step.save(step.saw(inc, alert))
     if event.updated:
@@ -749,10 +861,15 @@ def _quiet_resolve(step: _Step, inc: TrackedIncident, policy: Policy) -> Tracked
             seen = {k: v for k, v in inc.seen.items() if k != fp}
             inc = inc.model_copy(update={"alerts": {**inc.alerts, fp: AlertStatus.resolved}, "seen": seen})
             resolved = alert.model_copy(update={"status": AlertStatus.resolved, "ends_at": step.now})
-            inc = step.emit(inc, IncidentEventKind.alert_resolved, "GRP-21", resolved,
-                            comment=f"quiet for {policy.quiet_resolve}: its source has sent no copy for at least that "
-                                    f"long (the last Firebreak took note of came at {at.isoformat()}; copies are noted "
-                                    f"every {policy.quiet_resolve / 3})")
+            inc = step.emit(
+                inc,
+                IncidentEventKind.alert_resolved,
+                "GRP-21",
+                resolved,
+                comment=f"quiet for {policy.quiet_resolve}: its source has sent no copy for at least that "
+                f"long (the last Firebreak took note of came at {at.isoformat()}; copies are noted "
+                f"every {policy.quiet_resolve / 3})",
+            )
     if not inc.any_firing and inc.quiet_since is None:
         inc = step.save(inc.model_copy(update={"quiet_since": step.now}))
     return inc
@@ -776,11 +893,21 @@ def _expire(step: _Step, inc: TrackedIncident) -> TrackedIncident:
         if inc.alerts.get(fp) is not AlertStatus.firing:
             inc = step.save(inc.model_copy(update={"expires": expires}))
             continue
-        inc = inc.model_copy(update={"alerts": {**inc.alerts, fp: AlertStatus.resolved}, "expires": expires,
-                                     "seen": {k: v for k, v in inc.seen.items() if k != fp}})
-        inc = step.emit(inc, IncidentEventKind.alert_resolved, "GRP-29", related=[fp],
-                        comment=f"expired: its endsAt passed with no newer copy from its source (resolved at "
-                                f"{expiry.isoformat()}, at most a third of its life after its last endsAt)")
+        inc = inc.model_copy(
+            update={
+                "alerts": {**inc.alerts, fp: AlertStatus.resolved},
+                "expires": expires,
+                "seen": {k: v for k, v in inc.seen.items() if k != fp},
+            }
+        )
+        inc = step.emit(
+            inc,
+            IncidentEventKind.alert_resolved,
+            "GRP-29",
+            related=[fp],
+            comment=f"expired: its endsAt passed with no newer copy from its source (resolved at "
+            f"{expiry.isoformat()}, at most a third of its life after its last endsAt)",
+        )
     if not inc.any_firing and inc.quiet_since is None:
         inc = step.save(inc.model_copy(update={"quiet_since": step.now}))
     return inc
@@ -801,8 +928,12 @@ def _on_resolved(step: _Step, event: AlertEvent) -> None:
         return
     if inc.alerts.get(fingerprint) is not AlertStatus.firing:
         return
-    inc = inc.model_copy(update={"alerts": {**inc.alerts, fingerprint: AlertStatus.resolved},
-                                 "seen": {k: v for k, v in inc.seen.items() if k != fingerprint}})
+    inc = inc.model_copy(
+        update={
+            "alerts": {**inc.alerts, fingerprint: AlertStatus.resolved},
+            "seen": {k: v for k, v in inc.seen.items() if k != fingerprint},
+        }
+    )
     inc = step.mark_flapping(inc, event.flapping_until, event.alert)
     inc = step.emit(inc, IncidentEventKind.alert_resolved, "GRP-8", event.alert)
     if not inc.any_firing:
@@ -824,17 +955,32 @@ def _on_command(step: _Step, command: IncidentCommand, position: int) -> None:
         return
     if command.action is CommandAction.acknowledge:
         if inc.phase is Phase.triggered:
-            step.emit(inc.model_copy(update={"phase": Phase.acknowledged}), IncidentEventKind.acknowledged, "GRP-12",
-                      actor=command.actor, comment=command.comment)
+            step.emit(
+                inc.model_copy(update={"phase": Phase.acknowledged}),
+                IncidentEventKind.acknowledged,
+                "GRP-12",
+                actor=command.actor,
+                comment=command.comment,
+            )
         return
     firing = sorted(fp for fp, status in inc.alerts.items() if status is AlertStatus.firing)
     inc = step.resolve(inc, "GRP-25" if firing else "GRP-13", actor=command.actor, comment=command.comment)
     for fp in firing:  # GRP-25: released; the dedup stage hears of it (`released`) and takes its next copy as news
-        inc = inc.model_copy(update={"alerts": {**inc.alerts, fp: AlertStatus.resolved},
-                                     "seen": {k: v for k, v in inc.seen.items() if k != fp}})
-        inc = step.emit(inc, IncidentEventKind.alert_resolved, "GRP-25", actor=command.actor,
-                        comment=f"still firing at its source when {command.actor} resolved the incident: released; "
-                                "if its source sends it again it fires anew", related=[fp])
+        inc = inc.model_copy(
+            update={
+                "alerts": {**inc.alerts, fp: AlertStatus.resolved},
+                "seen": {k: v for k, v in inc.seen.items() if k != fp},
+            }
+        )
+        inc = step.emit(
+            inc,
+            IncidentEventKind.alert_resolved,
+            "GRP-25",
+            actor=command.actor,
+            comment=f"still firing at its source when {command.actor} resolved the incident: released; "
+            "if its source sends it again it fires anew",
+            related=[fp],
+        )
 
 
 def regroup_refusal(incidents: Mapping[str, TrackedIncident], command: IncidentCommand) -> str | None:
@@ -848,8 +994,10 @@ def regroup_refusal(incidents: Mapping[str, TrackedIncident], command: IncidentC
         if command.into == source.id:
             return f"cannot merge {source.id} into itself"
         if target is None or not target.is_open:
-            return (f"{command.into} is not an open incident of {command.correlation_key}: only open incidents of one "
-                    "correlation key merge")
+            return (
+                f"{command.into} is not an open incident of {command.correlation_key}: only open incidents of one "
+                "correlation key merge"
+            )
         return None
     moving = _chosen(source, command)
     if not moving:
@@ -875,15 +1023,29 @@ def _alerts(n: int) -> str:
     return f"{n} alert{'' if n == 1 else 's'}"
 
 
-def _moved_alerts(step: _Step, inc: TrackedIncident, moved: dict[str, AlertStatus], snapshot: Mapping[str, Alert],
-                  rule: str, command: IncidentCommand, origin: str) -> TrackedIncident:
+def _moved_alerts(
+    step: _Step,
+    inc: TrackedIncident,
+    moved: dict[str, AlertStatus],
+    snapshot: Mapping[str, Alert],
+    rule: str,
+    command: IncidentCommand,
+    origin: str,
+) -> TrackedIncident:
     """One event per alert that moved into `inc`: `alert_added` if it fires, else `alert_resolved`, carrying the
     alert from the snapshot with the stage's status (by fingerprint in `related` if the snapshot lacks it)."""
     for fp, status in moved.items():
         kind = IncidentEventKind.alert_added if status is AlertStatus.firing else IncidentEventKind.alert_resolved
         alert = snapshot[fp].model_copy(update={"status": status}) if fp in snapshot else None
-        inc = step.emit(inc, kind, rule, alert, actor=command.actor, comment=f"moved from {origin}{_by(command)}",
-                        related=[] if alert else [fp])
+        inc = step.emit(
+            inc,
+            kind,
+            rule,
+            alert,
+            actor=command.actor,
+            comment=f"moved from {origin}{_by(command)}",
+            related=[] if alert else [fp],
+        )
     return inc
 
 
@@ -894,41 +1056,80 @@ def _on_merge(step: _Step, command: IncidentCommand) -> None:
     if regroup_refusal(step.incidents, command) is not None:
         return
     source, target = step.incidents[command.incident_id], step.incidents[command.into or ""]
-    step.emit(source, IncidentEventKind.merged, "GRP-30", actor=command.actor, related=[target.id],
-              comment=f"merged into {target.id}{_by(command)}")
+    step.emit(
+        source,
+        IncidentEventKind.merged,
+        "GRP-30",
+        actor=command.actor,
+        related=[target.id],
+        comment=f"merged into {target.id}{_by(command)}",
+    )
     was_current = step.current == source.id
     step.drop(source)
     if was_current:
         step.current = target.id
     moved = dict(sorted(source.alerts.items()))
     firing = sum(1 for status in moved.values() if status is AlertStatus.firing)
-    target = step.emit(target, IncidentEventKind.merged_in, "GRP-30", actor=command.actor, related=[source.id, *moved],
-                       comment=f"{source.id} merged in, {_alerts(len(moved))} ({firing} firing){_by(command)}")
-    target = step.save(target.model_copy(update={
-        "alerts": {**target.alerts, **moved}, "seen": {**target.seen, **source.seen},
-        "expires": {**target.expires, **source.expires}, "services": sorted({*target.services, *source.services}),
-        "truncated_noted": max(target.truncated_noted, source.truncated_noted),
-        "quiet_since": target.quiet_since if not firing else None,
-        "recent": _latest(target.recent, source.recent), "signatures": _latest(target.signatures, source.signatures),
-        "domain": {**source.domain, **target.domain}, "suspects": {**source.suspects, **target.suspects}}))
+    target = step.emit(
+        target,
+        IncidentEventKind.merged_in,
+        "GRP-30",
+        actor=command.actor,
+        related=[source.id, *moved],
+        comment=f"{source.id} merged in, {_alerts(len(moved))} ({firing} firing){_by(command)}",
+    )
+    target = step.save(
+        target.model_copy(
+            update={
+                "alerts": {**target.alerts, **moved},
+                "seen": {**target.seen, **source.seen},
+                "expires": {**target.expires, **source.expires},
+                "services": sorted({*target.services, *source.services}),
+                "truncated_noted": max(target.truncated_noted, source.truncated_noted),
+                "quiet_since": target.quiet_since if not firing else None,
+                "recent": _latest(target.recent, source.recent),
+                "signatures": _latest(target.signatures, source.signatures),
+                "domain": {**source.domain, **target.domain},
+                "suspects": {**source.suspects, **target.suspects},
+            }
+        )
+    )
     step.people_said(source.policy, source.services, target.services, merged=True)
     snapshot = {a.fingerprint: a for a in command.snapshot}
     target = _moved_alerts(step, target, moved, snapshot, "GRP-30", command, source.id)
     policies = step.rules.policies
     if policies.rank(source.severity) > policies.rank(target.severity):
-        target = step.emit(target.model_copy(update={"severity": source.severity}), IncidentEventKind.severity_changed,
-                           "GRP-30", actor=command.actor)
+        target = step.emit(
+            target.model_copy(update={"severity": source.severity}),
+            IncidentEventKind.severity_changed,
+            "GRP-30",
+            actor=command.actor,
+        )
     root = step.root(target)
     if root != target.probable_root:
-        target = step.emit(target.model_copy(update={"probable_root": root}), IncidentEventKind.root_changed, "GRP-30",
-                           actor=command.actor)
+        target = step.emit(
+            target.model_copy(update={"probable_root": root}),
+            IncidentEventKind.root_changed,
+            "GRP-30",
+            actor=command.actor,
+        )
     target = step.mark_flapping(target, source.flapping_until, None)
     held_until = target.page_held_until
-    if held_until is not None and held_until > step.now and target.phase is Phase.triggered and firing \
-            and (source.page_held_until is None or source.page_held_until <= step.now):
-        step.emit(target.model_copy(update={"page_held_until": None}), IncidentEventKind.page_hold_ended, "GRP-30",
-                  actor=command.actor, comment=f"{source.id}, whose page was not held, merged in: the page held until "
-                                               f"{held_until.isoformat()} goes out now")
+    if (
+        held_until is not None
+        and held_until > step.now
+        and target.phase is Phase.triggered
+        and firing
+        and (source.page_held_until is None or source.page_held_until <= step.now)
+    ):
+        step.emit(
+            target.model_copy(update={"page_held_until": None}),
+            IncidentEventKind.page_hold_ended,
+            "GRP-30",
+            actor=command.actor,
+            comment=f"{source.id}, whose page was not held, merged in: the page held until "
+            f"{held_until.isoformat()} goes out now",
+        )
 
 
 def _on_split(step: _Step, command: IncidentCommand, position: int) -> None:
@@ -944,25 +1145,50 @@ def _on_split(step: _Step, command: IncidentCommand, position: int) -> None:
     services = origin.services
     if all(fp in snapshot for fp in left):  # else an alert joined after the person looked: keep every service
         services = sorted({s for fp in left if (s := step.service_of(snapshot[fp]))})
-    source = origin.model_copy(update={
-        "alerts": left, "services": services, "seen": {k: v for k, v in origin.seen.items() if k not in moving},
-        "expires": {k: v for k, v in origin.expires.items() if k not in moving}})
-    source = step.emit(source, IncidentEventKind.alerts_split, "GRP-31", actor=command.actor, related=[new_id, *moving],
-                       comment=f"{_alerts(len(moving))} split off into {new_id}{_by(command)}")
+    source = origin.model_copy(
+        update={
+            "alerts": left,
+            "services": services,
+            "seen": {k: v for k, v in origin.seen.items() if k not in moving},
+            "expires": {k: v for k, v in origin.expires.items() if k not in moving},
+        }
+    )
+    source = step.emit(
+        source,
+        IncidentEventKind.alerts_split,
+        "GRP-31",
+        actor=command.actor,
+        related=[new_id, *moving],
+        comment=f"{_alerts(len(moving))} split off into {new_id}{_by(command)}",
+    )
     root = step.root(source)
     if root != source.probable_root:
-        source = step.emit(source.model_copy(update={"probable_root": root}), IncidentEventKind.root_changed, "GRP-31",
-                           actor=command.actor)
+        source = step.emit(
+            source.model_copy(update={"probable_root": root}),
+            IncidentEventKind.root_changed,
+            "GRP-31",
+            actor=command.actor,
+        )
     policies = step.rules.policies
     if all(fp in snapshot for fp in left):  # a person took alerts out: the source ranks by the firing ones left
         firing = [snapshot[fp] for fp, status in left.items() if status is AlertStatus.firing]
-        severity = max((a.labels.get(policies.severity_label) for a in firing), key=policies.rank, default=source.severity)
+        severity = max(
+            (a.labels.get(policies.severity_label) for a in firing), key=policies.rank, default=source.severity
+        )
         if firing and severity != source.severity:
-            source = step.emit(source.model_copy(update={"severity": severity}), IncidentEventKind.severity_changed,
-                               "GRP-31", actor=command.actor,
-                               comment=f"{severity or 'no severity'}: the most severe firing alert left after the split")
-    step.people_said(origin.policy, {step.service_of(snapshot[fp]) or "" for fp in moving if fp in snapshot}, source.services,
-                     merged=False)
+            source = step.emit(
+                source.model_copy(update={"severity": severity}),
+                IncidentEventKind.severity_changed,
+                "GRP-31",
+                actor=command.actor,
+                comment=f"{severity or 'no severity'}: the most severe firing alert left after the split",
+            )
+    step.people_said(
+        origin.policy,
+        {step.service_of(snapshot[fp]) or "" for fp in moving if fp in snapshot},
+        source.services,
+        merged=False,
+    )
     if not source.any_firing and source.quiet_since is None:
         if step.rules.policies.get(source.policy).resolve_timeout.total_seconds() == 0:
             step.resolve(source, "GRP-9")
@@ -976,8 +1202,14 @@ def _latest(a: Mapping[str, datetime], b: Mapping[str, datetime]) -> dict[str, d
     return {**a, **{k: at for k, at in b.items() if k not in a or at > a[k]}}
 
 
-def _open_split(step: _Step, origin: TrackedIncident, new_id: str, moving: list[str], snapshot: Mapping[str, Alert],
-                command: IncidentCommand) -> None:
+def _open_split(
+    step: _Step,
+    origin: TrackedIncident,
+    new_id: str,
+    moving: list[str],
+    snapshot: Mapping[str, Alert],
+    command: IncidentCommand,
+) -> None:
     """The incident a split opens, from `origin` (the source before the split): titled, ranked and placed by its
     own alerts' labels; it opens with the first firing one, as an incident opens with its first alert, and lists
     every moved alert after."""
@@ -987,28 +1219,50 @@ def _open_split(step: _Step, origin: TrackedIncident, new_id: str, moving: list[
     first = next((a for a in alerts if a.status is AlertStatus.firing), None)
     title = _title(policies.get(origin.policy), step.entry, first) if first is not None else origin.title
     new = TrackedIncident(
-        id=new_id, policy=origin.policy, phase=Phase.triggered, created_at=step.now, opened_at=step.now,
+        id=new_id,
+        policy=origin.policy,
+        phase=Phase.triggered,
+        created_at=step.now,
+        opened_at=step.now,
         title=title if title != origin.title else f"{title} (split from {origin.id})",
         severity=max((a.labels.get(policies.severity_label) for a in alerts), key=policies.rank, default=None)
         or origin.severity,
-        services=sorted({s for a in alerts if (s := step.service_of(a))}), alerts=moved,
+        services=sorted({s for a in alerts if (s := step.service_of(a))}),
+        alerts=moved,
         seen={k: v for k, v in origin.seen.items() if k in moved},
-        expires={k: v for k, v in origin.expires.items() if k in moved}, domain=origin.domain, suspects=origin.suspects)
+        expires={k: v for k, v in origin.expires.items() if k in moved},
+        domain=origin.domain,
+        suspects=origin.suspects,
+    )
     services = {step.service_of(a) or "" for a in alerts}
-    new = new.model_copy(update={"recent": {s: at for s, at in origin.recent.items() if s in services},
-                                 "signatures": {sig: at for sig, at in origin.signatures.items()
-                                                if sig.removeprefix("@") in services}})
+    new = new.model_copy(
+        update={
+            "recent": {s: at for s, at in origin.recent.items() if s in services},
+            "signatures": {sig: at for sig, at in origin.signatures.items() if sig.removeprefix("@") in services},
+        }
+    )
     new = new.model_copy(update={"probable_root": step.root(new)})
-    new = step.emit(new, IncidentEventKind.opened, "GRP-31", first, actor=command.actor, related=[origin.id],
-                    comment=f"split from {origin.id}{_by(command)}")
+    new = step.emit(
+        new,
+        IncidentEventKind.opened,
+        "GRP-31",
+        first,
+        actor=command.actor,
+        related=[origin.id],
+        comment=f"split from {origin.id}{_by(command)}",
+    )
     _moved_alerts(step, new, moved, snapshot, "GRP-31", command, origin.id)
 
 
 def released(events: list[IncidentEvent]) -> list[tuple[str, datetime, str]]:
     """(fingerprint, when, incident id) of each alert a person's resolve released (GRP-25): the dedup stage is
     told (`dedup.release`), so the alert's next copy from its source is news rather than a duplicate."""
-    return [(fp, e.at, e.incident_id) for e in events
-            if e.rule == "GRP-25" and e.kind is IncidentEventKind.alert_resolved for fp in e.related]
+    return [
+        (fp, e.at, e.incident_id)
+        for e in events
+        if e.rule == "GRP-25" and e.kind is IncidentEventKind.alert_resolved
+        for fp in e.related
+    ]
 
 
 def _on_tick(step: _Step) -> None:
@@ -1103,8 +1357,9 @@ def change_scopes(entry: GroupState, events: list[IncidentEvent], rules: Rules) 
     return scopes
 
 
-def attach_suspects(entry: GroupState, incident: str, recent: list[ChangeEvent], now: datetime,
-                    rules: Rules) -> tuple[GroupState, list[IncidentEvent]]:
+def attach_suspects(
+    entry: GroupState, incident: str, recent: list[ChangeEvent], now: datetime, rules: Rules
+) -> tuple[GroupState, list[IncidentEvent]]:
     """Record the suspects among `recent` changes (GRP-18) on a just-opened incident.
 
     The events join the emission of the input that opened it, so a redelivered opening re-emits them too.
@@ -1114,9 +1369,11 @@ def attach_suspects(entry: GroupState, incident: str, recent: list[ChangeEvent],
     if tracked is None or not changes:
         return entry, []
     step = _Step(entry, rules, now)
-    tracked = step.save(tracked.model_copy(update={"suspects": {**tracked.suspects,
-                                                                **{c.id: (c.service, c.at) for c in changes}}}))
+    tracked = step.save(
+        tracked.model_copy(update={"suspects": {**tracked.suspects, **{c.id: (c.service, c.at) for c in changes}}})
+    )
     for change in changes:
-        tracked = step.emit(tracked, IncidentEventKind.change_suspected, "GRP-18", comment=describe(change),
-                            related=[change.id])
+        tracked = step.emit(
+            tracked, IncidentEventKind.change_suspected, "GRP-18", comment=describe(change), related=[change.id]
+        )
     return step.finish(entry.position, entry.partition)

@@ -8,7 +8,7 @@ longer in UTC. The first turn starts on the first handoff on or after `start`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from schemas.notification import Schedule
@@ -34,7 +34,7 @@ def _anchor(schedule: Schedule) -> datetime:
 
 def _local(naive: datetime, zone: ZoneInfo) -> datetime:
     """A local wall-clock time as a UTC instant (UTC, so arithmetic on it is elapsed time, not wall-clock)."""
-    return naive.replace(tzinfo=zone).astimezone(timezone.utc)
+    return naive.replace(tzinfo=zone).astimezone(UTC)
 
 
 def rotation_shift(schedule: Schedule, at: datetime) -> Shift:

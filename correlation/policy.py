@@ -12,12 +12,20 @@ from datetime import timedelta
 from functools import cached_property
 from typing import Annotated
 
-from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, ValidationInfo, field_validator,
-                      model_validator)
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
+from correlation.templates import compile_template
 from schemas.durations import parse_duration
 from schemas.matchers import Matcher, matches_all, parse_matcher_list, repeated
-from correlation.templates import compile_template
 
 DEFAULT_SEVERITIES = ("critical", "error", "warning", "info")
 # A topology policy's session gap unless it sets one: a cascade reaches its next service within a minute or
@@ -26,7 +34,9 @@ DEFAULT_SESSION_GAP = timedelta(minutes=2)
 # Labels whose values separate failure domains: a topology policy never joins alerts whose values differ.
 DEFAULT_FAILURE_DOMAIN = ("cluster", "region")
 
-Duration = Annotated[timedelta, BeforeValidator(parse_duration), PlainSerializer(lambda d: f"{int(d.total_seconds())}s")]
+Duration = Annotated[
+    timedelta, BeforeValidator(parse_duration), PlainSerializer(lambda d: f"{int(d.total_seconds())}s")
+]
 
 
 def _parse_matchers(value: object) -> object:
@@ -39,7 +49,9 @@ def _parse_matchers(value: object) -> object:
     return value
 
 
-Matchers = Annotated[tuple[Matcher, ...], BeforeValidator(_parse_matchers), PlainSerializer(lambda ms: [str(m) for m in ms])]
+Matchers = Annotated[
+    tuple[Matcher, ...], BeforeValidator(_parse_matchers), PlainSerializer(lambda ms: [str(m) for m in ms])
+]
 
 
 class Policy(BaseModel):
@@ -68,8 +80,9 @@ class Policy(BaseModel):
     session_gap: Duration | None = None
     # Topology: alerts whose values of these labels differ are never joined (an alert without one is not
     # scoped by it: shared infrastructure).
-    failure_domain: Annotated[tuple[str, ...], BeforeValidator(
-        lambda v: [name.strip() for name in v.split(",")] if isinstance(v, str) else v)] = DEFAULT_FAILURE_DOMAIN
+    failure_domain: Annotated[
+        tuple[str, ...], BeforeValidator(lambda v: [name.strip() for name in v.split(",")] if isinstance(v, str) else v)
+    ] = DEFAULT_FAILURE_DOMAIN
     # Learn from history: signatures (alertname and service) that keep firing together may join beyond the
     # catalog; a pair people split apart never joins on that evidence (correlation/evidence.py).
     learn: bool = False
@@ -91,7 +104,7 @@ class Policy(BaseModel):
         return value
 
     @model_validator(mode="after")
-    def _grouping_given(self) -> "Policy":
+    def _grouping_given(self) -> Policy:
         if not self.group_by and not self.topology:
             raise ValueError("a policy needs group_by labels, topology: true, or both")
         if self.topology and "session_gap" not in self.model_fields_set:
@@ -103,8 +116,10 @@ class Policy(BaseModel):
         if self.session_gap is not None and self.session_gap <= timedelta(0):
             raise ValueError("session_gap must be positive (e.g. 5m), or null for none")
         if self.quiet_resolve is not None and self.quiet_resolve < timedelta(seconds=10):
-            raise ValueError("quiet_resolve must be at least 10s, and several times the interval at which the "
-                             "source repeats a firing alert (Alertmanager: every minute or so, so 5m or more)")
+            raise ValueError(
+                "quiet_resolve must be at least 10s, and several times the interval at which the "
+                "source repeats a firing alert (Alertmanager: every minute or so, so 5m or more)"
+            )
         return self
 
     def matches(self, labels: dict[str, str]) -> bool:
@@ -186,13 +201,13 @@ class PolicySet(BaseModel):
     change_window: Duration = timedelta(hours=1)  # a change this long before an incident opens is a suspect
 
     @model_validator(mode="after")
-    def _unique_names(self) -> "PolicySet":
+    def _unique_names(self) -> PolicySet:
         dupes = repeated([p.name for p in self.policies])
         if dupes:
             raise ValueError(f"policy names must be unique; {', '.join(dupes)} appear more than once")
         return self
 
-    def with_default(self, group_by: tuple[str, ...]) -> "PolicySet":
+    def with_default(self, group_by: tuple[str, ...]) -> PolicySet:
         """These policies plus a catch-all `default` (unless one is named so already)."""
         if any(p.name == "default" for p in self.policies):
             return self
@@ -225,5 +240,3 @@ class PolicySet(BaseModel):
 
 def default_policies(group_by: tuple[str, ...]) -> PolicySet:
     return PolicySet().with_default(group_by)
-
-

@@ -25,8 +25,11 @@ TIMELINE_LIMIT = 500
 # Events that change only what an alert shows (GRP-27): applied to the alert, kept off the timeline, which
 # is for what happened to the incident (an annotation quoting a value changes at every re-send).
 _OFF_TIMELINE = frozenset({IncidentEventKind.alert_updated})
-_ALERT_STATUS = {IncidentEventKind.alert_added: AlertStatus.firing, IncidentEventKind.alert_updated: AlertStatus.firing,
-                 IncidentEventKind.alert_resolved: AlertStatus.resolved}
+_ALERT_STATUS = {
+    IncidentEventKind.alert_added: AlertStatus.firing,
+    IncidentEventKind.alert_updated: AlertStatus.firing,
+    IncidentEventKind.alert_resolved: AlertStatus.resolved,
+}
 
 _STATUS_AFTER = {
     IncidentEventKind.opened: IncidentStatus.triggered,
@@ -64,8 +67,13 @@ def project(incident: Incident | None, event: IncidentEvent) -> Incident | None:
     if event.seq <= incident.seq:
         return None
 
-    changes: dict[str, object] = {"seq": event.seq, "updated_at": event.at, "severity": event.severity,
-                                  "probable_root": event.probable_root, "problem_id": event.problem_id or incident.problem_id}
+    changes: dict[str, object] = {
+        "seq": event.seq,
+        "updated_at": event.at,
+        "severity": event.severity,
+        "probable_root": event.probable_root,
+        "problem_id": event.problem_id or incident.problem_id,
+    }
     alert = event.alert
     if alert is not None and event.kind in _ALERT_STATUS:
         status = _ALERT_STATUS[event.kind]
@@ -81,13 +89,22 @@ def project(incident: Incident | None, event: IncidentEvent) -> Incident | None:
                 generator_url=alert.generator_url,
             ),
         }
-    elif alert is None and event.kind is IncidentEventKind.alert_resolved:  # by fingerprint: GRP-25 released, GRP-29 expired
+    elif (
+        alert is None and event.kind is IncidentEventKind.alert_resolved
+    ):  # by fingerprint: GRP-25 released, GRP-29 expired
         ended = {"status": AlertStatus.resolved, "ends_at": event.at}
-        changes["alerts"] = {**incident.alerts, **{fp: incident.alerts[fp].model_copy(update=ended)
-                                                   for fp in event.related if fp in incident.alerts}}
+        changes["alerts"] = {
+            **incident.alerts,
+            **{fp: incident.alerts[fp].model_copy(update=ended) for fp in event.related if fp in incident.alerts},
+        }
     elif alert is None and event.kind is IncidentEventKind.alert_added:  # by fingerprint: moved, its labels not at hand
-        changes["alerts"] = {**incident.alerts, **{fp: IncidentAlert(fingerprint=fp, status=AlertStatus.firing, labels={},
-                                                                     starts_at=event.at) for fp in event.related}}
+        changes["alerts"] = {
+            **incident.alerts,
+            **{
+                fp: IncidentAlert(fingerprint=fp, status=AlertStatus.firing, labels={}, starts_at=event.at)
+                for fp in event.related
+            },
+        }
     if event.kind in _STATUS_AFTER:
         changes["status"] = _STATUS_AFTER[event.kind]
     if event.kind is IncidentEventKind.acknowledged:
@@ -112,7 +129,10 @@ def project(incident: Incident | None, event: IncidentEvent) -> Incident | None:
     elif event.kind is IncidentEventKind.problem_detected:
         changes["problem_incidents"] = list(event.related)
     elif event.kind is IncidentEventKind.change_suspected:
-        changes["suspect_changes"] = [*incident.suspect_changes, *(c for c in event.related if c not in incident.suspect_changes)]
+        changes["suspect_changes"] = [
+            *incident.suspect_changes,
+            *(c for c in event.related if c not in incident.suspect_changes),
+        ]
     if event.kind not in _OFF_TIMELINE:
         changes["timeline"] = [*incident.timeline, _timeline_entry(event)][-TIMELINE_LIMIT:]
     return incident.model_copy(update=changes)
@@ -132,8 +152,9 @@ def _timeline_entry(event: IncidentEvent) -> TimelineEntry:
         kind=event.kind,
         rule=event.rule,
         actor=event.actor,
-        fingerprint=event.alert.fingerprint if event.alert else (event.related[0] if len(event.related) == 1
-                                                                 and event.kind in _BY_FINGERPRINT else None),
+        fingerprint=event.alert.fingerprint
+        if event.alert
+        else (event.related[0] if len(event.related) == 1 and event.kind in _BY_FINGERPRINT else None),
         detail=detail,
     )
 
@@ -141,7 +162,17 @@ def _timeline_entry(event: IncidentEvent) -> TimelineEntry:
 def snapshot(incident: Incident, now: datetime) -> list[Alert]:
     """The incident's alerts as the read model shows them, as alerts again: what the grouping stage titles, ranks
     and lists moved alerts by (it keeps statuses only). Labels are fixed by the fingerprint, so they are exact."""
-    return [Alert(fingerprint=a.fingerprint, status=a.status, labels=a.labels, annotations=a.annotations,
-                  starts_at=a.starts_at, ends_at=a.ends_at, generator_url=a.generator_url, source=f"incident:{incident.id}",
-                  received_at=now)
-            for a in incident.alerts.values()]
+    return [
+        Alert(
+            fingerprint=a.fingerprint,
+            status=a.status,
+            labels=a.labels,
+            annotations=a.annotations,
+            starts_at=a.starts_at,
+            ends_at=a.ends_at,
+            generator_url=a.generator_url,
+            source=f"incident:{incident.id}",
+            received_at=now,
+        )
+        for a in incident.alerts.values()
+    ]

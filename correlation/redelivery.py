@@ -23,7 +23,7 @@ APPLIED_FOR = timedelta(hours=1)
 Emitted = list[tuple[int, datetime, list[E]]]
 
 
-def replayed(emitted: "Emitted[E]", position: int) -> list[E]:
+def replayed(emitted: Emitted[E], position: int) -> list[E]:
     """The output of the input at `position`, if this entry emitted any for it."""
     for pos, _, events in emitted:
         if pos == position:
@@ -41,15 +41,16 @@ def first_time(applied: dict[str, tuple[int, datetime]], fingerprint: str, sourc
     return seen is None or source_position > seen[0]
 
 
-def note_applied(applied: dict[str, tuple[int, datetime]], fingerprint: str, source_position: int,
-                 now: datetime) -> dict[str, tuple[int, datetime]]:
+def note_applied(
+    applied: dict[str, tuple[int, datetime]], fingerprint: str, source_position: int, now: datetime
+) -> dict[str, tuple[int, datetime]]:
     """`applied` with this event recorded, forgetting fingerprints not heard of for an hour."""
     kept = {fp: seen for fp, seen in applied.items() if now - seen[1] <= APPLIED_FOR}
     kept[fingerprint] = (source_position, now)
     return kept
 
 
-def remember(emitted: "Emitted[E]", position: int, now: datetime, events: list[E]) -> "Emitted[E]":
+def remember(emitted: Emitted[E], position: int, now: datetime, events: list[E]) -> Emitted[E]:
     """The emissions to keep after emitting `events` for `position` at `now`; more events for a position
     already remembered (say, suspects attached to an opening) join its emission."""
     if not events and (not emitted or now - emitted[0][1] <= RETAIN_FOR):

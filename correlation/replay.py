@@ -24,8 +24,8 @@ from correlation.projection import project
 from correlation.rules import Rules
 from correlation.simulator import Simulation
 from correlation.virtual_pager import VirtualPager
-from schemas.alert import EARLIEST, LATEST, time_problems
 from schemas import Alert, AlertIn, ChangeEvent, Incident, IncidentAlert, IncidentEvent, IncidentEventKind, Silence
+from schemas.alert import EARLIEST, LATEST, time_problems
 from schemas.decision import Decision
 from schemas.notification import NotificationsFile
 
@@ -37,11 +37,13 @@ NOTIFYING_KINDS = (IncidentEventKind.severity_changed, IncidentEventKind.resolve
 # Without an escalation config, replay pages with this one: everyone, once, at level 1. Its pages are what
 # `pages` counts: one for each incident the live pager would page (opened, reopened, flapping ended, a held
 # page that went out), none for one muted until it resolved or resolved within its transient pause.
-EVERYONE = NotificationsFile.model_validate({
-    "channels": {"page": {"type": "webhook", "url": "http://127.0.0.1/replay"}},
-    "escalation_policies": {"everyone": {"levels": [{"targets": [{"channel": "page"}]}]}},
-    "default_policy": "everyone",
-})
+EVERYONE = NotificationsFile.model_validate(
+    {
+        "channels": {"page": {"type": "webhook", "url": "http://127.0.0.1/replay"}},
+        "escalation_policies": {"everyone": {"levels": [{"targets": [{"channel": "page"}]}]}},
+        "default_policy": "everyone",
+    }
+)
 
 
 class Page(Protocol):
@@ -117,9 +119,16 @@ def parse_line(text: str, line: int, ignore: frozenset[str] = frozenset()) -> tu
     if problems:
         return BadLine(line, "; ".join(f"{name}: {problem}" for name, problem in problems))
     alert = Alert(
-        fingerprint=fingerprint(parsed.labels, ignore), status=parsed.status_at(when), labels=parsed.labels,
-        annotations=parsed.annotations, starts_at=parsed.starts_at or when, ends_at=parsed.ends_at,
-        generator_url=parsed.generator_url, source="replay", received_at=when, expires_at=parsed.expiry_at(when),
+        fingerprint=fingerprint(parsed.labels, ignore),
+        status=parsed.status_at(when),
+        labels=parsed.labels,
+        annotations=parsed.annotations,
+        starts_at=parsed.starts_at or when,
+        ends_at=parsed.ends_at,
+        generator_url=parsed.generator_url,
+        source="replay",
+        received_at=when,
+        expires_at=parsed.expiry_at(when),
     )
     return when, alert
 
@@ -137,9 +146,13 @@ class ReplayIncident:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "id": self.id, "policy": self.policy, "title": self.title, "severity": self.severity,
+            "id": self.id,
+            "policy": self.policy,
+            "title": self.title,
+            "severity": self.severity,
             "probable_root": self.probable_root,
-            "opened_at": self.opened_at.isoformat(), "status": self.status,
+            "opened_at": self.opened_at.isoformat(),
+            "status": self.status,
             "alerts": sorted(self.members.values(), key=lambda labels: sorted(labels.items())),
         }
 
@@ -167,21 +180,30 @@ class Report:
         policy = self.per_policy[event.policy]
         if event.kind is IncidentEventKind.opened:
             policy["incidents"] += 1
-            self.incidents[event.incident_id] = ReplayIncident(event.incident_id, event.policy, event.title or "",
-                                                               event.severity, event.at)
+            self.incidents[event.incident_id] = ReplayIncident(
+                event.incident_id, event.policy, event.title or "", event.severity, event.at
+            )
         incident = self.incidents.get(event.incident_id)
         if incident is None:
             return
         incident.severity = event.severity
         incident.probable_root = event.probable_root
-        if event.kind in NOTIFYING_KINDS and event.notify or event.kind is IncidentEventKind.flapping_ended:
+        if (event.kind in NOTIFYING_KINDS and event.notify) or event.kind is IncidentEventKind.flapping_ended:
             policy["notifications"] += 1
         if event.kind is IncidentEventKind.alert_added and event.alert is not None:
             incident.members[event.alert.fingerprint] = event.alert.labels
-        if event.kind in (IncidentEventKind.resolved, IncidentEventKind.reopened, IncidentEventKind.acknowledged,
-                          IncidentEventKind.merged):
-            incident.status = {"resolved": "resolved", "reopened": "triggered", "acknowledged": "acknowledged",
-                               "merged": "merged"}[event.kind.value]
+        if event.kind in (
+            IncidentEventKind.resolved,
+            IncidentEventKind.reopened,
+            IncidentEventKind.acknowledged,
+            IncidentEventKind.merged,
+        ):
+            incident.status = {
+                "resolved": "resolved",
+                "reopened": "triggered",
+                "acknowledged": "acknowledged",
+                "merged": "merged",
+            }[event.kind.value]
         if event.kind is IncidentEventKind.merged:  # its alerts are the target's now (GRP-30)
             incident.members.clear()
         elif event.kind is IncidentEventKind.alerts_split:  # related: the new incident, then the moved alerts
@@ -240,8 +262,11 @@ def replay(
     alerts, and nobody acknowledges unless the pager models it (`ack_after`)."""
     report = report or Report()
     engine, state = Engine(rules), State(silences=list(silences), changes=list(changes), decisions=report.decisions)
-    paging = (pager(engine, state) if pager is not None
-              else VirtualPager(EVERYONE, rules.topology, rules.service_label, suppression_of(engine, state)))
+    paging = (
+        pager(engine, state)
+        if pager is not None
+        else VirtualPager(EVERYONE, rules.topology, rules.service_label, suppression_of(engine, state))
+    )
     incidents: dict[str, Incident] = {}
 
     def observe(events: list[IncidentEvent]) -> None:
@@ -261,9 +286,12 @@ def replay(
             if on_alert is not None:
                 on_alert()
             return engine.apply(state, alert, now)[1]
+
         return apply
 
-    report.until = Simulation(engine, state, observe, escalate, paging).run((when, feed(alert)) for when, alert in items)
+    report.until = Simulation(engine, state, observe, escalate, paging).run(
+        (when, feed(alert)) for when, alert in items
+    )
     report.outcomes.update({k.value: v for k, v in state.outcomes.items()})
     report.simulated, report.held_off = list(paging.pages), list(paging.held_off)
     if pager is not None:
@@ -271,13 +299,14 @@ def replay(
     return report
 
 
-
 def suppression_of(engine: Engine, state: State) -> Callable[[IncidentAlert, datetime], str | None]:
     """What suppresses an incident's alert at an instant, by the engine's silences and inhibition sources."""
     return lambda alert, at: engine.suppression(state, alert.labels, alert.fingerprint, at)[0]
 
 
-def read_lines(lines: Iterable[str], report: Report, ignore: frozenset[str] = frozenset()) -> list[tuple[datetime, Alert]]:
+def read_lines(
+    lines: Iterable[str], report: Report, ignore: frozenset[str] = frozenset()
+) -> list[tuple[datetime, Alert]]:
     """Parse lines (bad ones go to the report); returns (time, alert) in time order, stable for ties."""
     parsed: list[tuple[datetime, int, Alert]] = []
     for number, text in enumerate(lines, start=1):

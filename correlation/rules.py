@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
 from correlation.policy import PolicySet, default_policies
 from correlation.topology import Topology
 

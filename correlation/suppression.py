@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 
-from schemas.matchers import matches_all, parse_matcher_list
 from correlation.policy import InhibitRule
 from schemas import Silence
+from schemas.matchers import matches_all, parse_matcher_list
 
 
 def silenced_by(labels: Mapping[str, str], silences: Iterable[Silence], now: datetime) -> str | None:
@@ -70,9 +70,12 @@ def describe(suppressed_by: str | None, silences: Iterable[Silence], source: str
         silence = next((s for s in silences if s.id == name), None)
         if silence is None:
             return {"text": f"silenced by {name}"}
-        return {"text": f"silenced by {silence.id} ({silence.created_by}: {silence.comment}; until "
-                        f"{silence.ends_at.isoformat()}; matchers {', '.join(silence.matchers)})",
-                "created_by": silence.created_by, "ends_at": silence.ends_at.isoformat()}
+        return {
+            "text": f"silenced by {silence.id} ({silence.created_by}: {silence.comment}; until "
+            f"{silence.ends_at.isoformat()}; matchers {', '.join(silence.matchers)})",
+            "created_by": silence.created_by,
+            "ends_at": silence.ends_at.isoformat(),
+        }
     text = f"inhibited by rule {name}" + (f" while alert {source} fires" if source else "")
     return {"text": text, **({"source": source} if source else {})}
 

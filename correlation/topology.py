@@ -28,7 +28,7 @@ class Topology(BaseModel):
     services: tuple[Service, ...] = ()
 
     @model_validator(mode="after")
-    def _consistent(self) -> "Topology":
+    def _consistent(self) -> Topology:
         dupes = repeated([s.name for s in self.services])
         if dupes:
             raise ValueError(f"service names must be unique; {', '.join(dupes)} appear more than once")
@@ -36,7 +36,9 @@ class Topology(BaseModel):
         for service in self.services:
             missing = [d for d in service.depends_on if d not in known]
             if missing:
-                raise ValueError(f"{service.name} depends on {', '.join(missing)}, which the catalog does not list; add them")
+                raise ValueError(
+                    f"{service.name} depends on {', '.join(missing)}, which the catalog does not list; add them"
+                )
         return self
 
     @cached_property
@@ -72,7 +74,9 @@ class Topology(BaseModel):
             found, frontier, distance = {}, [service], 0
             while frontier:
                 distance += 1
-                frontier = [dep for name in frontier for dep in direct.get(name, ()) if dep not in found and dep != service]
+                frontier = [
+                    dep for name in frontier for dep in direct.get(name, ()) if dep not in found and dep != service
+                ]
                 for dep in frontier:
                     found.setdefault(dep, distance)
             self._hops[service] = found

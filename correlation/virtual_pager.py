@@ -87,10 +87,18 @@ class VirtualPager:
                 incident = incidents[incident_id]
                 acked = self.first_paged.get(incident_id)
                 if acked is not None and self.ack_after is not None and state.due_at >= acked + self.ack_after:
-                    self._keep(Decision(at=acked + self.ack_after, kind=DecisionKind.not_paged, incident_id=incident.id,
-                                        policy=incident.policy, rule="pager",
-                                        reason=f"acknowledged (assumed: {self.ack_after} after the first page): level "
-                                               f"{state.level + 1} and later do not page"), incident)
+                    self._keep(
+                        Decision(
+                            at=acked + self.ack_after,
+                            kind=DecisionKind.not_paged,
+                            incident_id=incident.id,
+                            policy=incident.policy,
+                            rule="pager",
+                            reason=f"acknowledged (assumed: {self.ack_after} after the first page): level "
+                            f"{state.level + 1} and later do not page",
+                        ),
+                        incident,
+                    )
                     state = state.model_copy(update={"status": EscalationStatus.stopped})
                     break
                 muted = muted_by([self.suppression(a, state.due_at) for a in firing_alerts(incident)])
@@ -107,15 +115,36 @@ class VirtualPager:
         """Record what the core decided: pages, and decisions when a decision list is kept."""
         if isinstance(output, Page):
             who = output.recipients
-            self.pages.append(VirtualPage(output.state.incident_id, output.level, output.state.policy,
-                                          sorted({r.user or r.channel for r in who}), sorted({r.channel for r in who}),
-                                          output.at, output.state.round, incident.policy))
+            self.pages.append(
+                VirtualPage(
+                    output.state.incident_id,
+                    output.level,
+                    output.state.policy,
+                    sorted({r.user or r.channel for r in who}),
+                    sorted({r.channel for r in who}),
+                    output.at,
+                    output.state.round,
+                    incident.policy,
+                )
+            )
             for r in who:
-                self._keep(Decision(at=output.at, kind=DecisionKind.paged, incident_id=incident.id,
-                                    policy=incident.policy, rule="pager",
-                                    reason=f"level {output.level} would page {r.user or r.channel} via {r.channel}",
-                                    detail={"delivery": "page", "level": str(output.level), "channel": r.channel,
-                                            "result": "simulated"}), incident)
+                self._keep(
+                    Decision(
+                        at=output.at,
+                        kind=DecisionKind.paged,
+                        incident_id=incident.id,
+                        policy=incident.policy,
+                        rule="pager",
+                        reason=f"level {output.level} would page {r.user or r.channel} via {r.channel}",
+                        detail={
+                            "delivery": "page",
+                            "level": str(output.level),
+                            "channel": r.channel,
+                            "result": "simulated",
+                        },
+                    ),
+                    incident,
+                )
         elif isinstance(output, HeldOff):
             self.held_off.append(incident)
         elif isinstance(output, Decision) and self.decisions is not None:

@@ -35,6 +35,7 @@ SECRET_HEADER = re.compile(r"auth|token|secret|passw|api[-_]?key|cookie|session"
 
 def masked(headers: dict[str, str]) -> dict[str, str]:
     """`headers` with each credential-looking value replaced by `***` (after its scheme, e.g. `Bearer ***`)."""
+
     def mask(value: str) -> str:
         scheme, _, rest = value.partition(" ")
         return f"{scheme} ***" if rest else "***"
@@ -66,8 +67,13 @@ def build(token: str | None, log: Path | None) -> web.Application:
             body = json.loads(raw) if raw else None
         except ValueError:
             body = raw.decode("utf-8", "replace")
-        entry = {"method": request.method, "path": request.path, "query": request.query_string,
-                 "headers": dict(request.headers), "body": body}
+        entry = {
+            "method": request.method,
+            "path": request.path,
+            "query": request.query_string,
+            "headers": dict(request.headers),
+            "body": body,
+        }
         app[REQUESTS].append(entry)
         if log is not None:
             append_private(log, json.dumps({**entry, "headers": masked(entry["headers"])}) + "\n")

@@ -30,11 +30,11 @@ import json
 import random
 import sys
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
-T0 = datetime(2026, 3, 2, 8, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 
 TIERS = {
     "infra": ["postgres", "redis-cache", "kafka", "dns", "object-store"],
@@ -42,11 +42,20 @@ TIERS = {
     "edge": ["web", "mobile-api", "checkout", "cart", "admin", "partner-api", "recommendations"],
 }
 TEAMS = {"infra": "platform-infra", "platform": "core-services", "edge": "storefront"}
-ROOT_ALERTS = {"infra": ["InstanceDown", "DiskAlmostFull", "HighCPU"], "platform": ["HighErrorRate", "PodCrashLooping"],
-               "edge": ["HighErrorRate", "HighLatency"]}
+ROOT_ALERTS = {
+    "infra": ["InstanceDown", "DiskAlmostFull", "HighCPU"],
+    "platform": ["HighErrorRate", "PodCrashLooping"],
+    "edge": ["HighErrorRate", "HighLatency"],
+}
 SYMPTOM_ALERTS = ["HighErrorRate", "HighLatency"]
-SEVERITY = {"InstanceDown": "critical", "PodCrashLooping": "critical", "HighErrorRate": "critical",
-            "DiskAlmostFull": "warning", "HighCPU": "warning", "HighLatency": "warning"}
+SEVERITY = {
+    "InstanceDown": "critical",
+    "PodCrashLooping": "critical",
+    "HighErrorRate": "critical",
+    "DiskAlmostFull": "warning",
+    "HighCPU": "warning",
+    "HighLatency": "warning",
+}
 
 
 @dataclass(frozen=True)
@@ -115,29 +124,46 @@ class Episode:
     flaps: list[tuple[datetime, datetime]] = field(default_factory=list)
 
 
-def labels_for(world: dict[str, Service], service: str, alertname: str, instance: int,
-               cluster: str | None = None) -> dict[str, str]:
+def labels_for(
+    world: dict[str, Service], service: str, alertname: str, instance: int, cluster: str | None = None
+) -> dict[str, str]:
     svc = world[service]
-    labels = {"alertname": alertname, "service": service, "instance": f"{service}-{instance}:9100",
-              "severity": SEVERITY[alertname], "team": TEAMS[svc.tier], "tier": svc.tier}
+    labels = {
+        "alertname": alertname,
+        "service": service,
+        "instance": f"{service}-{instance}:9100",
+        "severity": SEVERITY[alertname],
+        "team": TEAMS[svc.tier],
+        "tier": svc.tier,
+    }
     if cluster is not None:
         labels["cluster"] = cluster
         labels["instance"] = f"{service}-{instance}.{cluster}:9100"
     return labels
 
 
-def failure_episodes(world: dict[str, Service], rng: random.Random, failure: str, start: datetime,
-                     spread: Spread = DEFAULT_SPREAD) -> list[Episode]:
-    root = rng.choices(list(world), weights=[5 if s.tier == "infra" else 3 if s.tier == "platform" else 1
-                                              for s in world.values()])[0]
+def failure_episodes(
+    world: dict[str, Service], rng: random.Random, failure: str, start: datetime, spread: Spread = DEFAULT_SPREAD
+) -> list[Episode]:
+    root = rng.choices(
+        list(world), weights=[5 if s.tier == "infra" else 3 if s.tier == "platform" else 1 for s in world.values()]
+    )[0]
     cluster = rng.choice(spread.clusters) if spread.clusters else None
     duration = timedelta(minutes=rng.randint(5, 40))
     episodes = []
     root_alert = rng.choice(ROOT_ALERTS[world[root].tier])
     for instance in rng.sample(range(world[root].instances), k=rng.randint(1, world[root].instances)):
         begin = start + timedelta(seconds=rng.randint(0, 20))
-        episodes.append(Episode(labels_for(world, root, root_alert, instance, cluster), begin, begin + duration,
-                                failure, root, f"{root_alert} on {root}"))
+        episodes.append(
+            Episode(
+                labels_for(world, root, root_alert, instance, cluster),
+                begin,
+                begin + duration,
+                failure,
+                root,
+                f"{root_alert} on {root}",
+            )
+        )
     reached = {root: timedelta(0)}  # when the failure reaches each service: one hop after what it comes through
     for service, (distance, through) in dependents(world, root).items():
         delay = reached[service] = reached[through] + timedelta(seconds=rng.randint(*spread.hop))
@@ -147,27 +173,54 @@ def failure_episodes(world: dict[str, Service], rng: random.Random, failure: str
         for instance in rng.sample(range(world[service].instances), k=rng.randint(1, world[service].instances)):
             begin = start + delay + timedelta(seconds=rng.randint(0, spread.jitter))
             end = start + duration + delay / 2 + timedelta(seconds=rng.randint(0, 60))
-            episodes.append(Episode(labels_for(world, service, alertname, instance, cluster), begin, end,
-                                    failure, root, f"{alertname} on {service} (caused by {root})"))
+            episodes.append(
+                Episode(
+                    labels_for(world, service, alertname, instance, cluster),
+                    begin,
+                    end,
+                    failure,
+                    root,
+                    f"{alertname} on {service} (caused by {root})",
+                )
+            )
     return episodes
 
 
-def transient(world: dict[str, Service], rng: random.Random, failure: str, start: datetime,
-              spread: Spread = DEFAULT_SPREAD, lasting: tuple[int, int] = (60, 300)) -> Episode:
+def transient(
+    world: dict[str, Service],
+    rng: random.Random,
+    failure: str,
+    start: datetime,
+    spread: Spread = DEFAULT_SPREAD,
+    lasting: tuple[int, int] = (60, 300),
+) -> Episode:
     service = rng.choice(list(world))
     alertname = rng.choice(ROOT_ALERTS[world[service].tier])
     cluster = rng.choice(spread.clusters) if spread.clusters else None
     end = start + timedelta(seconds=rng.randint(*lasting))
-    return Episode(labels_for(world, service, alertname, rng.randrange(world[service].instances), cluster), start, end,
-                   failure, service, f"transient {alertname} on {service}")
+    return Episode(
+        labels_for(world, service, alertname, rng.randrange(world[service].instances), cluster),
+        start,
+        end,
+        failure,
+        service,
+        f"transient {alertname} on {service}",
+    )
 
 
-def flapping(world: dict[str, Service], rng: random.Random, failure: str, start: datetime,
-             spread: Spread = DEFAULT_SPREAD) -> Episode:
+def flapping(
+    world: dict[str, Service], rng: random.Random, failure: str, start: datetime, spread: Spread = DEFAULT_SPREAD
+) -> Episode:
     service = rng.choice(list(world))
     cluster = rng.choice(spread.clusters) if spread.clusters else None
-    episode = Episode(labels_for(world, service, "HighLatency", rng.randrange(world[service].instances), cluster), start,
-                      None, failure, service, f"flapping HighLatency on {service}")
+    episode = Episode(
+        labels_for(world, service, "HighLatency", rng.randrange(world[service].instances), cluster),
+        start,
+        None,
+        failure,
+        service,
+        f"flapping HighLatency on {service}",
+    )
     at = start
     for _ in range(rng.randint(6, 12)):
         up = at + timedelta(seconds=rng.randint(60, 180))
@@ -189,16 +242,22 @@ def lines_for(episode: Episode, repeat: timedelta, horizon: datetime) -> list[tu
             at += repeat
         if end is not None and end <= horizon:
             out.append((end, {"status": "resolved", "startsAt": begin, "endsAt": end}))
-    return [(at, {
-        "status": fields["status"],
-        "labels": episode.labels,
-        "annotations": {"summary": episode.summary},
-        "startsAt": fields["startsAt"].isoformat().replace("+00:00", "Z"),
-        "endsAt": fields["endsAt"].isoformat().replace("+00:00", "Z") if fields["endsAt"] else ZERO_TIME,
-        "generatorURL": "http://prometheus.example:9090/graph",
-        "receivedAt": at.isoformat().replace("+00:00", "Z"),
-        "truth": {"failure": episode.failure, "root": episode.root},
-    }) for at, fields in out]
+    return [
+        (
+            at,
+            {
+                "status": fields["status"],
+                "labels": episode.labels,
+                "annotations": {"summary": episode.summary},
+                "startsAt": fields["startsAt"].isoformat().replace("+00:00", "Z"),
+                "endsAt": fields["endsAt"].isoformat().replace("+00:00", "Z") if fields["endsAt"] else ZERO_TIME,
+                "generatorURL": "http://prometheus.example:9090/graph",
+                "receivedAt": at.isoformat().replace("+00:00", "Z"),
+                "truth": {"failure": episode.failure, "root": episode.root},
+            },
+        )
+        for at, fields in out
+    ]
 
 
 def merge_overlaps(episodes: list[Episode]) -> list[Episode]:
@@ -209,23 +268,89 @@ def merge_overlaps(episodes: list[Episode]) -> list[Episode]:
     for episode in sorted(episodes, key=lambda e: e.start):
         key = json.dumps(episode.labels, sort_keys=True)
         current = active.get(key)
-        if current is not None and not current.flaps and not episode.flaps and (current.end is None or episode.start <= current.end):
+        if (
+            current is not None
+            and not current.flaps
+            and not episode.flaps
+            and (current.end is None or episode.start <= current.end)
+        ):
             current.end = None if episode.end is None or current.end is None else max(current.end, episode.end)
             continue
-        if current is not None and (current.flaps or episode.flaps) and (current.end is None or episode.start <= current.end):
+        if (
+            current is not None
+            and (current.flaps or episode.flaps)
+            and (current.end is None or episode.start <= current.end)
+        ):
             continue  # a flapping alert already owns these labels for now
         active[key] = episode
         merged.append(episode)
     return merged
 
 
-INFRA_NAMES = ["mysql", "pg-main", "pg-ledger", "memcached", "rabbitmq", "etcd", "consul", "nats", "elasticsearch",
-               "minio", "ceph", "vault", "haproxy", "envoy-edge", "coredns", "zookeeper", "cassandra", "clickhouse",
-               "redis-sessions", "kafka-events"]
-APP_WORDS = ["ledger", "billing", "ads", "feed", "media", "geo", "fraud", "quote", "pricing", "shipping", "email",
-             "sms", "session", "profile", "graph", "index", "ingest", "etl", "report", "audit", "identity", "tax",
-             "invoice", "wallet", "loyalty", "chat", "upload", "thumbnail", "translate", "routing", "dispatch",
-             "tracking", "review", "rating", "booking", "calendar", "coupon", "export", "webhook", "sync"]
+INFRA_NAMES = [
+    "mysql",
+    "pg-main",
+    "pg-ledger",
+    "memcached",
+    "rabbitmq",
+    "etcd",
+    "consul",
+    "nats",
+    "elasticsearch",
+    "minio",
+    "ceph",
+    "vault",
+    "haproxy",
+    "envoy-edge",
+    "coredns",
+    "zookeeper",
+    "cassandra",
+    "clickhouse",
+    "redis-sessions",
+    "kafka-events",
+]
+APP_WORDS = [
+    "ledger",
+    "billing",
+    "ads",
+    "feed",
+    "media",
+    "geo",
+    "fraud",
+    "quote",
+    "pricing",
+    "shipping",
+    "email",
+    "sms",
+    "session",
+    "profile",
+    "graph",
+    "index",
+    "ingest",
+    "etl",
+    "report",
+    "audit",
+    "identity",
+    "tax",
+    "invoice",
+    "wallet",
+    "loyalty",
+    "chat",
+    "upload",
+    "thumbnail",
+    "translate",
+    "routing",
+    "dispatch",
+    "tracking",
+    "review",
+    "rating",
+    "booking",
+    "calendar",
+    "coupon",
+    "export",
+    "webhook",
+    "sync",
+]
 APP_SUFFIXES = ["-api", "-svc", "-worker", "-gateway", "-backend"]
 CLUSTERS = ["eu-west-1", "eu-central-1", "us-east-1", "us-west-2", "ap-south-1", "ap-northeast-1"]
 SHAPES = ("layers", "chains", "shared")
@@ -248,10 +373,12 @@ class World:
 
     def describe(self) -> str:
         edges = sum(len(s.depends_on) for s in self.services.values())
-        return (f"world {self.seed}: {self.shape}, {len(self.services)} services, {edges} dependencies, "
-                f"{max(1, len(self.spread.clusters))} cluster(s), {self.spread.hop[0]}-{self.spread.hop[1]} s a hop, "
-                f"{self.failures} failures, {self.transients + self.lingering} noise alerts, {self.flappers} flappers "
-                f"in {self.hours:g} h, re-sent every {self.repeat_seconds} s")
+        return (
+            f"world {self.seed}: {self.shape}, {len(self.services)} services, {edges} dependencies, "
+            f"{max(1, len(self.spread.clusters))} cluster(s), {self.spread.hop[0]}-{self.spread.hop[1]} s a hop, "
+            f"{self.failures} failures, {self.transients + self.lingering} noise alerts, {self.flappers} flappers "
+            f"in {self.hours:g} h, re-sent every {self.repeat_seconds} s"
+        )
 
 
 def _names(rng: random.Random, infra: int, apps: int) -> tuple[list[str], list[str]]:
@@ -293,7 +420,7 @@ def _graph(rng: random.Random, shape: str, infra: list[str], apps: list[str]) ->
             if name not in mid:
                 deps |= set(rng.sample(mid, k=min(len(mid), rng.randint(1, 2))))
             world[name] = Service(name, "platform" if name in mid else "edge", rng.randint(2, 5), tuple(sorted(deps)))
-        for name in infra[len(shared):]:  # the rest of the infrastructure hangs off one app each
+        for name in infra[len(shared) :]:  # the rest of the infrastructure hangs off one app each
             user = rng.choice(apps)
             svc = world[user]
             world[user] = Service(user, svc.tier, svc.instances, tuple(sorted({*svc.depends_on, name})))
@@ -324,16 +451,37 @@ def draw_world(seed: int, hours: float = 8.0) -> World:
     services = _graph(rng, shape, infra, apps)
     clusters = tuple(rng.sample(CLUSTERS, k=rng.randint(1, 4)))
     fast = rng.randint(5, 45)
-    spread = Spread(hop=(fast, fast + rng.randint(15, 120)), jitter=rng.randint(10, 60),
-                    quiet_per_hop=rng.uniform(0.15, 0.45), clusters=clusters if len(clusters) > 1 else ())
+    spread = Spread(
+        hop=(fast, fast + rng.randint(15, 120)),
+        jitter=rng.randint(10, 60),
+        quiet_per_hop=rng.uniform(0.15, 0.45),
+        clusters=clusters if len(clusters) > 1 else (),
+    )
     per_hour = rng.uniform(0.5, 3.0) * len(clusters)  # failures an hour in each cluster: how much they overlap
-    return World(seed=seed, shape=shape, services=services, spread=spread, failures=max(1, round(per_hour * hours)),
-                 transients=round(rng.uniform(1, 8) * hours), lingering=round(rng.uniform(0, 2) * hours),
-                 flappers=rng.randint(0, 6), repeat_seconds=rng.choice([30, 60, 60, 120, 300]), hours=hours)
+    return World(
+        seed=seed,
+        shape=shape,
+        services=services,
+        spread=spread,
+        failures=max(1, round(per_hour * hours)),
+        transients=round(rng.uniform(1, 8) * hours),
+        lingering=round(rng.uniform(0, 2) * hours),
+        flappers=rng.randint(0, 6),
+        repeat_seconds=rng.choice([30, 60, 60, 120, 300]),
+        hours=hours,
+    )
 
 
-def generate(seed: int, failures: int, transients: int, flappers: int, hours: float,
-             repeat_seconds: int, start: datetime = T0, world: World | None = None) -> tuple[dict[str, Service], list[dict]]:
+def generate(
+    seed: int,
+    failures: int,
+    transients: int,
+    flappers: int,
+    hours: float,
+    repeat_seconds: int,
+    start: datetime = T0,
+    world: World | None = None,
+) -> tuple[dict[str, Service], list[dict]]:
     """The deliveries of a storm, in time order, and its world: the default one (`build_world`) from `seed`, or
     `world` with its own counts (then `failures`, `transients`, `flappers` and `repeat_seconds` are its)."""
     rng = random.Random(seed)
@@ -342,7 +490,12 @@ def generate(seed: int, failures: int, transients: int, flappers: int, hours: fl
         services = build_world(rng)
     else:
         services, spread, lingering = world.services, world.spread, world.lingering
-        failures, transients, flappers, repeat_seconds = world.failures, world.transients, world.flappers, world.repeat_seconds
+        failures, transients, flappers, repeat_seconds = (
+            world.failures,
+            world.transients,
+            world.flappers,
+            world.repeat_seconds,
+        )
     horizon = start + timedelta(hours=hours)
     span = int(hours * 3600)
     episodes: list[Episode] = []
@@ -351,8 +504,11 @@ def generate(seed: int, failures: int, transients: int, flappers: int, hours: fl
     for n in range(transients):
         episodes.append(transient(services, rng, f"T{n:04d}", start + timedelta(seconds=rng.randrange(span)), spread))
     for n in range(lingering):
-        episodes.append(transient(services, rng, f"N{n:04d}", start + timedelta(seconds=rng.randrange(span)), spread,
-                                  lasting=(600, 3600)))
+        episodes.append(
+            transient(
+                services, rng, f"N{n:04d}", start + timedelta(seconds=rng.randrange(span)), spread, lasting=(600, 3600)
+            )
+        )
     for n in range(flappers):
         episodes.append(flapping(services, rng, f"L{n:04d}", start + timedelta(seconds=rng.randrange(span)), spread))
     lines: list[tuple[datetime, int, dict]] = []
@@ -366,13 +522,17 @@ def policies_yaml(world: World) -> str:
     """The configuration a team would write for `world`: its catalog drives one topology policy, grouped by
     cluster when it has several; everything else is Firebreak's default."""
     group_by = "\n    group_by: [cluster]" if world.spread.clusters else ""
-    return ("# Generated by examples/storm.py --world: what a team would write for this world.\n"
-            "policies:\n  - name: services\n    match: ['service!=\"\"']\n    topology: true" + group_by + "\n")
+    return (
+        "# Generated by examples/storm.py --world: what a team would write for this world.\n"
+        "policies:\n  - name: services\n    match: ['service!=\"\"']\n    topology: true" + group_by + "\n"
+    )
 
 
 def catalog_yaml(world: dict[str, Service]) -> str:
-    out = ["# Generated by examples/storm.py (the storm generator's world); edit the generator, not this file.",
-           "services:"]
+    out = [
+        "# Generated by examples/storm.py (the storm generator's world); edit the generator, not this file.",
+        "services:",
+    ]
     for svc in world.values():
         deps = ", ".join(svc.depends_on)
         out.append(f"  - name: {svc.name}\n    team: {TEAMS[svc.tier]}\n    tier: {svc.tier}\n    depends_on: [{deps}]")
@@ -387,19 +547,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--flappers", type=int, default=3, help="alerts that flap")
     parser.add_argument("--hours", type=float, default=8.0)
     parser.add_argument("--repeat", type=int, default=60, help="seconds between repeats of a firing alert")
-    parser.add_argument("--start", type=datetime.fromisoformat, default=T0,
-                        help=f"when the storm begins (RFC 3339 with a zone; default {T0.isoformat()}, so runs compare)")
+    parser.add_argument(
+        "--start",
+        type=datetime.fromisoformat,
+        default=T0,
+        help=f"when the storm begins (RFC 3339 with a zone; default {T0.isoformat()}, so runs compare)",
+    )
     parser.add_argument("--out", type=Path, help="JSON lines file (default: standard output)")
     parser.add_argument("--catalog-out", type=Path, help="also write the service catalog (services.yaml)")
-    parser.add_argument("--world", type=int, metavar="N", help="draw another world from seed N (see above); its counts "
-                        "replace --failures, --transients, --flappers and --repeat")
+    parser.add_argument(
+        "--world",
+        type=int,
+        metavar="N",
+        help="draw another world from seed N (see above); its counts "
+        "replace --failures, --transients, --flappers and --repeat",
+    )
     parser.add_argument("--policies-out", type=Path, help="with --world: also write the policies a team would write")
     args = parser.parse_args(argv)
     drawn = draw_world(args.world, args.hours) if args.world is not None else None
     if args.policies_out and drawn is None:
         parser.error("--policies-out needs --world")
-    world, lines = generate(args.seed, args.failures, args.transients, args.flappers, args.hours, args.repeat, args.start,
-                            drawn)
+    world, lines = generate(
+        args.seed, args.failures, args.transients, args.flappers, args.hours, args.repeat, args.start, drawn
+    )
     if drawn is not None:
         print(drawn.describe(), file=sys.stderr)
     if args.policies_out and drawn is not None:

@@ -38,7 +38,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -47,7 +47,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validato
 from actions.loader import load_notifications, load_runbooks
 from actions.matching import context, triggered
 from actions.templates import RenderError, evaluate
-from correlation.virtual_pager import VirtualPager
+from adapters.yamlfile import ConfigFileError, load_yaml_model
 from correlation.engine import Engine, State
 from correlation.fingerprint import fingerprint
 from correlation.grouping import regroup_refusal
@@ -57,7 +57,7 @@ from correlation.replay import suppression_of
 from correlation.rules import Rules
 from correlation.simulator import Simulation
 from correlation.topology import Topology
-from adapters.yamlfile import ConfigFileError, load_yaml_model
+from correlation.virtual_pager import VirtualPager
 from schemas import (
     Alert,
     AlertStatus,
@@ -72,10 +72,10 @@ from schemas import (
 from schemas.runbook import Runbook, Trigger
 from schemas.silence import refuse_silencing_everything
 
-DEFAULT_START = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)  # a Monday morning
+DEFAULT_START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # a Monday morning
 # A fixture's clock runs from `start` for a few bounded durations (each at most 366 days); this range keeps every
 # time it reaches inside datetime's, with room to spare.
-START_RANGE = (datetime(1970, 1, 1, tzinfo=timezone.utc), datetime(9000, 1, 1, tzinfo=timezone.utc))
+START_RANGE = (datetime(1970, 1, 1, tzinfo=UTC), datetime(9000, 1, 1, tzinfo=UTC))
 
 
 class _Spec(BaseModel):
@@ -105,8 +105,9 @@ class MergeSpec(CommandSpec):
 
 
 class SplitSpec(CommandSpec):
-    alerts: list[dict[str, str]] = Field(min_length=1, max_length=1000,
-                                         description="The labels of each alert that moves to a new incident.")
+    alerts: list[dict[str, str]] = Field(
+        min_length=1, max_length=1000, description="The labels of each alert that moves to a new incident."
+    )
 
 
 class Event(_Spec):
@@ -122,11 +123,13 @@ class Event(_Spec):
     split: SplitSpec | None = None
 
     @model_validator(mode="after")
-    def _one(self) -> "Event":
+    def _one(self) -> Event:
         kinds = ("fire", "resolve", "change", "silence", "ack", "resolve_incident", "merge", "split")
         given = [k for k in kinds if getattr(self, k) is not None]
         if len(given) != 1:
-            raise ValueError(f"an event has exactly one of {', '.join(kinds)}; this one has {', '.join(given) or 'none'}")
+            raise ValueError(
+                f"an event has exactly one of {', '.join(kinds)}; this one has {', '.join(given) or 'none'}"
+            )
         return self
 
 
@@ -182,8 +185,10 @@ class Fixture(_Spec):
     @classmethod
     def _start_in_range(cls, value: datetime) -> datetime:
         if not START_RANGE[0] <= value < START_RANGE[1]:
-            raise ValueError(f"start must be from {START_RANGE[0].year} up to (not including) {START_RANGE[1].year}; "
-                             "give a date such as 2026-03-02T09:00:00Z")
+            raise ValueError(
+                f"start must be from {START_RANGE[0].year} up to (not including) {START_RANGE[1].year}; "
+                "give a date such as 2026-03-02T09:00:00Z"
+            )
         return value
 
 
@@ -227,8 +232,11 @@ class Result:
 def load(path: Path) -> Fixture:
     """The fixture, its file paths made absolute; ConfigFileError names file:line for a bad one."""
     fixture = load_yaml_model(path, Fixture)
-    paths = {k: (path.parent / v).resolve() for k in ("policies", "services", "notifications", "runbooks")
-             if (v := getattr(fixture, k)) is not None}
+    paths = {
+        k: (path.parent / v).resolve()
+        for k in ("policies", "services", "notifications", "runbooks")
+        if (v := getattr(fixture, k)) is not None
+    }
     return fixture.model_copy(update=paths)
 
 
@@ -239,16 +247,20 @@ class _Simulation:
         self.f = fixture
         policies = load_yaml_model(fixture.policies, PolicySet) if fixture.policies else PolicySet()
         topology = load_yaml_model(fixture.services, Topology) if fixture.services else Topology()
-        self.rules = Rules(policies=policies.with_default(tuple(fixture.group_by)), topology=topology,
-                           service_label=fixture.service_label)
+        self.rules = Rules(
+            policies=policies.with_default(tuple(fixture.group_by)),
+            topology=topology,
+            service_label=fixture.service_label,
+        )
         self.config = load_notifications(fixture.notifications)
         self.runbooks: list[Runbook] = load_runbooks(fixture.runbooks) if fixture.runbooks else []
         self.engine = Engine(self.rules)
         self.state = State()
         self.incidents: dict[str, Incident] = {}
         self.order: list[str] = []  # incident ids as they opened
-        self.pager = VirtualPager(self.config, self.rules.topology, self.rules.service_label,
-                                  suppression_of(self.engine, self.state))
+        self.pager = VirtualPager(
+            self.config, self.rules.topology, self.rules.service_label, suppression_of(self.engine, self.state)
+        )
         self.outcome = Outcome()
 
     def number(self, incident_id: str) -> int:
@@ -260,14 +272,16 @@ class _Simulation:
         inputs = [(self.f.start + e.at, self._applying(e)) for _, e in events]
         Simulation(self.engine, self.state, self._observe, self._escalate, self.pager).run(inputs, end)
         self.outcome.incidents = [self.incidents[i] for i in self.order]
-        self.outcome.pages = [Page(self.number(p.incident_id), p.level, p.policy, p.to, p.at - self.f.start)
-                              for p in self.pager.pages]
+        self.outcome.pages = [
+            Page(self.number(p.incident_id), p.level, p.policy, p.to, p.at - self.f.start) for p in self.pager.pages
+        ]
         return self.outcome
 
     def _applying(self, event: Event) -> Callable[[datetime], list[IncidentEvent]]:
         def apply(now: datetime) -> list[IncidentEvent]:
             self._apply(event, now)
             return []  # `_apply` observes what it emits itself
+
         return apply
 
     def _apply(self, event: Event, now: datetime) -> None:
@@ -275,17 +289,32 @@ class _Simulation:
             labels = event.fire if event.fire is not None else event.resolve
             assert labels is not None
             firing = event.fire is not None
-            alert = Alert(fingerprint=fingerprint(labels), status=AlertStatus.firing if firing else AlertStatus.resolved,
-                          labels=labels, annotations=event.annotations, starts_at=now, ends_at=None if firing else now,
-                          source="fixture", received_at=now)
+            alert = Alert(
+                fingerprint=fingerprint(labels),
+                status=AlertStatus.firing if firing else AlertStatus.resolved,
+                labels=labels,
+                annotations=event.annotations,
+                starts_at=now,
+                ends_at=None if firing else now,
+                source="fixture",
+                received_at=now,
+            )
             self._observe(self.engine.apply(self.state, alert, now)[1])
         elif event.change is not None:
             self.engine.add_change(self.state, ChangeEvent.model_validate({"at": now.isoformat(), **event.change}))
         elif event.silence is not None:
             spec = event.silence
-            self.engine.add_silence(self.state, Silence(id=f"fixture-{len(self.state.silences) + 1}", matchers=spec.matchers,
-                                                        startsAt=now, endsAt=now + spec.duration, createdBy=spec.by,
-                                                        comment=spec.comment))
+            self.engine.add_silence(
+                self.state,
+                Silence(
+                    id=f"fixture-{len(self.state.silences) + 1}",
+                    matchers=spec.matchers,
+                    startsAt=now,
+                    endsAt=now + spec.duration,
+                    createdBy=spec.by,
+                    comment=spec.comment,
+                ),
+            )
         else:
             self._observe(self.engine.command(self.state, self._command(event, now))[1])
 
@@ -299,21 +328,33 @@ class _Simulation:
         spec = event.ack or event.resolve_incident or event.merge or event.split
         assert spec is not None
         incident = self._numbered(event, spec.incident)
-        base = {"incident_id": incident.id, "correlation_key": incident.correlation_key, "actor": spec.by,
-                "comment": spec.comment, "at": now}
+        base = {
+            "incident_id": incident.id,
+            "correlation_key": incident.correlation_key,
+            "actor": spec.by,
+            "comment": spec.comment,
+            "at": now,
+        }
         if event.merge is not None:
             into = self._numbered(event, event.merge.into).id
-            return self._refused(event, IncidentCommand(action=CommandAction.merge, into=into,
-                                                        snapshot=snapshot(incident, now), **base))
+            return self._refused(
+                event, IncidentCommand(action=CommandAction.merge, into=into, snapshot=snapshot(incident, now), **base)
+            )
         if event.split is not None:
             chosen = [fingerprint(labels) for labels in event.split.alerts]
             unknown = [labels for labels, fp in zip(event.split.alerts, chosen) if fp not in incident.alerts]
             if unknown:
-                raise ValueError(f"event at {event.at}: split names alerts incident {spec.incident} does not hold: "
-                                 f"{unknown[:3]}; give the labels of alerts it holds")
-            return self._refused(event, IncidentCommand(action=CommandAction.split, alerts=chosen,
-                                                        snapshot=snapshot(incident, now), **base))
-        return IncidentCommand(action=CommandAction.acknowledge if event.ack is not None else CommandAction.resolve, **base)
+                raise ValueError(
+                    f"event at {event.at}: split names alerts incident {spec.incident} does not hold: "
+                    f"{unknown[:3]}; give the labels of alerts it holds"
+                )
+            return self._refused(
+                event,
+                IncidentCommand(action=CommandAction.split, alerts=chosen, snapshot=snapshot(incident, now), **base),
+            )
+        return IncidentCommand(
+            action=CommandAction.acknowledge if event.ack is not None else CommandAction.resolve, **base
+        )
 
     def _refused(self, event: Event, command: IncidentCommand) -> IncidentCommand:
         """The command, unless the grouping stage would refuse it (`regroup_refusal`): a fixture that asks for what
@@ -334,8 +375,10 @@ class _Simulation:
                 self.order.append(event.incident_id)
             self.incidents[event.incident_id] = incident
             self.pager.observe(event, incident)
-            started += [(r, incident.id, event.kind.value)
-                        for r in triggered(self.runbooks, event, incident, self.rules.topology, self.rules.service_label)]
+            started += [
+                (r, incident.id, event.kind.value)
+                for r in triggered(self.runbooks, event, incident, self.rules.topology, self.rules.service_label)
+            ]
         # Steps' `when` read the incident as the executor would find it: after everything this input did (an
         # incident opens before its alerts are added).
         for runbook, incident_id, trigger in started:
@@ -348,9 +391,19 @@ class _Simulation:
                     self._run(runbook, incident, Trigger.escalated.value)
 
     def _escalated(self, incident: Incident) -> list[Runbook]:
-        return [r for r in self.runbooks if Trigger.escalated in r.on and
-                triggered([r], _as_escalation(incident), incident, self.rules.topology, self.rules.service_label,
-                          Trigger.escalated)]
+        return [
+            r
+            for r in self.runbooks
+            if Trigger.escalated in r.on
+            and triggered(
+                [r],
+                _as_escalation(incident),
+                incident,
+                self.rules.topology,
+                self.rules.service_label,
+                Trigger.escalated,
+            )
+        ]
 
     def _run(self, runbook: Runbook, incident: Incident, trigger: str) -> None:
         ctx = context(incident, self.rules.topology, self.rules.service_label)
@@ -368,16 +421,25 @@ class _Simulation:
 
 
 def _as_escalation(incident: Incident) -> IncidentEvent:
-    return IncidentEvent(event_id=f"{incident.id}/escalated", kind=IncidentEventKind.severity_changed, incident_id=incident.id,
-                         correlation_key=incident.correlation_key, group_labels=incident.group_labels, seq=incident.seq,
-                         at=incident.updated_at, severity=incident.severity)
+    return IncidentEvent(
+        event_id=f"{incident.id}/escalated",
+        kind=IncidentEventKind.severity_changed,
+        incident_id=incident.id,
+        correlation_key=incident.correlation_key,
+        group_labels=incident.group_labels,
+        seq=incident.seq,
+        at=incident.updated_at,
+        severity=incident.severity,
+    )
 
 
 def _compare(kind: str, expected: list[BaseModel], actual: list[dict[str, Any]], describe: Any) -> list[str]:
     problems = []
     if len(expected) != len(actual):
-        problems.append(f"{kind}: expected {len(expected)}, got {len(actual)}: " +
-                        ("; ".join(describe(a) for a in actual) or "none"))
+        problems.append(
+            f"{kind}: expected {len(expected)}, got {len(actual)}: "
+            + ("; ".join(describe(a) for a in actual) or "none")
+        )
     for index, (want, got) in enumerate(zip(expected, actual), start=1):
         for key, value in want.model_dump(exclude_none=True).items():
             if got.get(key) != value:
@@ -390,23 +452,57 @@ def verify(fixture: Fixture, outcome: Outcome) -> list[str]:
     expect, problems = fixture.expect, []
     if expect.incidents is not None:
         number = {i.id: n for n, i in enumerate(outcome.incidents, start=1)}
-        actual = [{"alerts": i.alert_count, "firing": i.firing_count, "status": i.status.value, "policy": i.policy,
-                   "severity": i.severity, "title": i.title, "root": i.probable_root,
-                   "page_held": i.page_held_until is not None, "merged_into": number.get(i.merged_into or ""),
-                   "split_from": number.get(i.split_from or "")} for i in outcome.incidents]
-        problems += _compare("incidents", list(expect.incidents), actual,
-                             lambda i: f"{i['title']!r} {i['status']}, {i['alerts']} alerts, policy {i['policy']}")
+        actual = [
+            {
+                "alerts": i.alert_count,
+                "firing": i.firing_count,
+                "status": i.status.value,
+                "policy": i.policy,
+                "severity": i.severity,
+                "title": i.title,
+                "root": i.probable_root,
+                "page_held": i.page_held_until is not None,
+                "merged_into": number.get(i.merged_into or ""),
+                "split_from": number.get(i.split_from or ""),
+            }
+            for i in outcome.incidents
+        ]
+        problems += _compare(
+            "incidents",
+            list(expect.incidents),
+            actual,
+            lambda i: f"{i['title']!r} {i['status']}, {i['alerts']} alerts, policy {i['policy']}",
+        )
     if expect.pages is not None:
-        actual = [{"incident": p.incident, "level": p.level, "policy": p.policy, "to": p.to,
-                   "at": f"{int(p.at.total_seconds())}s"} for p in outcome.pages]  # as a Duration dumps
-        problems += _compare("pages", list(expect.pages), actual,
-                             lambda p: f"incident {p['incident']} level {p['level']} via {p['policy']} to "
-                                       f"{', '.join(p['to'])} at {p['at']}")
+        actual = [
+            {
+                "incident": p.incident,
+                "level": p.level,
+                "policy": p.policy,
+                "to": p.to,
+                "at": f"{int(p.at.total_seconds())}s",
+            }
+            for p in outcome.pages
+        ]  # as a Duration dumps
+        problems += _compare(
+            "pages",
+            list(expect.pages),
+            actual,
+            lambda p: (
+                f"incident {p['incident']} level {p['level']} via {p['policy']} to {', '.join(p['to'])} at {p['at']}"
+            ),
+        )
     if expect.runbooks is not None:
-        actual = [{"incident": r.incident, "runbook": r.runbook, "trigger": r.trigger, "steps": r.steps, "gated": r.gated}
-                  for r in outcome.runs]
-        problems += _compare("runbooks", list(expect.runbooks), actual,
-                             lambda r: f"{r['runbook']} on incident {r['incident']} ({r['trigger']}): {', '.join(r['steps'])}")
+        actual = [
+            {"incident": r.incident, "runbook": r.runbook, "trigger": r.trigger, "steps": r.steps, "gated": r.gated}
+            for r in outcome.runs
+        ]
+        problems += _compare(
+            "runbooks",
+            list(expect.runbooks),
+            actual,
+            lambda r: f"{r['runbook']} on incident {r['incident']} ({r['trigger']}): {', '.join(r['steps'])}",
+        )
     return problems
 
 

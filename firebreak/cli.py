@@ -5,16 +5,16 @@ from __future__ import annotations
 import asyncio
 import sys
 from datetime import timedelta
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 import click
 import redis.asyncio as aioredis
 
-from firebreak.cli_params import DURATION
 from adapters.logs import configure as configure_logs
-from firebreak.settings import ConfigError, Settings, docs_table, load_settings
 from adapters.readmodel import STATUS_FILTERS
+from firebreak.cli_params import DURATION
+from firebreak.settings import ConfigError, Settings, docs_table, load_settings
 from firebreak.terminal import echo, echo_json, escape
 from schemas import CommandAction, Incident
 
@@ -90,7 +90,9 @@ def topics_create(ctx: click.Context) -> None:
     try:
         reports = create_topics(settings)
     except KafkaError as exc:
-        raise click.ClickException(f"Kafka at {settings.kafka_bootstrap} did not answer ({exc}); is it running? (make up)") from exc
+        raise click.ClickException(
+            f"Kafka at {settings.kafka_bootstrap} did not answer ({exc}); is it running? (make up)"
+        ) from exc
     for report in reports:
         state = "created" if report.created else "exists"
         echo(f"{report.name:<16} {state:<8} partitions={report.partitions}")
@@ -106,7 +108,9 @@ def schemas() -> None:
 
 
 @schemas.command("export")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("schemas/json"), show_default=True)
+@click.option(
+    "--out", type=click.Path(file_okay=False, path_type=Path), default=Path("schemas/json"), show_default=True
+)
 @click.option("--check", is_flag=True, help="Exit 1 if the files on disk differ from the models, write nothing.")
 def schemas_export(out: Path, check: bool) -> None:
     """Write the JSON Schema of every published model."""
@@ -116,7 +120,9 @@ def schemas_export(out: Path, check: bool) -> None:
     stale = [name for name, text in rendered.items() if not (out / name).is_file() or (out / name).read_text() != text]
     if check:
         if stale:
-            raise click.ClickException(f"stale JSON Schemas in {out}: {', '.join(stale)}; run `firebreak schemas export`")
+            raise click.ClickException(
+                f"stale JSON Schemas in {out}: {', '.join(stale)}; run `firebreak schemas export`"
+            )
         echo(f"{len(rendered)} JSON Schemas in {out} are current")
         return
     out.mkdir(parents=True, exist_ok=True)
@@ -173,7 +179,9 @@ def _read(ctx: click.Context, action):  # type: ignore[no-untyped-def]
     try:
         return asyncio.run(_with_store(settings, action))
     except RedisError as exc:
-        raise click.ClickException(f"Redis at {settings.redis_url} did not answer ({exc}); is it running? (make up)") from exc
+        raise click.ClickException(
+            f"Redis at {settings.redis_url} did not answer ({exc}); is it running? (make up)"
+        ) from exc
 
 
 def _print_list(items: list[Any], as_json: bool, empty: str, line: Any) -> None:
@@ -195,8 +203,13 @@ def _when(incident: Incident) -> str:
 
 
 @incidents.command("list")
-@click.option("--status", type=click.Choice(STATUS_FILTERS), default="all", show_default=True,
-              help="open = triggered or acknowledged.")
+@click.option(
+    "--status",
+    type=click.Choice(STATUS_FILTERS),
+    default="all",
+    show_default=True,
+    help="open = triggered or acknowledged.",
+)
 @click.option("--limit", type=click.IntRange(1, 1000), default=50, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="One JSON document, for scripts.")
 @click.pass_context
@@ -210,8 +223,10 @@ def incidents_list(ctx: click.Context, status: str, limit: int, as_json: bool) -
         echo("no incidents")
         return
     rows = [("ID", "STATUS", "SEVERITY", "OPENED (UTC)", "FIRING", "ALERTS", "TITLE")]
-    rows += [(i.id, i.status.value, i.severity or "-", _when(i), str(i.firing_count), str(i.alert_count), i.title)
-             for i in found]
+    rows += [
+        (i.id, i.status.value, i.severity or "-", _when(i), str(i.firing_count), str(i.alert_count), i.title)
+        for i in found
+    ]
     widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]) - 1)]
     for row in rows:
         echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[-1])
@@ -260,18 +275,30 @@ def incidents_show(ctx: click.Context, incident_id: str, as_json: bool) -> None:
     lines = []
     for entry in incident.timeline:
         who = f"by {entry.actor}" if entry.actor != "firebreak" else ""
-        lines.append((entry.at, f"  {entry.at.strftime('%H:%M:%S')}  #{entry.seq:<4} {entry.kind.value:<16} {entry.rule:<7} "
-                                f"{entry.fingerprint or ''} {who} {entry.detail}".rstrip()))
+        lines.append(
+            (
+                entry.at,
+                f"  {entry.at.strftime('%H:%M:%S')}  #{entry.seq:<4} {entry.kind.value:<16} {entry.rule:<7} "
+                f"{entry.fingerprint or ''} {who} {entry.detail}".rstrip(),
+            )
+        )
     for result in results:
         what = f"{result.runbook}{'/' + result.step_id if result.step_id else ''}"
         detail = result.error or (result.output.get("text", "") if isinstance(result.output, dict) else "")
-        lines.append((result.at, f"  {result.at.strftime('%H:%M:%S')}  runbook {result.kind.value:<16} {what} {detail}".rstrip()))
+        lines.append(
+            (result.at, f"  {result.at.strftime('%H:%M:%S')}  runbook {result.kind.value:<16} {what} {detail}".rstrip())
+        )
     for d in sent:
         level = f" level {d.level}" if d.level else ""
         who = f" {d.user}" if d.user else ""
-        lines.append((d.at, f"  {d.at.strftime('%H:%M:%S')}  notify  {d.kind.value:<16} {d.status.value}{level}{who} via "
-                            f"{d.channel} ({d.channel_type}){' after ' + str(d.attempts) + ' attempts' if d.attempts > 1 else ''}"
-                            f"{': ' + d.error if d.error else ''}"))
+        lines.append(
+            (
+                d.at,
+                f"  {d.at.strftime('%H:%M:%S')}  notify  {d.kind.value:<16} {d.status.value}{level}{who} via "
+                f"{d.channel} ({d.channel_type}){' after ' + str(d.attempts) + ' attempts' if d.attempts > 1 else ''}"
+                f"{': ' + d.error if d.error else ''}",
+            )
+        )
     echo("timeline:")
     for _, line in sorted(lines, key=lambda pair: pair[0]):
         echo(line)
@@ -298,11 +325,17 @@ def _api(ctx: click.Context, method: str, path: str, url: str | None, body: obje
     is_json = response.headers.get("Content-Type", "").startswith("application/json")
     if response.status_code >= 300:
         if not is_json:
-            raise click.ClickException(f"{response.status_code}: {escape(response.text)}")  # its line breaks are data too
+            raise click.ClickException(
+                f"{response.status_code}: {escape(response.text)}"
+            )  # its line breaks are data too
         answer = response.json()
         problems = answer.get("problems") or []
         lines = [f"{response.status_code}: {escape(str(answer.get('message')))}"]
-        lines += [f"  {escape(str(p.get('field')))}: {escape(str(p.get('problem')))}" for p in problems[:20] if isinstance(p, dict)]
+        lines += [
+            f"  {escape(str(p.get('field')))}: {escape(str(p.get('problem')))}"
+            for p in problems[:20]
+            if isinstance(p, dict)
+        ]
         if len(problems) > 20:
             lines.append(f"  ... and {len(problems) - 20} more")
         if response.status_code == 401 and not tokens:
@@ -344,50 +377,103 @@ def incidents_merge(ctx: click.Context, incident_id: str, into: str, actor: str,
 
 @incidents.command("split")
 @click.argument("incident_id")
-@click.option("--alert", "alerts", multiple=True, required=True,
-              help="Fingerprint of an alert to move (`incidents show` lists them); repeat for more.")
+@click.option(
+    "--alert",
+    "alerts",
+    multiple=True,
+    required=True,
+    help="Fingerprint of an alert to move (`incidents show` lists them); repeat for more.",
+)
 @click.option("--actor", required=True, help="Who acts (recorded on both timelines).")
 @click.option("--comment", default="", help="Why; recorded on both timelines.")
 @API_URL
 @click.pass_context
-def incidents_split(ctx: click.Context, incident_id: str, alerts: tuple[str, ...], actor: str, comment: str,
-                    url: str | None) -> None:
+def incidents_split(
+    ctx: click.Context, incident_id: str, alerts: tuple[str, ...], actor: str, comment: str, url: str | None
+) -> None:
     """Split alerts off an incident into a new one (through the API), which pages on its own."""
-    _api(ctx, "POST", f"/api/v1/incidents/{incident_id}/split", url, {"alerts": list(alerts), "actor": actor, "comment": comment})
-    echo(f"{incident_id}: split of {len(alerts)} alerts accepted; `firebreak incidents show {incident_id}` names the "
-         "new incident once the worker applied it")
+    _api(
+        ctx,
+        "POST",
+        f"/api/v1/incidents/{incident_id}/split",
+        url,
+        {"alerts": list(alerts), "actor": actor, "comment": comment},
+    )
+    echo(
+        f"{incident_id}: split of {len(alerts)} alerts accepted; `firebreak incidents show {incident_id}` names the "
+        "new incident once the worker applied it"
+    )
 
 
 @main.command()
 @click.argument("alerts_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--policies", "policies_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="Correlation policies (default: the policies_file setting, else the built-in default policy).")
-@click.option("--services", "services_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="Service catalog for topology-aware policies (default: the services_file setting).")
-@click.option("--silences", "silences_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="Silences in force during the stream (YAML: `silences:` list, as the API returns them).")
-@click.option("--changes", "changes_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="Changes during the stream (JSON lines, as POST /api/v1/changes records them).")
-@click.option("--notifications", "notifications_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              default=None, help="Escalation config: also run the pager on the replay's clock (routes, levels, on-call "
-                                 "schedules, mutes, transient pauses; nobody acknowledges) and count who would be paged.")
-@click.option("--ack-after", "acked", type=DURATION, default=None,
-              help="With --notifications: assume each incident is acknowledged this long after its first page (5m; at "
-                   "most 366d).")
+@click.option(
+    "--policies",
+    "policies_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Correlation policies (default: the policies_file setting, else the built-in default policy).",
+)
+@click.option(
+    "--services",
+    "services_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Service catalog for topology-aware policies (default: the services_file setting).",
+)
+@click.option(
+    "--silences",
+    "silences_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Silences in force during the stream (YAML: `silences:` list, as the API returns them).",
+)
+@click.option(
+    "--changes",
+    "changes_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Changes during the stream (JSON lines, as POST /api/v1/changes records them).",
+)
+@click.option(
+    "--notifications",
+    "notifications_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Escalation config: also run the pager on the replay's clock (routes, levels, on-call "
+    "schedules, mutes, transient pauses; nobody acknowledges) and count who would be paged.",
+)
+@click.option(
+    "--ack-after",
+    "acked",
+    type=DURATION,
+    default=None,
+    help="With --notifications: assume each incident is acknowledged this long after its first page (5m; at "
+    "most 366d).",
+)
 @click.option("--json", "as_json", is_flag=True, help="The report and every incident with its alerts, as JSON.")
 @click.option("--explain", is_flag=True, help="Also print each alert's decisions, as `firebreak explain` does live.")
 @click.pass_context
-def replay(ctx: click.Context, alerts_file: Path, policies_file: Path | None, services_file: Path | None,
-           silences_file: Path | None, changes_file: Path | None, notifications_file: Path | None, acked: timedelta | None,
-           as_json: bool, explain: bool) -> None:
+def replay(
+    ctx: click.Context,
+    alerts_file: Path,
+    policies_file: Path | None,
+    services_file: Path | None,
+    silences_file: Path | None,
+    changes_file: Path | None,
+    notifications_file: Path | None,
+    acked: timedelta | None,
+    as_json: bool,
+    explain: bool,
+) -> None:
     """Run a recorded alert stream (JSON lines) through the engine offline and report what would happen."""
     from actions.loader import load_notifications
-    from correlation.virtual_pager import VirtualPager
+    from adapters.yamlfile import ConfigFileError, load_yaml_model
     from correlation.engine import Engine, State
+    from correlation.explain import print_alert
     from correlation.replay import Report, read_lines, suppression_of
     from correlation.replay import replay as run_replay
-    from correlation.explain import print_alert
-    from adapters.yamlfile import ConfigFileError, load_yaml_model
+    from correlation.virtual_pager import VirtualPager
     from schemas import ChangeEvent, SilenceFile
 
     settings = _settings(ctx)
@@ -400,7 +486,9 @@ def replay(ctx: click.Context, alerts_file: Path, policies_file: Path | None, se
     except ConfigFileError as exc:
         raise click.ClickException(str(exc)) from exc
     if acked is not None and escalation is None:
-        raise click.UsageError("--ack-after models the people being paged: give the escalation config with --notifications too")
+        raise click.UsageError(
+            "--ack-after models the people being paged: give the escalation config with --notifications too"
+        )
     change_list = []
     if changes_file is not None:
         for number, line in enumerate(changes_file.read_text().splitlines(), start=1):
@@ -414,18 +502,33 @@ def replay(ctx: click.Context, alerts_file: Path, policies_file: Path | None, se
 
     def pager(engine: Engine, state: State) -> VirtualPager:
         assert escalation is not None
-        return VirtualPager(escalation, rules.topology, rules.service_label, suppression_of(engine, state), report.decisions,
-                            ack_after=acked)
+        return VirtualPager(
+            escalation,
+            rules.topology,
+            rules.service_label,
+            suppression_of(engine, state),
+            report.decisions,
+            ack_after=acked,
+        )
 
     with alerts_file.open(encoding="utf-8", errors="replace") as handle:
         items = read_lines(handle, report, frozenset(settings.fingerprint_ignore_labels))
-    with click.progressbar(length=len(items), label="replaying", file=sys.stderr,
-                           show_pos=True, show_percent=True) as bar:
+    with click.progressbar(
+        length=len(items), label="replaying", file=sys.stderr, show_pos=True, show_percent=True
+    ) as bar:
+
         def step() -> None:
             bar.update(1)
 
-        run_replay(items, rules, on_alert=step, report=report, silences=silence_list, changes=change_list,
-                   pager=pager if escalation is not None else None)
+        run_replay(
+            items,
+            rules,
+            on_alert=step,
+            report=report,
+            silences=silence_list,
+            changes=change_list,
+            pager=pager if escalation is not None else None,
+        )
     summary = report.summary()
     for bad in report.bad_lines[:5]:
         echo(f"{alerts_file}:{bad.line}: skipped: {bad.problem}", err=True)
@@ -448,16 +551,24 @@ def replay(ctx: click.Context, alerts_file: Path, policies_file: Path | None, se
     echo(f"pages:             {summary['pages']}  (first page of each escalation, by the simulated pager)")
     if "paging" in summary:
         paging = summary["paging"]
-        who = f"each incident acknowledged {acked.total_seconds():g}s after its first page" if acked is not None else "nobody acknowledging"
-        echo(f"paged, by the escalation config ({who}): {paging['pages']} page{'' if paging['pages'] == 1 else 's'}; by level: "
-                   + ", ".join(f"{level} → {n}" for level, n in paging["by_level"].items()))
+        who = (
+            f"each incident acknowledged {acked.total_seconds():g}s after its first page"
+            if acked is not None
+            else "nobody acknowledging"
+        )
+        echo(
+            f"paged, by the escalation config ({who}): {paging['pages']} page{'' if paging['pages'] == 1 else 's'}; by level: "
+            + ", ".join(f"{level} → {n}" for level, n in paging["by_level"].items())
+        )
         echo("  by recipient:     " + (", ".join(f"{who} {n}" for who, n in paging["by_recipient"].items()) or "none"))
     echo(f"notifications:     {summary['notifications']}  (pages + severity changes + resolves)")
     echo("dedup:             " + ", ".join(f"{k} {v}" for k, v in sorted(summary["dedup"].items())))
     echo("per policy:")
     for name, counts in summary["per_policy"].items():
-        echo(f"  {name:<20} incidents {counts.get('incidents', 0):<6} pages {counts.get('pages', 0):<6} "
-                   f"notifications {counts.get('notifications', 0)}")
+        echo(
+            f"  {name:<20} incidents {counts.get('incidents', 0):<6} pages {counts.get('pages', 0):<6} "
+            f"notifications {counts.get('notifications', 0)}"
+        )
 
 
 def _stories(decisions: list[Any]) -> list[dict[str, Any]]:
@@ -471,17 +582,24 @@ def _stories(decisions: list[Any]) -> list[dict[str, Any]]:
 @main.command()
 @click.argument("alert", required=False)
 @click.argument("more_labels", nargs=-1)
-@click.option("--incident", "incident_id", default=None, help="Explain an incident: why each alert is in it, why each page went out.")
+@click.option(
+    "--incident",
+    "incident_id",
+    default=None,
+    help="Explain an incident: why each alert is in it, why each page went out.",
+)
 @click.option("--json", "as_json", is_flag=True, help="The decisions as JSON, as the API returns them.")
 @click.pass_context
-def explain(ctx: click.Context, alert: str | None, more_labels: tuple[str, ...], incident_id: str | None, as_json: bool) -> None:
+def explain(
+    ctx: click.Context, alert: str | None, more_labels: tuple[str, ...], incident_id: str | None, as_json: bool
+) -> None:
     """Why was (or wasn't) someone paged: an alert's decisions as a timeline.
 
     ALERT is a fingerprint, or the alert's labels as `name=value` pairs (separated by spaces or commas), from
     which the fingerprint is computed as ingest does."""
-    from correlation.fingerprint import fingerprint
     from adapters.decision_log import DecisionLog
     from correlation.explain import alert_report, incident_report, print_alert
+    from correlation.fingerprint import fingerprint
 
     settings = _settings(ctx)
 
@@ -493,8 +611,10 @@ def explain(ctx: click.Context, alert: str | None, more_labels: tuple[str, ...],
             raise click.UsageError("give an alert or --incident, not both")
         decisions = _read(ctx, lambda store: log(store).for_incident(incident_id))
         if not decisions:
-            raise click.ClickException(f"no decisions recorded for incident {incident_id} in the last "
-                                       f"{settings.decision_retention_hours:g} hours; `firebreak incidents list` shows the ids")
+            raise click.ClickException(
+                f"no decisions recorded for incident {incident_id} in the last "
+                f"{settings.decision_retention_hours:g} hours; `firebreak incidents list` shows the ids"
+            )
         report = incident_report(incident_id, decisions)
         if as_json:
             echo_json(report)
@@ -517,8 +637,10 @@ def explain(ctx: click.Context, alert: str | None, more_labels: tuple[str, ...],
         fp = alert
     decisions = _read(ctx, lambda store: log(store).story(fp))
     if not decisions:
-        raise click.ClickException(f"no decisions recorded for alert {fp} in the last {settings.decision_retention_hours:g} "
-                                   "hours; check the labels (all of them, as the source sends them) or the fingerprint")
+        raise click.ClickException(
+            f"no decisions recorded for alert {fp} in the last {settings.decision_retention_hours:g} "
+            "hours; check the labels (all of them, as the source sends them) or the fingerprint"
+        )
     report = alert_report(fp, decisions)
     if as_json:
         echo_json(report)
@@ -548,14 +670,20 @@ def check(ctx: click.Context, paths: tuple[Path, ...], verbose: bool) -> None:
         if verbose or not result.passed:
             out = result.outcome
             for n, incident in enumerate(out.incidents, start=1):
-                echo(f"      incident {n}: {incident.title!r} {incident.status.value}, {incident.alert_count} alerts, "
-                           f"policy {incident.policy}, severity {incident.severity}")
+                echo(
+                    f"      incident {n}: {incident.title!r} {incident.status.value}, {incident.alert_count} alerts, "
+                    f"policy {incident.policy}, severity {incident.severity}"
+                )
             for page in out.pages:
-                echo(f"      page: incident {page.incident} level {page.level} via {page.policy} to {', '.join(page.to)} "
-                           f"at {int(page.at.total_seconds())}s")
+                echo(
+                    f"      page: incident {page.incident} level {page.level} via {page.policy} to {', '.join(page.to)} "
+                    f"at {int(page.at.total_seconds())}s"
+                )
             for run in out.runs:
                 gated = f" (awaiting approval: {', '.join(run.gated)})" if run.gated else ""
-                echo(f"      runbook {run.runbook} on incident {run.incident} ({run.trigger}): {', '.join(run.steps)}{gated}")
+                echo(
+                    f"      runbook {run.runbook} on incident {run.incident} ({run.trigger}): {', '.join(run.steps)}{gated}"
+                )
         failed += not result.passed
     echo(f"{len(found) - failed} passed, {failed} failed")
     if failed:
@@ -568,22 +696,49 @@ def silences() -> None:
 
 
 @silences.command("add")
-@click.option("--match", "matchers", multiple=True, required=True,
-              help='A matcher or a set as Alertmanager writes them, e.g. service="db" or {service="db", env=~"prod.*"} (repeatable).')
-@click.option("--starts", "starts_at", default=None,
-              help="When it starts (RFC 3339 with a time zone; default now): a maintenance window ahead.")
-@click.option("--for", "duration", type=DURATION, default=None, help="How long from its start: 30m, 2h, 1d (at most 366d).")
+@click.option(
+    "--match",
+    "matchers",
+    multiple=True,
+    required=True,
+    help='A matcher or a set as Alertmanager writes them, e.g. service="db" or {service="db", env=~"prod.*"} (repeatable).',
+)
+@click.option(
+    "--starts",
+    "starts_at",
+    default=None,
+    help="When it starts (RFC 3339 with a time zone; default now): a maintenance window ahead.",
+)
+@click.option(
+    "--for", "duration", type=DURATION, default=None, help="How long from its start: 30m, 2h, 1d (at most 366d)."
+)
 @click.option("--until", "ends_at", default=None, help="Or an end time (RFC 3339 with a time zone).")
 @click.option("--author", required=True)
 @click.option("--comment", required=True, help="Why (a ticket, a maintenance window).")
 @API_URL
 @click.pass_context
-def silences_add(ctx: click.Context, matchers: tuple[str, ...], starts_at: str | None, duration: timedelta | None,
-                 ends_at: str | None, author: str, comment: str, url: str | None) -> None:
+def silences_add(
+    ctx: click.Context,
+    matchers: tuple[str, ...],
+    starts_at: str | None,
+    duration: timedelta | None,
+    ends_at: str | None,
+    author: str,
+    comment: str,
+    url: str | None,
+) -> None:
     """Create a silence (or, with --starts in the future, a maintenance window)."""
-    text = f"{duration // timedelta(milliseconds=1)}ms" if duration is not None else None  # as the API reads it, exactly
-    body = {"matchers": list(matchers), "createdBy": author, "comment": comment, "duration": text,
-            "endsAt": ends_at, "startsAt": starts_at}
+    text = (
+        f"{duration // timedelta(milliseconds=1)}ms" if duration is not None else None
+    )  # as the API reads it, exactly
+    body = {
+        "matchers": list(matchers),
+        "createdBy": author,
+        "comment": comment,
+        "duration": text,
+        "endsAt": ends_at,
+        "startsAt": starts_at,
+    }
     created = _api(ctx, "POST", "/api/v1/silences", url, {k: v for k, v in body.items() if v is not None})
     echo(f"{created['id']}  until {created['endsAt']}  {' '.join(created['matchers'])}")
 
@@ -598,7 +753,9 @@ def silences_list(ctx: click.Context, show_all: bool, url: str | None) -> None:
     if not found:
         echo("no silences")
     for s in found:
-        echo(f"{s['id']}  {s['startsAt']} .. {s['endsAt']}  by {s['createdBy']}  {' '.join(s['matchers'])}  # {s['comment']}")
+        echo(
+            f"{s['id']}  {s['startsAt']} .. {s['endsAt']}  by {s['createdBy']}  {' '.join(s['matchers'])}  # {s['comment']}"
+        )
 
 
 @silences.command("expire")
@@ -613,8 +770,11 @@ def silences_expire(ctx: click.Context, silence_id: str, url: str | None) -> Non
 
 @main.command()
 @click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True)
-@click.option("--refused", is_flag=True,
-              help="Show the refusals of requests without a valid credential instead (a list of their own, rate-limited).")
+@click.option(
+    "--refused",
+    is_flag=True,
+    help="Show the refusals of requests without a valid credential instead (a list of their own, rate-limited).",
+)
 @click.option("--json", "as_json", is_flag=True)
 @API_URL
 @click.pass_context
@@ -625,8 +785,10 @@ def audit(ctx: click.Context, limit: int, refused: bool, as_json: bool, url: str
 
     def line(e: dict[str, Any]) -> str:
         target = " ".join(f"{k}={v}" for k, v in e["target"].items())
-        return (f"{e['at']}  {e['status']}  {e['principal']:<16} {e['actor'] or '-':<12} {e['action']}  {target}"
-                f"{'  ' + e['detail'] if e.get('detail') else ''}")
+        return (
+            f"{e['at']}  {e['status']}  {e['principal']:<16} {e['actor'] or '-':<12} {e['action']}  {target}"
+            f"{'  ' + e['detail'] if e.get('detail') else ''}"
+        )
 
     _print_list(entries, as_json, "no audit entries", line)
 
@@ -637,7 +799,9 @@ def readmodel() -> None:
 
 
 @readmodel.command("rebuild")
-@click.option("--clear", is_flag=True, help="Delete the incidents in Redis first (otherwise missing ones are filled in).")
+@click.option(
+    "--clear", is_flag=True, help="Delete the incidents in Redis first (otherwise missing ones are filled in)."
+)
 @click.pass_context
 def readmodel_rebuild(ctx: click.Context, clear: bool) -> None:
     """Re-apply every incident event from Kafka, e.g. after Redis lost its data. Safe while workers run."""
@@ -652,7 +816,9 @@ def readmodel_rebuild(ctx: click.Context, clear: bool) -> None:
         with click.progressbar(length=total, label="incident events", file=sys.stderr, show_pos=True) as bar:
             results = rebuild(settings, clear, bar.update)
     except (KafkaError, RedisError) as exc:
-        raise click.ClickException(f"rebuild failed ({exc}); check FIREBREAK_KAFKA_BOOTSTRAP and FIREBREAK_REDIS_URL") from exc
+        raise click.ClickException(
+            f"rebuild failed ({exc}); check FIREBREAK_KAFKA_BOOTSTRAP and FIREBREAK_REDIS_URL"
+        ) from exc
     echo(", ".join(f"{k} {v}" for k, v in sorted(results.items())) or "no incident events")
 
 
@@ -667,9 +833,18 @@ def problems() -> None:
 def problems_list(ctx: click.Context, as_json: bool) -> None:
     """Each problem with the incidents it links, most recent first."""
     found = _read(ctx, lambda store: store.problems())
-    _print_list(found, as_json, "no problems", lambda p: [f"{p['id']}  {len(p['incidents'])} incidents ({p['open']} open), "
-                f"last {p['last_opened_at']}  {p['title']}", f"    {' '.join(p['incidents'])}"])
+    _print_list(
+        found,
+        as_json,
+        "no problems",
+        lambda p: [
+            f"{p['id']}  {len(p['incidents'])} incidents ({p['open']} open), last {p['last_opened_at']}  {p['title']}",
+            f"    {' '.join(p['incidents'])}",
+        ],
+    )
 
 
-from firebreak import cli_runbooks  # noqa: E402,F401  (registers `runbook`, `runbooks` and `runs` on main)
-from firebreak import cli_oncall  # noqa: E402,F401  (registers `oncall` on main)
+from firebreak import (  # noqa: E402 - the command modules register on `main`, defined above
+    cli_oncall,  # noqa: F401  (registers `oncall` on main)
+    cli_runbooks,  # noqa: F401  (registers `runbook`, `runbooks` and `runs` on main)
+)

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import click
 
-from schemas.alert import EARLIEST, LATEST
-
+from adapters.yamlfile import ConfigFileError
 from firebreak.cli import _settings, main
 from firebreak.terminal import echo
-from adapters.yamlfile import ConfigFileError
+from schemas.alert import EARLIEST, LATEST
 
 
 @main.group()
@@ -21,7 +20,7 @@ def oncall() -> None:
 
 def _at(text: str | None) -> datetime:
     if text is None:
-        return datetime.now(timezone.utc)
+        return datetime.now(UTC)
     try:
         at = datetime.fromisoformat(text)
     except ValueError as exc:
@@ -64,7 +63,11 @@ def oncall_who(ctx: click.Context, team: str | None, schedule_name: str | None, 
                     people.append(target.user)
                 else:
                     people.append(f"channel {target.channel}")
-            after = "the last level" if number == len(policy.levels) else f"the next level {level.delay.total_seconds():g}s later"
+            after = (
+                "the last level"
+                if number == len(policy.levels)
+                else f"the next level {level.delay.total_seconds():g}s later"
+            )
             echo(f"level {number} ({after}): {', '.join(people)}")
         return
     names = [schedule_name] if schedule_name else sorted(config.schedules)
@@ -76,4 +79,6 @@ def oncall_who(ctx: click.Context, team: str | None, schedule_name: str | None, 
             raise click.ClickException(f"no schedule named {name!r} (schedules: {', '.join(sorted(config.schedules))})")
         shift = on_call(schedule, at)
         local = shift.end.astimezone(ZoneInfo(schedule.time_zone))
-        echo(f"{name}: {shift.user}{' (override)' if shift.override else ''} until {local.isoformat()} ({schedule.time_zone})")
+        echo(
+            f"{name}: {shift.user}{' (override)' if shift.override else ''} until {local.isoformat()} ({schedule.time_zone})"
+        )

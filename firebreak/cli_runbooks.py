@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import click
 
+from adapters.yamlfile import ConfigFileError
 from firebreak.cli import API_URL, _api, _print_list, _settings, main
 from firebreak.settings import Settings
 from firebreak.terminal import echo, echo_json
-from adapters.yamlfile import ConfigFileError
 from schemas import Alert, Incident, IncidentEventKind
 
 
@@ -36,8 +36,12 @@ def _lint_env(settings: Settings) -> Any:
         channels = frozenset(load_notifications(settings.notifications_file).channels)
     except ConfigFileError as exc:
         raise click.ClickException(str(exc)) from exc
-    return LintEnv(AllowList.parse(settings.actions_allowed_hosts, settings.actions_allow_private_addresses),
-                   CommandPolicy.parse(settings.actions_allowed_commands), Secrets(settings.secrets_dir), channels)
+    return LintEnv(
+        AllowList.parse(settings.actions_allowed_hosts, settings.actions_allow_private_addresses),
+        CommandPolicy.parse(settings.actions_allowed_commands),
+        Secrets(settings.secrets_dir),
+        channels,
+    )
 
 
 @runbook.command("lint")
@@ -91,7 +95,7 @@ def _read_alerts(path: Path, settings: Settings) -> list[Alert]:
     from ingest.errors import IngestError
 
     body = path.read_bytes()
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     ignore = frozenset(settings.fingerprint_ignore_labels)
     try:
         looks_am = isinstance(json.loads(body), dict) and "alerts" in json.loads(body)
@@ -104,10 +108,19 @@ def _read_alerts(path: Path, settings: Settings) -> list[Alert]:
 
 @runbook.command("test")
 @click.argument("path", type=click.Path(exists=True, path_type=Path))
-@click.option("--alert", "alert_file", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Alerts (Alertmanager webhook or generic JSON) that open the incident.")
-@click.option("--trigger", type=click.Choice(["opened", "escalated", "severity_changed", "resolved"]), default="opened",
-              show_default=True)
+@click.option(
+    "--alert",
+    "alert_file",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Alerts (Alertmanager webhook or generic JSON) that open the incident.",
+)
+@click.option(
+    "--trigger",
+    type=click.Choice(["opened", "escalated", "severity_changed", "resolved"]),
+    default="opened",
+    show_default=True,
+)
 @click.option("--dry-run", is_flag=True, help="Show each step as it would run; execute nothing.")
 @click.pass_context
 def runbook_test(ctx: click.Context, path: Path, alert_file: Path, trigger: str, dry_run: bool) -> None:
@@ -125,12 +138,21 @@ def runbook_test(ctx: click.Context, path: Path, alert_file: Path, trigger: str,
         raise click.ClickException(str(exc)) from exc
     incident = _incident_from_alerts(_read_alerts(alert_file, settings), settings)
     rules = settings.load_rules()
-    event = IncidentEvent(event_id="test", kind=IncidentEventKind.opened, incident_id=incident.id,
-                          correlation_key=incident.correlation_key, group_labels=incident.group_labels, seq=1,
-                          at=incident.opened_at, severity=incident.severity)
+    event = IncidentEvent(
+        event_id="test",
+        kind=IncidentEventKind.opened,
+        incident_id=incident.id,
+        correlation_key=incident.correlation_key,
+        group_labels=incident.group_labels,
+        seq=1,
+        at=incident.opened_at,
+        severity=incident.severity,
+    )
     matched = triggered(runbooks, event, incident, rules.topology, rules.service_label, Trigger(trigger))
-    echo(f"incident {incident.id}: {incident.title} (severity {incident.severity or '-'}, "
-               f"{incident.alert_count} alert(s))")
+    echo(
+        f"incident {incident.id}: {incident.title} (severity {incident.severity or '-'}, "
+        f"{incident.alert_count} alert(s))"
+    )
     skipped = [r.name for r in runbooks if r not in matched]
     if skipped:
         echo(f"not matching: {', '.join(skipped)}")
@@ -139,13 +161,22 @@ def runbook_test(ctx: click.Context, path: Path, alert_file: Path, trigger: str,
         return
     failed = False
     for rb in matched:
-        now = datetime.now(timezone.utc)
-        run = Run(id=f"test-{rb.name}", runbook=rb.name, incident_id=incident.id, trigger=Trigger(trigger),
-                  trigger_event_id="test", created_at=now, updated_at=now)
+        now = datetime.now(UTC)
+        run = Run(
+            id=f"test-{rb.name}",
+            runbook=rb.name,
+            incident_id=incident.id,
+            trigger=Trigger(trigger),
+            trigger_event_id="test",
+            created_at=now,
+            updated_at=now,
+        )
         echo()
         echo(f"== {rb.name} (owner {rb.owner}){' [dry run]' if dry_run else ''}")
         try:
-            run = run.model_copy(update={"params": render_params(rb, context(incident, rules.topology, rules.service_label, run))})
+            run = run.model_copy(
+                update={"params": render_params(rb, context(incident, rules.topology, rules.service_label, run))}
+            )
         except RenderError as exc:
             echo(f"  params: FAILED: {exc}")
             failed = True
@@ -160,8 +191,8 @@ def runbook_test(ctx: click.Context, path: Path, alert_file: Path, trigger: str,
 async def _try_steps(settings: Settings, rb: Any, run: Any, incident: Incident, rules: Any, dry_run: bool) -> bool:
     from actions.matching import context
     from actions.runner import Placeholder, Runner, describe
-    from firebreak.runtime import Outbound, services
     from actions.templates import RenderError, evaluate
+    from firebreak.runtime import Outbound, services
     from schemas.runbook import StepRecord, StepStatus
 
     runner = Runner(services(settings, Outbound.from_settings(settings)))
@@ -181,22 +212,31 @@ async def _try_steps(settings: Settings, rb: Any, run: Any, incident: Incident, 
                 break
             echo(f"  [{step.id}] {json.dumps(shown, ensure_ascii=False)}")
             if dry_run:
-                run.steps[step.id] = StepRecord(status=StepStatus.succeeded, action=step.action,
-                                                output=Placeholder(f"steps.{step.id}.output"))
+                run.steps[step.id] = StepRecord(
+                    status=StepStatus.succeeded, action=step.action, output=Placeholder(f"steps.{step.id}.output")
+                )
                 continue
             if step.approval is not None or step.wait is not None or step.resolve_incident is not None:
                 echo(f"      not run outside a worker ({step.action}); counted as succeeded")
-                run.steps[step.id] = StepRecord(status=StepStatus.succeeded, action=step.action,
-                                                output={"decision": "approve", "by": "runbook test"})
+                run.steps[step.id] = StepRecord(
+                    status=StepStatus.succeeded,
+                    action=step.action,
+                    output={"decision": "approve", "by": "runbook test"},
+                )
                 continue
-            now = datetime.now(timezone.utc)
-            outcome = await runner.run(step, ctx, run_id=run.id, incident_id=incident.id, actor=f"runbook:{rb.name}",
-                                       started_at=now, now=now)
-            echo(f"      {outcome.status.value} after {outcome.attempts} attempt(s)"
-                       f"{': ' + outcome.error if outcome.error else ''}")
+            now = datetime.now(UTC)
+            outcome = await runner.run(
+                step, ctx, run_id=run.id, incident_id=incident.id, actor=f"runbook:{rb.name}", started_at=now, now=now
+            )
+            echo(
+                f"      {outcome.status.value} after {outcome.attempts} attempt(s)"
+                f"{': ' + outcome.error if outcome.error else ''}"
+            )
             if outcome.output is not None:
                 echo(f"      output: {json.dumps(outcome.output, ensure_ascii=False)[:2000]}")
-            run.steps[step.id] = StepRecord(status=outcome.status, action=step.action, output=outcome.output, error=outcome.error)
+            run.steps[step.id] = StepRecord(
+                status=outcome.status, action=step.action, output=outcome.output, error=outcome.error
+            )
             if outcome.status is StepStatus.failed and step.on_failure.value != "continue":
                 failed = True
                 echo(f"      on_failure: {step.on_failure.value}; the run stops here")
@@ -232,7 +272,9 @@ def runs() -> None:
 
 @runs.command("list")
 @click.option("--incident", default=None, help="Only this incident's runs.")
-@click.option("--status", default=None, type=click.Choice(["pending", "running", "waiting", "succeeded", "failed", "unknown"]))
+@click.option(
+    "--status", default=None, type=click.Choice(["pending", "running", "waiting", "succeeded", "failed", "unknown"])
+)
 @click.option("--json", "as_json", is_flag=True)
 @API_URL
 @click.pass_context
@@ -243,8 +285,10 @@ def runs_list(ctx: click.Context, incident: str | None, status: str | None, as_j
 
     def line(r: dict[str, Any]) -> str:
         done = sum(1 for s in r["steps"].values() if s["status"] in ("succeeded", "skipped"))
-        return (f"{r['id']}  {r['status']:<9} {r['runbook']:<24} {r['incident_id']}  {r['trigger']:<8} "
-                f"steps done {done}  {r['created_at']}{'  ' + r['error'] if r.get('error') else ''}")
+        return (
+            f"{r['id']}  {r['status']:<9} {r['runbook']:<24} {r['incident_id']}  {r['trigger']:<8} "
+            f"steps done {done}  {r['created_at']}{'  ' + r['error'] if r.get('error') else ''}"
+        )
 
     _print_list(found, as_json, "no runs", line)
 
@@ -260,14 +304,18 @@ def runs_show(ctx: click.Context, run_id: str, as_json: bool, url: str | None) -
     if as_json:
         echo_json(r)
         return
-    echo(f"{r['id']}  {r['status'].upper()}  runbook {r['runbook']}  incident {r['incident_id']}  trigger {r['trigger']}")
+    echo(
+        f"{r['id']}  {r['status'].upper()}  runbook {r['runbook']}  incident {r['incident_id']}  trigger {r['trigger']}"
+    )
     if r.get("error"):
         echo(f"error: {r['error']}")
     for name, value in r["params"].items():
         echo(f"  params.{name} = {value!r}")
     for step_id, s in r["steps"].items():
-        echo(f"  [{step_id}] {s['status']:<9} {s['action']:<16} attempts {s['attempts']}"
-                   f"{'  error: ' + s['error'] if s.get('error') else ''}")
+        echo(
+            f"  [{step_id}] {s['status']:<9} {s['action']:<16} attempts {s['attempts']}"
+            f"{'  error: ' + s['error'] if s.get('error') else ''}"
+        )
         if s.get("output") is not None:
             echo(f"      output: {json.dumps(s['output'], ensure_ascii=False)[:1000]}")
 

@@ -30,8 +30,11 @@ def kafka_python_kwargs(settings: Settings) -> dict[str, Any]:
     """For kafka-python's admin client and consumers (topics, rebuild, tooling)."""
     kwargs: dict[str, Any] = {"security_protocol": settings.kafka_security_protocol}
     if settings.kafka_security_protocol.startswith("SASL"):
-        kwargs.update(sasl_mechanism=settings.kafka_sasl_mechanism, sasl_plain_username=settings.kafka_sasl_username,
-                      sasl_plain_password=_password(settings))
+        kwargs.update(
+            sasl_mechanism=settings.kafka_sasl_mechanism,
+            sasl_plain_username=settings.kafka_sasl_username,
+            sasl_plain_password=_password(settings),
+        )
     if "SSL" in settings.kafka_security_protocol and settings.kafka_ssl_cafile:
         kwargs["ssl_cafile"] = str(settings.kafka_ssl_cafile)
     return kwargs
@@ -41,8 +44,11 @@ def aiokafka_kwargs(settings: Settings) -> dict[str, Any]:
     """For aiokafka's producer (ingest) and consumer (the worker's gap repair)."""
     kwargs: dict[str, Any] = {"security_protocol": settings.kafka_security_protocol}
     if settings.kafka_security_protocol.startswith("SASL"):
-        kwargs.update(sasl_mechanism=settings.kafka_sasl_mechanism, sasl_plain_username=settings.kafka_sasl_username,
-                      sasl_plain_password=_password(settings))
+        kwargs.update(
+            sasl_mechanism=settings.kafka_sasl_mechanism,
+            sasl_plain_username=settings.kafka_sasl_username,
+            sasl_plain_password=_password(settings),
+        )
     context = _ssl_context(settings)
     if context is not None:
         kwargs["ssl_context"] = context
@@ -58,5 +64,9 @@ def faust_credentials(settings: Settings) -> Any:
         return None
     if protocol == "SSL":
         return faust.SSLCredentials(_ssl_context(settings))
-    return faust.SASLCredentials(username=settings.kafka_sasl_username, password=_password(settings),
-                                 mechanism=settings.kafka_sasl_mechanism, ssl_context=_ssl_context(settings))
+    return faust.SASLCredentials(
+        username=settings.kafka_sasl_username,
+        password=_password(settings),
+        mechanism=settings.kafka_sasl_mechanism,
+        ssl_context=_ssl_context(settings),
+    )

@@ -57,10 +57,15 @@ class FixtureItem(pytest.Item):
         result = excinfo.value.result
         lines = [f"{self.path}: {result.fixture.name}", *(f"  {p}" for p in result.problems), "what happened:"]
         for n, incident in enumerate(result.outcome.incidents, start=1):
-            lines.append(f"  incident {n}: {incident.title!r} {incident.status.value}, {incident.alert_count} alerts, "
-                         f"policy {incident.policy}")
-        lines += [f"  page: incident {p.incident} level {p.level} via {p.policy} to {', '.join(p.to)} at "
-                  f"{int(p.at.total_seconds())}s" for p in result.outcome.pages]
+            lines.append(
+                f"  incident {n}: {incident.title!r} {incident.status.value}, {incident.alert_count} alerts, "
+                f"policy {incident.policy}"
+            )
+        lines += [
+            f"  page: incident {p.incident} level {p.level} via {p.policy} to {', '.join(p.to)} at "
+            f"{int(p.at.total_seconds())}s"
+            for p in result.outcome.pages
+        ]
         lines += [f"  runbook {r.runbook} on incident {r.incident}: {', '.join(r.steps)}" for r in result.outcome.runs]
         return "\n".join(lines)
 

@@ -12,16 +12,16 @@ import redis.asyncio as aioredis
 from kafka import KafkaConsumer, TopicPartition
 from pydantic import ValidationError
 
+from actions.delivery import MARK_SECONDS
 from adapters.action_log import ActionLog, IncidentLog, NotificationLog
 from adapters.decision_log import DecisionLog
-from firebreak.kafka_auth import kafka_python_kwargs
 from adapters.readmodel import IncidentStore
+from adapters.run_store import RunStore
+from firebreak.kafka_auth import kafka_python_kwargs
 from firebreak.settings import Settings
 from schemas import IncidentEvent
 from schemas.batch import incident_events
 from schemas.decision import Decision, DecisionBatch
-from actions.delivery import MARK_SECONDS
-from adapters.run_store import RunStore
 from schemas.notification import Delivery, DeliveryStatus
 from schemas.runbook import ActionResult
 
@@ -44,15 +44,17 @@ def count_events(settings: Settings) -> int:
         consumer.close()
 
 
-def rebuild(settings: Settings, clear: bool, progress: Callable[[int], None],
-            topics: tuple[str, ...] = TOPICS) -> Counter[str]:
+def rebuild(
+    settings: Settings, clear: bool, progress: Callable[[int], None], topics: tuple[str, ...] = TOPICS
+) -> Counter[str]:
     """Apply every incident event from the beginning; safe while workers run (each event applies once).
     `topics`: which logs to fold, in this order (all by default; incidents first)."""
     return asyncio.run(_rebuild(settings, clear, progress, topics))
 
 
-async def _rebuild(settings: Settings, clear: bool, progress: Callable[[int], None],
-                   topics: tuple[str, ...]) -> Counter[str]:
+async def _rebuild(
+    settings: Settings, clear: bool, progress: Callable[[int], None], topics: tuple[str, ...]
+) -> Counter[str]:
     client = aioredis.Redis.from_url(settings.redis_url)
     store = IncidentStore(client, settings.redis_prefix)
     logs: dict[str, tuple[IncidentLog, type[ActionResult] | type[Delivery], str]] = {
@@ -129,8 +131,12 @@ async def _rebuild(settings: Settings, clear: bool, progress: Callable[[int], No
 
 def _records(settings: Settings, topic: str, progress: Callable[[int], None]) -> Iterator[bytes]:
     """Every record value on `topic` from the beginning to the end it has now."""
-    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False, consumer_timeout_ms=2000,
-                             **kafka_python_kwargs(settings))
+    consumer = KafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        enable_auto_commit=False,
+        consumer_timeout_ms=2000,
+        **kafka_python_kwargs(settings),
+    )
     try:
         partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or set()]
         if not partitions:

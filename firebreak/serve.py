@@ -22,16 +22,36 @@ log = logging.getLogger("firebreak.ingest")
 def run(settings: Settings) -> None:
     """Serve until SIGINT/SIGTERM; in-flight produces are flushed on the way out."""
     if settings.auth_disabled:
-        log.warning("AUTHENTICATION IS DISABLED (FIREBREAK_AUTH_DISABLED=true): anyone reaching %s:%s can post alerts",
-                    settings.ingest_host, settings.ingest_port)
-    producer = DurableProducer(settings.kafka_bootstrap, settings.produce_timeout_seconds, settings.produce_linger_ms,
-                               settings.ingest_batch_linger_ms, client_kwargs=aiokafka_kwargs(settings))
+        log.warning(
+            "AUTHENTICATION IS DISABLED (FIREBREAK_AUTH_DISABLED=true): anyone reaching %s:%s can post alerts",
+            settings.ingest_host,
+            settings.ingest_port,
+        )
+    producer = DurableProducer(
+        settings.kafka_bootstrap,
+        settings.produce_timeout_seconds,
+        settings.produce_linger_ms,
+        settings.ingest_batch_linger_ms,
+        client_kwargs=aiokafka_kwargs(settings),
+    )
     client = aioredis.Redis.from_url(settings.redis_url)
-    app = create_app(settings, producer, IncidentStore(client, settings.redis_prefix), SilenceStore(client, settings.redis_prefix),
-                     links(settings, Secrets(settings.secrets_dir)))
+    app = create_app(
+        settings,
+        producer,
+        IncidentStore(client, settings.redis_prefix),
+        SilenceStore(client, settings.redis_prefix),
+        links(settings, Secrets(settings.secrets_dir)),
+    )
     log.info("ingest listening on http://%s:%s", settings.ingest_host, settings.ingest_port)
     # Half a request head is cut off when keepalive_timeout passes (aiohttp >= 3.14.4 arms it on connect), half
     # a body by _read_body's deadline; lingering_time bounds the unread rest of a refused body the same way.
     timeout = settings.http_read_timeout_seconds
-    web.run_app(app, host=settings.ingest_host, port=settings.ingest_port, print=None, access_log=None,
-                keepalive_timeout=timeout, lingering_time=timeout)
+    web.run_app(
+        app,
+        host=settings.ingest_host,
+        port=settings.ingest_port,
+        print=None,
+        access_log=None,
+        keepalive_timeout=timeout,
+        lingering_time=timeout,
+    )

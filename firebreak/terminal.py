@@ -19,7 +19,10 @@ _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 _INVISIBLE = "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u2028\u2029"
 # C0 controls, DEL and the C1 controls (U+0080..U+009F: CSI 0x9b starts a sequence on its own on some terminals).
 _CONTROLS = (*range(0x20), *range(0x7F, 0xA0))
-_TABLE = {**{c: _NAMED.get(chr(c), f"\\x{c:02x}") for c in _CONTROLS}, **{ord(ch): f"\\u{ord(ch):04x}" for ch in _INVISIBLE}}
+_TABLE = {
+    **{c: _NAMED.get(chr(c), f"\\x{c:02x}") for c in _CONTROLS},
+    **{ord(ch): f"\\u{ord(ch):04x}" for ch in _INVISIBLE},
+}
 
 
 def escape(text: object) -> str:

@@ -37,15 +37,23 @@ def changelog_topics(settings: Settings) -> list[str]:
 def create_topics(settings: Settings, wait_seconds: float = 30) -> list[TopicReport]:
     """Create the missing topics and wait until every partition has a leader; report the partition count of
     existing ones and flag a mismatch."""
-    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, client_id="firebreak-admin", request_timeout_ms=10000,
-                             **kafka_python_kwargs(settings))
+    admin = KafkaAdminClient(
+        bootstrap_servers=settings.kafka_bootstrap,
+        client_id="firebreak-admin",
+        request_timeout_ms=10000,
+        **kafka_python_kwargs(settings),
+    )
     names = [*TOPICS, *changelog_topics(settings)]
     compacted = set(changelog_topics(settings))
     try:
         existing = set(admin.list_topics())
         missing = [
-            NewTopic(name, num_partitions=settings.topic_partitions, replication_factor=settings.topic_replication_factor,
-                     topic_configs=_configs(name, settings, compacted))
+            NewTopic(
+                name,
+                num_partitions=settings.topic_partitions,
+                replication_factor=settings.topic_replication_factor,
+                topic_configs=_configs(name, settings, compacted),
+            )
             for name in names
             if name not in existing
         ]
@@ -64,8 +72,10 @@ def create_topics(settings: Settings, wait_seconds: float = 30) -> list[TopicRep
             count = len(meta["partitions"])
             problem = None
             if count != settings.topic_partitions:
-                problem = (f"has {count} partitions, settings say {settings.topic_partitions}; "
-                           "set FIREBREAK_TOPIC_PARTITIONS to match or recreate the topic")
+                problem = (
+                    f"has {count} partitions, settings say {settings.topic_partitions}; "
+                    "set FIREBREAK_TOPIC_PARTITIONS to match or recreate the topic"
+                )
             reports.append(TopicReport(meta["name"], meta["name"] not in existing, count, problem))
         return reports
     finally:
@@ -83,5 +93,6 @@ def _configs(name: str, settings: Settings, compacted: set[str]) -> dict[str, st
 def _ready(meta: dict) -> bool:
     """Every partition of a described topic has a leader (a new topic's metadata lists none at first)."""
     partitions = meta.get("partitions") or []
-    return bool(partitions) and all(p.get("leader_id", p.get("leader", -1)) >= 0 and not p.get("error_code")
-                                    for p in partitions)
+    return bool(partitions) and all(
+        p.get("leader_id", p.get("leader", -1)) >= 0 and not p.get("error_code") for p in partitions
+    )

@@ -28,7 +28,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import faust
@@ -36,30 +36,30 @@ import redis.asyncio as aioredis
 from prometheus_client import start_http_server
 from redis.exceptions import RedisError
 
-from correlation.escalation import firing_alerts, muted_by
-from firebreak.runtime import Outbound, build_executor, build_pager
-from correlation.dedup import FingerprintState
-from correlation.grouping import GroupState
 from adapters.action_log import ActionLog, NotificationLog
 from adapters.change_store import ChangeStore
 from adapters.decision_log import DecisionLog, from_delivery
-from stream.decision_sink import DecisionSink
 from adapters.entries import Entries
 from adapters.gaps import GapFetcher
 from adapters.inhibition_store import InhibitionStore
-from firebreak.kafka_auth import aiokafka_kwargs, faust_credentials
 from adapters.logs import dict_config
 from adapters.metrics import CONSUMER_LAG, DEAD_LETTERS, OPEN_INCIDENTS, READ_MODEL_REBUILDS, UNWRITTEN_COUNTS, WORKER
 from adapters.readmodel import IncidentStore
-from firebreak.rebuild import count_events, rebuild
-from firebreak.settings import Settings
 from adapters.silence_store import SilenceStore
+from correlation.dedup import FingerprintState
+from correlation.escalation import firing_alerts, muted_by
+from correlation.grouping import GroupState
+from firebreak.kafka_auth import aiokafka_kwargs, faust_credentials
+from firebreak.rebuild import count_events, rebuild
+from firebreak.runtime import Outbound, build_executor, build_pager
+from firebreak.settings import Settings
 from firebreak.topics import create_topics
 from schemas import CommandAction, Incident, IncidentCommand, IncidentEvent
 from schemas.decision import Decision, DecisionBatch
 from schemas.notification import Delivery
 from schemas.runbook import ActionResult, Trigger
 from stream.barrier import Barrier
+from stream.decision_sink import DecisionSink
 from stream.dedup import DedupStage
 from stream.grouping import GroupStage, tick_record
 from stream.outbox import PartitionCounts
@@ -103,49 +103,97 @@ class Worker:
             broker_credentials=faust_credentials(settings),
         )
         app = self.app
-        topic = {name: app.topic(name, schema=_raw_schema()) for name in (
-            "alerts", "alert-events", "incident-events", "changes", "action-results", "notifications", "decisions",
-            "dead-letter")}
+        topic = {
+            name: app.topic(name, schema=_raw_schema())
+            for name in (
+                "alerts",
+                "alert-events",
+                "incident-events",
+                "changes",
+                "action-results",
+                "notifications",
+                "decisions",
+                "dead-letter",
+            )
+        }
         self.alert_events = topic["alert-events"]
         self.notifications = topic["notifications"]
         self.action_results = topic["action-results"]
         self.dead_letter = topic["dead-letter"]
         # Table entries: str keys, the stage state models' JSON as bytes (adapters/entries.py).
-        self.fingerprints = Entries(app.Table("fingerprints", default=None, key_type=str, value_type=bytes),
-                                    FingerprintState, "fingerprints")
+        self.fingerprints = Entries(
+            app.Table("fingerprints", default=None, key_type=str, value_type=bytes), FingerprintState, "fingerprints"
+        )
         self.groups = Entries(app.Table("groups", default=None, key_type=str, value_type=bytes), GroupState, "groups")
         redis_client = aioredis.Redis.from_url(settings.redis_url)
         self.store = IncidentStore(redis_client, settings.redis_prefix)
-        self.suppression = Suppression(SilenceStore(redis_client, settings.redis_prefix),
-                                       InhibitionStore(redis_client, settings.redis_prefix),
-                                       self.rules.policies.inhibit_rules)
+        self.suppression = Suppression(
+            SilenceStore(redis_client, settings.redis_prefix),
+            InhibitionStore(redis_client, settings.redis_prefix),
+            self.rules.policies.inhibit_rules,
+        )
         self.decision_log = DecisionLog.from_settings(redis_client, settings)
         outbound = Outbound.from_settings(settings)
-        self.executor = build_executor(settings, outbound, redis_client, self.store, self.rules.topology,
-                                       self.publish_result, self.resolve_incident)
-        self.pager = build_pager(settings, outbound, redis_client, self.store, self.rules.topology, self.publish_delivery,
-                                 self.dead_letter_delivery, self.escalated, self.publish_decisions, self.muted)
-        self.barrier = Barrier(app, self.dead_letter, GapFetcher(settings.kafka_bootstrap, aiokafka_kwargs(settings)),
-                               settings.app_id)
+        self.executor = build_executor(
+            settings,
+            outbound,
+            redis_client,
+            self.store,
+            self.rules.topology,
+            self.publish_result,
+            self.resolve_incident,
+        )
+        self.pager = build_pager(
+            settings,
+            outbound,
+            redis_client,
+            self.store,
+            self.rules.topology,
+            self.publish_delivery,
+            self.dead_letter_delivery,
+            self.escalated,
+            self.publish_decisions,
+            self.muted,
+        )
+        self.barrier = Barrier(
+            app, self.dead_letter, GapFetcher(settings.kafka_bootstrap, aiokafka_kwargs(settings)), settings.app_id
+        )
         counts = PartitionCounts(app)
         decisions = settings.decisions_enabled
         self.dedup = DedupStage(self.fingerprints, self.rules, self.suppression, self.barrier, counts, app, decisions)
-        self.group = GroupStage(self.groups, self.rules, ChangeStore(redis_client, settings.redis_prefix), self.barrier,
-                                counts, app, decisions)
+        self.group = GroupStage(
+            self.groups,
+            self.rules,
+            ChangeStore(redis_client, settings.redis_prefix),
+            self.barrier,
+            counts,
+            app,
+            decisions,
+        )
         react = self.react if self.executor is not None or self.pager is not None else None
         project = ProjectStage(self.store, react, self.barrier)
-        sinks = Sinks(ChangeStore(redis_client, settings.redis_prefix), ActionLog(redis_client, settings.redis_prefix),
-                      NotificationLog(redis_client, settings.redis_prefix))
+        sinks = Sinks(
+            ChangeStore(redis_client, settings.redis_prefix),
+            ActionLog(redis_client, settings.redis_prefix),
+            NotificationLog(redis_client, settings.redis_prefix),
+        )
 
-        for name, source, batch in (("dedup", "alerts", self.dedup.handle), ("group", "alert-events", self.group.handle),
-                                    ("project", "incident-events", project.handle)):
+        for name, source, batch in (
+            ("dedup", "alerts", self.dedup.handle),
+            ("group", "alert-events", self.group.handle),
+            ("project", "incident-events", project.handle),
+        ):
             app.agent(topic[source], name=name, concurrency=1)(self.barrier.guarded_batches(name, source, batch))
-        for name, source, one in (("changes", "changes", sinks.change), ("results", "action-results", sinks.result),
-                                  ("deliveries", "notifications", sinks.delivery)):
+        for name, source, one in (
+            ("changes", "changes", sinks.change),
+            ("results", "action-results", sinks.result),
+            ("deliveries", "notifications", sinks.delivery),
+        ):
             app.agent(topic[source], name=name, concurrency=1)(self.barrier.guarded(name, source, one))
         if decisions:
-            self.decision_sink = DecisionSink(settings, self.decision_log, self.dead_letter_raw,
-                                             aiokafka_kwargs(settings))
+            self.decision_sink = DecisionSink(
+                settings, self.decision_log, self.dead_letter_raw, aiokafka_kwargs(settings)
+            )
             app.task(self.decision_sink.run_forever)
         if self.executor is not None:
             app.task(self.executor.run_forever)
@@ -167,11 +215,11 @@ class Worker:
         await self.barrier.baseline_assigned(assigned)
 
     async def refresh_silences(self) -> None:
-        await self.suppression.refresh(datetime.now(timezone.utc))
+        await self.suppression.refresh(datetime.now(UTC))
 
     async def tick(self) -> None:
         """Send a tick to each of this worker's alert-events partitions that has an entry due now."""
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         mine = {tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == "alert-events"}
         for partition in sorted(self.group.due_partitions(now) & mine):
             await self.alert_events.send(value=tick_record(now), partition=partition)
@@ -230,8 +278,13 @@ class Worker:
                 await self.store.redis.delete(marker)
             return
         READ_MODEL_REBUILDS.inc()
-        log.info("read model rebuilt in %.1f s: first pass %s, second pass %s; %d escalations resumed",
-                 time.monotonic() - started, dict(first), dict(second), resumed)
+        log.info(
+            "read model rebuilt in %.1f s: first pass %s, second pass %s; %d escalations resumed",
+            time.monotonic() - started,
+            dict(first),
+            dict(second),
+            resumed,
+        )
 
     async def resume_escalations(self) -> int:
         """After a rebuild: escalation timers lived only in Redis, so restart (if absent) those of open,
@@ -267,7 +320,7 @@ class Worker:
         """Why pages for this incident are muted now (`muted_by`); `firebreak check` asks the same of its engine."""
         found: list[str | None] = []
         for alert in firing_alerts(incident):
-            suppressed, _ = await self.suppression.one(alert.labels, alert.fingerprint, datetime.now(timezone.utc))
+            suppressed, _ = await self.suppression.one(alert.labels, alert.fingerprint, datetime.now(UTC))
             found.append(suppressed)
             if suppressed is None:
                 break  # one alert that pages is enough: no need to look up the rest
@@ -276,18 +329,32 @@ class Worker:
     async def publish_decisions(self, decisions: list[Decision], key: str) -> None:
         """One `decisions` record for what one input decided (nothing when it decided nothing)."""
         if decisions and self.settings.decisions_enabled:
-            await self.app.producer.send("decisions", key.encode(), DecisionBatch(decisions=decisions).model_dump_json().encode(),
-                                         None, None, None)
+            await self.app.producer.send(
+                "decisions",
+                key.encode(),
+                DecisionBatch(decisions=decisions).model_dump_json().encode(),
+                None,
+                None,
+                None,
+            )
 
     async def dead_letter_raw(self, key: bytes | None, value: bytes, reason: str, source: str) -> None:
-        await self.dead_letter.send(key=key, value=value, headers={"stage": b"explain", "reason": reason.encode(),
-                                                                   "source": source.encode()})
+        await self.dead_letter.send(
+            key=key, value=value, headers={"stage": b"explain", "reason": reason.encode(), "source": source.encode()}
+        )
 
     async def dead_letter_delivery(self, delivery: Delivery) -> None:
         DEAD_LETTERS.labels("notify", "delivery_failed").inc()
-        await self.dead_letter.send(key=delivery.incident_id.encode(), value=delivery.model_dump_json().encode(), headers={
-            "stage": b"notify", "reason": b"delivery_failed", "error": (delivery.error or "")[-4000:].encode(),
-            "source": f"notifications/{delivery.delivery_id}".encode()})
+        await self.dead_letter.send(
+            key=delivery.incident_id.encode(),
+            value=delivery.model_dump_json().encode(),
+            headers={
+                "stage": b"notify",
+                "reason": b"delivery_failed",
+                "error": (delivery.error or "")[-4000:].encode(),
+                "source": f"notifications/{delivery.delivery_id}".encode(),
+            },
+        )
 
     async def publish_result(self, result: ActionResult) -> None:
         await self.action_results.send(key=result.incident_id.encode(), value=result.model_dump_json().encode())
@@ -297,9 +364,14 @@ class Worker:
         incident = await self.store.get(incident_id)
         if incident is None or not incident.is_open:
             return
-        command = IncidentCommand(action=CommandAction.resolve, incident_id=incident_id,
-                                  correlation_key=incident.correlation_key, actor=actor, comment=comment,
-                                  at=datetime.now(timezone.utc))
+        command = IncidentCommand(
+            action=CommandAction.resolve,
+            incident_id=incident_id,
+            correlation_key=incident.correlation_key,
+            actor=actor,
+            comment=comment,
+            at=datetime.now(UTC),
+        )
         await self.alert_events.send(key=command.correlation_key.encode(), value=command.model_dump_json().encode())
 
 
@@ -341,5 +413,7 @@ def run(settings: Settings) -> None:
         log.warning("could not create the topics before starting (%s); Faust will create its changelogs", exc)
     mark_new_read_model(settings)
     app = create_app(settings)
-    worker = faust.Worker(app, loglevel=settings.log_level.upper(), quiet=True, logging_config=dict_config(settings.log_level))
+    worker = faust.Worker(
+        app, loglevel=settings.log_level.upper(), quiet=True, logging_config=dict_config(settings.log_level)
+    )
     worker.execute_from_commandline()

@@ -30,8 +30,9 @@ class Parsed:
     unknown_fields: list[str] = field(default_factory=list)
 
 
-def canonical(alert: AlertIn, source: str, now: datetime, ignore: frozenset[str] = frozenset(),
-              truncated_alerts: int = 0) -> Alert:
+def canonical(
+    alert: AlertIn, source: str, now: datetime, ignore: frozenset[str] = frozenset(), truncated_alerts: int = 0
+) -> Alert:
     """The record that goes to Kafka: server-derived fingerprint; the status as of `now` (`AlertIn.status_at`);
     startsAt defaults to the time received (or to endsAt, if that is earlier: a resolve sent without startsAt by
     a sender whose clock is a little behind)."""
@@ -57,8 +58,11 @@ def _check_times(alerts: list[AlertIn], now: datetime, prefix: str | None, bound
     files read offline, e.g. `firebreak runbook test`) checks nothing."""
     if bounds is None:
         return
-    problems = [Problem(name if prefix is None else f"{prefix}[{i}].{name}", problem)
-                for i, a in enumerate(alerts) for name, problem in time_problems(a, now, bounds)]
+    problems = [
+        Problem(name if prefix is None else f"{prefix}[{i}].{name}", problem)
+        for i, a in enumerate(alerts)
+        for name, problem in time_problems(a, now, bounds)
+    ]
     if problems:
         summary = "; ".join(f"{p.field}: {p.problem}" for p in problems[:3])
         raise IngestError(422, "invalid_alert", f"the alerts do not match the schema: {summary}", problems[:50])
@@ -68,11 +72,18 @@ def _check_count(count: int, limit: int) -> None:
     if count == 0:
         raise IngestError(422, "no_alerts", "the request holds no alerts; send at least one")
     if count > limit:
-        raise IngestError(413, "too_many_alerts", f"{count} alerts in one request is more than {limit}; split the batch")
+        raise IngestError(
+            413, "too_many_alerts", f"{count} alerts in one request is more than {limit}; split the batch"
+        )
 
 
-def parse_alertmanager(body: bytes, now: datetime, max_alerts: int, ignore: frozenset[str] = frozenset(),
-                       bounds: TimeBounds | None = TIME_BOUNDS) -> Parsed:
+def parse_alertmanager(
+    body: bytes,
+    now: datetime,
+    max_alerts: int,
+    ignore: frozenset[str] = frozenset(),
+    bounds: TimeBounds | None = TIME_BOUNDS,
+) -> Parsed:
     """Alertmanager webhook v4 (`POST /api/v1/alerts/alertmanager`; Alertmanager's `notify/webhook` payload).
 
     `truncatedAlerts` travels on every record of the request, so the incident they join can say so; unknown
@@ -89,8 +100,13 @@ def parse_alertmanager(body: bytes, now: datetime, max_alerts: int, ignore: froz
     return Parsed(alerts, payload.receiver, payload.truncated_alerts, unknown)
 
 
-def parse_generic(body: bytes, now: datetime, max_alerts: int, ignore: frozenset[str] = frozenset(),
-                  bounds: TimeBounds | None = TIME_BOUNDS) -> Parsed:
+def parse_generic(
+    body: bytes,
+    now: datetime,
+    max_alerts: int,
+    ignore: frozenset[str] = frozenset(),
+    bounds: TimeBounds | None = TIME_BOUNDS,
+) -> Parsed:
     """The generic format (`POST /api/v1/alerts`): one alert object or a JSON array of them."""
     first = body.lstrip()[:1]
     try:
@@ -107,8 +123,14 @@ def parse_generic(body: bytes, now: datetime, max_alerts: int, ignore: frozenset
     return Parsed(_canonical_all(alerts, "generic", now, ignore, "" if first == b"[" else None))
 
 
-def _canonical_all(alerts: list[AlertIn], source: str, now: datetime, ignore: frozenset[str], prefix: str | None,
-                   truncated_alerts: int = 0) -> list[Alert]:
+def _canonical_all(
+    alerts: list[AlertIn],
+    source: str,
+    now: datetime,
+    ignore: frozenset[str],
+    prefix: str | None,
+    truncated_alerts: int = 0,
+) -> list[Alert]:
     """Every alert as a record; a check the canonical record makes beyond the body's schema is a 422 naming
     the alert and the field, never a server error."""
     records, problems = [], []
@@ -117,8 +139,13 @@ def _canonical_all(alerts: list[AlertIn], source: str, now: datetime, ignore: fr
             records.append(canonical(alert, source, now, ignore, truncated_alerts))
         except ValidationError as exc:
             where = "" if prefix is None else f"{prefix}[{index}]."
-            problems += [Problem(where + _ALIASES.get(str(e["loc"][0]), str(e["loc"][0])) if e["loc"] else where.rstrip("."),
-                                 e["msg"].removeprefix("Value error, ")) for e in exc.errors()]
+            problems += [
+                Problem(
+                    where + _ALIASES.get(str(e["loc"][0]), str(e["loc"][0])) if e["loc"] else where.rstrip("."),
+                    e["msg"].removeprefix("Value error, "),
+                )
+                for e in exc.errors()
+            ]
     if problems:
         summary = "; ".join(f"{p.field}: {p.problem}" for p in problems[:3])
         raise IngestError(422, "invalid_alert", f"the alerts do not match the schema: {summary}", problems[:50])

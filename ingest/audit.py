@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -50,16 +50,25 @@ class AuditLog:
         self._key = f"{prefix}audit"
         self._refused_key = f"{prefix}audit:{UNAUTHENTICATED}"
 
-    async def record(self, *, principal: str, action: str, target: dict[str, str], actor: str | None, status: int,
-                     detail: str = "") -> dict[str, Any]:
+    async def record(
+        self, *, principal: str, action: str, target: dict[str, str], actor: str | None, status: int, detail: str = ""
+    ) -> dict[str, Any]:
         """Write one entry of an authenticated principal (or of Firebreak itself, status 0) and return it."""
         entry = _entry(principal, action, target, actor, status, detail)
         _log_entry(entry)
         await self._push(self._key, MAX_ENTRIES, entry)
         return entry
 
-    async def record_unauthenticated(self, *, action: str, target: dict[str, str], actor: str | None, status: int,
-                                     detail: str = "", now: float | None = None) -> dict[str, Any] | None:
+    async def record_unauthenticated(
+        self,
+        *,
+        action: str,
+        target: dict[str, str],
+        actor: str | None,
+        status: int,
+        detail: str = "",
+        now: float | None = None,
+    ) -> dict[str, Any] | None:
         """Write one refusal of a request without a valid credential, unless this minute already has
         `UNAUTHENTICATED_PER_MINUTE`: then it is only counted (the entry `refusals beyond the limit` of the
         minute reports the count). Returns the entry written, or None when it was only counted."""
@@ -76,10 +85,16 @@ class AuditLog:
         if seen > UNAUTHENTICATED_PER_MINUTE + 1:
             return None
         if seen == UNAUTHENTICATED_PER_MINUTE + 1:
-            entry = _entry(UNAUTHENTICATED, "refusals beyond the limit", {"minute": str(minute)}, None, 0,
-                           f"more than {UNAUTHENTICATED_PER_MINUTE} unauthenticated refusals this minute; "
-                           "the rest are counted in `refused`, not listed")
-            entry["at"] = datetime.fromtimestamp(minute * 60, timezone.utc).isoformat()
+            entry = _entry(
+                UNAUTHENTICATED,
+                "refusals beyond the limit",
+                {"minute": str(minute)},
+                None,
+                0,
+                f"more than {UNAUTHENTICATED_PER_MINUTE} unauthenticated refusals this minute; "
+                "the rest are counted in `refused`, not listed",
+            )
+            entry["at"] = datetime.fromtimestamp(minute * 60, UTC).isoformat()
         else:
             entry = _entry(UNAUTHENTICATED, action, target, actor, status, detail)
         _log_entry(entry)
@@ -114,15 +129,28 @@ class AuditLog:
             log.warning("audit entry not stored in Redis (%s); it is in this log", exc)
 
 
-def _entry(principal: str, action: str, target: dict[str, str], actor: str | None, status: int,
-           detail: str) -> dict[str, Any]:
-    return {"at": datetime.now(timezone.utc).isoformat(), "principal": printable(principal, MAX_TEXT_CHARS),
-            "actor": None if actor is None else printable(actor, MAX_TEXT_CHARS), "action": action,
-            "target": {printable(k, MAX_TEXT_CHARS): printable(v, MAX_TEXT_CHARS) for k, v in target.items()},
-            "status": status, "detail": printable(detail, MAX_DETAIL_CHARS)}
+def _entry(
+    principal: str, action: str, target: dict[str, str], actor: str | None, status: int, detail: str
+) -> dict[str, Any]:
+    return {
+        "at": datetime.now(UTC).isoformat(),
+        "principal": printable(principal, MAX_TEXT_CHARS),
+        "actor": None if actor is None else printable(actor, MAX_TEXT_CHARS),
+        "action": action,
+        "target": {printable(k, MAX_TEXT_CHARS): printable(v, MAX_TEXT_CHARS) for k, v in target.items()},
+        "status": status,
+        "detail": printable(detail, MAX_DETAIL_CHARS),
+    }
 
 
 def _log_entry(entry: dict[str, Any]) -> None:
     target = entry["target"]
-    log.info("audit %s by %s (%s): %s -> %s", entry["action"], entry["principal"], entry["actor"] or "-", target,
-             entry["status"], extra={"incident_id": target.get("incident_id"), "run_id": target.get("run_id")})
+    log.info(
+        "audit %s by %s (%s): %s -> %s",
+        entry["action"],
+        entry["principal"],
+        entry["actor"] or "-",
+        target,
+        entry["status"],
+        extra={"incident_id": target.get("incident_id"), "run_id": target.get("run_id")},
+    )

@@ -53,11 +53,16 @@ class TokenAuth:
 
     def check(self, authorization: str | None) -> Principal:
         if not authorization:
-            raise IngestError(401, "unauthenticated", "missing Authorization header; send 'Authorization: Bearer <token>'")
+            raise IngestError(
+                401, "unauthenticated", "missing Authorization header; send 'Authorization: Bearer <token>'"
+            )
         # RFC 6750: `Bearer <b64token>`, printable ASCII; other bytes would only crash the comparison.
         if not header_matches(authorization, r"(?i:bearer) +[\x21-\x7e]+ *"):
-            raise IngestError(401, "unauthenticated", "the Authorization header must be 'Bearer <token>', "
-                                                      "the token in printable ASCII")
+            raise IngestError(
+                401,
+                "unauthenticated",
+                "the Authorization header must be 'Bearer <token>', the token in printable ASCII",
+            )
         token = authorization.split(None, 1)[1]
         supplied = token.strip().encode()
         # Compare against all tokens, without stopping at the first match, so timing says nothing.
@@ -73,10 +78,16 @@ class TokenAuth:
 # What each route needs; anything not listed needs admin (a new route is closed until it is placed here).
 _INGEST = {("POST", "/api/v1/alerts"), ("POST", "/api/v1/alerts/alertmanager"), ("POST", "/api/v1/changes")}
 _ADMIN = {("POST", "/api/v1/runbooks/pause"), ("POST", "/api/v1/runbooks/resume"), ("GET", "/api/v1/audit")}
-_OPERATOR_WRITES = {("POST", "/api/v1/incidents/{incident_id}/ack"), ("POST", "/api/v1/incidents/{incident_id}/resolve"),
-                    ("POST", "/api/v1/incidents/{incident_id}/merge"), ("POST", "/api/v1/incidents/{incident_id}/split"),
-                    ("POST", "/api/v1/silences"), ("DELETE", "/api/v1/silences/{silence_id}"),
-                    ("POST", "/api/v1/runs/{run_id}/approve"), ("POST", "/api/v1/runs/{run_id}/reject")}
+_OPERATOR_WRITES = {
+    ("POST", "/api/v1/incidents/{incident_id}/ack"),
+    ("POST", "/api/v1/incidents/{incident_id}/resolve"),
+    ("POST", "/api/v1/incidents/{incident_id}/merge"),
+    ("POST", "/api/v1/incidents/{incident_id}/split"),
+    ("POST", "/api/v1/silences"),
+    ("DELETE", "/api/v1/silences/{silence_id}"),
+    ("POST", "/api/v1/runs/{run_id}/approve"),
+    ("POST", "/api/v1/runs/{run_id}/reject"),
+}
 
 
 def required_scope(method: str, route: str) -> Scope:
@@ -91,7 +102,7 @@ def required_scope(method: str, route: str) -> Scope:
 
 def audited(method: str, route: str) -> bool:
     """Operator and admin actions that change something: each is written to the audit log."""
-    return (method, route) in _OPERATOR_WRITES or (method, route) in _ADMIN and method != "GET"
+    return (method, route) in _OPERATOR_WRITES or ((method, route) in _ADMIN and method != "GET")
 
 
 @dataclass
@@ -156,16 +167,24 @@ class SignedSources:
             raise IngestError(401, "bad_signature", f"{SIGNATURE_HEADER} must be 'sha256=' and 64 lowercase hex digits")
         sent = float(timestamp)
         if abs(now - sent) > self.window:
-            raise IngestError(401, "bad_signature", f"{TIMESTAMP_HEADER} is more than {self.window:g} s from now; "
-                                                    "check the sender's clock and sign each request afresh")
+            raise IngestError(
+                401,
+                "bad_signature",
+                f"{TIMESTAMP_HEADER} is more than {self.window:g} s from now; "
+                "check the sender's clock and sign each request afresh",
+            )
         match = None
         for name, keys in self.keys.items():
             for key in keys:
                 if hmac.compare_digest(self.sign(key, timestamp, body), signature) and match is None:
                     match = name
         if match is None:
-            raise IngestError(401, "bad_signature", f"{SIGNATURE_HEADER} does not match the body; sign "
-                                                    "'<timestamp>.<body>' with HMAC-SHA256 and a configured key")
+            raise IngestError(
+                401,
+                "bad_signature",
+                f"{SIGNATURE_HEADER} does not match the body; sign "
+                "'<timestamp>.<body>' with HMAC-SHA256 and a configured key",
+            )
         self._seen = {s: t for s, t in self._seen.items() if now - t <= self.window}
         if signature in self._seen:
             raise IngestError(401, "replayed", "this signed request was already accepted; sign each request afresh")

@@ -38,8 +38,9 @@ def _field_path(loc: tuple[int | str, ...]) -> str:
     return path or "(body)"
 
 
-def from_validation_error(exc: ValidationError, prefix: tuple[int | str, ...] = (), reason: str = "invalid_alert",
-                          subject: str = "the alerts") -> IngestError:
+def from_validation_error(
+    exc: ValidationError, prefix: tuple[int | str, ...] = (), reason: str = "invalid_alert", subject: str = "the alerts"
+) -> IngestError:
     """400 when the body is not JSON at all, 422 `reason` when it is JSON of the wrong shape (`subject` names it)."""
     errors = exc.errors(include_url=False)
     if any(err["type"] == "json_invalid" for err in errors):

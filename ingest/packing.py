@@ -52,8 +52,9 @@ class Record(Generic[Owner]):
     owners: tuple[Owner, ...]
 
 
-def pack(items: Sequence[Item[Owner]], partitions: int, max_bytes: int = MAX_RECORD_BYTES,
-         max_items: int = MAX_BATCH_ITEMS) -> list[Record[Owner]]:
+def pack(
+    items: Sequence[Item[Owner]], partitions: int, max_bytes: int = MAX_RECORD_BYTES, max_items: int = MAX_BATCH_ITEMS
+) -> list[Record[Owner]]:
     """`items`, in accept order, as the fewest records per partition with at most `max_items` alerts and
     `max_bytes` of value each (an alert larger than that alone). Records of one partition come in order."""
     by_partition: dict[int, list[Item[Owner]]] = {}

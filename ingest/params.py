@@ -67,8 +67,12 @@ def int_param(query: Mapping[str, str], name: str, default: int, low: int, high:
     if text is None:
         return default
     if not re.fullmatch(r"[0-9]{1,9}", text) or not low <= int(text) <= high:
-        raise IngestError(400, "bad_parameter", f"query parameter {name!r} must be a whole number from {low} to {high}",
-                          [Problem(f"query parameter.{name}", f"must be {low}..{high}")])
+        raise IngestError(
+            400,
+            "bad_parameter",
+            f"query parameter {name!r} must be a whole number from {low} to {high}",
+            [Problem(f"query parameter.{name}", f"must be {low}..{high}")],
+        )
     return int(text)
 
 
@@ -78,8 +82,12 @@ def choice_param(query: Mapping[str, str], name: str, choices: Iterable[str], de
     text = query.get(name) or default
     allowed = list(choices)
     if text is not None and text not in allowed:
-        raise IngestError(400, "bad_parameter", f"query parameter {name!r} must be one of {', '.join(allowed)}",
-                          [Problem(f"query parameter.{name}", f"one of {', '.join(allowed)}")])
+        raise IngestError(
+            400,
+            "bad_parameter",
+            f"query parameter {name!r} must be one of {', '.join(allowed)}",
+            [Problem(f"query parameter.{name}", f"one of {', '.join(allowed)}")],
+        )
     return text
 
 
@@ -99,9 +107,12 @@ def known_params(query: Mapping[str, str], known: frozenset[str], route: str) ->
     for name in query:
         if name not in known:
             takes = ", ".join(sorted(known)) or "none"
-            raise IngestError(400, "bad_parameter", f"query parameter {name!r} is not one {route} takes "
-                                                    f"(it takes: {takes}); remove it",
-                              [Problem(f"query parameter.{name}", f"unknown here; known: {takes}")])
+            raise IngestError(
+                400,
+                "bad_parameter",
+                f"query parameter {name!r} is not one {route} takes (it takes: {takes}); remove it",
+                [Problem(f"query parameter.{name}", f"unknown here; known: {takes}")],
+            )
 
 
 def header_matches(value: str, pattern: str) -> bool:

@@ -42,8 +42,13 @@ ALERTS_TOPIC = "alerts"
 
 # Errors after which an idempotent producer stays broken: aiokafka cannot bump its epoch, so every later send
 # fails the same way. Seen after a broker restart while batches were in flight (OutOfOrderSequenceNumber).
-PRODUCER_BROKEN = (OutOfOrderSequenceNumber, UnknownProducerId, InvalidProducerEpoch, InvalidProducerIdMapping,
-                   ProducerFenced)
+PRODUCER_BROKEN = (
+    OutOfOrderSequenceNumber,
+    UnknownProducerId,
+    InvalidProducerEpoch,
+    InvalidProducerIdMapping,
+    ProducerFenced,
+)
 
 
 class KafkaUnavailable(Exception):
@@ -74,8 +79,15 @@ class DurableProducer:
     """Produces records and returns only once Kafka acknowledged all of them (acks=all, idempotent); alerts
     of concurrent requests share records (group commit, `send_alerts`)."""
 
-    def __init__(self, bootstrap: str, timeout: float, linger_ms: int, batch_linger_ms: int, probe_topic: str = ALERTS_TOPIC,
-                 client_kwargs: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        bootstrap: str,
+        timeout: float,
+        linger_ms: int,
+        batch_linger_ms: int,
+        probe_topic: str = ALERTS_TOPIC,
+        client_kwargs: dict[str, Any] | None = None,
+    ) -> None:
         self._bootstrap = bootstrap
         self._client_kwargs = client_kwargs or {}
         self._probe_topic = probe_topic
@@ -150,7 +162,9 @@ class DurableProducer:
             try:
                 await asyncio.wait_for(self._flusher, timeout=self._timeout)
             except TimeoutError:
-                log.warning("alerts still waiting for Kafka after %g s at shutdown; their senders get 503", self._timeout)
+                log.warning(
+                    "alerts still waiting for Kafka after %g s at shutdown; their senders get 503", self._timeout
+                )
         for item in self._waiting:
             item.owner.fail("ingest is shutting down; retry")
         if self._connect_task is not None:
@@ -165,7 +179,7 @@ class DurableProducer:
             return False
         try:
             partitions = await asyncio.wait_for(self._producer.partitions_for(self._probe_topic), timeout=2.0)
-        except (asyncio.TimeoutError, KafkaError):
+        except (TimeoutError, KafkaError):
             return False
         return bool(partitions)
 

@@ -15,8 +15,8 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
-from adapters.run_store import RunStore
 from adapters.action_log import IncidentLog
+from adapters.run_store import RunStore
 from ingest.errors import IngestError
 from ingest.params import choice_param
 from schemas.runbook import RunStatus
@@ -48,7 +48,9 @@ async def _get_run(request: web.Request) -> web.Response:
     return web.json_response(run.model_dump(mode="json"))
 
 
-def _decide(decision: str, parse: Callable[[type[BaseModel], bytes], Any], read: Callable[[web.Request], Awaitable[bytes]]) -> Handler:
+def _decide(
+    decision: str, parse: Callable[[type[BaseModel], bytes], Any], read: Callable[[web.Request], Awaitable[bytes]]
+) -> Handler:
     async def handle(request: web.Request) -> web.Response:
         args: DecisionBody = parse(DecisionBody, await read(request))
         run_id = request.match_info["run_id"]
@@ -81,15 +83,29 @@ async def _resume(request: web.Request) -> web.Response:
 
 def timeline(incident: Any, results: list[Any], deliveries: list[Any] = ()) -> list[dict[str, Any]]:
     """One list, in time order: the incident's own events, its runbooks' results and its notifications."""
-    entries = [{"at": e.at.isoformat(), "source": "incident", **e.model_dump(mode="json", exclude={"at"})}
-               for e in incident.timeline]
-    entries += [{"at": r.at.isoformat(), "source": "action", **r.model_dump(mode="json", exclude={"at"})} for r in results]
-    entries += [{"at": d.at.isoformat(), "source": "notification", **d.model_dump(mode="json", exclude={"at"})} for d in deliveries]
+    entries = [
+        {"at": e.at.isoformat(), "source": "incident", **e.model_dump(mode="json", exclude={"at"})}
+        for e in incident.timeline
+    ]
+    entries += [
+        {"at": r.at.isoformat(), "source": "action", **r.model_dump(mode="json", exclude={"at"})} for r in results
+    ]
+    entries += [
+        {"at": d.at.isoformat(), "source": "notification", **d.model_dump(mode="json", exclude={"at"})}
+        for d in deliveries
+    ]
     return sorted(entries, key=lambda e: e["at"])
 
 
-def add_routes(app: web.Application, runs: RunStore, actions: IncidentLog, deliveries: IncidentLog, find_incident: Callable[[web.Request], Awaitable[Any]],
-               parse: Callable[[type[BaseModel], bytes], Any], read: Callable[[web.Request], Awaitable[bytes]]) -> None:
+def add_routes(
+    app: web.Application,
+    runs: RunStore,
+    actions: IncidentLog,
+    deliveries: IncidentLog,
+    find_incident: Callable[[web.Request], Awaitable[Any]],
+    parse: Callable[[type[BaseModel], bytes], Any],
+    read: Callable[[web.Request], Awaitable[bytes]],
+) -> None:
     app[RUNS] = runs
     app[ACTIONS] = actions
     app[DELIVERIES] = deliveries

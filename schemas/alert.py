@@ -10,12 +10,22 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import (AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, StrictStr,
-                      ValidationInfo, field_validator)
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StrictStr,
+    ValidationInfo,
+    field_validator,
+)
 
 
 @dataclass(frozen=True)
@@ -107,14 +117,16 @@ def _check_annotations(annotations: dict[str, str]) -> dict[str, str]:
     return _check_pairs(annotations, "annotation", LIMITS.max_annotations, LIMITS.max_annotation_value_chars)
 
 
-_GO_ZERO_TIME = datetime(1, 1, 1, tzinfo=timezone.utc)
+_GO_ZERO_TIME = datetime(1, 1, 1, tzinfo=UTC)
 
 
 _GO_ZERO_TEXT = re.compile(r"0001-01-01T00:00:00(\.0+)?(Z|[+-]00:00)")
 # The shape of an RFC 3339 time; a missing zone is left to pydantic's AwareDatetime, whose message says so.
-_RFC3339 = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})?")
-EARLIEST = datetime(1970, 1, 1, tzinfo=timezone.utc)  # times outside [EARLIEST, LATEST) are no clock's reading
-LATEST = datetime(9000, 1, 1, tzinfo=timezone.utc)
+_RFC3339 = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})?"
+)
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)  # times outside [EARLIEST, LATEST) are no clock's reading
+LATEST = datetime(9000, 1, 1, tzinfo=UTC)
 
 
 def _time_or_unset(value: object) -> object:
@@ -141,7 +153,9 @@ OptionalTime = Annotated[AwareDatetime | None, BeforeValidator(_time_or_unset)]
 
 def _plain(value: str) -> str:
     if _has_invisible(value):
-        raise ValueError("must not hold control or invisible characters (newlines, NUL, bidi controls); write plain text")
+        raise ValueError(
+            "must not hold control or invisible characters (newlines, NUL, bidi controls); write plain text"
+        )
     return value
 
 
@@ -183,7 +197,6 @@ class AlertIn(_AlertTimes):
     # Accepted for compatibility and ignored: the server always derives its own fingerprint.
     fingerprint: StrictStr | None = Field(default=None, max_length=128)
 
-
     def status_at(self, received: datetime) -> AlertStatus:
         """The alert's status as of `received`: the one it gives, else resolved iff `endsAt` <= `received`."""
         if "status" in self.model_fields_set or self.ends_at is None:
@@ -208,20 +221,44 @@ def time_problems(alert: AlertIn, received: datetime, bounds: TimeBounds = TIME_
     status = alert.status_at(received)
     earliest = received - bounds.max_age
     if alert.starts_at is not None and alert.starts_at > received + bounds.skew:
-        problems.append(("startsAt", f"{alert.starts_at.isoformat()} is more than {bounds.skew} ahead of this server's "
-                                     "clock; fix the sender's clock or leave startsAt out"))
+        problems.append(
+            (
+                "startsAt",
+                f"{alert.starts_at.isoformat()} is more than {bounds.skew} ahead of this server's "
+                "clock; fix the sender's clock or leave startsAt out",
+            )
+        )
     if alert.starts_at is not None and alert.starts_at < earliest:
-        problems.append(("startsAt", f"{alert.starts_at.isoformat()} is more than {bounds.max_age.days} days ago; "
-                                     "fix the sender's clock or leave startsAt out"))
+        problems.append(
+            (
+                "startsAt",
+                f"{alert.starts_at.isoformat()} is more than {bounds.max_age.days} days ago; "
+                "fix the sender's clock or leave startsAt out",
+            )
+        )
     if alert.ends_at is not None:
         ahead = bounds.skew if status is AlertStatus.resolved else bounds.max_expiry
         if alert.ends_at > received + ahead:
-            what = "a resolved alert's endsAt" if status is AlertStatus.resolved else "a firing alert's endsAt (its expiry)"
-            problems.append(("endsAt", f"{alert.ends_at.isoformat()} is more than {ahead} ahead of this server's clock, "
-                                       f"the limit for {what}; fix the sender's clock or leave endsAt out"))
+            what = (
+                "a resolved alert's endsAt"
+                if status is AlertStatus.resolved
+                else "a firing alert's endsAt (its expiry)"
+            )
+            problems.append(
+                (
+                    "endsAt",
+                    f"{alert.ends_at.isoformat()} is more than {ahead} ahead of this server's clock, "
+                    f"the limit for {what}; fix the sender's clock or leave endsAt out",
+                )
+            )
         elif alert.ends_at < earliest:
-            problems.append(("endsAt", f"{alert.ends_at.isoformat()} is more than {bounds.max_age.days} days ago; "
-                                       "fix the sender's clock or leave endsAt out"))
+            problems.append(
+                (
+                    "endsAt",
+                    f"{alert.ends_at.isoformat()} is more than {bounds.max_age.days} days ago; "
+                    "fix the sender's clock or leave endsAt out",
+                )
+            )
     return problems
 
 

@@ -129,9 +129,10 @@ def incident_events(value: bytes) -> list[IncidentEvent]:
     return [IncidentEvent.model_validate_json(value)]
 
 
-def _packer(prefix: bytes, suffix: bytes = b"]}") -> "Callable[[list[bytes]], bytes]":
+def _packer(prefix: bytes, suffix: bytes = b"]}") -> Callable[[list[bytes]], bytes]:
     def pack(items: list[bytes]) -> bytes:
         return prefix + b",".join(items) + suffix
+
     return pack
 
 

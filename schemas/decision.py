@@ -57,9 +57,15 @@ class Decision(BaseModel):
     policy: str | None = None
     rule: str = Field("", description="The transition's rule id (DUP-n, GRP-n; see correlation/) or the deciding part.")
     reason: str = Field("", description="Why, in words, with the figures used.")
-    labels: dict[str, str] | None = Field(None, description="On the first decision about an alert: what its fingerprint was computed from.")
-    detail: dict[str, str] = Field(default_factory=dict, description="Machine-readable particulars: silence, level, channel, result.")
-    position: int = Field(-1, description="Offset of the alert record it follows from (-1: none); orders the decisions of one instant.")
+    labels: dict[str, str] | None = Field(
+        None, description="On the first decision about an alert: what its fingerprint was computed from."
+    )
+    detail: dict[str, str] = Field(
+        default_factory=dict, description="Machine-readable particulars: silence, level, channel, result."
+    )
+    position: int = Field(
+        -1, description="Offset of the alert record it follows from (-1: none); orders the decisions of one instant."
+    )
 
 
 class DecisionBatch(BaseModel):

@@ -20,8 +20,10 @@ _MAX_DIGITS = 12  # a number with more (significant) digits is beyond MAX_DURATI
 def _bounded(seconds: float, value: object) -> timedelta:
     """`seconds` as a timedelta; ValueError naming MAX_DURATION if it is longer."""
     if seconds > MAX_DURATION.total_seconds():
-        raise ValueError(f"{value!r} is longer than the maximum duration of {MAX_DURATION.days} days "
-                         f"({MAX_DURATION.days}d); give a shorter one")
+        raise ValueError(
+            f"{value!r} is longer than the maximum duration of {MAX_DURATION.days} days "
+            f"({MAX_DURATION.days}d); give a shorter one"
+        )
     return timedelta(seconds=seconds)
 
 

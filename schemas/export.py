@@ -9,9 +9,9 @@ from pydantic import BaseModel
 from schemas import (
     Alert,
     AlertEvent,
-    AlertRelease,
     AlertIn,
     AlertmanagerWebhook,
+    AlertRelease,
     ChangeEvent,
     Incident,
     IncidentCommand,
@@ -49,7 +49,11 @@ PUBLISHED: dict[str, type[BaseModel]] = {
 def render_all() -> dict[str, str]:
     """File name -> JSON Schema text, deterministic."""
     return {
-        name: json.dumps(model.model_json_schema(by_alias=True, mode="serialization" if model is Incident else "validation"),
-                         indent=2, sort_keys=True) + "\n"
+        name: json.dumps(
+            model.model_json_schema(by_alias=True, mode="serialization" if model is Incident else "validation"),
+            indent=2,
+            sort_keys=True,
+        )
+        + "\n"
         for name, model in PUBLISHED.items()
     }

@@ -44,8 +44,12 @@ class AlertEvent(_Record):
     refresh: bool = Field(False, exclude_if=_unset)  # still firing, sent again (quiet_resolve): renews when last seen
     updated: bool = Field(False, exclude_if=_unset)  # a refresh whose annotations or generatorURL changed (DUP-9)
     rule: str = ""  # the dedup rule that emitted it (correlation/dedup.py), for the decision log
-    suppressed_detail: dict[str, str] = Field(default_factory=dict, exclude_if=_unset)  # who silenced it, or the inhibitor
-    page_hold_seconds: float | None = Field(None, exclude_if=_unset)  # transient pause: usually resolves within this long
+    suppressed_detail: dict[str, str] = Field(
+        default_factory=dict, exclude_if=_unset
+    )  # who silenced it, or the inhibitor
+    page_hold_seconds: float | None = Field(
+        None, exclude_if=_unset
+    )  # transient pause: usually resolves within this long
     page_hold_reason: str = Field("", exclude_if=_unset)  # ... and the figures that say so
 
 
@@ -81,7 +85,9 @@ class IncidentCommand(_Record):
     comment: str = Field("", max_length=2000)
     at: AwareDatetime
     into: str | None = Field(None, min_length=1, max_length=128, exclude_if=_unset)  # merge: the incident that stays
-    alerts: list[Fingerprint] = Field(default_factory=list, max_length=MAX_MOVED_ALERTS, exclude_if=_unset)  # split: chosen
+    alerts: list[Fingerprint] = Field(
+        default_factory=list, max_length=MAX_MOVED_ALERTS, exclude_if=_unset
+    )  # split: chosen
     snapshot: list[Alert] = Field(default_factory=list, max_length=MAX_MOVED_ALERTS, exclude_if=_unset)
 
 
@@ -155,7 +161,9 @@ class IncidentEvent(_Record):
     # fingerprints that moved (`merged_in`, `alerts_split`): the record of who regrouped what.
     related: list[str] = Field(default_factory=list)
     alert: Alert | None = None
-    page_held_until: AwareDatetime | None = Field(None, exclude_if=_unset)  # `opened`: the transient pause holds its page
+    page_held_until: AwareDatetime | None = Field(
+        None, exclude_if=_unset
+    )  # `opened`: the transient pause holds its page
     page_hold_reason: str | None = Field(None, exclude_if=_unset)
     # `alert_added` by a join (GRP-5): the evidence that decided it, name -> value (correlation/grouping.py `_link`)
     evidence: dict[str, str] = Field(default_factory=dict, exclude_if=_unset)
@@ -198,7 +206,9 @@ class Incident(_Record):
     severity: str | None = None
     probable_root: str | None = None
     flapping: bool = False
-    page_held_until: AwareDatetime | None = Field(None, description="Transient pause: no page before this; none at all if it resolves first.")
+    page_held_until: AwareDatetime | None = Field(
+        None, description="Transient pause: no page before this; none at all if it resolves first."
+    )
     page_hold_reason: str | None = Field(None, description="The figures the transient pause used.")
     problem_id: str | None = None
     problem_incidents: list[str] = Field(default_factory=list)  # the recurrences the problem links

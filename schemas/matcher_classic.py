@@ -43,7 +43,7 @@ def _split(body: str) -> list[str]:
             escaped = False
         piece.append(char)
     last = _go_trim_space("".join(piece))
-    return pieces + [last] if last else pieces
+    return [*pieces, last] if last else pieces
 
 
 def _go_trim_space(text: str) -> str:

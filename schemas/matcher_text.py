@@ -13,7 +13,9 @@ class MatcherError(ValueError):
 
 
 # Go's unicode.IsSpace: the Latin-1 spaces and the Unicode White_Space property.
-_GO_SPACE = frozenset("\t\n\v\f\r \x85\xa0\u1680\u2028\u2029\u202f\u205f\u3000") | frozenset(map(chr, range(0x2000, 0x200B)))
+_GO_SPACE = frozenset("\t\n\v\f\r \x85\xa0\u1680\u2028\u2029\u202f\u205f\u3000") | frozenset(
+    map(chr, range(0x2000, 0x200B))
+)
 _RESERVED = frozenset("{}!=~,\\\"'`") | _GO_SPACE
 _SIMPLE_ESCAPES = {"a": 7, "b": 8, "f": 12, "n": 10, "r": 13, "t": 9, "v": 11, "\\": 92, '"': 34}
 _QUOTE_ESCAPES = {chr(v): f"\\{k}" for k, v in _SIMPLE_ESCAPES.items()}

@@ -105,7 +105,7 @@ def _scan_quoted(text: str, i: int) -> Token | MatcherError:
         elif char == '"':
             return Token(Kind.QUOTED, text[i : end + 1], i, end + 1)
         end += 1
-    return MatcherError(f"{i}:{end}: {text[i:end]}: missing end \"")
+    return MatcherError(f'{i}:{end}: {text[i:end]}: missing end "')
 
 
 class _Parser:

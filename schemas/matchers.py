@@ -38,11 +38,22 @@ else:
     # correlation/policy.py's models holds matchers), and it has none for a compiled RE2 pattern.
     _Compiled = object
 
-__all__ = ["MatchOp", "Matcher", "MatcherError", "format_matchers", "matches_all", "normalize_matchers",
-           "parse_matcher_list", "parse_matchers", "repeated"]
+__all__ = [
+    "MatchOp",
+    "Matcher",
+    "MatcherError",
+    "format_matchers",
+    "matches_all",
+    "normalize_matchers",
+    "parse_matcher_list",
+    "parse_matchers",
+    "repeated",
+]
 
-_SYNTAX = ('write name="value" (operators = != =~ !~), several separated by commas, optionally inside { }; '
-           'quote a name with dots or spaces: "service.name"="checkout"')
+_SYNTAX = (
+    'write name="value" (operators = != =~ !~), several separated by commas, optionally inside { }; '
+    'quote a name with dots or spaces: "service.name"="checkout"'
+)
 
 
 class MatchOp(StrEnum):
@@ -78,14 +89,14 @@ class Matcher:
                 raise MatcherError(f"{self}: {exc}") from exc
 
     @classmethod
-    def parse(cls, text: str) -> "Matcher":
+    def parse(cls, text: str) -> Matcher:
         """Exactly one matcher, as Alertmanager's `compat.Matcher` (no braces); raises MatcherError."""
         if text.startswith("{") or text.endswith("}"):
             raise MatcherError(f"{text!r}: unexpected open or close brace; one matcher is written without braces")
         try:
             return _fallback(text, lambda: parse_utf8_one(text), lambda: [parse_classic_one(text)])[0]
         except MatcherError as exc:
-            raise MatcherError(f"{text!r} is not a matcher Alertmanager reads ({exc}); write name=\"value\"") from exc
+            raise MatcherError(f'{text!r} is not a matcher Alertmanager reads ({exc}); write name="value"') from exc
 
     def matches_value(self, value: str) -> bool:
         """Whether a label value (`""` for a missing label) satisfies this matcher (`labels.Matcher.Matches`)."""

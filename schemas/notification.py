@@ -39,7 +39,9 @@ class Templates(_Spec):
 
 class _Channel(_Spec):
     templates: Templates = Field(default_factory=Templates)
-    rate_per_minute: int = Field(60, ge=1, le=100_000, description="Deliveries a minute; more wait their turn, none are dropped.")
+    rate_per_minute: int = Field(
+        60, ge=1, le=100_000, description="Deliveries a minute; more wait their turn, none are dropped."
+    )
 
 
 class WebhookChannel(_Channel):
@@ -84,13 +86,16 @@ class OpsgenieChannel(_Channel):
     url: str = "https://api.opsgenie.com/v2/alerts"
 
 
-Channel = Annotated[WebhookChannel | SlackChannel | EmailChannel | PagerDutyChannel | OpsgenieChannel,
-                    Field(discriminator="type")]
+Channel = Annotated[
+    WebhookChannel | SlackChannel | EmailChannel | PagerDutyChannel | OpsgenieChannel, Field(discriminator="type")
+]
 
 
 class Contact(_Spec):
     channel: str = Field(pattern=NAME)
-    address: str = Field("", max_length=320, description="Email address, or the user's id on the channel (e.g. a Slack member id).")
+    address: str = Field(
+        "", max_length=320, description="Email address, or the user's id on the channel (e.g. a Slack member id)."
+    )
 
 
 class User(_Spec):
@@ -126,14 +131,16 @@ class Override(_Spec):
     end: AwareDatetime
 
     @model_validator(mode="after")
-    def _ordered(self) -> "Override":
+    def _ordered(self) -> Override:
         if self.end <= self.start:
             raise ValueError("an override's end must be after its start")
         return self
 
 
 class Schedule(_Spec):
-    time_zone: str = Field("UTC", description="IANA time zone, e.g. Europe/Berlin: handoffs follow its daylight saving.")
+    time_zone: str = Field(
+        "UTC", description="IANA time zone, e.g. Europe/Berlin: handoffs follow its daylight saving."
+    )
     rotation: Rotation
     overrides: list[Override] = Field(default_factory=list)
 
@@ -157,7 +164,7 @@ class Target(_Spec):
     channel: str | None = None
 
     @model_validator(mode="after")
-    def _one(self) -> "Target":
+    def _one(self) -> Target:
         if sum(v is not None for v in (self.user, self.schedule, self.channel)) != 1:
             raise ValueError("a target is exactly one of user, schedule or channel")
         return self
@@ -165,7 +172,9 @@ class Target(_Spec):
 
 class Level(_Spec):
     targets: list[Target] = Field(min_length=1, max_length=32)
-    delay: Duration = Field(timedelta(minutes=5), description="How long after paging this level the next is paged, unless acknowledged.")
+    delay: Duration = Field(
+        timedelta(minutes=5), description="How long after paging this level the next is paged, unless acknowledged."
+    )
 
 
 class EscalationPolicy(_Spec):
@@ -197,19 +206,29 @@ class NotificationsFile(_Spec):
     escalation_policies: dict[str, EscalationPolicy] = Field(default_factory=dict)
     routes: list[Route] = Field(default_factory=list)
     default_policy: str | None = Field(
-        None, description="Policy for incidents no route matches. The service catalog's team is tried first: "
-                          "a policy named like the owner team of the incident's services.")
+        None,
+        description="Policy for incidents no route matches. The service catalog's team is tried first: "
+        "a policy named like the owner team of the incident's services.",
+    )
 
     @model_validator(mode="after")
-    def _references(self) -> "NotificationsFile":
+    def _references(self) -> NotificationsFile:
         problems = []
-        for kind, names in (("channel", self.channels), ("user", self.users), ("schedule", self.schedules),
-                            ("escalation policy", self.escalation_policies)):
+        for kind, names in (
+            ("channel", self.channels),
+            ("user", self.users),
+            ("schedule", self.schedules),
+            ("escalation policy", self.escalation_policies),
+        ):
             bad = [n for n in names if not re.fullmatch(NAME, n)]
             if bad:
                 problems.append(f"{kind} names {', '.join(bad)}: use lower-case letters, digits, '.', '_' or '-'")
         for uname, user in self.users.items():
-            problems += [f"user {uname}: channel {c.channel!r} is not defined" for c in user.contacts if c.channel not in self.channels]
+            problems += [
+                f"user {uname}: channel {c.channel!r} is not defined"
+                for c in user.contacts
+                if c.channel not in self.channels
+            ]
         for sname, schedule in self.schedules.items():
             people = [*schedule.rotation.members, *(o.user for o in schedule.overrides)]
             problems += [f"schedule {sname}: user {u!r} is not defined" for u in people if u not in self.users]

@@ -43,8 +43,10 @@ def _refuse_what_go_lacks(pattern: str) -> None:
             i = len(pattern) if end < 0 else end + 2
         elif pattern[i] == "\\":
             if pattern[i + 1] == "C":
-                raise RegexError("invalid regular expression (RE2, Go syntax): invalid escape sequence: \\C (Go's "
-                                 "regexp has no single-byte escape); write . for any one character")
+                raise RegexError(
+                    "invalid regular expression (RE2, Go syntax): invalid escape sequence: \\C (Go's "
+                    "regexp has no single-byte escape); write . for any one character"
+                )
             i += 2
         else:
             i += 1
@@ -58,8 +60,10 @@ def compile_go(pattern: str) -> re2._Regexp[str]:
         return re2.compile(pattern, _OPTIONS)
     except re2.error as exc:
         reason = exc.args[0].decode(errors="replace") if exc.args and isinstance(exc.args[0], bytes) else str(exc)
-        raise RegexError(f"invalid regular expression (RE2, Go syntax): {reason}; RE2 has no lookaround or "
-                         "backreferences (https://github.com/google/re2/wiki/Syntax)") from exc
+        raise RegexError(
+            f"invalid regular expression (RE2, Go syntax): {reason}; RE2 has no lookaround or "
+            "backreferences (https://github.com/google/re2/wiki/Syntax)"
+        ) from exc
 
 
 def full_match(pattern: str, value: str) -> bool:

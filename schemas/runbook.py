@@ -60,11 +60,16 @@ class OnFailure(StrEnum):
 class Match(_Spec):
     """Which incidents a runbook applies to: all given conditions must hold."""
 
-    matchers: list[str] = Field(default_factory=list, max_length=32,
-                                description='Alertmanager-style matchers on the incident\'s labels, e.g. alertname="DiskFull".')
+    matchers: list[str] = Field(
+        default_factory=list,
+        max_length=32,
+        description='Alertmanager-style matchers on the incident\'s labels, e.g. alertname="DiskFull".',
+    )
     severity: list[str] = Field(default_factory=list, description="Any of these severities (empty: any).")
     service: list[str] = Field(default_factory=list, description="Any of these services (empty: any).")
-    team: list[str] = Field(default_factory=list, description="Any of these owner teams, from the service catalog (empty: any).")
+    team: list[str] = Field(
+        default_factory=list, description="Any of these owner teams, from the service catalog (empty: any)."
+    )
 
     @field_validator("matchers")
     @classmethod
@@ -77,7 +82,9 @@ class Match(_Spec):
 class SecretRef(_Spec):
     """A value taken from a secret at run time; it never appears in results, logs or dry runs."""
 
-    secret: str = Field(pattern=SECRET_NAME, description="Name of the secret: env FIREBREAK_SECRET_<NAME> or file <secrets_dir>/<NAME>.")
+    secret: str = Field(
+        pattern=SECRET_NAME, description="Name of the secret: env FIREBREAK_SECRET_<NAME> or file <secrets_dir>/<NAME>."
+    )
     format: str = Field("{}", description='How the secret is written into the value, e.g. "Bearer {}".')
 
     @field_validator("format")
@@ -92,8 +99,9 @@ class Param(_Spec):
     """A param with a pattern the rendered value must match: the guard for values that reach commands or URLs."""
 
     value: str = Field(max_length=4000)
-    pattern: str | None = Field(None, description="Regular expression (RE2, Go syntax, as Alertmanager's) the whole "
-                                                  "rendered value must match.")
+    pattern: str | None = Field(
+        None, description="Regular expression (RE2, Go syntax, as Alertmanager's) the whole rendered value must match."
+    )
 
     @field_validator("pattern")
     @classmethod
@@ -110,7 +118,9 @@ class HttpAction(_Spec):
     url: str | SecretRef = Field(description="Template for path and query only; scheme, host and port are literal.")
     headers: dict[str, str | SecretRef] = Field(default_factory=dict)
     json_body: Any = Field(None, alias="json", description="Body sent as JSON; strings in it are templates.")
-    expect_status: list[int] = Field(default_factory=list, description="Statuses that count as success (empty: any 2xx).")
+    expect_status: list[int] = Field(
+        default_factory=list, description="Statuses that count as success (empty: any 2xx)."
+    )
 
     @field_validator("url")
     @classmethod
@@ -120,8 +130,10 @@ class HttpAction(_Spec):
         scheme, _, rest = value.partition("://")
         head = scheme + re.split(r"[/?#]", rest, maxsplit=1)[0]
         if "{{" in head or "{%" in head or "{#" in head:
-            raise ValueError("the scheme, host and port of a URL must be written literally, not templated; "
-                             "put labels in the path or query only")
+            raise ValueError(
+                "the scheme, host and port of a URL must be written literally, not templated; "
+                "put labels in the path or query only"
+            )
         parts = urlsplit(value)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"{value!r} is not an http(s) URL with a host")
@@ -131,7 +143,9 @@ class HttpAction(_Spec):
 
 
 class CommandSpec(_Spec):
-    argv: list[str] = Field(min_length=1, max_length=128, description="Program and arguments; each item is one argument.")
+    argv: list[str] = Field(
+        min_length=1, max_length=128, description="Program and arguments; each item is one argument."
+    )
     cwd: str | None = None
     env: dict[str, str] = Field(default_factory=dict)
 
@@ -156,10 +170,12 @@ class ApprovalAction(_Spec):
 
 class WaitAction(_Spec):
     duration: Duration | None = Field(None, alias="for", description="Sleep this long.")
-    until: Literal["resolved"] | None = Field(None, description="Wait until the incident resolves (bounded by the step timeout).")
+    until: Literal["resolved"] | None = Field(
+        None, description="Wait until the incident resolves (bounded by the step timeout)."
+    )
 
     @model_validator(mode="after")
-    def _one(self) -> "WaitAction":
+    def _one(self) -> WaitAction:
         if (self.duration is None) == (self.until is None):
             raise ValueError("wait takes exactly one of `for: <duration>` or `until: resolved`")
         return self
@@ -177,8 +193,9 @@ class RiskApproval(_Spec):
     """Who must approve a `risk: high` step, and for how long the request stands."""
 
     required: int = Field(1, ge=1, le=2, description="Approvals needed, each from a different person (1 or 2).")
-    expires: Duration = Field(timedelta(minutes=30), description="Unanswered this long, the request expires and the step "
-                                                                 "does not run.")
+    expires: Duration = Field(
+        timedelta(minutes=30), description="Unanswered this long, the request expires and the step does not run."
+    )
 
 
 class Retries(_Spec):
@@ -204,19 +221,25 @@ class Step(_Spec):
     retries: Retries = Field(default_factory=Retries)
     on_failure: OnFailure = OnFailure.stop
     idempotent: bool = Field(False, description="Safe to run again when a crash leaves its outcome unknown.")
-    risk: Literal["low", "high"] = Field("low", description="low: runs automatically; high: runs only once approved "
-                                                           "(`approvals`), and never on expiry.")
-    approvals: RiskApproval | None = Field(None, description="For `risk: high`: how many people approve, within how long "
-                                                             "(default: one, 30m).")
+    risk: Literal["low", "high"] = Field(
+        "low", description="low: runs automatically; high: runs only once approved (`approvals`), and never on expiry."
+    )
+    approvals: RiskApproval | None = Field(
+        None, description="For `risk: high`: how many people approve, within how long (default: one, 30m)."
+    )
 
     @model_validator(mode="after")
-    def _one_action(self) -> "Step":
+    def _one_action(self) -> Step:
         given = [f for f in ACTION_FIELDS if getattr(self, f) is not None]
         if len(given) != 1:
-            raise ValueError(f"a step has exactly one action of {', '.join(ACTION_FIELDS)}; "
-                             f"step {self.id!r} has {', '.join(given) if given else 'none'}")
+            raise ValueError(
+                f"a step has exactly one action of {', '.join(ACTION_FIELDS)}; "
+                f"step {self.id!r} has {', '.join(given) if given else 'none'}"
+            )
         if self.approvals is not None and self.risk != "high":
-            raise ValueError(f"step {self.id!r}: `approvals` applies to `risk: high` steps; add `risk: high` or drop it")
+            raise ValueError(
+                f"step {self.id!r}: `approvals` applies to `risk: high` steps; add `risk: high` or drop it"
+            )
         if self.risk == "high" and self.action in ("approval", "wait", "annotate"):
             raise ValueError(f"step {self.id!r}: a {self.action} step changes nothing, so it cannot be `risk: high`")
         return self
@@ -247,20 +270,31 @@ class BlastRadius(_Spec):
 
 
 class CircuitBreaker(_Spec):
-    failures: int = Field(ge=1, le=1000, description="Open after this many failed runs in a row (blocked runs do not count).")
-    cooldown: Duration = Field(timedelta(minutes=30), description="How long it stays open; then one trial run may go (half-open): "
-                               "a success closes it, a failure opens it again.")
+    failures: int = Field(
+        ge=1, le=1000, description="Open after this many failed runs in a row (blocked runs do not count)."
+    )
+    cooldown: Duration = Field(
+        timedelta(minutes=30),
+        description="How long it stays open; then one trial run may go (half-open): "
+        "a success closes it, a failure opens it again.",
+    )
 
 
 class Guardrails(_Spec):
     """Limits on how often a runbook acts. A run they block does not start: it fails with the reason, a human
     is paged with it, and `firebreak_guardrail_blocks_total` counts it."""
 
-    target: str = Field("{{ incident.probable_root or (incident.services | first) or incident.id }}", min_length=1,
-                        max_length=2000, description="Template naming what a run acts on (rendered with `params`), "
-                        "for `per_target` and `blast_radius`; default: the incident's probable root service.")
+    target: str = Field(
+        "{{ incident.probable_root or (incident.services | first) or incident.id }}",
+        min_length=1,
+        max_length=2000,
+        description="Template naming what a run acts on (rendered with `params`), "
+        "for `per_target` and `blast_radius`; default: the incident's probable root service.",
+    )
     rate: Limit | None = Field(None, description="Runs of this runbook, over all targets.")
-    per_target: Limit | None = Field(None, description="Runs against one target, e.g. at most 3 restarts of one deployment an hour.")
+    per_target: Limit | None = Field(
+        None, description="Runs against one target, e.g. at most 3 restarts of one deployment an hour."
+    )
     blast_radius: BlastRadius | None = None
     circuit_breaker: CircuitBreaker | None = None
 
@@ -273,12 +307,14 @@ class Runbook(_Spec):
     match: Match = Field(default_factory=Match)
     params: dict[str, str | Param] = Field(default_factory=dict)
     concurrency: int = Field(4, ge=1, le=1000, description="Most runs of this runbook at once; more wait their turn.")
-    page_channel: str | None = Field(None, description="Channel for `on_failure: page` and guardrail blocks (default: the settings' page channel).")
+    page_channel: str | None = Field(
+        None, description="Channel for `on_failure: page` and guardrail blocks (default: the settings' page channel)."
+    )
     guardrails: Guardrails | None = None
     steps: list[Step] = Field(min_length=1, max_length=MAX_STEPS)
 
     @model_validator(mode="after")
-    def _unique_steps(self) -> "Runbook":
+    def _unique_steps(self) -> Runbook:
         from schemas.matchers import repeated
 
         dupes = repeated([s.id for s in self.steps])

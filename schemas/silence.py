@@ -27,7 +27,7 @@ class Silence(BaseModel):
         return normalize_matchers(value)
 
     @model_validator(mode="after")
-    def _ends_after_start(self) -> "Silence":
+    def _ends_after_start(self) -> Silence:
         # Equal times are an expired silence: expiring one that has not started sets both to now, as Alertmanager does.
         if self.ends_at < self.starts_at:
             raise ValueError("endsAt must not be before startsAt")
@@ -45,9 +45,11 @@ def refuse_silencing_everything(matchers: list[str]) -> list[str]:
     found = parse_matcher_list(matchers)
     if all(m.op in (MatchOp.eq, MatchOp.re) and m.matches_value("") for m in found):
         shown = ", ".join(str(m) for m in found) or "none"
-        raise ValueError(f"at least one matcher must not match the empty string (matchers: {shown}); each of these "
-                         "also matches alerts without the label, so the silence would hide every alert: add a matcher "
-                         'that names what to silence, e.g. service="checkout"')
+        raise ValueError(
+            f"at least one matcher must not match the empty string (matchers: {shown}); each of these "
+            "also matches alerts without the label, so the silence would hide every alert: add a matcher "
+            'that names what to silence, e.g. service="checkout"'
+        )
     return matchers
 
 

@@ -67,19 +67,28 @@ class Barrier:
                 message = event.message
                 if message.topic != topic:
                     MISROUTED_RECORDS.labels(stage).inc()
-                    log.warning("stage %s was handed %s/%s offset %s, a record of another stage; leaving it to that stage",
-                                stage, message.topic, message.partition, message.offset)
+                    log.warning(
+                        "stage %s was handed %s/%s offset %s, a record of another stage; leaving it to that stage",
+                        stage,
+                        message.topic,
+                        message.partition,
+                        message.offset,
+                    )
                     continue
                 previous = self.last_seen.get((message.topic, message.partition))
                 if previous is not None and message.offset > previous + 1:
                     await self.repair_gap(stage, handle, message, previous)
                 await self.process(stage, handle, event)
-                self.last_seen[(message.topic, message.partition)] = max(-1 if previous is None else previous, message.offset)
+                self.last_seen[(message.topic, message.partition)] = max(
+                    -1 if previous is None else previous, message.offset
+                )
 
         agent.__name__ = stage
         return agent
 
-    def guarded_batches(self, stage: str, topic: str, handle: BatchHandler) -> Callable[[faust.StreamT], Awaitable[None]]:
+    def guarded_batches(
+        self, stage: str, topic: str, handle: BatchHandler
+    ) -> Callable[[faust.StreamT], Awaitable[None]]:
         """`guarded` for a stage that handles many records at once: the records Faust's `take_events` gives
         (acknowledged only once handled), cut where a gap is repaired, so every partition's records reach the
         stage in offset order."""
@@ -91,8 +100,13 @@ class Barrier:
                     message = event.message
                     if message.topic != topic:
                         MISROUTED_RECORDS.labels(stage).inc()
-                        log.warning("stage %s was handed %s/%s offset %s, a record of another stage; leaving it to "
-                                    "that stage", stage, message.topic, message.partition, message.offset)
+                        log.warning(
+                            "stage %s was handed %s/%s offset %s, a record of another stage; leaving it to that stage",
+                            stage,
+                            message.topic,
+                            message.partition,
+                            message.offset,
+                        )
                         continue
                     previous = self.last_seen.get((message.topic, message.partition))
                     if previous is not None and message.offset > previous + 1:
@@ -104,8 +118,9 @@ class Barrier:
                             await self.process_batch(stage, handle, missing)
                         await self.ack_repaired(message.topic, message.partition, previous + 1, message.offset - 1)
                     run.append(event)
-                    self.last_seen[(message.topic, message.partition)] = max(-1 if previous is None else previous,
-                                                                             message.offset)
+                    self.last_seen[(message.topic, message.partition)] = max(
+                        -1 if previous is None else previous, message.offset
+                    )
                 if run:
                     await self.process_batch(stage, handle, run)
 
@@ -160,18 +175,31 @@ class Barrier:
                 attempt += 1
                 PARTITION_WAITS.labels(stage).inc()
                 first = event[0] if isinstance(event, list) else event  # a batch: named by its first record
-                log.error("stage %s cannot write its table (%s); retrying %s/%s offset %s in %.1f s. If this persists, "
-                          "run `firebreak topics create` and check the changelog topics' partitions",
-                          stage, " ".join(str(exc).split()), first.message.topic, first.message.partition,
-                          first.message.offset, wait)
+                log.error(
+                    "stage %s cannot write its table (%s); retrying %s/%s offset %s in %.1f s. If this persists, "
+                    "run `firebreak topics create` and check the changelog topics' partitions",
+                    stage,
+                    " ".join(str(exc).split()),
+                    first.message.topic,
+                    first.message.partition,
+                    first.message.offset,
+                    wait,
+                )
                 await asyncio.sleep(wait)
 
     async def fetch_gap(self, stage: str, message: Any, previous: int) -> list[Any]:
         """The records the stream skipped between `previous` and `message` (adapters/gaps.py), counted and logged."""
         missing = await self.gaps.fetch(message.topic, message.partition, previous + 1, message.offset)
         SKIPPED_RECORDS.labels(stage).inc(message.offset - previous - 1)
-        log.warning("stage %s: the stream skipped %s/%s offsets %d..%d; processing the %d fetched first",
-                    stage, message.topic, message.partition, previous + 1, message.offset - 1, len(missing))
+        log.warning(
+            "stage %s: the stream skipped %s/%s offsets %d..%d; processing the %d fetched first",
+            stage,
+            message.topic,
+            message.partition,
+            previous + 1,
+            message.offset - 1,
+            len(missing),
+        )
         return list(missing)
 
     async def repair_gap(self, stage: str, handle: Handler, message: Any, previous: int) -> None:
@@ -186,8 +214,14 @@ class Barrier:
         (`Consumer._add_gap`, used for gaps it notices itself) is the one way in."""
         add_gap = getattr(self.app.consumer, "_add_gap", None)
         if add_gap is None:
-            log.warning("this faust version has no Consumer._add_gap: offsets %s/%s %d..%d stay uncommitted "
-                        "until the next rebalance", topic, partition, first, last)
+            log.warning(
+                "this faust version has no Consumer._add_gap: offsets %s/%s %d..%d stay uncommitted "
+                "until the next rebalance",
+                topic,
+                partition,
+                first,
+                last,
+            )
             return
         await add_gap(faust.types.TP(topic, partition), first, last)
 
@@ -203,25 +237,48 @@ class Barrier:
         try:
             points = await self.gaps.resume_points(self.app_id, mine)
         except Exception as exc:  # noqa: BLE001 - detection of later gaps still works; say what is missing
-            log.warning("could not read committed offsets for %d partitions (%s); gaps at their start go unnoticed",
-                        len(mine), exc)
+            log.warning(
+                "could not read committed offsets for %d partitions (%s); gaps at their start go unnoticed",
+                len(mine),
+                exc,
+            )
             return
         for key, offset in points.items():
             self.last_seen.setdefault(key, offset - 1)
 
-    async def to_dead_letter(self, stage: str, reason: str, event: Any, summary: str, detail: str,
-                             value: bytes | None = None, item: int | None = None) -> None:
+    async def to_dead_letter(
+        self,
+        stage: str,
+        reason: str,
+        event: Any,
+        summary: str,
+        detail: str,
+        value: bytes | None = None,
+        item: int | None = None,
+    ) -> None:
         """Send a record (or, with `value` and `item`, one item of a packed record) to `dead-letter` with the
         stage, the reason, the error and where it came from (`topic/partition/offset`, `#item` for an item)."""
         DEAD_LETTERS.labels(stage, reason).inc()
         message = event.message
         where = f"{message.topic}/{message.partition}/{message.offset}" + (f"#{item}" if item is not None else "")
-        log.error("dead-letter stage=%s reason=%s source=%s: %s", stage, reason, where, summary,
-                  extra=log_context(correlation_key=message.key.decode("utf-8", "replace") if isinstance(message.key, bytes) else None))
+        log.error(
+            "dead-letter stage=%s reason=%s source=%s: %s",
+            stage,
+            reason,
+            where,
+            summary,
+            extra=log_context(
+                correlation_key=message.key.decode("utf-8", "replace") if isinstance(message.key, bytes) else None
+            ),
+        )
         if value is None:
             value = message.value if isinstance(message.value, bytes) else b""
-        headers = {"stage": stage.encode(), "reason": reason.encode(), "error": detail[-4000:].encode(),
-                   "source": where.encode()}
+        headers = {
+            "stage": stage.encode(),
+            "reason": reason.encode(),
+            "error": detail[-4000:].encode(),
+            "source": where.encode(),
+        }
         await self.send_dead_letter(message.key, value, headers)
 
     async def send_dead_letter(self, key: bytes | None, value: bytes, headers: dict[str, bytes]) -> None:
@@ -236,8 +293,11 @@ class Barrier:
         try:
             await self.dead_letter.send(key=key, value=b"", headers=headers)
         except Exception as exc:  # noqa: BLE001
-            log.critical("could not write to dead-letter (%r); source %s", exc,
-                         headers.get("source", b"").decode("utf-8", "replace"))
+            log.critical(
+                "could not write to dead-letter (%r); source %s",
+                exc,
+                headers.get("source", b"").decode("utf-8", "replace"),
+            )
 
     async def outputs_refused(self, stage: str, event: Any, refused: list[tuple[str, bytes, bytes]]) -> None:
         """Outputs too large for any Kafka record (`Outbox.refused`): each to `dead-letter`, as its item."""
@@ -245,16 +305,36 @@ class Barrier:
             DEAD_LETTERS.labels(stage, "output_too_large").inc()
             message = event.message
             where = f"{message.topic}/{message.partition}/{message.offset}"
-            log.error("dead-letter stage=%s reason=output_too_large source=%s: a %d-byte %s item is larger than a "
-                      "record may be", stage, where, len(value), topic)
-            await self.send_dead_letter(key, value, {
-                "stage": stage.encode(), "reason": b"output_too_large", "source": where.encode(),
-                "error": f"{len(value)} bytes for {topic}: larger than a Kafka record may be".encode()})
+            log.error(
+                "dead-letter stage=%s reason=output_too_large source=%s: a %d-byte %s item is larger than a "
+                "record may be",
+                stage,
+                where,
+                len(value),
+                topic,
+            )
+            await self.send_dead_letter(
+                key,
+                value,
+                {
+                    "stage": stage.encode(),
+                    "reason": b"output_too_large",
+                    "source": where.encode(),
+                    "error": f"{len(value)} bytes for {topic}: larger than a Kafka record may be".encode(),
+                },
+            )
 
     async def item_failed(self, stage: str, event: Any, index: int, value: bytes, exc: BaseException) -> None:
         """One item of a packed record failed: it alone goes to `dead-letter`; the caller goes on."""
-        await self.to_dead_letter(stage, "processing_failed", event, repr(exc),
-                                  "".join(traceback.format_exception(exc)), value=value, item=index)
+        await self.to_dead_letter(
+            stage,
+            "processing_failed",
+            event,
+            repr(exc),
+            "".join(traceback.format_exception(exc)),
+            value=value,
+            item=index,
+        )
 
 
 async def with_redis_retries(write: Callable[[], Awaitable[T]]) -> T:

@@ -48,8 +48,13 @@ class SinkSettings(Protocol):
 class DecisionSink:
     """The consumer above; `client_kwargs` are aiokafka's connection options (security protocol, SASL, TLS)."""
 
-    def __init__(self, settings: SinkSettings, log_: DecisionLog, dead_letter: DeadLetter,
-                 client_kwargs: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        settings: SinkSettings,
+        log_: DecisionLog,
+        dead_letter: DeadLetter,
+        client_kwargs: dict[str, Any] | None = None,
+    ) -> None:
         self.settings = settings
         self.client_kwargs = client_kwargs or {}
         self.log = log_
@@ -66,17 +71,25 @@ class DecisionSink:
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.exception("decision log consumer failed; restarting it in %g s (the stream stages carry on, and "
-                              "uncommitted decisions are read again)", RESTART_SECONDS)
+                log.exception(
+                    "decision log consumer failed; restarting it in %g s (the stream stages carry on, and "
+                    "uncommitted decisions are read again)",
+                    RESTART_SECONDS,
+                )
             finally:
                 await _quietly_stop(consumer)
             await asyncio.sleep(RESTART_SECONDS)
 
     def new_consumer(self) -> AIOKafkaConsumer:
         return AIOKafkaConsumer(
-            "decisions", bootstrap_servers=self.settings.kafka_bootstrap.split(","),
-            group_id=f"{self.settings.app_id}-decisions", enable_auto_commit=False, auto_offset_reset="earliest",
-            session_timeout_ms=int(self.settings.worker_session_timeout_seconds * 1000), **self.client_kwargs)
+            "decisions",
+            bootstrap_servers=self.settings.kafka_bootstrap.split(","),
+            group_id=f"{self.settings.app_id}-decisions",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            session_timeout_ms=int(self.settings.worker_session_timeout_seconds * 1000),
+            **self.client_kwargs,
+        )
 
     async def step(self, consumer: AIOKafkaConsumer) -> int:
         """Read, write and commit one batch; return how many records it held."""
@@ -97,9 +110,12 @@ class DecisionSink:
         try:
             await consumer.commit()
         except (CommitFailedError, RebalanceInProgressError, IllegalStateError) as exc:
-            log.warning("a batch of %d decision records was written but not committed (%s): the group rebalanced, "
-                        "so the partitions' owner reads it again and the log stores each decision once",
-                        len(records), type(exc).__name__)
+            log.warning(
+                "a batch of %d decision records was written but not committed (%s): the group rebalanced, "
+                "so the partitions' owner reads it again and the log stores each decision once",
+                len(records),
+                type(exc).__name__,
+            )
         return len(records)
 
     async def write(self, decisions: list[Decision]) -> None:
@@ -112,12 +128,14 @@ class DecisionSink:
                 wait = redis_backoff(attempt)
                 attempt += 1
                 REDIS_WAITS.inc()
-                log.warning("Redis unavailable (%s); %d decisions wait %.1f s (attempt %d)", exc, len(decisions), wait, attempt)
+                log.warning(
+                    "Redis unavailable (%s); %d decisions wait %.1f s (attempt %d)", exc, len(decisions), wait, attempt
+                )
                 await asyncio.sleep(wait)
 
 
 async def _quietly_stop(consumer: AIOKafkaConsumer) -> None:
     try:
         await consumer.stop()
-    except Exception as exc:  # a consumer that failed to start or lost its broker still has to let go
+    except Exception as exc:  # noqa: BLE001 - a consumer that failed to start or lost its broker still has to let go
         log.warning("decision log consumer did not stop cleanly: %s", exc)

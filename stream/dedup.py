@@ -12,15 +12,15 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
+from adapters.entries import Entries
+from adapters.metrics import ALERTS_PROCESSED, ALERTS_SUPPRESSED
 from correlation.decisions import after_dedup
 from correlation.dedup import FingerprintState, counted_only, dedup, release
 from correlation.rules import Rules
 from correlation.suppression import describe
-from adapters.entries import Entries
-from adapters.metrics import ALERTS_PROCESSED, ALERTS_SUPPRESSED
 from schemas import AlertRelease, AlertStatus
 from schemas.batch import alert_records, position
 from schemas.decision import Decision
@@ -33,12 +33,20 @@ log = logging.getLogger("firebreak.worker")
 
 def event_time(event: Any) -> datetime:
     """When Kafka received the record: the stages' `now`, so replay and the worker read time alike."""
-    return datetime.fromtimestamp(event.message.timestamp, tz=timezone.utc)
+    return datetime.fromtimestamp(event.message.timestamp, tz=UTC)
 
 
 class DedupStage:
-    def __init__(self, entries: Entries[FingerprintState], rules: Rules, suppression: Suppression, barrier: Barrier,
-                 counts: PartitionCounts, app: Any, decisions: bool) -> None:
+    def __init__(
+        self,
+        entries: Entries[FingerprintState],
+        rules: Rules,
+        suppression: Suppression,
+        barrier: Barrier,
+        counts: PartitionCounts,
+        app: Any,
+        decisions: bool,
+    ) -> None:
         self.entries = entries
         self.rules = rules
         self.suppression = suppression
@@ -49,10 +57,14 @@ class DedupStage:
 
     async def handle(self, events: list[Any]) -> None:
         """The records Faust handed over together (any partitions of `alerts`), each record's items in order."""
-        decoded = [(event, items) for event in events
-                   if (items := await self.barrier.decode("dedup", event, alert_records)) is not None]
-        sources = await self.suppression.sources([i.labels for _, items in decoded for i in items
-                                                  if not isinstance(i, AlertRelease)])
+        decoded = [
+            (event, items)
+            for event in events
+            if (items := await self.barrier.decode("dedup", event, alert_records)) is not None
+        ]
+        sources = await self.suppression.sources(
+            [i.labels for _, items in decoded for i in items if not isinstance(i, AlertRelease)]
+        )
         # fingerprint -> (stored, current, a record of its partition: table writes go to that partition)
         work: dict[str, tuple[FingerprintState | None, FingerprintState | None, Any]] = {}
         counted: set[str] = set()  # fingerprints whose every change in these records was counted-only
@@ -80,7 +92,9 @@ class DedupStage:
                     detail = describe(suppressed, self.suppression.silences, source) if self.decisions else None
                     updated, outputs, outcome = dedup(entry, item, at, now, self.rules, suppressed, detail)
                 except Exception as exc:  # noqa: BLE001 - this item alone to dead-letter; the others go on
-                    await self.barrier.item_failed("dedup", event, index, item.model_dump_json(by_alias=True).encode(), exc)
+                    await self.barrier.item_failed(
+                        "dedup", event, index, item.model_dump_json(by_alias=True).encode(), exc
+                    )
                     continue
                 outcomes[outcome.value] += 1
                 if suppressed and outputs:
@@ -97,8 +111,9 @@ class DedupStage:
                             counted.discard(fingerprint)
                     work[fingerprint] = (stored, updated, event)
                     if outputs or entry is None or entry.status is not updated.status:
-                        self.suppression.note_source(sources, item.labels, fingerprint,
-                                                     updated.status is AlertStatus.firing, source_changes)
+                        self.suppression.note_source(
+                            sources, item.labels, fingerprint, updated.status is AlertStatus.firing, source_changes
+                        )
                 for out in outputs:
                     outbox.add("alert-events", out.correlation_key, out.model_dump_json().encode())
         # Outputs first, then state: a crash between them redelivers the records, which the unchanged entries take

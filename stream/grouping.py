@@ -15,18 +15,18 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from redis.exceptions import RedisError
 
-from correlation.decisions import after_group
-from correlation.grouping import GroupState, attach_suspects, change_scopes, group, released
-from correlation.rules import Rules
 from adapters.change_store import ChangeStore
 from adapters.entries import DueIndex, Entries
 from adapters.logs import context as log_context
 from adapters.metrics import INCIDENT_EVENTS
+from correlation.decisions import after_group
+from correlation.grouping import GroupState, attach_suspects, change_scopes, group, released
+from correlation.rules import Rules
 from schemas import AlertRelease, IncidentEvent, IncidentEventKind, Tick
 from schemas.batch import group_inputs, position
 from stream.barrier import Barrier
@@ -35,14 +35,28 @@ from stream.outbox import Outbox, PartitionCounts
 
 log = logging.getLogger("firebreak.worker")
 
-LOGGED_KINDS = {IncidentEventKind.opened, IncidentEventKind.acknowledged, IncidentEventKind.resolved,
-                IncidentEventKind.reopened, IncidentEventKind.problem_detected, IncidentEventKind.merged,
-                IncidentEventKind.alerts_split}
+LOGGED_KINDS = {
+    IncidentEventKind.opened,
+    IncidentEventKind.acknowledged,
+    IncidentEventKind.resolved,
+    IncidentEventKind.reopened,
+    IncidentEventKind.problem_detected,
+    IncidentEventKind.merged,
+    IncidentEventKind.alerts_split,
+}
 
 
 class GroupStage:
-    def __init__(self, entries: Entries[GroupState], rules: Rules, changes: ChangeStore, barrier: Barrier,
-                 counts: PartitionCounts, app: Any, decisions: bool) -> None:
+    def __init__(
+        self,
+        entries: Entries[GroupState],
+        rules: Rules,
+        changes: ChangeStore,
+        barrier: Barrier,
+        counts: PartitionCounts,
+        app: Any,
+        decisions: bool,
+    ) -> None:
         self.entries = entries
         self.due_index = DueIndex(entries)
         self.rules = rules
@@ -94,8 +108,9 @@ class GroupStage:
             if current is not None and current is not stored:
                 self.entries.set(key, current, source_event)
 
-    async def apply(self, key: str, entry: GroupState | None, item: Any, at: int, now: datetime,
-                    partition: int) -> tuple[GroupState | None, list[IncidentEvent]]:
+    async def apply(
+        self, key: str, entry: GroupState | None, item: Any, at: int, now: datetime, partition: int
+    ) -> tuple[GroupState | None, list[IncidentEvent]]:
         """One input through the pure stage, with the suspect changes of any incident it opened (GRP-18)."""
         updated, outputs = group(entry, item, at, now, self.rules, partition)
         fresh = updated is not None and updated is not entry  # not a redelivery: those re-emit stored events
@@ -104,8 +119,12 @@ class GroupStage:
             try:
                 recent = await self.changes.between(scope, now - self.rules.policies.change_window, now)
             except RedisError as exc:
-                log.warning("change lookup for %s failed (%s): no suspects recorded", incident, exc,
-                            extra=log_context(incident_id=incident, correlation_key=key))
+                log.warning(
+                    "change lookup for %s failed (%s): no suspects recorded",
+                    incident,
+                    exc,
+                    extra=log_context(incident_id=incident, correlation_key=key),
+                )
                 recent = []
             updated, more = attach_suspects(updated, incident, recent, now, self.rules)
             outputs = [*outputs, *more]
@@ -113,15 +132,24 @@ class GroupStage:
 
     @staticmethod
     def emit(outputs: list[IncidentEvent], outbox: Outbox) -> None:
-        for fp, at, incident_id in released(outputs):  # GRP-25: tell the dedup stage, through the fingerprint's partition
-            outbox.add("alerts", fp, AlertRelease(fingerprint=fp, at=at, incident_id=incident_id).model_dump_json().encode())
+        for fp, at, incident_id in released(
+            outputs
+        ):  # GRP-25: tell the dedup stage, through the fingerprint's partition
+            outbox.add(
+                "alerts", fp, AlertRelease(fingerprint=fp, at=at, incident_id=incident_id).model_dump_json().encode()
+            )
         kinds: Counter[str] = Counter()
         for out in outputs:
             kinds[out.kind.value] += 1
             if out.kind in LOGGED_KINDS:
-                log.info("incident %s %s (%s)%s", out.incident_id, out.kind.value, out.rule,
-                         f" by {out.actor}" if out.actor != "firebreak" else "",
-                         extra=log_context(incident_id=out.incident_id, correlation_key=out.correlation_key))
+                log.info(
+                    "incident %s %s (%s)%s",
+                    out.incident_id,
+                    out.kind.value,
+                    out.rule,
+                    f" by {out.actor}" if out.actor != "firebreak" else "",
+                    extra=log_context(incident_id=out.incident_id, correlation_key=out.correlation_key),
+                )
             outbox.add("incident-events", out.incident_id, out.model_dump_json().encode())
         for kind, count in kinds.items():
             INCIDENT_EVENTS.labels(kind).inc(count)
@@ -129,4 +157,4 @@ class GroupStage:
 
 def tick_record(now: datetime | None = None) -> bytes:
     """The value of a tick record (sent to one partition, no key)."""
-    return Tick(at=now or datetime.now(timezone.utc)).model_dump_json().encode()
+    return Tick(at=now or datetime.now(UTC)).model_dump_json().encode()

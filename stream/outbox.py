@@ -66,7 +66,9 @@ class Outbox:
         self.counts = counts
         self._items: dict[str, list[tuple[bytes, bytes]]] = {}  # topic -> (key, item JSON) in order
         self.records = 0  # records sent by the last flush
-        self.refused: list[tuple[str, bytes, bytes]] = []  # (topic, key, item) of the last flush too large for any record
+        self.refused: list[
+            tuple[str, bytes, bytes]
+        ] = []  # (topic, key, item) of the last flush too large for any record
 
     def add(self, topic: str, key: str, value: bytes) -> None:
         self._items.setdefault(topic, []).append((key.encode(), value))

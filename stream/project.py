@@ -42,7 +42,7 @@ class ProjectStage:
         events = [event for _, _, event in records]
         try:
             return await with_redis_retries(lambda: self.store.fold_many(events))
-        except Exception:  # noqa: BLE001 - find the event at fault
+        except Exception:
             if len(events) == 1:
                 raise  # the barrier dead-letters the record
         results: list[tuple[ApplyResult, Incident | None]] = []
@@ -56,9 +56,12 @@ class ProjectStage:
 
     async def handle(self, records: list[Any]) -> None:
         """The records Faust handed over together: their events folded into Redis at once, in order."""
-        items = [(record, index, event) for record in records
-                 if (events := await self.barrier.decode("project", record, incident_events)) is not None
-                 for index, event in enumerate(events)]
+        items = [
+            (record, index, event)
+            for record in records
+            if (events := await self.barrier.decode("project", record, incident_events)) is not None
+            for index, event in enumerate(events)
+        ]
         if not items:
             return
         results = await self.fold(items)

@@ -9,10 +9,10 @@ from datetime import datetime
 
 from redis.exceptions import RedisError
 
-from correlation.policy import InhibitRule
-from correlation.suppression import inhibitor, silenced_by, source_keys
 from adapters.inhibition_store import InhibitionStore
 from adapters.silence_store import SilenceStore
+from correlation.policy import InhibitRule
+from correlation.suppression import inhibitor, silenced_by, source_keys
 from schemas import Silence
 
 log = logging.getLogger("firebreak.worker")
@@ -46,8 +46,9 @@ class Suppression:
             log.warning("inhibition lookup failed (%s): treating the alerts as not inhibited", exc)
             return {}
 
-    def of(self, labels: Mapping[str, str], fingerprint: str, now: datetime,
-           sources: Mapping[str, set[str]]) -> tuple[str | None, str | None]:
+    def of(
+        self, labels: Mapping[str, str], fingerprint: str, now: datetime, sources: Mapping[str, set[str]]
+    ) -> tuple[str | None, str | None]:
         """(`silence:<id>` or `inhibit:<rule>`, the inhibiting alert's fingerprint) for one alert."""
         suppressed = silenced_by(labels, self.silences, now)
         if suppressed is None and self.rules:
@@ -60,8 +61,14 @@ class Suppression:
         """`of` for a single alert, reading its sources."""
         return self.of(labels, fingerprint, now, await self.sources([labels]))
 
-    def note_source(self, sources: dict[str, set[str]], labels: Mapping[str, str], fingerprint: str,
-                    firing: bool, changes: dict[tuple[str, str], bool]) -> None:
+    def note_source(
+        self,
+        sources: dict[str, set[str]],
+        labels: Mapping[str, str],
+        fingerprint: str,
+        firing: bool,
+        changes: dict[tuple[str, str], bool],
+    ) -> None:
         """An alert of this record started or stopped firing: later alerts of the record see it in `sources`
         at once, and `changes` ((key, fingerprint) -> firing) is written by `save` after the record."""
         for key in source_keys(labels, self.rules):

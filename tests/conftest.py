@@ -26,7 +26,11 @@ ROOT = Path(__file__).resolve().parents[1]
 STACK_SCRIPT = ROOT / "deploy/local/stack.sh"
 FIREBREAK = str(Path(sys.executable).parent / "firebreak")  # the console script of this environment
 TOKEN = "integration-test-token"
-PACKED_ITEMS = {"alert_batch": "alerts", "group_input_batch": "items", "incident_event_batch": "events"}  # schemas/batch.py
+PACKED_ITEMS = {
+    "alert_batch": "alerts",
+    "group_input_batch": "items",
+    "incident_event_batch": "events",
+}  # schemas/batch.py
 KAFKA_SASL_PASSWORD = "kafka-sasl-test-password"
 
 
@@ -56,8 +60,9 @@ class Stack:
 
     def service(self, action: str, name: str) -> None:
         """Stop or start Kafka or Redis (`stack.sh stop|start kafka|redis`), keeping its data."""
-        subprocess.run([str(STACK_SCRIPT), action, name], env=self.script_env, check=True, timeout=300,
-                       capture_output=True)
+        subprocess.run(
+            [str(STACK_SCRIPT), action, name], env=self.script_env, check=True, timeout=300, capture_output=True
+        )
 
     def end_offsets(self, topic: str) -> int:
         """How many records the topic holds, summed over partitions."""
@@ -129,8 +134,13 @@ def launch_stack(folder: Path) -> Iterator[Stack]:
     )
     subprocess.run([str(STACK_SCRIPT), "up"], env=env, check=True, timeout=600)
     try:
-        s = Stack(f"127.0.0.1:{kafka_port}", f"redis://127.0.0.1:{redis_port}/0", folder,
-                  sasl_bootstrap=f"127.0.0.1:{sasl_port}", script_env=env)
+        s = Stack(
+            f"127.0.0.1:{kafka_port}",
+            f"redis://127.0.0.1:{redis_port}/0",
+            folder,
+            sasl_bootstrap=f"127.0.0.1:{sasl_port}",
+            script_env=env,
+        )
         s.env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("FIREBREAK_")},
             "FIREBREAK_KAFKA_BOOTSTRAP": s.bootstrap,
@@ -141,8 +151,7 @@ def launch_stack(folder: Path) -> Iterator[Stack]:
             # The processes run this checkout's code, whichever checkout the environment's package points at.
             "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p),
         }
-        subprocess.run([FIREBREAK, "topics", "create"], env=s.env, check=True, timeout=60,
-                       capture_output=True)
+        subprocess.run([FIREBREAK, "topics", "create"], env=s.env, check=True, timeout=60, capture_output=True)
         yield s
     finally:
         subprocess.run([str(STACK_SCRIPT), "down"], env=env, check=False, timeout=120)
@@ -182,8 +191,7 @@ class Process:
 def start_process(stack: Stack, command: str, log: Path, **env: str) -> Process:
     full_env = {**stack.env, **env}
     handle = log.open("ab")
-    popen = subprocess.Popen([FIREBREAK, command], env=full_env, stdout=handle,
-                             stderr=subprocess.STDOUT, cwd=ROOT)
+    popen = subprocess.Popen([FIREBREAK, command], env=full_env, stdout=handle, stderr=subprocess.STDOUT, cwd=ROOT)
     return Process(command, popen, log)
 
 
@@ -192,8 +200,9 @@ class Ingest:
     url: str
     process: Process
 
-    def post(self, path: str, body: bytes | str, token: str | None = TOKEN,
-             content_type: str = "application/json") -> requests.Response:
+    def post(
+        self, path: str, body: bytes | str, token: str | None = TOKEN, content_type: str = "application/json"
+    ) -> requests.Response:
         headers = {"Content-Type": content_type}
         if token is not None:
             headers["Authorization"] = f"Bearer {token}"
@@ -220,7 +229,9 @@ def start_ingest(stack: Stack, log: Path, **env: str) -> Ingest:
     return Ingest(url, process)
 
 
-def worker_counts(metrics_port: int, metric: str = "firebreak_alerts_processed_total", label: str = "outcome") -> dict[str, int]:
+def worker_counts(
+    metrics_port: int, metric: str = "firebreak_alerts_processed_total", label: str = "outcome"
+) -> dict[str, int]:
     """A worker's counter by label value (empty until its metrics endpoint answers)."""
     try:
         text = requests.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).text
@@ -236,15 +247,23 @@ def worker_counts(metrics_port: int, metric: str = "firebreak_alerts_processed_t
 
 def start_worker(stack: Stack, name: str, **env: str) -> tuple[Process, int]:
     port = free_port()
-    worker = start_process(stack, "worker", stack.folder / f"{name}.log", FIREBREAK_WORKER_METRICS_PORT=str(port), **env)
+    worker = start_process(
+        stack, "worker", stack.folder / f"{name}.log", FIREBREAK_WORKER_METRICS_PORT=str(port), **env
+    )
     return worker, port
 
 
 def start_ready_worker(stack: Stack, name: str, **env: str) -> tuple[Process, int]:
     """A worker whose metrics endpoint answers (it has started), with that port."""
     process, port = start_worker(stack, name, **env)
-    wait_until(lambda: bool(worker_counts(port, "firebreak_build_info", "version") or worker_counts(port)) or
-               process.popen.poll() is not None, 60, "the worker's metrics endpoint")
+    wait_until(
+        lambda: (
+            bool(worker_counts(port, "firebreak_build_info", "version") or worker_counts(port))
+            or process.popen.poll() is not None
+        ),
+        60,
+        "the worker's metrics endpoint",
+    )
     assert process.popen.poll() is None, process.tail()
     return process, port
 
@@ -260,16 +279,25 @@ def ingest(stack: Stack) -> Iterator[Ingest]:
 class Standin:
     """examples/standin.py as a process: the deploy API and webhook receivers runbooks and pages reach."""
 
-    def __init__(self, stack: Stack, log_name: str, token: str | None = None, port: int | None = None,
-                 requests_log: Path | None = None) -> None:
+    def __init__(
+        self,
+        stack: Stack,
+        log_name: str,
+        token: str | None = None,
+        port: int | None = None,
+        requests_log: Path | None = None,
+    ) -> None:
         port = port or free_port()
         self.port = port
         self.base = f"http://127.0.0.1:{port}"
         command = [sys.executable, str(ROOT / "examples/standin.py"), "--port", str(port)]
         if requests_log is not None:  # survives a restart, unlike GET /requests
             command += ["--log", str(requests_log)]
-        self.process = subprocess.Popen([*command, *(["--token", token] if token else [])],
-                                        stdout=(stack.folder / log_name).open("ab"), stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen(
+            [*command, *(["--token", token] if token else [])],
+            stdout=(stack.folder / log_name).open("ab"),
+            stderr=subprocess.STDOUT,
+        )
 
         def answers() -> bool:
             try:

@@ -45,7 +45,7 @@ class Target:
             return web.json_response({"error": "injected"}, status=status, headers=headers)
         return web.json_response({"ok": True, "path": path, "auth": request.headers.get("Authorization", "")})
 
-    async def __aenter__(self) -> "Target":
+    async def __aenter__(self) -> Target:
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self.handle)
         self.runner = web.AppRunner(app)

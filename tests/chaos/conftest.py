@@ -10,8 +10,17 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Ingest, Process, Stack, Standin, free_port, launch_stack, start_ingest, start_ready_worker, wait_until
-
+from tests.conftest import (
+    Ingest,
+    Process,
+    Stack,
+    Standin,
+    free_port,
+    launch_stack,
+    start_ingest,
+    start_ready_worker,
+    wait_until,
+)
 
 LEVEL_DELAY = 6  # seconds between the two levels of the `two_levels` policy
 

@@ -54,9 +54,12 @@ class Row:
     def save(self) -> None:
         RESULTS.mkdir(parents=True, exist_ok=True)
         name = self.command.rsplit("::", 1)[-1]
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-        (RESULTS / f"{name}.json").write_text(json.dumps({**asdict(self), "full": FULL, "at": time.time(), "commit": commit},
-                                                         indent=1))
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+        ).stdout.strip()
+        (RESULTS / f"{name}.json").write_text(
+            json.dumps({**asdict(self), "full": FULL, "at": time.time(), "commit": commit}, indent=1)
+        )
 
     def assert_clean(self) -> None:
         # The generator retries 429, 503 and refused connections for 2 minutes after its end: an alert it
@@ -76,16 +79,32 @@ class Load:
 
     def __init__(self, ingest: Ingest, folder: Path, run: str, rate: float, seconds: float, **options: object) -> None:
         self.out = folder / f"load-{run}-{uuid.uuid4().hex[:6]}.json"
-        command = [sys.executable, str(ROOT / "bench/loadgen.py"), "--url", ingest.url, "--run", run,
-                   "--rate", str(rate), "--seconds", str(seconds), "--out", str(self.out)]
+        command = [
+            sys.executable,
+            str(ROOT / "bench/loadgen.py"),
+            "--url",
+            ingest.url,
+            "--run",
+            run,
+            "--rate",
+            str(rate),
+            "--seconds",
+            str(seconds),
+            "--out",
+            str(self.out),
+        ]
         for name, value in options.items():
             command += [f"--{name.replace('_', '-')}", str(value)]
-        self.process = subprocess.Popen(command, env={**os.environ, "FIREBREAK_LOAD_TOKEN": TOKEN},
-                                        stdout=subprocess.DEVNULL, stderr=(folder / "loadgen.err").open("ab"))
+        self.process = subprocess.Popen(
+            command,
+            env={**os.environ, "FIREBREAK_LOAD_TOKEN": TOKEN},
+            stdout=subprocess.DEVNULL,
+            stderr=(folder / "loadgen.err").open("ab"),
+        )
 
     def result(self, timeout: float = 300) -> dict:
         self.process.wait(timeout=timeout)
-        assert self.process.returncode == 0, (ROOT / "loadgen.err")
+        assert self.process.returncode == 0, ROOT / "loadgen.err"
         return json.loads(self.out.read_text())
 
 
@@ -137,8 +156,11 @@ def truth(stack: Stack, run: str) -> Truth:
         if event.get("kind") in ("opened", "alert_added") and alert.get("fingerprint"):
             incidents_of[alert["fingerprint"]].add(event["incident_id"])
             alerts_per_incident[event["incident_id"]].add(alert["fingerprint"])
-    suppressed = {e["alert"]["fingerprint"] for e in records(stack, "alert-events")
-                  if e.get("type") == "alert" and e.get("suppressed_by") and of_run(e["alert"].get("labels"), run)}
+    suppressed = {
+        e["alert"]["fingerprint"]
+        for e in records(stack, "alert-events")
+        if e.get("type") == "alert" and e.get("suppressed_by") and of_run(e["alert"].get("labels"), run)
+    }
     return Truth(incidents_of, opened, ids, suppressed, alerts_per_incident, openings, rewritten)
 
 
@@ -152,11 +174,15 @@ def account(row: Row, accepted: set[str], seen: Truth, stack: Stack | None = Non
     twice = {k: n for k, n in seen.opened.items() if n > 1}
     row.duplicated = len(in_many) + sum(n - 1 for n in twice.values())
     if in_many or twice:
-        row.notes.append(f"duplicated: {len(in_many)} alert(s) in two incidents, keys opened more than once: "
-                         f"{ {k: seen.openings[k] for k in twice} }")
+        row.notes.append(
+            f"duplicated: {len(in_many)} alert(s) in two incidents, keys opened more than once: "
+            f"{ {k: seen.openings[k] for k in twice} }"
+        )
     if seen.events_written_twice:
-        row.notes.append(f"{seen.events_written_twice} incident event(s) written twice after a rebalance (same event id; "
-                         "applied once)")
+        row.notes.append(
+            f"{seen.events_written_twice} incident event(s) written twice after a rebalance (same event id; "
+            "applied once)"
+        )
     if lost and stack is not None:
         row.notes.append(f"lost: {where_lost(stack, lost)}")
 
@@ -165,8 +191,10 @@ def where_lost(stack: Stack, lost: set[str]) -> str:
     """How far the lost alerts got: on `alerts` (ingest wrote them) and on `alert-events` (dedup passed them on)."""
     on_alerts = {r.get("fingerprint") for r in records(stack, "alerts")} & lost
     on_events = {(r.get("alert") or {}).get("fingerprint") for r in records(stack, "alert-events")} & lost
-    return (f"{len(lost)} alert(s): {len(on_alerts)} on `alerts`, {len(on_events)} on `alert-events`, "
-            f"none on `incident-events`; e.g. {sorted(lost)[:3]}")
+    return (
+        f"{len(lost)} alert(s): {len(on_alerts)} on `alerts`, {len(on_events)} on `alert-events`, "
+        f"none on `incident-events`; e.g. {sorted(lost)[:3]}"
+    )
 
 
 def settle(stack: Stack, run: str, accepted: set[str], timeout: float) -> Truth:
@@ -179,7 +207,12 @@ def settle(stack: Stack, run: str, accepted: set[str], timeout: float) -> Truth:
         return all(f in seen.incidents_of or f in seen.suppressed for f in accepted)
 
     try:
-        wait_until(done, timeout, "the pipeline to account for every accepted alert", interval=2 if len(accepted) < 10_000 else 6)
+        wait_until(
+            done,
+            timeout,
+            "the pipeline to account for every accepted alert",
+            interval=2 if len(accepted) < 10_000 else 6,
+        )
     except AssertionError:
         pass  # the ledger reports what is missing
     return seen
@@ -247,7 +280,10 @@ def check_pages(row: Row, stack: Stack, log: Path, incident_ids: set[str], path:
     got = [r for r in receipts(log, path) if r["headers"].get("Idempotency-Key", "").split("/")[0] in incident_ids]
     received = {i for i in incident_ids if any(i in json.dumps(r["body"]) for r in got)}
     row.pages_dead_lettered = sum(1 for i in incident_ids if "dead_lettered" in final.get(i, set()))
-    row.pages_lost = sum(1 for i in incident_ids
-                         if not ("delivered" in final.get(i, set()) and i in received) and "dead_lettered" not in final.get(i, set()))
+    row.pages_lost = sum(
+        1
+        for i in incident_ids
+        if not ("delivered" in final.get(i, set()) and i in received) and "dead_lettered" not in final.get(i, set())
+    )
     keys = Counter(r["headers"]["Idempotency-Key"] for r in got)
     row.pages_received_twice = sum(n - 1 for n in keys.values() if n > 1)  # pages and updates alike

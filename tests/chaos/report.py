@@ -11,8 +11,7 @@ import argparse
 import json
 import platform
 import sys
-from datetime import datetime, timezone
-from pathlib import Path
+from datetime import UTC, datetime
 
 from tests.chaos.harness import RESULTS, ROOT
 
@@ -27,8 +26,10 @@ def rows() -> list[dict]:
 
 
 def table(found: list[dict]) -> str:
-    head = ("| fault | alerts sent | accepted | accounted for | lost | duplicated | read model missing | "
-            "steps run twice | steps missing | pages lost | pages received twice | pages dead-lettered | reproduce |")
+    head = (
+        "| fault | alerts sent | accepted | accounted for | lost | duplicated | read model missing | "
+        "steps run twice | steps missing | pages lost | pages received twice | pages dead-lettered | reproduce |"
+    )
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in found:
         lines.append(
@@ -39,9 +40,11 @@ def table(found: list[dict]) -> str:
     notes = [f"- *{r['fault']}*: " + "; ".join(r["notes"]) for r in found if r["notes"]]
     commits = sorted({r.get("commit") or "unknown" for r in found})  # as each test saw it when it ran
     full = all(r.get("full") for r in found)
-    ran = datetime.fromtimestamp(max(r["at"] for r in found), timezone.utc)
-    stamp = (f"{'Full run (`make chaos`)' if full else 'Short run (CI)'} ending {ran:%Y-%m-%d %H:%M} UTC, "
-             f"commit {', '.join(commits)}, {platform.machine()}, Python {platform.python_version()}.")
+    ran = datetime.fromtimestamp(max(r["at"] for r in found), UTC)
+    stamp = (
+        f"{'Full run (`make chaos`)' if full else 'Short run (CI)'} ending {ran:%Y-%m-%d %H:%M} UTC, "
+        f"commit {', '.join(commits)}, {platform.machine()}, Python {platform.python_version()}."
+    )
     return "\n".join([stamp, "", *lines, "", *notes])
 
 

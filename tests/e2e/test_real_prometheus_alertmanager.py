@@ -62,7 +62,7 @@ def exporter() -> Iterator[tuple[Gauge, int]]:
     registry = CollectorRegistry()
     gauge = Gauge("e2e_queue_depth", "Depth of a queue the e2e test controls.", registry=registry)
     port = free_port()
-    server, thread = start_http_server(port, addr="127.0.0.1", registry=registry)
+    server, _thread = start_http_server(port, addr="127.0.0.1", registry=registry)
     yield gauge, port
     server.shutdown()
 
@@ -97,17 +97,27 @@ routes:
   - {{matchers: ['alertname="E2EQueueBacklog"', 'service="{SERVICE}"'], policy: e2e}}
   - {{policy: null}}
 """)
-    process, port = start_ready_worker(stack, "worker-e2e", FIREBREAK_RUNBOOKS_DIR=str(folder / "runbooks"),
-                                       FIREBREAK_NOTIFICATIONS_FILE=str(folder / "notifications.yaml"),
-                                       FIREBREAK_ACTIONS_ALLOWED_HOSTS=receiver.base.removeprefix("http://"),
-                                       FIREBREAK_PAGER_POLL_SECONDS="0.2")
+    process, port = start_ready_worker(
+        stack,
+        "worker-e2e",
+        FIREBREAK_RUNBOOKS_DIR=str(folder / "runbooks"),
+        FIREBREAK_NOTIFICATIONS_FILE=str(folder / "notifications.yaml"),
+        FIREBREAK_ACTIONS_ALLOWED_HOSTS=receiver.base.removeprefix("http://"),
+        FIREBREAK_PAGER_POLL_SECONDS="0.2",
+    )
     yield process, port
     process.stop()
 
 
 @pytest.fixture(scope="module")
-def peers(peers_installed: None, stack: Stack, ingest: Ingest, worker: tuple[Process, int], exporter: tuple[Gauge, int],
-          tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Peer]]:
+def peers(
+    peers_installed: None,
+    stack: Stack,
+    ingest: Ingest,
+    worker: tuple[Process, int],
+    exporter: tuple[Gauge, int],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[dict[str, Peer]]:
     folder = tmp_path_factory.mktemp("peers")
     ingest_hostport = ingest.url.removeprefix("http://")
     am_port, prom_port = free_port(), free_port()
@@ -119,15 +129,34 @@ def peers(peers_installed: None, stack: Stack, ingest: Ingest, worker: tuple[Pro
     targets = {"firebreak-ingest": ingest_hostport, "firebreak-worker": f"127.0.0.1:{worker[1]}"}
     for job in config["scrape_configs"]:
         job["static_configs"][0]["targets"] = [targets[job["job_name"]]]
-    config["scrape_configs"].append({"job_name": "e2e-queue", "static_configs": [{"targets": [f"127.0.0.1:{exporter[1]}"]}]})
+    config["scrape_configs"].append(
+        {"job_name": "e2e-queue", "static_configs": [{"targets": [f"127.0.0.1:{exporter[1]}"]}]}
+    )
     shutil.copy(ROOT / "deploy/prometheus/firebreak-rules.yml", folder / "firebreak-rules.yml")
-    (folder / "e2e-rules.yml").write_text(yaml.safe_dump({"groups": [{"name": "e2e", "rules": [{
-        "alert": "E2EQueueBacklog", "expr": "e2e_queue_depth > 10",
-        "labels": {"severity": "critical", "service": SERVICE},
-        "annotations": {"summary": "queue depth {{ $value }}"}}]}]}))
+    (folder / "e2e-rules.yml").write_text(
+        yaml.safe_dump(
+            {
+                "groups": [
+                    {
+                        "name": "e2e",
+                        "rules": [
+                            {
+                                "alert": "E2EQueueBacklog",
+                                "expr": "e2e_queue_depth > 10",
+                                "labels": {"severity": "critical", "service": SERVICE},
+                                "annotations": {"summary": "queue depth {{ $value }}"},
+                            }
+                        ],
+                    }
+                ]
+            }
+        )
+    )
     config["rule_files"] = ["firebreak-rules.yml", "e2e-rules.yml"]
     (folder / "prometheus.yml").write_text(yaml.safe_dump(config))
-    check = subprocess.run(["promtool", "check", "config", str(folder / "prometheus.yml")], capture_output=True, text=True)
+    check = subprocess.run(
+        ["promtool", "check", "config", str(folder / "prometheus.yml")], capture_output=True, text=True
+    )
     assert check.returncode == 0, check.stdout + check.stderr
 
     # Alertmanager: deploy/'s file pointed at this ingest, with the token in a file and short waits.
@@ -140,12 +169,29 @@ def peers(peers_installed: None, stack: Stack, ingest: Ingest, worker: tuple[Pro
     (folder / "alertmanager.yml").write_text(yaml.safe_dump(am))
 
     running = {
-        "alertmanager": Peer("alertmanager", ["prometheus-alertmanager", f"--config.file={folder / 'alertmanager.yml'}",
-                                              f"--storage.path={folder / 'am-data'}", f"--web.listen-address=127.0.0.1:{am_port}",
-                                              "--cluster.listen-address="], am_port, stack.folder / "alertmanager.log"),
-        "prometheus": Peer("prometheus", ["prometheus", f"--config.file={folder / 'prometheus.yml'}",
-                                          f"--storage.tsdb.path={folder / 'prom-data'}",
-                                          f"--web.listen-address=127.0.0.1:{prom_port}"], prom_port, stack.folder / "prometheus.log"),
+        "alertmanager": Peer(
+            "alertmanager",
+            [
+                "prometheus-alertmanager",
+                f"--config.file={folder / 'alertmanager.yml'}",
+                f"--storage.path={folder / 'am-data'}",
+                f"--web.listen-address=127.0.0.1:{am_port}",
+                "--cluster.listen-address=",
+            ],
+            am_port,
+            stack.folder / "alertmanager.log",
+        ),
+        "prometheus": Peer(
+            "prometheus",
+            [
+                "prometheus",
+                f"--config.file={folder / 'prometheus.yml'}",
+                f"--storage.tsdb.path={folder / 'prom-data'}",
+                f"--web.listen-address=127.0.0.1:{prom_port}",
+            ],
+            prom_port,
+            stack.folder / "prometheus.log",
+        ),
     }
     yield running
     for peer in running.values():
@@ -165,15 +211,22 @@ def scalar(prometheus: Peer, expr: str) -> float | None:
 
 def test_prometheus_scrapes_counters_that_move_by_what_happened(peers: dict[str, Peer], ingest: Ingest):
     prometheus = peers["prometheus"]
-    wait_until(lambda: scalar(prometheus, 'sum(up{job=~"firebreak-.*"})') == 2, 60, "Prometheus to scrape ingest and worker")
+    wait_until(
+        lambda: scalar(prometheus, 'sum(up{job=~"firebreak-.*"})') == 2, 60, "Prometheus to scrape ingest and worker"
+    )
     received = 'sum(firebreak_alerts_received_total{source="generic"}) or vector(0)'
     processed = "sum(firebreak_alerts_processed_total) or vector(0)"
     time.sleep(2)  # two scrapes after anything earlier
     before_in, before_done = scalar(prometheus, received), scalar(prometheus, processed)
-    alerts = [{"labels": {"alertname": "E2ECounter", "service": f"counter-{RUN}", "n": str(n), "severity": "info"}} for n in range(7)]
+    alerts = [
+        {"labels": {"alertname": "E2ECounter", "service": f"counter-{RUN}", "n": str(n), "severity": "info"}}
+        for n in range(7)
+    ]
     assert ingest.post("/api/v1/alerts", json.dumps(alerts)).status_code == 202
     wait_until(lambda: scalar(prometheus, received) == before_in + 7, 30, "Prometheus to see 7 more alerts received")
-    wait_until(lambda: scalar(prometheus, processed) == before_done + 7, 30, "Prometheus to see the worker process them")
+    wait_until(
+        lambda: scalar(prometheus, processed) == before_done + 7, 30, "Prometheus to see the worker process them"
+    )
     time.sleep(2)
     assert scalar(prometheus, received) == before_in + 7 and scalar(prometheus, processed) == before_done + 7
 
@@ -182,14 +235,18 @@ def test_prometheus_scrapes_counters_that_move_by_what_happened(peers: dict[str,
     for panel in dashboard["panels"]:
         for target in panel["targets"]:
             query(prometheus, target["expr"])  # asserts status success
-    wait_until(lambda: bool(query(prometheus, 'max by (severity) (firebreak_open_incidents{severity="info"}) >= 1')), 30,
-               "the worker to report the open incident these alerts made")
+    wait_until(
+        lambda: bool(query(prometheus, 'max by (severity) (firebreak_open_incidents{severity="info"}) >= 1')),
+        30,
+        "the worker to report the open incident these alerts made",
+    )
     spec = ingest.get("/openapi.json", token=None)
     assert spec.status_code == 200 and "/api/v1/alerts/alertmanager" in spec.json()["paths"]
 
 
-def test_a_real_rule_through_alertmanager_opens_runs_pages_and_resolves(peers: dict[str, Peer], ingest: Ingest,
-                                                                         exporter: tuple[Gauge, int], receiver: Standin):
+def test_a_real_rule_through_alertmanager_opens_runs_pages_and_resolves(
+    peers: dict[str, Peer], ingest: Ingest, exporter: tuple[Gauge, int], receiver: Standin
+):
     prometheus, gauge = peers["prometheus"], exporter[0]
 
     def incident() -> dict | None:
@@ -200,12 +257,19 @@ def test_a_real_rule_through_alertmanager_opens_runs_pages_and_resolves(peers: d
     # Opened first, then its alert joins (two events): wait for both to reach the read model.
     wait_until(lambda: bool((incident() or {}).get("alerts")), 90, "the rule to fire and the incident to open")
     opened = incident()
-    assert opened is not None and opened["title"] == f"E2EQueueBacklog on {SERVICE}" and opened["severity"] == "critical"
+    assert (
+        opened is not None and opened["title"] == f"E2EQueueBacklog on {SERVICE}" and opened["severity"] == "critical"
+    )
     [alert] = opened["alerts"].values()
     assert alert["labels"]["job"] == "e2e-queue" and alert["annotations"]["summary"] == "queue depth 50"
 
-    wait_until(lambda: any(r["status"] == "succeeded" for r in ingest.get(f"/api/v1/runs?incident={opened['id']}").json()["runs"]),
-               30, "the runbook to run")
+    wait_until(
+        lambda: any(
+            r["status"] == "succeeded" for r in ingest.get(f"/api/v1/runs?incident={opened['id']}").json()["runs"]
+        ),
+        30,
+        "the runbook to run",
+    )
     assert [r["body"]["incident"] for r in receiver.requests("/hooks/e2e-runbook")] == [opened["id"]]
     wait_until(lambda: len(receiver.requests("/hooks/e2e-page", opened["id"])) == 1, 30, "the page")
     page = receiver.requests("/hooks/e2e-page", opened["id"])[0]["body"]
@@ -216,8 +280,11 @@ def test_a_real_rule_through_alertmanager_opens_runs_pages_and_resolves(peers: d
     assert incident()["resolved_by"] == "firebreak"
 
     # The latency from the alert's startsAt to the incident, as Prometheus has it from the worker's histogram.
-    wait_until(lambda: (scalar(prometheus, "sum(firebreak_alert_to_incident_seconds_count)") or 0) >= 1, 30,
-               "Prometheus to scrape the alert-to-incident histogram")
+    wait_until(
+        lambda: (scalar(prometheus, "sum(firebreak_alert_to_incident_seconds_count)") or 0) >= 1,
+        30,
+        "Prometheus to scrape the alert-to-incident histogram",
+    )
     lines = []
     for q in ("0.5", "0.9", "0.99"):
         expr = f"histogram_quantile({q}, sum by (le) (firebreak_alert_to_incident_seconds_bucket))"
@@ -226,5 +293,7 @@ def test_a_real_rule_through_alertmanager_opens_runs_pages_and_resolves(peers: d
         lines.append(f"{expr} = {value:.3f}")
     count = scalar(prometheus, "sum(firebreak_alert_to_incident_seconds_count)")
     total = scalar(prometheus, "sum(firebreak_alert_to_incident_seconds_sum)")
-    lines.append(f"sum(firebreak_alert_to_incident_seconds_sum) / sum(firebreak_alert_to_incident_seconds_count) = {total / count:.3f}")
+    lines.append(
+        f"sum(firebreak_alert_to_incident_seconds_sum) / sum(firebreak_alert_to_incident_seconds_count) = {total / count:.3f}"
+    )
     print("\n" + "\n".join(lines))

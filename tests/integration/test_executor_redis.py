@@ -7,27 +7,27 @@ import asyncio
 import json
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
 
+from actions.channels import Channels
 from actions.command import CommandPolicy
 from actions.executor import Executor
-from actions.channels import Channels
 from actions.notify import Notifier
 from actions.outbound import AllowList, OutboundHttp
 from actions.runner import Runner, Services
-from adapters.secrets import Secrets
-from adapters.run_store import RunStore
-from correlation.topology import Topology
 from adapters.readmodel import IncidentStore
+from adapters.run_store import RunStore
+from adapters.secrets import Secrets
+from correlation.topology import Topology
 from schemas import Alert, IncidentEvent, IncidentEventKind
 from schemas.notification import WebhookChannel
 from schemas.runbook import ActionResult, ResultKind, Runbook, RunStatus, StepRecord, StepStatus
-from tests.http_target import Target
 from tests.conftest import Stack
+from tests.http_target import Target
 
 pytestmark = pytest.mark.integration
 
@@ -41,7 +41,9 @@ class Rig:
         self.incidents = IncidentStore(self.client, self.prefix)
         self.runs = RunStore(self.client, self.prefix)
         self.target = target
-        self.runbooks = [Runbook.model_validate({"description": "d", "owner": "team-x", "on": ["opened"], **r}) for r in runbooks]
+        self.runbooks = [
+            Runbook.model_validate({"description": "d", "owner": "team-x", "on": ["opened"], **r}) for r in runbooks
+        ]
         self.results: list[ActionResult] = []
         self.executors: list[Executor] = []
         self.audited: list[dict[str, Any]] = []
@@ -58,31 +60,66 @@ class Rig:
             found = await self.incidents.get(incident_id)
             return found.status.value if found else None
 
-        services = Services(http=http, commands=CommandPolicy.parse([]), secrets=secrets,
-                            notifier=Notifier(Channels(channels, http, secrets, None)), incident_status=status, approval=self.runs.decision)
+        services = Services(
+            http=http,
+            commands=CommandPolicy.parse([]),
+            secrets=secrets,
+            notifier=Notifier(Channels(channels, http, secrets, None)),
+            incident_status=status,
+            approval=self.runs.decision,
+        )
 
         async def publish(result: ActionResult) -> None:
             self.results.append(result)
 
-        ex = Executor(self.runbooks, self.runs, self.incidents, Runner(services), publish, topology=Topology(),
-                      service_label="service", page_channel="page", lease_seconds=lease, poll_seconds=0.05, audit=audit)
+        ex = Executor(
+            self.runbooks,
+            self.runs,
+            self.incidents,
+            Runner(services),
+            publish,
+            topology=Topology(),
+            service_label="service",
+            page_channel="page",
+            lease_seconds=lease,
+            poll_seconds=0.05,
+            audit=audit,
+        )
         self.executors.append(ex)
         return ex
 
     async def incident(self, name: str) -> tuple[IncidentEvent, Any]:
-        now = datetime.now(timezone.utc)
-        alert = Alert.model_validate({"fingerprint": f"fp-{name}", "status": "firing", "source": "test",
-                                      "labels": {"alertname": "Down", "service": name}, "startsAt": now.isoformat(),
-                                      "receivedAt": now.isoformat()})
-        opened = IncidentEvent(event_id=f"ev-{name}", kind=IncidentEventKind.opened, incident_id=f"inc-{name}",
-                               correlation_key=name, group_labels={"service": name}, seq=1, at=now, severity="critical",
-                               title=f"{name} down", alert=alert)
+        now = datetime.now(UTC)
+        alert = Alert.model_validate(
+            {
+                "fingerprint": f"fp-{name}",
+                "status": "firing",
+                "source": "test",
+                "labels": {"alertname": "Down", "service": name},
+                "startsAt": now.isoformat(),
+                "receivedAt": now.isoformat(),
+            }
+        )
+        opened = IncidentEvent(
+            event_id=f"ev-{name}",
+            kind=IncidentEventKind.opened,
+            incident_id=f"inc-{name}",
+            correlation_key=name,
+            group_labels={"service": name},
+            seq=1,
+            at=now,
+            severity="critical",
+            title=f"{name} down",
+            alert=alert,
+        )
         added = opened.model_copy(update={"event_id": f"ev-{name}-2", "kind": IncidentEventKind.alert_added, "seq": 2})
         await self.incidents.apply(opened)
         await self.incidents.apply(added)
         return opened, await self.incidents.get(opened.incident_id)
 
-    async def until(self, check: Callable[[], Awaitable[bool]], timeout: float = 20, executors: list[Executor] | None = None) -> None:
+    async def until(
+        self, check: Callable[[], Awaitable[bool]], timeout: float = 20, executors: list[Executor] | None = None
+    ) -> None:
         deadline = asyncio.get_running_loop().time() + timeout
         while asyncio.get_running_loop().time() < deadline:
             for ex in executors if executors is not None else self.executors:
@@ -165,13 +202,22 @@ def test_after_a_crash_finished_steps_stand_and_a_started_one_is_unknown(stack: 
 
     async def main() -> None:
         async with Target() as target:
-            spec = steps(target.port, [
-                {"id": "a", "http": {"url": "http://127.0.0.1:{port}/a"}},
-                {"id": "c", "http": {"url": "http://127.0.0.1:{port}/c"}, "on_failure": "continue"},
-                {"id": "d", "http": {"url": "http://127.0.0.1:{port}/d"}},
-            ])
-            rig = Rig(stack, target, [{"name": "crashy", "steps": spec},
-                                      {"name": "crashy-idem", "steps": [dict(spec[0]), {**spec[1], "idempotent": True}, spec[2]]}])
+            spec = steps(
+                target.port,
+                [
+                    {"id": "a", "http": {"url": "http://127.0.0.1:{port}/a"}},
+                    {"id": "c", "http": {"url": "http://127.0.0.1:{port}/c"}, "on_failure": "continue"},
+                    {"id": "d", "http": {"url": "http://127.0.0.1:{port}/d"}},
+                ],
+            )
+            rig = Rig(
+                stack,
+                target,
+                [
+                    {"name": "crashy", "steps": spec},
+                    {"name": "crashy-idem", "steps": [dict(spec[0]), {**spec[1], "idempotent": True}, spec[2]]},
+                ],
+            )
             try:
                 ex = rig.executor()
                 event, incident = await rig.incident("svc")
@@ -180,14 +226,27 @@ def test_after_a_crash_finished_steps_stand_and_a_started_one_is_unknown(stack: 
                     # What the crashed holder (fence 1) wrote before dying: a done, c claimed, the run running.
                     fence = await rig.runs.lease(rid, "crashed-executor", 0.3)
                     assert fence == 1
-                    now = datetime.now(timezone.utc)
+                    now = datetime.now(UTC)
                     run = await rig.runs.get(rid)
                     assert run is not None
-                    done = StepRecord(status=StepStatus.succeeded, action="http", fence=1, attempts=1, started_at=now,
-                                      finished_at=now, output={"status": 200})
+                    done = StepRecord(
+                        status=StepStatus.succeeded,
+                        action="http",
+                        fence=1,
+                        attempts=1,
+                        started_at=now,
+                        finished_at=now,
+                        output={"status": 200},
+                    )
                     started = StepRecord(status=StepStatus.started, action="http", fence=1, attempts=1, started_at=now)
-                    run = run.model_copy(update={"status": RunStatus.running, "position": 1, "fence": 1,
-                                                 "steps": {"a": done, "c": started}})
+                    run = run.model_copy(
+                        update={
+                            "status": RunStatus.running,
+                            "position": 1,
+                            "fence": 1,
+                            "steps": {"a": done, "c": started},
+                        }
+                    )
                     await rig.runs.save(run, 1, a=done, c=started)
                 await asyncio.sleep(0.4)  # the crashed holder's lease runs out
 
@@ -196,7 +255,10 @@ def test_after_a_crash_finished_steps_stand_and_a_started_one_is_unknown(stack: 
 
                 await rig.until(both_done)
                 unsafe_run, safe_run = await rig.runs.get(unsafe), await rig.runs.get(safe)
-                assert unsafe_run.steps["c"].status is StepStatus.unknown and "check its effect by hand" in unsafe_run.steps["c"].error
+                assert (
+                    unsafe_run.steps["c"].status is StepStatus.unknown
+                    and "check its effect by hand" in unsafe_run.steps["c"].error
+                )
                 assert unsafe_run.status is RunStatus.succeeded  # on_failure: continue
                 assert safe_run.steps["c"].status is StepStatus.succeeded and safe_run.steps["c"].attempts == 2
                 assert target.hits.get("/a") is None  # never repeated
@@ -241,12 +303,25 @@ def test_approval_gates_pause_and_resume(stack: Stack) -> None:
 
     async def main() -> None:
         async with Target() as target:
-            gate = [{"id": "ask", "approval": {"prompt": "restart {{ labels.service }}?", "timeout": "30s", "default": "reject"}},
-                    {"id": "act", "http": {"url": f"{target.base}/act"}}]
-            quick = [{"id": "ask", "approval": {"prompt": "go?", "timeout": "1s", "default": "approve"}},
-                     {"id": "act", "http": {"url": f"{target.base}/act-default"}}]
-            rig = Rig(stack, target, [{"name": "gate", "match": {"service": ["yes", "no"]}, "steps": gate},
-                                      {"name": "quick", "match": {"service": ["late"]}, "steps": quick}])
+            gate = [
+                {
+                    "id": "ask",
+                    "approval": {"prompt": "restart {{ labels.service }}?", "timeout": "30s", "default": "reject"},
+                },
+                {"id": "act", "http": {"url": f"{target.base}/act"}},
+            ]
+            quick = [
+                {"id": "ask", "approval": {"prompt": "go?", "timeout": "1s", "default": "approve"}},
+                {"id": "act", "http": {"url": f"{target.base}/act-default"}},
+            ]
+            rig = Rig(
+                stack,
+                target,
+                [
+                    {"name": "gate", "match": {"service": ["yes", "no"]}, "steps": gate},
+                    {"name": "quick", "match": {"service": ["late"]}, "steps": quick},
+                ],
+            )
             try:
                 ex = rig.executor()
                 [yes] = await ex.trigger(*(await rig.incident("yes")))
@@ -262,7 +337,10 @@ def test_approval_gates_pause_and_resume(stack: Stack) -> None:
                 assert target.hits == {} and not ex.tasks  # parked: no executor is tied up
                 assert (await rig.runs.decide(yes, "approve", "ana", "ok"))[0]
                 assert (await rig.runs.decide(no, "reject", "bo"))[0]
-                assert (await rig.runs.decide(no, "approve", "late-comer")) == (False, "the approval was already decided")
+                assert (await rig.runs.decide(no, "approve", "late-comer")) == (
+                    False,
+                    "the approval was already decided",
+                )
 
                 async def all_done() -> bool:
                     return all([await rig.finished(r) for r in (yes, no, late)])
@@ -288,12 +366,31 @@ def test_high_risk_steps_wait_for_approval_from_two_people_and_never_run_on_expi
 
     async def main() -> None:
         async with Target() as target:
-            spec = [{"id": "look", "http": {"url": f"{target.base}/look"}},
-                    {"id": "failover", "risk": "high", "approvals": {"required": 2, "expires": "30s"},
-                     "http": {"url": f"{target.base}/failover"}}]
-            soon = [{"id": "failover", "risk": "high", "approvals": {"expires": "1s"}, "http": {"url": f"{target.base}/expired"}}]
-            rig = Rig(stack, target, [{"name": "db-failover", "match": {"service": ["two", "veto"]}, "steps": spec},
-                                      {"name": "soon", "match": {"service": ["soon"]}, "steps": soon}])
+            spec = [
+                {"id": "look", "http": {"url": f"{target.base}/look"}},
+                {
+                    "id": "failover",
+                    "risk": "high",
+                    "approvals": {"required": 2, "expires": "30s"},
+                    "http": {"url": f"{target.base}/failover"},
+                },
+            ]
+            soon = [
+                {
+                    "id": "failover",
+                    "risk": "high",
+                    "approvals": {"expires": "1s"},
+                    "http": {"url": f"{target.base}/expired"},
+                }
+            ]
+            rig = Rig(
+                stack,
+                target,
+                [
+                    {"name": "db-failover", "match": {"service": ["two", "veto"]}, "steps": spec},
+                    {"name": "soon", "match": {"service": ["soon"]}, "steps": soon},
+                ],
+            )
             try:
                 ex = rig.executor()
                 [two] = await ex.trigger(*(await rig.incident("two")))
@@ -310,7 +407,10 @@ def test_high_risk_steps_wait_for_approval_from_two_people_and_never_run_on_expi
                 assert any("waits for approval by 2 people" in a for a in asked)
 
                 assert (await rig.runs.decide(two, "approve", "ana"))[0]
-                assert (await rig.runs.decide(two, "approve", "ana")) == (False, "ana has already decided on this step; another person must")
+                assert (await rig.runs.decide(two, "approve", "ana")) == (
+                    False,
+                    "ana has already decided on this step; another person must",
+                )
                 for _ in range(5):
                     await ex.poll()
                     await asyncio.sleep(0.1)
@@ -325,7 +425,10 @@ def test_high_risk_steps_wait_for_approval_from_two_people_and_never_run_on_expi
                 await rig.until(all_done)
                 two_run, veto_run, soon_done = [await rig.runs.get(r) for r in (two, veto, soon_run)]
                 assert two_run.status is RunStatus.succeeded and two_run.steps["failover"].approved_by == ["ana", "bo"]
-                assert veto_run.status is RunStatus.failed and "rejected by cy: primary is recovering" in veto_run.steps["failover"].error
+                assert (
+                    veto_run.status is RunStatus.failed
+                    and "rejected by cy: primary is recovering" in veto_run.steps["failover"].error
+                )
                 assert soon_done.status is RunStatus.failed and "approval expired" in soon_done.steps["failover"].error
                 assert target.hits.get("/failover") == 1 and "/expired" not in target.hits
                 audited = [(a["action"], a["run_id"], a["actor"]) for a in rig.audited]
@@ -345,11 +448,21 @@ def test_retries_timeouts_and_paging_on_failure(stack: Stack) -> None:
         async with Target() as target:
             target.fail["/flaky"] = [500, 502]
             target.fail["/broken"] = [500] * 10
-            spec = [{"id": "flaky", "http": {"url": f"{target.base}/flaky"}, "retries": {"attempts": 2, "backoff": "100ms"}},
-                    {"id": "skip", "when": "labels.service == 'other'", "http": {"url": f"{target.base}/never"}},
-                    {"id": "broken", "http": {"url": f"{target.base}/broken"}, "retries": {"attempts": 1, "backoff": "100ms"},
-                     "on_failure": "page"},
-                    {"id": "after", "http": {"url": f"{target.base}/after"}}]
+            spec = [
+                {
+                    "id": "flaky",
+                    "http": {"url": f"{target.base}/flaky"},
+                    "retries": {"attempts": 2, "backoff": "100ms"},
+                },
+                {"id": "skip", "when": "labels.service == 'other'", "http": {"url": f"{target.base}/never"}},
+                {
+                    "id": "broken",
+                    "http": {"url": f"{target.base}/broken"},
+                    "retries": {"attempts": 1, "backoff": "100ms"},
+                    "on_failure": "page",
+                },
+                {"id": "after", "http": {"url": f"{target.base}/after"}},
+            ]
             rig = Rig(stack, target, [{"name": "retry", "steps": spec}])
             try:
                 ex = rig.executor()
@@ -362,7 +475,11 @@ def test_retries_timeouts_and_paging_on_failure(stack: Stack) -> None:
                 assert run.status is RunStatus.failed and "after" not in run.steps
                 assert target.hits == {"/flaky": 3, "/broken": 2, "/hooks/page": 1}
                 page = target.bodies[-1]
-                assert page["channel"] == "page" and "step broken failed" in page["text"] and page["dedup_key"].endswith("/broken/page")
+                assert (
+                    page["channel"] == "page"
+                    and "step broken failed" in page["text"]
+                    and page["dedup_key"].endswith("/broken/page")
+                )
             finally:
                 await rig.close()
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 import requests
@@ -47,27 +47,49 @@ def worker(stack: Stack, standin: Standin, tmp_path_factory: pytest.TempPathFact
     folder = tmp_path_factory.mktemp("guardrails")
     runbooks = folder / "runbooks"
     runbooks.mkdir()
-    (runbooks / "limited.yaml").write_text(runbook(
-        "limited-restart", "CrashLoop", "  per_target: {max: 3, per: 1h}",
-        f"{standin.base}/hooks/restart-{{{{ labels.deployment }}}}"))
-    (runbooks / "wide.yaml").write_text(runbook(
-        "wide-restart", "NodeDown", "  blast_radius: {max_targets: 2, per: 1h}",
-        f"{standin.base}/hooks/wide-{{{{ labels.deployment }}}}"))
-    (runbooks / "fragile.yaml").write_text(runbook(
-        "fragile-restart", "Fragile", "  circuit_breaker: {failures: 2, cooldown: 1h}", f"{standin.base}/hooks/fragile"))
+    (runbooks / "limited.yaml").write_text(
+        runbook(
+            "limited-restart",
+            "CrashLoop",
+            "  per_target: {max: 3, per: 1h}",
+            f"{standin.base}/hooks/restart-{{{{ labels.deployment }}}}",
+        )
+    )
+    (runbooks / "wide.yaml").write_text(
+        runbook(
+            "wide-restart",
+            "NodeDown",
+            "  blast_radius: {max_targets: 2, per: 1h}",
+            f"{standin.base}/hooks/wide-{{{{ labels.deployment }}}}",
+        )
+    )
+    (runbooks / "fragile.yaml").write_text(
+        runbook(
+            "fragile-restart",
+            "Fragile",
+            "  circuit_breaker: {failures: 2, cooldown: 1h}",
+            f"{standin.base}/hooks/fragile",
+        )
+    )
     notifications = folder / "notifications.yaml"
     notifications.write_text(f'channels:\n  oncall: {{type: webhook, url: "{standin.base}/hooks/oncall"}}\n')
-    process, port = start_ready_worker(stack, "worker-guardrails", FIREBREAK_RUNBOOKS_DIR=str(runbooks),
-                                       FIREBREAK_NOTIFICATIONS_FILE=str(notifications),
-                                       FIREBREAK_ACTIONS_ALLOWED_HOSTS=f"127.0.0.1:{standin.port}",
-                                       FIREBREAK_EXECUTOR_POLL_SECONDS="0.2")
+    process, port = start_ready_worker(
+        stack,
+        "worker-guardrails",
+        FIREBREAK_RUNBOOKS_DIR=str(runbooks),
+        FIREBREAK_NOTIFICATIONS_FILE=str(notifications),
+        FIREBREAK_ACTIONS_ALLOWED_HOSTS=f"127.0.0.1:{standin.port}",
+        FIREBREAK_EXECUTOR_POLL_SECONDS="0.2",
+    )
     yield process, port
     process.stop()
 
 
 def fire(ingest: Ingest, alertname: str, service: str, deployment: str) -> None:
-    alert = {"labels": {"alertname": alertname, "service": service, "deployment": deployment, "run": RUN},
-             "startsAt": datetime.now(timezone.utc).isoformat()}
+    alert = {
+        "labels": {"alertname": alertname, "service": service, "deployment": deployment, "run": RUN},
+        "startsAt": datetime.now(UTC).isoformat(),
+    }
     response = ingest.post("/api/v1/alerts", json.dumps([alert]))
     assert response.status_code == 202, response.text
 
@@ -88,7 +110,9 @@ def one_by_one(ingest: Ingest, alertname: str, runbook_name: str, deployments: l
     for n, deployment in enumerate(deployments):
         service = f"{alertname.lower()}-{n}-{RUN}"
         fire(ingest, alertname, service, deployment)
-        wait_until(lambda: finished_run(ingest, service, runbook_name) is not None, 60, f"the run for {service} to finish")
+        wait_until(
+            lambda: finished_run(ingest, service, runbook_name) is not None, 60, f"the run for {service} to finish"
+        )
         runs.append(finished_run(ingest, service, runbook_name))
     return runs
 
@@ -102,7 +126,9 @@ def blocks(port: int) -> dict[str, int]:
     return worker_counts(port, "firebreak_guardrail_blocks_total", "guardrail")
 
 
-def test_a_runbook_triggered_ten_times_runs_only_as_often_as_its_bucket_allows(ingest: Ingest, standin: Standin, worker):
+def test_a_runbook_triggered_ten_times_runs_only_as_often_as_its_bucket_allows(
+    ingest: Ingest, standin: Standin, worker
+):
     _, port = worker
     before = blocks(port).get("per_target", 0)
     runs = one_by_one(ingest, "CrashLoop", "limited-restart", ["web"] * 10)
@@ -126,7 +152,9 @@ def test_the_blast_radius_caps_distinct_targets(ingest: Ingest, standin: Standin
 
 def test_the_circuit_breaker_opens_after_failures_in_a_row(ingest: Ingest, standin: Standin, worker):
     _, port = worker
-    response = requests.post(standin.base + "/control", json={"path": "/hooks/fragile", "fail": 2, "status": 500}, timeout=5)
+    response = requests.post(
+        standin.base + "/control", json={"path": "/hooks/fragile", "fail": 2, "status": 500}, timeout=5
+    )
     assert response.ok, response.text
     runs = one_by_one(ingest, "Fragile", "fragile-restart", ["x", "y", "z"])
     assert [r["status"] for r in runs] == ["failed", "failed", "failed"]
@@ -147,8 +175,10 @@ def test_decisions_are_kept_per_run_and_the_breaker_half_opens(stack: Stack):
     from actions.guardrails import Guard
     from schemas.runbook import Guardrails
 
-    rails = Guardrails.model_validate({"rate": {"max": 2, "per": "1m"}, "circuit_breaker": {"failures": 2, "cooldown": "10m"}})
-    t0 = datetime(2026, 11, 29, 9, 0, tzinfo=timezone.utc)
+    rails = Guardrails.model_validate(
+        {"rate": {"max": 2, "per": "1m"}, "circuit_breaker": {"failures": 2, "cooldown": "10m"}}
+    )
+    t0 = datetime(2026, 11, 29, 9, 0, tzinfo=UTC)
 
     async def scenario() -> list[str]:
         client = aioredis.Redis.from_url(stack.redis_url)
@@ -171,4 +201,15 @@ def test_decisions_are_kept_per_run_and_the_breaker_half_opens(stack: Stack):
             await client.aclose()
         return seen
 
-    assert asyncio.run(scenario()) == ["ok", "ok", "ok", "ok", "rate", "ok", "circuit_breaker", "ok", "circuit_breaker", "ok"]
+    assert asyncio.run(scenario()) == [
+        "ok",
+        "ok",
+        "ok",
+        "ok",
+        "rate",
+        "ok",
+        "circuit_breaker",
+        "ok",
+        "circuit_breaker",
+        "ok",
+    ]

@@ -55,8 +55,12 @@ def end_offsets(stack: Stack) -> dict[int, int]:
 def packing_ingest(stack: Stack) -> Iterator[Ingest]:
     # A linger long enough that requests posted together on a busy 2-core machine wait for the flush before
     # theirs to be acknowledged, and bodies large enough to need several records for one partition.
-    ingest = start_ingest(stack, stack.folder / "ingest-group-commit.log", FIREBREAK_INGEST_BATCH_LINGER_MS="300",
-                          FIREBREAK_MAX_REQUEST_BYTES=str(16 * 1024 * 1024))
+    ingest = start_ingest(
+        stack,
+        stack.folder / "ingest-group-commit.log",
+        FIREBREAK_INGEST_BATCH_LINGER_MS="300",
+        FIREBREAK_MAX_REQUEST_BYTES=str(16 * 1024 * 1024),
+    )
     try:
         wait_until(lambda: ingest.get("/readyz").status_code == 200, 30, "ingest to reach Kafka (/readyz)")
         yield ingest
@@ -71,8 +75,12 @@ def test_concurrent_requests_are_packed_per_partition_into_alert_batches(stack: 
     together = threading.Barrier(REQUESTS)
 
     def post(n: int) -> list[str]:
-        body = json.dumps([{"labels": {"alertname": "GroupCommit", "run": run, "request": str(n), "i": str(i)}}
-                           for i in range(ALERTS_PER_REQUEST)])
+        body = json.dumps(
+            [
+                {"labels": {"alertname": "GroupCommit", "run": run, "request": str(n), "i": str(i)}}
+                for i in range(ALERTS_PER_REQUEST)
+            ]
+        )
         together.wait(timeout=30)
         response = packing_ingest.post("/api/v1/alerts", body)
         assert response.status_code == 202, response.text
@@ -94,13 +102,22 @@ def test_concurrent_requests_are_packed_per_partition_into_alert_batches(stack: 
     assert "firebreak_ingest_alerts_per_record_count" in packing_ingest.get("/metrics").text
 
 
-def test_a_request_larger_than_a_record_is_split_in_order_and_kafka_takes_every_part(stack: Stack, packing_ingest: Ingest):
+def test_a_request_larger_than_a_record_is_split_in_order_and_kafka_takes_every_part(
+    stack: Stack, packing_ingest: Ingest
+):
     # ~8 MB of alerts: about 2 MB per partition, more than one record may hold (and than a broker takes by
     # default in one record, 1 MiB): each partition's alerts go as several records, in accept order.
     run = uuid.uuid4().hex[:8]
     starts = end_offsets(stack)
-    body = json.dumps([{"labels": {"alertname": "GroupCommitLarge", "run": run, "i": str(i)},
-                        "annotations": {"description": "d" * 5000}} for i in range(1600)])
+    body = json.dumps(
+        [
+            {
+                "labels": {"alertname": "GroupCommitLarge", "run": run, "i": str(i)},
+                "annotations": {"description": "d" * 5000},
+            }
+            for i in range(1600)
+        ]
+    )
     response = packing_ingest.post("/api/v1/alerts", body)
     assert response.status_code == 202, response.text
     accepted = response.json()["fingerprints"]

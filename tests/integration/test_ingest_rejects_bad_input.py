@@ -74,7 +74,10 @@ def test_invalid_utf8_is_400(ingest: Ingest, nothing_reaches_kafka):
         ({"labels": {"a": "b"}, "colour": "red"}, "colour"),  # unknown field: a typo is not silently dropped
         # A time from the sender may never mute an alert: a resolve "ending" in 9999 would make every later firing
         # stale, a firing expiry months ahead or a start decades ago is a broken clock (issue 16, A3).
-        ({"status": "resolved", "labels": {"a": "b", "severity": "critical"}, "endsAt": "9999-12-31T23:59:59Z"}, "endsAt"),
+        (
+            {"status": "resolved", "labels": {"a": "b", "severity": "critical"}, "endsAt": "9999-12-31T23:59:59Z"},
+            "endsAt",
+        ),
         ({"labels": {"a": "b"}, "endsAt": "2999-01-01T00:00:00Z"}, "endsAt"),
         ({"labels": {"a": "b"}, "startsAt": "1971-01-01T00:00:00Z"}, "startsAt"),
     ],
@@ -97,7 +100,7 @@ def test_wrong_shapes_are_422_naming_the_field(ingest: Ingest, nothing_reaches_k
         (b'{"labels": {"alertname": "A"}, "startsAt": Infinity}', 422, "invalid_alert"),
         (b'{"labels": {"alertname": "A"}, "startsAt": "2016-12-31T23:59:60Z"}', 422, "invalid_alert"),  # leap second
         (b"null", 400, "malformed_json"),
-        (b"\"just a string\"", 400, "malformed_json"),
+        (b'"just a string"', 400, "malformed_json"),
     ],
 )
 def test_hostile_json_is_refused_with_the_reason(ingest: Ingest, nothing_reaches_kafka, body, status, reason):
@@ -123,7 +126,9 @@ def test_hostile_but_valid_labels_are_data_kept_literally(stack: Stack, ingest: 
     assert response.status_code == 202, response.text
     wait_until(lambda: stack.end_offsets("alerts") == before + 1, 10, "the alert on Kafka")
     fingerprint = response.json()["fingerprints"][0]
-    stored = [a.labels for v in stack.read_topic("alerts") if v for a in alert_records(v) if a.fingerprint == fingerprint]
+    stored = [
+        a.labels for v in stack.read_topic("alerts") if v for a in alert_records(v) if a.fingerprint == fingerprint
+    ]
     assert stored and stored[-1] == labels
 
 
@@ -169,8 +174,12 @@ def test_server_keeps_serving_after_bad_input(ingest: Ingest):
 
 
 def test_kafka_unreachable_is_503_with_retry_after(stack: Stack, tmp_path):
-    dead = start_ingest(stack, tmp_path / "ingest-dead-kafka.log",
-                        FIREBREAK_KAFKA_BOOTSTRAP=f"127.0.0.1:{free_port()}", FIREBREAK_PRODUCE_TIMEOUT_SECONDS="2")
+    dead = start_ingest(
+        stack,
+        tmp_path / "ingest-dead-kafka.log",
+        FIREBREAK_KAFKA_BOOTSTRAP=f"127.0.0.1:{free_port()}",
+        FIREBREAK_PRODUCE_TIMEOUT_SECONDS="2",
+    )
     try:
         assert dead.get("/readyz").status_code == 503
         response = dead.post("/api/v1/alerts", GOOD)
@@ -182,7 +191,9 @@ def test_kafka_unreachable_is_503_with_retry_after(stack: Stack, tmp_path):
 
 
 def test_redis_unreachable_is_503_for_the_read_side_while_alerts_still_land(stack: Stack, tmp_path):
-    server = start_ingest(stack, tmp_path / "ingest-dead-redis.log", FIREBREAK_REDIS_URL=f"redis://127.0.0.1:{free_port()}/0")
+    server = start_ingest(
+        stack, tmp_path / "ingest-dead-redis.log", FIREBREAK_REDIS_URL=f"redis://127.0.0.1:{free_port()}/0"
+    )
     try:
         wait_until(lambda: server.get("/readyz").status_code == 200, 30, "ingest to reach Kafka")
         for path in ("/api/v1/incidents", "/api/v1/silences", "/api/v1/problems"):

@@ -17,14 +17,21 @@ RUN = uuid.uuid4().hex[:8]
 
 
 def sasl_env(stack: Stack, password: str) -> dict[str, str]:
-    return {"FIREBREAK_KAFKA_BOOTSTRAP": stack.sasl_bootstrap, "FIREBREAK_KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
-            "FIREBREAK_KAFKA_SASL_MECHANISM": "PLAIN", "FIREBREAK_KAFKA_SASL_USERNAME": "firebreak",
-            "FIREBREAK_KAFKA_SASL_PASSWORD_SECRET": "KAFKA_PASSWORD", "FIREBREAK_SECRET_KAFKA_PASSWORD": password}
+    return {
+        "FIREBREAK_KAFKA_BOOTSTRAP": stack.sasl_bootstrap,
+        "FIREBREAK_KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+        "FIREBREAK_KAFKA_SASL_MECHANISM": "PLAIN",
+        "FIREBREAK_KAFKA_SASL_USERNAME": "firebreak",
+        "FIREBREAK_KAFKA_SASL_PASSWORD_SECRET": "KAFKA_PASSWORD",
+        "FIREBREAK_SECRET_KAFKA_PASSWORD": password,
+    }
 
 
 def test_every_client_authenticates_with_sasl(stack: Stack):
     env = sasl_env(stack, KAFKA_SASL_PASSWORD)
-    topics = subprocess.run([FIREBREAK, "topics", "create"], env={**stack.env, **env}, capture_output=True, text=True, timeout=60)
+    topics = subprocess.run(
+        [FIREBREAK, "topics", "create"], env={**stack.env, **env}, capture_output=True, text=True, timeout=60
+    )
     assert topics.returncode == 0 and "incident-events" in topics.stdout, topics.stderr
     ingest = start_ingest(stack, stack.folder / "ingest-sasl.log", **env)
     worker, _ = start_ready_worker(stack, "worker-sasl", **env)
@@ -45,12 +52,16 @@ def test_every_client_authenticates_with_sasl(stack: Stack):
 
 def test_a_wrong_password_is_refused_and_ingest_says_it_is_not_ready(stack: Stack):
     env = sasl_env(stack, "not-the-password")
-    topics = subprocess.run([FIREBREAK, "topics", "create"], env={**stack.env, **env}, capture_output=True, text=True, timeout=90)
+    topics = subprocess.run(
+        [FIREBREAK, "topics", "create"], env={**stack.env, **env}, capture_output=True, text=True, timeout=90
+    )
     assert topics.returncode != 0
     ingest = start_ingest(stack, stack.folder / "ingest-sasl-wrong.log", **env)
     try:
         assert ingest.get("/readyz", token=None).status_code == 503
-        refused = ingest.post("/api/v1/alerts", json.dumps([{"labels": {"alertname": "Nope", "service": f"sasl-{RUN}"}}]))
+        refused = ingest.post(
+            "/api/v1/alerts", json.dumps([{"labels": {"alertname": "Nope", "service": f"sasl-{RUN}"}}])
+        )
         assert refused.status_code == 503  # nothing accepted that is not durable
     finally:
         ingest.process.stop()

@@ -56,11 +56,16 @@ policies:
     match: ['alertname="Split"', 'run="{RUN}"']
     group_by: [alertname, run]
 """)
-    process, _ = start_ready_worker(stack, "worker-regroup", FIREBREAK_POLICIES_FILE=str(folder / "correlation.yaml"),
-                                    FIREBREAK_NOTIFICATIONS_FILE=str(folder / "notifications.yaml"),
-                                    FIREBREAK_ACTIONS_ALLOWED_HOSTS=receiver.base.removeprefix("http://"),
-                                    FIREBREAK_NOTIFY_UPDATE_INTERVAL_SECONDS="2", FIREBREAK_PAGER_POLL_SECONDS="0.2",
-                                    FIREBREAK_PAGER_LEASE_SECONDS="3")
+    process, _ = start_ready_worker(
+        stack,
+        "worker-regroup",
+        FIREBREAK_POLICIES_FILE=str(folder / "correlation.yaml"),
+        FIREBREAK_NOTIFICATIONS_FILE=str(folder / "notifications.yaml"),
+        FIREBREAK_ACTIONS_ALLOWED_HOSTS=receiver.base.removeprefix("http://"),
+        FIREBREAK_NOTIFY_UPDATE_INTERVAL_SECONDS="2",
+        FIREBREAK_PAGER_POLL_SECONDS="0.2",
+        FIREBREAK_PAGER_LEASE_SECONDS="3",
+    )
     yield process
     process.stop()
 
@@ -92,8 +97,13 @@ def incident(ingest: Ingest, incident_id: str) -> dict:
 
 def sent(receiver: Standin, incident_id: str, kind: str, address: str | None = None) -> list[dict]:
     """What the pager sent about this incident (by its id in the body, not a mention of it)."""
-    return [r for r in receiver.requests("/hooks/pager") if r["body"]["incident"]["id"] == incident_id
-            and r["body"]["kind"] == kind and (address is None or r["body"]["address"] == address)]
+    return [
+        r
+        for r in receiver.requests("/hooks/pager")
+        if r["body"]["incident"]["id"] == incident_id
+        and r["body"]["kind"] == kind
+        and (address is None or r["body"]["address"] == address)
+    ]
 
 
 def cli(stack: Stack, *args: str) -> str:
@@ -102,18 +112,22 @@ def cli(stack: Stack, *args: str) -> str:
     return result.stdout
 
 
-def test_a_merged_incident_stops_paging_and_its_alerts_follow_the_target(stack: Stack, ingest: Ingest,
-                                                                          receiver: Standin, worker: Process):
+def test_a_merged_incident_stops_paging_and_its_alerts_follow_the_target(
+    stack: Stack, ingest: Ingest, receiver: Standin, worker: Process
+):
     post(ingest, "Merge", "a")
     target = holding(ingest, "Merge", "a")["id"]
     post(ingest, "Merge", "b")
     source = holding(ingest, "Merge", "b")["id"]
     assert source != target
-    wait_until(lambda: sent(receiver, source, "page", "u1") and sent(receiver, target, "page", "u1"), 30, "level 1 of both")
+    wait_until(
+        lambda: sent(receiver, source, "page", "u1") and sent(receiver, target, "page", "u1"), 30, "level 1 of both"
+    )
     paged_at = time.monotonic()
 
-    accepted = ingest.post(f"/api/v1/incidents/{source}/merge", json.dumps({"into": target, "actor": "alice",
-                                                                            "comment": "one outage"}))
+    accepted = ingest.post(
+        f"/api/v1/incidents/{source}/merge", json.dumps({"into": target, "actor": "alice", "comment": "one outage"})
+    )
     assert accepted.status_code == 202, accepted.text
     wait_until(lambda: incident(ingest, source)["status"] == "resolved", 30, "the merge to apply")
     assert time.monotonic() - paged_at < DELAY, "the merge landed after level 2 was due: nothing left to prove"
@@ -124,7 +138,9 @@ def test_a_merged_incident_stops_paging_and_its_alerts_follow_the_target(stack: 
     assert set(taken["alerts"]) == {fp_a, fp_b} and taken["merged_from"] == [source] and taken["status"] == "triggered"
     assert taken["alerts"][fp_b]["labels"]["instance"] == "b"
     assert [(t["kind"], t["actor"]) for t in taken["timeline"] if t["rule"] == "GRP-30"] == [
-        ("merged_in", "alice"), ("alert_added", "alice")]
+        ("merged_in", "alice"),
+        ("alert_added", "alice"),
+    ]
 
     # Paging: those paged for the merged incident hear it went into the target, and its level 2 never comes.
     wait_until(lambda: sent(receiver, source, "resolve", "u1"), 30, "the merged incident's resolve notice")
@@ -135,21 +151,30 @@ def test_a_merged_incident_stops_paging_and_its_alerts_follow_the_target(stack: 
 
     # A later copy of the moved alert goes to the target; the merged incident stays as it is.
     post(ingest, "Merge", "b", status="resolved")
-    wait_until(lambda: incident(ingest, target)["alerts"][fp_b]["status"] == "resolved", 30, "the moved alert's resolve")
+    wait_until(
+        lambda: incident(ingest, target)["alerts"][fp_b]["status"] == "resolved", 30, "the moved alert's resolve"
+    )
     assert incident(ingest, source)["alerts"] == {} and incident(ingest, source)["status"] == "resolved"
 
     again = ingest.post(f"/api/v1/incidents/{source}/merge", json.dumps({"into": target, "actor": "alice"}))
     assert again.status_code == 409 and f"was merged into {target}" in again.json()["message"]
     audit = ingest.get("/api/v1/audit?limit=50").json()["entries"]
-    assert any(e["action"] == "POST /api/v1/incidents/{incident_id}/merge" and e["actor"] == "alice" and e["status"] == 202
-               and e["detail"] == f"into {target}" and e["target"] == {"incident_id": source} for e in audit)
+    assert any(
+        e["action"] == "POST /api/v1/incidents/{incident_id}/merge"
+        and e["actor"] == "alice"
+        and e["status"] == 202
+        and e["detail"] == f"into {target}"
+        and e["target"] == {"incident_id": source}
+        for e in audit
+    )
     lifecycle = ingest.get(f"/api/v1/incidents/{target}/explain").json()["lifecycle"]
     assert any(f"{source} merged in" in line and "by alice: one outage" in line for line in lifecycle), lifecycle
     assert ingest.post(f"/api/v1/incidents/{target}/ack", json.dumps({"actor": "alice"})).status_code == 202
 
 
-def test_a_split_off_incident_pages_on_its_own_and_takes_its_alerts_later_copies(stack: Stack, ingest: Ingest,
-                                                                                 receiver: Standin, worker: Process):
+def test_a_split_off_incident_pages_on_its_own_and_takes_its_alerts_later_copies(
+    stack: Stack, ingest: Ingest, receiver: Standin, worker: Process
+):
     post(ingest, "Split", "x")
     post(ingest, "Split", "y")
     wait_until(lambda: holding(ingest, "Split", "x")["alert_count"] == 2, 60, "one incident of both alerts")
@@ -157,8 +182,20 @@ def test_a_split_off_incident_pages_on_its_own_and_takes_its_alerts_later_copies
     wait_until(lambda: sent(receiver, source, "page", "u1"), 30, "level 1 of the incident")
     fp_x, fp_y = fingerprint(labels("Split", "x")), fingerprint(labels("Split", "y"))
 
-    printed = cli(stack, "incidents", "split", source, "--alert", fp_y, "--actor", "bob", "--comment", "two causes",
-                  "--url", ingest.url)
+    printed = cli(
+        stack,
+        "incidents",
+        "split",
+        source,
+        "--alert",
+        fp_y,
+        "--actor",
+        "bob",
+        "--comment",
+        "two causes",
+        "--url",
+        ingest.url,
+    )
     assert "split of 1 alerts accepted" in printed
     wait_until(lambda: incident(ingest, source)["split_into"] != [], 30, "the split to apply")
     [new] = incident(ingest, source)["split_into"]
@@ -175,14 +212,18 @@ def test_a_split_off_incident_pages_on_its_own_and_takes_its_alerts_later_copies
     shown = cli(stack, "incidents", "show", new)
     assert f"split from {source}" in shown and "alerts_split" in cli(stack, "incidents", "show", source)
     decided = ingest.get(f"/api/v1/incidents/{source}/explain").json()["decisions"]
-    assert any(d["kind"] == "alerts_split" and d["detail"] == {"into": new, "actor": "bob", "alerts": "1"} for d in decided)
+    assert any(
+        d["kind"] == "alerts_split" and d["detail"] == {"into": new, "actor": "bob", "alerts": "1"} for d in decided
+    )
     assert ingest.post(f"/api/v1/incidents/{source}/ack", json.dumps({"actor": "bob"})).status_code == 202
 
 
 def test_the_api_refuses_what_the_stage_could_not_apply(ingest: Ingest, worker: Process):
     post(ingest, "Split", "z")
     source = holding(ingest, "Split", "z")
-    whole = ingest.post(f"/api/v1/incidents/{source['id']}/split", json.dumps({"alerts": list(source["alerts"]), "actor": "bob"}))
+    whole = ingest.post(
+        f"/api/v1/incidents/{source['id']}/split", json.dumps({"alerts": list(source["alerts"]), "actor": "bob"})
+    )
     assert whole.status_code == 422 and "nothing would remain" in whole.json()["message"], whole.text
     post(ingest, "Merge", "c")
     other_key = holding(ingest, "Merge", "c")["id"]

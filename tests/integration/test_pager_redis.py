@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 import redis.asyncio as aioredis
 
-from correlation.escalation import EscalationStatus
-from adapters.links import Links
 from actions.pager import Pager
+from adapters.links import Links
+from correlation.escalation import EscalationStatus
 from correlation.projection import project
 from correlation.topology import Topology
 from schemas import Alert, AlertStatus, IncidentEvent, IncidentEventKind
@@ -21,39 +21,70 @@ from tests.conftest import Stack
 
 pytestmark = pytest.mark.integration
 
-CONFIG = NotificationsFile.model_validate({
-    "channels": {"hook": {"type": "webhook", "url": "http://127.0.0.1:9/hook"}},
-    "escalation_policies": {"low": {"levels": [{"targets": [{"channel": "hook"}]}]},
-                            "high": {"levels": [{"targets": [{"channel": "hook"}]}]}},
-    "routes": [{"severity": ["critical"], "policy": "high"}, {"policy": "low"}],
-})
+CONFIG = NotificationsFile.model_validate(
+    {
+        "channels": {"hook": {"type": "webhook", "url": "http://127.0.0.1:9/hook"}},
+        "escalation_policies": {
+            "low": {"levels": [{"targets": [{"channel": "hook"}]}]},
+            "high": {"levels": [{"targets": [{"channel": "hook"}]}]},
+        },
+        "routes": [{"severity": ["critical"], "policy": "high"}, {"policy": "low"}],
+    }
+)
 
 
 def event(incident: str, seq: int, kind: IncidentEventKind, severity: str, alert: Alert | None = None) -> IncidentEvent:
-    return IncidentEvent(event_id=f"{incident}:{seq}", kind=kind, incident_id=incident, correlation_key="k",
-                         group_labels={}, seq=seq, at=datetime.now(timezone.utc), severity=severity, alert=alert,
-                         actor="ana" if kind is IncidentEventKind.acknowledged else "firebreak")
+    return IncidentEvent(
+        event_id=f"{incident}:{seq}",
+        kind=kind,
+        incident_id=incident,
+        correlation_key="k",
+        group_labels={},
+        seq=seq,
+        at=datetime.now(UTC),
+        severity=severity,
+        alert=alert,
+        actor="ana" if kind is IncidentEventKind.acknowledged else "firebreak",
+    )
 
 
 def alert(severity: str) -> Alert:
-    now = datetime.now(timezone.utc)
-    return Alert(fingerprint=f"fp-{severity}", status=AlertStatus.firing, labels={"alertname": "A", "severity": severity},
-                 starts_at=now, source="test", received_at=now)
+    now = datetime.now(UTC)
+    return Alert(
+        fingerprint=f"fp-{severity}",
+        status=AlertStatus.firing,
+        labels={"alertname": "A", "severity": severity},
+        starts_at=now,
+        source="test",
+        received_at=now,
+    )
 
 
 def test_a_rerouted_escalation_is_readable_after_an_acknowledgement_and_later_events(stack: Stack) -> None:
     async def scenario() -> None:
         client = aioredis.Redis.from_url(stack.redis_url)
-        pager = Pager(CONFIG, client, f"test-{uuid.uuid4().hex[:8]}:", None, None,  # type: ignore[arg-type]
-                      Links("", [], 60), topology=Topology(), service_label="service")
-        iid, incident, seq = "inc-reroute", None, 0
-        for kind, severity, joining in ((IncidentEventKind.opened, "warning", alert("warning")),
-                                        (IncidentEventKind.alert_added, "warning", alert("warning")),
-                                        (IncidentEventKind.alert_added, "critical", alert("critical")),
-                                        (IncidentEventKind.severity_changed, "critical", alert("critical")),
-                                        (IncidentEventKind.acknowledged, "critical", None),
-                                        (IncidentEventKind.alert_added, "critical", alert("critical"))):
-            seq += 1
+        pager = Pager(
+            CONFIG,
+            client,
+            f"test-{uuid.uuid4().hex[:8]}:",
+            None,
+            None,  # type: ignore[arg-type]
+            Links("", [], 60),
+            topology=Topology(),
+            service_label="service",
+        )
+        iid, incident = "inc-reroute", None
+        for seq, (kind, severity, joining) in enumerate(
+            (
+                (IncidentEventKind.opened, "warning", alert("warning")),
+                (IncidentEventKind.alert_added, "warning", alert("warning")),
+                (IncidentEventKind.alert_added, "critical", alert("critical")),
+                (IncidentEventKind.severity_changed, "critical", alert("critical")),
+                (IncidentEventKind.acknowledged, "critical", None),
+                (IncidentEventKind.alert_added, "critical", alert("critical")),
+            ),
+            start=1,
+        ):
             current = event(iid, seq, kind, severity, joining)
             incident = project(incident, current)
             assert incident is not None
@@ -71,8 +102,16 @@ def test_a_rerouted_escalation_is_readable_after_an_acknowledgement_and_later_ev
 def test_an_escalation_never_rerouted_stays_readable_after_its_stop(stack: Stack) -> None:
     async def scenario() -> None:
         client = aioredis.Redis.from_url(stack.redis_url)
-        pager = Pager(CONFIG, client, f"test-{uuid.uuid4().hex[:8]}:", None, None,  # type: ignore[arg-type]
-                      Links("", [], 60), topology=Topology(), service_label="service")
+        pager = Pager(
+            CONFIG,
+            client,
+            f"test-{uuid.uuid4().hex[:8]}:",
+            None,
+            None,  # type: ignore[arg-type]
+            Links("", [], 60),
+            topology=Topology(),
+            service_label="service",
+        )
         opened = event("inc-plain", 1, IncidentEventKind.opened, "critical", alert("critical"))
         incident = project(None, opened)
         assert incident is not None

@@ -12,7 +12,7 @@ import json
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email import message_from_bytes
 from email.message import Message as Mail
 from typing import Any
@@ -46,7 +46,7 @@ class Mailbox:
         self.port = port
         self.mails: list[Mail] = []
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd's hook name
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         mail = message_from_bytes(envelope.content)
         mail["X-Envelope-To"] = ", ".join(envelope.rcpt_tos)
         self.mails.append(mail)
@@ -79,8 +79,9 @@ def ingest(stack: Stack) -> Iterator[Ingest]:
 
 
 @pytest.fixture(scope="module")
-def paging_env(tmp_path_factory: pytest.TempPathFactory, receiver: Standin, mailbox: Mailbox, stack: Stack,
-               ingest: Ingest) -> dict[str, str]:
+def paging_env(
+    tmp_path_factory: pytest.TempPathFactory, receiver: Standin, mailbox: Mailbox, stack: Stack, ingest: Ingest
+) -> dict[str, str]:
     folder = tmp_path_factory.mktemp("paging")
     hooks = receiver.base + "/hooks"
     (folder / "notifications.yaml").write_text(f"""
@@ -169,21 +170,29 @@ def post(ingest: Ingest, alerts: list[dict]) -> None:
 
 
 def alert(name: str, service: str, **extra: str) -> dict:
-    return {"labels": {"alertname": name, "service": service, "severity": "critical", "run": RUN, **extra},
-            "startsAt": datetime.now(timezone.utc).isoformat()}
+    return {
+        "labels": {"alertname": name, "service": service, "severity": "critical", "run": RUN, **extra},
+        "startsAt": datetime.now(UTC).isoformat(),
+    }
 
 
 def open_incident(ingest: Ingest, service: str) -> dict:
     def found() -> dict | None:
         incidents = ingest.get("/api/v1/incidents?status=open&limit=1000").json()["incidents"]
-        return next((i for i in incidents if any(a["labels"].get("service") == service for a in i["alerts"].values())), None)
+        return next(
+            (i for i in incidents if any(a["labels"].get("service") == service for a in i["alerts"].values())), None
+        )
 
     wait_until(lambda: found() is not None, 60, f"the incident of {service}")
     return found()  # type: ignore[return-value]
 
 
 def pages(receiver: Standin, incident_id: str, address: str) -> list[dict]:
-    return [r for r in receiver.requests("/hooks/pager", incident_id) if r["body"]["kind"] == "page" and r["body"]["address"] == address]
+    return [
+        r
+        for r in receiver.requests("/hooks/pager", incident_id)
+        if r["body"]["kind"] == "page" and r["body"]["address"] == address
+    ]
 
 
 def deliveries(ingest: Ingest, incident_id: str) -> list[dict]:
@@ -191,20 +200,33 @@ def deliveries(ingest: Ingest, incident_id: str) -> list[dict]:
     return [e for e in timeline if e["source"] == "notification"]
 
 
-def test_fifty_alerts_page_once_per_recipient_then_update(ingest: Ingest, receiver: Standin, mailbox: Mailbox,
-                                                          workers: list[Process]):
+def test_fifty_alerts_page_once_per_recipient_then_update(
+    ingest: Ingest, receiver: Standin, mailbox: Mailbox, workers: list[Process]
+):
     service = f"fifty-{RUN}"
     post(ingest, [alert("Esc", service, instance=f"i-{n}") for n in range(50)])
     incident = open_incident(ingest, service)
     iid = incident["id"]
-    wait_until(lambda: len(receiver.requests("/hooks/opsgenie", iid)) >= 1 and len(pages(receiver, iid, "u1")) == 1 and
-               any(iid in str(m) for m in mailbox.mails), 30, "level 1 on every channel")
-    wait_until(lambda: ingest.get(f"/api/v1/incidents/{iid}").json()["alert_count"] == 50, 30, "all 50 alerts in the incident")
+    wait_until(
+        lambda: (
+            len(receiver.requests("/hooks/opsgenie", iid)) >= 1
+            and len(pages(receiver, iid, "u1")) == 1
+            and any(iid in str(m) for m in mailbox.mails)
+        ),
+        30,
+        "level 1 on every channel",
+    )
+    wait_until(
+        lambda: ingest.get(f"/api/v1/incidents/{iid}").json()["alert_count"] == 50, 30, "all 50 alerts in the incident"
+    )
     time.sleep(3)  # the coalesced update goes out at most every 2 s
     # Acknowledge before level 2 is due, so this test sees level 1 only.
     assert ingest.post(f"/api/v1/incidents/{iid}/ack", json.dumps({"actor": "ana"})).status_code == 202
-    wait_until(lambda: any(r["body"].get("event_action") == "acknowledge" for r in receiver.requests("/hooks/pagerduty", iid)),
-               30, "the acknowledge notice")
+    wait_until(
+        lambda: any(r["body"].get("event_action") == "acknowledge" for r in receiver.requests("/hooks/pagerduty", iid)),
+        30,
+        "the acknowledge notice",
+    )
 
     # u1's messages: level 1's person (level 2, u2, may come first on a loaded machine: the ack is not instant).
     pager_msgs = [r for r in receiver.requests("/hooks/pager", iid) if r["body"]["address"] == "u1"]
@@ -212,7 +234,10 @@ def test_fifty_alerts_page_once_per_recipient_then_update(ingest: Ingest, receiv
     assert kinds.count("page") == 1, kinds  # 50 alerts, one page
     assert 1 <= kinds.count("update") <= 3 and kinds.count("acknowledge") == 1, kinds
     page = next(r for r in pager_msgs if r["body"]["kind"] == "page")
-    assert page["headers"]["X-Firebreak-Signature"].startswith("sha256=") and page["headers"]["Idempotency-Key"] == page["body"]["dedup_key"]
+    assert (
+        page["headers"]["X-Firebreak-Signature"].startswith("sha256=")
+        and page["headers"]["Idempotency-Key"] == page["body"]["dedup_key"]
+    )
     assert page["body"]["links"]["ack"].startswith(f"{ingest.url}/l/ack/{iid}?")
 
     slack = receiver.requests("/hooks/slack", iid)
@@ -232,7 +257,10 @@ def test_fifty_alerts_page_once_per_recipient_then_update(ingest: Ingest, receiv
 
     mails = [m for m in mailbox.mails if iid in m.get("X-Firebreak-Dedup-Key", "")]
     assert [m["X-Envelope-To"] for m in mails if m["Subject"].startswith("[CRITICAL]")] == ["u1@example.com"]
-    assert mails[0].is_multipart() and {p.get_content_type() for p in mails[0].get_payload()} == {"text/plain", "text/html"}
+    assert mails[0].is_multipart() and {p.get_content_type() for p in mails[0].get_payload()} == {
+        "text/plain",
+        "text/html",
+    }
 
     # Level 1's pages (level 2 may page u2 before the ack lands on a loaded machine: its delay is 4 s)
     sent = [d for d in deliveries(ingest, iid) if d["kind"] == "page" and "/l1/" in d["delivery_id"]]
@@ -242,13 +270,20 @@ def test_fifty_alerts_page_once_per_recipient_then_update(ingest: Ingest, receiv
     def page_decisions() -> list[dict]:
         response = ingest.get(f"/api/v1/incidents/{iid}/explain")
         decided = response.json()["decisions"] if response.status_code == 200 else []
-        return [d for d in decided if d["kind"] == "paged" and d["detail"]["delivery"] == "page"
-                and d["detail"]["level"] == "1"]  # level 2 may page u2 before the ack lands (see above)
+        return [
+            d
+            for d in decided
+            if d["kind"] == "paged" and d["detail"]["delivery"] == "page" and d["detail"]["level"] == "1"
+        ]  # level 2 may page u2 before the ack lands (see above)
 
     wait_until(lambda: len(page_decisions()) == 5, 30, "the five pages in the decision log")
     assert {(d["detail"]["channel"], d["detail"]["level"], d["detail"]["result"]) for d in page_decisions()} == {
-        ("pager", "1", "delivered"), ("mail", "1", "delivered"), ("slack", "1", "delivered"), ("pd", "1", "delivered"),
-        ("og", "1", "delivered")}
+        ("pager", "1", "delivered"),
+        ("mail", "1", "delivered"),
+        ("slack", "1", "delivered"),
+        ("pd", "1", "delivered"),
+        ("og", "1", "delivered"),
+    }
     opener = incident["timeline"][0]["fingerprint"]
     story = ingest.get(f"/api/v1/alerts/{opener}/explain").json()
     assert "page level 1 via slack: delivered" in story["summary"], story["summary"]
@@ -269,7 +304,9 @@ def test_an_incident_no_route_pages_is_explained(ingest: Ingest, workers: list[P
     assert "not_paged" in why()[0]
 
 
-def test_a_silence_holds_further_levels_but_never_the_resolve(ingest: Ingest, receiver: Standin, workers: list[Process]):
+def test_a_silence_holds_further_levels_but_never_the_resolve(
+    ingest: Ingest, receiver: Standin, workers: list[Process]
+):
     """Lifecycle-consistent suppression: a silence made after level 1 holds level 2 (recorded in the decision
     log), the level pages once the silence ends, and the alert's resolve, sent while a second silence covers it,
     still resolves the incident and reaches everyone paged."""
@@ -280,7 +317,12 @@ def test_a_silence_holds_further_levels_but_never_the_resolve(ingest: Ingest, re
     wait_until(lambda: len(pages(receiver, iid, "u1")) == 1, 30, "level 1")
 
     def silence() -> str:
-        body = {"matchers": [f'service="{service}"'], "duration": "1h", "createdBy": "ana", "comment": "deploying a fix"}
+        body = {
+            "matchers": [f'service="{service}"'],
+            "duration": "1h",
+            "createdBy": "ana",
+            "comment": "deploying a fix",
+        }
         response = ingest.post("/api/v1/silences", json.dumps(body))
         assert response.status_code == 201, response.text
         return response.json()["id"]
@@ -288,27 +330,39 @@ def test_a_silence_holds_further_levels_but_never_the_resolve(ingest: Ingest, re
     def held(level: int) -> bool:
         response = ingest.get(f"/api/v1/incidents/{iid}/explain")
         return response.status_code == 200 and any(
-            d["kind"] == "page_held" and d["detail"]["level"] == str(level) for d in response.json()["decisions"])
+            d["kind"] == "page_held" and d["detail"]["level"] == str(level) for d in response.json()["decisions"]
+        )
 
     first = silence()
     wait_until(lambda: held(2), 30, "level 2 to be held by the silence")
     time.sleep(DELAY + 1)
     assert pages(receiver, iid, "u2") == []
-    ended = requests.delete(f"{ingest.url}/api/v1/silences/{first}", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30)
+    ended = requests.delete(
+        f"{ingest.url}/api/v1/silences/{first}", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30
+    )
     assert ended.status_code == 200, ended.text
     wait_until(lambda: len(pages(receiver, iid, "u2")) == 1, 30, "level 2 once the silence ended")
 
     silence()
     wait_until(lambda: held(3), 30, "level 3 to be held by the second silence")
-    post(ingest, [{**firing, "status": "resolved", "endsAt": datetime.now(timezone.utc).isoformat()}])
-    wait_until(lambda: ingest.get(f"/api/v1/incidents/{iid}").json()["status"] == "resolved", 30, "the incident to resolve")
-    wait_until(lambda: {r["body"]["address"] for r in receiver.requests("/hooks/pager", iid) if r["body"]["kind"] == "resolve"}
-               == {"u1", "u2"}, 30, "the resolve notice to both people paged")
+    post(ingest, [{**firing, "status": "resolved", "endsAt": datetime.now(UTC).isoformat()}])
+    wait_until(
+        lambda: ingest.get(f"/api/v1/incidents/{iid}").json()["status"] == "resolved", 30, "the incident to resolve"
+    )
+    wait_until(
+        lambda: (
+            {r["body"]["address"] for r in receiver.requests("/hooks/pager", iid) if r["body"]["kind"] == "resolve"}
+            == {"u1", "u2"}
+        ),
+        30,
+        "the resolve notice to both people paged",
+    )
     assert pages(receiver, iid, "u3") == []
 
 
-def test_an_alert_that_usually_resolves_by_itself_waits_for_its_pause_before_paging(ingest: Ingest, receiver: Standin,
-                                                                                   workers: list[Process]):
+def test_an_alert_that_usually_resolves_by_itself_waits_for_its_pause_before_paging(
+    ingest: Ingest, receiver: Standin, workers: list[Process]
+):
     """transient_pause (within 12 s, 2 firings of history, all quick): two blips page at once; the third
     waits, resolves within the pause and pages nobody; the fourth waits, but a critical alert joining its
     incident ends the pause (GRP-24) and it pages at once; the fifth waits and pages because it still fires."""
@@ -316,36 +370,51 @@ def test_an_alert_that_usually_resolves_by_itself_waits_for_its_pause_before_pag
     blip = {"alertname": "Blip", "service": service, "severity": "warning", "run": RUN}
 
     def fire() -> dict:
-        post(ingest, [{"labels": blip, "startsAt": datetime.now(timezone.utc).isoformat()}])
+        post(ingest, [{"labels": blip, "startsAt": datetime.now(UTC).isoformat()}])
         return open_incident(ingest, service)
 
     def resolve(labels: dict = blip) -> None:
-        post(ingest, [{"labels": labels, "status": "resolved", "endsAt": datetime.now(timezone.utc).isoformat()}])
+        post(ingest, [{"labels": labels, "status": "resolved", "endsAt": datetime.now(UTC).isoformat()}])
 
     for _ in range(2):
         iid = fire()["id"]
         wait_until(lambda: len(pages(receiver, iid, "u1")) == 1, 30, "a blip without history to page at once")
         resolve()
-        wait_until(lambda: ingest.get(f"/api/v1/incidents/{iid}").json()["status"] == "resolved", 30, "the blip to resolve")
+        wait_until(
+            lambda: ingest.get(f"/api/v1/incidents/{iid}").json()["status"] == "resolved", 30, "the blip to resolve"
+        )
 
     quiet = fire()
     assert quiet["page_held_until"] is not None and "in 2 of its last 2 firings" in quiet["page_hold_reason"], quiet
     resolve()
-    wait_until(lambda: ingest.get(f"/api/v1/incidents/{quiet['id']}").json()["status"] == "resolved", 30, "the third blip to resolve")
+    wait_until(
+        lambda: ingest.get(f"/api/v1/incidents/{quiet['id']}").json()["status"] == "resolved",
+        30,
+        "the third blip to resolve",
+    )
 
     cut_short = fire()
     assert cut_short["page_held_until"] is not None
     critical = {**blip, "severity": "critical", "instance": "disk-0"}  # same group, no history: no blip
-    post(ingest, [{"labels": critical, "startsAt": datetime.now(timezone.utc).isoformat()}])
+    post(ingest, [{"labels": critical, "startsAt": datetime.now(UTC).isoformat()}])
     joined = time.monotonic()
-    wait_until(lambda: len(pages(receiver, cut_short["id"], "u1")) == 1, BLIP_PAUSE + 20, "the page once the pause is cut short")
-    assert time.monotonic() - joined < BLIP_PAUSE - 4, "paged when the pause ran out, not when the critical alert joined"
+    wait_until(
+        lambda: len(pages(receiver, cut_short["id"], "u1")) == 1,
+        BLIP_PAUSE + 20,
+        "the page once the pause is cut short",
+    )
+    assert time.monotonic() - joined < BLIP_PAUSE - 4, (
+        "paged when the pause ran out, not when the critical alert joined"
+    )
     ended = ingest.get(f"/api/v1/incidents/{cut_short['id']}").json()
     assert [e["rule"] for e in ended["timeline"] if e["kind"] == "page_hold_ended"] == ["GRP-24"], ended["timeline"]
     resolve()
     resolve(critical)
-    wait_until(lambda: ingest.get(f"/api/v1/incidents/{cut_short['id']}").json()["status"] == "resolved", 30,
-               "the incident whose pause was cut short to resolve")
+    wait_until(
+        lambda: ingest.get(f"/api/v1/incidents/{cut_short['id']}").json()["status"] == "resolved",
+        30,
+        "the incident whose pause was cut short to resolve",
+    )
 
     lasting = fire()
     assert lasting["page_held_until"] is not None
@@ -358,7 +427,9 @@ def test_an_alert_that_usually_resolves_by_itself_waits_for_its_pause_before_pag
     assert any("not_paged" in line and "resolved within its transient pause" in line for line in why), why
 
 
-def test_escalation_moves_on_schedule_and_a_signed_link_stops_it(ingest: Ingest, receiver: Standin, workers: list[Process]):
+def test_escalation_moves_on_schedule_and_a_signed_link_stops_it(
+    ingest: Ingest, receiver: Standin, workers: list[Process]
+):
     full, acked = f"full-{RUN}", f"acked-{RUN}"
     post(ingest, [alert("Esc", full), alert("Esc", acked)])
     iid_full, iid_acked = open_incident(ingest, full)["id"], open_incident(ingest, acked)["id"]
@@ -378,7 +449,11 @@ def test_escalation_moves_on_schedule_and_a_signed_link_stops_it(ingest: Ingest,
     assert ingest.get(f"/api/v1/incidents/{iid_acked}").json()["acknowledged_by"] == "u2"
 
     def at(iid: str, level: int) -> float:
-        entry = next(d for d in deliveries(ingest, iid) if d["kind"] == "page" and d["level"] == level and d["channel"] == "pager")
+        entry = next(
+            d
+            for d in deliveries(ingest, iid)
+            if d["kind"] == "page" and d["level"] == level and d["channel"] == "pager"
+        )
         return datetime.fromisoformat(entry["at"]).timestamp()
 
     one, two, three = at(iid_full, 1), at(iid_full, 2), at(iid_full, 3)
@@ -387,12 +462,15 @@ def test_escalation_moves_on_schedule_and_a_signed_link_stops_it(ingest: Ingest,
         assert [a for a in ("u1", "u2", "u3") if len(pages(receiver, iid, a)) == 1] == paged
     # Runbooks `on: [escalated]` run once per level past the first.
     for iid, count in ((iid_full, 2), (iid_acked, 1)):
-        wait_until(lambda: len(ingest.get(f"/api/v1/runs?incident={iid}").json()["runs"]) == count, 30, "the escalated runs")
+        wait_until(
+            lambda: len(ingest.get(f"/api/v1/runs?incident={iid}").json()["runs"]) == count, 30, "the escalated runs"
+        )
         assert {r["trigger"] for r in ingest.get(f"/api/v1/runs?incident={iid}").json()["runs"]} == {"escalated"}
 
 
-def test_a_worker_killed_between_levels_neither_skips_nor_doubles_one(stack: Stack, ingest: Ingest, receiver: Standin,
-                                                                       workers: list[Process], paging_env: dict[str, str]):
+def test_a_worker_killed_between_levels_neither_skips_nor_doubles_one(
+    stack: Stack, ingest: Ingest, receiver: Standin, workers: list[Process], paging_env: dict[str, str]
+):
     service = f"killed-{RUN}"
     post(ingest, [alert("Esc", service)])
     iid = open_incident(ingest, service)["id"]
@@ -404,8 +482,9 @@ def test_a_worker_killed_between_levels_neither_skips_nor_doubles_one(stack: Sta
     assert [len(pages(receiver, iid, u)) for u in ("u1", "u2", "u3")] == [1, 1, 1]
 
 
-def test_a_flaky_receiver_gets_one_message_and_a_dead_one_is_dead_lettered(stack: Stack, ingest: Ingest, receiver: Standin,
-                                                                            workers: list[Process]):
+def test_a_flaky_receiver_gets_one_message_and_a_dead_one_is_dead_lettered(
+    stack: Stack, ingest: Ingest, receiver: Standin, workers: list[Process]
+):
     receiver.control(path="/hooks/flaky", fail=3, status=500)
     receiver.control(path="/hooks/dead", fail=1000, status=503)
     receiver.control(path="/hooks/refusing", fail=1000, status=400)
@@ -418,7 +497,11 @@ def test_a_flaky_receiver_gets_one_message_and_a_dead_one_is_dead_lettered(stack
     [record] = [d for d in deliveries(ingest, iid_flaky) if d["kind"] == "page"]
     assert record["attempts"] == 4 and record["status"] == "delivered"
 
-    wait_until(lambda: len([d for d in deliveries(ingest, iid_dead) if d["status"] == "dead_lettered"]) == 2, 30, "dead letters")
+    wait_until(
+        lambda: len([d for d in deliveries(ingest, iid_dead) if d["status"] == "dead_lettered"]) == 2,
+        30,
+        "dead letters",
+    )
     failed = {d["channel"]: d for d in deliveries(ingest, iid_dead)}
     assert failed["dead"]["attempts"] == 4 and "HTTP 503" in failed["dead"]["error"]
     assert failed["refusing"]["attempts"] == 1 and "HTTP 400" in failed["refusing"]["error"]  # no retry on a 4xx
@@ -427,11 +510,12 @@ def test_a_flaky_receiver_gets_one_message_and_a_dead_one_is_dead_lettered(stack
     assert {d["channel"] for d in dead_letters} == {"dead", "refusing"}
 
 
-
 # -- issue 16, A: pages that never went out, and what an incident shows ----------------------------------------
 
-def test_a_severity_rise_pages_by_the_route_the_incident_now_takes(ingest: Ingest, receiver: Standin,
-                                                                    workers: list[Process]):
+
+def test_a_severity_rise_pages_by_the_route_the_incident_now_takes(
+    ingest: Ingest, receiver: Standin, workers: list[Process]
+):
     service = f"rises-{RUN}"
     post(ingest, [alert("Rises", service, severity="warning")])  # the route for warnings pages nobody
     iid = open_incident(ingest, service)["id"]
@@ -449,7 +533,8 @@ def test_a_severity_rise_pages_by_the_route_the_incident_now_takes(ingest: Inges
 
 
 def test_an_alert_still_firing_after_a_person_resolved_its_incident_opens_one_that_pages(
-        ingest: Ingest, receiver: Standin, workers: list[Process]):
+    ingest: Ingest, receiver: Standin, workers: list[Process]
+):
     service = f"cert-{RUN}"
     sent = alert("Esc", service, instance="lb-a")
     post(ingest, [sent])
@@ -469,9 +554,12 @@ def test_an_alert_still_firing_after_a_person_resolved_its_incident_opens_one_th
     assert second != first
     wait_until(lambda: len(pages(receiver, second, "u1")) == 1, 30, "a page for the incident the repeat opened")
     assert ingest.post(f"/api/v1/incidents/{second}/ack", json.dumps({"actor": "ana"})).status_code == 202
-    post(ingest, [{**sent, "status": "resolved", "endsAt": datetime.now(timezone.utc).isoformat()}])
-    wait_until(lambda: ingest.get(f"/api/v1/incidents/{second}").json()["status"] == "resolved", 30,
-               "the source's resolve to resolve the new incident")
+    post(ingest, [{**sent, "status": "resolved", "endsAt": datetime.now(UTC).isoformat()}])
+    wait_until(
+        lambda: ingest.get(f"/api/v1/incidents/{second}").json()["status"] == "resolved",
+        30,
+        "the source's resolve to resolve the new incident",
+    )
 
 
 def test_a_repeat_with_new_annotations_is_what_the_incident_shows(ingest: Ingest, workers: list[Process]):
@@ -479,7 +567,9 @@ def test_a_repeat_with_new_annotations_is_what_the_incident_shows(ingest: Ingest
     sent = {**alert("DiskFilling", service, instance="db-3"), "annotations": {"summary": "disk 91% full"}}
     post(ingest, [sent])
     iid = open_incident(ingest, service)["id"]
-    post(ingest, [{**sent, "annotations": {"summary": "disk 97% full"}, "generatorURL": "http://prometheus/graph?g0=1"}])
+    post(
+        ingest, [{**sent, "annotations": {"summary": "disk 97% full"}, "generatorURL": "http://prometheus/graph?g0=1"}]
+    )
 
     def shown() -> tuple[str, str]:
         [only] = ingest.get(f"/api/v1/incidents/{iid}").json()["alerts"].values()
@@ -490,8 +580,13 @@ def test_a_repeat_with_new_annotations_is_what_the_incident_shows(ingest: Ingest
 
 def test_alerts_alertmanager_left_out_are_counted_and_noted_on_the_incident(ingest: Ingest, workers: list[Process]):
     service = f"truncated-{RUN}"
-    body = {"version": "4", "status": "firing", "receiver": f"team-{RUN}", "truncatedAlerts": 7,
-            "alerts": [{**alert("Truncated", service), "status": "firing", "someFutureField": True}]}
+    body = {
+        "version": "4",
+        "status": "firing",
+        "receiver": f"team-{RUN}",
+        "truncatedAlerts": 7,
+        "alerts": [{**alert("Truncated", service), "status": "firing", "someFutureField": True}],
+    }
     response = ingest.post("/api/v1/alerts/alertmanager", json.dumps(body))
     assert response.status_code == 202, response.text  # an unknown alert field is ignored, not a 422
     iid = open_incident(ingest, service)["id"]
@@ -508,12 +603,17 @@ def test_alerts_alertmanager_left_out_are_counted_and_noted_on_the_incident(inge
 
 def test_an_alert_sent_without_status_resolves_when_its_ends_at_passes(ingest: Ingest, workers: list[Process]):
     service = f"expiry-{RUN}"
-    ends = datetime.now(timezone.utc).timestamp() + 3
-    sent = {"labels": {"alertname": "Expiring", "service": service, "run": RUN},  # Alertmanager API v2: no status
-            "endsAt": datetime.fromtimestamp(ends, timezone.utc).isoformat()}
+    ends = datetime.now(UTC).timestamp() + 3
+    sent = {
+        "labels": {"alertname": "Expiring", "service": service, "run": RUN},  # Alertmanager API v2: no status
+        "endsAt": datetime.fromtimestamp(ends, UTC).isoformat(),
+    }
     post(ingest, [sent])
     iid = open_incident(ingest, service)["id"]
-    wait_until(lambda: ingest.get(f"/api/v1/incidents/{iid}").json()["status"] == "resolved", 30,
-               "the incident to resolve once its only alert's endsAt passed")
+    wait_until(
+        lambda: ingest.get(f"/api/v1/incidents/{iid}").json()["status"] == "resolved",
+        30,
+        "the incident to resolve once its only alert's endsAt passed",
+    )
     timeline = ingest.get(f"/api/v1/incidents/{iid}").json()["timeline"]
     assert [e["rule"] for e in timeline if e["kind"] == "alert_resolved"] == ["GRP-29"]

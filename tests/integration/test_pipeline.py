@@ -14,18 +14,19 @@ import subprocess
 import time
 import uuid
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from schemas import Alert
-from schemas.batch import alert_records, incident_events as unpack_incident_events
+from schemas import Alert, IncidentEvent
+from schemas.batch import alert_records
+from schemas.batch import incident_events as unpack_incident_events
 from tests.conftest import FIREBREAK, Ingest, Process, Stack, start_worker, wait_until, worker_counts
 
 pytestmark = pytest.mark.integration
 
 RUN = uuid.uuid4().hex[:8]
-T0 = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(hours=2)  # recent: ingest bounds sender times
+T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)  # recent: ingest bounds sender times
 ALERTNAME = "HighErrorRate"
 
 
@@ -70,7 +71,10 @@ def phase_one() -> tuple[list[dict], list[dict]]:
     rng = random.Random(7)
     rounds: list[list[dict]] = [[am_alert(g, i) for g in range(10) for i in range(20)] for _ in range(4)]
     rounds.append([am_alert(g, i) for g in range(5, 10) for i in range(20)] + [am_alert(4, i) for i in range(10, 20)])
-    rounds.append([am_alert(g, i, "resolved") for g in range(4) for i in range(20)] + [am_alert(4, i, "resolved") for i in range(10)])
+    rounds.append(
+        [am_alert(g, i, "resolved") for g in range(4) for i in range(20)]
+        + [am_alert(4, i, "resolved") for i in range(10)]
+    )
     for r in rounds:
         rng.shuffle(r)
     return [a for r in rounds[:-1] for a in r], rounds[-1]
@@ -79,9 +83,9 @@ def phase_one() -> tuple[list[dict], list[dict]]:
 def phase_two() -> list[dict]:
     later = T0 + timedelta(minutes=20)
     return (
-        [am_alert(5, i, "resolved") for i in range(20)]     # resolves group 5's open incident
-        + [am_alert(6, i) for i in range(20)]               # duplicates: must add nothing
-        + [am_alert(7, i) for i in range(20, 30)]           # new alerts join group 7's open incident
+        [am_alert(5, i, "resolved") for i in range(20)]  # resolves group 5's open incident
+        + [am_alert(6, i) for i in range(20)]  # duplicates: must add nothing
+        + [am_alert(7, i) for i in range(20, 30)]  # new alerts join group 7's open incident
         + [am_alert(0, i, starts=later) for i in range(5)]  # group 0 fires again: a new incident
     )
 
@@ -118,20 +122,38 @@ def processed(metrics_port: int) -> Counter[str]:
     return Counter(worker_counts(metrics_port))
 
 
-def expect(stack: Stack, ingest: Ingest, want: Counter[str], want_incidents: int, worker: Process,
-           timeout: float = 120, run: str = RUN) -> None:
+def expect(
+    stack: Stack,
+    ingest: Ingest,
+    want: Counter[str],
+    want_incidents: int,
+    worker: Process,
+    timeout: float = 120,
+    run: str = RUN,
+) -> None:
     def done() -> bool:
         assert worker.popen.poll() is None, f"worker exited:\n{worker.tail()}"
-        return kinds(distinct(incident_events(stack, run))) == want and len(incidents_in_redis(ingest, run)) == want_incidents
+        return (
+            kinds(distinct(incident_events(stack, run))) == want
+            and len(incidents_in_redis(ingest, run)) == want_incidents
+        )
 
     try:
         wait_until(done, timeout, f"incident events {dict(want)}", interval=1.0)
     except AssertionError:
         got = kinds(distinct(incident_events(stack, run)))
-        raise AssertionError(f"incident events: want {dict(want)}, got {dict(got)}\nworker log:\n{worker.tail()}") from None
+        raise AssertionError(
+            f"incident events: want {dict(want)}, got {dict(got)}\nworker log:\n{worker.tail()}"
+        ) from None
     # Redis follows the events asynchronously; give the last writes a moment, then compare.
-    wait_until(lambda: all(i["seq"] == max(e.seq for e in distinct(incident_events(stack, run)).values() if e.incident_id == i["id"])
-                           for i in incidents_in_redis(ingest, run)), 30, "the read model to catch up")
+    wait_until(
+        lambda: all(
+            i["seq"] == max(e.seq for e in distinct(incident_events(stack, run)).values() if e.incident_id == i["id"])
+            for i in incidents_in_redis(ingest, run)
+        ),
+        30,
+        "the read model to catch up",
+    )
 
 
 def test_alerts_become_exactly_the_expected_incidents_and_survive_a_worker_kill(stack: Stack, ingest: Ingest):
@@ -158,7 +180,9 @@ def test_alerts_become_exactly_the_expected_incidents_and_survive_a_worker_kill(
 
         expect(stack, ingest, Counter(opened=10, alert_added=200, alert_resolved=90, resolved=4), 10, worker)
         # Every accepted alert accounted for by the dedup stage: 200 new, 90 resolves, the rest duplicates.
-        wait_until(lambda: sum((processed(metrics_port) - baseline).values()) >= 1000, 30, "the worker to count 1,000 alerts")
+        wait_until(
+            lambda: sum((processed(metrics_port) - baseline).values()) >= 1000, 30, "the worker to count 1,000 alerts"
+        )
         outcomes = processed(metrics_port) - baseline
         # A record the stream hands over again right after the worker joins (faust-streaming's seek race, see
         # adapters/gaps.py) is recognised by its position and counted `redelivered`: it changes nothing.
@@ -196,8 +220,14 @@ def test_alerts_become_exactly_the_expected_incidents_and_survive_a_worker_kill(
         assert counts["fired"] == 15 and counts["resolved"] == 20 and counts["duplicate"] >= 20
 
         # The CLI reads the same read model.
-        listing = subprocess.run([FIREBREAK, "incidents", "list", "--json", "--limit", "1000"], env=stack.env,
-                                 capture_output=True, text=True, check=True, timeout=30)
+        listing = subprocess.run(
+            [FIREBREAK, "incidents", "list", "--json", "--limit", "1000"],
+            env=stack.env,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=30,
+        )
         cli_ids = {i["id"] for i in json.loads(listing.stdout) if i["group_labels"].get("service", "").endswith(RUN)}
         assert cli_ids == {i["id"] for i in incidents}
         # Nothing of this test's was dead-lettered (other modules dead-letter on purpose, e.g. failed pages).
@@ -219,8 +249,11 @@ def test_two_workers_one_killed_mid_stream_lose_and_double_nothing(stack: Stack,
         random.Random(11).shuffle(firing)
         posted = post_all(ingest, firing[:500])
         # Both workers must be working their share before one dies, or the test proves nothing.
-        wait_until(lambda: sum(worker_counts(first_port).values()) > 0 and sum(worker_counts(second_port).values()) > 0,
-                   60, "both workers to process alerts")
+        wait_until(
+            lambda: sum(worker_counts(first_port).values()) > 0 and sum(worker_counts(second_port).values()) > 0,
+            60,
+            "both workers to process alerts",
+        )
         first.kill()  # mid-stream, no clean shutdown: its partitions move after the session timeout
         posted += post_all(ingest, firing[500:])
         assert posted == 1200
@@ -252,12 +285,18 @@ def test_records_the_previous_version_wrote_still_flow(stack: Stack, ingest: Ing
     from schemas import CommandAction, IncidentCommand
 
     run = uuid.uuid4().hex[:8]
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     producer = KafkaProducer(bootstrap_servers=stack.bootstrap, acks="all")
     for n in range(6):
         labels = {"alertname": ALERTNAME, "service": service(n % 2, run), "instance": f"i{n:02d}", "run": run}
-        alert = Alert(fingerprint=fingerprint(labels), status="firing", labels=labels, starts_at=now, source="old-ingest",
-                      received_at=now)
+        alert = Alert(
+            fingerprint=fingerprint(labels),
+            status="firing",
+            labels=labels,
+            starts_at=now,
+            source="old-ingest",
+            received_at=now,
+        )
         producer.send("alerts", key=alert.fingerprint.encode(), value=alert.model_dump_json(by_alias=True).encode())
     producer.flush()
     worker, _ = start_worker(stack, f"worker-old-records-{run}")
@@ -265,12 +304,20 @@ def test_records_the_previous_version_wrote_still_flow(stack: Stack, ingest: Ing
         expect(stack, ingest, Counter(opened=2, alert_added=6), 2, worker, run=run)  # alert_added for every alert
         incident = next(i for i in incidents_in_redis(ingest, run) if i["group_labels"]["service"] == service(0, run))
         assert incident["alert_count"] == 3
-        command = IncidentCommand(action=CommandAction.resolve, incident_id=incident["id"], actor="ana",
-                                  correlation_key=incident["correlation_key"], at=datetime.now(timezone.utc))
+        command = IncidentCommand(
+            action=CommandAction.resolve,
+            incident_id=incident["id"],
+            actor="ana",
+            correlation_key=incident["correlation_key"],
+            at=datetime.now(UTC),
+        )
         producer.send("alert-events", key=command.correlation_key.encode(), value=command.model_dump_json().encode())
         producer.flush()
-        wait_until(lambda: ingest.get(f"/api/v1/incidents/{incident['id']}").json()["status"] == "resolved", 60,
-                   "the old-format command to resolve the incident")
+        wait_until(
+            lambda: ingest.get(f"/api/v1/incidents/{incident['id']}").json()["status"] == "resolved",
+            60,
+            "the old-format command to resolve the incident",
+        )
     finally:
         worker.stop()
         producer.close()

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
@@ -42,9 +42,15 @@ def test_poison_goes_to_dead_letter_and_the_partition_keeps_flowing(stack: Stack
                 producer.send(topic, key=f"poison-{RUN}-{topic}-{n}".encode(), value=value, partition=0)
         producer.flush()
         # A good alert on partition 0 of `alerts`, behind the poison.
-        good = {"fingerprint": f"good-{RUN}", "status": "firing", "labels": {"alertname": "AfterPoison", "service": f"poison-{RUN}"},
-                "annotations": {}, "startsAt": datetime.now(timezone.utc).isoformat(), "source": "test",
-                "receivedAt": datetime.now(timezone.utc).isoformat()}
+        good = {
+            "fingerprint": f"good-{RUN}",
+            "status": "firing",
+            "labels": {"alertname": "AfterPoison", "service": f"poison-{RUN}"},
+            "annotations": {},
+            "startsAt": datetime.now(UTC).isoformat(),
+            "source": "test",
+            "receivedAt": datetime.now(UTC).isoformat(),
+        }
         producer.send("alerts", key=f"good-{RUN}".encode(), value=json.dumps(good).encode(), partition=0)
         producer.flush()
 
@@ -53,14 +59,25 @@ def test_poison_goes_to_dead_letter_and_the_partition_keeps_flowing(stack: Stack
             return any(i["group_labels"].get("service") == f"poison-{RUN}" for i in found)
 
         wait_until(opened, 60, "the good alert behind the poison to open its incident")
-        expected = {f"poison-{RUN}-{t}-{n}".encode() for t in ("alerts", "alert-events", "incident-events", "action-results",
-                                                               "notifications", "changes") for n in range(len(POISON))}
-        wait_until(lambda: expected <= {key for _, key, _ in dead_letters(stack)}, 60, "every poison record in dead-letter")
+        expected = {
+            f"poison-{RUN}-{t}-{n}".encode()
+            for t in ("alerts", "alert-events", "incident-events", "action-results", "notifications", "changes")
+            for n in range(len(POISON))
+        }
+        wait_until(
+            lambda: expected <= {key for _, key, _ in dead_letters(stack)}, 60, "every poison record in dead-letter"
+        )
         mine = [(h, k, v) for h, k, v in dead_letters(stack) if k in expected]
         # Each poison record is judged by the stage that owns its topic (at least once: a redelivery after a
         # rebalance may dead-letter it again, never lose it).
-        owner = {b"alerts": b"dedup", b"alert-events": b"group", b"incident-events": b"project", b"action-results": b"results",
-                 b"notifications": b"deliveries", b"changes": b"changes"}
+        owner = {
+            b"alerts": b"dedup",
+            b"alert-events": b"group",
+            b"incident-events": b"project",
+            b"action-results": b"results",
+            b"notifications": b"deliveries",
+            b"changes": b"changes",
+        }
         for headers, key, _ in mine:
             topic = headers["source"].split(b"/")[0]
             assert headers["stage"] == owner[topic], headers

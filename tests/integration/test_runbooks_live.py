@@ -8,7 +8,7 @@ import json
 import subprocess
 import uuid
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 import redis
@@ -116,8 +116,11 @@ def post(ingest: Ingest, alerts: list[dict]) -> None:
 
 
 def alert(name: str, service: str, severity: str = "critical", **extra: str) -> dict:
-    return {"labels": {"alertname": name, "service": service, "severity": severity, "run": RUN, **extra},
-            "annotations": {"summary": f"{name} on {service}"}, "startsAt": datetime.now(timezone.utc).isoformat()}
+    return {
+        "labels": {"alertname": name, "service": service, "severity": severity, "run": RUN, **extra},
+        "annotations": {"summary": f"{name} on {service}"},
+        "startsAt": datetime.now(UTC).isoformat(),
+    }
 
 
 def incident_of(ingest: Ingest, service: str) -> dict | None:
@@ -135,16 +138,21 @@ def settled(ingest: Ingest, incident_id: str, names: set[str]) -> bool:
 
 
 def cli(stack: Stack, ingest: Ingest, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([FIREBREAK, *args, "--url", ingest.url], env=stack.env, capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [FIREBREAK, *args, "--url", ingest.url], env=stack.env, capture_output=True, text=True, timeout=60
+    )
 
 
-def test_an_incident_runs_the_example_runbooks_once(stack: Stack, ingest: Ingest, standin: Standin, worker: list[Process]):
+def test_an_incident_runs_the_example_runbooks_once(
+    stack: Stack, ingest: Ingest, standin: Standin, worker: list[Process]
+):
     service = f"checkout-{RUN}"
     post(ingest, [alert("HighLatency", service, instance="a:1"), alert("HighLatency", service, instance="b:1")])
     wait_until(lambda: incident_of(ingest, service) is not None, 60, "the incident to open")
     incident = incident_of(ingest, service)
-    wait_until(lambda: settled(ingest, incident["id"], {"restart-service", "post-context"}), 60,
-               "the runbooks to finish")
+    wait_until(
+        lambda: settled(ingest, incident["id"], {"restart-service", "post-context"}), 60, "the runbooks to finish"
+    )
     runs = runs_of(ingest, incident["id"])
     assert runs["restart-service"]["status"] == "succeeded", runs["restart-service"]
     assert runs["post-context"]["status"] == "succeeded", runs["post-context"]
@@ -152,7 +160,10 @@ def test_an_incident_runs_the_example_runbooks_once(stack: Stack, ingest: Ingest
 
     restarts = standin.requests(f"/v1/services/{service}/restart")
     assert len(restarts) == 1 and restarts[0]["headers"]["Authorization"] == f"Bearer {STANDIN_TOKEN}"
-    assert restarts[0]["body"] == {"reason": f"firebreak incident {incident['id']}: {incident['title']}", "strategy": "rolling"}
+    assert restarts[0]["body"] == {
+        "reason": f"firebreak incident {incident['id']}: {incident['title']}",
+        "strategy": "rolling",
+    }
     assert len(standin.requests(f"/v1/services/{service}/health")) == 1
     posts = [r for r in standin.requests("/hooks/chat") if r["body"]["incident"]["id"] == incident["id"]]
     assert len(posts) == 1 and posts[0]["body"]["text"].startswith(f"[CRITICAL] {incident['title']}")
@@ -167,8 +178,14 @@ def test_an_incident_runs_the_example_runbooks_once(stack: Stack, ingest: Ingest
 
     # The runbook entries are a view of action-results: lost from Redis, a rebuild brings them back.
     redis.Redis.from_url(stack.redis_url).delete(f"fb:incident:{incident['id']}:actions")
-    assert [e for e in ingest.get(f"/api/v1/incidents/{incident['id']}/timeline").json()["timeline"] if e["source"] == "action"] == []
-    rebuilt = subprocess.run([FIREBREAK, "readmodel", "rebuild"], env=stack.env, capture_output=True, text=True, timeout=120)
+    assert [
+        e
+        for e in ingest.get(f"/api/v1/incidents/{incident['id']}/timeline").json()["timeline"]
+        if e["source"] == "action"
+    ] == []
+    rebuilt = subprocess.run(
+        [FIREBREAK, "readmodel", "rebuild"], env=stack.env, capture_output=True, text=True, timeout=120
+    )
     assert rebuilt.returncode == 0 and "action_recorded" in rebuilt.stdout, rebuilt.stderr
     again = ingest.get(f"/api/v1/incidents/{incident['id']}/timeline").json()["timeline"]
     before = {e["result_id"] for e in timeline if e["source"] == "action"}
@@ -180,18 +197,26 @@ def test_an_incident_runs_the_example_runbooks_once(stack: Stack, ingest: Ingest
     # Resolving sends the resolve-triggered runbook's chat message, once.
     assert ingest.post(f"/api/v1/incidents/{incident['id']}/resolve", json.dumps({"actor": "ana"})).status_code == 202
     wait_until(lambda: settled(ingest, incident["id"], {"chat-on-resolve"}), 60, "the resolve runbook")
-    chats = [r for r in standin.requests("/hooks/chat") if r["body"]["incident"]["id"] == incident["id"]
-             and r["body"]["text"].startswith("Resolved:")]
+    chats = [
+        r
+        for r in standin.requests("/hooks/chat")
+        if r["body"]["incident"]["id"] == incident["id"] and r["body"]["text"].startswith("Resolved:")
+    ]
     assert len(chats) == 1 and chats[0]["body"]["text"].startswith(f"Resolved: {incident['title']}")
 
 
 def test_an_approval_gate_waits_for_a_person(stack: Stack, ingest: Ingest, standin: Standin, worker: list[Process]):
     yes, no = f"yes-{RUN}", f"no-{RUN}"
     post(ingest, [alert("NeedsApproval", yes), alert("NeedsApproval", no)])
-    wait_until(lambda: incident_of(ingest, yes) is not None and incident_of(ingest, no) is not None, 60, "the incidents")
+    wait_until(
+        lambda: incident_of(ingest, yes) is not None and incident_of(ingest, no) is not None, 60, "the incidents"
+    )
     ids = {s: incident_of(ingest, s)["id"] for s in (yes, no)}
-    wait_until(lambda: all(runs_of(ingest, i).get("gated", {}).get("status") == "waiting" for i in ids.values()), 60,
-               "the runs to wait at the approval")
+    wait_until(
+        lambda: all(runs_of(ingest, i).get("gated", {}).get("status") == "waiting" for i in ids.values()),
+        60,
+        "the runs to wait at the approval",
+    )
     run_yes, run_no = (runs_of(ingest, ids[s])["gated"]["id"] for s in (yes, no))
     assert standin.requests(f"/hooks/approved-{yes}") == []
 
@@ -199,13 +224,14 @@ def test_an_approval_gate_waits_for_a_person(stack: Stack, ingest: Ingest, stand
     assert approved.returncode == 0 and "approved by ana" in approved.stdout, approved.stderr
     rejected = ingest.post(f"/api/v1/runs/{run_no}/reject", json.dumps({"actor": "bo"}))
     assert rejected.status_code == 202
-    wait_until(lambda: settled(ingest, ids[yes], {"gated"}) and settled(ingest, ids[no], {"gated"}), 60, "the decisions")
+    wait_until(
+        lambda: settled(ingest, ids[yes], {"gated"}) and settled(ingest, ids[no], {"gated"}), 60, "the decisions"
+    )
     assert runs_of(ingest, ids[yes])["gated"]["status"] == "succeeded"
     assert runs_of(ingest, ids[no])["gated"]["status"] == "failed"
     assert len(standin.requests(f"/hooks/approved-{yes}")) == 1 and standin.requests(f"/hooks/approved-{no}") == []
     again = ingest.post(f"/api/v1/runs/{run_yes}/approve", json.dumps({"actor": "ana"}))
     assert again.status_code == 409 and "not waiting" in again.json()["message"]
-
 
 
 def test_a_label_in_a_url_stays_one_path_segment(stack: Stack, ingest: Ingest, standin: Standin, worker: list[Process]):
@@ -218,8 +244,10 @@ def test_a_label_in_a_url_stays_one_path_segment(stack: Stack, ingest: Ingest, s
     assert standin.requests(f"/v1/services/{victim}/restart") == []  # the token never reached the deploy API
     assert [r["path"] for r in standin.requests("/hooks/probe")] == [f"/hooks/probe/{walk}"]  # one segment, decoded
 
-def test_a_worker_killed_mid_run_leaves_no_step_repeated(stack: Stack, ingest: Ingest, standin: Standin,
-                                                          worker: list[Process], runbooks_env: dict[str, str]):
+
+def test_a_worker_killed_mid_run_leaves_no_step_repeated(
+    stack: Stack, ingest: Ingest, standin: Standin, worker: list[Process], runbooks_env: dict[str, str]
+):
     service = f"slow-{RUN}"
     standin.control(path="/slow/fix", fail=1, status=200, delay=8)
     post(ingest, [alert("SlowFix", service)])

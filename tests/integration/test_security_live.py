@@ -9,8 +9,8 @@ import socket
 import subprocess
 import time
 import uuid
-from urllib.parse import urlsplit
 from collections.abc import Iterator
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -26,9 +26,14 @@ READ_TIMEOUT = 2.0  # http_read_timeout_seconds of this module's ingest
 @pytest.fixture(scope="module")
 def scoped(stack: Stack) -> Iterator[Ingest]:
     entries = f"ingest:alertmanager:{TOKENS['ingest']},operator:ana:{TOKENS['operator']},admin:root:{TOKENS['admin']}"
-    server = start_ingest(stack, stack.folder / "ingest-scoped.log", FIREBREAK_INGEST_TOKENS=entries,
-                          FIREBREAK_REDIS_PREFIX=f"scoped-{RUN}:", FIREBREAK_HTTP_READ_TIMEOUT_SECONDS=str(READ_TIMEOUT),
-                          FIREBREAK_SECRET_LINK_SIGNING_KEY=f"link-key-{RUN}")
+    server = start_ingest(
+        stack,
+        stack.folder / "ingest-scoped.log",
+        FIREBREAK_INGEST_TOKENS=entries,
+        FIREBREAK_REDIS_PREFIX=f"scoped-{RUN}:",
+        FIREBREAK_HTTP_READ_TIMEOUT_SECONDS=str(READ_TIMEOUT),
+        FIREBREAK_SECRET_LINK_SIGNING_KEY=f"link-key-{RUN}",
+    )
     wait_until(lambda: server.get("/readyz", token=None).status_code == 200, 30, "ingest to reach Kafka")
     yield server
     server.process.stop()
@@ -38,12 +43,19 @@ def test_each_scope_can_do_what_it_allows_and_no_more(scoped: Ingest):
     alert = json.dumps([{"labels": {"alertname": "ScopeCheck", "service": f"scope-{RUN}"}}])
     assert scoped.post("/api/v1/alerts", alert, token=TOKENS["ingest"]).status_code == 202
     refused = scoped.get("/api/v1/incidents", token=TOKENS["ingest"])
-    assert refused.status_code == 403 and "needs operator" in refused.json()["message"] and "alertmanager" in refused.json()["message"]
+    assert (
+        refused.status_code == 403
+        and "needs operator" in refused.json()["message"]
+        and "alertmanager" in refused.json()["message"]
+    )
     assert scoped.get("/api/v1/incidents", token=TOKENS["operator"]).status_code == 200
     pause = json.dumps({"actor": "ana"})
     assert scoped.post("/api/v1/runbooks/pause", pause, token=TOKENS["operator"]).status_code == 403
     assert scoped.get("/api/v1/audit", token=TOKENS["operator"]).status_code == 403
-    assert scoped.post("/api/v1/runbooks/pause", json.dumps({"actor": "root-person"}), token=TOKENS["admin"]).status_code == 200
+    assert (
+        scoped.post("/api/v1/runbooks/pause", json.dumps({"actor": "root-person"}), token=TOKENS["admin"]).status_code
+        == 200
+    )
     assert scoped.post("/api/v1/runbooks/resume", "{}", token=TOKENS["admin"]).status_code == 200
     assert scoped.get("/api/v1/incidents", token="not-a-token").status_code == 401
 
@@ -59,8 +71,13 @@ def test_operator_actions_are_audited_with_who_did_them(scoped: Ingest, stack: S
     assert ("ana", "ana", "POST /api/v1/silences", 201) in actions
     assert ("ana", "ana", "POST /api/v1/incidents/{incident_id}/ack", 404) in actions  # refused actions count too
     assert ("root", "root-person", "POST /api/v1/runbooks/pause", 200) in actions
-    listed = subprocess.run([FIREBREAK, "audit", "--url", scoped.url], capture_output=True, text=True, timeout=30,
-                            env={**stack.env, "FIREBREAK_INGEST_TOKENS": f"admin:root:{TOKENS['admin']}"})
+    listed = subprocess.run(
+        [FIREBREAK, "audit", "--url", scoped.url],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={**stack.env, "FIREBREAK_INGEST_TOKENS": f"admin:root:{TOKENS['admin']}"},
+    )
     assert listed.returncode == 0 and "POST /api/v1/silences" in listed.stdout, listed.stderr
 
 
@@ -69,21 +86,37 @@ def _audit(scoped: Ingest) -> dict[str, list[dict]]:
 
 
 def test_scope_refusals_are_audited_with_the_actor_the_request_named(scoped: Ingest):
-    refused = scoped.post("/api/v1/runbooks/pause", json.dumps({"actor": f"ana-{RUN}-person"}), token=TOKENS["operator"])
+    refused = scoped.post(
+        "/api/v1/runbooks/pause", json.dumps({"actor": f"ana-{RUN}-person"}), token=TOKENS["operator"]
+    )
     assert refused.status_code == 403
     entries = _audit(scoped)["entries"]
-    assert any((e["principal"], e["actor"], e["action"], e["status"]) == ("ana", f"ana-{RUN}-person", "POST /api/v1/runbooks/pause", 403)
-               and "needs admin" in e["detail"] for e in entries), entries[:5]
+    assert any(
+        (e["principal"], e["actor"], e["action"], e["status"])
+        == ("ana", f"ana-{RUN}-person", "POST /api/v1/runbooks/pause", 403)
+        and "needs admin" in e["detail"]
+        for e in entries
+    ), entries[:5]
 
 
 def test_unauthenticated_text_is_escaped_and_capped_and_a_flood_cannot_evict_authenticated_entries(scoped: Ingest):
-    silence = {"matchers": [f'service="flood-{RUN}"'], "duration": "1h", "createdBy": f"ana-{RUN}-flood", "comment": "before"}
+    silence = {
+        "matchers": [f'service="flood-{RUN}"'],
+        "duration": "1h",
+        "createdBy": f"ana-{RUN}-flood",
+        "comment": "before",
+    }
     assert scoped.post("/api/v1/silences", json.dumps(silence), token=TOKENS["operator"]).status_code == 201
     hostile = {"actor": "mallory\r\n2026-01-01 audit POST by root (root): forged -> 200" + "A" * 16_000}
     assert scoped.post("/api/v1/incidents/inc-x/ack", json.dumps(hostile), token="not-a-token").status_code == 401
     forged = "/l/ack/inc-{n}?by=" + "m" * 250 + "&exp=9999999999&sig=" + "0" * 64
     for n in range(80):  # forged links: each refused, none may push a genuine entry out
-        assert scoped.post(forged.format(n=n), "", content_type="application/x-www-form-urlencoded", token=None).status_code == 403
+        assert (
+            scoped.post(
+                forged.format(n=n), "", content_type="application/x-www-form-urlencoded", token=None
+            ).status_code
+            == 403
+        )
     log = _audit(scoped)
     assert any(e["actor"] == f"ana-{RUN}-flood" and e["status"] == 201 for e in log["entries"])
     assert not any(e["principal"] == "unauthenticated" for e in log["entries"])
@@ -113,8 +146,11 @@ def test_a_client_that_sends_half_a_request_is_cut_off(scoped: Ingest):
     head = b"GET /api/v1/incidents HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer "
     took, received = _cut_off_after(scoped.url, head)
     assert took < READ_TIMEOUT + 1.5 and received == b"", (took, received)
-    body = (b"POST /api/v1/alerts HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer " + TOKENS["ingest"].encode() +
-            b"\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n[{\"labels\": ")
+    body = (
+        b"POST /api/v1/alerts HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer "
+        + TOKENS["ingest"].encode()
+        + b'\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n[{"labels": '
+    )
     took, received = _cut_off_after(scoped.url, body)
     assert took < 2 * READ_TIMEOUT + 1.5, took  # the 408 at the read timeout, then at most as long lingering
     assert received.startswith(b"HTTP/1.1 408") and b"http_read_timeout_seconds" in received, received[:300]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
@@ -15,7 +15,9 @@ pytestmark = pytest.mark.integration
 
 
 def body(matchers: list[str], **more: str) -> str:
-    return json.dumps({"matchers": matchers, "createdBy": "ana", "comment": "maintenance", **({"duration": "1h"} | more)})
+    return json.dumps(
+        {"matchers": matchers, "createdBy": "ana", "comment": "maintenance", **({"duration": "1h"} | more)}
+    )
 
 
 def listed(ingest: Ingest, query: str = "") -> dict[str, dict]:
@@ -65,13 +67,14 @@ def test_a_set_entry_is_accepted_and_listed_as_its_matchers(ingest: Ingest):
 
 
 def test_expiring_a_silence_that_has_not_started_removes_it_from_the_pending_list(ingest: Ingest):
-    starts = (datetime.now(timezone.utc) + timedelta(hours=1)).isoformat()
+    starts = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
     created = ingest.post("/api/v1/silences", body([f'service="pending-{uuid.uuid4().hex[:8]}"'], startsAt=starts))
     assert created.status_code == 201, created.text
     silence_id = created.json()["id"]
     assert silence_id in listed(ingest)
-    ended = requests.delete(f"{ingest.url}/api/v1/silences/{silence_id}", headers={"Authorization": f"Bearer {TOKEN}"},
-                            timeout=30)
+    ended = requests.delete(
+        f"{ingest.url}/api/v1/silences/{silence_id}", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30
+    )
     assert ended.status_code == 200, ended.text
     assert ended.json()["startsAt"] == ended.json()["endsAt"]
     assert silence_id not in listed(ingest)
@@ -89,4 +92,6 @@ def test_expiring_a_silence_twice_is_a_conflict_as_in_alertmanager(ingest: Inges
     assert again.status_code == 409, again.text
     assert again.json()["error"] == "invalid_silence"
     assert f"silence {created.json()['id']} already expired" in again.json()["message"]
-    assert listed(ingest, "?all=1")[created.json()["id"]]["endsAt"] == first.json()["endsAt"]  # left as the first made it
+    assert (
+        listed(ingest, "?all=1")[created.json()["id"]]["endsAt"] == first.json()["endsAt"]
+    )  # left as the first made it

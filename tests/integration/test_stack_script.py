@@ -18,8 +18,13 @@ def script_env(stack: Stack, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("FIREBREAK_")}
     kafka_port = stack.bootstrap.rsplit(":", 1)[1]
     redis_port = stack.redis_url.rsplit(":", 1)[1].split("/")[0]
-    return {**env, "FIREBREAK_STACK_DIR": str(stack.folder), "FIREBREAK_KAFKA_PORT": kafka_port,
-            "FIREBREAK_REDIS_PORT": redis_port, **extra}
+    return {
+        **env,
+        "FIREBREAK_STACK_DIR": str(stack.folder),
+        "FIREBREAK_KAFKA_PORT": kafka_port,
+        "FIREBREAK_REDIS_PORT": redis_port,
+        **extra,
+    }
 
 
 def pids(stack: Stack) -> dict[str, str]:
@@ -42,8 +47,12 @@ def test_status_reports_both_services_running(stack: Stack):
 
 
 def test_existing_services_are_used_not_started(stack: Stack, tmp_path):
-    env = script_env(stack, FIREBREAK_STACK_DIR=str(tmp_path), FIREBREAK_KAFKA_BOOTSTRAP=stack.bootstrap,
-                     FIREBREAK_REDIS_URL=stack.redis_url)
+    env = script_env(
+        stack,
+        FIREBREAK_STACK_DIR=str(tmp_path),
+        FIREBREAK_KAFKA_BOOTSTRAP=stack.bootstrap,
+        FIREBREAK_REDIS_URL=stack.redis_url,
+    )
     result = subprocess.run([SCRIPT, "up"], env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "nothing started" in result.stderr

@@ -6,15 +6,15 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from actions.channels import Channels
 from actions.command import CommandPolicy, CommandRefused, run_command
 from actions.lint import LintEnv, lint
-from actions.channels import Channels
 from actions.notify import Notifier
 from actions.outbound import AllowList, OutboundHttp, Refused
 from actions.runner import Runner, Services
@@ -24,12 +24,17 @@ from schemas.runbook import Step, StepStatus
 from tests.http_target import Target
 
 ROOT = Path(__file__).resolve().parents[2]
-NOW = datetime(2026, 3, 1, 9, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 
 
-def services(allowed: list[str], commands: list[str] = (), environ: dict[str, str] | None = None,
-             allow_private: bool = False, sleeps: list[float] | None = None,
-             channels: dict[str, WebhookChannel] | None = None) -> Services:
+def services(
+    allowed: list[str],
+    commands: list[str] = (),
+    environ: dict[str, str] | None = None,
+    allow_private: bool = False,
+    sleeps: list[float] | None = None,
+    channels: dict[str, WebhookChannel] | None = None,
+) -> Services:
     http = OutboundHttp(AllowList.parse(allowed, allow_private))
     secrets = Secrets(None, environ or {})
 
@@ -37,8 +42,13 @@ def services(allowed: list[str], commands: list[str] = (), environ: dict[str, st
         if sleeps is not None:
             sleeps.append(seconds)
 
-    return Services(http=http, commands=CommandPolicy.parse(list(commands)), secrets=secrets,
-                    notifier=Notifier(Channels(channels or {}, http, secrets, None)), sleep=sleep)
+    return Services(
+        http=http,
+        commands=CommandPolicy.parse(list(commands)),
+        secrets=secrets,
+        notifier=Notifier(Channels(channels or {}, http, secrets, None)),
+        sleep=sleep,
+    )
 
 
 def step(**spec: Any) -> Step:
@@ -47,9 +57,15 @@ def step(**spec: Any) -> Step:
 
 async def run(svc: Services, s: Step, ctx: dict[str, Any] | None = None, **kw: Any) -> Any:
     try:
-        return await Runner(svc).run(s, ctx or {"labels": {}, "params": {}, "steps": {}, "incident": {"id": "inc-1"}},
-                                     run_id="run-1", incident_id="inc-1", actor="runbook:t",
-                                     started_at=kw.get("started_at", NOW), now=kw.get("now", NOW))
+        return await Runner(svc).run(
+            s,
+            ctx or {"labels": {}, "params": {}, "steps": {}, "incident": {"id": "inc-1"}},
+            run_id="run-1",
+            incident_id="inc-1",
+            actor="runbook:t",
+            started_at=kw.get("started_at", NOW),
+            now=kw.get("now", NOW),
+        )
     finally:
         await svc.http.close()
 
@@ -61,11 +77,22 @@ def go(coro: Callable[[], Awaitable[Any]]) -> Any:
 # -- outbound allow-list ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("url", [
-    "http://127.1:8089/x", "http://2130706433:8089/x", "http://0x7f000001:8089/x", "http://0177.0.0.1:8089/x",
-    "http://[::ffff:127.0.0.1]:8089/x", "http://[::1]:8089/x", "http://localhost:8089/x", "http://127.0.0.1:8090/x",
-    "http://169.254.169.254/latest/meta-data", "file:///etc/passwd", "http://user:pw@127.0.0.1:8089/x",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.1:8089/x",
+        "http://2130706433:8089/x",
+        "http://0x7f000001:8089/x",
+        "http://0177.0.0.1:8089/x",
+        "http://[::ffff:127.0.0.1]:8089/x",
+        "http://[::1]:8089/x",
+        "http://localhost:8089/x",
+        "http://127.0.0.1:8090/x",
+        "http://169.254.169.254/latest/meta-data",
+        "file:///etc/passwd",
+        "http://user:pw@127.0.0.1:8089/x",
+    ],
+)
 def test_other_spellings_and_hosts_are_refused(url: str):
     allow = AllowList.parse(["127.0.0.1:8089", "hooks.example.com"])
     with pytest.raises(Refused):
@@ -89,15 +116,22 @@ def test_a_listed_name_that_resolves_to_loopback_is_refused():
             assert "loopback, private or link-local" in outcome.error
             assert target.hits == {}
             allowed = services([f"localhost:{target.port}"], allow_private=True)
-            assert (await run(allowed, step(http={"method": "GET", "url": f"http://localhost:{target.port}/x"}))).status is StepStatus.succeeded
+            assert (
+                await run(allowed, step(http={"method": "GET", "url": f"http://localhost:{target.port}/x"}))
+            ).status is StepStatus.succeeded
+
     go(body)
 
 
 def test_redirects_off_the_list_are_refused():
     async def body() -> None:
         async with Target() as target, Target() as other:
-            target.redirect = {"/to-other": f"{other.base}/stolen", "/to-metadata": "http://169.254.169.254/latest/",
-                               "/to-alias": f"http://localhost:{target.port}/x", "/fine": "/landing"}
+            target.redirect = {
+                "/to-other": f"{other.base}/stolen",
+                "/to-metadata": "http://169.254.169.254/latest/",
+                "/to-alias": f"http://localhost:{target.port}/x",
+                "/fine": "/landing",
+            }
             svc_hosts = [f"127.0.0.1:{target.port}"]
             for path in ("/to-other", "/to-metadata", "/to-alias"):
                 outcome = await run(services(svc_hosts), step(http={"method": "GET", "url": target.base + path}))
@@ -105,6 +139,7 @@ def test_redirects_off_the_list_are_refused():
             assert other.hits == {}
             ok = await run(services(svc_hosts), step(http={"method": "GET", "url": target.base + "/fine"}))
             assert ok.status is StepStatus.succeeded and ok.output["body"]["path"] == "/landing"
+
     go(body)
 
 
@@ -116,13 +151,19 @@ def test_retries_back_off_on_5xx_then_succeed():
         async with Target() as target:
             target.fail["/restart"] = [500, 503]
             sleeps: list[float] = []
-            s = step(http={"url": target.base + "/restart", "json": {"svc": "{{ labels.service }}"}},
-                     retries={"attempts": 3, "backoff": "1s"})
-            outcome = await run(services([f"127.0.0.1:{target.port}"], sleeps=sleeps), s,
-                                {"labels": {"service": "checkout"}, "params": {}, "steps": {}})
+            s = step(
+                http={"url": target.base + "/restart", "json": {"svc": "{{ labels.service }}"}},
+                retries={"attempts": 3, "backoff": "1s"},
+            )
+            outcome = await run(
+                services([f"127.0.0.1:{target.port}"], sleeps=sleeps),
+                s,
+                {"labels": {"service": "checkout"}, "params": {}, "steps": {}},
+            )
             assert outcome.status is StepStatus.succeeded and outcome.attempts == 3
             assert target.hits["/restart"] == 3 and sleeps == [1.0, 2.0]
             assert target.bodies[-1] == {"svc": "checkout"}
+
     go(body)
 
 
@@ -136,6 +177,7 @@ def test_a_4xx_is_not_retried_and_retries_give_up():
             assert bad.status is StepStatus.failed and bad.attempts == 1 and target.hits["/bad"] == 1
             down = await run(services(hosts), step(http={"url": target.base + "/down"}, retries={"attempts": 2}))
             assert down.status is StepStatus.failed and down.attempts == 3 and "HTTP 500" in down.error
+
     go(body)
 
 
@@ -143,9 +185,14 @@ def test_the_step_timeout_bounds_each_attempt():
     async def body() -> None:
         async with Target() as target:
             target.stall = 2.0
-            outcome = await run(services([f"127.0.0.1:{target.port}"]),
-                                step(http={"url": target.base + "/slow"}, timeout=1, retries={"attempts": 1}))
-            assert outcome.status is StepStatus.failed and outcome.error == "timed out after 1s" and outcome.attempts == 2
+            outcome = await run(
+                services([f"127.0.0.1:{target.port}"]),
+                step(http={"url": target.base + "/slow"}, timeout=1, retries={"attempts": 1}),
+            )
+            assert (
+                outcome.status is StepStatus.failed and outcome.error == "timed out after 1s" and outcome.attempts == 2
+            )
+
     go(body)
 
 
@@ -153,12 +200,18 @@ def test_secrets_reach_the_target_but_never_the_result():
     async def body() -> None:
         async with Target() as target:
             svc = services([f"127.0.0.1:{target.port}"], environ={"FIREBREAK_SECRET_API_TOKEN": "tok-123456"})
-            s = step(http={"url": target.base + "/x", "headers": {"Authorization": {"secret": "API_TOKEN", "format": "Bearer {}"}}})
+            s = step(
+                http={
+                    "url": target.base + "/x",
+                    "headers": {"Authorization": {"secret": "API_TOKEN", "format": "Bearer {}"}},
+                }
+            )
             outcome = await run(svc, s)
             assert target.headers[-1]["Authorization"] == "Bearer tok-123456"
             assert outcome.output["body"]["auth"] == "Bearer ***"
             missing = await run(services([f"127.0.0.1:{target.port}"]), s)
             assert missing.status is StepStatus.failed and "FIREBREAK_SECRET_API_TOKEN" in missing.error
+
     go(body)
 
 
@@ -166,9 +219,13 @@ def test_line_breaks_never_reach_a_header():
     async def body() -> None:
         async with Target() as target:
             s = step(http={"url": target.base + "/x", "headers": {"X-Service": "{{ labels.service }}"}})
-            outcome = await run(services([f"127.0.0.1:{target.port}"]), s,
-                                {"labels": {"service": "a\r\nX-Admin: 1"}, "params": {}, "steps": {}})
+            outcome = await run(
+                services([f"127.0.0.1:{target.port}"]),
+                s,
+                {"labels": {"service": "a\r\nX-Admin: 1"}, "params": {}, "steps": {}},
+            )
             assert outcome.status is StepStatus.failed and "line break" in outcome.error and target.hits == {}
+
     go(body)
 
 
@@ -181,7 +238,9 @@ def test_shell_metacharacters_are_inert_argv_items(tmp_path: Path):
 
     async def body() -> Any:
         s = step(command={"argv": ["printf", "%s\\n", "{{ labels.service }}"]})
-        return await run(services([], commands=["printf"]), s, {"labels": {"service": payload}, "params": {}, "steps": {}})
+        return await run(
+            services([], commands=["printf"]), s, {"labels": {"service": payload}, "params": {}, "steps": {}}
+        )
 
     outcome = go(body)
     assert outcome.status is StepStatus.succeeded
@@ -200,22 +259,26 @@ def test_programs_off_the_list_are_refused():
 
 def test_the_worker_environment_is_not_inherited(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("FIREBREAK_SECRET_LEAK", "should-not-be-seen")
-    result = asyncio.run(run_command("/usr/bin/env", [], env={"ONLY": "this"}, cwd=None, timeout=5, max_output_bytes=4096))
+    result = asyncio.run(
+        run_command("/usr/bin/env", [], env={"ONLY": "this"}, cwd=None, timeout=5, max_output_bytes=4096)
+    )
     assert "should-not-be-seen" not in result.stdout
     assert sorted(line.split("=")[0] for line in result.stdout.splitlines()) == ["LANG", "ONLY", "PATH"]
 
 
 def test_a_command_past_its_timeout_is_killed_with_its_children():
     started = time.monotonic()
-    result = asyncio.run(run_command("/bin/sh", ["-c", "sleep 30 & sleep 30"], env={}, cwd=None, timeout=0.5,
-                                     max_output_bytes=4096))
+    result = asyncio.run(
+        run_command("/bin/sh", ["-c", "sleep 30 & sleep 30"], env={}, cwd=None, timeout=0.5, max_output_bytes=4096)
+    )
     assert result.timed_out and result.exit_code is None
     assert time.monotonic() - started < 10
 
 
 def test_output_is_capped():
-    result = asyncio.run(run_command("/usr/bin/head", ["-c", "100000", "/dev/zero"], env={}, cwd=None, timeout=5,
-                                     max_output_bytes=1000))
+    result = asyncio.run(
+        run_command("/usr/bin/head", ["-c", "100000", "/dev/zero"], env={}, cwd=None, timeout=5, max_output_bytes=1000)
+    )
     assert len(result.stdout) == 1000 and result.truncated
 
 
@@ -256,9 +319,12 @@ def test_approval_waits_then_follows_the_decision_or_the_default():
 
 
 def lint_env(**kw: Any) -> LintEnv:
-    return LintEnv(AllowList.parse(kw.get("hosts", ["127.0.0.1:8089"])), CommandPolicy.parse(kw.get("commands", ["df", "find"])),
-                   Secrets(None, kw.get("environ", {"FIREBREAK_SECRET_DEPLOY_API_TOKEN": "x"})),
-                   frozenset(kw.get("channels", ["oncall", "chat"])))
+    return LintEnv(
+        AllowList.parse(kw.get("hosts", ["127.0.0.1:8089"])),
+        CommandPolicy.parse(kw.get("commands", ["df", "find"])),
+        Secrets(None, kw.get("environ", {"FIREBREAK_SECRET_DEPLOY_API_TOKEN": "x"})),
+        frozenset(kw.get("channels", ["oncall", "chat"])),
+    )
 
 
 def test_the_shipped_runbooks_lint_clean():
@@ -305,7 +371,9 @@ def test_a_nul_in_a_label_never_reaches_a_program_or_a_header():
     async def body() -> None:
         async with Target() as target:
             s = step(http={"url": target.base + "/x", "headers": {"X-Service": "{{ labels.service }}"}})
-            outcome = await run(services([f"127.0.0.1:{target.port}"]), s, {"labels": {"service": "a\x00b"}, "params": {}, "steps": {}})
+            outcome = await run(
+                services([f"127.0.0.1:{target.port}"]), s, {"labels": {"service": "a\x00b"}, "params": {}, "steps": {}}
+            )
             assert outcome.status is StepStatus.failed and outcome.refused and target.hits == {}
 
     go(body)

@@ -1,4 +1,5 @@
 import json
+from datetime import UTC
 
 import pytest
 
@@ -58,9 +59,19 @@ def test_too_many_alerts_is_413():
 
 
 def test_alertmanager_source_names_the_receiver():
-    body = {"version": "4", "status": "firing", "receiver": "team-a",
-            "alerts": [{"status": "firing", "labels": {"alertname": "X"}, "startsAt": "2026-03-01T09:00:00Z",
-                        "endsAt": "0001-01-01T00:00:00Z"}]}
+    body = {
+        "version": "4",
+        "status": "firing",
+        "receiver": "team-a",
+        "alerts": [
+            {
+                "status": "firing",
+                "labels": {"alertname": "X"},
+                "startsAt": "2026-03-01T09:00:00Z",
+                "endsAt": "0001-01-01T00:00:00Z",
+            }
+        ],
+    }
     [a] = parse_alertmanager(json.dumps(body).encode(), NOW, 10).alerts
     assert a.source == "alertmanager:team-a" and a.ends_at is None
 
@@ -72,11 +83,11 @@ def test_ingest_leaves_ignored_labels_out_of_the_fingerprint_but_keeps_them():
 
 
 def test_a_resolve_without_starts_at_takes_its_ends_at_when_that_is_earlier_than_now():
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
     from ingest.adapters import parse_generic
 
-    now = datetime(2026, 3, 1, 9, 0, tzinfo=timezone.utc)
+    now = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
     ended = now - timedelta(seconds=2)  # the sender's clock is a little behind
     body = json.dumps({"labels": {"alertname": "A"}, "status": "resolved", "endsAt": ended.isoformat()}).encode()
     [alert] = parse_generic(body, now, 10).alerts
@@ -84,19 +95,19 @@ def test_a_resolve_without_starts_at_takes_its_ends_at_when_that_is_earlier_than
 
 
 def test_a_check_of_the_canonical_record_is_a_422_naming_the_alert_and_field(monkeypatch):
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     import ingest.adapters as adapters
     from ingest.errors import IngestError
     from schemas import Alert
 
     def refuse(**fields):  # a record-level rule the body schema does not know (as endsAt < startsAt once was)
-        return Alert.model_validate({**fields, "ends_at": datetime(2000, 1, 1, tzinfo=timezone.utc), "status": "resolved"})
+        return Alert.model_validate({**fields, "ends_at": datetime(2000, 1, 1, tzinfo=UTC), "status": "resolved"})
 
     monkeypatch.setattr(adapters, "Alert", refuse)
     body = json.dumps([{"labels": {"alertname": "A"}}, {"labels": {"alertname": "B"}}]).encode()
     try:
-        adapters.parse_generic(body, datetime(2026, 3, 1, tzinfo=timezone.utc), 10)
+        adapters.parse_generic(body, datetime(2026, 3, 1, tzinfo=UTC), 10)
     except IngestError as exc:
         assert exc.status == 422 and [p.field for p in exc.problems] == ["[0].endsAt", "[1].endsAt"]
     else:

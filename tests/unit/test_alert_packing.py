@@ -4,9 +4,9 @@ a record would grow past its size or item limit."""
 
 from __future__ import annotations
 
+from ingest.packing import MAX_RECORD_BYTES, Item, alert_json, pack
 from schemas.alert import Alert
 from schemas.batch import AlertBatch, alert_records, partition_of
-from ingest.packing import MAX_RECORD_BYTES, Item, pack, alert_json
 from tests.factories import alert
 
 PARTITIONS = 4

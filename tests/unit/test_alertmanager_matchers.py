@@ -59,8 +59,9 @@ def test_classic_parser_gives_alertmanagers_result(case: dict[str, Any]) -> None
         assert found == _expected(case)
 
 
-@pytest.mark.parametrize("case", _cases("matcher_compat_parse_test.json", "TestFallbackMatcherParser",
-                                        "TestFallbackMatchersParser"))
+@pytest.mark.parametrize(
+    "case", _cases("matcher_compat_parse_test.json", "TestFallbackMatcherParser", "TestFallbackMatchersParser")
+)
 def test_default_parser_gives_alertmanagers_fallback_result(case: dict[str, Any]) -> None:
     one = case["test"] == "TestFallbackMatcherParser"
     try:
@@ -78,8 +79,10 @@ def _fallback_rule(utf8: list[list[str]] | str, classic: list[list[str]] | str) 
     return utf8
 
 
-@pytest.mark.parametrize("case", _cases("matcher_parse_parse_test.json", "TestMatchers")
-                         + _cases("pkg_labels_parse_test.json", "TestMatchers"))
+@pytest.mark.parametrize(
+    "case",
+    _cases("matcher_parse_parse_test.json", "TestMatchers") + _cases("pkg_labels_parse_test.json", "TestMatchers"),
+)
 def test_default_parser_reads_each_set_whole_as_alertmanager(case: dict[str, Any]) -> None:
     from_utf8 = "name" in case  # only matcher/parse cases carry a name
     utf8 = _expected(case) if from_utf8 else _read(parse_utf8, case["input"])

@@ -10,8 +10,11 @@ from ingest.errors import IngestError
 
 def test_entries_name_a_scope_or_are_admin():
     parsed = parse_entries(["ingest:alertmanager:tok-a", "operator:ana:tok-b", "plain-token"])
-    assert parsed == [(b"tok-a", Principal("alertmanager", Scope.ingest)), (b"tok-b", Principal("ana", Scope.operator)),
-                      (b"plain-token", Principal("token-3", Scope.admin))]
+    assert parsed == [
+        (b"tok-a", Principal("alertmanager", Scope.ingest)),
+        (b"tok-b", Principal("ana", Scope.operator)),
+        (b"plain-token", Principal("token-3", Scope.admin)),
+    ]
     with pytest.raises(ValueError, match="<scope>:<name>:<token>"):
         parse_entries(["operator::tok"])
 
@@ -26,28 +29,37 @@ def test_the_token_decides_the_principal():
         assert info.value.status == 401
 
 
-@pytest.mark.parametrize(("method", "route", "scope"), [
-    ("POST", "/api/v1/alerts", Scope.ingest),
-    ("POST", "/api/v1/alerts/alertmanager", Scope.ingest),
-    ("POST", "/api/v1/changes", Scope.ingest),
-    ("GET", "/api/v1/incidents", Scope.operator),
-    ("POST", "/api/v1/incidents/{incident_id}/ack", Scope.operator),
-    ("POST", "/api/v1/incidents/{incident_id}/merge", Scope.operator),
-    ("POST", "/api/v1/incidents/{incident_id}/split", Scope.operator),
-    ("DELETE", "/api/v1/silences/{silence_id}", Scope.operator),
-    ("POST", "/api/v1/runs/{run_id}/approve", Scope.operator),
-    ("POST", "/api/v1/runbooks/pause", Scope.admin),
-    ("GET", "/api/v1/audit", Scope.admin),
-    ("POST", "/api/v1/something-new", Scope.admin),  # closed until placed
-])
+@pytest.mark.parametrize(
+    ("method", "route", "scope"),
+    [
+        ("POST", "/api/v1/alerts", Scope.ingest),
+        ("POST", "/api/v1/alerts/alertmanager", Scope.ingest),
+        ("POST", "/api/v1/changes", Scope.ingest),
+        ("GET", "/api/v1/incidents", Scope.operator),
+        ("POST", "/api/v1/incidents/{incident_id}/ack", Scope.operator),
+        ("POST", "/api/v1/incidents/{incident_id}/merge", Scope.operator),
+        ("POST", "/api/v1/incidents/{incident_id}/split", Scope.operator),
+        ("DELETE", "/api/v1/silences/{silence_id}", Scope.operator),
+        ("POST", "/api/v1/runs/{run_id}/approve", Scope.operator),
+        ("POST", "/api/v1/runbooks/pause", Scope.admin),
+        ("GET", "/api/v1/audit", Scope.admin),
+        ("POST", "/api/v1/something-new", Scope.admin),  # closed until placed
+    ],
+)
 def test_each_route_needs_a_scope(method: str, route: str, scope: Scope):
     assert required_scope(method, route) is scope
 
 
 def test_operator_and_admin_actions_are_audited_reads_and_ingest_are_not():
     assert audited("POST", "/api/v1/incidents/{incident_id}/resolve") and audited("POST", "/api/v1/runbooks/pause")
-    assert audited("POST", "/api/v1/incidents/{incident_id}/merge") and audited("POST", "/api/v1/incidents/{incident_id}/split")
-    assert not audited("POST", "/api/v1/alerts") and not audited("GET", "/api/v1/incidents") and not audited("GET", "/api/v1/audit")
+    assert audited("POST", "/api/v1/incidents/{incident_id}/merge") and audited(
+        "POST", "/api/v1/incidents/{incident_id}/split"
+    )
+    assert (
+        not audited("POST", "/api/v1/alerts")
+        and not audited("GET", "/api/v1/incidents")
+        and not audited("GET", "/api/v1/audit")
+    )
 
 
 def test_each_token_has_its_own_bucket():

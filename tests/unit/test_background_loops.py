@@ -16,23 +16,28 @@ from typing import Any
 
 from aiokafka.errors import CommitFailedError, KafkaConnectionError
 
-from stream import decision_sink
-from stream.decision_sink import DecisionSink
 from firebreak.settings import Settings
 from schemas.decision import Decision, DecisionBatch, DecisionKind
+from stream import decision_sink
+from stream.decision_sink import DecisionSink
 
 
 def _record(offset: int, fingerprint: str) -> SimpleNamespace:
-    batch = DecisionBatch(decisions=[Decision(at=datetime(2026, 11, 29, tzinfo=UTC), kind=DecisionKind.fired,
-                                              fingerprint=fingerprint)])
+    batch = DecisionBatch(
+        decisions=[Decision(at=datetime(2026, 11, 29, tzinfo=UTC), kind=DecisionKind.fired, fingerprint=fingerprint)]
+    )
     return SimpleNamespace(key=fingerprint.encode(), value=batch.model_dump_json().encode(), partition=0, offset=offset)
 
 
 class _Consumer:
     """Hands out the given batches one per `getmany`, and fails `commit` or `getmany` as told."""
 
-    def __init__(self, batches: list[list[Any]], commit_errors: list[Exception] | None = None,
-                 fetch_error: Exception | None = None) -> None:
+    def __init__(
+        self,
+        batches: list[list[Any]],
+        commit_errors: list[Exception] | None = None,
+        fetch_error: Exception | None = None,
+    ) -> None:
         self.batches = batches
         self.commit_errors = commit_errors or []
         self.fetch_error = fetch_error
@@ -73,8 +78,10 @@ async def _no_dead_letters(*_: Any) -> None:
 def test_a_commit_refused_by_a_rebalance_is_logged_and_the_next_batch_still_goes_in(caplog):
     log = _Log()
     sink = DecisionSink(Settings(), log, _no_dead_letters)  # type: ignore[arg-type]
-    consumer = _Consumer([[_record(0, "a"), _record(1, "b")], [_record(2, "c")]],
-                         commit_errors=[CommitFailedError("the group has already rebalanced")])
+    consumer = _Consumer(
+        [[_record(0, "a"), _record(1, "b")], [_record(2, "c")]],
+        commit_errors=[CommitFailedError("the group has already rebalanced")],
+    )
 
     async def two_batches() -> list[int]:
         return [await sink.step(consumer), await sink.step(consumer)]  # type: ignore[arg-type]

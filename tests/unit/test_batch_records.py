@@ -15,10 +15,10 @@ import pytest
 from aiokafka.partitioner import DefaultPartitioner
 from pydantic import ValidationError
 
+from adapters.entries import FLUSH_AFTER_SECONDS, Entries
 from correlation.dedup import FingerprintState, counted_only, dedup
 from correlation.policy import Policy, PolicySet
 from correlation.rules import default_rules
-from adapters.entries import FLUSH_AFTER_SECONDS, Entries
 from schemas import AlertRelease, IncidentCommand, Tick
 from schemas.batch import (
     MAX_BATCH_ITEMS,
@@ -45,7 +45,10 @@ def test_packed_bytes_are_the_envelope_models_json_and_read_back():
     packed = pack_alerts([a.model_dump_json(by_alias=True).encode() for a in alerts])
     assert json.loads(packed) == json.loads(AlertBatch(alerts=alerts).model_dump_json(by_alias=True))
     assert AlertBatch.is_one(packed) and alert_records(packed) == alerts
-    tick, command = Tick(at=at(1)), IncidentCommand(action="resolve", incident_id="i", correlation_key="k", actor="ana", at=at(2))
+    tick, command = (
+        Tick(at=at(1)),
+        IncidentCommand(action="resolve", incident_id="i", correlation_key="k", actor="ana", at=at(2)),
+    )
     packed = pack_group_inputs([tick.model_dump_json().encode(), command.model_dump_json().encode()])
     assert json.loads(packed) == json.loads(GroupInputBatch(items=[tick, command]).model_dump_json())
     assert group_inputs(packed) == [tick, command]
@@ -95,6 +98,7 @@ def test_outputs_are_cut_by_count_and_by_size_in_order():
 
 # -- counted-only changes ------------------------------------------------------------------------------------
 
+
 def test_a_pure_resend_only_counts():
     first, _, _ = dedup(None, alert(), 1, at(0), RULES)
     again, outputs, _ = dedup(first, alert(), 2, at(30), RULES)
@@ -107,8 +111,12 @@ def test_a_change_a_rule_reads_is_not_counted_only():
     assert not counted_only(first, resolved, outputs, RULES)  # a state change
     again, outputs, _ = dedup(resolved, alert("resolved", ends=40), 3, at(50), RULES)
     assert not counted_only(resolved, again, outputs, RULES)  # resolve_seen moves (DUP-11 reads it)
-    quiet = dataclasses.replace(RULES, policies=PolicySet(policies=(Policy(name="default", group_by=("alertname",),
-                                                                            quiet_resolve=timedelta(minutes=5)),)))
+    quiet = dataclasses.replace(
+        RULES,
+        policies=PolicySet(
+            policies=(Policy(name="default", group_by=("alertname",), quiet_resolve=timedelta(minutes=5)),)
+        ),
+    )
     first, _, _ = dedup(None, alert(), 1, at(0), quiet)
     again, outputs, _ = dedup(first, alert(), 2, at(30), quiet)
     assert not counted_only(first, again, outputs, quiet)  # DUP-7 reads last_seen
@@ -131,11 +139,12 @@ def test_counted_only_entries_reach_the_table_with_the_next_real_change_or_after
     assert FLUSH_AFTER_SECONDS <= 60
 
 
-def FirebreakJSON(raw: bytes) -> FingerprintState:  # noqa: N802 - reads like the type it returns
+def FirebreakJSON(raw: bytes) -> FingerprintState:
     return FingerprintState.model_validate_json(raw)
 
 
 # -- the dedup stage over packed records ---------------------------------------------------------------------
+
 
 class CountingTable(dict):
     """A table that counts writes (each would be a changelog record)."""
@@ -179,8 +188,15 @@ def stage() -> tuple[DedupStage, CountingTable, Producer]:
     table = CountingTable()
     producer = Producer()
     suppression = Suppression(silences=None, inhibition=None, rules=())  # type: ignore[arg-type] - no rules: no Redis
-    dedup_stage = DedupStage(Entries(table, FingerprintState, "fingerprints"), RULES, suppression, barrier=Barrier(),  # type: ignore[arg-type]
-                             counts=Counts(), app=SimpleNamespace(producer=producer), decisions=True)  # type: ignore[arg-type]
+    dedup_stage = DedupStage(
+        Entries(table, FingerprintState, "fingerprints"),
+        RULES,
+        suppression,
+        barrier=Barrier(),  # type: ignore[arg-type]
+        counts=Counts(),
+        app=SimpleNamespace(producer=producer),
+        decisions=True,
+    )  # type: ignore[arg-type]
     return dedup_stage, table, producer
 
 
@@ -193,8 +209,16 @@ class Record:
 
 
 def record(value: bytes, offset: int, seconds: float = 0, partition: int = 0) -> Record:
-    return Record(value, SimpleNamespace(offset=offset, partition=partition, topic="alerts", key=None,
-                                         timestamp=(T0 + timedelta(seconds=seconds)).timestamp()))
+    return Record(
+        value,
+        SimpleNamespace(
+            offset=offset,
+            partition=partition,
+            topic="alerts",
+            key=None,
+            timestamp=(T0 + timedelta(seconds=seconds)).timestamp(),
+        ),
+    )
 
 
 def storm() -> list:
@@ -223,32 +247,51 @@ def test_a_packed_record_folds_exactly_as_the_same_alerts_one_record_each():
     assert [e.status.value for e in events_of(packed_out, "alert-events")] == ["firing"] * 3 + ["resolved"]
     packed.entries.flush_due(0, now=10**9)
     single.entries.flush_due(0, now=10**9)
-    assert {k: FirebreakJSON(v) for k, v in packed_table.items()} == {k: FirebreakJSON(v) for k, v in single_table.items()}
+    assert {k: FirebreakJSON(v) for k, v in packed_table.items()} == {
+        k: FirebreakJSON(v) for k, v in single_table.items()
+    }
     # one write per changed fingerprint for the whole record, however many copies it held
     assert packed_table.writes == 3
 
 
 def _one(single: DedupStage, a, index: int):
     """The per-alert fold the stage must equal: the pure rule at the item's position, the entry written each time."""
+
     async def run():
         entry = single.entries.get(a.fingerprint)
         updated, outputs, _ = dedup(entry, a, position(5, index), T0, RULES)
         if updated is not entry:
             single.entries.set(a.fingerprint, updated)
         for out in outputs:
-            await single.app.producer.send("alert-events", out.correlation_key.encode(),
-                                           pack_group_inputs([out.model_dump_json().encode()]), 0, None, None)
+            await single.app.producer.send(
+                "alert-events",
+                out.correlation_key.encode(),
+                pack_group_inputs([out.model_dump_json().encode()]),
+                0,
+                None,
+                None,
+            )
+
     return run()
 
 
 def test_pure_resends_in_later_records_write_nothing_until_due():
     alerts = storm()[:3]
     dedup_stage, table, producer = stage()
-    asyncio.run(dedup_stage.handle([record(pack_alerts([a.model_dump_json(by_alias=True).encode() for a in alerts]), 1)]))
+    asyncio.run(
+        dedup_stage.handle([record(pack_alerts([a.model_dump_json(by_alias=True).encode() for a in alerts]), 1)])
+    )
     assert table.writes == 3
     for offset in range(2, 6):  # four rounds of pure re-sends
-        asyncio.run(dedup_stage.handle([record(pack_alerts([a.model_dump_json(by_alias=True).encode() for a in alerts]),
-                                               offset, seconds=offset)]))
+        asyncio.run(
+            dedup_stage.handle(
+                [
+                    record(
+                        pack_alerts([a.model_dump_json(by_alias=True).encode() for a in alerts]), offset, seconds=offset
+                    )
+                ]
+            )
+        )
     assert table.writes == 3 and dedup_stage.entries.unwritten() == 3
     assert all(dedup_stage.entries.get(a.fingerprint).duplicates == 4 for a in alerts)
     assert len(events_of(producer, "alert-events")) == 3  # the first round's firings, nothing since
@@ -272,7 +315,9 @@ def test_a_bad_item_goes_to_dead_letter_alone():
         return real(labels, fingerprint, now, sources)
 
     dedup_stage.suppression.of = of  # type: ignore[method-assign]
-    asyncio.run(dedup_stage.handle([record(pack_alerts([a.model_dump_json(by_alias=True).encode() for a in alerts]), 1)]))
+    asyncio.run(
+        dedup_stage.handle([record(pack_alerts([a.model_dump_json(by_alias=True).encode() for a in alerts]), 1)])
+    )
     assert failed == [("dedup", 1)]
     assert len(events_of(producer, "alert-events")) == 2
 
@@ -286,7 +331,9 @@ def test_an_output_too_large_for_any_record_is_refused_not_sent_and_the_rest_go(
     outbox.add("alert-events", "k", b"x" * (MAX_RECORD_BYTES + 1))
     outbox.add("alert-events", "k", b'{"type":"tick","at":"y"}')
     asyncio.run(outbox.flush())
-    assert [(topic, key, len(value)) for topic, key, value in outbox.refused] == [("alert-events", b"k", MAX_RECORD_BYTES + 1)]
+    assert [(topic, key, len(value)) for topic, key, value in outbox.refused] == [
+        ("alert-events", b"k", MAX_RECORD_BYTES + 1)
+    ]
     assert [len(s.value) < MAX_RECORD_BYTES for s in producer.sent] == [True, True]
 
 
@@ -317,9 +364,21 @@ def test_an_event_the_read_model_cannot_fold_goes_to_dead_letter_alone():
     from schemas import IncidentEvent
     from stream.project import ProjectStage
 
-    events = [IncidentEvent.model_validate({"event_id": f"e{n}", "incident_id": f"inc-{n}", "correlation_key": "k", "kind": "opened", "seq": 1,
-                                            "at": at(n).isoformat(), "rule": "GRP-1", "group_labels": {"service": "a"}})
-              for n in range(3)]
+    events = [
+        IncidentEvent.model_validate(
+            {
+                "event_id": f"e{n}",
+                "incident_id": f"inc-{n}",
+                "correlation_key": "k",
+                "kind": "opened",
+                "seq": 1,
+                "at": at(n).isoformat(),
+                "rule": "GRP-1",
+                "group_labels": {"service": "a"},
+            }
+        )
+        for n in range(3)
+    ]
 
     class Store:
         async def fold_many(self, batch):
@@ -334,7 +393,11 @@ def test_an_event_the_read_model_cannot_fold_goes_to_dead_letter_alone():
             failed.append((stage_name, index))
 
     stage_ = ProjectStage(Store(), None, Failing())  # type: ignore[arg-type]
-    packed = b'{"type":"incident_event_batch","version":1,"events":[' + b",".join(e.model_dump_json().encode() for e in events) + b"]}"
+    packed = (
+        b'{"type":"incident_event_batch","version":1,"events":['
+        + b",".join(e.model_dump_json().encode() for e in events)
+        + b"]}"
+    )
     asyncio.run(stage_.handle([record(packed, 3)]))
     assert failed == [("project", 1)]
 
@@ -355,6 +418,12 @@ def test_records_of_several_partitions_handled_together_write_each_key_to_its_ow
     dedup_stage, _, _ = stage()
     dedup_stage.entries = Entries(table, FingerprintState, "fingerprints")
     first, second = storm()[0], storm()[1]
-    asyncio.run(dedup_stage.handle([record(pack_alerts([first.model_dump_json(by_alias=True).encode()]), 4, partition=0),
-                                    record(pack_alerts([second.model_dump_json(by_alias=True).encode()]), 9, partition=3)]))
+    asyncio.run(
+        dedup_stage.handle(
+            [
+                record(pack_alerts([first.model_dump_json(by_alias=True).encode()]), 4, partition=0),
+                record(pack_alerts([second.model_dump_json(by_alias=True).encode()]), 9, partition=3),
+            ]
+        )
+    )
     assert table.partitions == {first.fingerprint: 0, second.fingerprint: 3}

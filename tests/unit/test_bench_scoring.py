@@ -8,7 +8,7 @@ import sys
 from tests.conftest import ROOT
 
 sys.path.insert(0, str(ROOT / "bench"))
-import run  # noqa: E402 - bench/ is a folder of scripts, not a package
+import run
 
 
 def test_pairwise_counts_pairs_of_alerts_not_groups():
@@ -22,18 +22,22 @@ def test_pairwise_counts_pairs_of_alerts_not_groups():
 
 
 def alert(name: str, instance: str, at: str, status: str = "firing") -> dict:
-    return {"labels": {"alertname": name, "service": "web", "instance": instance}, "status": status,
-            "receivedAt": f"2026-03-02T{at}Z"}
+    return {
+        "labels": {"alertname": name, "service": "web", "instance": instance},
+        "status": status,
+        "receivedAt": f"2026-03-02T{at}Z",
+    }
 
 
 def test_alertmanager_grouping_starts_a_new_notification_group_after_everything_resolved():
     records = [
-        alert("Down", "a", "08:00:00"),                                      # the episode starts: 1
-        alert("Down", "b", "08:01:00"),                                      # news, within group_interval
-        alert("Down", "c", "08:07:00"),                                      # 5 min on: b's news goes out: 2
-        alert("Down", "a", "09:00:00", "resolved"),                          # c's news goes out: 3
-        alert("Down", "b", "09:00:00", "resolved"), alert("Down", "c", "09:00:00", "resolved"),
-        alert("Down", "d", "10:00:00"),                                      # a new episode: 4
+        alert("Down", "a", "08:00:00"),  # the episode starts: 1
+        alert("Down", "b", "08:01:00"),  # news, within group_interval
+        alert("Down", "c", "08:07:00"),  # 5 min on: b's news goes out: 2
+        alert("Down", "a", "09:00:00", "resolved"),  # c's news goes out: 3
+        alert("Down", "b", "09:00:00", "resolved"),
+        alert("Down", "c", "09:00:00", "resolved"),
+        alert("Down", "d", "10:00:00"),  # a new episode: 4
     ]
     clusters, pages = run.alertmanager_groups(records)
     assert pages == 4
@@ -51,5 +55,7 @@ def test_a_new_run_leads_benchmarks_md_and_the_history_stays_below(tmp_path):
     path.write_text("# Benchmarks\n\nIntro.\n\n## Older run\n\nold figures\n")
     run.lead("## `make bench` of today\n\n| # | scenario | verdict |\n", path)
     text = path.read_text()
-    assert text.index("of today") < text.index("Older run") and text.startswith("# Benchmarks\n\nIntro.\n\n## `make bench`")
+    assert text.index("of today") < text.index("Older run") and text.startswith(
+        "# Benchmarks\n\nIntro.\n\n## `make bench`"
+    )
     assert text.endswith("old figures\n")

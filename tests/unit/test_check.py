@@ -21,7 +21,9 @@ def fixture(tmp_path: Path, name: str, text: str) -> Path:
     for part in ("correlation.yaml", "notifications.yaml"):
         (tmp_path / part).write_text((EXAMPLE / part).read_text())
     (tmp_path / "runbooks").mkdir(exist_ok=True)
-    (tmp_path / "runbooks" / "restart-checkout.yaml").write_text((EXAMPLE / "runbooks" / "restart-checkout.yaml").read_text())
+    (tmp_path / "runbooks" / "restart-checkout.yaml").write_text(
+        (EXAMPLE / "runbooks" / "restart-checkout.yaml").read_text()
+    )
     path = tmp_path / name
     path.write_text(text)
     return path
@@ -45,7 +47,10 @@ def test_the_checkout_storm_is_one_incident_one_page_and_one_run():
 
 
 def test_an_unmet_expectation_fails_and_says_what_happened_instead(tmp_path):
-    path = fixture(tmp_path, "wrong.firebreak.yaml", """
+    path = fixture(
+        tmp_path,
+        "wrong.firebreak.yaml",
+        """
 name: expects a page that a warning never makes
 policies: correlation.yaml
 notifications: notifications.yaml
@@ -57,41 +62,56 @@ expect:
     - {title: DiskFilling on search}
   pages:
     - {incident: 1, level: 1, to: [alice, chat]}
-""")
+""",
+    )
     result = check(path)
     assert not result.passed
     assert result.problems[0].startswith("incidents: expected 1, got 2: 'DiskFilling on search' triggered")
-    assert "pages[1].incident: expected 1, got 2 (incident 2 level 1 via payments to alice, chat at 90s)" in result.problems
+    assert (
+        "pages[1].incident: expected 1, got 2 (incident 2 level 1 via payments to alice, chat at 90s)"
+        in result.problems
+    )
     cli = CliRunner().invoke(main, ["check", str(path)])
     assert cli.exit_code == 1 and "FAIL" in cli.output and "0 passed, 1 failed" in cli.output
 
 
 def test_a_broken_fixture_names_the_file_and_line(tmp_path):
-    path = fixture(tmp_path, "broken.firebreak.yaml", """
+    path = fixture(
+        tmp_path,
+        "broken.firebreak.yaml",
+        """
 name: broken
 policies: correlation.yaml
 events:
   - {at: 0s, fire: {alertname: A}, resolve: {alertname: A}}
 expect: {}
-""")
+""",
+    )
     result = check(path)
     assert not result.passed and "broken.firebreak.yaml:5" in result.problems[0]
     assert "exactly one of fire, resolve" in result.problems[0]
 
 
 def test_a_command_for_an_incident_that_never_opened_is_a_clear_failure(tmp_path):
-    path = fixture(tmp_path, "early.firebreak.yaml", """
+    path = fixture(
+        tmp_path,
+        "early.firebreak.yaml",
+        """
 name: acks too early
 policies: correlation.yaml
 events:
   - {at: 0s, ack: {incident: 1, by: ana}}
 expect: {}
-""")
+""",
+    )
     assert check(path).problems == ["event at 0:00:00 names incident 1, but only 0 opened by then"]
 
 
 def test_the_pytest_plugin_collects_fixtures_and_reports_failures(tmp_path):
-    fixture(tmp_path, "fails.firebreak.yaml", """
+    fixture(
+        tmp_path,
+        "fails.firebreak.yaml",
+        """
 name: a page nobody gets
 policies: correlation.yaml
 notifications: notifications.yaml
@@ -100,12 +120,20 @@ events:
 expect:
   pages:
     - {incident: 1, level: 1}
-""")
-    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(EXAMPLE / "tests"), str(tmp_path)],
-                         capture_output=True, text=True, cwd=tmp_path, timeout=120)
+""",
+    )
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(EXAMPLE / "tests"), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+    )
     assert run.returncode == 1, run.stdout + run.stderr
     assert "1 failed, 4 passed" in run.stdout, run.stdout
-    assert "pages: expected 1, got 0: none" in run.stdout and "incident 1: 'DiskFilling on search' triggered" in run.stdout
+    assert (
+        "pages: expected 1, got 0: none" in run.stdout and "incident 1: 'DiskFilling on search' triggered" in run.stdout
+    )
 
 
 def test_an_inhibited_incident_holds_its_next_level_as_the_pager_does(tmp_path):
@@ -113,13 +141,16 @@ def test_an_inhibited_incident_holds_its_next_level_as_the_pager_does(tmp_path):
     inhibitions both. A cluster going down after checkout paged level 1 inhibits checkout's alert, so level 2
     (carol, due at 5m30s) waits until the cluster alert resolves at 20m."""
     fixture(tmp_path, "ignored.yaml", "")
-    (tmp_path / "correlation.yaml").write_text((EXAMPLE / "correlation.yaml").read_text() + """
+    (tmp_path / "correlation.yaml").write_text(
+        (EXAMPLE / "correlation.yaml").read_text()
+        + """
 inhibit_rules:
   - name: cluster-down
     source_matchers: ['alertname="ClusterDown"']
     target_matchers: ['alertname!="ClusterDown"']
     equal: [cluster]
-""")
+"""
+    )
     path = tmp_path / "inhibited.firebreak.yaml"
     path.write_text("""
 name: a cluster outage holds checkout's level 2 until it ends
@@ -178,10 +209,8 @@ events:
     cases = {
         "  - {at: 2m, merge: {incident: 1, into: 1, by: ana}}": "merge refused: cannot merge",
         "  - {at: 2m, merge: {incident: 2, into: 1, by: ana}}": "merge refused: inc-",  # another correlation key
-        "  - {at: 2m, split: {incident: 1, alerts: [{alertname: Errors, service: web, instance: a}], by: ana}}":
-            "split refused: every alert of",
-        "  - {at: 2m, split: {incident: 1, alerts: [{alertname: Errors, service: web, instance: zz}], by: ana}}":
-            "split names alerts incident 1 does not hold",
+        "  - {at: 2m, split: {incident: 1, alerts: [{alertname: Errors, service: web, instance: a}], by: ana}}": "split refused: every alert of",
+        "  - {at: 2m, split: {incident: 1, alerts: [{alertname: Errors, service: web, instance: zz}], by: ana}}": "split names alerts incident 1 does not hold",
     }
     for n, (line, message) in enumerate(cases.items()):
         path = tmp_path / f"refused-{n}.firebreak.yaml"

@@ -20,11 +20,14 @@ def config_show(tmp_path: Path, text: str, **env: str) -> tuple[int, str]:
     return result.exit_code, result.output
 
 
-@pytest.mark.parametrize("text, line", [
-    ('redis_url: "redis://127.0.0.1:6379/0\nlog_level: info\n', 3),   # an unterminated quote
-    ("redis_url: redis://x\n  kafka_bootstrap: [a\n", 2),              # bad indentation
-    ("log_level: info\nlog_level: [debug\n", 3),                       # an unclosed flow sequence
-])
+@pytest.mark.parametrize(
+    "text, line",
+    [
+        ('redis_url: "redis://127.0.0.1:6379/0\nlog_level: info\n', 3),  # an unterminated quote
+        ("redis_url: redis://x\n  kafka_bootstrap: [a\n", 2),  # bad indentation
+        ("log_level: info\nlog_level: [debug\n", 3),  # an unclosed flow sequence
+    ],
+)
 def test_a_yaml_syntax_error_names_file_line_and_the_fix(tmp_path: Path, text: str, line: int):
     code, output = config_show(tmp_path, text)
     assert code == 1

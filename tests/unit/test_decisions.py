@@ -11,7 +11,9 @@ from tests.factories import alert, at
 
 
 def rules(**overrides) -> Rules:
-    policy = Policy(**{"name": "checkout", "match": ["service=checkout"], "group_by": ("alertname", "service"), **overrides})
+    policy = Policy(
+        **{"name": "checkout", "match": ["service=checkout"], "group_by": ("alertname", "service"), **overrides}
+    )
     return Rules(PolicySet(policies=(policy,)).with_default(("alertname",)))
 
 
@@ -59,8 +61,14 @@ def test_held_below_minimum_then_dropped_with_the_figures():
 
 
 def test_silenced_alert_names_the_silence_its_author_and_comment():
-    silence = Silence(id="s-1", matchers=["service=checkout"], startsAt=at(-60), endsAt=at(3600), createdBy="ana",
-                      comment="db maintenance")
+    silence = Silence(
+        id="s-1",
+        matchers=["service=checkout"],
+        startsAt=at(-60),
+        endsAt=at(3600),
+        createdBy="ana",
+        comment="db maintenance",
+    )
     engine, state = Engine(rules()), State(decisions=[], silences=[silence])
     a = alert(alertname="Latency", service="checkout", instance="a")
     engine.apply(state, a, at(0))
@@ -71,8 +79,9 @@ def test_silenced_alert_names_the_silence_its_author_and_comment():
 
 
 def test_inhibited_alert_names_the_rule_and_the_source_alert():
-    rule = InhibitRule(name="node-down", source_matchers=["alertname=NodeDown"], target_matchers=["alertname=Latency"],
-                       equal=("node",))
+    rule = InhibitRule(
+        name="node-down", source_matchers=["alertname=NodeDown"], target_matchers=["alertname=Latency"], equal=("node",)
+    )
     policies = PolicySet(inhibit_rules=(rule,)).with_default(("alertname",))
     engine, state = Engine(Rules(policies)), State(decisions=[])
     source = alert(alertname="NodeDown", node="n1", service="infra")
@@ -81,8 +90,11 @@ def test_inhibited_alert_names_the_rule_and_the_source_alert():
     engine.apply(state, target, at(1))
     inhibited = next(d for d in state.decisions if d.fingerprint == target.fingerprint)
     assert inhibited.kind is DecisionKind.inhibited
-    assert inhibited.detail == {"correlation_key": inhibited.detail["correlation_key"], "inhibit": "node-down",
-                                "source": source.fingerprint}
+    assert inhibited.detail == {
+        "correlation_key": inhibited.detail["correlation_key"],
+        "inhibit": "node-down",
+        "source": source.fingerprint,
+    }
     assert source.fingerprint in inhibited.reason
 
 

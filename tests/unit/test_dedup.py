@@ -35,7 +35,7 @@ def test_resolve_of_a_firing_alert_emits_resolved():
 
 
 def test_resolve_of_an_unknown_alert_emits_nothing():
-    entry, out, outcome = run(None, alert("resolved", ends=5), 0)
+    _, out, outcome = run(None, alert("resolved", ends=5), 0)
     assert out == [] and outcome is DedupOutcome.duplicate_resolve
 
 
@@ -69,7 +69,7 @@ def test_records_older_than_the_last_applied_are_noops(older):
 
 
 def test_a_suppressed_firing_is_emitted_with_its_reason():
-    entry, out, outcome = dedup(None, alert(), 0, at(0), RULES, suppressed_by="silence:s1")
+    _, out, outcome = dedup(None, alert(), 0, at(0), RULES, suppressed_by="silence:s1")
     assert outcome is DedupOutcome.suppressed and out[0].suppressed_by == "silence:s1"
 
 

@@ -16,7 +16,9 @@ from schemas.notification import Delivery, DeliveryKind, DeliveryStatus, Webhook
 from tests.http_target import Target
 
 
-async def deliver(target: Target, path: str, attempts: int = 4) -> tuple[Delivery | None, list[float], list[Delivery], list[Delivery]]:
+async def deliver(
+    target: Target, path: str, attempts: int = 4
+) -> tuple[Delivery | None, list[float], list[Delivery], list[Delivery]]:
     http = OutboundHttp(AllowList.parse([f"127.0.0.1:{target.port}"]))
     channels = Channels({"hook": WebhookChannel(url=target.base + path)}, http, Secrets(None, {}), None)
     unreachable = RedisDown()
@@ -33,13 +35,30 @@ async def deliver(target: Target, path: str, attempts: int = 4) -> tuple[Deliver
     async def dead_letter(d: Delivery) -> None:
         dead.append(d)
 
-    deliverer = Deliverer(channels, unreachable, "t:", publish, dead_letter, attempts=attempts, backoff=1.0, max_backoff=30, sleep=sleep)
-    message = Message(kind="page", dedup_key="inc-1/g/r0/l1/hook/-", incident={"id": "inc-1", "title": "t", "status": "triggered",
-                      "severity": "critical", "services": [], "probable_root": None, "suspect_changes": [],
-                      "firing_count": 1, "alert_count": 1, "labels": {}}, level=1)
+    deliverer = Deliverer(
+        channels, unreachable, "t:", publish, dead_letter, attempts=attempts, backoff=1.0, max_backoff=30, sleep=sleep
+    )
+    message = Message(
+        kind="page",
+        dedup_key="inc-1/g/r0/l1/hook/-",
+        incident={
+            "id": "inc-1",
+            "title": "t",
+            "status": "triggered",
+            "severity": "critical",
+            "services": [],
+            "probable_root": None,
+            "suspect_changes": [],
+            "firing_count": 1,
+            "alert_count": 1,
+            "labels": {},
+        },
+        level=1,
+    )
     try:
-        record = await deliverer.deliver(key=message.dedup_key, kind=DeliveryKind.page, incident_id="inc-1", channel="hook",
-                                         message=message, level=1)
+        record = await deliverer.deliver(
+            key=message.dedup_key, kind=DeliveryKind.page, incident_id="inc-1", channel="hook", message=message, level=1
+        )
     finally:
         await http.close()
     return record, sleeps, published, dead
@@ -59,10 +78,10 @@ class RedisDown:
         self.calls += 1
         raise ConnectionError("Redis is down")
 
-    def pipeline(self, transaction: bool = True) -> "RedisDown":
+    def pipeline(self, transaction: bool = True) -> RedisDown:
         return self
 
-    async def __aenter__(self) -> "RedisDown":
+    async def __aenter__(self) -> RedisDown:
         self.calls += 1
         raise ConnectionError("Redis is down")
 

@@ -14,9 +14,9 @@ from kubernetes_validate import validate
 from kubernetes_validate.utils import ValidationError as K8sValidationError
 
 from actions.loader import load_runbooks
+from adapters.metrics import docs_table as metrics_table
 from correlation.policy import PolicySet
 from correlation.topology import Topology
-from adapters.metrics import docs_table as metrics_table
 from firebreak.settings import Settings
 from schemas.notification import NotificationsFile
 
@@ -71,8 +71,14 @@ def test_the_config_maps_hold_configuration_firebreak_accepts(tmp_path: Path):
         (tmp_path / name).write_text(text)
     for runbook in load_runbooks(tmp_path):
         assert all(s.notify is None or s.notify.channel in notifications.channels for s in runbook.steps)
-    secret_refs = [r["secretRef"]["name"] for d in documents() if d["kind"] == "Deployment"
-                   for c in d["spec"]["template"]["spec"]["containers"] for r in c["envFrom"] if "secretRef" in r]
+    secret_refs = [
+        r["secretRef"]["name"]
+        for d in documents()
+        if d["kind"] == "Deployment"
+        for c in d["spec"]["template"]["spec"]["containers"]
+        for r in c["envFrom"]
+        if "secretRef" in r
+    ]
     assert set(secret_refs) == {"firebreak-secrets"}  # referenced, never defined in git
     assert not [d for d in documents() if d["kind"] == "Secret"]
 

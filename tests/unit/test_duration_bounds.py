@@ -12,11 +12,11 @@ import pytest
 from click.testing import CliRunner
 
 from actions.loader import load_runbooks
-from schemas.durations import MAX_DURATION, parse_duration
+from adapters.yamlfile import ConfigFileError, load_yaml_model
 from correlation.policy import PolicySet
 from firebreak.check import check
 from firebreak.cli import main
-from adapters.yamlfile import ConfigFileError, load_yaml_model
+from schemas.durations import MAX_DURATION, parse_duration
 
 HUGE = ["99999999999999999999999d", "9999999999w", "9999999w", "367d", 10**30]
 
@@ -27,8 +27,10 @@ def test_a_duration_longer_than_the_maximum_is_refused_naming_it(value):
         parse_duration(value)
 
 
-@pytest.mark.parametrize(("value", "expected"), [("366d", MAX_DURATION), ("52w", timedelta(weeks=52)),
-                                                 ("0000000000000000090s", timedelta(seconds=90))])
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("366d", MAX_DURATION), ("52w", timedelta(weeks=52)), ("0000000000000000090s", timedelta(seconds=90))],
+)
 def test_durations_up_to_the_maximum_are_read(value, expected):
     assert parse_duration(value) == expected
 
@@ -48,16 +50,20 @@ def test_a_policy_file_with_an_endless_group_wait_names_the_file_and_line(tmp_pa
 
 
 def test_a_runbook_with_an_endless_timeout_names_the_file_and_line(tmp_path: Path):
-    (tmp_path / "r.yaml").write_text("name: r\ndescription: d\nowner: o\non: [opened]\nsteps:\n"
-                                     "  - id: a\n    timeout: 99999999999999999999999d\n    annotate: {text: x}\n")
+    (tmp_path / "r.yaml").write_text(
+        "name: r\ndescription: d\nowner: o\non: [opened]\nsteps:\n"
+        "  - id: a\n    timeout: 99999999999999999999999d\n    annotate: {text: x}\n"
+    )
     with pytest.raises(ConfigFileError, match=r"r\.yaml:7: .*timeout: '99999999999999999999999d' is longer than"):
         load_runbooks(tmp_path)
 
 
 def test_a_check_fixture_with_an_endless_time_is_a_failed_result_naming_the_line(tmp_path: Path):
     path = tmp_path / "t.firebreak.yaml"
-    path.write_text("name: t\nevents:\n  - {at: 0s, fire: {alertname: A}}\n  - {at: 99999999999999999999999d, resolve: {alertname: A}}\n"
-                    "expect: {}\n")
+    path.write_text(
+        "name: t\nevents:\n  - {at: 0s, fire: {alertname: A}}\n  - {at: 99999999999999999999999d, resolve: {alertname: A}}\n"
+        "expect: {}\n"
+    )
     result = check(path)
     assert not result.passed and "t.firebreak.yaml:4: events.1.at:" in result.problems[0]
     assert "longer than the maximum duration of 366 days" in result.problems[0]
@@ -72,7 +78,9 @@ def _alerts(tmp_path: Path) -> Path:
 def test_replay_refuses_an_endless_ack_after_naming_the_option(tmp_path: Path):
     result = CliRunner().invoke(main, ["replay", "--ack-after", "99999999999999999999d", str(_alerts(tmp_path))])
     assert result.exit_code == 2
-    assert "Invalid value for '--ack-after': '99999999999999999999d' is longer than the maximum duration" in result.output
+    assert (
+        "Invalid value for '--ack-after': '99999999999999999999d' is longer than the maximum duration" in result.output
+    )
 
 
 def test_replay_with_a_policy_of_a_long_group_wait_says_which_line(tmp_path: Path):
@@ -80,19 +88,44 @@ def test_replay_with_a_policy_of_a_long_group_wait_says_which_line(tmp_path: Pat
     policies.write_text("policies:\n  - name: p\n    group_by: [alertname]\n    group_wait: 9999999w\n")
     result = CliRunner().invoke(main, ["replay", "--policies", str(policies), str(_alerts(tmp_path))])
     assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
-    assert "policies.yaml:4: policies.0.group_wait: '9999999w' is longer than the maximum duration of 366 days" in result.output
+    assert (
+        "policies.yaml:4: policies.0.group_wait: '9999999w' is longer than the maximum duration of 366 days"
+        in result.output
+    )
 
 
 def test_silences_add_refuses_an_endless_for_before_calling_the_api():
-    result = CliRunner().invoke(main, ["silences", "add", "--match", 'alertname="Zq"', "--for", "99999999999999999999999d",
-                                       "--author", "a", "--comment", "c", "--url", "http://127.0.0.1:9"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "silences",
+            "add",
+            "--match",
+            'alertname="Zq"',
+            "--for",
+            "99999999999999999999999d",
+            "--author",
+            "a",
+            "--comment",
+            "c",
+            "--url",
+            "http://127.0.0.1:9",
+        ],
+    )
     assert result.exit_code == 2 and isinstance(result.exception, SystemExit)
-    assert "Invalid value for '--for': '99999999999999999999999d' is longer than the maximum duration of 366 days" in result.output
+    assert (
+        "Invalid value for '--for': '99999999999999999999999d' is longer than the maximum duration of 366 days"
+        in result.output
+    )
 
 
 def test_a_check_fixture_starting_near_year_9999_is_a_failed_result_naming_the_line(tmp_path: Path):
     path = tmp_path / "late.firebreak.yaml"
-    path.write_text("name: late\nstart: 9999-12-31T23:00:00Z\nevents:\n  - {at: 0s, fire: {alertname: A}}\nexpect: {}\n")
+    path.write_text(
+        "name: late\nstart: 9999-12-31T23:00:00Z\nevents:\n  - {at: 0s, fire: {alertname: A}}\nexpect: {}\n"
+    )
     result = check(path)
-    assert not result.passed and "late.firebreak.yaml:2: start: start must be from 1970 up to (not including) 9000" \
-        in result.problems[0]
+    assert (
+        not result.passed
+        and "late.firebreak.yaml:2: start: start must be from 1970 up to (not including) 9000" in result.problems[0]
+    )

@@ -6,8 +6,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from correlation.engine import Engine, State
-from correlation.rules import default_rules
 from correlation.projection import project
+from correlation.rules import default_rules
 from schemas import IncidentEventKind
 from tests.factories import alert, at
 
@@ -26,8 +26,15 @@ steps = st.lists(
 def run(stream):
     state, events = State(), []
     for t, (status, service, instance) in enumerate(stream):
-        a = alert(status, starts=t, ends=t if status == "resolved" else None, received=t,
-                  alertname="Down", service=service, instance=instance)
+        a = alert(
+            status,
+            starts=t,
+            ends=t if status == "resolved" else None,
+            received=t,
+            alertname="Down",
+            service=service,
+            instance=instance,
+        )
         state, out = ENGINE.apply(state, a, at(t))
         events.extend(out)
     return state, events
@@ -41,7 +48,7 @@ def test_at_most_one_open_incident_per_group_and_seqs_are_gapless(stream):
     for e in events:
         by_incident[e.incident_id].append(e)
     open_per_key = defaultdict(int)
-    for incident_id, evs in by_incident.items():
+    for evs in by_incident.values():
         assert [e.seq for e in evs] == list(range(1, len(evs) + 1))
         assert evs[0].kind is IncidentEventKind.opened
         assert sum(e.kind is IncidentEventKind.resolved for e in evs) <= 1
@@ -60,7 +67,7 @@ def test_projection_matches_the_engine_and_ignores_replayed_events(stream):
         updated = project(incidents.get(e.incident_id), e)
         if updated is not None:
             incidents[e.incident_id] = updated
-    for key, group_state in state.groups.items():
+    for group_state in state.groups.values():
         for tracked in group_state.incidents.values():
             incident = incidents[tracked.id]
             assert incident.is_open == tracked.is_open

@@ -4,17 +4,21 @@ still holds the bytes they came from, and the due index read from the stored byt
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
-from correlation.grouping import GroupState
 from adapters.entries import DueIndex, Entries
 from adapters.metrics import STATE_RESETS
+from correlation.grouping import GroupState
 
-NOW = datetime(2026, 11, 29, 9, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 29, 9, 0, tzinfo=UTC)
 
 
-def group(key: str, partition: int = 0, due_at: datetime | None = None, labels: dict[str, str] | None = None) -> GroupState:
-    return GroupState(correlation_key=key, group_labels=labels or {"service": key}, position=3, partition=partition, due_at=due_at)
+def group(
+    key: str, partition: int = 0, due_at: datetime | None = None, labels: dict[str, str] | None = None
+) -> GroupState:
+    return GroupState(
+        correlation_key=key, group_labels=labels or {"service": key}, position=3, partition=partition, due_at=due_at
+    )
 
 
 def test_an_entry_written_is_stored_as_its_json_and_read_back_without_parsing():
@@ -83,6 +87,11 @@ def test_the_due_index_is_not_fooled_by_labels_named_like_its_fields():
     tricky = group("t", 2, NOW, labels={"partition": "9", "due_at": "2000-01-01T00:00:00Z"})
     entries.set("t", tricky)
     old_order = tricky.model_dump(mode="json")
-    table["old"] = json.dumps({"partition": 1, "due_at": NOW.isoformat(), **{k: v for k, v in old_order.items()
-                                                                            if k not in ("partition", "due_at")}}).encode()
+    table["old"] = json.dumps(
+        {
+            "partition": 1,
+            "due_at": NOW.isoformat(),
+            **{k: v for k, v in old_order.items() if k not in ("partition", "due_at")},
+        }
+    ).encode()
     assert sorted(DueIndex(entries).due(NOW)) == [("old", 1), ("t", 2)]

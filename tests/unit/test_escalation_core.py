@@ -4,7 +4,7 @@ pager only act on these outputs, so these rows are what both do (ESC-1..9)."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -27,45 +27,87 @@ from correlation.escalation import (
 )
 from correlation.topology import Topology
 from schemas import Incident, IncidentAlert, IncidentEvent, IncidentEventKind, IncidentStatus
-from schemas.decision import Decision, DecisionKind
+from schemas.decision import Decision
 from schemas.notification import NotificationsFile
 
-UTC = timezone.utc
+UTC = UTC
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 K = IncidentEventKind
 
-CONFIG = NotificationsFile.model_validate({
-    "channels": {"pager": {"type": "webhook", "url": "http://127.0.0.1:9/hook"},
-                 "chat": {"type": "webhook", "url": "http://127.0.0.1:9/chat"}},
-    "users": {"alice": {"contacts": [{"channel": "pager", "address": "alice"}]},
-              "carol": {"contacts": [{"channel": "pager", "address": "carol"}]}},
-    "escalation_policies": {
-        "payments": {"levels": [{"targets": [{"user": "alice"}], "delay": "5m"}, {"targets": [{"user": "carol"}]}]},
-        "urgent": {"levels": [{"targets": [{"user": "carol"}, {"channel": "chat"}]}]},
-    },
-    "routes": [{"severity": ["critical"], "policy": "urgent"}, {"severity": ["info"], "policy": None},
-               {"matchers": ['service="checkout"'], "policy": "payments"}],
-})
+CONFIG = NotificationsFile.model_validate(
+    {
+        "channels": {
+            "pager": {"type": "webhook", "url": "http://127.0.0.1:9/hook"},
+            "chat": {"type": "webhook", "url": "http://127.0.0.1:9/chat"},
+        },
+        "users": {
+            "alice": {"contacts": [{"channel": "pager", "address": "alice"}]},
+            "carol": {"contacts": [{"channel": "pager", "address": "carol"}]},
+        },
+        "escalation_policies": {
+            "payments": {"levels": [{"targets": [{"user": "alice"}], "delay": "5m"}, {"targets": [{"user": "carol"}]}]},
+            "urgent": {"levels": [{"targets": [{"user": "carol"}, {"channel": "chat"}]}]},
+        },
+        "routes": [
+            {"severity": ["critical"], "policy": "urgent"},
+            {"severity": ["info"], "policy": None},
+            {"matchers": ['service="checkout"'], "policy": "payments"},
+        ],
+    }
+)
 PAGING = Paging(CONFIG, Topology(), "service")
 
 
-def incident(status: IncidentStatus = IncidentStatus.triggered, severity: str = "warning",
-             service: str = "checkout", held_until: datetime | None = None) -> Incident:
+def incident(
+    status: IncidentStatus = IncidentStatus.triggered,
+    severity: str = "warning",
+    service: str = "checkout",
+    held_until: datetime | None = None,
+) -> Incident:
     alert = IncidentAlert(fingerprint="f", status="firing", labels={"service": service}, starts_at=T0)
-    return Incident(id="inc-1", correlation_key="k", group_labels={}, status=status, title="t", severity=severity,
-                    opened_at=T0, updated_at=T0, seq=1, alerts={"f": alert}, page_held_until=held_until)
+    return Incident(
+        id="inc-1",
+        correlation_key="k",
+        group_labels={},
+        status=status,
+        title="t",
+        severity=severity,
+        opened_at=T0,
+        updated_at=T0,
+        seq=1,
+        alerts={"f": alert},
+        page_held_until=held_until,
+    )
 
 
-def event(kind: IncidentEventKind, at: datetime = T0, notify: bool = True, event_id: str = "e1",
-          severity: str | None = None, held_until: datetime | None = None) -> IncidentEvent:
-    return IncidentEvent(event_id=event_id, kind=kind, incident_id="inc-1", correlation_key="k", group_labels={},
-                         seq=1, at=at, notify=notify, severity=severity, page_held_until=held_until, actor="bob")
+def event(
+    kind: IncidentEventKind,
+    at: datetime = T0,
+    notify: bool = True,
+    event_id: str = "e1",
+    severity: str | None = None,
+    held_until: datetime | None = None,
+) -> IncidentEvent:
+    return IncidentEvent(
+        event_id=event_id,
+        kind=kind,
+        incident_id="inc-1",
+        correlation_key="k",
+        group_labels={},
+        seq=1,
+        at=at,
+        notify=notify,
+        severity=severity,
+        page_held_until=held_until,
+        actor="bob",
+    )
 
 
 ACTIVE = start("inc-1", "payments", "e0", T0, route=2)
 PAGED = ACTIVE.model_copy(update={"level": 1, "due_at": T0 + timedelta(minutes=5)})
-HELD = start("inc-1", "payments", "e1", T0).model_copy(update={"due_at": T0 + timedelta(minutes=2),
-                                                                "started_at": T0 + timedelta(minutes=2)})
+HELD = start("inc-1", "payments", "e1", T0).model_copy(
+    update={"due_at": T0 + timedelta(minutes=2), "started_at": T0 + timedelta(minutes=2)}
+)
 
 
 def kinds(outputs: list[object]) -> list[str]:
@@ -75,44 +117,147 @@ def kinds(outputs: list[object]) -> list[str]:
 
 # current escalation, event, incident after it, now -> escalation policy after (None: none), outputs
 APPLY_ROWS = [
-    pytest.param(None, event(K.opened), incident(), T0, "payments",
-                 ["Started", "Decision:escalation_started"], id="ESC-1 opened: routed, level 1 due now"),
-    pytest.param(None, event(K.opened, notify=False), incident(), T0, None, [], id="ESC-1 opened while flapping: nothing"),
-    pytest.param(ACTIVE, event(K.opened, event_id="e0"), incident(), T0, "payments", [],
-                 id="ESC-1 a redelivered opening starts nothing again"),
-    pytest.param(None, event(K.flapping_ended), incident(), T0, "payments",
-                 ["Started", "Decision:escalation_started"], id="ESC-1 flapping ended, never paged: starts"),
-    pytest.param(PAGED, event(K.flapping_ended), incident(), T0, "payments", [],
-                 id="ESC-1 flapping ended after it paged: nothing"),
-    pytest.param(None, event(K.opened, held_until=T0 + timedelta(minutes=2)), incident(), T0, "payments",
-                 ["Started", "Decision:escalation_started", "Decision:page_held"], id="ESC-2 opened in a transient pause"),
-    pytest.param(None, event(K.opened, held_until=T0 + timedelta(minutes=2)), incident(), T0 + timedelta(minutes=3),
-                 "payments", ["Started", "Decision:escalation_started"], id="ESC-2 a pause over by now holds nothing"),
-    pytest.param(PAGED, event(K.severity_changed, severity="critical"), incident(severity="critical"), T0, "urgent",
-                 ["Started", "Decision:escalation_started", "Update"],
-                 id="ESC-3 severity rose: re-routed to another policy, and an update to those paged"),
-    pytest.param(HELD, event(K.page_hold_ended), incident(), T0 + timedelta(minutes=1), "payments", ["Hastened"],
-                 id="ESC-4 the pause cut short: level 1 due now"),
-    pytest.param(PAGED, event(K.page_hold_ended), incident(), T0 + timedelta(minutes=1), "payments", [],
-                 id="ESC-4 level 1 went out already: nothing"),
-    pytest.param(PAGED, event(K.acknowledged), incident(IncidentStatus.acknowledged), T0, "payments",
-                 ["Stopped", "Notice"], id="ESC-5 acknowledged: stops, notice to those paged"),
-    pytest.param(HELD, event(K.resolved, at=T0 + timedelta(minutes=1)),
-                 incident(IncidentStatus.resolved, held_until=T0 + timedelta(minutes=2)), T0 + timedelta(minutes=1),
-                 "payments", ["Stopped", "Notice", "HeldOff", "Decision:not_paged"],
-                 id="ESC-2 resolved within its pause: nobody paged"),
-    pytest.param(PAGED, event(K.alert_added), incident(), T0, "payments", ["Update"],
-                 id="ESC-6 an alert joined a paged incident: one coalesced update"),
-    pytest.param(None, event(K.opened), incident(service="search"), T0, None, ["Unrouted", "Decision:not_paged"],
-                 id="ESC-9 no route and no default: nobody is paged"),
-    pytest.param(None, event(K.opened), incident(severity="info"), T0, None, ["Unrouted", "Decision:not_paged"],
-                 id="ESC-9 a route that pages nobody"),
+    pytest.param(
+        None,
+        event(K.opened),
+        incident(),
+        T0,
+        "payments",
+        ["Started", "Decision:escalation_started"],
+        id="ESC-1 opened: routed, level 1 due now",
+    ),
+    pytest.param(
+        None, event(K.opened, notify=False), incident(), T0, None, [], id="ESC-1 opened while flapping: nothing"
+    ),
+    pytest.param(
+        ACTIVE,
+        event(K.opened, event_id="e0"),
+        incident(),
+        T0,
+        "payments",
+        [],
+        id="ESC-1 a redelivered opening starts nothing again",
+    ),
+    pytest.param(
+        None,
+        event(K.flapping_ended),
+        incident(),
+        T0,
+        "payments",
+        ["Started", "Decision:escalation_started"],
+        id="ESC-1 flapping ended, never paged: starts",
+    ),
+    pytest.param(
+        PAGED,
+        event(K.flapping_ended),
+        incident(),
+        T0,
+        "payments",
+        [],
+        id="ESC-1 flapping ended after it paged: nothing",
+    ),
+    pytest.param(
+        None,
+        event(K.opened, held_until=T0 + timedelta(minutes=2)),
+        incident(),
+        T0,
+        "payments",
+        ["Started", "Decision:escalation_started", "Decision:page_held"],
+        id="ESC-2 opened in a transient pause",
+    ),
+    pytest.param(
+        None,
+        event(K.opened, held_until=T0 + timedelta(minutes=2)),
+        incident(),
+        T0 + timedelta(minutes=3),
+        "payments",
+        ["Started", "Decision:escalation_started"],
+        id="ESC-2 a pause over by now holds nothing",
+    ),
+    pytest.param(
+        PAGED,
+        event(K.severity_changed, severity="critical"),
+        incident(severity="critical"),
+        T0,
+        "urgent",
+        ["Started", "Decision:escalation_started", "Update"],
+        id="ESC-3 severity rose: re-routed to another policy, and an update to those paged",
+    ),
+    pytest.param(
+        HELD,
+        event(K.page_hold_ended),
+        incident(),
+        T0 + timedelta(minutes=1),
+        "payments",
+        ["Hastened"],
+        id="ESC-4 the pause cut short: level 1 due now",
+    ),
+    pytest.param(
+        PAGED,
+        event(K.page_hold_ended),
+        incident(),
+        T0 + timedelta(minutes=1),
+        "payments",
+        [],
+        id="ESC-4 level 1 went out already: nothing",
+    ),
+    pytest.param(
+        PAGED,
+        event(K.acknowledged),
+        incident(IncidentStatus.acknowledged),
+        T0,
+        "payments",
+        ["Stopped", "Notice"],
+        id="ESC-5 acknowledged: stops, notice to those paged",
+    ),
+    pytest.param(
+        HELD,
+        event(K.resolved, at=T0 + timedelta(minutes=1)),
+        incident(IncidentStatus.resolved, held_until=T0 + timedelta(minutes=2)),
+        T0 + timedelta(minutes=1),
+        "payments",
+        ["Stopped", "Notice", "HeldOff", "Decision:not_paged"],
+        id="ESC-2 resolved within its pause: nobody paged",
+    ),
+    pytest.param(
+        PAGED,
+        event(K.alert_added),
+        incident(),
+        T0,
+        "payments",
+        ["Update"],
+        id="ESC-6 an alert joined a paged incident: one coalesced update",
+    ),
+    pytest.param(
+        None,
+        event(K.opened),
+        incident(service="search"),
+        T0,
+        None,
+        ["Unrouted", "Decision:not_paged"],
+        id="ESC-9 no route and no default: nobody is paged",
+    ),
+    pytest.param(
+        None,
+        event(K.opened),
+        incident(severity="info"),
+        T0,
+        None,
+        ["Unrouted", "Decision:not_paged"],
+        id="ESC-9 a route that pages nobody",
+    ),
 ]
 
 
 @pytest.mark.parametrize(("current", "ev", "after", "now", "policy", "expected"), APPLY_ROWS)
-def test_apply(current: Escalation | None, ev: IncidentEvent, after: Incident, now: datetime, policy: str | None,
-               expected: list[str]) -> None:
+def test_apply(
+    current: Escalation | None,
+    ev: IncidentEvent,
+    after: Incident,
+    now: datetime,
+    policy: str | None,
+    expected: list[str],
+) -> None:
     state, outputs = apply(current, ev, after, now, PAGING)
     assert kinds(outputs) == expected
     assert (state.policy if state is not None else None) == policy
@@ -132,7 +277,9 @@ def test_the_state_apply_returns_is_the_one_its_outputs_store() -> None:
     assert outputs[0] == Stopped("inc-1", "resolved:bob")
     assert outputs[1] == Notice("inc-1", K.resolved, "e1", "bob", T0)
 
-    state, outputs = apply(PAGED, event(K.severity_changed, severity="critical"), incident(severity="critical"), T0, PAGING)
+    state, outputs = apply(
+        PAGED, event(K.severity_changed, severity="critical"), incident(severity="critical"), T0, PAGING
+    )
     assert isinstance(outputs[0], Started) and outputs[0].outcome == "rerouted"
     assert state is not None and state.earlier == ["payments"]  # never routed back to a policy that paged it
     assert apply(PAGED, event(K.alert_added), incident(), T0, PAGING)[1] == [Update("inc-1")]
@@ -140,25 +287,72 @@ def test_the_state_apply_returns_is_the_one_its_outputs_store() -> None:
 
 # escalation, incident, now, muted -> outputs, then (status, level, due_at) after
 DUE_ROWS = [
-    pytest.param(ACTIVE, incident(), T0, None, ["Page"], (EscalationStatus.active, 1, T0 + timedelta(minutes=5)),
-                 id="ESC-8 level 1 pages, level 2 due its delay after level 1 was due"),
-    pytest.param(PAGED, incident(), T0 + timedelta(minutes=5), None, ["Page"], (EscalationStatus.exhausted, 2, None),
-                 id="ESC-8 the last level pages, no repeat: exhausted"),
-    pytest.param(ACTIVE, incident(IncidentStatus.acknowledged), T0, None, ["Stopped"], (EscalationStatus.stopped, 0, T0),
-                 id="ESC-5 due on an incident no longer triggered: stops"),
-    pytest.param(ACTIVE, incident(), T0, "silence:s1", ["Held", "Decision:page_held"],
-                 (EscalationStatus.active, 0, T0 + timedelta(seconds=10)), id="ESC-7 muted: held, looked at again"),
-    pytest.param(ACTIVE.model_copy(update={"held_at": T0}), incident(), T0 + timedelta(seconds=10), "silence:s1",
-                 ["Held"], (EscalationStatus.active, 0, T0 + timedelta(seconds=20)), id="ESC-7 still muted: logged once"),
-    pytest.param(ACTIVE.model_copy(update={"held_at": T0}), incident(), T0 + timedelta(minutes=30), None, ["Page"],
-                 (EscalationStatus.active, 1, T0 + timedelta(minutes=35)),
-                 id="ESC-8 a page a mute held gives the next level its full delay"),
+    pytest.param(
+        ACTIVE,
+        incident(),
+        T0,
+        None,
+        ["Page"],
+        (EscalationStatus.active, 1, T0 + timedelta(minutes=5)),
+        id="ESC-8 level 1 pages, level 2 due its delay after level 1 was due",
+    ),
+    pytest.param(
+        PAGED,
+        incident(),
+        T0 + timedelta(minutes=5),
+        None,
+        ["Page"],
+        (EscalationStatus.exhausted, 2, None),
+        id="ESC-8 the last level pages, no repeat: exhausted",
+    ),
+    pytest.param(
+        ACTIVE,
+        incident(IncidentStatus.acknowledged),
+        T0,
+        None,
+        ["Stopped"],
+        (EscalationStatus.stopped, 0, T0),
+        id="ESC-5 due on an incident no longer triggered: stops",
+    ),
+    pytest.param(
+        ACTIVE,
+        incident(),
+        T0,
+        "silence:s1",
+        ["Held", "Decision:page_held"],
+        (EscalationStatus.active, 0, T0 + timedelta(seconds=10)),
+        id="ESC-7 muted: held, looked at again",
+    ),
+    pytest.param(
+        ACTIVE.model_copy(update={"held_at": T0}),
+        incident(),
+        T0 + timedelta(seconds=10),
+        "silence:s1",
+        ["Held"],
+        (EscalationStatus.active, 0, T0 + timedelta(seconds=20)),
+        id="ESC-7 still muted: logged once",
+    ),
+    pytest.param(
+        ACTIVE.model_copy(update={"held_at": T0}),
+        incident(),
+        T0 + timedelta(minutes=30),
+        None,
+        ["Page"],
+        (EscalationStatus.active, 1, T0 + timedelta(minutes=35)),
+        id="ESC-8 a page a mute held gives the next level its full delay",
+    ),
 ]
 
 
 @pytest.mark.parametrize(("state", "current", "now", "muted", "expected", "after"), DUE_ROWS)
-def test_due(state: Escalation, current: Incident, now: datetime, muted: str | None, expected: list[str],
-             after: tuple[EscalationStatus, int, datetime | None]) -> None:
+def test_due(
+    state: Escalation,
+    current: Incident,
+    now: datetime,
+    muted: str | None,
+    expected: list[str],
+    after: tuple[EscalationStatus, int, datetime | None],
+) -> None:
     following, outputs = due(state, current, now, muted, PAGING)
     assert kinds(outputs) == expected
     status, level, due_at = after

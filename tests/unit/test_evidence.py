@@ -30,7 +30,9 @@ def test_a_pair_links_only_when_it_fired_together_often_and_in_most_of_the_rarer
     assert link is not None and "fired together 3.0 times" in link["co_occurrence"]
     noisy = a
     for n in range(5):  # each fails alone five more times: together in 3 of 8 firings of either
-        noisy = noisy.saw_firing("@db", at(20 * 3600 + n * 3600), GAP).saw_firing("@api", at(20 * 3600 + n * 3600 + 1800), GAP)
+        noisy = noisy.saw_firing("@db", at(20 * 3600 + n * 3600), GAP).saw_firing(
+            "@api", at(20 * 3600 + n * 3600 + 1800), GAP
+        )
     assert noisy.learned_link("@api", "@db", at(40 * 3600)) is None
 
 
@@ -51,7 +53,9 @@ def test_the_learned_state_stays_bounded():
 
 
 # api and cache are not linked in the catalog (it misses that api uses the cache)
-CATALOG = Topology.model_validate({"services": [{"name": "db"}, {"name": "cache"}, {"name": "api", "depends_on": ["db"]}]})
+CATALOG = Topology.model_validate(
+    {"services": [{"name": "db"}, {"name": "cache"}, {"name": "api", "depends_on": ["db"]}]}
+)
 
 
 def engine(learn: bool) -> Engine:
@@ -65,8 +69,15 @@ def storm(eng: Engine, state: State, start: float, n: int) -> list:
         a = alert(starts=start + offset, received=start + offset, alertname=name, service=service, instance=f"i{n}")
         events += eng.apply(state, a, at(start + offset))[1]
     for service, offset, name in (("cache", 600, "Evictions"), ("api", 600, "HighLatency")):
-        a = alert("resolved", starts=start, ends=start + offset, received=start + offset, alertname=name, service=service,
-                  instance=f"i{n}")
+        a = alert(
+            "resolved",
+            starts=start,
+            ends=start + offset,
+            received=start + offset,
+            alertname=name,
+            service=service,
+            instance=f"i{n}",
+        )
         events += eng.apply(state, a, at(start + offset))[1]
     eng.tick(state, at(start + 700))
     return events
@@ -80,8 +91,9 @@ def test_a_policy_that_learns_joins_services_that_keep_firing_together_beyond_th
     joined = next(e for e in first[3] if e.kind.value == "alert_added" and e.alert.labels["service"] == "api")
     assert "api and cache fired together 3.0 times (decayed)" in joined.evidence["co_occurrence"]
     eng, state = engine(learn=False), State()
-    assert [len({e.incident_id for e in storm(eng, state, n * 3600, n) if e.kind.value == "opened"})
-            for n in range(4)] == [2, 2, 2, 2]
+    assert [
+        len({e.incident_id for e in storm(eng, state, n * 3600, n) if e.kind.value == "opened"}) for n in range(4)
+    ] == [2, 2, 2, 2]
 
 
 def test_learning_needs_a_topology_policy():
@@ -108,17 +120,31 @@ def test_a_split_teaches_a_learning_policy_to_keep_the_pair_apart_and_a_merge_to
         eng, state, read = engine(learn=learn), State(), {}
         db, api = day(eng, state, read, 0, 0)
         assert api[0].incident_id == db[0].incident_id  # the catalog joins them
-        split = command_for(CommandAction.split, read[db[0].incident_id], "bob", "", at(60), alerts=[api[0].alert.fingerprint])
+        split = command_for(
+            CommandAction.split, read[db[0].incident_id], "bob", "", at(60), alerts=[api[0].alert.fingerprint]
+        )
         follow(read, eng.command(state, split)[1])
         db, api = day(eng, state, read, 3600, 1)
         assert (api[0].incident_id == db[0].incident_id) is joins  # a learning policy remembers the person's split
     # a person merging them again outweighs the split
     eng, state, read = engine(learn=True), State(), {}
     db, api = day(eng, state, read, 0, 0)
-    follow(read, eng.command(state, command_for(CommandAction.split, read[db[0].incident_id], "bob", "", at(60),
-                                                alerts=[api[0].alert.fingerprint]))[1])
+    follow(
+        read,
+        eng.command(
+            state,
+            command_for(
+                CommandAction.split, read[db[0].incident_id], "bob", "", at(60), alerts=[api[0].alert.fingerprint]
+            ),
+        )[1],
+    )
     db, api = day(eng, state, read, 3600, 1)
-    follow(read, eng.command(state, command_for(CommandAction.merge, read[api[0].incident_id], "carol", "", at(3700),
-                                                into=db[0].incident_id))[1])
+    follow(
+        read,
+        eng.command(
+            state,
+            command_for(CommandAction.merge, read[api[0].incident_id], "carol", "", at(3700), into=db[0].incident_id),
+        )[1],
+    )
     db, api = day(eng, state, read, 7200, 2)
     assert api[0].incident_id == db[0].incident_id

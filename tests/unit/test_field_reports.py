@@ -16,7 +16,7 @@ from correlation.dedup import DedupOutcome, dedup
 from correlation.engine import Engine, State
 from correlation.policy import Policy, PolicySet
 from correlation.projection import project
-from correlation.replay import parse_line, read_lines, replay, Report
+from correlation.replay import Report, parse_line, read_lines, replay
 from correlation.rules import Rules, default_rules
 from firebreak.check import check
 from ingest.adapters import parse_alertmanager, parse_generic
@@ -39,6 +39,7 @@ def incidents_of(events, known=None):
 
 # -- A1: a severity rise re-routes ---------------------------------------------------------------------------
 
+
 def test_a_severity_rise_pages_by_the_route_the_new_severity_takes_and_explain_says_why():
     result = check(FIXTURES / "severity-rise-reroutes.firebreak.yaml")
     assert result.passed, result.problems
@@ -48,16 +49,22 @@ def test_a_severity_rise_pages_by_the_route_the_new_severity_takes_and_explain_s
 
 def test_a_reroute_is_a_decision_that_names_the_change_and_the_route():
     from actions.loader import load_notifications
-    from correlation.virtual_pager import VirtualPager
     from correlation.replay import suppression_of
+    from correlation.virtual_pager import VirtualPager
 
     engine, state = Engine(default_rules()), State(decisions=[])
-    pager = VirtualPager(load_notifications(Path("examples/notifications.yaml")), engine.rules.topology, "service",
-                         suppression_of(engine, state), decisions=state.decisions)
+    pager = VirtualPager(
+        load_notifications(Path("examples/notifications.yaml")),
+        engine.rules.topology,
+        "service",
+        suppression_of(engine, state),
+        decisions=state.decisions,
+    )
     known: dict = {}
     for second, severity in ((0, "warning"), (120, "critical")):
-        events = engine.apply(state, alert(starts=second, alertname="HighCPU", service="svc-a", severity=severity),
-                              at(second))[1]
+        events = engine.apply(
+            state, alert(starts=second, alertname="HighCPU", service="svc-a", severity=severity), at(second)
+        )[1]
         for event in events:
             known = incidents_of([event], known)
             pager.observe(event, known[event.incident_id])
@@ -67,18 +74,24 @@ def test_a_reroute_is_a_decision_that_names_the_change_and_the_route():
 
 def test_a_new_probable_root_owned_by_another_team_reroutes_to_that_teams_policy():
     # A sibling of A1: the owner-team fallback depends on the probable root, which changes as alerts join.
-    from correlation.virtual_pager import VirtualPager
     from correlation.replay import suppression_of
     from correlation.topology import Topology
+    from correlation.virtual_pager import VirtualPager
     from schemas.notification import NotificationsFile
 
-    topology = Topology.model_validate({"services": [{"name": "db", "team": "data"},
-                                                     {"name": "api", "team": "core", "depends_on": ["db"]}]})
+    topology = Topology.model_validate(
+        {"services": [{"name": "db", "team": "data"}, {"name": "api", "team": "core", "depends_on": ["db"]}]}
+    )
     rules = Rules(PolicySet(policies=(Policy(name="graph", topology=True),)), topology=topology)
-    config = NotificationsFile.model_validate({
-        "channels": {"hook": {"type": "webhook", "url": "http://127.0.0.1:9/h"}},
-        "escalation_policies": {"core": {"levels": [{"targets": [{"channel": "hook"}]}]},
-                                "data": {"levels": [{"targets": [{"channel": "hook"}]}]}}})
+    config = NotificationsFile.model_validate(
+        {
+            "channels": {"hook": {"type": "webhook", "url": "http://127.0.0.1:9/h"}},
+            "escalation_policies": {
+                "core": {"levels": [{"targets": [{"channel": "hook"}]}]},
+                "data": {"levels": [{"targets": [{"channel": "hook"}]}]},
+            },
+        }
+    )
     engine, state = Engine(rules), State(decisions=[])
     pager = VirtualPager(config, topology, "service", suppression_of(engine, state), decisions=state.decisions)
     known: dict = {}
@@ -89,8 +102,10 @@ def test_a_new_probable_root_owned_by_another_team_reroutes_to_that_teams_policy
         pager.escalate(at(second), known)
     assert [(p.policy, p.at) for p in pager.pages] == [("core", at(0)), ("data", at(30))]
     rerouted = [d.reason for d in state.decisions if d.reason.startswith("re-routed")]
-    assert rerouted == ["re-routed (the probable root is now db): no route matches; its services' owner team `data` "
-                        "has an escalation policy of that name; `core` paged it before (exhausted)"]
+    assert rerouted == [
+        "re-routed (the probable root is now db): no route matches; its services' owner team `data` "
+        "has an escalation policy of that name; `core` paged it before (exhausted)"
+    ]
 
 
 def test_the_end_of_flapping_routes_again_what_changed_while_it_flapped():
@@ -99,23 +114,44 @@ def test_the_end_of_flapping_routes_again_what_changed_while_it_flapped():
     from schemas import IncidentEvent
     from schemas.notification import NotificationsFile
 
-    config = NotificationsFile.model_validate({
-        "channels": {"hook": {"type": "webhook", "url": "http://127.0.0.1:9/h"}},
-        "escalation_policies": {"low": {"levels": [{"targets": [{"channel": "hook"}]}]},
-                                "high": {"levels": [{"targets": [{"channel": "hook"}]}]}},
-        "routes": [{"severity": ["critical"], "policy": "high"}, {"policy": "low"}]})
+    config = NotificationsFile.model_validate(
+        {
+            "channels": {"hook": {"type": "webhook", "url": "http://127.0.0.1:9/h"}},
+            "escalation_policies": {
+                "low": {"levels": [{"targets": [{"channel": "hook"}]}]},
+                "high": {"levels": [{"targets": [{"channel": "hook"}]}]},
+            },
+            "routes": [{"severity": ["critical"], "policy": "high"}, {"policy": "low"}],
+        }
+    )
 
     def event(seq: int, kind: str, severity: str, notify: bool = True) -> IncidentEvent:
-        return IncidentEvent(event_id=f"i:{seq}", kind=kind, incident_id="i", correlation_key="k", group_labels={},
-                             seq=seq, at=at(seq), severity=severity, notify=notify)
+        return IncidentEvent(
+            event_id=f"i:{seq}",
+            kind=kind,
+            incident_id="i",
+            correlation_key="k",
+            group_labels={},
+            seq=seq,
+            at=at(seq),
+            severity=severity,
+            notify=notify,
+        )
 
     incident = None
-    for e in (event(1, "opened", "warning"), event(2, "flapping_started", "warning"),
-              event(3, "severity_changed", "critical", notify=False)):  # held back while it flaps
+    for e in (
+        event(1, "opened", "warning"),
+        event(2, "flapping_started", "warning"),
+        event(3, "severity_changed", "critical", notify=False),
+    ):  # held back while it flaps
         incident = project(incident, e)
     current = start("i", "low", "i:1", at(1), 1)
-    assert rerouted(event(3, "severity_changed", "critical", notify=False), incident, current, config, Topology(),
-                    "service") is None
+    assert (
+        rerouted(
+            event(3, "severity_changed", "critical", notify=False), incident, current, config, Topology(), "service"
+        )
+        is None
+    )
     ended = event(4, "flapping_ended", "critical")
     incident = project(incident, ended)
     chosen = rerouted(ended, incident, current, config, Topology(), "service")
@@ -124,10 +160,11 @@ def test_the_end_of_flapping_routes_again_what_changed_while_it_flapped():
 
 # -- A2: resolved by hand while the alert still fires ---------------------------------------------------------
 
+
 def test_a_still_firing_alert_of_a_person_resolved_incident_opens_a_new_incident_and_pages():
     result = check(FIXTURES / "resolved-by-hand-still-firing.firebreak.yaml")
     assert result.passed, result.problems
-    first, second = result.outcome.incidents
+    first, _second = result.outcome.incidents
     assert [t.rule for t in first.timeline if t.kind is IncidentEventKind.alert_resolved] == ["GRP-25"]
     assert all(a.status is AlertStatus.resolved for a in first.alerts.values())
 
@@ -138,8 +175,17 @@ def test_inside_the_reopen_window_the_released_alert_reopens_its_incident():
     firing = alert(alertname="CertExpiring", service="svc-b", instance="lb-a")
     [opened, _] = engine.apply(state, firing, at(0))[1]
     from schemas import CommandAction, IncidentCommand
-    engine.command(state, IncidentCommand(action=CommandAction.resolve, incident_id=opened.incident_id,
-                                          correlation_key=opened.correlation_key, actor="ana", at=at(60)))
+
+    engine.command(
+        state,
+        IncidentCommand(
+            action=CommandAction.resolve,
+            incident_id=opened.incident_id,
+            correlation_key=opened.correlation_key,
+            actor="ana",
+            at=at(60),
+        ),
+    )
     again = engine.apply(state, firing.model_copy(update={"received_at": at(120)}), at(120))[1]
     assert [(e.kind.value, e.rule) for e in again] == [("reopened", "GRP-10"), ("alert_added", "GRP-10")]
     assert state.outcomes[DedupOutcome.fired] == 2  # the repeat after the release was news (DUP-10), not a duplicate
@@ -163,24 +209,50 @@ def test_an_alert_quiet_resolved_between_two_copies_fires_again_with_the_next_on
 
 # -- A3: no sender time may mute an alert ----------------------------------------------------------------------
 
-@pytest.mark.parametrize(("body", "field"), [
-    ({"status": "resolved", "labels": {"alertname": "A", "severity": "critical"}, "endsAt": "9999-12-31T23:59:59Z"},
-     "endsAt"),
-    ({"labels": {"alertname": "A"}, "endsAt": "2027-06-01T00:00:00Z"}, "endsAt"),  # a firing expiry months ahead
-    ({"labels": {"alertname": "A"}, "startsAt": "1970-01-01T00:00:00Z"}, "startsAt"),
-    ({"status": "resolved", "labels": {"alertname": "A"}, "startsAt": "1970-01-01T00:00:00Z",
-      "endsAt": "1970-01-02T00:00:00Z"}, "startsAt"),
-])
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        (
+            {
+                "status": "resolved",
+                "labels": {"alertname": "A", "severity": "critical"},
+                "endsAt": "9999-12-31T23:59:59Z",
+            },
+            "endsAt",
+        ),
+        ({"labels": {"alertname": "A"}, "endsAt": "2027-06-01T00:00:00Z"}, "endsAt"),  # a firing expiry months ahead
+        ({"labels": {"alertname": "A"}, "startsAt": "1970-01-01T00:00:00Z"}, "startsAt"),
+        (
+            {
+                "status": "resolved",
+                "labels": {"alertname": "A"},
+                "startsAt": "1970-01-01T00:00:00Z",
+                "endsAt": "1970-01-02T00:00:00Z",
+            },
+            "startsAt",
+        ),
+    ],
+)
 def test_every_time_a_sender_gives_is_bounded_at_the_edge_with_a_422_naming_the_field(body, field):
     with pytest.raises(IngestError) as info:
         parse_generic(json.dumps(body).encode(), NOW, 10)
-    assert info.value.status == 422 and [p.field for p in info.value.problems][0] == field
+    assert info.value.status == 422 and info.value.problems[0].field == field
 
 
 def test_the_same_bounds_hold_for_alertmanager_webhooks():
-    body = {"version": "4", "status": "resolved", "alerts": [
-        {"status": "resolved", "labels": {"alertname": "A"}, "startsAt": "2026-03-01T08:00:00Z",
-         "endsAt": "9999-12-31T23:59:59Z"}]}
+    body = {
+        "version": "4",
+        "status": "resolved",
+        "alerts": [
+            {
+                "status": "resolved",
+                "labels": {"alertname": "A"},
+                "startsAt": "2026-03-01T08:00:00Z",
+                "endsAt": "9999-12-31T23:59:59Z",
+            }
+        ],
+    }
     with pytest.raises(IngestError) as info:
         parse_alertmanager(json.dumps(body).encode(), NOW, 10)
     assert [p.field for p in info.value.problems] == ["alerts[0].endsAt"]
@@ -235,8 +307,12 @@ def test_a_time_is_an_rfc3339_string_not_an_epoch_in_disguise_nor_a_near_zero_ti
 
 
 def test_truncated_alerts_is_bounded_so_the_counter_stays_exact():
-    body = {"version": "4", "status": "firing", "truncatedAlerts": 99999999999999999999999, "alerts": [
-        {"status": "firing", "labels": {"alertname": "A"}, "startsAt": "2026-03-01T09:00:00Z"}]}
+    body = {
+        "version": "4",
+        "status": "firing",
+        "truncatedAlerts": 99999999999999999999999,
+        "alerts": [{"status": "firing", "labels": {"alertname": "A"}, "startsAt": "2026-03-01T09:00:00Z"}],
+    }
     with pytest.raises(IngestError) as info:
         parse_alertmanager(json.dumps(body).encode(), NOW, 10)
     assert [p.field for p in info.value.problems] == ["truncatedAlerts"]
@@ -263,6 +339,7 @@ def test_oncall_who_refuses_a_time_no_schedule_is_computed_for(monkeypatch, when
 
 # -- A4: repeats carry news ---------------------------------------------------------------------------------
 
+
 def test_a_repeat_with_new_annotations_updates_the_incident_but_pages_nobody():
     result = check(FIXTURES / "repeats-carry-news.firebreak.yaml")
     assert result.passed, result.problems
@@ -278,17 +355,30 @@ def test_a_repeat_with_a_new_generator_url_is_an_update_and_the_same_copy_again_
     entry, _, _ = dedup(None, first, 0, at(0), rules)
     moved = first.model_copy(update={"generator_url": "http://prometheus/graph?g0.expr=up"})
     entry, out, outcome = dedup(entry, moved, 1, at(30), rules)
-    assert outcome is DedupOutcome.duplicate and [(e.refresh, e.updated, e.rule) for e in out] == [(True, True, "DUP-9")]
+    assert outcome is DedupOutcome.duplicate and [(e.refresh, e.updated, e.rule) for e in out] == [
+        (True, True, "DUP-9")
+    ]
     entry, out, _ = dedup(entry, moved, 2, at(60), rules)
     assert out == []
 
 
 # -- A5: Alertmanager says it dropped alerts ---------------------------------------------------------------------
 
+
 def test_truncated_alerts_travel_to_the_incident_timeline_and_the_decision_log_with_the_fix():
-    body = {"version": "4", "status": "firing", "receiver": "team-a", "truncatedAlerts": 7, "alerts": [
-        {"status": "firing", "labels": {"alertname": "HighLatency", "service": "checkout", "instance": "a"},
-         "startsAt": "2026-03-01T09:00:00Z"}]}
+    body = {
+        "version": "4",
+        "status": "firing",
+        "receiver": "team-a",
+        "truncatedAlerts": 7,
+        "alerts": [
+            {
+                "status": "firing",
+                "labels": {"alertname": "HighLatency", "service": "checkout", "instance": "a"},
+                "startsAt": "2026-03-01T09:00:00Z",
+            }
+        ],
+    }
     parsed = parse_alertmanager(json.dumps(body).encode(), NOW, 10)
     assert (parsed.receiver, parsed.truncated_alerts, parsed.alerts[0].truncated_alerts) == ("team-a", 7, 7)
     engine, state = Engine(default_rules()), State(decisions=[])
@@ -299,11 +389,13 @@ def test_truncated_alerts_travel_to_the_incident_timeline_and_the_decision_log_w
     assert any(t.kind is IncidentEventKind.alerts_truncated for t in incident.timeline)
     assert any(d.kind is DecisionKind.alerts_truncated and "max_alerts" in d.reason for d in state.decisions)
     from correlation.explain import incident_report
+
     story = incident_report(note.incident_id, [d for d in state.decisions if d.incident_id == note.incident_id])
     assert any("alerts_truncated" in text and "max_alerts" in text for text in story["text"])
 
 
 # -- B7: a past endsAt resolves, in every path that reads alerts ------------------------------------------------
+
 
 def test_an_alert_without_status_whose_ends_at_has_passed_is_resolved_at_ingest():
     body = {"labels": {"alertname": "A"}, "startsAt": "2026-03-01T08:00:00Z", "endsAt": "2026-03-01T08:59:00Z"}
@@ -316,20 +408,41 @@ def test_an_alert_without_status_whose_ends_at_has_passed_is_resolved_at_ingest(
 
 
 def test_replay_reads_a_past_ends_at_as_resolved():
-    line = json.dumps({"labels": {"alertname": "A"}, "startsAt": "2026-03-01T08:00:00Z",
-                       "endsAt": "2026-03-01T08:59:00Z", "receivedAt": "2026-03-01T09:00:00Z"})
+    line = json.dumps(
+        {
+            "labels": {"alertname": "A"},
+            "startsAt": "2026-03-01T08:00:00Z",
+            "endsAt": "2026-03-01T08:59:00Z",
+            "receivedAt": "2026-03-01T09:00:00Z",
+        }
+    )
     when, parsed = parse_line(line, 1)
     assert parsed.status is AlertStatus.resolved and when == NOW
-    v2 = json.dumps({"labels": {"alertname": "A"}, "startsAt": "2026-03-01T08:00:00Z", "status": {"state": "active"},
-                     "endsAt": "2026-03-01T08:59:00Z", "receivedAt": "2026-03-01T09:00:00Z"})
+    v2 = json.dumps(
+        {
+            "labels": {"alertname": "A"},
+            "startsAt": "2026-03-01T08:00:00Z",
+            "status": {"state": "active"},
+            "endsAt": "2026-03-01T08:59:00Z",
+            "receivedAt": "2026-03-01T09:00:00Z",
+        }
+    )
     assert parse_line(v2, 2)[1].status is AlertStatus.resolved  # API v2's state is not a firing status
 
 
 def test_an_alert_sent_without_status_resolves_when_its_ends_at_passes_unless_a_newer_copy_moves_it():
     # Alertmanager API v2 (Prometheus): every minute a copy with endsAt four minutes ahead; the sender stops.
-    lines = [json.dumps({"labels": {"alertname": "Expiring"}, "startsAt": "2026-03-01T09:00:00Z",
-                         "endsAt": at(minute * 60 + 240).isoformat(), "receivedAt": at(minute * 60).isoformat()})
-             for minute in range(6)]
+    lines = [
+        json.dumps(
+            {
+                "labels": {"alertname": "Expiring"},
+                "startsAt": "2026-03-01T09:00:00Z",
+                "endsAt": at(minute * 60 + 240).isoformat(),
+                "receivedAt": at(minute * 60).isoformat(),
+            }
+        )
+        for minute in range(6)
+    ]
     report = replay(read_lines(lines, Report()), default_rules(), report=Report(decisions=[]))
     resolved = [d for d in report.decisions if d.kind is DecisionKind.alert_resolved and d.rule == "GRP-29"]
     [when] = [d.at for d in resolved]
@@ -348,19 +461,26 @@ def test_an_expired_alert_whose_source_sends_it_again_fires_again():
 
 
 def test_a_status_given_by_the_sender_is_never_overridden_by_an_expiry():
-    body = [{"status": "firing", "labels": {"alertname": "A"}, "endsAt": "2026-03-01T09:04:00Z"},
-            {"labels": {"alertname": "B"}, "endsAt": "2026-03-01T09:04:00Z"}]
+    body = [
+        {"status": "firing", "labels": {"alertname": "A"}, "endsAt": "2026-03-01T09:04:00Z"},
+        {"labels": {"alertname": "B"}, "endsAt": "2026-03-01T09:04:00Z"},
+    ]
     given, derived = parse_generic(json.dumps(body).encode(), NOW, 10).alerts
     assert given.expires_at is None and derived.expires_at == at(240)
 
 
 # -- B8: quiet_resolve in replay ---------------------------------------------------------------------------------
 
+
 def test_quiet_resolve_never_resolves_before_the_source_has_been_quiet_that_long():
     # Sends at 0, 60, 330, 390, 450 s with quiet_resolve 5m: the longest gap is 4m30s, so one incident, one page.
     rules = Rules(PolicySet(policies=(Policy(name="p", group_by=("alertname",), quiet_resolve=timedelta(minutes=5)),)))
-    lines = [json.dumps({"labels": {"alertname": "Q"}, "startsAt": "2026-03-01T09:00:00Z",
-                         "receivedAt": at(second).isoformat()}) for second in (0, 60, 330, 390, 450)]
+    lines = [
+        json.dumps(
+            {"labels": {"alertname": "Q"}, "startsAt": "2026-03-01T09:00:00Z", "receivedAt": at(second).isoformat()}
+        )
+        for second in (0, 60, 330, 390, 450)
+    ]
     report = replay(read_lines(lines, Report()), rules, report=Report(decisions=[]))
     assert report.events["opened"] == 1 and report.events["reopened"] == 0
     resolved = [d.at for d in report.decisions if d.kind is DecisionKind.quiet_resolved]
@@ -369,8 +489,12 @@ def test_quiet_resolve_never_resolves_before_the_source_has_been_quiet_that_long
 
 def test_replay_resolves_an_alert_that_goes_quiet_at_the_end_at_its_due_time():
     rules = Rules(PolicySet(policies=(Policy(name="p", group_by=("alertname",), quiet_resolve=timedelta(minutes=10)),)))
-    lines = [json.dumps({"labels": {"alertname": "Q"}, "startsAt": "2026-03-01T09:00:00Z",
-                         "receivedAt": f"2026-03-01T09:0{m}:00Z"}) for m in (0, 4, 8)]  # each copy a refresh
+    lines = [
+        json.dumps(
+            {"labels": {"alertname": "Q"}, "startsAt": "2026-03-01T09:00:00Z", "receivedAt": f"2026-03-01T09:0{m}:00Z"}
+        )
+        for m in (0, 4, 8)
+    ]  # each copy a refresh
     report = replay(read_lines(lines, Report()), rules, report=Report(decisions=[]))
     resolved = [d for d in report.decisions if d.kind is DecisionKind.quiet_resolved]
     assert [d.at for d in resolved] == [at(480 + 800)]  # 4/3 of quiet_resolve after the last refresh, no line after
@@ -379,10 +503,12 @@ def test_replay_resolves_an_alert_that_goes_quiet_at_the_end_at_its_due_time():
 
 def test_an_overdue_quiet_resolve_is_stamped_when_it_fell_due_not_when_the_next_line_came():
     rules = Rules(PolicySet(policies=(Policy(name="p", group_by=("alertname",), quiet_resolve=timedelta(minutes=10)),)))
-    quiet = json.dumps({"labels": {"alertname": "Q"}, "startsAt": "2026-03-01T09:00:00Z",
-                        "receivedAt": "2026-03-01T09:00:00Z"})
-    back = json.dumps({"labels": {"alertname": "Q"}, "startsAt": "2026-03-01T09:30:00Z",
-                       "receivedAt": "2026-03-01T09:30:00Z"})
+    quiet = json.dumps(
+        {"labels": {"alertname": "Q"}, "startsAt": "2026-03-01T09:00:00Z", "receivedAt": "2026-03-01T09:00:00Z"}
+    )
+    back = json.dumps(
+        {"labels": {"alertname": "Q"}, "startsAt": "2026-03-01T09:30:00Z", "receivedAt": "2026-03-01T09:30:00Z"}
+    )
     report = replay(read_lines([quiet, back], Report()), rules, report=Report(decisions=[]))
     resolved = [d.at for d in report.decisions if d.kind is DecisionKind.incident_resolved]
     assert resolved[0] == at(800)  # not 09:30, the instant the alert came back
@@ -391,23 +517,42 @@ def test_an_overdue_quiet_resolve_is_stamped_when_it_fell_due_not_when_the_next_
 
 def test_replay_pages_every_level_check_and_the_worker_page_after_the_last_line():
     from actions.loader import load_notifications
-    from correlation.virtual_pager import VirtualPager
     from correlation.replay import suppression_of
+    from correlation.virtual_pager import VirtualPager
 
     config = load_notifications(Path("examples/notifications.yaml"))
     rules = default_rules()
-    line = json.dumps({"labels": {"alertname": "Down", "service": "checkout", "severity": "critical"},
-                       "startsAt": at(0).isoformat(), "receivedAt": at(0).isoformat()})
-    report = replay(read_lines([line], Report()), rules,
-                    pager=lambda engine, state: VirtualPager(config, rules.topology, "service", suppression_of(engine, state)))
+    line = json.dumps(
+        {
+            "labels": {"alertname": "Down", "service": "checkout", "severity": "critical"},
+            "startsAt": at(0).isoformat(),
+            "receivedAt": at(0).isoformat(),
+        }
+    )
+    report = replay(
+        read_lines([line], Report()),
+        rules,
+        pager=lambda engine, state: VirtualPager(config, rules.topology, "service", suppression_of(engine, state)),
+    )
     assert [(p.level, p.at) for p in report.paged] == [(1, at(0)), (2, at(15)), (3, at(30))]
 
 
 # -- E16: unknown fields on a webhook's alert objects -----------------------------------------------------------
 
+
 def test_unknown_fields_on_webhook_alerts_are_ignored_and_reported():
-    body = {"version": "4", "status": "firing", "alerts": [
-        {"status": "firing", "labels": {"alertname": "A"}, "startsAt": "2026-03-01T09:00:00Z",
-         "silenceURL": "http://am/silence", "someFutureField": {"x": 1}}]}
+    body = {
+        "version": "4",
+        "status": "firing",
+        "alerts": [
+            {
+                "status": "firing",
+                "labels": {"alertname": "A"},
+                "startsAt": "2026-03-01T09:00:00Z",
+                "silenceURL": "http://am/silence",
+                "someFutureField": {"x": 1},
+            }
+        ],
+    }
     parsed = parse_alertmanager(json.dumps(body).encode(), NOW, 10)
     assert len(parsed.alerts) == 1 and parsed.unknown_fields == ["silenceURL", "someFutureField"]

@@ -46,8 +46,9 @@ class FakeKafka:
     async def partitions_for(self, topic: str) -> set[int]:
         return set(range(PARTITIONS))
 
-    async def send(self, topic: str, value: bytes | None = None, key: bytes | None = None,
-                   partition: int | None = None) -> asyncio.Future[None]:
+    async def send(
+        self, topic: str, value: bytes | None = None, key: bytes | None = None, partition: int | None = None
+    ) -> asyncio.Future[None]:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.sent.append({"topic": topic, "value": value, "key": key, "partition": partition, "future": future})
         outcome = HOLD if self.settle is None else self.settle(partition if partition is not None else -1)
@@ -131,10 +132,15 @@ def test_a_failed_record_fails_exactly_the_requests_with_alerts_in_it():
     async def main() -> None:
         kafka = FakeKafka(settle=lambda partition: NotEnoughReplicasError() if partition == 0 else None)
         producer = await connected(kafka)
-        only_zero, only_one, both, only_two = (in_partition(0, 3, "a"), in_partition(1, 3, "b"),
-                                               in_partition(0, 1, "c") + in_partition(2, 1, "c"), in_partition(2, 2, "d"))
-        results = await asyncio.gather(*(producer.send_alerts(r) for r in (only_zero, only_one, both, only_two)),
-                                       return_exceptions=True)
+        only_zero, only_one, both, only_two = (
+            in_partition(0, 3, "a"),
+            in_partition(1, 3, "b"),
+            in_partition(0, 1, "c") + in_partition(2, 1, "c"),
+            in_partition(2, 2, "d"),
+        )
+        results = await asyncio.gather(
+            *(producer.send_alerts(r) for r in (only_zero, only_one, both, only_two)), return_exceptions=True
+        )
 
         assert [type(r).__name__ for r in results] == ["KafkaUnavailable", "NoneType", "KafkaUnavailable", "NoneType"]
         assert "NotEnoughReplicas" in str(results[0])
@@ -151,16 +157,20 @@ def test_a_failure_while_handing_a_record_to_the_producer_fails_only_that_record
         kafka = FakeKafka()
         send = kafka.send
 
-        async def refusing(topic: str, value: bytes | None = None, key: bytes | None = None,
-                           partition: int | None = None) -> asyncio.Future[None]:
+        async def refusing(
+            topic: str, value: bytes | None = None, key: bytes | None = None, partition: int | None = None
+        ) -> asyncio.Future[None]:
             if partition == 3:
                 raise KafkaTimeoutError()
             return await send(topic, value, key, partition)
 
         kafka.send = refusing  # type: ignore[method-assign]
         producer = await connected(kafka)
-        results = await asyncio.gather(producer.send_alerts(in_partition(3, 2, "a")),
-                                       producer.send_alerts(in_partition(1, 2, "b")), return_exceptions=True)
+        results = await asyncio.gather(
+            producer.send_alerts(in_partition(3, 2, "a")),
+            producer.send_alerts(in_partition(1, 2, "b")),
+            return_exceptions=True,
+        )
         assert isinstance(results[0], KafkaUnavailable) and results[1] is None
 
     asyncio.run(main())

@@ -2,7 +2,6 @@
 
 from datetime import timedelta
 
-
 from correlation.fingerprint import correlation_key, group_labels
 from correlation.grouping import group
 from correlation.policy import Policy, PolicySet
@@ -32,24 +31,45 @@ class Key:
         return [e.kind.value for e in out]
 
     def fire(self, instance="a", now=0, starts=None, service="s", **labels):
-        return self._apply(self._event(alert(starts=now if starts is None else starts, instance=instance,
-                                             alertname="X", service=service, **labels), now), now)
+        return self._apply(
+            self._event(
+                alert(
+                    starts=now if starts is None else starts,
+                    instance=instance,
+                    alertname="X",
+                    service=service,
+                    **labels,
+                ),
+                now,
+            ),
+            now,
+        )
 
     def resolve(self, instance="a", now=0):
-        return self._apply(self._event(alert("resolved", starts=0, ends=now, instance=instance, alertname="X", service="s"), now), now)
+        return self._apply(
+            self._event(alert("resolved", starts=0, ends=now, instance=instance, alertname="X", service="s"), now), now
+        )
 
     def tick(self, now):
         return self._apply(Tick(at=at(now)), now)
 
     def command(self, action, incident_id, now, actor="alice"):
-        cmd = IncidentCommand(action=action, incident_id=incident_id, correlation_key=self.entry.correlation_key,
-                              actor=actor, at=at(now))
+        cmd = IncidentCommand(
+            action=action, incident_id=incident_id, correlation_key=self.entry.correlation_key, actor=actor, at=at(now)
+        )
         return self._apply(cmd, now)
 
     def _event(self, a, now):
         grouped = group_labels(a.labels, self.group_by)
-        return AlertEvent(status=a.status, policy="p", correlation_key=f"p:{correlation_key(grouped)}",
-                          group_labels=grouped, alert=a, at=at(now), source_position=self.position)
+        return AlertEvent(
+            status=a.status,
+            policy="p",
+            correlation_key=f"p:{correlation_key(grouped)}",
+            group_labels=grouped,
+            alert=a,
+            at=at(now),
+            source_position=self.position,
+        )
 
     def ids(self):
         return list(dict.fromkeys(e.incident_id for e in self.events))
@@ -218,9 +238,16 @@ def test_grp14_grp15_a_flapping_alert_holds_notifications_until_the_hold_down_en
     key = Key()
     key.fire("a")
     grouped = group_labels(alert(instance="a", alertname="X", service="s").labels, ("alertname", "service"))
-    flapping = AlertEvent(status="resolved", policy="p", correlation_key=f"p:{correlation_key(grouped)}", group_labels=grouped,
-                          alert=alert("resolved", ends=60, instance="a", alertname="X", service="s"), at=at(60),
-                          flapping_until=at(60 + 900), source_position=100)
+    flapping = AlertEvent(
+        status="resolved",
+        policy="p",
+        correlation_key=f"p:{correlation_key(grouped)}",
+        group_labels=grouped,
+        alert=alert("resolved", ends=60, instance="a", alertname="X", service="s"),
+        at=at(60),
+        flapping_until=at(60 + 900),
+        source_position=100,
+    )
     key.fire("b", now=30)
     assert key._apply(flapping, 60) == ["flapping_started", "alert_resolved"]
     assert [e.notify for e in key.events[-2:]] == [False, False]
@@ -233,9 +260,16 @@ def test_grp10_a_flapping_alert_reopens_its_incident_after_the_reopen_window_whi
     key = Key()  # reopen_window 0: a plain re-firing would open a new incident
     key.fire("a")
     grouped = group_labels(alert(instance="a", alertname="X", service="s").labels, ("alertname", "service"))
-    flapping = AlertEvent(status="resolved", policy="p", correlation_key=f"p:{correlation_key(grouped)}", group_labels=grouped,
-                          alert=alert("resolved", ends=60, instance="a", alertname="X", service="s"), at=at(60),
-                          flapping_until=at(60 + 900), source_position=key.position)
+    flapping = AlertEvent(
+        status="resolved",
+        policy="p",
+        correlation_key=f"p:{correlation_key(grouped)}",
+        group_labels=grouped,
+        alert=alert("resolved", ends=60, instance="a", alertname="X", service="s"),
+        at=at(60),
+        flapping_until=at(60 + 900),
+        source_position=key.position,
+    )
     assert key._apply(flapping, 60) == ["flapping_started", "alert_resolved", "resolved"]
     assert key.tick(300) == []  # kept while the hold-down runs (GRP-11 waits for it)
     assert key.fire("a", now=400) == ["reopened", "alert_added"]
@@ -248,8 +282,15 @@ def test_grp10_a_flapping_alert_reopens_its_incident_after_the_reopen_window_whi
 def test_grp16_a_suppressed_alert_opens_nothing():
     key = Key()
     grouped = group_labels(alert(instance="a", alertname="X", service="s").labels, ("alertname", "service"))
-    silenced = AlertEvent(status="firing", policy="p", correlation_key=f"p:{correlation_key(grouped)}", group_labels=grouped,
-                          alert=alert(instance="a", alertname="X", service="s"), at=at(0), suppressed_by="silence:abc")
+    silenced = AlertEvent(
+        status="firing",
+        policy="p",
+        correlation_key=f"p:{correlation_key(grouped)}",
+        group_labels=grouped,
+        alert=alert(instance="a", alertname="X", service="s"),
+        at=at(0),
+        suppressed_by="silence:abc",
+    )
     assert key._apply(silenced, 0) == []
 
 
@@ -270,8 +311,15 @@ def test_grp00_a_reemitted_firing_arriving_after_the_resolve_changes_nothing():
 
     def event(status, source, now):
         a = alert(status, ends=now if status == "resolved" else None, instance="a", alertname="X", service="s")
-        return AlertEvent(status=status, policy="p", correlation_key=f"p:{correlation_key(grouped)}", group_labels=grouped,
-                          alert=a, at=at(now), source_position=source)
+        return AlertEvent(
+            status=status,
+            policy="p",
+            correlation_key=f"p:{correlation_key(grouped)}",
+            group_labels=grouped,
+            alert=a,
+            at=at(now),
+            source_position=source,
+        )
 
     firing = event("firing", 10, 0)
     assert key._apply(firing, 0) == ["opened", "alert_added"]
@@ -363,8 +411,17 @@ def test_quiet_resolve_is_renewed_by_repeats_and_a_refresh_never_opens_an_incide
     # Resolved by hand while the source still sends it (GRP-25): its next copy fires anew (DUP-10) and, with no
     # reopen window, opens one new incident; the copies after that are repeats within it.
     from schemas import CommandAction, IncidentCommand
-    engine.command(state, IncidentCommand(action=CommandAction.resolve, incident_id=opened[0].incident_id,
-                                          correlation_key=opened[0].correlation_key, actor="ana", at=at(3601)))
+
+    engine.command(
+        state,
+        IncidentCommand(
+            action=CommandAction.resolve,
+            incident_id=opened[0].incident_id,
+            correlation_key=opened[0].correlation_key,
+            actor="ana",
+            at=at(3601),
+        ),
+    )
     later = []
     for minute in range(61, 80):
         later += engine.apply(state, firing, at(minute * 60))[1]

@@ -9,15 +9,17 @@ from pathlib import Path
 import pytest
 
 from actions.loader import load_runbooks
-from correlation.policy import PolicySet
 from adapters.yamlfile import ConfigFileError, load_yaml_model
+from correlation.policy import PolicySet
 
 RUNBOOK = "name: r\ndescription: d\nowner: o\non: [opened]\nsteps:\n  - id: a\n    annotate: {text: x}\n"
 
 
 def test_python_tags_are_refused_not_executed(tmp_path: Path):
     marker = tmp_path / "pwned"
-    (tmp_path / "r.yaml").write_text(f"name: !!python/object/apply:os.system ['touch {marker}']\n" + RUNBOOK.split("\n", 1)[1])
+    (tmp_path / "r.yaml").write_text(
+        f"name: !!python/object/apply:os.system ['touch {marker}']\n" + RUNBOOK.split("\n", 1)[1]
+    )
     with pytest.raises(ConfigFileError, match=r"r\.yaml:1: invalid YAML"):
         load_runbooks(tmp_path)
     assert not marker.exists()

@@ -12,12 +12,12 @@ import pytest
 import redis.asyncio as aioredis
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from adapters.metrics import INGEST
 
 from adapters.links import Links
+from adapters.metrics import INGEST
 from adapters.readmodel import IncidentStore
-from firebreak.settings import Settings
 from adapters.silence_store import SilenceStore
+from firebreak.settings import Settings
 from ingest.auth import SignedSources
 from ingest.server import create_app
 
@@ -34,9 +34,13 @@ class NoKafka:
 
 def _app(**settings: object) -> web.Application:
     client = aioredis.Redis.from_url("redis://127.0.0.1:1/0")  # not reached: every request here is refused first
-    return create_app(Settings(ingest_tokens="admin:root:admin-token,ingest:am:ingest-token", **settings),  # type: ignore[arg-type]
-                      NoKafka(), IncidentStore(client, "t:"), SilenceStore(client, "t:"),  # type: ignore[arg-type]
-                      Links("http://127.0.0.1", [b"link-key"], 3600))
+    return create_app(
+        Settings(ingest_tokens="admin:root:admin-token,ingest:am:ingest-token", **settings),  # type: ignore[arg-type]
+        NoKafka(),
+        IncidentStore(client, "t:"),
+        SilenceStore(client, "t:"),  # type: ignore[arg-type]
+        Links("http://127.0.0.1", [b"link-key"], 3600),
+    )
 
 
 def _serve(app: web.Application, check: Callable[[TestClient], Awaitable[None]]) -> None:
@@ -69,10 +73,16 @@ def test_header_values_that_are_not_ascii_get_401_naming_the_header(monkeypatch:
         for head, named in [
             (b"GET /api/v1/incidents HTTP/1.1\r\nAuthorization: Bearer \xff\xfe\r\n", "Authorization"),
             (b"GET /api/v1/incidents HTTP/1.1\r\nAuthorization: Bearer t\xc3\xa9\r\n", "Authorization"),
-            (b"POST /api/v1/alerts HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: 2\r\n"
-             b"X-Firebreak-Signature: sha256=\xc3\xa9\r\nX-Firebreak-Timestamp: " + stamp + b"\r\n", "X-Firebreak-Signature"),
-            (b"POST /api/v1/alerts HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: 2\r\n"
-             b"X-Firebreak-Signature: sha256=" + b"0" * 64 + b"\r\nX-Firebreak-Timestamp: nan\r\n", "X-Firebreak-Timestamp"),
+            (
+                b"POST /api/v1/alerts HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: 2\r\n"
+                b"X-Firebreak-Signature: sha256=\xc3\xa9\r\nX-Firebreak-Timestamp: " + stamp + b"\r\n",
+                "X-Firebreak-Signature",
+            ),
+            (
+                b"POST /api/v1/alerts HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: 2\r\n"
+                b"X-Firebreak-Signature: sha256=" + b"0" * 64 + b"\r\nX-Firebreak-Timestamp: nan\r\n",
+                "X-Firebreak-Timestamp",
+            ),
         ]:
             status, body = await _raw(http, head, b"{}" if head.startswith(b"POST") else b"")
             assert status == 401 and named in body["message"], (head, status, body)  # type: ignore[index]
@@ -91,13 +101,22 @@ def test_a_signed_timestamp_is_whole_seconds_so_the_dot_after_it_separates():
 
 def test_query_and_path_values_that_are_not_clean_text_get_400_naming_the_parameter():
     async def check(http: TestClient) -> None:
-        for path, named in [("/api/v1/audit?limit=%C2%B2", "limit"), ("/api/v1/audit?limit=-1", "limit"),
-                            ("/api/v1/incidents?limit=%D9%A1", "limit"), ("/api/v1/incidents?status=%00", "status"),
-                            ("/api/v1/runs?status=nonsense", "status"), ("/api/v1/incidents/a%00b", "incident_id"),
-                            ("/api/v1/incidents/" + "x" * 300, "incident_id"), ("/l/ack/inc-1?by=" + "b" * 4000, "by")]:
+        for path, named in [
+            ("/api/v1/audit?limit=%C2%B2", "limit"),
+            ("/api/v1/audit?limit=-1", "limit"),
+            ("/api/v1/incidents?limit=%D9%A1", "limit"),
+            ("/api/v1/incidents?status=%00", "status"),
+            ("/api/v1/runs?status=nonsense", "status"),
+            ("/api/v1/incidents/a%00b", "incident_id"),
+            ("/api/v1/incidents/" + "x" * 300, "incident_id"),
+            ("/l/ack/inc-1?by=" + "b" * 4000, "by"),
+        ]:
             answer = await http.get(path, headers=ADMIN)
             body = await answer.json()
-            assert answer.status == 400 and body["error"] == "bad_parameter" and repr(named) in body["message"], (path, body)
+            assert answer.status == 400 and body["error"] == "bad_parameter" and repr(named) in body["message"], (
+                path,
+                body,
+            )
 
     _serve(_app(), check)
 
@@ -120,12 +139,21 @@ def test_every_failure_is_a_json_error_and_every_status_is_counted_by_route_temp
     app.router.add_get("/api/v1/boom/{thing}", boom)
 
     async def check(http: TestClient) -> None:
-        cases = [("GET", "/api/v1/incidents", {}, None, 401, "/api/v1/incidents"),
-                 ("GET", "/api/v1/incidents", {"Authorization": "Bearer ingest-token"}, None, 403, "/api/v1/incidents"),
-                 ("GET", "/api/v1/no-such-route/12345", ADMIN, None, 404, "unmatched"),
-                 ("PUT", "/api/v1/incidents", ADMIN, None, 405, "unmatched"),
-                 ("POST", "/api/v1/alerts", {**ADMIN, "Content-Type": "application/json"}, b"[" * 2048, 413, "/api/v1/alerts"),
-                 ("GET", "/api/v1/boom/12345", ADMIN, None, 500, "/api/v1/boom/{thing}")]
+        cases = [
+            ("GET", "/api/v1/incidents", {}, None, 401, "/api/v1/incidents"),
+            ("GET", "/api/v1/incidents", {"Authorization": "Bearer ingest-token"}, None, 403, "/api/v1/incidents"),
+            ("GET", "/api/v1/no-such-route/12345", ADMIN, None, 404, "unmatched"),
+            ("PUT", "/api/v1/incidents", ADMIN, None, 405, "unmatched"),
+            (
+                "POST",
+                "/api/v1/alerts",
+                {**ADMIN, "Content-Type": "application/json"},
+                b"[" * 2048,
+                413,
+                "/api/v1/alerts",
+            ),
+            ("GET", "/api/v1/boom/12345", ADMIN, None, 500, "/api/v1/boom/{thing}"),
+        ]
         for method, path, headers, data, status, route in cases:
             before = _count(route, status)
             answer = await http.request(method, path, headers=headers, data=data)

@@ -10,8 +10,8 @@ import redis.asyncio as aioredis
 from aiohttp.test_utils import TestClient, TestServer
 
 from adapters.readmodel import IncidentStore
-from firebreak.settings import Settings
 from adapters.silence_store import SilenceStore
+from firebreak.settings import Settings
 from ingest.server import create_app
 
 
@@ -37,8 +37,12 @@ def test_requests_beyond_the_inflight_limit_get_429_and_nothing_is_accepted_from
     async def main() -> None:
         kafka = SlowKafka()
         client = aioredis.Redis.from_url("redis://127.0.0.1:1/0")  # never used by these routes
-        app = create_app(Settings(ingest_tokens="t", ingest_max_inflight=2), kafka,  # type: ignore[arg-type]
-                         IncidentStore(client, "t:"), SilenceStore(client, "t:"))
+        app = create_app(
+            Settings(ingest_tokens="t", ingest_max_inflight=2),
+            kafka,  # type: ignore[arg-type]
+            IncidentStore(client, "t:"),
+            SilenceStore(client, "t:"),
+        )
         async with TestClient(TestServer(app)) as http:
             headers = {"Authorization": "Bearer t", "Content-Type": "application/json"}
 
@@ -48,7 +52,11 @@ def test_requests_beyond_the_inflight_limit_get_429_and_nothing_is_accepted_from
             waiting = [asyncio.create_task(post(n)) for n in range(2)]
             await asyncio.sleep(0.2)
             shed = await post(99)
-            assert shed.status == 429 and shed.headers["Retry-After"] == "1" and (await shed.json())["error"] == "overloaded"
+            assert (
+                shed.status == 429
+                and shed.headers["Retry-After"] == "1"
+                and (await shed.json())["error"] == "overloaded"
+            )
             kafka.release.set()
             assert [r.status for r in await asyncio.gather(*waiting)] == [202, 202]
             assert len(kafka.accepted) == 2  # the shed request's alert was never accepted
@@ -63,14 +71,21 @@ def test_a_token_over_its_rate_gets_429_and_others_do_not():
         kafka = SlowKafka()
         kafka.release.set()
         client = aioredis.Redis.from_url("redis://127.0.0.1:1/0")
-        app = create_app(Settings(ingest_tokens="ingest:noisy:t1,ingest:quiet:t2", ingest_rate_per_token=1), kafka,  # type: ignore[arg-type]
-                         IncidentStore(client, "t:"), SilenceStore(client, "t:"))
+        app = create_app(
+            Settings(ingest_tokens="ingest:noisy:t1,ingest:quiet:t2", ingest_rate_per_token=1),
+            kafka,  # type: ignore[arg-type]
+            IncidentStore(client, "t:"),
+            SilenceStore(client, "t:"),
+        )
         async with TestClient(TestServer(app)) as http:
             body = json.dumps({"labels": {"alertname": "A"}})
 
             def post(token: str):  # type: ignore[no-untyped-def]
-                return http.post("/api/v1/alerts", data=body, headers={"Authorization": f"Bearer {token}",
-                                                                       "Content-Type": "application/json"})
+                return http.post(
+                    "/api/v1/alerts",
+                    data=body,
+                    headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+                )
 
             statuses = [(await post("t1")).status for _ in range(4)]
             assert statuses[:2] == [202, 202] and 429 in statuses[2:]
@@ -93,14 +108,25 @@ def test_signed_sources_are_verified_over_the_raw_body_and_cannot_replay(monkeyp
         kafka = SlowKafka()
         kafka.release.set()
         client = aioredis.Redis.from_url("redis://127.0.0.1:1/0")
-        app = create_app(Settings(ingest_tokens="t", ingest_hmac_secrets="GRAFANA_KEY"), kafka,  # type: ignore[arg-type]
-                         IncidentStore(client, "t:"), SilenceStore(client, "t:"))
+        app = create_app(
+            Settings(ingest_tokens="t", ingest_hmac_secrets="GRAFANA_KEY"),
+            kafka,  # type: ignore[arg-type]
+            IncidentStore(client, "t:"),
+            SilenceStore(client, "t:"),
+        )
         async with TestClient(TestServer(app)) as http:
             body = json.dumps({"labels": {"alertname": "Signed"}}).encode()
 
             def post(signature: str, stamp: str, data: bytes = body):  # type: ignore[no-untyped-def]
-                return http.post("/api/v1/alerts", data=data, headers={
-                    "Content-Type": "application/json", "X-Firebreak-Signature": signature, "X-Firebreak-Timestamp": stamp})
+                return http.post(
+                    "/api/v1/alerts",
+                    data=data,
+                    headers={
+                        "Content-Type": "application/json",
+                        "X-Firebreak-Signature": signature,
+                        "X-Firebreak-Timestamp": stamp,
+                    },
+                )
 
             now = str(int(clock.time()))
             good = SignedSources.sign(b"new-key", now, body)
@@ -116,8 +142,13 @@ def test_signed_sources_are_verified_over_the_raw_body_and_cannot_replay(monkeyp
             other = await post(SignedSources.sign(b"new-key", now, body), now, body)  # same signature as `good`
             assert other.status == 401
             # A signed source has the ingest scope only.
-            read = await http.get("/api/v1/incidents", headers={"X-Firebreak-Signature": SignedSources.sign(b"new-key", now, b""),
-                                                                "X-Firebreak-Timestamp": now})
+            read = await http.get(
+                "/api/v1/incidents",
+                headers={
+                    "X-Firebreak-Signature": SignedSources.sign(b"new-key", now, b""),
+                    "X-Firebreak-Timestamp": now,
+                },
+            )
             assert read.status == 403
 
     asyncio.run(main())

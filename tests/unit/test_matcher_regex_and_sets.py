@@ -2,23 +2,23 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from pydantic import ValidationError
 
 from actions.matching import context, render_params
 from actions.templates import RenderError
-from schemas.matchers import Matcher, MatcherError, matches_all, parse_matcher_list, parse_matchers
 from correlation.policy import InhibitRule, Policy
 from correlation.suppression import silenced_by
 from correlation.topology import Topology
 from schemas import Silence
+from schemas.matchers import Matcher, MatcherError, matches_all, parse_matcher_list, parse_matchers
 from schemas.notification import Route
 from schemas.runbook import Runbook
 from tests.unit.test_runbook_format import incident, runbook
 
-NOW = datetime(2026, 3, 1, 9, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 LONGEST_LABEL_VALUE = 4096
 
 
@@ -89,8 +89,14 @@ def test_policies_and_inhibition_rules_take_sets():
 
 
 def test_silences_take_sets_and_apply_every_matcher():
-    silence = Silence(id="s1", matchers=['{a="b", c=~"d.*"}'], starts_at=NOW, ends_at=NOW + timedelta(hours=1),
-                      created_by="ana", comment="maintenance")
+    silence = Silence(
+        id="s1",
+        matchers=['{a="b", c=~"d.*"}'],
+        starts_at=NOW,
+        ends_at=NOW + timedelta(hours=1),
+        created_by="ana",
+        comment="maintenance",
+    )
     assert silence.matchers == ['a="b"', 'c=~"d.*"']
     assert silenced_by(LABELS, [silence], NOW) == "silence:s1"
     assert silenced_by({**LABELS, "c": "x"}, [silence], NOW) is None

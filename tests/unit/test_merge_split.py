@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from correlation.escalation import Reaction, reaction
-from correlation.virtual_pager import VirtualPager
 from correlation.decisions import after_group
+from correlation.escalation import Reaction, reaction
+from correlation.explain import incident_report
 from correlation.grouping import group
 from correlation.projection import project
-from correlation.explain import incident_report
+from correlation.virtual_pager import VirtualPager
 from ingest.regroup_api import command_for
 from schemas import CommandAction, IncidentCommand, IncidentEventKind, IncidentStatus, Tick
 from schemas.decision import DecisionKind
@@ -33,14 +33,20 @@ class People(Key):
         kinds = super()._apply(item, now)
         self.decisions += after_group(item, before, self.entry, self.events[first:], self.rules, at(now))
         for event in self.events[first:]:
-            self.read[event.incident_id] = project(self.read.get(event.incident_id), event) or self.read[event.incident_id]
+            self.read[event.incident_id] = (
+                project(self.read.get(event.incident_id), event) or self.read[event.incident_id]
+            )
         return kinds
 
     def merge(self, source, into, now, actor="alice"):
-        return self._apply(command_for(CommandAction.merge, self.read[source], actor, "one outage", at(now), into=into), now)
+        return self._apply(
+            command_for(CommandAction.merge, self.read[source], actor, "one outage", at(now), into=into), now
+        )
 
     def split(self, source, fingerprints, now, actor="bob"):
-        return self._apply(command_for(CommandAction.split, self.read[source], actor, "", at(now), alerts=fingerprints), now)
+        return self._apply(
+            command_for(CommandAction.split, self.read[source], actor, "", at(now), alerts=fingerprints), now
+        )
 
     def of(self, incident_id):
         return [e for e in self.events if e.incident_id == incident_id]
@@ -70,7 +76,12 @@ def test_grp30_merge_moves_every_alert_into_the_target_and_ends_the_source():
     assert second not in key.entry.incidents
     assert set(key.entry.incidents[first].alerts) == {fp("a"), fp("b")}
     source, target = key.read[second], key.read[first]
-    assert (source.status, source.merged_into, source.resolved_by, source.alerts) == (IncidentStatus.resolved, first, "alice", {})
+    assert (source.status, source.merged_into, source.resolved_by, source.alerts) == (
+        IncidentStatus.resolved,
+        first,
+        "alice",
+        {},
+    )
     assert set(target.alerts) == {fp("a"), fp("b")} and target.merged_from == [second]
     assert target.alerts[fp("b")].labels["instance"] == "b"
 
@@ -126,7 +137,12 @@ def test_grp31_split_opens_a_new_incident_that_later_copies_of_its_alerts_go_to(
     split, opened = key.events[-4:-2]
     new = opened.incident_id
     assert new != source and new.startswith("inc-")
-    assert (split.incident_id, split.rule, split.actor, split.related) == (source, "GRP-31", "bob", [new, fp("b"), fp("c")])
+    assert (split.incident_id, split.rule, split.actor, split.related) == (
+        source,
+        "GRP-31",
+        "bob",
+        [new, fp("b"), fp("c")],
+    )
     assert (opened.rule, opened.actor, opened.related, opened.alert.fingerprint) == ("GRP-31", "bob", [source], fp("b"))
     assert set(key.entry.incidents[source].alerts) == {fp("a")}
     assert set(key.entry.incidents[new].alerts) == {fp("b"), fp("c")}
@@ -134,7 +150,9 @@ def test_grp31_split_opens_a_new_incident_that_later_copies_of_its_alerts_go_to(
     assert set(key.read[new].alerts) == {fp("b"), fp("c")} and key.read[new].split_from == source
     assert key.resolve("b", now=20) == ["alert_resolved"] and key.events[-1].incident_id == new
     assert key.fire("b", now=30, starts=30) == ["alert_added"] and key.events[-1].incident_id == new
-    assert key.fire("d", now=40) == ["alert_added"] and key.events[-1].incident_id == source  # new alerts: the key's current
+    assert (
+        key.fire("d", now=40) == ["alert_added"] and key.events[-1].incident_id == source
+    )  # new alerts: the key's current
 
 
 def test_grp31_the_new_incident_is_titled_ranked_and_rooted_by_its_own_alerts():
@@ -142,8 +160,13 @@ def test_grp31_the_new_incident_is_titled_ranked_and_rooted_by_its_own_alerts():
     key.fire("a", now=0, service="web", severity="warning")
     key.fire("b", now=1, service="db", severity="critical")
     source = key.ids()[0]
-    assert key.split(source, [fp("b", "db", severity="critical")], now=5) == ["alerts_split", "root_changed",
-                                                                                "severity_changed", "opened", "alert_added"]
+    assert key.split(source, [fp("b", "db", severity="critical")], now=5) == [
+        "alerts_split",
+        "root_changed",
+        "severity_changed",
+        "opened",
+        "alert_added",
+    ]
     new = key.ids()[1]
     assert (key.read[new].title, key.read[new].severity, key.read[new].probable_root) == ("X on db", "critical", "db")
     assert key.entry.incidents[source].services == ["web"] and key.read[source].probable_root == "web"
@@ -199,8 +222,14 @@ def test_merges_and_splits_that_no_longer_fit_change_nothing_and_the_decision_lo
     whole = command_for(CommandAction.split, key.read[source], "bob", "", at(5), alerts=[fp("a"), fp("b")])
     assert key._apply(whole, 5) == []
     assert "nothing would remain" in key.decisions[-1].reason
-    gone = IncidentCommand(action=CommandAction.split, incident_id=source, correlation_key=key.entry.correlation_key,
-                           actor="bob", at=at(6), alerts=["0" * 16])
+    gone = IncidentCommand(
+        action=CommandAction.split,
+        incident_id=source,
+        correlation_key=key.entry.correlation_key,
+        actor="bob",
+        at=at(6),
+        alerts=["0" * 16],
+    )
     assert key._apply(gone, 6) == [] and "none of the chosen alerts" in key.decisions[-1].reason
 
 
@@ -213,7 +242,11 @@ def test_grp0_a_redelivered_merge_or_split_reemits_its_own_events():
     assert [e.kind.value for e in split] == ["alerts_split", "opened", "alert_added"]
     assert group(key.entry, Tick(at=at(800)), key.position - 1, at(800), key.rules) == (key.entry, split)
     assert group(key.entry, Tick(at=at(800)), merge_at, at(800), key.rules)[1] == key.events[-6:-3]
-    assert [e.kind.value for e in key.events[-6:-3]] == ["merged", "merged_in", "alert_added"] and entry is not key.entry
+    assert [e.kind.value for e in key.events[-6:-3]] == [
+        "merged",
+        "merged_in",
+        "alert_added",
+    ] and entry is not key.entry
 
 
 def test_explain_shows_who_merged_and_split_and_why_each_alert_moved():
@@ -230,12 +263,21 @@ def test_explain_shows_who_merged_and_split_and_why_each_alert_moved():
 
 
 def test_paging_stops_for_a_merged_incident_and_a_split_off_one_pages_on_its_own():
-    config = NotificationsFile.model_validate({
-        "channels": {"pager": {"type": "webhook", "url": "http://pager.example/hook"}},
-        "users": {"ana": {"contacts": [{"channel": "pager", "address": "ana"}]}},
-        "escalation_policies": {"oncall": {"levels": [{"targets": [{"user": "ana"}], "delay": "10m"},
-                                                      {"targets": [{"user": "ana"}], "delay": "10m"}]}},
-        "default_policy": "oncall"})
+    config = NotificationsFile.model_validate(
+        {
+            "channels": {"pager": {"type": "webhook", "url": "http://pager.example/hook"}},
+            "users": {"ana": {"contacts": [{"channel": "pager", "address": "ana"}]}},
+            "escalation_policies": {
+                "oncall": {
+                    "levels": [
+                        {"targets": [{"user": "ana"}], "delay": "10m"},
+                        {"targets": [{"user": "ana"}], "delay": "10m"},
+                    ]
+                }
+            },
+            "default_policy": "oncall",
+        }
+    )
     key, first, second = two_incidents()
     pager = VirtualPager(config, key.rules.topology, key.rules.service_label, lambda a, t: None)
     for event in key.events:

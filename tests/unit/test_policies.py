@@ -3,10 +3,10 @@ from pathlib import Path
 
 import pytest
 
+from adapters.yamlfile import ConfigFileError, load_yaml_model
+from correlation.policy import PolicySet
 from schemas.durations import parse_duration
 from schemas.matchers import Matcher, MatcherError
-from correlation.policy import PolicySet
-from adapters.yamlfile import ConfigFileError, load_yaml_model
 
 
 @pytest.mark.parametrize(
@@ -32,7 +32,9 @@ def test_bad_matchers_are_refused_with_the_expected_form(text):
         Matcher.parse(text)
 
 
-@pytest.mark.parametrize(("text", "seconds"), [("30s", 30), ("5m", 300), ("1h30m", 5400), ("2d", 172800), (45, 45), ("0", 0)])
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("30s", 30), ("5m", 300), ("1h30m", 5400), ("2d", 172800), (45, 45), ("0", 0)]
+)
 def test_durations(text, seconds):
     assert parse_duration(text) == timedelta(seconds=seconds)
 
@@ -50,7 +52,9 @@ def write(tmp_path: Path, text: str) -> Path:
 
 
 def test_policies_load_in_order_and_the_first_match_wins(tmp_path):
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
 policies:
   - name: databases
     match: ['service=~"postgres|redis-.*"']
@@ -59,7 +63,8 @@ policies:
   - name: everything-critical
     match: 'severity="critical"'
     group_by: [alertname]
-""")
+""",
+    )
     policies = load_yaml_model(path, PolicySet).with_default(("alertname", "service"))
     assert [p.name for p in policies.policies] == ["databases", "everything-critical", "default"]
     assert policies.select({"service": "postgres", "severity": "critical"}).name == "databases"
@@ -69,13 +74,16 @@ policies:
 
 
 def test_policy_errors_name_file_and_line(tmp_path):
-    path = write(tmp_path, """policies:
+    path = write(
+        tmp_path,
+        """policies:
   - name: ok
     group_by: [service]
   - name: broken
     group_by: [service]
     group_wait: soon
-""")
+""",
+    )
     with pytest.raises(ConfigFileError) as info:
         load_yaml_model(path, PolicySet)
     assert f"{path}:6: policies.1.group_wait:" in str(info.value)

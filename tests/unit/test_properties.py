@@ -16,14 +16,37 @@ from correlation.topology import Topology
 from schemas import AlertStatus, Silence
 from tests.factories import alert, at
 
-TOPOLOGY = Topology.model_validate({"services": [
-    {"name": "db"}, {"name": "api", "depends_on": ["db"]}, {"name": "web", "depends_on": ["api"]}, {"name": "batch"}]})
-RULES = Rules(PolicySet(policies=(
-    Policy(name="graph", match=('service=~"db|api|web"',), topology=True, group_window=timedelta(minutes=5),
-           max_alerts=4, reopen_window=timedelta(minutes=2)),
-    Policy(name="rest", group_by=("alertname", "service"), group_wait=timedelta(seconds=30),
-           resolve_timeout=timedelta(seconds=45)),
-)), topology=TOPOLOGY)
+TOPOLOGY = Topology.model_validate(
+    {
+        "services": [
+            {"name": "db"},
+            {"name": "api", "depends_on": ["db"]},
+            {"name": "web", "depends_on": ["api"]},
+            {"name": "batch"},
+        ]
+    }
+)
+RULES = Rules(
+    PolicySet(
+        policies=(
+            Policy(
+                name="graph",
+                match=('service=~"db|api|web"',),
+                topology=True,
+                group_window=timedelta(minutes=5),
+                max_alerts=4,
+                reopen_window=timedelta(minutes=2),
+            ),
+            Policy(
+                name="rest",
+                group_by=("alertname", "service"),
+                group_wait=timedelta(seconds=30),
+                resolve_timeout=timedelta(seconds=45),
+            ),
+        )
+    ),
+    topology=TOPOLOGY,
+)
 SILENCE = Silence(id="s", matchers=['instance="i3"'], starts_at=at(0), ends_at=at(100_000), created_by="t", comment="t")
 
 step = st.tuples(
@@ -39,8 +62,20 @@ def alerts_of(stream):
     now, out = 0, []
     for status, service, instance, gap in stream:
         now += gap
-        out.append((now, alert(status, starts=now, ends=now if status == "resolved" else None, received=now,
-                               alertname="Err", service=service, instance=instance)))
+        out.append(
+            (
+                now,
+                alert(
+                    status,
+                    starts=now,
+                    ends=now if status == "resolved" else None,
+                    received=now,
+                    alertname="Err",
+                    service=service,
+                    instance=instance,
+                ),
+            )
+        )
     return out
 
 
@@ -66,8 +101,14 @@ def test_reordering_duplicates_never_changes_the_incident_count(stream, rnd):
     noisy = list(items)
     for index, (now, a) in enumerate(items):
         if a.status is AlertStatus.firing:
-            resolve = next((t for t, b in items[index + 1:] if b.fingerprint == a.fingerprint
-                            and b.status is AlertStatus.resolved), None)
+            resolve = next(
+                (
+                    t
+                    for t, b in items[index + 1 :]
+                    if b.fingerprint == a.fingerprint and b.status is AlertStatus.resolved
+                ),
+                None,
+            )
             later = [t for t, _ in items if t >= now and (resolve is None or t < resolve)]
             noisy.append((rnd.choice(later), a))
     noisy.sort(key=lambda item: item[0])

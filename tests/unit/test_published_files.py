@@ -15,19 +15,20 @@ def test_checked_in_json_schemas_are_current():
 
 
 def test_the_settings_page_documents_every_option():
-    assert docs_table() in (ROOT / "docs/reference/settings.md").read_text(), \
+    assert docs_table() in (ROOT / "docs/reference/settings.md").read_text(), (
         "docs/reference/settings.md's option table is stale: paste `firebreak config docs`"
+    )
 
 
 def _yaml_block_after(heading: str, page: str = "docs/concepts/correlation.md") -> str:
     text = (ROOT / page).read_text()
-    section = text[text.index(heading):]
-    return section[section.index("```yaml") + len("```yaml"): section.index("```", section.index("```yaml") + 7)]
+    section = text[text.index(heading) :]
+    return section[section.index("```yaml") + len("```yaml") : section.index("```", section.index("```yaml") + 7)]
 
 
 def test_the_documented_policy_example_loads(tmp_path):
-    from correlation.policy import PolicySet
     from adapters.yamlfile import load_yaml_model
+    from correlation.policy import PolicySet
 
     path = tmp_path / "correlation.yaml"
     path.write_text(_yaml_block_after("## Correlation policies"))
@@ -36,9 +37,9 @@ def test_the_documented_policy_example_loads(tmp_path):
 
 
 def test_the_documented_catalog_example_and_the_shipped_files_load(tmp_path):
+    from adapters.yamlfile import load_yaml_model
     from correlation.policy import PolicySet
     from correlation.topology import Topology
-    from adapters.yamlfile import load_yaml_model
 
     path = tmp_path / "services.yaml"
     path.write_text(_yaml_block_after("## Service catalog"))
@@ -52,24 +53,47 @@ def test_the_shipped_catalog_is_the_generators_world():
     import subprocess
     import sys
 
-    out = subprocess.run([sys.executable, str(ROOT / "examples/storm.py"), "--hours", "0.01", "--failures", "0",
-                          "--transients", "0", "--flappers", "0", "--catalog-out", "/dev/stdout", "--out", "/dev/null"],
-                         capture_output=True, text=True, check=True).stdout
-    assert out == (ROOT / "examples/services.yaml").read_text(), "regenerate: python examples/storm.py --catalog-out examples/services.yaml"
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "examples/storm.py"),
+            "--hours",
+            "0.01",
+            "--failures",
+            "0",
+            "--transients",
+            "0",
+            "--flappers",
+            "0",
+            "--catalog-out",
+            "/dev/stdout",
+            "--out",
+            "/dev/null",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert out == (ROOT / "examples/services.yaml").read_text(), (
+        "regenerate: python examples/storm.py --catalog-out examples/services.yaml"
+    )
 
 
 def test_the_metrics_page_documents_every_metric():
     from adapters.metrics import docs_table as metrics_table
 
-    assert metrics_table() in (ROOT / "docs/reference/metrics.md").read_text(), \
+    assert metrics_table() in (ROOT / "docs/reference/metrics.md").read_text(), (
         "docs/reference/metrics.md's metrics table is stale: paste `firebreak config metrics`"
+    )
 
 
 def test_the_readme_stays_a_quick_start_and_links_only_to_pages_that_exist():
     text = (ROOT / "README.md").read_text()
     assert len(text.encode()) <= 12_000, "README.md is for the quick start; reference belongs in docs/"
     links = re.findall(r"\]\((docs/[^)#]+)", text)
-    assert links and all((ROOT / link).is_file() for link in links), [link for link in links if not (ROOT / link).is_file()]
+    assert links and all((ROOT / link).is_file() for link in links), [
+        link for link in links if not (ROOT / link).is_file()
+    ]
 
 
 def test_the_image_copies_every_package_the_project_ships():

@@ -69,6 +69,7 @@ def _deliverer(client: _FlakyRedis):
 def test_a_message_sent_while_redis_is_away_is_not_sent_again_and_is_marked_once_it_is_back():
     """It already went out: the escalation's retry must see it as delivered, in this process at once and in
     Redis once Redis answers again."""
+
     async def scenario() -> tuple[bool, set[str]]:
         client = _FlakyRedis(failures=3)
         deliverer = _deliverer(client)

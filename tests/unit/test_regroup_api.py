@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -15,23 +15,46 @@ import redis.asyncio as aioredis
 from aiohttp.test_utils import TestClient, TestServer
 
 from adapters.readmodel import IncidentStore
-from firebreak.settings import Settings
 from adapters.silence_store import SilenceStore
+from firebreak.settings import Settings
 from ingest.server import AUDIT, create_app
 from schemas import AlertStatus, CommandAction, Incident, IncidentAlert, IncidentCommand, IncidentStatus
 
-NOW = datetime(2026, 3, 1, 9, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 OPERATOR = {"Authorization": "Bearer operator-token"}
 
 
-def incident(incident_id: str, key: str = "p:{alertname=\"X\"}", status: IncidentStatus = IncidentStatus.triggered,
-             firing: str = "ab", resolved: str = "", **extra: Any) -> Incident:
-    alerts = {f"fp-{n}": IncidentAlert(fingerprint=f"fp-{n}", status=AlertStatus.firing if n in firing else AlertStatus.resolved,
-                                       labels={"alertname": "X", "instance": n}, annotations={"summary": f"{n} is slow"},
-                                       starts_at=NOW)
-              for n in firing + resolved}
-    return Incident(id=incident_id, correlation_key=key, policy="p", group_labels={"alertname": "X"}, status=status,
-                    title="X", opened_at=NOW, updated_at=NOW, seq=3, alerts=alerts, **extra)
+def incident(
+    incident_id: str,
+    key: str = 'p:{alertname="X"}',
+    status: IncidentStatus = IncidentStatus.triggered,
+    firing: str = "ab",
+    resolved: str = "",
+    **extra: Any,
+) -> Incident:
+    alerts = {
+        f"fp-{n}": IncidentAlert(
+            fingerprint=f"fp-{n}",
+            status=AlertStatus.firing if n in firing else AlertStatus.resolved,
+            labels={"alertname": "X", "instance": n},
+            annotations={"summary": f"{n} is slow"},
+            starts_at=NOW,
+        )
+        for n in firing + resolved
+    }
+    return Incident(
+        id=incident_id,
+        correlation_key=key,
+        policy="p",
+        group_labels={"alertname": "X"},
+        status=status,
+        title="X",
+        opened_at=NOW,
+        updated_at=NOW,
+        seq=3,
+        alerts=alerts,
+        **extra,
+    )
 
 
 class Store(IncidentStore):
@@ -69,17 +92,24 @@ class Audit:
         self.entries.append(entry)
 
 
-INCIDENTS = [incident("inc-a", firing="ab", resolved="c"), incident("inc-b", firing="d"),
-             incident("inc-other-key", key="p:{alertname=\"Y\"}", firing="e"),
-             incident("inc-done", status=IncidentStatus.resolved, firing=""),
-             incident("inc-gone", status=IncidentStatus.resolved, firing="", merged_into="inc-b")]
+INCIDENTS = [
+    incident("inc-a", firing="ab", resolved="c"),
+    incident("inc-b", firing="d"),
+    incident("inc-other-key", key='p:{alertname="Y"}', firing="e"),
+    incident("inc-done", status=IncidentStatus.resolved, firing=""),
+    incident("inc-gone", status=IncidentStatus.resolved, firing="", merged_into="inc-b"),
+]
 
 
 def serve(check: Callable[[TestClient, Kafka, Audit], Awaitable[None]], incidents: list[Incident] = INCIDENTS) -> None:
     kafka, audit = Kafka(), Audit()
     client = aioredis.Redis.from_url("redis://127.0.0.1:1/0")
-    app = create_app(Settings(ingest_tokens="operator:ana:operator-token,ingest:am:ingest-token"),  # type: ignore[arg-type]
-                     kafka, Store(incidents), SilenceStore(client, "t:"))  # type: ignore[arg-type]
+    app = create_app(
+        Settings(ingest_tokens="operator:ana:operator-token,ingest:am:ingest-token"),  # type: ignore[arg-type]
+        kafka,
+        Store(incidents),
+        SilenceStore(client, "t:"),
+    )  # type: ignore[arg-type]
     app[AUDIT] = audit  # type: ignore[misc]
 
     async def main() -> None:
@@ -89,32 +119,52 @@ def serve(check: Callable[[TestClient, Kafka, Audit], Awaitable[None]], incident
     asyncio.run(main())
 
 
-async def post(http: TestClient, path: str, body: object, headers: dict[str, str] = OPERATOR) -> tuple[int, dict[str, Any]]:
+async def post(
+    http: TestClient, path: str, body: object, headers: dict[str, str] = OPERATOR
+) -> tuple[int, dict[str, Any]]:
     response = await http.post(path, data=json.dumps(body), headers={**headers, "Content-Type": "application/json"})
     return response.status, await response.json()
 
 
 def test_a_merge_goes_to_kafka_with_its_target_and_the_sources_alerts_and_is_audited():
     async def check(http: TestClient, kafka: Kafka, audit: Audit) -> None:
-        status, body = await post(http, "/api/v1/incidents/inc-a/merge", {"into": "inc-b", "actor": "alice", "comment": "one outage"})
+        status, body = await post(
+            http, "/api/v1/incidents/inc-a/merge", {"into": "inc-b", "actor": "alice", "comment": "one outage"}
+        )
         assert (status, body) == (202, {"accepted": True, "incident_id": "inc-a", "action": "merge", "into": "inc-b"})
         [(topic, key, value)] = kafka.sent
         command = IncidentCommand.model_validate_json(value)
         assert (topic, key) == ("alert-events", INCIDENTS[0].correlation_key.encode())
         assert (command.action, command.incident_id, command.into, command.actor, command.comment) == (
-            CommandAction.merge, "inc-a", "inc-b", "alice", "one outage")
-        assert {a.fingerprint: a.labels["instance"] for a in command.snapshot} == {"fp-a": "a", "fp-b": "b", "fp-c": "c"}
+            CommandAction.merge,
+            "inc-a",
+            "inc-b",
+            "alice",
+            "one outage",
+        )
+        assert {a.fingerprint: a.labels["instance"] for a in command.snapshot} == {
+            "fp-a": "a",
+            "fp-b": "b",
+            "fp-c": "c",
+        }
         assert command.snapshot[0].annotations == {"summary": "a is slow"}
         [entry] = audit.entries
         assert (entry["principal"], entry["actor"], entry["action"], entry["status"], entry["detail"]) == (
-            "ana", "alice", "POST /api/v1/incidents/{incident_id}/merge", 202, "into inc-b")
+            "ana",
+            "alice",
+            "POST /api/v1/incidents/{incident_id}/merge",
+            202,
+            "into inc-b",
+        )
 
     serve(check)
 
 
 def test_a_split_goes_to_kafka_with_the_chosen_alerts_and_is_audited():
     async def check(http: TestClient, kafka: Kafka, audit: Audit) -> None:
-        status, body = await post(http, "/api/v1/incidents/inc-a/split", {"alerts": ["fp-b", "fp-c", "fp-b"], "actor": "bob"})
+        status, body = await post(
+            http, "/api/v1/incidents/inc-a/split", {"alerts": ["fp-b", "fp-c", "fp-b"], "actor": "bob"}
+        )
         assert (status, body["action"], body["alerts"]) == (202, "split", ["fp-b", "fp-c"])
         command = IncidentCommand.model_validate_json(kafka.sent[0][2])
         assert (command.action, command.alerts, command.into) == (CommandAction.split, ["fp-b", "fp-c"], None)
@@ -125,36 +175,147 @@ def test_a_split_goes_to_kafka_with_the_chosen_alerts_and_is_audited():
 
 
 def test_acknowledge_and_resolve_commands_keep_their_json_without_the_new_fields():
-    command = IncidentCommand(action=CommandAction.acknowledge, incident_id="inc-a", correlation_key="k", actor="a", at=NOW)
-    assert set(json.loads(command.model_dump_json())) == {"type", "action", "incident_id", "correlation_key", "actor",
-                                                          "comment", "at"}
+    command = IncidentCommand(
+        action=CommandAction.acknowledge, incident_id="inc-a", correlation_key="k", actor="a", at=NOW
+    )
+    assert set(json.loads(command.model_dump_json())) == {
+        "type",
+        "action",
+        "incident_id",
+        "correlation_key",
+        "actor",
+        "comment",
+        "at",
+    }
 
 
-@pytest.mark.parametrize("path, body, status, reason, field, says", [
-    ("/api/v1/incidents/inc-nope/merge", {"into": "inc-b", "actor": "a"}, 404, "not_found", None, "no incident"),
-    ("/api/v1/incidents/inc-a/merge", {"into": "inc-nope", "actor": "a"}, 404, "not_found", "into", "no incident inc-nope"),
-    ("/api/v1/incidents/inc-a/merge", {"into": "inc-a", "actor": "a"}, 422, "invalid_command", "into", "into itself"),
-    ("/api/v1/incidents/inc-done/merge", {"into": "inc-b", "actor": "a"}, 409, "already_resolved", "incident_id", "is resolved"),
-    ("/api/v1/incidents/inc-gone/merge", {"into": "inc-a", "actor": "a"}, 409, "already_resolved", "incident_id",
-     "was merged into inc-b"),
-    ("/api/v1/incidents/inc-a/merge", {"into": "inc-done", "actor": "a"}, 409, "already_resolved", "into", "inc-done is resolved"),
-    ("/api/v1/incidents/inc-a/merge", {"into": "inc-other-key", "actor": "a"}, 409, "different_correlation_keys", "into",
-     "only incidents of one correlation key (one policy and group) can be merged"),
-    ("/api/v1/incidents/inc-a/merge", {"actor": "a"}, 422, "invalid_command", "into", "into"),
-    ("/api/v1/incidents/inc-a/merge", {"into": "inc-b", "actor": "a", "alerts": []}, 422, "invalid_command", "alerts", "alerts"),
-    ("/api/v1/incidents/inc-a/split", {"alerts": [], "actor": "a"}, 422, "invalid_command", "alerts",
-     "name at least one alert to split off"),
-    ("/api/v1/incidents/inc-a/split", {"alerts": ["fp-a", "fp-x"], "actor": "a"}, 422, "invalid_command", "alerts[1]",
-     "not in inc-a"),
-    ("/api/v1/incidents/inc-a/split", {"alerts": ["fp-a", "fp-b", "fp-c"], "actor": "a"}, 422, "invalid_command", "alerts",
-     "nothing would remain"),
-    ("/api/v1/incidents/inc-a/split", {"alerts": ["fp-c"], "actor": "a"}, 422, "invalid_command", "alerts", "none of the alerts"),
-    ("/api/v1/incidents/inc-a/split", {"alerts": ["f"] * 1001, "actor": "a"}, 422, "invalid_command", "alerts", "1000"),
-    ("/api/v1/incidents/inc-a/split", {"alerts": ["f" * 129], "actor": "a"}, 422, "invalid_command", "alerts[0]", "128"),
-    ("/api/v1/incidents/inc-done/split", {"alerts": ["fp-a"], "actor": "a"}, 409, "already_resolved", "incident_id", "resolved"),
-    ("/api/v1/incidents/inc-gone/split", {"alerts": ["fp-a"], "actor": "a"}, 409, "already_resolved", "incident_id",
-     "was merged into inc-b"),
-])
+@pytest.mark.parametrize(
+    "path, body, status, reason, field, says",
+    [
+        ("/api/v1/incidents/inc-nope/merge", {"into": "inc-b", "actor": "a"}, 404, "not_found", None, "no incident"),
+        (
+            "/api/v1/incidents/inc-a/merge",
+            {"into": "inc-nope", "actor": "a"},
+            404,
+            "not_found",
+            "into",
+            "no incident inc-nope",
+        ),
+        (
+            "/api/v1/incidents/inc-a/merge",
+            {"into": "inc-a", "actor": "a"},
+            422,
+            "invalid_command",
+            "into",
+            "into itself",
+        ),
+        (
+            "/api/v1/incidents/inc-done/merge",
+            {"into": "inc-b", "actor": "a"},
+            409,
+            "already_resolved",
+            "incident_id",
+            "is resolved",
+        ),
+        (
+            "/api/v1/incidents/inc-gone/merge",
+            {"into": "inc-a", "actor": "a"},
+            409,
+            "already_resolved",
+            "incident_id",
+            "was merged into inc-b",
+        ),
+        (
+            "/api/v1/incidents/inc-a/merge",
+            {"into": "inc-done", "actor": "a"},
+            409,
+            "already_resolved",
+            "into",
+            "inc-done is resolved",
+        ),
+        (
+            "/api/v1/incidents/inc-a/merge",
+            {"into": "inc-other-key", "actor": "a"},
+            409,
+            "different_correlation_keys",
+            "into",
+            "only incidents of one correlation key (one policy and group) can be merged",
+        ),
+        ("/api/v1/incidents/inc-a/merge", {"actor": "a"}, 422, "invalid_command", "into", "into"),
+        (
+            "/api/v1/incidents/inc-a/merge",
+            {"into": "inc-b", "actor": "a", "alerts": []},
+            422,
+            "invalid_command",
+            "alerts",
+            "alerts",
+        ),
+        (
+            "/api/v1/incidents/inc-a/split",
+            {"alerts": [], "actor": "a"},
+            422,
+            "invalid_command",
+            "alerts",
+            "name at least one alert to split off",
+        ),
+        (
+            "/api/v1/incidents/inc-a/split",
+            {"alerts": ["fp-a", "fp-x"], "actor": "a"},
+            422,
+            "invalid_command",
+            "alerts[1]",
+            "not in inc-a",
+        ),
+        (
+            "/api/v1/incidents/inc-a/split",
+            {"alerts": ["fp-a", "fp-b", "fp-c"], "actor": "a"},
+            422,
+            "invalid_command",
+            "alerts",
+            "nothing would remain",
+        ),
+        (
+            "/api/v1/incidents/inc-a/split",
+            {"alerts": ["fp-c"], "actor": "a"},
+            422,
+            "invalid_command",
+            "alerts",
+            "none of the alerts",
+        ),
+        (
+            "/api/v1/incidents/inc-a/split",
+            {"alerts": ["f"] * 1001, "actor": "a"},
+            422,
+            "invalid_command",
+            "alerts",
+            "1000",
+        ),
+        (
+            "/api/v1/incidents/inc-a/split",
+            {"alerts": ["f" * 129], "actor": "a"},
+            422,
+            "invalid_command",
+            "alerts[0]",
+            "128",
+        ),
+        (
+            "/api/v1/incidents/inc-done/split",
+            {"alerts": ["fp-a"], "actor": "a"},
+            409,
+            "already_resolved",
+            "incident_id",
+            "resolved",
+        ),
+        (
+            "/api/v1/incidents/inc-gone/split",
+            {"alerts": ["fp-a"], "actor": "a"},
+            409,
+            "already_resolved",
+            "incident_id",
+            "was merged into inc-b",
+        ),
+    ],
+)
 def test_refusals_name_the_field_and_the_fix_and_send_nothing(path, body, status, reason, field, says):
     async def check(http: TestClient, kafka: Kafka, audit: Audit) -> None:
         got, answer = await post(http, path, body)
@@ -180,20 +341,37 @@ def test_the_different_keys_refusal_says_why_only_one_keys_incidents_merge():
 
 def test_an_incident_with_more_alerts_than_a_command_carries_is_refused_with_the_way_out():
     big = incident("inc-big", firing="")
-    alerts = {f"fp-{n}": IncidentAlert(fingerprint=f"fp-{n}", status=AlertStatus.firing, labels={"n": str(n)}, starts_at=NOW)
-              for n in range(1001)}
+    alerts = {
+        f"fp-{n}": IncidentAlert(fingerprint=f"fp-{n}", status=AlertStatus.firing, labels={"n": str(n)}, starts_at=NOW)
+        for n in range(1001)
+    }
     big = big.model_copy(update={"alerts": alerts})
     heavy = incident("inc-heavy", firing="")
     note = {"summary": "x" * 3000}
-    heavy = heavy.model_copy(update={"alerts": {f"fp-{n}": IncidentAlert(fingerprint=f"fp-{n}", status=AlertStatus.firing,
-                                                                         labels={"n": str(n)}, annotations=note, starts_at=NOW)
-                                                for n in range(400)}})
+    heavy = heavy.model_copy(
+        update={
+            "alerts": {
+                f"fp-{n}": IncidentAlert(
+                    fingerprint=f"fp-{n}",
+                    status=AlertStatus.firing,
+                    labels={"n": str(n)},
+                    annotations=note,
+                    starts_at=NOW,
+                )
+                for n in range(400)
+            }
+        }
+    )
 
     async def check(http: TestClient, kafka: Kafka, audit: Audit) -> None:
         status, answer = await post(http, "/api/v1/incidents/inc-big/merge", {"into": "inc-b", "actor": "a"})
-        assert (status, answer["error"]) == (422, "too_many_alerts") and "smaller incident into the larger" in str(answer)
+        assert (status, answer["error"]) == (422, "too_many_alerts") and "smaller incident into the larger" in str(
+            answer
+        )
         status, answer = await post(http, "/api/v1/incidents/inc-heavy/merge", {"into": "inc-b", "actor": "a"})
-        assert (status, answer["error"]) == (413, "command_too_large") and "smaller incident into the larger" in str(answer)
+        assert (status, answer["error"]) == (413, "command_too_large") and "smaller incident into the larger" in str(
+            answer
+        )
         assert kafka.sent == []
 
     serve(check, [*INCIDENTS, big, heavy])
@@ -202,7 +380,9 @@ def test_an_incident_with_more_alerts_than_a_command_carries_is_refused_with_the
 def test_an_ingest_token_may_not_merge_or_split():
     async def check(http: TestClient, kafka: Kafka, audit: Audit) -> None:
         for route, body in [("merge", {"into": "inc-b", "actor": "a"}), ("split", {"alerts": ["fp-a"], "actor": "a"})]:
-            status, answer = await post(http, f"/api/v1/incidents/inc-a/{route}", body, {"Authorization": "Bearer ingest-token"})
+            status, answer = await post(
+                http, f"/api/v1/incidents/inc-a/{route}", body, {"Authorization": "Bearer ingest-token"}
+            )
             assert status == 403 and "needs operator" in answer["message"]
         assert kafka.sent == []
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -11,31 +11,54 @@ from pydantic import ValidationError
 from actions.loader import load_runbooks
 from actions.matching import context, matches, render_params, run_id, triggered
 from actions.templates import RenderError, evaluate, render
-from correlation.topology import Service, Topology
 from adapters.yamlfile import ConfigFileError
+from correlation.topology import Service, Topology
 from schemas import Incident, IncidentAlert, IncidentEvent, IncidentEventKind, IncidentStatus
 from schemas.runbook import Runbook, Trigger
 
 ROOT = Path(__file__).resolve().parents[2]
-NOW = datetime(2026, 3, 1, 9, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 
 
 def incident(labels: dict[str, str], severity: str = "critical", **more: object) -> Incident:
     alert = IncidentAlert(fingerprint="f1", status="firing", labels=labels, starts_at=NOW)
-    return Incident(id="inc-1", correlation_key="k", group_labels={"alertname": labels.get("alertname", "")},
-                    status=IncidentStatus.triggered, title="t", severity=severity, opened_at=NOW, updated_at=NOW, seq=2,
-                    alerts={"f1": alert}, **more)
+    return Incident(
+        id="inc-1",
+        correlation_key="k",
+        group_labels={"alertname": labels.get("alertname", "")},
+        status=IncidentStatus.triggered,
+        title="t",
+        severity=severity,
+        opened_at=NOW,
+        updated_at=NOW,
+        seq=2,
+        alerts={"f1": alert},
+        **more,
+    )
 
 
 def runbook(**fields: object) -> Runbook:
-    base: dict[str, object] = {"name": "rb", "description": "d", "owner": "team", "on": ["opened"],
-                               "steps": [{"id": "a", "annotate": {"text": "x"}}]}
+    base: dict[str, object] = {
+        "name": "rb",
+        "description": "d",
+        "owner": "team",
+        "on": ["opened"],
+        "steps": [{"id": "a", "annotate": {"text": "x"}}],
+    }
     return Runbook.model_validate({**base, **fields})
 
 
 def event(kind: IncidentEventKind = IncidentEventKind.opened, severity: str | None = "critical") -> IncidentEvent:
-    return IncidentEvent(event_id="e1", kind=kind, incident_id="inc-1", correlation_key="k", group_labels={}, seq=1,
-                         at=NOW, severity=severity)
+    return IncidentEvent(
+        event_id="e1",
+        kind=kind,
+        incident_id="inc-1",
+        correlation_key="k",
+        group_labels={},
+        seq=1,
+        at=NOW,
+        severity=severity,
+    )
 
 
 def test_the_shipped_runbooks_load():
@@ -44,30 +67,40 @@ def test_the_shipped_runbooks_load():
 
 
 def test_on_is_a_key_not_a_boolean(tmp_path: Path):
-    (tmp_path / "r.yaml").write_text("name: r\ndescription: d\nowner: o\non: [opened]\nsteps:\n  - id: a\n    annotate: {text: x}\n")
+    (tmp_path / "r.yaml").write_text(
+        "name: r\ndescription: d\nowner: o\non: [opened]\nsteps:\n  - id: a\n    annotate: {text: x}\n"
+    )
     assert load_runbooks(tmp_path)[0].on == [Trigger.opened]
 
 
 def test_schema_errors_name_file_and_line(tmp_path: Path):
     (tmp_path / "bad.yaml").write_text(
-        "name: bad\ndescription: d\nowner: o\non: [opened]\nsteps:\n  - id: a\n    annotate: {text: x}\n    wait: {for: 5s}\n")
+        "name: bad\ndescription: d\nowner: o\non: [opened]\nsteps:\n  - id: a\n    annotate: {text: x}\n    wait: {for: 5s}\n"
+    )
     with pytest.raises(ConfigFileError) as info:
         load_runbooks(tmp_path)
     assert "bad.yaml:6: steps.0: " in str(info.value) and "exactly one action" in str(info.value)
 
 
-@pytest.mark.parametrize("url", [
-    "http://{{ labels.host }}/restart",
-    "http://api.internal:{{ labels.port }}/x",
-    "{{ labels.scheme }}://api.internal/x",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://{{ labels.host }}/restart",
+        "http://api.internal:{{ labels.port }}/x",
+        "{{ labels.scheme }}://api.internal/x",
+    ],
+)
 def test_scheme_host_and_port_must_be_literal(url: str):
     with pytest.raises(ValidationError, match="written literally"):
         runbook(steps=[{"id": "a", "http": {"url": url}}])
 
 
 def test_path_and_query_may_be_templated():
-    rb = runbook(steps=[{"id": "a", "http": {"url": "https://api.internal/v1/{{ labels.service | urlencode }}?q={{ params.x }}"}}])
+    rb = runbook(
+        steps=[
+            {"id": "a", "http": {"url": "https://api.internal/v1/{{ labels.service | urlencode }}?q={{ params.x }}"}}
+        ]
+    )
     assert rb.steps[0].action == "http"
 
 
@@ -93,7 +126,9 @@ def test_triggers_follow_the_incident_event_kind():
     inc = incident({"alertname": "A"})
     on_open, on_resolve = runbook(name="a"), runbook(name="b", on=["resolved"])
     assert triggered([on_open, on_resolve], event(), inc, Topology(), "service") == [on_open]
-    assert triggered([on_open, on_resolve], event(IncidentEventKind.resolved), inc, Topology(), "service") == [on_resolve]
+    assert triggered([on_open, on_resolve], event(IncidentEventKind.resolved), inc, Topology(), "service") == [
+        on_resolve
+    ]
     assert triggered([on_open, on_resolve], event(IncidentEventKind.alert_added), inc, Topology(), "service") == []
 
 
@@ -103,7 +138,9 @@ def test_run_ids_are_stable_per_trigger_event():
 
 
 def test_params_render_once_and_must_match_their_pattern():
-    rb = runbook(params={"service": {"value": "{{ labels.service }}", "pattern": "[a-z-]+"}, "path": "/srv/{{ params.service }}"})
+    rb = runbook(
+        params={"service": {"value": "{{ labels.service }}", "pattern": "[a-z-]+"}, "path": "/srv/{{ params.service }}"}
+    )
     ctx = context(incident({"alertname": "A", "service": "checkout"}), Topology(), "service")
     assert render_params(rb, ctx) == {"service": "checkout", "path": "/srv/checkout"}
     evil = context(incident({"alertname": "A", "service": "x; rm -rf /"}), Topology(), "service")
@@ -117,27 +154,33 @@ def test_a_missing_label_is_an_error_not_an_empty_string():
         render("restart {{ labels.service }}", ctx)
 
 
-@pytest.mark.parametrize("payload", [
-    "{{ ''.__class__.__mro__ }}",
-    "{{ cycler.__init__.__globals__ }}",
-    "{% for c in [].__class__.__base__.__subclasses__() %}{{ c }}{% endfor %}",
-    "{{ self._TemplateReference__context }}",
-])
+@pytest.mark.parametrize(
+    "payload",
+    [
+        "{{ ''.__class__.__mro__ }}",
+        "{{ cycler.__init__.__globals__ }}",
+        "{% for c in [].__class__.__base__.__subclasses__() %}{{ c }}{% endfor %}",
+        "{{ self._TemplateReference__context }}",
+    ],
+)
 def test_template_payloads_in_labels_stay_data(payload: str):
     ctx = context(incident({"alertname": "A", "service": payload}), Topology(), "service")
     assert render("svc={{ labels.service }}", ctx) == f"svc={payload}"  # printed as text, never evaluated
     assert evaluate("labels.service == " + repr(payload), ctx)
 
 
-@pytest.mark.parametrize("template", [
-    "{{ ''.__class__.__mro__ }}",
-    "{{ cycler.__init__.__globals__ }}",
-    "{{ [].__class__.__base__.__subclasses__() }}",
-    "{{ labels.__class__ }}",
-    "{{ 'x' * 100000000 }}",
-    "{{ 9 ** 9999999 }}",
-    "{{ labels.update({'a': 'b'}) }}",
-])
+@pytest.mark.parametrize(
+    "template",
+    [
+        "{{ ''.__class__.__mro__ }}",
+        "{{ cycler.__init__.__globals__ }}",
+        "{{ [].__class__.__base__.__subclasses__() }}",
+        "{{ labels.__class__ }}",
+        "{{ 'x' * 100000000 }}",
+        "{{ 9 ** 9999999 }}",
+        "{{ labels.update({'a': 'b'}) }}",
+    ],
+)
 def test_template_escapes_are_refused_by_the_sandbox(template: str):
     ctx = context(incident({"alertname": "A"}), Topology(), "service")
     with pytest.raises(RenderError):

@@ -28,14 +28,21 @@ def ctx(**labels: str) -> dict[str, Any]:
 def test_a_label_fills_exactly_one_path_segment(value: str, template: str):
     async def body() -> None:
         async with Target() as target:
-            s = step(http={"method": "POST", "url": f"{target.base}/v1/services/{template}/restart",
-                           "headers": {"Authorization": {"secret": "TOKEN", "format": "Bearer {}"}}})
-            outcome = await run(services([f"127.0.0.1:{target.port}"], environ={"FIREBREAK_SECRET_TOKEN": "t0k"}),
-                                s, ctx(service=value))
+            s = step(
+                http={
+                    "method": "POST",
+                    "url": f"{target.base}/v1/services/{template}/restart",
+                    "headers": {"Authorization": {"secret": "TOKEN", "format": "Bearer {}"}},
+                }
+            )
+            outcome = await run(
+                services([f"127.0.0.1:{target.port}"], environ={"FIREBREAK_SECRET_TOKEN": "t0k"}), s, ctx(service=value)
+            )
             assert outcome.status is StepStatus.succeeded, outcome.error
             [sent] = target.raw_paths
             assert sent.split("/")[:3] == ["", "v1", "services"] and sent.split("/")[4:] == ["restart"]
             assert unquote(sent.split("/")[3]) == value
+
     go(body)
 
 
@@ -47,6 +54,7 @@ def test_a_dot_segment_value_is_refused_before_any_request(value: str):
             outcome = await run(services([f"127.0.0.1:{target.port}"]), s, ctx(service=value))
             assert outcome.status is StepStatus.failed and "walk up the path" in outcome.error
             assert target.hits == {}
+
     go(body)
 
 
@@ -56,16 +64,20 @@ def test_a_query_value_cannot_add_parameters():
 
 
 def test_urlpath_is_the_explicit_opt_out_for_values_spanning_segments():
-    assert render_url("http://h/files/{{ params.key | urlpath }}", ctx(key="logs/a b/c%2f")) == \
-        "http://h/files/logs/a%20b/c%252f"
+    assert (
+        render_url("http://h/files/{{ params.key | urlpath }}", ctx(key="logs/a b/c%2f"))
+        == "http://h/files/logs/a%20b/c%252f"
+    )
     for walk in ("logs/../../hooks", "./x", "a/%2e%2e/..", ".."):
         with pytest.raises(RenderError, match="walk up the path"):
             render_url("http://h/files/{{ params.key | urlpath }}", ctx(key=walk))
 
 
 def test_a_urlencoded_dict_still_builds_a_query_string():
-    assert render_url("http://h/x?{{ {'a': labels.q, 'b': 'c'} | urlencode }}", ctx(q="1&z=2")) == \
-        "http://h/x?a=1%26z%3D2&b=c"
+    assert (
+        render_url("http://h/x?{{ {'a': labels.q, 'b': 'c'} | urlencode }}", ctx(q="1&z=2"))
+        == "http://h/x?a=1%26z%3D2&b=c"
+    )
 
 
 def test_a_redirect_to_another_origin_drops_the_credentials():
@@ -73,17 +85,23 @@ def test_a_redirect_to_another_origin_drops_the_credentials():
         async with Target() as target, Target() as other:
             target.redirect = {"/away": f"{other.base}/landing", "/same": "/landing"}
             allowed = [f"127.0.0.1:{target.port}", f"127.0.0.1:{other.port}"]
-            headers = {"Authorization": {"secret": "TOKEN", "format": "Bearer {}"}, "X-Api-Key": {"secret": "KEY"},
-                       "X-Request-Source": "firebreak"}
+            headers = {
+                "Authorization": {"secret": "TOKEN", "format": "Bearer {}"},
+                "X-Api-Key": {"secret": "KEY"},
+                "X-Request-Source": "firebreak",
+            }
             environ = {"FIREBREAK_SECRET_TOKEN": "t0k", "FIREBREAK_SECRET_KEY": "k3y"}
             for path in ("/away", "/same"):
-                outcome = await run(services(allowed, environ=environ),
-                                    step(http={"method": "GET", "url": target.base + path, "headers": headers}))
+                outcome = await run(
+                    services(allowed, environ=environ),
+                    step(http={"method": "GET", "url": target.base + path, "headers": headers}),
+                )
                 assert outcome.status is StepStatus.succeeded, outcome.error
             away, same = other.headers[0], target.headers[-1]
             assert "Authorization" not in away and "X-Api-Key" not in away
             assert away["X-Request-Source"] == "firebreak"
             assert same["Authorization"] == "Bearer t0k" and same["X-Api-Key"] == "k3y"
+
     go(body)
 
 

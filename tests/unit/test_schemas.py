@@ -100,12 +100,27 @@ def test_unknown_fields_are_rejected_in_the_generic_format():
 
 def test_alertmanager_payload_version_4_parses_and_ignores_unknown_top_level_fields():
     payload = {
-        "version": "4", "status": "firing", "receiver": "firebreak", "groupKey": "{}:{}", "truncatedAlerts": 0,
-        "groupLabels": {}, "commonLabels": {}, "commonAnnotations": {}, "externalURL": "http://am",
+        "version": "4",
+        "status": "firing",
+        "receiver": "firebreak",
+        "groupKey": "{}:{}",
+        "truncatedAlerts": 0,
+        "groupLabels": {},
+        "commonLabels": {},
+        "commonAnnotations": {},
+        "externalURL": "http://am",
         "futureField": 1,
-        "alerts": [{"status": "firing", "labels": {"alertname": "X"}, "annotations": {},
-                    "startsAt": "2026-03-01T09:00:00Z", "endsAt": "0001-01-01T00:00:00Z",
-                    "generatorURL": "http://prom", "fingerprint": "abc"}],
+        "alerts": [
+            {
+                "status": "firing",
+                "labels": {"alertname": "X"},
+                "annotations": {},
+                "startsAt": "2026-03-01T09:00:00Z",
+                "endsAt": "0001-01-01T00:00:00Z",
+                "generatorURL": "http://prom",
+                "fingerprint": "abc",
+            }
+        ],
     }
     hook = AlertmanagerWebhook.model_validate_json(json.dumps(payload))
     assert hook.alerts[0].labels == {"alertname": "X"} and hook.alerts[0].ends_at is None

@@ -36,7 +36,9 @@ def test_field_tuples_that_collided_under_the_newline_join_now_sign_differently(
 
 def test_links_signed_with_the_old_newline_encoding_are_refused():
     old = hmac.new(KEY, b"ack\ninc-1\nalice\n1000000", hashlib.sha256).hexdigest()
-    assert "signature" in Links("https://fb.example", [KEY], 60).problem("ack", "inc-1", "alice", "1000000", old, now=999_000)
+    assert "signature" in Links("https://fb.example", [KEY], 60).problem(
+        "ack", "inc-1", "alice", "1000000", old, now=999_000
+    )
 
 
 def test_malformed_exp_and_sig_are_named_not_compared():

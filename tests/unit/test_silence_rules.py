@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from pydantic import ValidationError
@@ -12,7 +12,7 @@ from firebreak.check import SilenceSpec
 from schemas import Silence, SilenceFile
 from schemas.silence import refuse_silencing_everything
 
-NOW = datetime(2026, 3, 1, 9, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 HOUR = timedelta(hours=1)
 
 
@@ -60,12 +60,19 @@ def test_a_silence_stored_by_the_earlier_release_matches_what_it_matched_then():
     # literally. Stored silences are read the old way and written back in Alertmanager's syntax.
     import json as _json
 
-    from schemas.matchers import parse_matcher_list
     from adapters.silence_store import decode, encode
+    from schemas.matchers import parse_matcher_list
 
-    old = _json.dumps({"id": "s1", "matchers": ['service="caf\\u00e9"', 'note="a\\tb"', 'instance=~"db-[0-9]+"'],
-                       "startsAt": "2026-03-01T09:00:00Z", "endsAt": "2026-03-01T10:00:00Z", "createdBy": "ana",
-                       "comment": "c"})
+    old = _json.dumps(
+        {
+            "id": "s1",
+            "matchers": ['service="caf\\u00e9"', 'note="a\\tb"', 'instance=~"db-[0-9]+"'],
+            "startsAt": "2026-03-01T09:00:00Z",
+            "endsAt": "2026-03-01T10:00:00Z",
+            "createdBy": "ana",
+            "comment": "c",
+        }
+    )
     silence = decode(old)
     matchers = parse_matcher_list(silence.matchers)
     assert all(m.matches({"service": "café", "note": "a\tb", "instance": "db-12"}) for m in matchers)

@@ -25,9 +25,16 @@ def test_the_request_log_masks_credentials_and_only_its_owner_reads_it(tmp_path:
 
     async def body() -> None:
         async with TestClient(TestServer(standin.build("deploy-token-123", log))) as client:
-            answer = await client.post("/v1/services/web/restart", json={"why": "test"},
-                                       headers={"Authorization": "Bearer deploy-token-123", "X-Api-Key": "k3y-456",
-                                                "Cookie": "session=s3ss", "Idempotency-Key": "run-1/restart"})
+            answer = await client.post(
+                "/v1/services/web/restart",
+                json={"why": "test"},
+                headers={
+                    "Authorization": "Bearer deploy-token-123",
+                    "X-Api-Key": "k3y-456",
+                    "Cookie": "session=s3ss",
+                    "Idempotency-Key": "run-1/restart",
+                },
+            )
             assert answer.status == 200
 
     asyncio.run(body())

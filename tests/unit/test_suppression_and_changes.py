@@ -17,7 +17,9 @@ def engine(**policyset) -> Engine:
 
 
 def silence(matchers, start=0, end=3600) -> Silence:
-    return Silence(id="s1", matchers=matchers, starts_at=at(start), ends_at=at(end), created_by="ops", comment="maintenance")
+    return Silence(
+        id="s1", matchers=matchers, starts_at=at(start), ends_at=at(end), created_by="ops", comment="maintenance"
+    )
 
 
 def fire(eng, state, now, **labels):
@@ -35,7 +37,10 @@ def test_a_silenced_alert_is_recorded_with_the_silence_but_opens_nothing():
 def test_when_the_silence_ends_the_next_repeat_opens_the_incident():
     eng, state = engine(), State(silences=[silence(['service="db"'], end=600)])
     fire(eng, state, 0, alertname="Down", service="db", instance="a")
-    assert [e.kind.value for e in fire(eng, state, 601, alertname="Down", service="db", instance="a")] == ["opened", "alert_added"]
+    assert [e.kind.value for e in fire(eng, state, 601, alertname="Down", service="db", instance="a")] == [
+        "opened",
+        "alert_added",
+    ]
 
 
 def test_silences_only_cover_what_all_their_matchers_match():
@@ -44,8 +49,9 @@ def test_silences_only_cover_what_all_their_matchers_match():
 
 
 def test_a_firing_source_inhibits_targets_with_equal_labels_only():
-    rule = InhibitRule(name="db-down", source_matchers=('alertname="Down"',), target_matchers=('alertname="Slow"',),
-                       equal=("cluster",))
+    rule = InhibitRule(
+        name="db-down", source_matchers=('alertname="Down"',), target_matchers=('alertname="Slow"',), equal=("cluster",)
+    )
     eng, state = engine(inhibit_rules=(rule,)), State()
     fire(eng, state, 0, alertname="Down", service="db", cluster="eu", instance="a")
     assert fire(eng, state, 10, alertname="Slow", service="api", cluster="eu", instance="a") == []

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import unicodedata
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import click
@@ -19,7 +19,7 @@ from schemas import Incident
 from schemas.incident import IncidentAlert, IncidentEventKind, IncidentStatus, TimelineEntry
 from schemas.runbook import ActionResult, ResultKind
 
-NOW = datetime(2026, 3, 1, 9, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 # Set the window title, clear the screen, fake a line, CSI as one C1 byte, reverse the text, DEL.
 HOSTILE = "\x1b]0;pwned\x07\x1b[2J\r\nFAKE LINE\x9b31m\u202egnp.exe\x7f"
 BIDI = set("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
@@ -37,12 +37,29 @@ def test_escape_shows_every_control_as_a_visible_escape():
 
 
 def hostile_incident() -> Incident:
-    alert = IncidentAlert(fingerprint="f1", status="firing", labels={"service": HOSTILE, HOSTILE: "x"},
-                          annotations={"summary": HOSTILE}, starts_at=NOW)
+    alert = IncidentAlert(
+        fingerprint="f1",
+        status="firing",
+        labels={"service": HOSTILE, HOSTILE: "x"},
+        annotations={"summary": HOSTILE},
+        starts_at=NOW,
+    )
     entry = TimelineEntry(seq=1, at=NOW, kind=IncidentEventKind.acknowledged, actor=HOSTILE, detail=HOSTILE)
-    return Incident(id="inc-1", correlation_key="k", group_labels={}, status=IncidentStatus.acknowledged, title=HOSTILE,
-                    severity=HOSTILE, opened_at=NOW, updated_at=NOW, acknowledged_at=NOW, acknowledged_by=HOSTILE, seq=2,
-                    alerts={"f1": alert}, timeline=[entry])
+    return Incident(
+        id="inc-1",
+        correlation_key="k",
+        group_labels={},
+        status=IncidentStatus.acknowledged,
+        title=HOSTILE,
+        severity=HOSTILE,
+        opened_at=NOW,
+        updated_at=NOW,
+        acknowledged_at=NOW,
+        acknowledged_by=HOSTILE,
+        seq=2,
+        alerts={"f1": alert},
+        timeline=[entry],
+    )
 
 
 def invoke(*args: str) -> click.testing.Result:
@@ -53,8 +70,17 @@ def invoke(*args: str) -> click.testing.Result:
 
 @pytest.mark.parametrize("as_json", [False, True])
 def test_incidents_show_escapes_labels_titles_actors_and_step_outputs(monkeypatch: pytest.MonkeyPatch, as_json: bool):
-    result = ActionResult(result_id="r1", kind=ResultKind.step_failed, run_id="run-1", runbook="rb", incident_id="inc-1",
-                          step_id="s", at=NOW, error=HOSTILE, output={"text": HOSTILE})
+    result = ActionResult(
+        result_id="r1",
+        kind=ResultKind.step_failed,
+        run_id="run-1",
+        runbook="rb",
+        incident_id="inc-1",
+        step_id="s",
+        at=NOW,
+        error=HOSTILE,
+        output={"text": HOSTILE},
+    )
     answers: list[Any] = [hostile_incident(), [result], []]
     monkeypatch.setattr(cli, "_read", lambda ctx, action: answers.pop(0))
     shown = invoke("incidents", "show", "inc-1", *(["--json"] if as_json else []))
@@ -66,11 +92,16 @@ def test_incidents_show_escapes_labels_titles_actors_and_step_outputs(monkeypatc
         assert "\\x1b]0;pwned" in shown.output and "\\u202egnp.exe" in shown.output
 
 
-def test_incidents_show_prints_each_alerts_latest_annotations_and_generator_url_escaped(monkeypatch: pytest.MonkeyPatch):
+def test_incidents_show_prints_each_alerts_latest_annotations_and_generator_url_escaped(
+    monkeypatch: pytest.MonkeyPatch,
+):
     incident = hostile_incident()
-    alert = incident.alerts["f1"].model_copy(update={
-        "annotations": {"summary": "disk 91% full", "description": HOSTILE},
-        "generator_url": "http://prometheus:9090/graph?g0.expr=disk%3E0.9\x1b[2J"})
+    alert = incident.alerts["f1"].model_copy(
+        update={
+            "annotations": {"summary": "disk 91% full", "description": HOSTILE},
+            "generator_url": "http://prometheus:9090/graph?g0.expr=disk%3E0.9\x1b[2J",
+        }
+    )
     answers: list[Any] = [incident.model_copy(update={"alerts": {"f1": alert}}), [], []]
     monkeypatch.setattr(cli, "_read", lambda ctx, action: answers.pop(0))
     shown = invoke("incidents", "show", "inc-1")
@@ -90,19 +121,71 @@ def test_incidents_list_escapes_titles(monkeypatch: pytest.MonkeyPatch):
 
 
 API_ANSWERS = {
-    ("audit",): {"entries": [{"at": "2026-03-01T09:00:00Z", "status": 200, "principal": HOSTILE, "actor": HOSTILE,
-                              "action": HOSTILE, "target": {"incident": HOSTILE}, "detail": HOSTILE}]},
-    ("audit", "--refused"): {"entries": [], "unauthenticated": [
-        {"at": "2026-03-01T09:00:00Z", "status": 403, "principal": "link", "actor": HOSTILE, "action": "POST /l/ack",
-         "target": {"incident": HOSTILE}, "detail": HOSTILE}]},
-    ("silences", "list"): {"silences": [{"id": "s1", "startsAt": "a", "endsAt": "b", "createdBy": HOSTILE,
-                                         "matchers": [f'service="{HOSTILE}"'], "comment": HOSTILE}]},
-    ("runs", "list"): {"runs": [{"id": "run-1", "status": "failed", "runbook": "rb", "incident_id": "inc-1",
-                                 "trigger": "opened", "steps": {}, "created_at": "t", "error": HOSTILE}]},
-    ("runs", "show", "run-1"): {"id": "run-1", "status": "failed", "runbook": "rb", "incident_id": "inc-1", "trigger": "opened",
-                                "error": HOSTILE, "params": {"service": HOSTILE},
-                                "steps": {"s": {"status": "failed", "action": "http", "attempts": 1, "error": HOSTILE,
-                                                "output": {"body": HOSTILE}}}},
+    ("audit",): {
+        "entries": [
+            {
+                "at": "2026-03-01T09:00:00Z",
+                "status": 200,
+                "principal": HOSTILE,
+                "actor": HOSTILE,
+                "action": HOSTILE,
+                "target": {"incident": HOSTILE},
+                "detail": HOSTILE,
+            }
+        ]
+    },
+    ("audit", "--refused"): {
+        "entries": [],
+        "unauthenticated": [
+            {
+                "at": "2026-03-01T09:00:00Z",
+                "status": 403,
+                "principal": "link",
+                "actor": HOSTILE,
+                "action": "POST /l/ack",
+                "target": {"incident": HOSTILE},
+                "detail": HOSTILE,
+            }
+        ],
+    },
+    ("silences", "list"): {
+        "silences": [
+            {
+                "id": "s1",
+                "startsAt": "a",
+                "endsAt": "b",
+                "createdBy": HOSTILE,
+                "matchers": [f'service="{HOSTILE}"'],
+                "comment": HOSTILE,
+            }
+        ]
+    },
+    ("runs", "list"): {
+        "runs": [
+            {
+                "id": "run-1",
+                "status": "failed",
+                "runbook": "rb",
+                "incident_id": "inc-1",
+                "trigger": "opened",
+                "steps": {},
+                "created_at": "t",
+                "error": HOSTILE,
+            }
+        ]
+    },
+    ("runs", "show", "run-1"): {
+        "id": "run-1",
+        "status": "failed",
+        "runbook": "rb",
+        "incident_id": "inc-1",
+        "trigger": "opened",
+        "error": HOSTILE,
+        "params": {"service": HOSTILE},
+        "steps": {
+            "s": {"status": "failed", "action": "http", "attempts": 1, "error": HOSTILE, "output": {"body": HOSTILE}}
+        },
+    },
 }
 
 
@@ -147,8 +230,10 @@ class _Refusal(_Answer):
     status_code = 422
 
     def json(self) -> dict[str, Any]:
-        return {"message": "1 of the alerts named are not in inc-1",
-                "problems": [{"field": "alerts[0]", "problem": f"0000 is not an alert of inc-1 {HOSTILE}"}]}
+        return {
+            "message": "1 of the alerts named are not in inc-1",
+            "problems": [{"field": "alerts[0]", "problem": f"0000 is not an alert of inc-1 {HOSTILE}"}],
+        }
 
 
 def test_an_api_refusal_shows_each_problem_with_its_field_and_fix(monkeypatch: pytest.MonkeyPatch):

@@ -26,15 +26,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from actions.loader import load_notifications
-from correlation.virtual_pager import VirtualPager
+from adapters.yamlfile import load_yaml_model
 from correlation.engine import Engine, State
 from correlation.fingerprint import fingerprint
 from correlation.policy import PolicySet
 from correlation.projection import project
 from correlation.replay import Report, read_lines, replay, suppression_of
 from correlation.rules import Rules
+from correlation.virtual_pager import VirtualPager
 from firebreak.check import DEFAULT_START, Fixture, _Simulation
-from adapters.yamlfile import load_yaml_model
 from schemas import Alert, AlertStatus, Incident
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -47,29 +47,44 @@ def policies_file(group_wait: int, resolve_timeout: int, reopen_window: int, qui
     folder = Path(tempfile.mkdtemp(prefix="three-drivers-"))
     path = folder / f"p-{group_wait}-{resolve_timeout}-{reopen_window}-{quiet_resolve}.yaml"
     quiet = f", quiet_resolve: {quiet_resolve}s" if quiet_resolve else ""
-    path.write_text(f"policies:\n  - {{name: p, group_by: [alertname, service], group_wait: {group_wait}s, "
-                    f"resolve_timeout: {resolve_timeout}s, reopen_window: {reopen_window}s{quiet}}}\n")
+    path.write_text(
+        f"policies:\n  - {{name: p, group_by: [alertname, service], group_wait: {group_wait}s, "
+        f"resolve_timeout: {resolve_timeout}s, reopen_window: {reopen_window}s{quiet}}}\n"
+    )
     return path
 
 
-alert_labels = st.fixed_dictionaries({
-    "alertname": st.sampled_from(["HighLatency", "ErrorRate"]),
-    "service": st.sampled_from(["checkout", "payments"]),
-    "instance": st.sampled_from(["a", "b"]),
-    "severity": st.sampled_from(["warning", "critical"]),
-})
-events = st.lists(st.tuples(st.integers(0, 1800), st.booleans(), alert_labels, st.sampled_from(["x", "y"])),
-                  min_size=1, max_size=14).map(lambda es: sorted(es, key=lambda e: e[0]))
-timers = st.tuples(st.sampled_from([0, 30]), st.sampled_from([0, 60]), st.sampled_from([0, 300]),
-                   st.sampled_from([0, 600]))
+alert_labels = st.fixed_dictionaries(
+    {
+        "alertname": st.sampled_from(["HighLatency", "ErrorRate"]),
+        "service": st.sampled_from(["checkout", "payments"]),
+        "instance": st.sampled_from(["a", "b"]),
+        "severity": st.sampled_from(["warning", "critical"]),
+    }
+)
+events = st.lists(
+    st.tuples(st.integers(0, 1800), st.booleans(), alert_labels, st.sampled_from(["x", "y"])), min_size=1, max_size=14
+).map(lambda es: sorted(es, key=lambda e: e[0]))
+timers = st.tuples(
+    st.sampled_from([0, 30]), st.sampled_from([0, 60]), st.sampled_from([0, 300]), st.sampled_from([0, 600])
+)
 
 
-def summary(incidents: list[Incident], pages: list[tuple[str, int, str, list[str], datetime]],
-            until: datetime) -> tuple[list, list]:
+def summary(
+    incidents: list[Incident], pages: list[tuple[str, int, str, list[str], datetime]], until: datetime
+) -> tuple[list, list]:
     order = {inc.id: n for n, inc in enumerate(sorted(incidents, key=lambda i: (i.opened_at, i.title)), start=1)}
-    shown = sorted((inc.opened_at, inc.title, inc.severity, inc.status.value, inc.resolved_at,
-                    sorted((a.fingerprint, a.status.value, json.dumps(a.annotations)) for a in inc.alerts.values()))
-                   for inc in incidents)
+    shown = sorted(
+        (
+            inc.opened_at,
+            inc.title,
+            inc.severity,
+            inc.status.value,
+            inc.resolved_at,
+            sorted((a.fingerprint, a.status.value, json.dumps(a.annotations)) for a in inc.alerts.values()),
+        )
+        for inc in incidents
+    )
     paged = sorted((order[i], level, policy, to, at) for i, level, policy, to, at in pages if at <= until)
     return shown, paged
 
@@ -78,9 +93,18 @@ def by_replay(stream, policies: Path) -> tuple[Report, list]:
     lines = []
     for offset, firing, labels, note in stream:
         when = (DEFAULT_START + timedelta(seconds=offset)).isoformat()
-        lines.append(json.dumps({"status": "firing" if firing else "resolved", "labels": labels,
-                                 "annotations": {"summary": note} if firing else {}, "startsAt": when,
-                                 **({} if firing else {"endsAt": when}), "receivedAt": when}))
+        lines.append(
+            json.dumps(
+                {
+                    "status": "firing" if firing else "resolved",
+                    "labels": labels,
+                    "annotations": {"summary": note} if firing else {},
+                    "startsAt": when,
+                    **({} if firing else {"endsAt": when}),
+                    "receivedAt": when,
+                }
+            )
+        )
     rules = Rules(policies=load_yaml_model(policies, PolicySet).with_default(("alertname", "service")))
     config = load_notifications(NOTIFICATIONS)
     pagers: list[VirtualPager] = []
@@ -95,8 +119,10 @@ def by_replay(stream, policies: Path) -> tuple[Report, list]:
 
 def replay_view(report: Report) -> list:
     """What replay's report says of each incident: opening, title, severity, final status, alerts."""
-    return sorted((i.opened_at, i.title, i.severity, i.status, sorted(fingerprint(m) for m in i.members.values()))
-                  for i in report.incidents.values())
+    return sorted(
+        (i.opened_at, i.title, i.severity, i.status, sorted(fingerprint(m) for m in i.members.values()))
+        for i in report.incidents.values()
+    )
 
 
 def check_view(incidents: list[Incident]) -> list:
@@ -104,12 +130,23 @@ def check_view(incidents: list[Incident]) -> list:
 
 
 def by_check(stream, policies: Path) -> tuple[list[Incident], list]:
-    fixture = Fixture.model_validate({
-        "name": "generated", "policies": str(policies), "notifications": str(NOTIFICATIONS), "run_for": "3h",
-        "events": [{"at": f"{offset}s", ("fire" if firing else "resolve"): labels,
-                    "annotations": {"summary": note} if firing else {}} for offset, firing, labels, note in stream],
-        "expect": {},
-    })
+    fixture = Fixture.model_validate(
+        {
+            "name": "generated",
+            "policies": str(policies),
+            "notifications": str(NOTIFICATIONS),
+            "run_for": "3h",
+            "events": [
+                {
+                    "at": f"{offset}s",
+                    ("fire" if firing else "resolve"): labels,
+                    "annotations": {"summary": note} if firing else {},
+                }
+                for offset, firing, labels, note in stream
+            ],
+            "expect": {},
+        }
+    )
     simulation = _Simulation(fixture)
     outcome = simulation.run()
     pages = [(simulation.order[p.incident - 1], p.level, p.policy, p.to, DEFAULT_START + p.at) for p in outcome.pages]
@@ -119,7 +156,9 @@ def by_check(stream, policies: Path) -> tuple[list[Incident], list]:
 def by_worker(stream, policies: Path, end: datetime) -> tuple[list[Incident], list]:
     rules = Rules(policies=load_yaml_model(policies, PolicySet).with_default(("alertname", "service")))
     engine, state = Engine(rules), State()
-    pager = VirtualPager(load_notifications(NOTIFICATIONS), rules.topology, rules.service_label, suppression_of(engine, state))
+    pager = VirtualPager(
+        load_notifications(NOTIFICATIONS), rules.topology, rules.service_label, suppression_of(engine, state)
+    )
     incidents: dict[str, Incident] = {}
 
     def observe(emitted) -> None:
@@ -135,9 +174,18 @@ def by_worker(stream, policies: Path, end: datetime) -> tuple[list[Incident], li
     records = []
     for offset, firing, labels, note in stream:
         when = DEFAULT_START + timedelta(seconds=offset)
-        records.append(Alert(fingerprint=fingerprint(labels), status=AlertStatus.firing if firing else AlertStatus.resolved,
-                             labels=labels, annotations={"summary": note} if firing else {}, starts_at=when,
-                             ends_at=None if firing else when, source="worker", received_at=when))
+        records.append(
+            Alert(
+                fingerprint=fingerprint(labels),
+                status=AlertStatus.firing if firing else AlertStatus.resolved,
+                labels=labels,
+                annotations={"summary": note} if firing else {},
+                starts_at=when,
+                ends_at=None if firing else when,
+                source="worker",
+                received_at=when,
+            )
+        )
     period = timedelta(seconds=TICK_SECONDS)
     clock = DEFAULT_START + period / 2  # the tick timer's phase against the records'
     instants = sorted({r.received_at for r in records})

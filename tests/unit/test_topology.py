@@ -10,12 +10,17 @@ from correlation.topology import Topology
 from tests.factories import alert, at
 
 # db <- api <- web ; db <- reports ; cache stands alone
-CATALOG = Topology.model_validate({"services": [
-    {"name": "db"}, {"name": "cache"},
-    {"name": "api", "depends_on": ["db"]},
-    {"name": "web", "depends_on": ["api", "cache"]},
-    {"name": "reports", "depends_on": ["db"]},
-]})
+CATALOG = Topology.model_validate(
+    {
+        "services": [
+            {"name": "db"},
+            {"name": "cache"},
+            {"name": "api", "depends_on": ["db"]},
+            {"name": "web", "depends_on": ["api", "cache"]},
+            {"name": "reports", "depends_on": ["db"]},
+        ]
+    }
+)
 
 
 def test_hops_are_the_fewest_dependency_steps_to_each_service_depended_on():
@@ -37,7 +42,9 @@ def test_unknown_dependencies_and_duplicates_are_refused():
 
 
 def test_a_cycle_in_the_catalog_does_not_hang():
-    looped = Topology.model_validate({"services": [{"name": "a", "depends_on": ["b"]}, {"name": "b", "depends_on": ["a"]}]})
+    looped = Topology.model_validate(
+        {"services": [{"name": "a", "depends_on": ["b"]}, {"name": "b", "depends_on": ["a"]}]}
+    )
     assert looped.hops("a") == {"b": 1} and looped.root_of(["a", "b"]) in ("a", "b")
 
 
@@ -47,7 +54,9 @@ def engine(window_minutes=10) -> Engine:
 
 
 def fire(eng, state, service, now, alertname="HighErrorRate"):
-    _, events = eng.apply(state, alert(starts=now, received=now, alertname=alertname, service=service, instance="i1"), at(now))
+    _, events = eng.apply(
+        state, alert(starts=now, received=now, alertname=alertname, service=service, instance="i1"), at(now)
+    )
     return events
 
 
@@ -89,9 +98,11 @@ def test_a_service_related_only_to_a_symptom_not_to_the_root_opens_its_own_incid
 
 # -- time, failure domains and changes as evidence (bench/worlds.py measures what these buy) ------------------
 
+
 def session_engine(gap: str | None = "2m", **fields) -> Engine:
-    policy = Policy.model_validate({"name": "graph", "topology": True, **({"session_gap": gap} if gap != "default" else {}),
-                                    **fields})
+    policy = Policy.model_validate(
+        {"name": "graph", "topology": True, **({"session_gap": gap} if gap != "default" else {}), **fields}
+    )
     return Engine(Rules(PolicySet(policies=(policy,)), topology=CATALOG))
 
 
@@ -184,7 +195,10 @@ def test_without_a_topology_a_session_gap_ends_the_keys_incident():
     policy = Policy.model_validate({"name": "plain", "group_by": ["alertname"], "session_gap": "5m"})
     eng, state = Engine(Rules(PolicySet(policies=(policy,)), topology=CATALOG)), State()
     first = fire(eng, state, "api", 0)
-    assert fire(eng, state, "web", 200)[0].evidence == {"labels": "alertname=HighErrorRate", "session_gap_seconds": "200"}
+    assert fire(eng, state, "web", 200)[0].evidence == {
+        "labels": "alertname=HighErrorRate",
+        "session_gap_seconds": "200",
+    }
     late = fire(eng, state, "db", 200 + 301)
     assert late[0].kind.value == "opened" and late[0].incident_id != first[0].incident_id
 
@@ -206,9 +220,12 @@ def test_explain_says_which_evidence_decided_a_join():
 
 
 def test_failure_domain_takes_a_label_or_a_list_and_refuses_what_cannot_scope():
-    assert Policy.model_validate({"name": "g", "topology": True, "failure_domain": "cluster"}).failure_domain == ("cluster",)
-    assert Policy.model_validate({"name": "g", "topology": True, "failure_domain": "cluster, region"}).failure_domain == \
-        ("cluster", "region")
+    assert Policy.model_validate({"name": "g", "topology": True, "failure_domain": "cluster"}).failure_domain == (
+        "cluster",
+    )
+    assert Policy.model_validate(
+        {"name": "g", "topology": True, "failure_domain": "cluster, region"}
+    ).failure_domain == ("cluster", "region")
     for bad, message in (([""], "empty label name"), (["cluster", "cluster"], "lists a label twice")):
         with pytest.raises(ValidationError, match=message):
             Policy.model_validate({"name": "g", "topology": True, "failure_domain": bad})
