@@ -26,7 +26,8 @@ test: install
 test-unit: install
 	$(BIN)/pytest tests/unit
 
-## Structure and style: the import contracts (docs/architecture.md), then mypy --strict on schemas/ and correlation/
+## Structure and style: the import contracts (docs/architecture.md), mypy --strict on schemas/ and correlation/,
+## ruff check and ruff format --check on everything.
 ## ([tool.mypy] in pyproject.toml).
 lint: install
 	$(BIN)/pip install --quiet -e '.[lint]'
