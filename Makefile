@@ -27,8 +27,7 @@ test-unit: install
 	$(BIN)/pytest tests/unit
 
 ## Structure and style: the import contracts (docs/architecture.md), mypy --strict on schemas/ and correlation/,
-## ruff check and ruff format --check on everything.
-## ([tool.mypy] in pyproject.toml).
+## ruff check and ruff format --check on everything (their settings are in pyproject.toml).
 lint: install
 	$(BIN)/pip install --quiet -e '.[lint]'
 	$(BIN)/lint-imports
