@@ -57,9 +57,9 @@ from correlation.escalation import (
     Update,
     apply,
     begin,
-    due,
     may_reroute,
     reaction,
+    tick,
 )
 from correlation.topology import Topology
 from schemas import Incident, IncidentEvent, IncidentEventKind, IncidentStatus
@@ -357,7 +357,7 @@ class Pager(PollLoop):
             if self.muted is not None and incident.status is IncidentStatus.triggered
             else None
         )
-        following, outputs = due(state, incident, datetime.now(UTC), muted or None, self.paging)
+        following, outputs = tick(state, incident, datetime.now(UTC), muted or None, self.paging)
         for output in outputs:
             if isinstance(output, Stopped):  # acknowledged or resolved before its event reached us
                 await self._stop(

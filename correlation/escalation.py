@@ -1,7 +1,7 @@
 """Escalation as a pure state machine: which policy an incident pages, which level is due, and who that is.
 
 `apply(current, event, incident, now, paging)` says what one incident event does to the incident's escalation,
-`due(state, incident, now, muted, paging)` what its due level does; both return the new state and the outputs
+`tick(state, incident, now, muted, paging)` what its due level does; both return the new state and the outputs
 to act on (Started, Hastened, Stopped, Notice, Update, Held, Page, and decisions for the log). The live pager
 (actions/pager.py) leases, reads, calls them, writes and delivers; the simulator's pager
 (correlation/virtual_pager.py, for `check` and `replay`) calls the same two on a virtual clock.
@@ -373,7 +373,7 @@ def recipients(state: Escalation, config: NotificationsFile, at: datetime) -> li
 
 # -- the core: what an incident event and a due level do to an escalation ------------------------------------
 # The live pager (actions/pager.py) and the simulator's (correlation/virtual_pager.py: `check`, `replay`) both call
-# `apply` and `due` and act on what they return; neither decides anything about paging on its own.
+# `apply` and `tick` and act on what they return; neither decides anything about paging on its own.
 
 
 @dataclass(frozen=True)
@@ -570,7 +570,7 @@ def begin(
     return state, out
 
 
-def due(
+def tick(
     state: Escalation, incident: Incident, now: datetime, muted: str | None, paging: Paging
 ) -> tuple[Escalation, list[Output]]:
     """Pure: what the due level of an active escalation does at `now` (the caller's clock: when it fell due on

@@ -23,9 +23,9 @@ from correlation.escalation import (
     Paging,
     Started,
     apply,
-    due,
     firing_alerts,
     muted_by,
+    tick,
 )
 from correlation.topology import Topology
 from schemas import Incident, IncidentAlert, IncidentEvent
@@ -102,7 +102,7 @@ class VirtualPager:
                     state = state.model_copy(update={"status": EscalationStatus.stopped})
                     break
                 muted = muted_by([self.suppression(a, state.due_at) for a in firing_alerts(incident)])
-                state, outputs = due(state, incident, state.due_at, muted, self.paging)
+                state, outputs = tick(state, incident, state.due_at, muted, self.paging)
                 for output in outputs:
                     self._keep(output, incident)
                     if isinstance(output, Page):

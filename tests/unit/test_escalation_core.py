@@ -1,4 +1,4 @@
-"""The escalation core (correlation/escalation.py `apply` and `due`), table-driven: each row is an escalation
+"""The escalation core (correlation/escalation.py `apply` and `tick`), table-driven: each row is an escalation
 before, an incident event or a due level, and what the core must return. The live pager and the simulator's
 pager only act on these outputs, so these rows are what both do (ESC-1..9)."""
 
@@ -22,8 +22,8 @@ from correlation.escalation import (
     Update,
     apply,
     begin,
-    due,
     start,
+    tick,
 )
 from correlation.topology import Topology
 from schemas import Incident, IncidentAlert, IncidentEvent, IncidentEventKind, IncidentStatus
@@ -345,7 +345,7 @@ DUE_ROWS = [
 
 
 @pytest.mark.parametrize(("state", "current", "now", "muted", "expected", "after"), DUE_ROWS)
-def test_due(
+def test_tick(
     state: Escalation,
     current: Incident,
     now: datetime,
@@ -353,7 +353,7 @@ def test_due(
     expected: list[str],
     after: tuple[EscalationStatus, int, datetime | None],
 ) -> None:
-    following, outputs = due(state, current, now, muted, PAGING)
+    following, outputs = tick(state, current, now, muted, PAGING)
     assert kinds(outputs) == expected
     status, level, due_at = after
     assert (following.status, following.level) == (status, level)
@@ -362,14 +362,14 @@ def test_due(
 
 
 def test_a_page_names_its_level_recipients_and_what_it_answers() -> None:
-    following, outputs = due(PAGED, incident(), T0 + timedelta(minutes=5), None, PAGING)
+    following, outputs = tick(PAGED, incident(), T0 + timedelta(minutes=5), None, PAGING)
     page = outputs[0]
     assert isinstance(page, Page) and page.level == 2 and page.following == following
     assert [(r.user, r.channel) for r in page.recipients] == [("carol", "pager")]
     assert page.caused_at == PAGED.due_at  # a later level answers its own due time; level 1 the start
-    assert isinstance(due(ACTIVE, incident(), T0, None, PAGING)[1][0], Page)
-    assert due(ACTIVE, incident(), T0 + timedelta(seconds=3), None, PAGING)[1][0].caused_at == T0  # type: ignore[union-attr]
-    held = due(ACTIVE, incident(), T0, "inhibit:r", PAGING)[1][0]
+    assert isinstance(tick(ACTIVE, incident(), T0, None, PAGING)[1][0], Page)
+    assert tick(ACTIVE, incident(), T0 + timedelta(seconds=3), None, PAGING)[1][0].caused_at == T0  # type: ignore[union-attr]
+    held = tick(ACTIVE, incident(), T0, "inhibit:r", PAGING)[1][0]
     assert isinstance(held, Held) and held.first and held.state.held_at == T0
 
 
