@@ -27,9 +27,11 @@ test-unit: install
 	$(BIN)/pytest tests/unit
 
 ## The documentation site from docs/ into site/ (MkDocs Material); --strict: a broken link or page fails.
+## First the generated reference pages must match the code (`firebreak docs generate` rewrites them).
 ## No --quiet: with it, MkDocs 1.6 drops warnings before --strict counts them and the build passes anyway.
 docs: install
 	$(BIN)/pip install --quiet -e '.[docs]'
+	$(BIN)/firebreak docs generate --check
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 ## Benchmarks side by side with Alertmanager and a bare Kafka consumer; appends to BENCHMARKS.md (bench/run.py).

@@ -16,7 +16,7 @@ from kubernetes_validate.utils import ValidationError as K8sValidationError
 from actions.loader import load_runbooks
 from correlation.policy import PolicySet
 from correlation.topology import Topology
-from firebreak.metrics import docs_table as metrics_table
+from firebreak.reference import metrics_table
 from firebreak.settings import Settings
 from schemas.notification import NotificationsFile
 
