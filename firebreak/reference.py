@@ -1,14 +1,16 @@
 """The documentation site's reference pages, generated from the code so they cannot drift.
 
-One function per page returns its Markdown: `settings_page` (the settings model) and `metrics_page` (the Prometheus
-metrics). `page_functions` lists every generated file with the function that makes it, and `write` writes them or,
-with check=True, names those that differ. `firebreak docs generate [--check]` runs it, `make docs` runs the check
-before building the site, and tests/unit/test_reference_docs.py fails when a committed page is stale.
+One function per page returns its Markdown: `cli_page` (the click tree), `settings_page` (the settings model) and
+`metrics_page` (the Prometheus metrics). `page_functions` lists every generated file with the function that makes
+it, and `write` writes them or, with check=True, names those that differ. `firebreak docs generate [--check]` runs
+it, `make docs` runs the check before building the site, and tests/unit/test_reference_docs.py fails when a
+committed page is stale.
 """
 
 from __future__ import annotations
 
 import html
+import inspect
 import re
 import unicodedata
 from collections.abc import Callable, Iterable, Sequence
@@ -147,8 +149,9 @@ def settings_page() -> str:
 def metrics_table() -> str:
     """The Markdown table of every metric in firebreak/metrics.py and the process that exports it
     (`firebreak config metrics`)."""
-    from firebreak import metrics as module
     from prometheus_client.metrics import MetricWrapperBase
+
+    from firebreak import metrics as module
 
     def exported_by(name: str) -> str:
         roles = [role for role, registry in (("ingest", module.INGEST), ("worker", module.WORKER))
@@ -186,12 +189,150 @@ def metrics_page() -> str:
     )
 
 
+# Commands -------------------------------------------------------------------------------------------------------
+
+
+def _param_type(param: Any) -> str:
+    """What a click parameter takes, in words."""
+    import click
+
+    kind = param.type
+    if isinstance(param, click.Option) and param.is_flag and not param.count:
+        text = "flag"
+    elif isinstance(kind, click.Choice):
+        text = "one of " + ", ".join(md_code(choice) for choice in kind.choices)
+    elif isinstance(kind, (click.IntRange, click.FloatRange)):
+        base = "integer" if isinstance(kind, click.IntRange) else "number"
+        if kind.min is not None and kind.max is not None and not kind.min_open and not kind.max_open:
+            text = f"{base} from {kind.min} to {kind.max}"
+        else:
+            low = None if kind.min is None else f"{'>' if kind.min_open else '>='} {kind.min}"
+            high = None if kind.max is None else f"{'<' if kind.max_open else '<='} {kind.max}"
+            text = f"{base} " + ", ".join(bound for bound in (low, high) if bound)
+    elif isinstance(kind, click.Path):
+        text = "file" if not kind.dir_okay else "directory" if not kind.file_okay else "path"
+        text += " (must exist)" if kind.exists else ""
+    else:
+        text = {"text": "text", "integer": "integer", "float": "number", "boolean": "boolean"}.get(kind.name, kind.name)
+    if param.nargs == -1:
+        text += ", one or more" if param.required else ", any number"
+    if getattr(param, "multiple", False):
+        text += ", repeatable"
+    return md_cell(text)
+
+
+def _param_default(param: Any, ctx: Any) -> str:
+    """A parameter's default as a table cell: `required`, a code span, or empty."""
+    import click
+
+    if param.required:
+        return "required"
+    shown = getattr(param, "show_default", None)
+    if isinstance(shown, str):
+        return md_cell(shown)
+    default = param.get_default(ctx, call=False)
+    if callable(default) or (isinstance(param, click.Option) and param.is_flag and default is False):
+        return ""
+    if default is None or default == () or default == [] or type(default).__name__ == "Sentinel":
+        return ""
+    return md_cell(md_code(default))
+
+
+def _param_name(param: Any) -> str:
+    import click
+
+    if isinstance(param, click.Argument):
+        return md_code(param.human_readable_name)
+    return ", ".join(md_code(opt) for opt in [*param.opts, *param.secondary_opts])
+
+
+def _command_help(command: Any) -> str:
+    """A command's help text as Markdown paragraphs (click's `\\b` markers dropped, `\\f` ends it)."""
+    text = inspect.cleandoc((command.help or command.short_help or "").split("\f")[0])
+    paragraphs = [p for p in (para.replace("\b\n", "").replace("\b", "").strip() for para in text.split("\n\n")) if p]
+    return "\n\n".join(md_text(p) for p in paragraphs)
+
+
+def _short_help(command: Any) -> str:
+    """A command's short help, else the first paragraph of its help text (whole, unlike click's, which stops at
+    the first full stop, e.g. in "e.g.")."""
+    return command.short_help or _first_paragraph(inspect.cleandoc((command.help or "").split("\f")[0]))
+
+
+def _commands(command: Any, ctx: Any, seen: dict[int, str]) -> Iterable[tuple[Any, Any, str | None]]:
+    """(command, its context, the path it is an alias of or None), depth first, subcommands sorted."""
+    import click
+
+    alias = seen.get(id(command))
+    yield command, ctx, alias
+    if alias is not None:
+        return
+    seen[id(command)] = ctx.command_path
+    if isinstance(command, click.Group):
+        for name in command.list_commands(ctx):
+            sub = command.get_command(ctx, name)
+            if sub is not None and not sub.hidden:
+                yield from _commands(sub, click.Context(sub, info_name=name, parent=ctx), seen)
+
+
+def cli_page() -> str:
+    """docs/reference/cli.md: every command and subcommand of `firebreak` (walking the click tree from
+    firebreak.cli.main) with its usage line, help text and parameters."""
+    import click
+
+    from firebreak.cli import main
+
+    root = click.Context(main, info_name="firebreak")
+    found = list(_commands(main, root, {}))
+    summary = [[f"[{md_code(ctx.command_path)}](#{anchor(ctx.command_path)})",
+                md_cell(f"the same as `{alias}`" if alias else _short_help(command))]
+               for command, ctx, alias in found]
+    sections = []
+    for command, ctx, alias in found:
+        blocks = [f"## {ctx.command_path}"]
+        if alias:
+            blocks.append(f"Another name for [`{alias}`](#{anchor(alias)}): the same subcommands and options.")
+            sections.append(_page(*blocks))
+            continue
+        usage = " ".join([ctx.command_path, *command.collect_usage_pieces(ctx)])
+        blocks += [f"```text\n{usage}\n```", _command_help(command)]
+        params = [p for p in command.get_params(ctx) if not getattr(p, "hidden", False) and p.name != "help"]
+        if params:
+            blocks.append(md_table(["option or argument", "type", "default", "description"],
+                                   [[_param_name(p), _param_type(p), _param_default(p, ctx), md_cell(getattr(p, "help", None) or "")]
+                                    for p in params]))
+        if isinstance(command, click.Group):
+            subs = [f"[`{sub.command_path}`](#{anchor(sub.command_path)})" for _, sub, _ in found if sub.parent is ctx]
+            blocks.append("Subcommands: " + ", ".join(subs) + ".")
+        sections.append(_page(*blocks))
+    return _page(
+        "# Commands",
+        generated_from("the click commands of firebreak/cli.py", "firebreak/reference.py"),
+        "Every command of `firebreak`, generated from its click definitions (`firebreak/cli.py` and the modules\n"
+        "that register on it) by `firebreak docs generate`; a test keeps this page current. Every command also\n"
+        "takes `--help`. Commands with a `--url` option go through the HTTP API, with the most capable token of\n"
+        "`FIREBREAK_INGEST_TOKENS`; the others work on local files, or read Kafka and Redis directly.\n"
+        "The local Kafka and Redis are not a `firebreak` command: `deploy/local/stack.sh up|down|status`\n"
+        "(`make up`, `make down`, `make status`).",
+        "Workers also do two of these by themselves: they create their topics at start as `firebreak topics create`\n"
+        "does (which warns when a topic's partition count differs from the settings), and they rebuild the read model\n"
+        "when it vanishes as `firebreak readmodel rebuild` does (incident events, action results, deliveries and\n"
+        "decisions). `firebreak check` also runs as a pytest plugin: `*.firebreak.yaml` files are tests.",
+        "What alert senders and API users wrote (labels, annotations, titles, actors, comments, step outputs,\n"
+        "audit entries, error answers) is printed with control characters, terminal escape sequences and bidi\n"
+        "controls shown as visible escapes (`\\x1b`, `\\n`, `\\u202e`); `--json` output writes them as `\\uXXXX`.",
+        md_table(["command", "what it does"], summary),
+        *sections,
+    )
+
+
 # Every page -----------------------------------------------------------------------------------------------------
 
 
 def page_functions(root: Path) -> dict[str, Callable[[], str]]:
     """Every generated file (relative to the repository root) and the function that makes its text."""
     return {
+        "docs/reference/cli.md": cli_page,
         "docs/reference/settings.md": settings_page,
         "docs/reference/metrics.md": metrics_page,
     }
