@@ -163,8 +163,8 @@ def docs() -> None:
 @click.option("--root", type=click.Path(exists=True, file_okay=False, path_type=Path), default=Path("."), show_default=True,
               help="The repository checkout: where mkdocs.yml and docs/ are.")
 def docs_generate(check: bool, root: Path) -> None:
-    """Write the generated pages of docs/ (commands, settings, metrics); exit 1 if mkdocs.yml's
-    nav does not list one."""
+    """Write the generated pages of docs/ (commands, HTTP API, JSON Schemas, settings, metrics); exit 1
+    if mkdocs.yml's nav does not list one."""
     from firebreak.reference import DocsError, page_functions, problems, write
 
     if not (root / "mkdocs.yml").is_file():

@@ -1,16 +1,17 @@
 """The documentation site's reference pages, generated from the code so they cannot drift.
 
-One function per page returns its Markdown: `cli_page` (the click tree), `settings_page` (the settings model) and
-`metrics_page` (the Prometheus metrics). `page_functions` lists every generated file with the function that makes
-it, and `write` writes them or, with check=True, names those that differ. `firebreak docs generate [--check]` runs
-it, `make docs` runs the check before building the site, and tests/unit/test_reference_docs.py fails when a
-committed page is stale.
+One function per page returns its Markdown: `cli_page` (the click tree), `http_api_page` (the OpenAPI document),
+`json_schemas_page` (the published JSON Schemas), `settings_page` (the settings model) and `metrics_page` (the
+Prometheus metrics). `page_functions` lists every generated file with the function that makes it, and `write` writes
+them or, with check=True, names those that differ. `firebreak docs generate [--check]` runs it, `make docs` runs the
+check before building the site, and tests/unit/test_reference_docs.py fails when a committed page is stale.
 """
 
 from __future__ import annotations
 
 import html
 import inspect
+import json
 import re
 import unicodedata
 from collections.abc import Callable, Iterable, Sequence
@@ -18,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+SCHEMAS_DIR = "schemas/json"
 
 _CODE_SPAN = re.compile(r"(`+)(.+?)\1", re.DOTALL)
 
@@ -326,6 +329,207 @@ def cli_page() -> str:
     )
 
 
+# HTTP API -------------------------------------------------------------------------------------------------------
+
+
+def _ref_name(schema: dict[str, Any]) -> str | None:
+    ref = schema.get("$ref")
+    return ref.rsplit("/", 1)[-1] if isinstance(ref, str) else None
+
+
+def _schema_links() -> dict[str, str]:
+    """Model name -> its section on the JSON Schemas page, for the models that are published."""
+    from schemas.export import PUBLISHED
+
+    return {model.__name__: f"json-schemas.md#{anchor(model.__name__)}" for model in PUBLISHED.values()}
+
+
+def _body(content: dict[str, Any] | None, links: dict[str, str]) -> str:
+    """What a request or response body holds, in a few words."""
+    if not content:
+        return ""
+    media, found = next(iter(content.items()))
+    schema = found.get("schema", {})
+    name = _ref_name(schema)
+    if name is None and schema.get("type") == "object" and len(schema.get("properties", {})) == 1:
+        (field, inner), = schema["properties"].items()
+        items = _ref_name(inner.get("items", {}))
+        if items:
+            return f"{md_code(field)}: array of " + (f"[{md_code(items)}]({links[items]})" if items in links else md_code(items))
+    if name is not None:
+        return f"[{md_code(name)}]({links[name]})" if name in links else md_code(name)
+    return md_code(media) if media != "application/json" else "JSON " + schema.get("type", "document")
+
+
+def http_api_page() -> str:
+    """docs/reference/http-api.md: each path and method of the OpenAPI document (ingest/openapi.py) with its
+    summary, the token scope it needs (ingest/auth.py), parameters, request body and responses."""
+    from ingest import openapi
+    from ingest.auth import Scope, required_scope
+    from ingest.server import REQUEST_BODIES
+
+    spec = openapi.document(REQUEST_BODIES)
+    links = _schema_links()
+    components = spec["components"]["schemas"]
+    operations = [(path, method, op) for path, methods in spec["paths"].items() for method, op in methods.items()]
+    secured = [op for _, _, op in operations if op.get("security") != []]
+    common = {status: response["description"] for status, response in secured[0]["responses"].items()
+              if all(other["responses"].get(status) == response for other in secured)}
+    index_rows, sections, tags = [], {}, []
+    for path, method, op in operations:
+        verb = method.upper()
+        title = f"{verb} {path}"
+        tag = (op.get("tags") or ["Other"])[0]
+        if tag not in sections:
+            tags.append(tag)
+            sections[tag] = [f"## {tag}"]
+        scope = "none (no token)" if op.get("security") == [] else required_scope(verb, path).name
+        index_rows.append([f"[{md_code(verb)}](#{anchor(title)})", md_code(path), md_cell(op["summary"]), scope])
+        lines = [f"### {title}", md_text(op["summary"]) + ("" if op["summary"].endswith(".") else "."),
+                 md_text(op.get("description", ""))]
+        highest = max(Scope).name
+        facts = [f"- Token scope: {scope}" if op.get("security") == [] else
+                 f"- Token scope: `{scope}`" + ("" if scope == highest else " or above")]
+        fields = ""
+        if "requestBody" in op:
+            body = op["requestBody"]["content"]["application/json"]["schema"]
+            name = _ref_name(body)
+            model = components.get(name, {}) if name else body
+            if name in links or not model.get("properties"):
+                facts.append(f"- Request body (JSON): {_json_type(body if name in links else model, links)}")
+            else:
+                facts.append(f"- Request body (JSON): {md_code(name)}, an object:")
+                fields = properties_table(model, components, links)
+        lines.append("\n".join(facts))
+        if op.get("parameters"):
+            lines.append(md_table(["parameter", "in", "type", "required", "description"], [
+                [md_code(p["name"]), p["in"], md_cell(_json_type(p.get("schema", {}))), "yes" if p.get("required") else "no",
+                 md_cell(p.get("description", ""))] for p in op["parameters"]]))
+        lines.append(fields)
+        own = {status: response for status, response in op["responses"].items()
+               if not (op.get("security") != [] and status in common)}
+        lines.append(md_table(["response", "meaning", "body"], [
+            [md_code(status), md_cell(response["description"]), _body(response.get("content"), links)]
+            for status, response in own.items()]))
+        if op.get("security") != []:
+            lines.append("Also the common error responses.")
+        sections[tag].append(_page(*lines))
+    info = spec["info"]
+    scheme = next(iter(spec["components"]["securitySchemes"].values()))
+    return _page(
+        "# HTTP API",
+        generated_from("ingest/openapi.py", "ingest/auth.py", "firebreak/reference.py"),
+        f"{md_text(info['title'])} {md_code(info['version'])}: {md_text(info['description'])} This page is generated\n"
+        "from the OpenAPI 3.1 document the server serves at `/openapi.json` (`ingest/openapi.py`) by\n"
+        "`firebreak docs generate`; a test keeps it current. Request and response models link to their\n"
+        "[JSON Schemas](json-schemas.md).",
+        f"Authentication: `Authorization: {scheme['scheme'].capitalize()} <token>` on every route that does not say\n"
+        f"\"no token\". {md_text(spec['x-scopes'])}",
+        "Common error responses of every route that needs a token (the body is an `Error`: `error`, a short\n"
+        "reason; `message`, what is wrong and what to do; `problems`, one `field` and `problem` each):",
+        md_table(["response", "meaning"], [[md_code(status), md_cell(text)] for status, text in common.items()]),
+        md_table(["method", "path", "summary", "token scope"], index_rows),
+        *(_page(*sections[tag]) for tag in tags),
+    )
+
+
+# JSON Schemas ---------------------------------------------------------------------------------------------------
+
+
+def _json_type(schema: dict[str, Any], links: dict[str, str] | None = None, defs: dict[str, Any] | None = None) -> str:
+    """A JSON Schema's type in a few words (as Markdown): `string (date-time)`, `array of Alert`, `X or null`; a
+    referenced model in `links` links to its page, a referenced enum in `defs` lists its values."""
+    if "$ref" in schema:
+        name = _ref_name(schema)
+        if links and name in links:
+            return f"[{md_code(name)}]({links[name]})"
+        if defs and name in defs and "enum" in defs[name]:
+            return _json_type(defs[name])
+        return md_code(name)
+    for key in ("anyOf", "oneOf"):
+        if key in schema:
+            options = [option for option in schema[key] if option.get("type") != "null"]
+            nullable = len(options) < len(schema[key])
+            text = " or ".join(_json_type(option, links, defs) for option in options)
+            return text + (" or null" if nullable else "")
+    if "const" in schema:
+        return md_code(json.dumps(schema["const"]))
+    if "enum" in schema:
+        return "one of " + ", ".join(md_code(json.dumps(value)) for value in schema["enum"])
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        return " or ".join(kind)
+    if kind == "array":
+        return "array of " + _json_type(schema.get("items", {}), links, defs) if schema.get("items") else "array"
+    if kind == "object" and isinstance(schema.get("additionalProperties"), dict):
+        return "map of " + _json_type(schema["additionalProperties"], links, defs)
+    if kind is None:
+        return "any"
+    text = kind + (f" ({schema['format']})" if "format" in schema else "")
+    low, high = schema.get("minimum"), schema.get("maximum")
+    if low is not None and high is not None:
+        return f"{text} from {low} to {high}"
+    return text + (f" >= {low}" if low is not None else "") + (f" <= {high}" if high is not None else "")
+
+
+def properties_table(schema: dict[str, Any], defs: dict[str, Any], links: dict[str, str] | None = None) -> str:
+    """The table of an object schema's top-level properties: name, type, required, description (or "")."""
+    required = set(schema.get("required", []))
+    rows = [[md_code(prop), md_cell(_json_type(sub, links, defs)), "yes" if prop in required else "no",
+             md_cell(_property_description(sub, defs))] for prop, sub in schema.get("properties", {}).items()]
+    return md_table(["property", "type", "required", "description"], rows) if rows else ""
+
+
+def _property_description(schema: dict[str, Any], defs: dict[str, Any]) -> str:
+    """A property's description, else the first paragraph of the model it refers to; its default appended."""
+    text = schema.get("description", "")
+    if not text:
+        refs = [_ref_name(s) for s in [schema, *schema.get("anyOf", []), schema.get("items", {})] if isinstance(s, dict)]
+        described = [defs[name]["description"] for name in refs if name in defs and defs[name].get("description")]
+        text = _first_paragraph(described[0]) if described else ""
+    if "default" in schema and schema["default"] not in (None, [], {}, ""):
+        text = (text + " " if text else "") + f"Default: {md_code(json.dumps(schema['default']))}."
+    return text
+
+
+def json_schemas_page() -> str:
+    """docs/reference/json-schemas.md: one section per published JSON Schema (schemas/export.py, the files in
+    schemas/json/) with its description, a table of its top-level properties, and a link to the file."""
+    from schemas.export import PUBLISHED, render_all
+
+    rendered = render_all()
+    index, sections = [], []
+    for name in PUBLISHED:
+        schema = json.loads(rendered[name])
+        title = schema.get("title", name)
+        defs = schema.get("$defs", {})
+        link = f"[{md_code(f'{SCHEMAS_DIR}/{name}')}](../{SCHEMAS_DIR}/{name})"
+        index.append([f"[{md_code(title)}](#{anchor(title)})", link, md_cell(_first_paragraph(schema.get("description", "")))])
+        extra = schema.get("additionalProperties")
+        closing = ("Other properties are refused." if extra is False else
+                   "Other properties are ignored." if extra is None and schema.get("type") == "object" else "")
+        nested = ", ".join(md_code(d) for d in sorted(defs))
+        sections.append(_page(
+            f"## {title}",
+            f"File: {link}",
+            md_text(schema.get("description", "")),
+            properties_table(schema, defs),
+            closing,
+            f"Defined inside it (`$defs`): {nested}." if nested else "",
+        ))
+    return _page(
+        "# JSON Schemas",
+        generated_from("schemas/export.py", "firebreak/reference.py"),
+        "The JSON Schemas Firebreak publishes for the records on its Kafka topics, the bodies of its API and its\n"
+        "files. They are generated from the pydantic models (`schemas/export.py`) by `firebreak schemas export`\n"
+        "into `schemas/json/`, and this page from the same models by `firebreak docs generate`; tests keep both\n"
+        "current. Each section links to the raw file, which the site publishes at the path it has in the\n"
+        "repository. Only top-level properties are listed; the file holds the nested definitions.",
+        md_table(["schema", "file", "what it is"], index),
+        *sections,
+    )
+
+
 # Every page -----------------------------------------------------------------------------------------------------
 
 
@@ -333,6 +537,8 @@ def page_functions(root: Path) -> dict[str, Callable[[], str]]:
     """Every generated file (relative to the repository root) and the function that makes its text."""
     return {
         "docs/reference/cli.md": cli_page,
+        "docs/reference/http-api.md": http_api_page,
+        "docs/reference/json-schemas.md": json_schemas_page,
         "docs/reference/settings.md": settings_page,
         "docs/reference/metrics.md": metrics_page,
     }
