@@ -161,10 +161,11 @@ def docs() -> None:
 @docs.command("generate")
 @click.option("--check", is_flag=True, help="Exit 1 naming each page that differs from the code; write nothing.")
 @click.option("--root", type=click.Path(exists=True, file_okay=False, path_type=Path), default=Path("."), show_default=True,
-              help="The repository checkout: where mkdocs.yml and docs/ are.")
+              help="The repository checkout: where mkdocs.yml, docs/ and deploy/ are.")
 def docs_generate(check: bool, root: Path) -> None:
-    """Write the generated pages of docs/ (commands, HTTP API, JSON Schemas, settings, metrics); exit 1
-    if mkdocs.yml's nav does not list one."""
+    """Write the generated pages of docs/ (commands, HTTP API, JSON Schemas, settings, metrics, one page per
+    alerting rule of deploy/prometheus/firebreak-rules.yml); exit 1 if a rule's runbook_url or mkdocs.yml's nav
+    does not match them."""
     from firebreak.reference import DocsError, page_functions, problems, write
 
     if not (root / "mkdocs.yml").is_file():

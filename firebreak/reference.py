@@ -1,10 +1,15 @@
 """The documentation site's reference pages, generated from the code so they cannot drift.
 
 One function per page returns its Markdown: `cli_page` (the click tree), `http_api_page` (the OpenAPI document),
-`json_schemas_page` (the published JSON Schemas), `settings_page` (the settings model) and `metrics_page` (the
-Prometheus metrics). `page_functions` lists every generated file with the function that makes it, and `write` writes
-them or, with check=True, names those that differ. `firebreak docs generate [--check]` runs it, `make docs` runs the
-check before building the site, and tests/unit/test_reference_docs.py fails when a committed page is stale.
+`json_schemas_page` (the published JSON Schemas), `settings_page` (the settings model), `metrics_page` (the
+Prometheus metrics), and per alerting rule of deploy/prometheus/firebreak-rules.yml `alert_page` plus
+`alerts_index_page`. `page_functions` lists every generated file with the function that makes it, and `write`
+writes them or, with check=True, names those that differ. `firebreak docs generate [--check]` runs it, `make docs`
+runs the check before building the site, and tests/unit/test_reference_docs.py fails when a committed page is
+stale.
+
+The "What to do" section of each alert page is hand-written, in deploy/prometheus/firebreak-rules.what-to-do.md
+(one `## <alertname>` section per rule); everything else on the page comes from the rule.
 """
 
 from __future__ import annotations
@@ -15,18 +20,22 @@ import json
 import re
 import unicodedata
 from collections.abc import Callable, Iterable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+RULES_FILE = "deploy/prometheus/firebreak-rules.yml"
+WHAT_TO_DO_FILE = "deploy/prometheus/firebreak-rules.what-to-do.md"
+ALERTS_DIR = "docs/operations/alerts"
 SCHEMAS_DIR = "schemas/json"
 
 _CODE_SPAN = re.compile(r"(`+)(.+?)\1", re.DOTALL)
 
 
 class DocsError(Exception):
-    """A source the pages are generated from is incomplete."""
+    """A source the pages are generated from is incomplete (e.g. an alert without its "What to do" section)."""
 
 
 # Markdown escaping ----------------------------------------------------------------------------------------------
@@ -183,7 +192,8 @@ def metrics_page() -> str:
         "process exports only its own metrics (the column \"exported by\"), so an aggregate such as\n"
         "`min(firebreak_ingest_kafka_up)` sees ingest alone; the `_created` series are off. This page is generated\n"
         "from `firebreak/metrics.py` by `firebreak docs generate` (`firebreak config metrics` prints the table) and a\n"
-        "test keeps it current.",
+        "test keeps it current. The alerting rules on these metrics, each with what to do, are under\n"
+        "[Alerts](../operations/alerts/index.md).",
         metrics_table(),
         "Queries worth a panel (`deploy/grafana/firebreak.json` has them):\n"
         "`histogram_quantile(0.9, sum by (le) (rate(firebreak_incident_time_to_acknowledge_seconds_bucket[1d])))` (MTTA p90),\n"
@@ -530,18 +540,128 @@ def json_schemas_page() -> str:
     )
 
 
+# Alerts ---------------------------------------------------------------------------------------------------------
+
+
+def site_url(root: Path) -> str:
+    """The base URL the site is served at (mkdocs.yml `site_url`), ending in `/`."""
+    url = _mkdocs_config(root).get("site_url")
+    if not url:
+        raise DocsError("mkdocs.yml has no site_url: the alerts' runbook_url annotations are built from it")
+    return url if url.endswith("/") else url + "/"
+
+
+def alert_rules(root: Path) -> list[dict[str, Any]]:
+    """Every alerting rule of deploy/prometheus/firebreak-rules.yml, in file order, with its group's name."""
+    data = yaml.safe_load((root / RULES_FILE).read_text())
+    return [{**rule, "group": group["name"]} for group in data["groups"] for rule in group["rules"] if "alert" in rule]
+
+
+def what_to_do(root: Path) -> dict[str, str]:
+    """Alert name -> the Markdown of its `## <alertname>` section in deploy/prometheus/firebreak-rules.what-to-do.md."""
+    sections: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for line in (root / WHAT_TO_DO_FILE).read_text().splitlines():
+        if line.startswith("## "):
+            current = sections.setdefault(line[3:].strip(), [])
+        elif current is not None:
+            current.append(line)
+    return {name: "\n".join(lines).strip() for name, lines in sections.items()}
+
+
+def alert_page_path(alert: str) -> str:
+    """Where the page of an alert is, relative to the repository root."""
+    return f"{ALERTS_DIR}/{alert}.md"
+
+
+def runbook_url(root: Path, alert: str) -> str:
+    """The `runbook_url` annotation an alert must carry: its page on the site at mkdocs.yml's site_url."""
+    return runbook_urls(root, [alert])[alert]
+
+
+def runbook_urls(root: Path, alerts: Iterable[str]) -> dict[str, str]:
+    """`runbook_url` of each alert (mkdocs.yml read once)."""
+    directory_urls = _mkdocs_config(root).get("use_directory_urls", True)
+    base = site_url(root)
+    return {alert: base + f"operations/alerts/{alert}" + ("/" if directory_urls else ".html") for alert in alerts}
+
+
+def alert_page(root: Path, alert: str) -> str:
+    """docs/operations/alerts/<alert>.md: what the alert means (its annotations), its rule (expr, for, labels) and
+    what to do (its section of the what-to-do file)."""
+    rule = next(rule for rule in alert_rules(root) if rule["alert"] == alert)
+    steps = what_to_do(root).get(alert)
+    if not steps:
+        raise DocsError(f"{WHAT_TO_DO_FILE} has no `## {alert}` section: write what an SRE should do when it fires")
+    annotations, labels = rule.get("annotations", {}), rule.get("labels", {})
+    severity = labels.get("severity", "none")
+    facts = "\n".join([
+        f"- Severity: {md_code(severity)}",
+        "- Fires after: " + (f"the condition held for {md_code(rule['for'])}" if rule.get("for") else
+                             "the first evaluation where the condition holds"),
+        "- Labels: " + (", ".join(md_code(f"{k}={v}") for k, v in labels.items()) or "none"),
+        f"- Rule group: {md_code(rule['group'])} in {md_code(RULES_FILE)}",
+    ])
+    meaning = [f"The notification says: {md_code(annotations['summary'])}" if "summary" in annotations else "",
+               md_text(annotations.get("description", ""))]
+    return _page(
+        f"# {alert}",
+        generated_from(RULES_FILE, WHAT_TO_DO_FILE),
+        "## What it means",
+        *meaning,
+        facts,
+        "## The rule",
+        f"```promql\n{rule['expr'].strip()}\n```",
+        "## What to do",
+        steps,
+    )
+
+
+def alerts_index_page(root: Path) -> str:
+    """docs/operations/alerts/index.md: every alerting rule with its severity, delay and summary."""
+    rows = [[f"[{alert['alert']}]({alert['alert']}.md)", md_code(alert.get("labels", {}).get("severity", "none")),
+             md_code(alert["for"]) if alert.get("for") else "-", md_cell(md_code(alert.get("annotations", {}).get("summary", "")))]
+            for alert in alert_rules(root)]
+    return _page(
+        "# Alerts",
+        generated_from(RULES_FILE, WHAT_TO_DO_FILE),
+        f"Firebreak watches itself with the Prometheus alerting rules in `{RULES_FILE}` (loaded by\n"
+        "`deploy/prometheus/prometheus.yml`; `firebreak-rules.test.yml` holds their `promtool test rules` unit tests).\n"
+        "Each rule has a page here, generated from the rule, with what to do when it fires; the rule's\n"
+        "`runbook_url` annotation links to that page, so the notification carries the link.",
+        md_table(["alert", "severity", "for", "summary"], rows),
+        "The links assume the site is served at `site_url` in `mkdocs.yml`. When you serve it elsewhere, change\n"
+        "`site_url` and the `runbook_url` annotations together (a unit test and `firebreak docs generate --check`\n"
+        "name each annotation that does not match).",
+        "These alerts are about the path that pages people, so they should not depend on it alone: the shipped\n"
+        "`deploy/alertmanager/alertmanager.yml` sends every alert to Firebreak, which cannot page anyone about\n"
+        "itself when it is down or cannot reach Kafka. Give alerts with `service=\"firebreak\"` a second receiver\n"
+        "that does not go through Firebreak (an e-mail or chat webhook straight from Alertmanager).",
+    )
+
+
 # Every page -----------------------------------------------------------------------------------------------------
 
 
 def page_functions(root: Path) -> dict[str, Callable[[], str]]:
     """Every generated file (relative to the repository root) and the function that makes its text."""
-    return {
+    found: dict[str, Callable[[], str]] = {
         "docs/reference/cli.md": cli_page,
         "docs/reference/http-api.md": http_api_page,
         "docs/reference/json-schemas.md": json_schemas_page,
         "docs/reference/settings.md": settings_page,
         "docs/reference/metrics.md": metrics_page,
+        f"{ALERTS_DIR}/index.md": partial(alerts_index_page, root),
     }
+    for rule in alert_rules(root):
+        found[alert_page_path(rule["alert"])] = partial(alert_page, root, rule["alert"])
+    return found
+
+
+def orphans(root: Path) -> list[str]:
+    """Pages in docs/operations/alerts/ that no rule generates any more (a rule was removed or renamed)."""
+    generated = set(page_functions(root))
+    return sorted(str(p.relative_to(root)) for p in (root / ALERTS_DIR).glob("*.md") if str(p.relative_to(root)) not in generated)
 
 
 def _mkdocs_config(root: Path) -> dict[str, Any]:
@@ -565,17 +685,32 @@ def _nav_pages(nav: Any) -> set[str]:
 
 
 def problems(root: Path) -> list[str]:
-    """What keeps the generated pages from being reachable: generated pages missing from mkdocs.yml's nav."""
+    """What keeps the generated pages from being reachable: alerting rules without the right `runbook_url`,
+    what-to-do sections of alerts that do not exist, generated pages missing from mkdocs.yml's nav."""
+    found = []
+    rules = alert_rules(root)
+    names = [rule["alert"] for rule in rules]
+    urls = runbook_urls(root, names)
+    for rule in rules:
+        expected = urls[rule["alert"]]
+        actual = rule.get("annotations", {}).get("runbook_url")
+        if actual != expected:
+            found.append(f"{RULES_FILE}: {rule['alert']} has runbook_url {actual!r}; it should be {expected!r} (site_url in mkdocs.yml)")
+    for extra in sorted(set(what_to_do(root)) - set(names)):
+        found.append(f"{WHAT_TO_DO_FILE}: `## {extra}` is not an alert in {RULES_FILE}")
     config = _mkdocs_config(root)
     docs_dir = config.get("docs_dir", "docs")
     nav = _nav_pages(config.get("nav", []))
-    return [f"mkdocs.yml: nav does not list {page}" for page in (str(Path(path).relative_to(docs_dir)) for path in page_functions(root))
-            if page not in nav]
+    for path in page_functions(root):
+        page = str(Path(path).relative_to(docs_dir))
+        if page not in nav:
+            found.append(f"mkdocs.yml: nav does not list {page}")
+    return found
 
 
 def write(root: Path, check: bool = False) -> list[str]:
     """Write every generated page under `root` (or, with check, write nothing); the pages that differed from the
-    code."""
+    code, and the alert pages no rule generates (deleted unless checking)."""
     stale = []
     for path, function in page_functions(root).items():
         text = function()
@@ -585,4 +720,8 @@ def write(root: Path, check: bool = False) -> list[str]:
             if not check:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_text(text)
+    for path in orphans(root):
+        stale.append(path)
+        if not check:
+            (root / path).unlink()
     return stale

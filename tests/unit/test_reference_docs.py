@@ -1,4 +1,4 @@
-"""The generated pages of docs/ (firebreak/reference.py) match the code.
+"""The generated pages of docs/ (firebreak/reference.py) match the code, and every alerting rule links to its page.
 
 A failure here means a page is stale: run `firebreak docs generate` and commit the pages it rewrites.
 """
@@ -25,9 +25,34 @@ def test_the_committed_page_is_what_the_code_generates(path: str):
     assert committed.read_text() == PAGES[path](), f"{path} differs from the code: run `firebreak docs generate`"
 
 
+def test_no_alert_page_is_left_over_from_a_removed_rule():
+    assert reference.orphans(ROOT) == [], "run `firebreak docs generate` (it deletes them)"
+
+
+def test_every_alerting_rule_links_to_its_page_on_the_site():
+    base = reference.site_url(ROOT)
+    rules = reference.alert_rules(ROOT)
+    assert len(rules) >= 8
+    for rule in rules:
+        url = rule.get("annotations", {}).get("runbook_url", "")
+        assert url == reference.runbook_url(ROOT, rule["alert"]), f"{rule['alert']}: runbook_url {url!r}"
+        page = ROOT / "docs" / (url.removeprefix(base).rstrip("/") + ".md")
+        assert page.is_file(), f"{rule['alert']}: {url} has no page {page.relative_to(ROOT)}"
+        assert f"# {rule['alert']}\n" in page.read_text()
+
+
+def test_the_pages_are_reachable_and_every_rule_has_a_what_to_do_section():
+    assert reference.problems(ROOT) == []
+    sections = reference.what_to_do(ROOT)
+    for rule in reference.alert_rules(ROOT):
+        assert len(sections.get(rule["alert"], "")) > 200, f"{rule['alert']}: write what to do in {reference.WHAT_TO_DO_FILE}"
+
+
 def _checkout(tmp_path: Path) -> Path:
     """The files the generator reads and writes besides the code, in a folder of their own."""
-    shutil.copy(ROOT / "mkdocs.yml", tmp_path / "mkdocs.yml")
+    for name in ("mkdocs.yml", reference.RULES_FILE, reference.WHAT_TO_DO_FILE):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(ROOT / name, tmp_path / name)
     shutil.copytree(ROOT / "docs", tmp_path / "docs")
     return tmp_path
 
@@ -37,15 +62,34 @@ def test_the_check_names_each_page_that_differs_and_generate_rewrites_it(tmp_pat
     runner = CliRunner()
     page = root / "docs/reference/settings.md"
     page.write_text(page.read_text().replace("SASL user name.", "The SASL user."))
+    (root / reference.alert_page_path("FirebreakRetired")).write_text("# FirebreakRetired\n")
 
     checked = runner.invoke(main, ["docs", "generate", "--check", "--root", str(root)])
     assert checked.exit_code == 1
-    assert "docs/reference/settings.md" in checked.output
+    assert "docs/reference/settings.md" in checked.output and "FirebreakRetired.md" in checked.output
     assert "docs/reference/metrics.md" not in checked.output
     assert "The SASL user." in page.read_text()  # --check writes nothing
 
     assert runner.invoke(main, ["docs", "generate", "--root", str(root)]).exit_code == 0
     assert page.read_text() == (ROOT / "docs/reference/settings.md").read_text()
+    assert not (root / reference.alert_page_path("FirebreakRetired")).exists()
+
+
+def test_a_rule_without_its_what_to_do_section_or_runbook_url_is_named(tmp_path: Path):
+    root = _checkout(tmp_path)
+    rules = root / reference.RULES_FILE
+    rules.write_text(rules.read_text().replace(
+        '          runbook_url: "https://firebreak.example/operations/alerts/FirebreakConsumerLag/"\n', ""))
+    found = reference.problems(root)
+    assert len(found) == 1 and "FirebreakConsumerLag has runbook_url None" in found[0]
+
+    steps = root / reference.WHAT_TO_DO_FILE
+    steps.write_text(steps.read_text().replace("## FirebreakConsumerLag", "## FirebreakConsumerLagging"))
+    with pytest.raises(reference.DocsError, match="no `## FirebreakConsumerLag` section"):
+        reference.alert_page(root, "FirebreakConsumerLag")
+    assert any("FirebreakConsumerLagging` is not an alert" in p for p in reference.problems(root))
+    failed = CliRunner().invoke(main, ["docs", "generate", "--check", "--root", str(root)])
+    assert failed.exit_code == 1 and "FirebreakConsumerLag" in failed.output
 
 
 def test_the_nav_must_list_every_generated_page(tmp_path: Path):
