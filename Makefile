@@ -45,7 +45,7 @@ bench-quick: install
 	deploy/local/peers.sh install
 	$(BIN)/python bench/run.py --quick
 
-## The fault-injection suite at full length (about 10 minutes), then its ledger table into RELIABILITY.md.
+## The fault-injection suite at full length (about 10 minutes), then its ledger table into docs/operations/reliability.md.
 chaos: install
 	rm -rf .firebreak/chaos
 	FIREBREAK_CHAOS_FULL=1 $(BIN)/pytest tests/chaos; status=$$?; $(BIN)/python -m tests.chaos.report --write; exit $$status
