@@ -194,25 +194,3 @@ CONSUMER_LAG = WorkerGauge(
     "Records between the last one this worker handled and the end of a partition it consumes.",
     ["topic", "partition"],
 )
-
-
-def docs_table() -> str:
-    """The Markdown table of every metric above and the process that exports it, for docs/reference/metrics.md (a test keeps
-    it current)."""
-    import sys
-
-    from prometheus_client.metrics import MetricWrapperBase
-
-    rows = ["| metric | type | labels | exported by | meaning |", "|---|---|---|---|---|"]
-    found = {m._name: m for m in vars(sys.modules[__name__]).values() if isinstance(m, MetricWrapperBase)}
-    for metric in sorted(found.values(), key=lambda m: m._name):
-        kind = metric._type
-        name = metric._name + ("_total" if kind == "counter" else "_info" if kind == "info" else "")
-        labels = ", ".join(f"`{label}`" for label in metric._labelnames) or "-"
-        roles = [role for role, registry in (("ingest", INGEST), ("worker", WORKER)) if _holds(registry, metric._name)]
-        rows.append(f"| `{name}` | {kind} | {labels} | {' and '.join(roles)} | {metric._documentation} |")
-    return "\n".join(rows)
-
-
-def _holds(registry: CollectorRegistry, name: str) -> bool:
-    return any(family.name == name for family in registry.collect())

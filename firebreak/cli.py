@@ -14,7 +14,7 @@ import redis.asyncio as aioredis
 from adapters.logs import configure as configure_logs
 from adapters.readmodel import STATUS_FILTERS
 from firebreak.cli_params import DURATION
-from firebreak.settings import ConfigError, Settings, docs_table, load_settings
+from firebreak.settings import ConfigError, Settings, load_settings
 from firebreak.terminal import echo, echo_json, escape
 from schemas import CommandAction, Incident
 
@@ -139,13 +139,15 @@ def config() -> None:
 @config.command("docs")
 def config_docs() -> None:
     """Print the table of every option (docs/reference/settings.md)."""
-    click.echo(docs_table())
+    from firebreak.reference import settings_table
+
+    click.echo(settings_table())
 
 
 @config.command("metrics")
 def config_metrics() -> None:
     """Print the table of every Prometheus metric (docs/reference/metrics.md)."""
-    from adapters.metrics import docs_table as metrics_table
+    from firebreak.reference import metrics_table
 
     click.echo(metrics_table())
 
@@ -155,6 +157,51 @@ def config_metrics() -> None:
 def config_show(ctx: click.Context) -> None:
     """Print the effective settings, secrets masked."""
     click.echo(_settings(ctx).model_dump_json(indent=2))
+
+
+@main.group()
+def docs() -> None:
+    """The documentation site's reference pages, generated from the code."""
+
+
+@docs.command("generate")
+@click.option("--check", is_flag=True, help="Exit 1 naming each page that differs from the code; write nothing.")
+@click.option(
+    "--root",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=Path("."),
+    show_default=True,
+    help="The repository checkout: where mkdocs.yml, docs/ and deploy/ are.",
+)
+def docs_generate(check: bool, root: Path) -> None:
+    """Write the generated pages of docs/ (commands, HTTP API, JSON Schemas, settings, metrics, one page per
+    alerting rule of deploy/prometheus/firebreak-rules.yml); exit 1 if a rule's runbook_url or mkdocs.yml's nav
+    does not match them."""
+    from firebreak.reference import DocsError, page_functions, problems, write
+
+    if not (root / "mkdocs.yml").is_file():
+        raise click.ClickException(f"no mkdocs.yml in {root}: run this in the repository's root or pass --root")
+    try:
+        stale = write(root, check=check)
+        found = problems(root)
+    except DocsError as exc:
+        raise click.ClickException(str(exc)) from exc
+    for problem in found:
+        echo(f"problem: {problem}", err=True)
+    if check and stale:
+        raise click.ClickException(
+            "pages that differ from the code: " + ", ".join(stale) + "; run `firebreak docs generate`"
+        )
+    if not check:
+        echo(
+            f"wrote {len(stale)} of {len(page_functions(root))} generated pages"
+            + (f": {', '.join(stale)}" if stale else "")
+        )
+    else:
+        echo(f"{len(page_functions(root))} generated pages are current")
+    if found:
+        ctx = click.get_current_context()
+        ctx.exit(1)
 
 
 @main.group()

@@ -397,18 +397,3 @@ def _explained(errors: list[Any], overrides: set[str]) -> str:
     if others:
         lines.append(f"invalid configuration: {'; '.join(others)}")
     return "\n".join(lines)
-
-
-def docs_table() -> str:
-    """The Markdown table of every option, generated from the field descriptions."""
-    rows = ["| option | environment variable | default | description |", "|---|---|---|---|"]
-    for name, info in Settings.model_fields.items():
-        default = info.default if info.default_factory is None else info.default_factory()  # type: ignore[call-arg]
-        if isinstance(default, list):
-            default = ",".join(str(d) for d in default)
-        shown = "" if default is None else str(default)
-        rows.append(f"| `{name}` | `FIREBREAK_{name.upper()}` | `{shown}` | {info.description} |")
-    rows.append(
-        f"| (file) | `{CONFIG_ENV}` | | Path of a YAML file with any of the options above except `ingest_tokens`. |"
-    )
-    return "\n".join(rows)

@@ -10,7 +10,7 @@ receivers got (the stand-ins' request logs), never from Firebreak's own counters
 - every page was delivered or dead-lettered with a reason, and no receiver got one page twice.
 
 Each scenario writes its row to `<results>/<scenario>.json`; `tests/chaos/report.py` prints the table and
-writes it into RELIABILITY.md.
+writes it into docs/operations/reliability.md.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ RESULTS = Path(os.environ.get("FIREBREAK_CHAOS_RESULTS", ROOT / ".firebreak" / "
 
 @dataclass
 class Row:
-    """One line of RELIABILITY.md's table."""
+    """One line of the table in docs/operations/reliability.md."""
 
     fault: str
     command: str

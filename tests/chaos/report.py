@@ -1,4 +1,4 @@
-"""Print the chaos ledger table and write it into RELIABILITY.md between its markers.
+"""Print the chaos ledger table and write it into docs/operations/reliability.md between its markers.
 
     python -m tests.chaos.report [--write]
 
@@ -50,7 +50,7 @@ def table(found: list[dict]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--write", action="store_true", help="replace the table in RELIABILITY.md")
+    parser.add_argument("--write", action="store_true", help="replace the table in docs/operations/reliability.md")
     args = parser.parse_args()
     found = rows()
     if not found:
@@ -58,7 +58,7 @@ def main() -> None:
     text = table(found)
     print(text)
     if args.write:
-        doc = ROOT / "RELIABILITY.md"
+        doc = ROOT / "docs/operations/reliability.md"
         content = doc.read_text()
         start, end = content.index(BEGIN) + len(BEGIN), content.index(END)
         doc.write_text(content[:start] + "\n" + text + "\n" + content[end:])

@@ -1,7 +1,7 @@
 """Faults injected while alerts flow, each followed by the ledger check (tests/chaos/harness.py).
 
 The short version runs in CI (`make test`); `make chaos` runs the same faults longer and harder
-(FIREBREAK_CHAOS_FULL=1) and writes the table into RELIABILITY.md.
+(FIREBREAK_CHAOS_FULL=1) and writes the table into docs/operations/reliability.md.
 """
 
 from __future__ import annotations

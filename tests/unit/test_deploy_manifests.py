@@ -14,9 +14,9 @@ from kubernetes_validate import validate
 from kubernetes_validate.utils import ValidationError as K8sValidationError
 
 from actions.loader import load_runbooks
-from adapters.metrics import docs_table as metrics_table
 from correlation.policy import PolicySet
 from correlation.topology import Topology
+from firebreak.reference import metrics_table
 from firebreak.settings import Settings
 from schemas.notification import NotificationsFile
 
