@@ -1,16 +1,20 @@
 """The run core (correlation/runs.py), table-driven: each row is a run, an event, and the state and outputs the core
-must give, under the rule it names."""
+must give, under the rule it names. Then the run simulation (correlation/run_simulation.py) that `firebreak check`
+and `firebreak runbook test` drive, and those two commands' results over it."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
 from correlation import runs
-from schemas.runbook import Run, Runbook, RunStatus, StepRecord, StepStatus
+from correlation.run_simulation import RunSimulation
+from schemas.runbook import ResultKind, Run, Runbook, RunStatus, StepRecord, StepStatus
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
 S = timedelta(seconds=1)
@@ -270,3 +274,153 @@ def test_an_answer_about_another_step_or_an_ended_run_is_refused():
 def test_templates_see_the_steps_before_the_one_running():
     current = run(a=rec(StepStatus.succeeded), b=rec(StepStatus.started))
     assert set(runs.before(current, "b").steps) == {"a"} and set(current.steps) == {"a", "b"}
+
+
+# -- the simulation: a run on a virtual clock ---------------------------------------------------------------
+
+
+def test_the_simulation_parks_on_its_clock_approves_gates_and_ends():
+    """A wait answered `waiting` parks the run until it wakes: the clock moves there and the step is asked again.
+    A risk gate counts as approved by as many people as it needs. The caller answers only params, `when` and steps."""
+    rb = book({"id": "look", **HTTP}, {"id": "settle", "wait": {"for": "30s"}},
+              {"id": "skip", "when": "false", **HTTP}, {"id": "act", "risk": "high", "approvals": {"required": 2}, **HTTP})
+    asked: list[tuple[str, datetime]] = []
+
+    def answer(need: runs.Request) -> runs.Event:
+        if isinstance(need, runs.RenderParams):
+            return runs.ParamsRendered({})
+        if isinstance(need, runs.AskWhen):
+            return runs.WhenAnswered(need.step_id, False)
+        assert isinstance(need, runs.ExecuteStep)
+        asked.append((need.step_id, simulation.now))
+        if need.step_id == "settle" and simulation.now < need.started_at + 30 * S:
+            return runs.StepRan(need.step_id, StepStatus.waiting, wake_at=need.started_at + 30 * S)
+        return runs.StepRan(need.step_id, StepStatus.succeeded)
+
+    simulation = RunSimulation(rb, run(RunStatus.pending), NOW)
+    simulation.play(answer)
+    assert asked == [("look", NOW), ("settle", NOW), ("settle", NOW + 30 * S), ("act", NOW + 30 * S)]
+    assert simulation.need is None and isinstance(simulation.end, runs.Finish) and simulation.run.status is RunStatus.succeeded
+    assert {k: r.status for k, r in simulation.run.steps.items()} == {
+        "look": StepStatus.succeeded, "settle": StepStatus.succeeded, "skip": StepStatus.skipped, "act": StepStatus.succeeded}
+    assert simulation.run.steps["act"].approved_by == ["simulation", "simulation 2"]
+    assert [o.kind for o in simulation.outputs if isinstance(o, runs.Publish)][:2] == [ResultKind.run_started,
+                                                                                         ResultKind.step_started]
+    with pytest.raises(ValueError, match="ended"):
+        simulation.answer(runs.StepRan("act", StepStatus.succeeded))
+
+
+def test_the_simulation_stops_where_the_core_stops():
+    simulation = RunSimulation(PAGES, run(RunStatus.pending), NOW)
+    simulation.play(lambda need: runs.ParamsRendered({}) if isinstance(need, runs.RenderParams)
+                    else runs.StepRan(need.step_id, StepStatus.failed, error="boom"))
+    assert isinstance(simulation.end, runs.Finish) and simulation.end.step_id == "a"
+    assert simulation.run.status is RunStatus.failed and "b" not in simulation.run.steps
+    assert [type(o).__name__ for o in simulation.outputs][-2:] == ["Page", "Finish"]
+
+
+# -- the two commands that drive it -------------------------------------------------------------------------
+
+RUNBOOK = """name: flow
+description: d
+owner: team-x
+on: [opened]
+params:
+  svc: "{{ labels.service }}"
+steps:
+  - id: look
+    command: {argv: [echo, "hello {{ params.svc }}"]}
+  - id: nope
+    when: "labels.service == 'other'"
+    command: {argv: [echo, never]}
+  - id: reads
+    when: "steps.look.output.exit_code == 0"
+    command: {argv: [echo, "{{ steps.look.output.stdout | trim }}"]}
+  - id: ask
+    approval: {prompt: "go {{ params.svc }}?", timeout: 1m}
+  - id: gated
+    risk: high
+    command: {argv: [echo, gated]}
+  - id: bad
+    command: {argv: ["false"]}
+    on_failure: continue
+  - id: refused
+    http: {url: "http://10.0.0.1:9/x"}
+    on_failure: page
+  - id: never
+    command: {argv: [echo, after]}
+"""
+
+SHOWN = """== flow (owner team-x)
+  params.svc = 'checkout'
+  [look] {"command": {"argv": ["echo", "hello checkout"], "cwd": null, "env": {}}}
+      succeeded after 1 attempt(s)
+      output: {"exit_code": 0, "stdout": "hello checkout\\n", "stderr": "", "truncated": false}
+  [nope] skipped (when: labels.service == 'other')
+  [reads] {"command": {"argv": ["echo", "hello checkout"], "cwd": null, "env": {}}}
+      succeeded after 1 attempt(s)
+      output: {"exit_code": 0, "stdout": "hello checkout\\n", "stderr": "", "truncated": false}
+  [ask] {"approval": {"prompt": "go checkout?", "timeout": "60s", "default": "reject"}}
+      not run outside a worker (approval); counted as succeeded
+  [gated] {"command": {"argv": ["echo", "gated"], "cwd": null, "env": {}}}
+      succeeded after 1 attempt(s)
+      output: {"exit_code": 0, "stdout": "gated\\n", "stderr": "", "truncated": false}
+  [bad] {"command": {"argv": ["false"], "cwd": null, "env": {}}}
+      failed after 1 attempt(s): exit code 1
+      output: {"exit_code": 1, "stdout": "", "stderr": "", "truncated": false}
+  [refused] {"http": {"method": "POST", "url": "http://10.0.0.1:9/x", "headers": {}, "json": null}}
+      failed after 1 attempt(s): host 10.0.0.1:9 is not on the allow-list; add it to FIREBREAK_ACTIONS_ALLOWED_HOSTS if the runbook should reach it
+      on_failure: page; the run stops here
+"""
+
+SHOWN_DRY = """== flow (owner team-x) [dry run]
+  params.svc = 'checkout'
+  [look] {"command": {"argv": ["echo", "hello checkout"], "cwd": null, "env": {}}}
+  [nope] skipped (when: labels.service == 'other')
+  [reads] skipped (when: steps.look.output.exit_code == 0)
+  [ask] {"approval": {"prompt": "go checkout?", "timeout": "60s", "default": "reject"}}
+  [gated] {"command": {"argv": ["echo", "gated"], "cwd": null, "env": {}}}
+  [bad] {"command": {"argv": ["false"], "cwd": null, "env": {}}}
+  [refused] {"http": {"method": "POST", "url": "http://10.0.0.1:9/x", "headers": {}, "json": null}}
+  [never] {"command": {"argv": ["echo", "after"], "cwd": null, "env": {}}}
+"""
+
+
+@pytest.mark.parametrize("dry_run", [False, True])
+def test_runbook_test_runs_the_steps_through_the_core(tmp_path: Path, dry_run: bool):
+    """`firebreak runbook test`: `when` skips, earlier outputs in templates, approval not run outside a worker, a risk
+    gate passed, `on_failure: continue` goes on and `page` stops, as the executor would; commands really run."""
+    import firebreak.cli_runbooks  # noqa: F401  (registers `runbook`)
+    from firebreak.cli import main
+
+    (tmp_path / "flow.yaml").write_text(RUNBOOK)
+    (tmp_path / "alerts.json").write_text('[{"labels": {"alertname": "HighLatency", "service": "checkout", '
+                                          '"severity": "critical"}}]')
+    result = CliRunner().invoke(main, ["runbook", "test", str(tmp_path / "flow.yaml"), "--alert", str(tmp_path / "alerts.json"),
+                                       *(["--dry-run"] if dry_run else [])],
+                                env={"FIREBREAK_CONFIG": "", "FIREBREAK_ACTIONS_ALLOWED_COMMANDS": "echo,false"})
+    assert result.output.split("\n\n", 1)[1] == (SHOWN_DRY if dry_run else SHOWN)
+    assert result.exit_code == (0 if dry_run else 1)
+
+
+def test_check_lists_the_steps_the_core_would_run(tmp_path: Path):
+    """`firebreak check`: a `when` that is false skips its step; one that reads an earlier step's output (a check has
+    none) counts as running; a risk gate is listed as gated; nothing fails, so every later step is listed."""
+    from firebreak.check import check
+
+    (tmp_path / "runbooks").mkdir()
+    (tmp_path / "runbooks" / "flow.yaml").write_text(RUNBOOK)
+    (tmp_path / "policies.yaml").write_text("policies:\n  - {name: svc, group_by: [service]}\n")
+    path = tmp_path / "flow.firebreak.yaml"
+    path.write_text("""
+name: the runbook's steps
+policies: policies.yaml
+runbooks: runbooks
+events:
+  - {at: 0s, fire: {alertname: HighLatency, service: checkout}}
+expect:
+  runbooks:
+    - {incident: 1, runbook: flow, steps: [look, reads, ask, gated, bad, refused, never], gated: [gated]}
+""")
+    result = check(path)
+    assert result.passed, result.problems
