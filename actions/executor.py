@@ -1,10 +1,17 @@
 """The runbook executor: starts runs for incident events, drives each run step by step, at most once per step.
 
+Each visit of a run is: lease, load, call the run core (correlation/runs.py, rules RUN-n) with what happened,
+act on what it says (Redis, the runner, pages, results), feed the answer back, until the core ends the visit.
+The decisions (`when`, claims found after a crash, risk gates, parking, `on_failure`, the end of a run) are
+the core's; `firebreak check` and `firebreak runbook test` run the same core on a virtual clock
+(correlation/run_simulation.py).
+
 How a step runs at most once, across crashes and rebalances (keys in adapters/run_store.py):
 1. An executor takes a due run with a lease (set-if-absent, expiring) and a new fence (a counter). It
    renews the lease while it works; a dead executor's lease runs out and another takes the run.
-2. Before a step runs, its claim record is written `started` (fenced, set-if-absent). After it ran, the
-   result overwrites it. Every write carries the fence: an executor that lost its lease cannot write.
+2. Before a step runs, its claim record is written `started` (fenced, set-if-absent: the core's `Claim`).
+   After it ran, the result overwrites it. Every write carries the fence: an executor that lost its lease
+   cannot write.
 3. The next holder finds each step's claim: a result is reused (the step is not run again); `started`
    without a result means the outcome was lost. The step is then reported `unknown` and handled by its
    `on_failure`, unless it is `idempotent: true` (or a wait or approval, which change nothing), when it
@@ -21,6 +28,7 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -43,31 +51,33 @@ from adapters.metrics import (
 )
 from adapters.readmodel import IncidentStore
 from adapters.run_store import Fenced, RunStore
+from correlation import runs
 from correlation.topology import Topology
 from schemas import Incident, IncidentEvent
-from schemas.runbook import (
-    ActionResult,
-    OnFailure,
-    ResultKind,
-    Run,
-    Runbook,
-    RunStatus,
-    Step,
-    StepRecord,
-    StepStatus,
-    Trigger,
-)
+from schemas.runbook import ActionResult, ResultKind, Run, Runbook, RunStatus, Step, StepStatus, Trigger
 
 log = logging.getLogger("firebreak.actions")
 
 Publish = Callable[[ActionResult], Awaitable[None]]
 Audit = Callable[[str, dict[str, str], str | None, str], Awaitable[None]]  # (action, target, actor, detail)
-MISSING_INCIDENT_LIMIT = timedelta(minutes=10)
-ALERTS_GRACE = timedelta(seconds=10)
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+@dataclass
+class _Visit:
+    """One holder's visit of one run: the run as the core returned it last, and what was loaded for it."""
+
+    run: Run
+    runbook: Runbook | None
+    incident: Incident | None
+
+    @property
+    def book(self) -> Runbook:
+        assert self.runbook is not None  # the core asks nothing of a run whose runbook is gone but to finish it
+        return self.runbook
 
 
 class Executor(PollLoop):
@@ -191,311 +201,145 @@ class Executor(PollLoop):
             except RedisError as exc:
                 log.warning("could not renew the lease of run %s (%s)", rid, exc)
 
-    # -- one run ----------------------------------------------------------------------------------------
+    # -- one run: load, call the core (correlation/runs.py), act on what it says ----------------------------
 
     async def _advance(self, rid: str, fence: int) -> None:
-        run = await self.store.get(rid)
-        if run is None or run.status.finished:
+        found = await self.store.get(rid)
+        if found is None:
             await self.store.unschedule(rid)
             return
-        run = run.model_copy(update={"fence": fence})
-        runbook = self.runbooks.get(run.runbook)
-        if runbook is None:
-            await self._finish(run, fence, RunStatus.failed, f"runbook {run.runbook!r} is no longer loaded")
-            return
-        incident = await self.incidents.get(run.incident_id)
-        if incident is None:
-            if _now() - run.created_at > MISSING_INCIDENT_LIMIT:
-                await self._finish(
-                    run,
-                    fence,
-                    RunStatus.failed,
-                    f"incident {run.incident_id} is not in the read model; "
-                    "run `firebreak readmodel rebuild` and start the runbook again",
-                )
-            else:
-                await self.store.schedule(rid, _now() + timedelta(seconds=1))  # the read model has not caught up yet
-            return
-        if run.status is RunStatus.pending and not incident.alerts and _now() - run.created_at < ALERTS_GRACE:
-            # An incident opens one event before its first alert joins it: let the read model catch up so
-            # params see the alert (an `opened` run is created as soon as the incident exists).
-            await self.store.schedule(rid, _now() + timedelta(seconds=0.2))
-            return
-        if run.status is RunStatus.pending:
-            if not await self.store.take_slot(runbook.name, rid, runbook.concurrency):
-                await self.store.schedule(rid, _now() + timedelta(seconds=1))
-                return
-            try:
-                params = render_params(runbook, context(incident, self.topology, self.service_label, run))
-            except RenderError as exc:
-                await self._finish(run, fence, RunStatus.failed, str(exc))
-                return
-            run = run.model_copy(update={"params": params})
-            blocked = await self._blocked(run, runbook, incident)
-            if blocked is not None:
-                await self._finish(run, fence, RunStatus.failed, blocked, blocked=True)
-                return
-            run = run.model_copy(update={"status": RunStatus.running, "updated_at": _now()})
-            await self.store.save(run, fence)
-            await self._result(run, ResultKind.run_started, output={"params": params})
-
-        while run.position < len(runbook.steps):
-            if await self.store.paused():
-                await self.store.schedule(rid, _now() + timedelta(seconds=self.poll_seconds))
-                return
-            step = runbook.steps[run.position]
-            record = await self._step(run, runbook, step, fence)
-            run = run.model_copy(update={"steps": {**run.steps, step.id: record}, "updated_at": _now()})
-            if record.status is StepStatus.waiting:
-                run = run.model_copy(update={"status": RunStatus.waiting})
-                await self.store.save(run, fence)
-                await self.store.schedule(rid, record.deadline or _now())
-                return
-            if record.status in (StepStatus.failed, StepStatus.unknown) and step.on_failure is not OnFailure.continue_:
-                if step.on_failure is OnFailure.page:
-                    await self._page(
-                        run,
-                        runbook,
-                        incident,
-                        f"Runbook {runbook.name} (owner {runbook.owner}) needs a human: "
-                        f"step {step.id} {record.status.value} for incident {incident.id} ({incident.title}): "
-                        f"{record.error}",
-                        f"{run.id}/{step.id}/page",
-                    )
-                final = RunStatus.unknown if record.status is StepStatus.unknown else RunStatus.failed
-                await self._finish(run, fence, final, f"step {step.id} {record.status.value}: {record.error}")
-                return
-            run = run.model_copy(update={"position": run.position + 1, "status": RunStatus.running})
-            await self.store.save(run, fence)
-        await self._finish(run, fence, RunStatus.succeeded, None)
-
-    async def _blocked(self, run: Run, runbook: Runbook, incident: Incident) -> str | None:
-        """Why the runbook's guardrails keep this run from starting, or None. A blocked run pages a human with
-        the reason: the remediation did not happen and someone must decide."""
-        rails = runbook.guardrails
-        if rails is None or self.guard is None:
-            return None
-        try:
-            target = (
-                render(rails.target, context(incident, self.topology, self.service_label, run)).strip() or incident.id
-            )
-        except RenderError as exc:
-            return f"guardrails target: {exc}"
-        decision = await self.guard.admit(runbook.name, rails, run.id, target[:500], _now())
-        if decision.allowed:
-            return None
-        GUARDRAIL_BLOCKS.labels(runbook.name, decision.guardrail).inc()
-        reason = f"guardrail {decision.guardrail}: {decision.reason}"
-        await self._result(
-            run,
-            ResultKind.run_blocked,
-            output={"guardrail": decision.guardrail, "target": target, "reason": decision.reason},
+        visit = _Visit(
+            found.model_copy(update={"fence": fence}),
+            self.runbooks.get(found.runbook),
+            await self.incidents.get(found.incident_id),
         )
-        await self._page(
-            run,
-            runbook,
-            incident,
-            f"Runbook {runbook.name} (owner {runbook.owner}) did not run for incident "
-            f"{incident.id} ({incident.title}): {reason}. Remediate by hand or raise the limit.",
-            f"{run.id}/blocked",
+        event: runs.Event | None = runs.Due(
+            incident=visit.incident is not None, alerts=bool(visit.incident is not None and visit.incident.alerts)
         )
-        return reason
+        while event is not None:
+            visit.run, outputs = runs.apply(visit.run, visit.runbook, event, _now())
+            event = None
+            for out in outputs:
+                event = await self._act(visit, out) or event
 
-    async def _step(self, run: Run, runbook: Runbook, step: Step, fence: int) -> StepRecord:
-        """The step's record after this visit: finished, or waiting with the time to look again."""
-        now = _now()
-        found = await self.store.step_record(run.id, step.id)
-        if found is not None and found.status.finished:
-            return found  # it ran under an earlier holder; its result stands
-        incident = await self.incidents.get(run.incident_id)
-        assert incident is not None
-        ctx = context(incident, self.topology, self.service_label, run)
-        if found is None:
-            if step.when is not None:
-                try:
-                    wanted = evaluate(step.when, ctx)
-                except RenderError as exc:
-                    return await self._record(
-                        run,
-                        step,
-                        fence,
-                        StepRecord(
-                            status=StepStatus.failed,
-                            action=step.action,
-                            fence=fence,
-                            started_at=now,
-                            finished_at=now,
-                            error=f"when: {exc}",
-                        ),
-                        ResultKind.step_failed,
-                    )
-                if not wanted:
-                    return await self._record(
-                        run,
-                        step,
-                        fence,
-                        StepRecord(
-                            status=StepStatus.skipped, action=step.action, fence=fence, started_at=now, finished_at=now
-                        ),
-                        ResultKind.step_skipped,
-                    )
-            started = StepRecord(status=StepStatus.started, action=step.action, fence=fence, started_at=now, attempts=1)
-            existing = await self.store.claim_step(run.id, step.id, fence, started)
-            if existing is not None:  # claimed between our read and now: treat as found below
-                found = existing
-            else:
-                await self._result(run, ResultKind.step_started, step, attempt=1)
-                return await self._execute(run, runbook, step, fence, started, ctx)
-        assert found is not None
-        if found.status is StepStatus.waiting or (found.status is StepStatus.started and step.rerunnable):
-            resumed = found.model_copy(
-                update={"fence": fence, "attempts": found.attempts + (found.status is StepStatus.started)}
-            )
-            return await self._execute(run, runbook, step, fence, resumed, ctx)
-        # started under an earlier holder that stopped: the outcome is unknown, and running it again is not safe
-        unknown = found.model_copy(
-            update={
-                "status": StepStatus.unknown,
-                "finished_at": now,
-                "fence": fence,
-                "error": "the executor running this step stopped before recording its outcome; check its effect by hand "
-                "(declare the step `idempotent: true` if running it again is safe)",
-            }
-        )
-        return await self._record(run, step, fence, unknown, ResultKind.step_unknown)
-
-    async def _gate(
-        self, run: Run, runbook: Runbook, step: Step, fence: int, record: StepRecord
-    ) -> tuple[StepRecord, bool]:
-        """A `risk: high` step runs only once enough different people approved it: (its record, whether to run
-        it now). The record waits, or failed on a refusal or expiry, or is started and names who approved.
-        Each outcome goes to the audit log; the request itself pages the runbook's page channel."""
-        gate = step.gate
-        assert gate is not None and record.started_at is not None
-        votes = await self.store.votes(run.id, step.id)
-        approvers = list(dict.fromkeys(v["by"] for v in votes if v["decision"] == "approve"))
-        rejected = next((v for v in votes if v["decision"] == "reject"), None)
-        target = {"run_id": run.id, "incident_id": run.incident_id, "runbook": runbook.name, "step": step.id}
-        now = _now()
-        deadline = record.started_at + gate.expires
-        if rejected is not None or (len(approvers) < gate.required and now >= deadline):
-            why = (
-                f"rejected by {rejected['by']}" + (f": {rejected['comment']}" if rejected.get("comment") else "")
-                if rejected
-                else f"approval expired after {gate.expires} with {len(approvers)} of {gate.required} "
-                f"approvals ({', '.join(approvers) or 'none'}); a high-risk step never runs by default"
-            )
-            await self._audit("risk gate refused", target, rejected["by"] if rejected else None, why)
+    async def _act(self, visit: _Visit, out: runs.Output) -> runs.Event | None:
+        """Carry out one output of the core; a request's answer is the next event."""
+        run, fence = visit.run, visit.run.fence
+        if isinstance(out, runs.Save):
+            await self.store.save(out.run, fence)
+        elif isinstance(out, runs.Record):
+            await self._record(visit, out)
+        elif isinstance(out, runs.Publish):
             await self._result(
                 run,
-                ResultKind.approval_decided,
-                step,
-                output={"decision": "reject", "by": rejected["by"] if rejected else "timeout", "approvers": approvers},
-                actor=rejected["by"] if rejected else "firebreak",
+                out.kind,
+                self._step(visit, out.step_id),
+                attempt=out.attempt,
+                output=out.output,
+                error=out.error,
+                actor=out.actor,
             )
-            return await self._record(
-                run,
-                step,
-                fence,
-                record.model_copy(
-                    update={"status": StepStatus.failed, "finished_at": now, "error": f"high-risk step not run: {why}"}
-                ),
-                ResultKind.step_failed,
-            ), False
-        if len(approvers) >= gate.required:
-            await self._audit(
-                "risk gate approved",
-                target,
-                ", ".join(approvers),
-                f"{len(approvers)} of {gate.required} approvals: {', '.join(approvers)}",
-            )
-            await self._result(
-                run,
-                ResultKind.approval_decided,
-                step,
-                output={"decision": "approve", "by": ", ".join(approvers), "approvers": approvers},
-                actor=", ".join(approvers),
-            )
-            started = record.model_copy(
-                update={"status": StepStatus.started, "approved_by": approvers, "deadline": None}
-            )
-            return await self._record(
-                run, step, fence, started, ResultKind.step_started
-            ), True  # a crash from here: `unknown`
-        waiting = record.model_copy(update={"status": StepStatus.waiting, "deadline": deadline})
-        if record.status is not StepStatus.waiting:
-            incident = await self.incidents.get(run.incident_id)
+        elif isinstance(out, runs.Page):
+            incident = visit.incident
             if incident is not None:
-                await self._page(
-                    run,
-                    runbook,
-                    incident,
-                    f"Runbook {runbook.name} step {step.id} is high-risk and waits for approval by {gate.required} "
-                    f"{'people' if gate.required > 1 else 'person'} until {deadline.isoformat()}: "
-                    f"firebreak runs approve {run.id} --actor NAME (or reject)",
-                    f"{run.id}/{step.id}/gate",
-                )
+                await self._page(run, visit.book, incident, out.text(incident.id, incident.title), out.key)
+        elif isinstance(out, runs.Audit):
             await self._audit(
-                "risk gate requested",
-                target,
-                None,
-                f"needs {gate.required} approval(s) from different people before {deadline.isoformat()}",
+                out.action,
+                {"run_id": run.id, "incident_id": run.incident_id, "runbook": run.runbook, "step": out.step_id},
+                out.actor,
+                out.detail,
             )
-            return await self._record(run, step, fence, waiting, ResultKind.approval_requested), False
-        return waiting, False  # one of two approvals so far, or none yet: the audit log has each decision
+        elif isinstance(out, runs.TakeSlot):
+            return runs.SlotTaken(await self.store.take_slot(visit.book.name, run.id, visit.book.concurrency))
+        elif isinstance(out, runs.RenderParams):
+            try:
+                return runs.ParamsRendered(render_params(visit.book, self._context(visit, run)))
+            except RenderError as exc:
+                return runs.ParamsRendered(error=str(exc))
+        elif isinstance(out, runs.CheckGuardrails):
+            return await self._guardrails(visit)
+        elif isinstance(out, runs.LookAtStep):
+            if await self.store.paused():
+                return runs.StepLooked(out.step_id, paused=True)
+            return runs.StepLooked(out.step_id, found=await self.store.step_record(run.id, out.step_id))
+        elif isinstance(out, runs.AskWhen):
+            step = self._step(visit, out.step_id)
+            assert step is not None and step.when is not None
+            try:
+                return runs.WhenAnswered(out.step_id, evaluate(step.when, await self._step_context(visit, out.step_id)))
+            except RenderError as exc:
+                return runs.WhenAnswered(out.step_id, error=str(exc))
+        elif isinstance(out, runs.Claim):
+            return runs.Claimed(out.step_id, await self.store.claim_step(run.id, out.step_id, fence, out.record))
+        elif isinstance(out, runs.CountVotes):
+            return runs.VotesCounted(out.step_id, await self.store.votes(run.id, out.step_id))
+        elif isinstance(out, runs.ExecuteStep):
+            return await self._execute(visit, out)
+        elif isinstance(out, (runs.Park, runs.Retry)):
+            at = out.until if isinstance(out, runs.Park) else out.at
+            await self.store.schedule(run.id, at or _now() + timedelta(seconds=self.poll_seconds))
+        elif isinstance(out, runs.Finish):
+            await self._finish(visit, out)
+        elif isinstance(out, runs.Forget):
+            await self.store.unschedule(run.id)
+        return None
+
+    @staticmethod
+    def _step(visit: _Visit, step_id: str | None) -> Step | None:
+        return runs.step_of(visit.book, step_id) if visit.runbook is not None else None
+
+    def _context(self, visit: _Visit, run: Run) -> dict[str, Any]:
+        assert visit.incident is not None
+        return context(visit.incident, self.topology, self.service_label, run)
+
+    async def _step_context(self, visit: _Visit, step_id: str) -> dict[str, Any]:
+        """What the step's templates see: the incident as it is now, the steps before it."""
+        visit.incident = await self.incidents.get(visit.run.incident_id)
+        return self._context(visit, runs.before(visit.run, step_id))
+
+    async def _guardrails(self, visit: _Visit) -> runs.GuardrailsChecked:
+        """Whether the runbook's guardrails let this run start. A blocked run pages a human with the reason (the
+        core says so): the remediation did not happen and someone must decide."""
+        rails, run, incident = visit.book.guardrails, visit.run, visit.incident
+        if rails is None or self.guard is None:
+            return runs.GuardrailsChecked(True)
+        assert incident is not None
+        try:
+            target = render(rails.target, self._context(visit, run)).strip() or incident.id
+        except RenderError as exc:
+            return runs.GuardrailsChecked(False, error=str(exc))
+        decision = await self.guard.admit(visit.book.name, rails, run.id, target[:500], _now())
+        if not decision.allowed:
+            GUARDRAIL_BLOCKS.labels(visit.book.name, decision.guardrail).inc()
+        return runs.GuardrailsChecked(decision.allowed, decision.guardrail, decision.reason, target)
+
+    async def _execute(self, visit: _Visit, request: runs.ExecuteStep) -> runs.StepRan:
+        step = self._step(visit, request.step_id)
+        assert step is not None
+        ctx = await self._step_context(visit, step.id)
+        outcome: Outcome = await self.runner.run(
+            step,
+            ctx,
+            run_id=visit.run.id,
+            incident_id=visit.run.incident_id,
+            actor=f"runbook:{visit.book.name}",
+            started_at=request.started_at,
+            now=_now(),
+        )
+        if outcome.refused:
+            ACTIONS_REFUSED.labels(step.action).inc()
+        return runs.StepRan(step.id, outcome.status, outcome.output, outcome.error, outcome.attempts, outcome.wake_at)
 
     async def _audit(self, action: str, target: dict[str, str], actor: str | None, detail: str) -> None:
         if self.audit is not None:
             await self.audit(action, target, actor, detail)
 
-    async def _execute(
-        self, run: Run, runbook: Runbook, step: Step, fence: int, record: StepRecord, ctx: dict[str, Any]
-    ) -> StepRecord:
-        assert record.started_at is not None
-        if step.gate is not None and not record.approved_by:
-            record, approved = await self._gate(run, runbook, step, fence, record)
-            if not approved:
-                return record
-        outcome: Outcome = await self.runner.run(
-            step,
-            ctx,
-            run_id=run.id,
-            incident_id=run.incident_id,
-            actor=f"runbook:{runbook.name}",
-            started_at=record.started_at,
-            now=_now(),
-        )
-        if outcome.refused:
-            ACTIONS_REFUSED.labels(step.action).inc()
-        if outcome.status is StepStatus.waiting:
-            waiting = record.model_copy(update={"status": StepStatus.waiting, "deadline": outcome.wake_at})
-            if record.status is not StepStatus.waiting:
-                return await self._record(run, step, fence, waiting, ResultKind.step_waiting)
-            return waiting
-        finished = record.model_copy(
-            update={
-                "status": outcome.status,
-                "finished_at": _now(),
-                "output": outcome.output,
-                "error": outcome.error,
-                # attempts add up across holders: a re-run after a crash counts the lost attempt too
-                "attempts": record.attempts - 1 + outcome.attempts
-                if step.action not in ("wait", "approval")
-                else record.attempts,
-            }
-        )
-        kind = ResultKind.step_succeeded if outcome.status is StepStatus.succeeded else ResultKind.step_failed
-        if step.approval is not None and isinstance(outcome.output, dict):
-            await self._result(
-                run, ResultKind.approval_decided, step, output=outcome.output, actor=str(outcome.output.get("by"))
-            )
-        if step.annotate is not None and outcome.status is StepStatus.succeeded:
-            await self._result(run, ResultKind.annotation, step, output=outcome.output)
-        return await self._record(run, step, fence, finished, kind)
-
-    async def _record(self, run: Run, step: Step, fence: int, record: StepRecord, kind: ResultKind) -> StepRecord:
-        updated = run.model_copy(update={"steps": {**run.steps, step.id: record}, "updated_at": _now()})
-        await self.store.save(updated, fence, **{step.id: record})
+    async def _record(self, visit: _Visit, out: runs.Record) -> None:
+        record, run = out.record, out.run
+        step = self._step(visit, out.step_id)
+        assert step is not None
+        await self.store.save(run, run.fence, **{step.id: record})
         if record.status.finished:
             STEPS_FINISHED.labels(step.action, record.status.value).inc()
         duration = None
@@ -504,30 +348,27 @@ class Executor(PollLoop):
             if record.status.finished and record.status is not StepStatus.skipped:
                 STEP_DURATION.labels(step.action).observe(duration / 1000)
         await self._result(
-            updated, kind, step, attempt=record.attempts, output=record.output, error=record.error, duration_ms=duration
+            run, out.kind, step, attempt=record.attempts, output=record.output, error=record.error, duration_ms=duration
         )
-        return record
 
-    async def _finish(self, run: Run, fence: int, status: RunStatus, error: str | None, blocked: bool = False) -> None:
-        run = run.model_copy(update={"status": status, "error": error, "updated_at": _now()})
-        await self.store.save(run, fence)
+    async def _finish(self, visit: _Visit, out: runs.Finish) -> None:
+        run, status = out.run, out.run.status
+        await self.store.save(run, run.fence)
         await self.store.unschedule(run.id)
         await self.store.free_slot(run.runbook, run.id)
-        runbook = self.runbooks.get(run.runbook)
-        if self.guard is not None and runbook is not None and runbook.guardrails is not None and not blocked:
+        runbook = visit.runbook
+        if self.guard is not None and runbook is not None and runbook.guardrails is not None and not out.blocked:
             await self.guard.outcome(runbook.name, runbook.guardrails, run.id, status is RunStatus.succeeded, _now())
         RUNS_FINISHED.labels(run.runbook, status.value).inc()
-        kind = {RunStatus.succeeded: ResultKind.run_succeeded, RunStatus.unknown: ResultKind.run_unknown}.get(
-            status, ResultKind.run_failed
-        )
-        await self._result(run, kind, error=error)
+        await self._result(run, runs.finished_kind(status), error=run.error)
         log.info(
-            "run %s of %s for %s: %s%s",
+            "run %s of %s for %s: %s%s [%s]",
             run.id,
             run.runbook,
             run.incident_id,
             status.value,
-            f" ({error})" if error else "",
+            f" ({run.error})" if run.error else "",
+            out.rule,
             extra=log_context(incident_id=run.incident_id, run_id=run.id, runbook=run.runbook),
         )
 

@@ -5,10 +5,11 @@ run the same fixtures, so a policy change is tested in the team's CI before it i
 
 The engine is the production one: the dedup and grouping stages through `correlation.engine`, the read
 model's projection, the pager's routing, levels, schedules, mutes and transient pauses (`correlation.virtual_pager`), and
-runbook matching with each step's `when` (`actions.matching`). Nothing is sent and no step is executed: a
-run lists the steps that would run, each `when` read against the incident once the input that started the
-run is applied (the executor reads it when the step starts, after the steps before it). Not simulated:
-runbook guardrails (they count real runs in Redis), step outcomes, and delivery failures.
+runbook matching (`actions.matching`) and the executor's run control (`correlation.runs`, on the run simulation
+of `correlation.run_simulation`). Nothing is sent and no step is executed: a run lists the steps that would run,
+each `when` read against the incident once the input that started the run is applied (the executor reads it
+when the step starts, after the steps before it). Not simulated: runbook guardrails (they count real runs in
+Redis), step outcomes (each succeeds; each risk gate is approved), and delivery failures.
 
     name: a checkout latency storm pages the payments team once
     policies: ../correlation.yaml          # paths are relative to the fixture file
@@ -48,6 +49,7 @@ from actions.loader import load_notifications, load_runbooks
 from actions.matching import context, triggered
 from actions.templates import RenderError, evaluate
 from adapters.yamlfile import ConfigFileError, load_yaml_model
+from correlation import runs
 from correlation.engine import Engine, State
 from correlation.fingerprint import fingerprint
 from correlation.grouping import regroup_refusal
@@ -55,6 +57,7 @@ from correlation.policy import Duration, PolicySet
 from correlation.projection import project, snapshot
 from correlation.replay import suppression_of
 from correlation.rules import Rules
+from correlation.run_simulation import Need, RunSimulation
 from correlation.simulator import Simulation
 from correlation.topology import Topology
 from correlation.virtual_pager import VirtualPager
@@ -69,7 +72,7 @@ from schemas import (
     IncidentEventKind,
     Silence,
 )
-from schemas.runbook import Runbook, Trigger
+from schemas.runbook import Run, Runbook, StepStatus, Trigger
 from schemas.silence import refuse_silencing_everything
 
 DEFAULT_START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # a Monday morning
@@ -366,7 +369,7 @@ class _Simulation:
         return command
 
     def _observe(self, events: list[IncidentEvent]) -> None:
-        started: list[tuple[Runbook, str, str]] = []
+        started: list[tuple[Runbook, str, str, datetime]] = []
         for event in events:
             incident = project(self.incidents.get(event.incident_id), event)
             if incident is None:
@@ -376,19 +379,19 @@ class _Simulation:
             self.incidents[event.incident_id] = incident
             self.pager.observe(event, incident)
             started += [
-                (r, incident.id, event.kind.value)
+                (r, incident.id, event.kind.value, event.at)
                 for r in triggered(self.runbooks, event, incident, self.rules.topology, self.rules.service_label)
             ]
         # Steps' `when` read the incident as the executor would find it: after everything this input did (an
         # incident opens before its alerts are added).
-        for runbook, incident_id, trigger in started:
-            self._run(runbook, self.incidents[incident_id], trigger)
+        for runbook, incident_id, trigger, at in started:
+            self._run(runbook, self.incidents[incident_id], trigger, at)
 
     def _escalate(self, now: datetime) -> None:
         for incident, level in self.pager.escalate(now, self.incidents):
             if level >= 2:
                 for runbook in self._escalated(incident):
-                    self._run(runbook, incident, Trigger.escalated.value)
+                    self._run(runbook, incident, Trigger.escalated.value, now)
 
     def _escalated(self, incident: Incident) -> list[Runbook]:
         return [
@@ -405,17 +408,41 @@ class _Simulation:
             )
         ]
 
-    def _run(self, runbook: Runbook, incident: Incident, trigger: str) -> None:
+    def _run(self, runbook: Runbook, incident: Incident, trigger: str, at: datetime) -> None:
+        """The run on the executor's core (correlation/run_simulation.py): every step succeeds at once and every
+        risk gate is approved; each `when` reads the incident as it is now, without params or earlier outputs."""
         ctx = context(incident, self.rules.topology, self.rules.service_label)
-        steps = []
-        for step in runbook.steps:
-            if step.when is not None:
+
+        def answer(need: Need) -> runs.Event:
+            if isinstance(need, runs.RenderParams):
+                return runs.ParamsRendered({})  # not rendered: `when` sees no params, as documented above
+            if isinstance(need, runs.AskWhen):
+                step = runs.step_of(runbook, need.step_id)
+                assert step is not None and step.when is not None
                 try:
-                    if not evaluate(step.when, ctx):
-                        continue
-                except RenderError:
-                    pass  # it reads an earlier step's output, which a check does not have: counted as running
-            steps.append(step.id)
+                    return runs.WhenAnswered(need.step_id, evaluate(step.when, ctx))
+                except (
+                    RenderError
+                ):  # it reads an earlier step's output, which a check does not have: counted as running
+                    return runs.WhenAnswered(need.step_id, True)
+            return runs.StepRan(need.step_id, StepStatus.succeeded)
+
+        number = len(self.outcome.runs) + 1
+        run = Run(
+            id=f"check-{number}",
+            runbook=runbook.name,
+            incident_id=incident.id,
+            trigger=Trigger(trigger),
+            trigger_event_id=f"check-{number}",
+            created_at=at,
+            updated_at=at,
+        )
+        simulation = RunSimulation(runbook, run, at).play(answer)
+        steps = [
+            s.id
+            for s in runbook.steps
+            if s.id in simulation.run.steps and simulation.run.steps[s.id].status is not StepStatus.skipped
+        ]
         gated = [s.id for s in runbook.steps if s.id in steps and s.gate is not None]
         self.outcome.runs.append(RunbookRun(self.number(incident.id), runbook.name, trigger, steps, gated))
 

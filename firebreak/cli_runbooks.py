@@ -15,6 +15,7 @@ from firebreak.cli import API_URL, _api, _print_list, _settings, main
 from firebreak.settings import Settings
 from firebreak.terminal import echo, echo_json
 from schemas import Alert, Incident, IncidentEventKind
+from schemas.runbook import ResultKind, RunStatus
 
 
 @main.group()
@@ -189,21 +190,33 @@ def runbook_test(ctx: click.Context, path: Path, alert_file: Path, trigger: str,
 
 
 async def _try_steps(settings: Settings, rb: Any, run: Any, incident: Incident, rules: Any, dry_run: bool) -> bool:
+    """The run on the executor's core, on a virtual clock (correlation/run_simulation.py): each step rendered and
+    shown, and run for real unless `dry_run`. Approval, wait and resolve are not run outside a worker (counted as
+    succeeded); a risk gate counts as approved. Returns whether the run failed."""
     from actions.matching import context
     from actions.runner import Placeholder, Runner, describe
     from actions.templates import RenderError, evaluate
+    from correlation import runs
+    from correlation.run_simulation import RunSimulation
     from firebreak.runtime import Outbound, services
-    from schemas.runbook import StepRecord, StepStatus
+    from schemas.runbook import StepStatus
 
     runner = Runner(services(settings, Outbound.from_settings(settings)))
+    simulation = RunSimulation(rb, run, datetime.now(UTC))
     failed = False
     try:
-        for step in rb.steps:
-            ctx = context(incident, rules.topology, rules.service_label, run)
+        while (need := simulation.need) is not None:
+            if isinstance(need, runs.RenderParams):  # rendered and shown by the caller
+                simulation.answer(runs.ParamsRendered(run.params))
+                continue
+            step = simulation.step(need.step_id)
+            ctx = context(incident, rules.topology, rules.service_label, simulation.seen_by(step.id))
             try:
-                if step.when is not None and not evaluate(step.when, ctx):
-                    echo(f"  [{step.id}] skipped (when: {step.when})")
-                    run.steps[step.id] = StepRecord(status=StepStatus.skipped, action=step.action)
+                if isinstance(need, runs.AskWhen):
+                    assert step.when is not None
+                    said = simulation.answer(runs.WhenAnswered(step.id, evaluate(step.when, ctx)))
+                    if any(isinstance(o, runs.Record) and o.kind is ResultKind.step_skipped for o in said):
+                        echo(f"  [{step.id}] skipped (when: {step.when})")
                     continue
                 shown = describe(step, ctx)
             except RenderError as exc:
@@ -212,35 +225,35 @@ async def _try_steps(settings: Settings, rb: Any, run: Any, incident: Incident, 
                 break
             echo(f"  [{step.id}] {json.dumps(shown, ensure_ascii=False)}")
             if dry_run:
-                run.steps[step.id] = StepRecord(
-                    status=StepStatus.succeeded, action=step.action, output=Placeholder(f"steps.{step.id}.output")
-                )
-                continue
-            if step.approval is not None or step.wait is not None or step.resolve_incident is not None:
+                ran = runs.StepRan(step.id, StepStatus.succeeded, Placeholder(f"steps.{step.id}.output"))
+            elif runs.parks(step) or step.resolve_incident is not None:
                 echo(f"      not run outside a worker ({step.action}); counted as succeeded")
-                run.steps[step.id] = StepRecord(
-                    status=StepStatus.succeeded,
-                    action=step.action,
-                    output={"decision": "approve", "by": "runbook test"},
+                ran = runs.StepRan(step.id, StepStatus.succeeded, {"decision": "approve", "by": "runbook test"})
+            else:
+                now = datetime.now(UTC)
+                outcome = await runner.run(
+                    step,
+                    ctx,
+                    run_id=run.id,
+                    incident_id=incident.id,
+                    actor=f"runbook:{rb.name}",
+                    started_at=now,
+                    now=now,
                 )
-                continue
-            now = datetime.now(UTC)
-            outcome = await runner.run(
-                step, ctx, run_id=run.id, incident_id=incident.id, actor=f"runbook:{rb.name}", started_at=now, now=now
-            )
-            echo(
-                f"      {outcome.status.value} after {outcome.attempts} attempt(s)"
-                f"{': ' + outcome.error if outcome.error else ''}"
-            )
-            if outcome.output is not None:
-                echo(f"      output: {json.dumps(outcome.output, ensure_ascii=False)[:2000]}")
-            run.steps[step.id] = StepRecord(
-                status=outcome.status, action=step.action, output=outcome.output, error=outcome.error
-            )
-            if outcome.status is StepStatus.failed and step.on_failure.value != "continue":
+                echo(
+                    f"      {outcome.status.value} after {outcome.attempts} attempt(s)"
+                    f"{': ' + outcome.error if outcome.error else ''}"
+                )
+                if outcome.output is not None:
+                    echo(f"      output: {json.dumps(outcome.output, ensure_ascii=False)[:2000]}")
+                ran = runs.StepRan(
+                    step.id, outcome.status, outcome.output, outcome.error, outcome.attempts, outcome.wake_at
+                )
+            simulation.answer(ran, datetime.now(UTC))
+            end = simulation.end
+            if isinstance(end, runs.Finish) and end.step_id == step.id and end.run.status is not RunStatus.succeeded:
                 failed = True
                 echo(f"      on_failure: {step.on_failure.value}; the run stops here")
-                break
     finally:
         await runner.s.http.close()
     return failed

@@ -253,11 +253,6 @@ class Step(_Spec):
     def action(self) -> str:
         return next(f for f in ACTION_FIELDS if getattr(self, f) is not None)
 
-    @property
-    def rerunnable(self) -> bool:
-        """Whether running it again after a crash is harmless: declared so, or an action that changes nothing."""
-        return self.idempotent or self.action in ("wait", "approval")
-
 
 class Limit(_Spec):
     max: int = Field(ge=1, le=100_000, description="At most this many runs...")
