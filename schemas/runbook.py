@@ -11,37 +11,27 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
     AwareDatetime,
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
-    PlainSerializer,
     field_validator,
     model_validator,
 )
 
+# SECRET_NAME, Duration and SecretRef lived here; other modules still import them from here (explicit re-exports)
+from schemas.fields import SECRET_NAME as SECRET_NAME
+from schemas.fields import Duration as Duration
+from schemas.fields import SecretRef as SecretRef
+from schemas.fields import Spec as _Spec
+
 STEP_ID = r"^[a-z][a-z0-9_]{0,62}$"
 NAME = r"^[a-z0-9][a-z0-9._-]{0,62}$"
-SECRET_NAME = r"^[A-Z][A-Z0-9_]{0,62}$"
 MAX_STEPS = 50
-
-
-def _duration(value: object) -> timedelta:
-    from schemas.durations import parse_duration
-
-    return parse_duration(value)
-
-
-Duration = Annotated[timedelta, BeforeValidator(_duration), PlainSerializer(lambda d: f"{d.total_seconds():g}s")]
-
-
-class _Spec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
 class Trigger(StrEnum):
@@ -72,20 +62,6 @@ class Match(_Spec):
         from schemas.matchers import normalize_matchers
 
         return normalize_matchers(value)
-
-
-class SecretRef(_Spec):
-    """A value taken from a secret at run time; it never appears in results, logs or dry runs."""
-
-    secret: str = Field(pattern=SECRET_NAME, description="Name of the secret: env FIREBREAK_SECRET_<NAME> or file <secrets_dir>/<NAME>.")
-    format: str = Field("{}", description='How the secret is written into the value, e.g. "Bearer {}".')
-
-    @field_validator("format")
-    @classmethod
-    def _one_slot(cls, value: str) -> str:
-        if value.count("{}") != 1:
-            raise ValueError('format must contain exactly one "{}" where the secret goes, e.g. "Bearer {}"')
-        return value
 
 
 class Param(_Spec):
