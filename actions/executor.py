@@ -365,9 +365,9 @@ class Executor(PollLoop):
             # attempts add up across holders: a re-run after a crash counts the lost attempt too
             "attempts": record.attempts - 1 + outcome.attempts if step.action not in ("wait", "approval") else record.attempts})
         kind = ResultKind.step_succeeded if outcome.status is StepStatus.succeeded else ResultKind.step_failed
-        if step.approval is not None and isinstance(outcome.output, dict):
+        if step.action == "approval" and isinstance(outcome.output, dict):
             await self._result(run, ResultKind.approval_decided, step, output=outcome.output, actor=str(outcome.output.get("by")))
-        if step.annotate is not None and outcome.status is StepStatus.succeeded:
+        if step.action == "annotate" and outcome.status is StepStatus.succeeded:
             await self._result(run, ResultKind.annotation, step, output=outcome.output)
         return await self._record(run, step, fence, finished, kind)
 

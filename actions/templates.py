@@ -131,3 +131,10 @@ def steps_referenced(source: str, expression: bool = False) -> set[str]:
             elif isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
                 found.add(node.arg.value)
     return found
+
+
+def params_referenced(source: str, expression: bool = False) -> set[str]:
+    """Param names a template reads through `params.<name>`. Raises jinja2's TemplateSyntaxError for a template
+    that does not parse (callers check `parse_problem` first)."""
+    tree = ENV.parse("{{ " + source + " }}" if expression else source)
+    return {n.attr for n in tree.find_all(nodes.Getattr) if isinstance(n.node, nodes.Name) and n.node.name == "params"}

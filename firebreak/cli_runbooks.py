@@ -160,6 +160,7 @@ def runbook_test(ctx: click.Context, path: Path, alert_file: Path, trigger: str,
 async def _try_steps(settings: Settings, rb: Any, run: Any, incident: Incident, rules: Any, dry_run: bool) -> bool:
     from actions.matching import context
     from actions.runner import Placeholder, Runner, describe
+    from actions.steps.registry import kind_of
     from firebreak.runtime import Outbound, services
     from actions.templates import RenderError, evaluate
     from schemas.runbook import StepRecord, StepStatus
@@ -184,7 +185,7 @@ async def _try_steps(settings: Settings, rb: Any, run: Any, incident: Incident, 
                 run.steps[step.id] = StepRecord(status=StepStatus.succeeded, action=step.action,
                                                 output=Placeholder(f"steps.{step.id}.output"))
                 continue
-            if step.approval is not None or step.wait is not None or step.resolve_incident is not None:
+            if not kind_of(step).runs_in_test:
                 echo(f"      not run outside a worker ({step.action}); counted as succeeded")
                 run.steps[step.id] = StepRecord(status=StepStatus.succeeded, action=step.action,
                                                 output={"decision": "approve", "by": "runbook test"})
