@@ -16,18 +16,15 @@ import aiohttp
 
 from schemas.runbook import Step, StepStatus
 
-from actions.command import CommandPolicy, CommandRefused
-from actions.notify import Notifier, NotifyError
-from actions.outbound import OutboundHttp, Refused
+from actions.command import CommandPolicy
+from actions.notify import Notifier
+from actions.outbound import OutboundHttp
 from actions.steps.base import Outcome, StepCall, StepFailed
 from actions.steps.registry import kind_of
-from adapters.secrets import SecretMissing, Secrets
-from actions.templates import RenderError
+from adapters.secrets import Secrets
+from schemas.errors import ActionError, Reason
 
-__all__ = ["PERMANENT", "Outcome", "Placeholder", "Runner", "Services", "StepFailed", "describe"]
-
-# Failures no retry can fix: the runbook or the configuration must change.
-PERMANENT = (Refused, CommandRefused, RenderError, SecretMissing)
+__all__ = ["Outcome", "Placeholder", "Runner", "Services", "StepFailed", "describe"]
 
 
 @dataclass
@@ -98,21 +95,18 @@ class Runner:
                 async with asyncio.timeout(step.timeout.total_seconds()):
                     output = await kind.run(step, ctx, call)
                 return Outcome(StepStatus.succeeded, self.s.secrets.scrub(output), attempts=attempt)
-            except PERMANENT as exc:
-                return Outcome(StepStatus.failed, None, self.s.secrets.scrub(str(exc)),
-                               attempts=attempt, refused=isinstance(exc, (Refused, CommandRefused)))
+            except ActionError as exc:  # StepFailed, NotifyError, Refused, CommandRefused, RenderError, SecretMissing
+                output = exc.output if isinstance(exc, StepFailed) else None
+                last = Outcome(StepStatus.failed, self.s.secrets.scrub(output), self.s.secrets.scrub(str(exc)), attempt,
+                               reason=exc.reason)
+                if not exc.reason.retryable:
+                    return last
             except TimeoutError:
-                last = Outcome(StepStatus.failed, None, f"timed out after {step.timeout.total_seconds():g}s", attempt)
-            except StepFailed as exc:
-                last = Outcome(StepStatus.failed, self.s.secrets.scrub(exc.output), self.s.secrets.scrub(str(exc)), attempt)
-                if not exc.retryable:
-                    return last
-            except NotifyError as exc:
-                last = Outcome(StepStatus.failed, None, str(exc), attempt)
-                if not exc.retryable:
-                    return last
+                last = Outcome(StepStatus.failed, None, f"timed out after {step.timeout.total_seconds():g}s", attempt,
+                               reason=Reason.timeout)
             except (aiohttp.ClientError, OSError) as exc:
-                last = Outcome(StepStatus.failed, None, self.s.secrets.scrub(f"{type(exc).__name__}: {exc}"), attempt)
+                last = Outcome(StepStatus.failed, None, self.s.secrets.scrub(f"{type(exc).__name__}: {exc}"), attempt,
+                               reason=Reason.connection)
             if attempt < attempts:
                 await self.s.sleep(min(delay, step.retries.max_backoff.total_seconds()))
                 delay *= 2

@@ -20,10 +20,14 @@ from jinja2.sandbox import SecurityError
 
 from correlation.templates import MAX_OUTPUT_CHARS, SANDBOX, TemplateProblem
 from correlation.templates import compile_template as _compile
+from schemas.errors import ActionError, Reason
 
 
-class RenderError(ValueError):
-    """A template that does not compile or does not render; the message says which and why."""
+class RenderError(ActionError, ValueError):
+    """A template that does not compile or does not render; the message says which and why.
+    Reason: render (not retried: the same labels render the same way)."""
+
+    reason = Reason.render
 
 
 ENV = SANDBOX

@@ -22,6 +22,7 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from schemas.runbook import Run, RunStatus, StepRecord
+from schemas.errors import FirebreakError
 
 _FENCED_SET = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
@@ -50,7 +51,7 @@ return 0
 """
 
 
-class Fenced(RuntimeError):
+class Fenced(FirebreakError, RuntimeError):
     """Another executor took the run over: this one must stop touching it."""
 
 

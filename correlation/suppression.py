@@ -13,6 +13,7 @@ from datetime import datetime
 from schemas.matchers import matches_all, parse_matcher_list
 from correlation.policy import InhibitRule
 from schemas import Silence
+from schemas.errors import FirebreakError
 
 
 def silenced_by(labels: Mapping[str, str], silences: Iterable[Silence], now: datetime) -> str | None:
@@ -23,7 +24,7 @@ def silenced_by(labels: Mapping[str, str], silences: Iterable[Silence], now: dat
     return None
 
 
-class SilenceAlreadyExpired(ValueError):
+class SilenceAlreadyExpired(FirebreakError, ValueError):
     """Expiring a silence that has already ended: Alertmanager's `Silences.expire` refuses it too."""
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from jinja2 import StrictUndefined, Template, TemplateError
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
+from schemas.errors import FirebreakError
 
 MAX_TITLE_CHARS = 200
 
@@ -45,7 +46,7 @@ MAX_EXPONENT = 64
 SANDBOX = BoundedSandbox(undefined=StrictUndefined, autoescape=False)
 
 
-class TemplateProblem(ValueError):
+class TemplateProblem(FirebreakError, ValueError):
     """A template that does not compile."""
 
 

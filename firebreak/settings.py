@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict, YamlConfigSettingsSource
+from schemas.errors import FirebreakError
 
 if TYPE_CHECKING:
     from correlation.rules import Rules
@@ -27,7 +28,7 @@ def _comma_list(value: Any) -> Any:
     return value
 
 
-class ConfigError(ValueError):
+class ConfigError(FirebreakError, ValueError):
     """The configuration is invalid; the message names the option and the fix."""
 
 

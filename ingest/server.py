@@ -52,6 +52,7 @@ from adapters.silence_store import SilenceStore
 from schemas import Alert, ChangeEvent, ChangeKind, CommandAction, Incident, IncidentCommand, Silence
 from schemas.alert import TIME_BOUNDS, OptionalTime, PlainName
 from schemas.silence import refuse_silencing_everything
+from schemas.errors import FirebreakError
 
 log = logging.getLogger("firebreak.ingest")
 
@@ -332,7 +333,7 @@ async def _read_json_body(request: web.Request) -> bytes:
     return body
 
 
-class _DuplicateKey(ValueError):
+class _DuplicateKey(FirebreakError, ValueError):
     pass
 
 

@@ -28,6 +28,7 @@ from schemas.channels import PagerDutyChannel as PagerDutyChannel
 from schemas.channels import SlackChannel as SlackChannel
 from schemas.channels import Templates as Templates
 from schemas.channels import WebhookChannel as WebhookChannel
+from schemas.errors import Reason
 from schemas.fields import Duration
 
 NAME = r"^[a-z0-9][a-z0-9._-]{0,63}$"
@@ -208,5 +209,7 @@ class Delivery(BaseModel):
     status: DeliveryStatus
     attempts: int = 0
     error: str | None = None
+    reason: Reason | None = Field(None, exclude_if=lambda reason: reason is None,
+                                  description="Why a dead-lettered delivery failed (schemas/errors.py); absent when delivered.")
     at: AwareDatetime
     latency_ms: float | None = Field(None, description="From the incident event that caused it to delivery.")

@@ -3,8 +3,9 @@
 
 Messages are rendered from templates (sandboxed Jinja2) a channel may override: `title`, `text`, `html`.
 Labels are escaped for where they are shown: HTML in email, Slack's mrkdwn (`<`, `>`, `&`, so `<!channel>`
-stays text), and line breaks never reach a header or an email subject. A kind raises NotifyError, retryable
-for 5xx, 408, 429 (with its Retry-After), timeouts and connection failures; not for other 4xx.
+stays text), and line breaks never reach a header or an email subject. A kind raises NotifyError with a
+Reason (schemas/errors.py): for an HTTP answer `http_status_reason`, so 5xx, 408 and 429 (with its
+Retry-After) are retried and other statuses are not; timeouts and connection failures are retried.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from actions.outbound import AllowList, HttpResult, OutboundHttp, Refused
 from actions.templates import RenderError, render
 from adapters.secrets import Secrets
 from schemas.channels import ChannelParams
+from schemas.errors import http_status_reason
 from schemas.fields import SecretRef
 
 if TYPE_CHECKING:
@@ -115,8 +117,8 @@ def _classify(result: HttpResult, what: str) -> None:
             retry_after = max(0.0, float(result.retry_after))
         except ValueError:
             retry_after = None
-    retryable = result.status >= 500 or result.status in (408, 429)
-    raise NotifyError(f"{what} answered HTTP {result.status}: {result.body[:200]}", retryable, retry_after)
+    raise NotifyError(f"{what} answered HTTP {result.status}: {result.body[:200]}", http_status_reason(result.status),
+                      retry_after)
 
 
 @dataclass
@@ -136,7 +138,7 @@ class Transport:
                    secret_headers: frozenset[str] = frozenset()) -> HttpResult:
         """POST `body` as `application/json` to `url` (checked against the allow-list at every hop; `timeout` in
         seconds for the whole exchange). Returns the 2xx answer; raises NotifyError naming `what` for any other
-        status (retryable for 5xx, 408 and 429, with Retry-After in seconds), Refused, or the client's
+        status (its reason from `http_status_reason`; Retry-After in seconds), Refused, or the client's
         TimeoutError / aiohttp errors."""
         result = await self.http.request("POST", url, headers={"Content-Type": "application/json", **headers}, data=body,
                                          timeout=timeout, secret_headers=secret_headers)
@@ -200,8 +202,8 @@ class ChannelKind(ABC, Generic[P]):
     @abstractmethod
     async def send(self, out: Transport, spec: P, outgoing: Outgoing) -> dict[str, Any]:
         """Send one message; returns what the Delivery's caller records (e.g. `{"status": 202}`). Raises
-        NotifyError (with `retryable`), Refused, SecretMissing, or the client's TimeoutError / OSError /
-        aiohttp errors; the caller retries."""
+        NotifyError (with its Reason), Refused, SecretMissing, or the client's TimeoutError / OSError /
+        aiohttp errors; the caller retries what is retryable."""
 
     @abstractmethod
     def describe(self, spec: P) -> str:

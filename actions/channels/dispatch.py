@@ -10,6 +10,7 @@ from actions.channels.registry import kind_of
 from actions.notify import NotifyError
 from actions.outbound import OutboundHttp
 from adapters.secrets import Secrets
+from schemas.errors import Reason
 from schemas.channels import Channel
 
 
@@ -24,11 +25,11 @@ class Channels:
         self.transport = Transport(http, secrets, smtp)
 
     def spec(self, name: str) -> Channel:
-        """The channel's settings; raises NotifyError (not retryable) for a name the notifications file lacks."""
+        """The channel's settings; raises NotifyError (reason `config`) for a name the notifications file lacks."""
         try:
             return self.channels[name]
         except KeyError:
-            raise NotifyError(f"channel {name!r} is not in the notifications file; add it or fix the name", False) from None
+            raise NotifyError(f"channel {name!r} is not in the notifications file; add it or fix the name", Reason.config) from None
 
     async def send(self, name: str, message: Message, address: str = "", timeout: float = 10.0) -> dict[str, Any]:
         """Render the message with the channel's templates and send it once (`timeout` in seconds); returns what

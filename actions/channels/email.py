@@ -17,6 +17,7 @@ from typing import Any
 from actions.channels.base import ChannelKind, ChannelLintEnv, Outgoing, Transport
 from actions.notify import NotifyError
 from schemas.channels import EmailChannel
+from schemas.errors import Reason
 
 
 @dataclass
@@ -40,10 +41,10 @@ class Email(ChannelKind[EmailChannel]):
     async def send(self, out: Transport, spec: EmailChannel, outgoing: Outgoing) -> dict[str, Any]:
         message, rendered, address = outgoing.message, outgoing.rendered, outgoing.address
         if out.smtp is None:
-            raise NotifyError("email needs an SMTP server; set FIREBREAK_SMTP_HOST", False)
+            raise NotifyError("email needs an SMTP server; set FIREBREAK_SMTP_HOST", Reason.config)
         recipients = [address] if address else list(spec.to)
         if not recipients:
-            raise NotifyError("no recipient: give the contact an address or the channel a `to` list", False)
+            raise NotifyError("no recipient: give the contact an address or the channel a `to` list", Reason.config)
         mail = EmailMessage()
         mail["Subject"] = rendered.title.replace("\r", " ").replace("\n", " ")
         mail["From"] = spec.sender
@@ -69,10 +70,11 @@ class Email(ChannelKind[EmailChannel]):
 
         try:
             await asyncio.to_thread(deliver)
-        except smtplib.SMTPResponseException as exc:
-            raise NotifyError(f"SMTP {exc.smtp_code}: {exc.smtp_error!r}", exc.smtp_code >= 400 and exc.smtp_code < 500) from exc
+        except smtplib.SMTPResponseException as exc:  # RFC 5321: 4yz is transient, 5yz permanent
+            reason = Reason.unavailable if 400 <= exc.smtp_code < 500 else Reason.rejected
+            raise NotifyError(f"SMTP {exc.smtp_code}: {exc.smtp_error!r}", reason) from exc
         except (smtplib.SMTPException, OSError) as exc:
-            raise NotifyError(f"SMTP: {exc}", True) from exc
+            raise NotifyError(f"SMTP: {exc}", Reason.connection) from exc
         return {"to": recipients}
 
     def describe(self, spec: EmailChannel) -> str:

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from actions.steps.base import Outcome, StepCall, StepKind, StepProblem, seconds
 from actions.templates import render
+from schemas.errors import Reason
 from schemas.runbook import Param, StepStatus
 from schemas.steps import ApprovalStep
 
@@ -30,7 +31,7 @@ class Approval(StepKind[ApprovalStep]):
             decision = {"decision": step.approval.default, "by": "timeout", "comment": f"no answer within {step.approval.timeout}"}
         if decision["decision"] == "approve":
             return Outcome(StepStatus.succeeded, decision)
-        return Outcome(StepStatus.failed, decision, f"rejected by {decision['by']}")
+        return Outcome(StepStatus.failed, decision, f"rejected by {decision['by']}", reason=Reason.rejected)
 
     def describe(self, step: ApprovalStep, ctx: dict[str, Any]) -> dict[str, Any]:
         return {"prompt": render(step.approval.prompt, ctx), "timeout": seconds(step.approval.timeout),

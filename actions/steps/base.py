@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
+from schemas.errors import ActionError, Reason
 from schemas.runbook import Param, StepStatus
 from schemas.steps import Step
 
@@ -24,24 +25,28 @@ if TYPE_CHECKING:
 class Outcome:
     """A step's result after one visit of the runner: `status` succeeded, failed or waiting; `output` what later
     templates read as `steps.<id>.output`; `error` a one-line reason; `attempts` made; `wake_at` when a waiting
-    step is looked at again; `refused` whether an allow-list refused it."""
+    step is looked at again; `reason` why a failed step failed (schemas/errors.py)."""
 
     status: StepStatus  # succeeded, failed or waiting
     output: Any = None
     error: str | None = None
     attempts: int = 1
     wake_at: datetime | None = None  # for waiting: when to look again
-    refused: bool = False
+    reason: Reason | None = None  # for failed
+
+    @property
+    def refused(self) -> bool:
+        """Whether an allow-list refused it (a host, an address, a program): `firebreak_actions_refused_total`."""
+        return self.reason is Reason.refused_by_policy
 
 
-class StepFailed(Exception):
-    """An attempt whose action ran and failed (an HTTP status, an exit code): `output` is recorded, and
-    `retryable` says whether the step's retries may try again."""
+class StepFailed(ActionError):
+    """An attempt whose action ran and failed (an HTTP status, an exit code, a kill at the timeout): `output`
+    is recorded, and `reason` (keyword) says why and whether the step's retries may try again."""
 
-    def __init__(self, message: str, output: Any = None, retryable: bool = True) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, output: Any = None, *, reason: Reason) -> None:
+        super().__init__(message, reason=reason)
         self.output = output
-        self.retryable = retryable
 
 
 @dataclass(frozen=True)
@@ -92,8 +97,9 @@ class StepKind(ABC, Generic[S]):
     @abstractmethod
     async def run(self, step: S, ctx: dict[str, Any], call: StepCall) -> Any:
         """One attempt: returns the step's output (what `steps.<id>.output` reads), or, for a kind that `parks`,
-        the `Outcome` of this visit. Raises StepFailed, RenderError, Refused, CommandRefused, SecretMissing,
-        NotifyError, TimeoutError, OSError or aiohttp errors; the runner turns them into a failed Outcome."""
+        the `Outcome` of this visit. Raises an ActionError (StepFailed, RenderError, Refused, CommandRefused,
+        SecretMissing, NotifyError: its `reason` decides a retry), TimeoutError, OSError or aiohttp errors; the
+        runner turns them into a failed Outcome with its Reason."""
 
     @abstractmethod
     def describe(self, step: S, ctx: dict[str, Any]) -> dict[str, Any]:

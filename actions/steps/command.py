@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from actions.command import CommandRefused, run_command
 from actions.steps.base import StepCall, StepFailed, StepKind, StepProblem
 from actions.templates import is_template, render
+from schemas.errors import Reason
 from schemas.runbook import Param
 from schemas.steps import CommandStep
 
@@ -34,9 +35,9 @@ class Command(StepKind[CommandStep]):
         output = {"exit_code": result.exit_code, "stdout": result.stdout, "stderr": result.stderr,
                   "truncated": result.truncated}
         if result.timed_out:
-            raise StepFailed(f"killed after {step.timeout.total_seconds():g}s", output)
+            raise StepFailed(f"killed after {step.timeout.total_seconds():g}s", output, reason=Reason.timeout)
         if result.exit_code != 0:
-            raise StepFailed(f"exit code {result.exit_code}", output)
+            raise StepFailed(f"exit code {result.exit_code}", output, reason=Reason.command_failed)
         return output
 
     def describe(self, step: CommandStep, ctx: dict[str, Any]) -> dict[str, Any]:

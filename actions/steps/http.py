@@ -1,7 +1,8 @@
 """`http` steps: one request to an allow-listed host (actions/outbound.py), its body rendered as JSON.
 
 Output: `{status, body (parsed JSON, else the text), truncated, seconds}`. Success: a status in
-`expect_status`, or any 2xx when it is empty; otherwise the step fails, retryable for 5xx, 408 and 429.
+`expect_status`, or any 2xx when it is empty; otherwise the step fails with `http_status_reason` (retried
+for 5xx, 408 and 429).
 Lint: unset secrets, the host off the allow-list, and URL values no param `pattern` constrains (warnings).
 """
 
@@ -16,6 +17,7 @@ from actions.outbound import Refused
 from actions.templates import is_template, names_used, params_referenced, render, render_data
 from actions.urls import URL_ENV, render_url
 from adapters.secrets import Secrets
+from schemas.errors import http_status_reason
 from schemas.runbook import Param
 from schemas.fields import SecretRef
 from schemas.steps import HttpStep
@@ -58,8 +60,7 @@ class Http(StepKind[HttpStep]):
                   "truncated": result.truncated, "seconds": round(time.monotonic() - started, 3)}
         ok = result.status in spec.expect_status if spec.expect_status else 200 <= result.status < 300
         if not ok:
-            retryable = result.status >= 500 or result.status in (408, 429)
-            raise StepFailed(f"HTTP {result.status} from {result.url}", output, retryable)
+            raise StepFailed(f"HTTP {result.status} from {result.url}", output, reason=http_status_reason(result.status))
         return output
 
     def describe(self, step: HttpStep, ctx: dict[str, Any]) -> dict[str, Any]:

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from actions.steps.base import StepCall, StepFailed, StepKind, StepProblem
 from actions.templates import render
+from schemas.errors import Reason
 from schemas.runbook import Param
 from schemas.steps import ResolveStep
 
@@ -23,7 +24,7 @@ class ResolveIncident(StepKind[ResolveStep]):
     async def run(self, step: ResolveStep, ctx: dict[str, Any], call: StepCall) -> Any:
         comment = render(step.resolve_incident.comment, ctx)
         if call.services.resolve_incident is None:
-            raise StepFailed("resolving incidents is not available here", retryable=False)
+            raise StepFailed("resolving incidents is not available here", reason=Reason.config)
         await call.services.resolve_incident(call.incident_id, call.actor, comment)
         return {"resolved": call.incident_id, "comment": comment}
 

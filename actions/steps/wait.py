@@ -7,6 +7,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from actions.steps.base import Outcome, StepCall, StepKind, StepProblem, seconds
+from schemas.errors import Reason
 from schemas.runbook import Param, StepStatus
 from schemas.steps import WaitStep
 
@@ -33,7 +34,8 @@ class Wait(StepKind[WaitStep]):
         if status == "resolved":
             return Outcome(StepStatus.succeeded, {"incident": "resolved"})
         if call.now >= deadline:
-            return Outcome(StepStatus.failed, {"incident": status}, f"incident not resolved within {step.timeout}")
+            return Outcome(StepStatus.failed, {"incident": status}, f"incident not resolved within {step.timeout}",
+                           reason=Reason.timeout)
         return Outcome(StepStatus.waiting, wake_at=min(deadline, call.now + timedelta(seconds=2)))
 
     def describe(self, step: WaitStep, ctx: dict[str, Any]) -> dict[str, Any]:
