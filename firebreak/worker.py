@@ -284,9 +284,10 @@ class Worker:
                                                                    "source": source.encode()})
 
     async def dead_letter_delivery(self, delivery: Delivery) -> None:
-        DEAD_LETTERS.labels("notify", "delivery_failed").inc()
+        reason = delivery.reason or "delivery_failed"  # a Reason (schemas/errors.py); older records carry none
+        DEAD_LETTERS.labels("notify", reason).inc()
         await self.dead_letter.send(key=delivery.incident_id.encode(), value=delivery.model_dump_json().encode(), headers={
-            "stage": b"notify", "reason": b"delivery_failed", "error": (delivery.error or "")[-4000:].encode(),
+            "stage": b"notify", "reason": reason.encode(), "error": (delivery.error or "")[-4000:].encode(),
             "source": f"notifications/{delivery.delivery_id}".encode()})
 
     async def publish_result(self, result: ActionResult) -> None:

@@ -10,6 +10,7 @@ import importlib
 import smtplib
 from datetime import datetime, timezone
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import aiohttp
@@ -19,6 +20,7 @@ from actions.channels import Channels, Message, SmtpSettings
 from actions.delivery import Deliverer
 from actions.outbound import AllowList, HttpResult, OutboundHttp, Refused
 from actions.runner import Runner
+from adapters.metrics import DEAD_LETTERS
 from adapters.secrets import Secrets
 from schemas.errors import ActionError, FirebreakError, Reason, http_status_reason
 from schemas.notification import Delivery, DeliveryKind, DeliveryStatus, NotificationsFile
@@ -199,6 +201,22 @@ def test_smtp_replies_map_to_reasons(failure: BaseException, reason: Reason, mon
     with pytest.raises(ActionError) as info:
         asyncio.run(channels.send("mail", Message(kind="page", dedup_key="k", incident=INCIDENT, level=1)))
     assert info.value.reason is reason
+
+
+def test_a_dead_lettered_delivery_is_counted_and_sent_with_its_reason():
+    from firebreak.worker import Worker
+
+    sent: list[dict[str, Any]] = []
+
+    async def send(**record: Any) -> None:
+        sent.append(record)
+
+    delivery = Delivery(delivery_id="d1", kind=DeliveryKind.page, incident_id="inc-1", channel="hook", channel_type="webhook",
+                        status=DeliveryStatus.dead_lettered, attempts=6, error="HTTP 503", reason=Reason.unavailable, at=NOW)
+    before = DEAD_LETTERS.labels("notify", "unavailable")._value.get()
+    asyncio.run(Worker.dead_letter_delivery(SimpleNamespace(dead_letter=SimpleNamespace(send=send)), delivery))  # type: ignore[arg-type]
+    assert DEAD_LETTERS.labels("notify", "unavailable")._value.get() == before + 1
+    assert sent[0]["headers"]["reason"] == b"unavailable"
 
 
 # -- steps fail with their reason ---------------------------------------------------------------------------
