@@ -17,11 +17,16 @@ import signal
 import tempfile
 from dataclasses import dataclass
 
+from schemas.errors import ActionError, Reason
+
 SAFE_PATH = "/usr/local/bin:/usr/bin:/bin"
 
 
-class CommandRefused(ValueError):
-    """A command Firebreak will not run; the message names the program and the fix."""
+class CommandRefused(ActionError, ValueError):
+    """A command Firebreak will not run; the message names the program and the fix.
+    Reason: refused_by_policy (not retried)."""
+
+    reason = Reason.refused_by_policy
 
 
 def _real(program: str) -> str | None:

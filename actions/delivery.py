@@ -3,8 +3,9 @@
 - Dedup: a delivery's key (incident, escalation, round, level, channel, address; or the runbook step) is
   marked in Redis once the receiver accepted it; a retried or redelivered notification with that key is
   not sent again. Receivers see the key too (`Idempotency-Key`, PagerDuty `dedup_key`, Opsgenie alias).
-- Retries: on 5xx, 408, timeouts and connection errors, exponential backoff with jitter (0.5x to 1.5x),
-  capped; 429 waits its `Retry-After`; any other 4xx is not retried.
+- Retries: when the failure's Reason is retryable (schemas/errors.py: 5xx, 408, 429, SMTP 4xx, timeouts and
+  connection errors), exponential backoff with jitter (0.5x to 1.5x), capped; a `Retry-After` (429, 503) is
+  waited instead; any other failure (other 4xx, allow-lists, templates, secrets, configuration) is not retried.
 - After the last attempt: a `dead_lettered` Delivery on `notifications` and a record on `dead-letter`.
 - Rate limit: at most `rate_per_minute` deliveries per channel per minute across workers; more wait for the
   next minute, none are dropped.
@@ -26,12 +27,10 @@ from redis.exceptions import RedisError
 
 from actions.channels import Channels, Message
 from actions.notify import NotifyError
-from actions.outbound import Refused
-from actions.templates import RenderError
 from adapters.logs import context as log_context
 from adapters.metrics import NOTIFICATION_LATENCY, NOTIFICATIONS
 from adapters.redis_errors import REDIS_UNAVAILABLE, redis_backoff
-from adapters.secrets import SecretMissing
+from schemas.errors import ActionError, Reason
 from schemas.notification import Delivery, DeliveryKind, DeliveryStatus
 
 log = logging.getLogger("firebreak.notify")
@@ -147,9 +146,11 @@ class Deliverer:
         try:
             spec = self.channels.spec(channel)
         except NotifyError as exc:
-            return await self._fail(key, kind, incident_id, channel, "unknown", address, user, level, 0, str(exc))
+            return await self._fail(
+                key, kind, incident_id, channel, "unknown", address, user, level, 0, str(exc), exc.reason
+            )
         await self._rate_limit(channel, spec.rate_per_minute)
-        error = "not attempted"
+        error, reason = "not attempted", Reason.config
         for attempt in range(1, self.attempts + 1):
             retry: NotifyError | None = None
             try:
@@ -176,16 +177,14 @@ class Deliverer:
                     NOTIFICATION_LATENCY.observe(latency / 1000)
                 await self.publish(record)
                 return record
-            except NotifyError as exc:
-                error = str(exc)
-                if not exc.retryable:
+            except ActionError as exc:  # NotifyError, Refused, SecretMissing, RenderError
+                error, reason = str(exc), exc.reason
+                if not reason.retryable:
                     break
-                retry = exc
-            except (Refused, SecretMissing, RenderError) as exc:
-                error = str(exc)
-                break
+                retry = exc if isinstance(exc, NotifyError) else None
             except (aiohttp.ClientError, TimeoutError, OSError) as exc:
                 error = f"{type(exc).__name__}: {exc}"
+                reason = Reason.timeout if isinstance(exc, TimeoutError) else Reason.connection
             if attempt < self.attempts:
                 delay = self._delay(attempt, retry)
                 log.info(
@@ -199,7 +198,9 @@ class Deliverer:
                     extra=log_context(incident_id=incident_id, channel=channel, delivery_id=key),
                 )
                 await self.sleep(delay)
-        return await self._fail(key, kind, incident_id, channel, spec.type, address, user, level, attempt, error)
+        return await self._fail(
+            key, kind, incident_id, channel, spec.type, address, user, level, attempt, error, reason
+        )
 
     async def _fail(
         self,
@@ -213,6 +214,7 @@ class Deliverer:
         level: int | None,
         attempts: int,
         error: str,
+        reason: Reason,
     ) -> Delivery:
         record = Delivery(
             delivery_id=key,
@@ -226,6 +228,7 @@ class Deliverer:
             status=DeliveryStatus.dead_lettered,
             attempts=attempts,
             error=error,
+            reason=reason,
             at=datetime.now(UTC),
         )
         NOTIFICATIONS.labels(channel_type, kind.value, "dead_lettered").inc()

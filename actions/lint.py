@@ -17,14 +17,15 @@ from typing import Any
 
 import yaml
 
-from actions.command import CommandPolicy, CommandRefused
+from actions.command import CommandPolicy
 from actions.loader import runbook_files
-from actions.outbound import AllowList, Refused
-from actions.templates import ENV, evaluate, is_template, names_used, parse_problem, steps_referenced
+from actions.outbound import AllowList
+from actions.steps.registry import kind_of
+from actions.templates import ENV, evaluate, is_template, names_used, params_referenced, parse_problem, steps_referenced
 from actions.urls import URL_ENV, url_problem
 from adapters.secrets import Secrets
 from adapters.yamlfile import ConfigFileError, Loader, _line_of, load_yaml_model
-from schemas.runbook import Param, Runbook, SecretRef, Step
+from schemas.runbook import Param, Runbook
 
 CONTEXT_NAMES = {"incident", "labels", "event", "params", "steps"}
 
@@ -59,14 +60,6 @@ def _templates(value: Any, loc: tuple[Any, ...]) -> Iterator[tuple[tuple[Any, ..
             yield from _templates(v, (*loc, i))
 
 
-def _secret_refs(value: Any, loc: tuple[Any, ...]) -> Iterator[tuple[tuple[Any, ...], str]]:
-    if isinstance(value, SecretRef):
-        yield loc, value.secret
-    elif isinstance(value, dict):
-        for k, v in value.items():
-            yield from _secret_refs(v, (*loc, k))
-
-
 def lint_file(path: Path, env: LintEnv) -> list[Finding]:
     try:
         runbook = load_yaml_model(path, Runbook)
@@ -88,9 +81,11 @@ def lint_file(path: Path, env: LintEnv) -> list[Finding]:
     earlier: set[str] = set()
     for index, step in enumerate(runbook.steps):
         base = ("steps", index)
+        kind = kind_of(step)
         raw = step.model_dump(by_alias=True, exclude_none=True, mode="python")
         for loc, text in _templates({k: v for k, v in raw.items() if k not in ("id", "when", "on_failure")}, base):
-            _check_template(add, loc, text, params, earlier, expression=False)
+            is_url = any(loc[-len(end) :] == end for end in kind.url_templates)
+            _check_template(add, loc, text, params, earlier, expression=False, is_url=is_url)
         if step.when is not None:
             _check_template(add, (*base, "when"), step.when, params, earlier, expression=True)
             if not names_used(step.when, expression=True) and parse_problem(step.when, expression=True) is None:
@@ -100,19 +95,23 @@ def lint_file(path: Path, env: LintEnv) -> list[Finding]:
                     constant = True
                 if not constant:
                     add((*base, "when"), f"step {step.id} can never run: its `when` is always false")
-        _check_step(add, base, step, env)
-        if step.http is not None and isinstance(step.http.url, str):
-            _check_url_values(add, (*base, "http", "url"), step.http.url, runbook.params)
+        for problem in kind.lint(step, env, runbook.params):
+            add((*base, *problem.loc), problem.message, problem.level)
         earlier.add(step.id)
     return found
 
 
 def _check_template(
-    add: Any, loc: tuple[Any, ...], source: str, params: set[str], earlier: set[str], expression: bool
+    add: Any,
+    loc: tuple[Any, ...],
+    source: str,
+    params: set[str],
+    earlier: set[str],
+    expression: bool,
+    is_url: bool = False,
 ) -> None:
     if not expression and not is_template(source):
         return
-    is_url = loc[-2:] == ("http", "url")
     problem = url_problem(source) if is_url else parse_problem(source, expression)
     if problem:
         add(loc, problem)
@@ -122,70 +121,8 @@ def _check_template(
         add(loc, f"unknown name {', '.join(sorted(unknown))}; templates can read {', '.join(sorted(CONTEXT_NAMES))}")
     for ref in sorted(steps_referenced(source, expression) - earlier):
         add(loc, f"reads steps.{ref}, which is not an earlier step: its output never exists here")
-    for ref in sorted(_params_referenced(source, expression) - params):
+    for ref in sorted(params_referenced(source, expression) - params):
         add(loc, f"reads params.{ref}, which the runbook does not declare")
-
-
-def _check_url_values(add: Any, loc: tuple[Any, ...], url: str, params: dict[str, str | Param]) -> None:
-    """Warn about each value a URL template reads that no `pattern` constrains."""
-    if not is_template(url):
-        return
-    unguarded = sorted(name for name in _params_referenced(url, False) if not _has_pattern(params.get(name)))
-    direct = sorted(names_used(url, env=URL_ENV) - {"params"})
-    for name in unguarded:
-        add(
-            loc,
-            f"the URL reads params.{name}, which has no `pattern`: a label chooses where the request goes on the "
-            f"allowed host; give params.{name} a `pattern` of the values it may take",
-            "warning",
-        )
-    if direct:
-        add(
-            loc,
-            f"the URL reads {', '.join(direct)} directly: a label chooses where the request goes on the allowed "
-            "host; declare a param with a `pattern` and use it in the URL instead",
-            "warning",
-        )
-
-
-def _has_pattern(spec: str | Param | None) -> bool:
-    return isinstance(spec, Param) and spec.pattern is not None
-
-
-def _params_referenced(source: str, expression: bool) -> set[str]:
-    from jinja2 import nodes
-
-    tree = ENV.parse("{{ " + source + " }}" if expression else source)
-    return {n.attr for n in tree.find_all(nodes.Getattr) if isinstance(n.node, nodes.Name) and n.node.name == "params"}
-
-
-def _check_step(add: Any, base: tuple[Any, ...], step: Step, env: LintEnv) -> None:
-    if step.http is not None:
-        for loc, name in _secret_refs({"url": step.http.url, "headers": step.http.headers}, (*base, "http")):
-            if not env.secrets.known(name):
-                add(loc, f"secret {name} is not set; set FIREBREAK_SECRET_{name} or add the file to the secrets folder")
-        if isinstance(step.http.url, str):
-            try:
-                env.allow.check(step.http.url.split("{", 1)[0])
-            except Refused as exc:
-                add((*base, "http", "url"), str(exc))
-    if step.command is not None:
-        try:
-            env.commands.resolve(step.command.argv[0])
-        except CommandRefused as exc:
-            add((*base, "command", "argv", 0), str(exc))
-        if "--" not in step.command.argv:
-            for i, arg in enumerate(step.command.argv[1:], start=1):
-                if is_template(arg) and arg.lstrip().startswith("{"):
-                    add(
-                        (*base, "command", "argv", i),
-                        "a templated argument with no `--` before it: a value starting "
-                        "with '-' would be read as an option; put `--` before positional arguments",
-                        "warning",
-                    )
-                    break
-    if step.notify is not None and step.notify.channel not in env.channels:
-        add((*base, "notify", "channel"), f"channel {step.notify.channel!r} is not in the notifications file")
 
 
 def _finding(line: str) -> Finding:

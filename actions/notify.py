@@ -10,18 +10,19 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from adapters.secrets import Secrets
+from schemas.errors import ActionError, Reason
 from schemas.runbook import SecretRef
 
 if TYPE_CHECKING:
     from actions.channels import Channels
 
 
-class NotifyError(RuntimeError):
-    """A delivery that failed; `retryable` says whether another attempt may succeed."""
+class NotifyError(ActionError, RuntimeError):
+    """A delivery that failed, with its `reason` (`retryable` follows it) and, for a 429 or 503 with a
+    Retry-After header, how many seconds the receiver asked to wait (`retry_after`)."""
 
-    def __init__(self, message: str, retryable: bool, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.retryable = retryable
+    def __init__(self, message: str, reason: Reason, retry_after: float | None = None) -> None:
+        super().__init__(message, reason=reason)
         self.retry_after = retry_after
 
 

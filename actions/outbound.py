@@ -27,12 +27,17 @@ import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import ThreadedResolver
 
+from schemas.errors import ActionError, Reason
+
 MAX_REDIRECTS = 3
 CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
 
 
-class Refused(ValueError):
-    """An outbound request Firebreak will not make; the message names the host and the fix."""
+class Refused(ActionError, ValueError):
+    """An outbound request Firebreak will not make; the message names the host and the fix.
+    Reason: refused_by_policy (not retried)."""
+
+    reason = Reason.refused_by_policy
 
 
 def _normal_host(host: str) -> str:

@@ -20,10 +20,14 @@ from jinja2.sandbox import SecurityError
 
 from correlation.templates import MAX_OUTPUT_CHARS, SANDBOX, TemplateProblem
 from correlation.templates import compile_template as _compile
+from schemas.errors import ActionError, Reason
 
 
-class RenderError(ValueError):
-    """A template that does not compile or does not render; the message says which and why."""
+class RenderError(ActionError, ValueError):
+    """A template that does not compile or does not render; the message says which and why.
+    Reason: render (not retried: the same labels render the same way)."""
+
+    reason = Reason.render
 
 
 ENV = SANDBOX
@@ -131,3 +135,10 @@ def steps_referenced(source: str, expression: bool = False) -> set[str]:
             elif isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
                 found.add(node.arg.value)
     return found
+
+
+def params_referenced(source: str, expression: bool = False) -> set[str]:
+    """Param names a template reads through `params.<name>`. Raises jinja2's TemplateSyntaxError for a template
+    that does not parse (callers check `parse_problem` first)."""
+    tree = ENV.parse("{{ " + source + " }}" if expression else source)
+    return {n.attr for n in tree.find_all(nodes.Getattr) if isinstance(n.node, nodes.Name) and n.node.name == "params"}

@@ -21,6 +21,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from schemas.errors import FirebreakError
 from schemas.runbook import Run, RunStatus, StepRecord
 
 _FENCED_SET = """
@@ -50,7 +51,7 @@ return 0
 """
 
 
-class Fenced(RuntimeError):
+class Fenced(FirebreakError, RuntimeError):
     """Another executor took the run over: this one must stop touching it."""
 
 

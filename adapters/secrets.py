@@ -11,11 +11,18 @@ import os
 from pathlib import Path
 from typing import Any
 
+from schemas.errors import ActionError, Reason
+
 ENV_PREFIX = "FIREBREAK_SECRET_"
 REDACTED = "***"
 
 
-class SecretMissing(LookupError):
+class SecretMissing(ActionError, LookupError):
+    """A secret an action names that is neither in the environment nor in the secrets folder; the message
+    says where to put it. Reason: secret_missing (not retried)."""
+
+    reason = Reason.secret_missing
+
     def __init__(self, name: str, secrets_dir: Path | None) -> None:
         where = f" or the file {secrets_dir / name}" if secrets_dir else ""
         super().__init__(f"secret {name} is not set; set {ENV_PREFIX}{name}{where}")

@@ -13,6 +13,8 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from schemas.errors import FirebreakError
+
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -31,7 +33,7 @@ MAX_FILE_BYTES = 1024 * 1024
 MAX_NODES = 100_000  # values after aliases are expanded: a "billion laughs" file stops here, not in the validator
 
 
-class ConfigFileError(ValueError):
+class ConfigFileError(FirebreakError, ValueError):
     """A configuration file that cannot be used; each line of the message is `file:line: problem`."""
 
 

@@ -90,12 +90,12 @@ UNKNOWN_ERROR = (
 def parks(step: Step) -> bool:
     """Whether the step waits rather than acts (wait, approval): it changes nothing, so it may run again after a
     crash, and its attempts are not counted per run."""
-    return step.wait is not None or step.approval is not None
+    return step.parks
 
 
 def rerunnable(step: Step) -> bool:
     """Whether running it again after a crash is harmless: declared so, or a kind that changes nothing."""
-    return step.idempotent or parks(step)
+    return step.rerunnable
 
 
 # -- events: what happened, as the caller saw it ----------------------------------------------------------
@@ -414,9 +414,9 @@ def reports(step: Step, status: StepStatus, output: Any) -> list[tuple[ResultKin
     """What a finished step publishes besides its record: (kind, actor). An approval step's decision, an
     annotation's text."""
     found: list[tuple[ResultKind, str]] = []
-    if step.approval is not None and isinstance(output, dict):
+    if step.action == "approval" and isinstance(output, dict):
         found.append((ResultKind.approval_decided, str(output.get("by"))))
-    if step.annotate is not None and status is StepStatus.succeeded:
+    if step.action == "annotate" and status is StepStatus.succeeded:
         found.append((ResultKind.annotation, "firebreak"))
     return found
 

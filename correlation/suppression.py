@@ -12,6 +12,7 @@ from datetime import datetime
 
 from correlation.policy import InhibitRule
 from schemas import Silence
+from schemas.errors import FirebreakError
 from schemas.matchers import matches_all, parse_matcher_list
 
 
@@ -23,7 +24,7 @@ def silenced_by(labels: Mapping[str, str], silences: Iterable[Silence], now: dat
     return None
 
 
-class SilenceAlreadyExpired(ValueError):
+class SilenceAlreadyExpired(FirebreakError, ValueError):
     """Expiring a silence that has already ended: Alertmanager's `Silences.expire` refuses it too."""
 
 

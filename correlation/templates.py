@@ -16,6 +16,8 @@ from jinja2.exceptions import SecurityError
 from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from schemas.errors import FirebreakError
+
 MAX_TITLE_CHARS = 200
 
 MAX_OUTPUT_CHARS = 64 * 1024
@@ -47,7 +49,7 @@ MAX_EXPONENT = 64
 SANDBOX = BoundedSandbox(undefined=StrictUndefined, autoescape=False)
 
 
-class TemplateProblem(ValueError):
+class TemplateProblem(FirebreakError, ValueError):
     """A template that does not compile."""
 
 

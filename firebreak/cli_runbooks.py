@@ -195,6 +195,7 @@ async def _try_steps(settings: Settings, rb: Any, run: Any, incident: Incident, 
     succeeded); a risk gate counts as approved. Returns whether the run failed."""
     from actions.matching import context
     from actions.runner import Placeholder, Runner, describe
+    from actions.steps.registry import kind_of
     from actions.templates import RenderError, evaluate
     from correlation import runs
     from correlation.run_simulation import RunSimulation
@@ -226,7 +227,7 @@ async def _try_steps(settings: Settings, rb: Any, run: Any, incident: Incident, 
             echo(f"  [{step.id}] {json.dumps(shown, ensure_ascii=False)}")
             if dry_run:
                 ran = runs.StepRan(step.id, StepStatus.succeeded, Placeholder(f"steps.{step.id}.output"))
-            elif runs.parks(step) or step.resolve_incident is not None:
+            elif not kind_of(step).runs_in_test:
                 echo(f"      not run outside a worker ({step.action}); counted as succeeded")
                 ran = runs.StepRan(step.id, StepStatus.succeeded, {"decision": "approve", "by": "runbook test"})
             else:

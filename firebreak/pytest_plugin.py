@@ -20,6 +20,7 @@ import pytest
 import yaml
 
 from firebreak.check import Result, check
+from schemas.errors import FirebreakError
 
 SUFFIX = ".firebreak.yaml"
 
@@ -39,7 +40,7 @@ class FixtureFile(pytest.File):
         yield FixtureItem.from_parent(self, name=name)
 
 
-class FixtureFailed(Exception):
+class FixtureFailed(FirebreakError):
     def __init__(self, result: Result) -> None:
         super().__init__(result.problems)
         self.result = result

@@ -26,6 +26,8 @@ from typing import Any
 
 import yaml
 
+from schemas.errors import FirebreakError
+
 RULES_FILE = "deploy/prometheus/firebreak-rules.yml"
 WHAT_TO_DO_FILE = "deploy/prometheus/firebreak-rules.what-to-do.md"
 ALERTS_DIR = "docs/operations/alerts"
@@ -34,7 +36,7 @@ SCHEMAS_DIR = "schemas/json"
 _CODE_SPAN = re.compile(r"(`+)(.+?)\1", re.DOTALL)
 
 
-class DocsError(Exception):
+class DocsError(FirebreakError):
     """A source the pages are generated from is incomplete (e.g. an alert without its "What to do" section)."""
 
 

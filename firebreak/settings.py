@@ -24,6 +24,7 @@ from adapters.yamlfile import ConfigFileError, load_yaml_model, located, read_ya
 from correlation.policy import PolicySet
 from correlation.rules import Rules
 from correlation.topology import Topology
+from schemas.errors import FirebreakError
 
 CONFIG_ENV = "FIREBREAK_CONFIG"
 
@@ -45,7 +46,7 @@ def _comma_list(value: Any) -> Any:
     return value
 
 
-class ConfigError(ValueError):
+class ConfigError(FirebreakError, ValueError):
     """The configuration is invalid; the message names the option and the fix."""
 
 

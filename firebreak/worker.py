@@ -344,13 +344,14 @@ class Worker:
         )
 
     async def dead_letter_delivery(self, delivery: Delivery) -> None:
-        DEAD_LETTERS.labels("notify", "delivery_failed").inc()
+        reason = delivery.reason or "delivery_failed"  # a Reason (schemas/errors.py); older records carry none
+        DEAD_LETTERS.labels("notify", reason).inc()
         await self.dead_letter.send(
             key=delivery.incident_id.encode(),
             value=delivery.model_dump_json().encode(),
             headers={
                 "stage": b"notify",
-                "reason": b"delivery_failed",
+                "reason": reason.encode(),
                 "error": (delivery.error or "")[-4000:].encode(),
                 "source": f"notifications/{delivery.delivery_id}".encode(),
             },

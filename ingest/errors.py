@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 from pydantic import ValidationError
 
+from schemas.errors import FirebreakError
+
 
 @dataclass
 class Problem:
@@ -17,7 +19,7 @@ class Problem:
 
 
 @dataclass
-class IngestError(Exception):
+class IngestError(FirebreakError):
     """A request refused before anything reached Kafka: its HTTP status, a reason code, a message saying what
     is wrong and what to do, the fields at fault, and response headers (e.g. Retry-After) to send with it."""
 

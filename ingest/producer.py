@@ -35,6 +35,7 @@ from aiokafka.errors import (
 from adapters.metrics import ALERTS_PER_RECORD, KAFKA_UP, PRODUCE_LATENCY
 from ingest.packing import Item, Record, alert_json, pack
 from schemas import Alert
+from schemas.errors import FirebreakError
 
 log = logging.getLogger("firebreak.ingest.producer")
 
@@ -51,7 +52,7 @@ PRODUCER_BROKEN = (
 )
 
 
-class KafkaUnavailable(Exception):
+class KafkaUnavailable(FirebreakError):
     """Kafka did not acknowledge in time; the sender should retry."""
 
 

@@ -57,6 +57,7 @@ from ingest.producer import DurableProducer, KafkaUnavailable
 from schemas import ChangeEvent, ChangeKind, CommandAction, Incident, IncidentCommand, Silence
 from schemas.alert import TIME_BOUNDS, OptionalTime, PlainName
 from schemas.durations import parse_duration
+from schemas.errors import FirebreakError
 from schemas.silence import refuse_silencing_everything
 
 log = logging.getLogger("firebreak.ingest")
@@ -384,7 +385,7 @@ async def _read_json_body(request: web.Request) -> bytes:
     return body
 
 
-class _DuplicateKey(ValueError):
+class _DuplicateKey(FirebreakError, ValueError):
     pass
 
 

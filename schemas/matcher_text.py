@@ -7,8 +7,10 @@ read with Go's `strconv.Unquote`), `pkg/labels/matcher.go` (String(): `strconv.Q
 
 from __future__ import annotations
 
+from schemas.errors import FirebreakError
 
-class MatcherError(ValueError):
+
+class MatcherError(FirebreakError, ValueError):
     """A matcher (or set of matchers) that does not parse or whose regex does not compile; the message shows the fix."""
 
 

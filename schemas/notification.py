@@ -16,79 +16,26 @@ from __future__ import annotations
 import re
 from datetime import date, time, timedelta
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from schemas.runbook import SECRET_NAME, Duration, SecretRef
+# The channel kinds live in schemas/channels/ (one module each); re-exported here, where they were defined
+from schemas.channels import Channel as Channel
+from schemas.channels import EmailChannel as EmailChannel
+from schemas.channels import OpsgenieChannel as OpsgenieChannel
+from schemas.channels import PagerDutyChannel as PagerDutyChannel
+from schemas.channels import SlackChannel as SlackChannel
+from schemas.channels import Templates as Templates
+from schemas.channels import WebhookChannel as WebhookChannel
+from schemas.errors import Reason
+from schemas.fields import Duration
 
 NAME = r"^[a-z0-9][a-z0-9._-]{0,63}$"
 
 
 class _Spec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Templates(_Spec):
-    """Overrides of a channel's message templates (sandboxed Jinja2; docs/guides/paging.md says what they see)."""
-
-    title: str | None = Field(None, max_length=2000)
-    text: str | None = Field(None, max_length=20000)
-    html: str | None = Field(None, max_length=50000)
-
-
-class _Channel(_Spec):
-    templates: Templates = Field(default_factory=Templates)
-    rate_per_minute: int = Field(
-        60, ge=1, le=100_000, description="Deliveries a minute; more wait their turn, none are dropped."
-    )
-
-
-class WebhookChannel(_Channel):
-    """JSON POSTed to a URL; with `hmac_secret`, signed in `X-Firebreak-Signature: sha256=<hex>` over the body."""
-
-    type: Literal["webhook"] = "webhook"
-    url: str | SecretRef
-    headers: dict[str, str | SecretRef] = Field(default_factory=dict)
-    hmac_secret: str | None = Field(None, pattern=SECRET_NAME, description="Name of the secret that signs the body.")
-
-
-class SlackChannel(_Channel):
-    """A Slack incoming webhook (the URL is a secret): Block Kit messages with ack/resolve links."""
-
-    type: Literal["slack"]
-    url: str | SecretRef
-
-
-class EmailChannel(_Channel):
-    """Mail over SMTP (the `smtp_*` settings): plain text and HTML. `to` adds fixed recipients."""
-
-    type: Literal["email"]
-    sender: str = Field(alias="from", min_length=3, max_length=320)
-    to: list[str] = Field(default_factory=list)
-
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-
-class PagerDutyChannel(_Channel):
-    """PagerDuty Events API v2: trigger, acknowledge and resolve with `dedup_key` = the incident id."""
-
-    type: Literal["pagerduty"]
-    routing_key: SecretRef
-    url: str = "https://events.pagerduty.com/v2/enqueue"
-
-
-class OpsgenieChannel(_Channel):
-    """Opsgenie's alert API: create (alias = the incident id), notes for updates, acknowledge, close."""
-
-    type: Literal["opsgenie"]
-    api_key: SecretRef
-    url: str = "https://api.opsgenie.com/v2/alerts"
-
-
-Channel = Annotated[
-    WebhookChannel | SlackChannel | EmailChannel | PagerDutyChannel | OpsgenieChannel, Field(discriminator="type")
-]
 
 
 class Contact(_Spec):
@@ -278,5 +225,10 @@ class Delivery(BaseModel):
     status: DeliveryStatus
     attempts: int = 0
     error: str | None = None
+    reason: Reason | None = Field(
+        None,
+        exclude_if=lambda reason: reason is None,
+        description="Why a dead-lettered delivery failed (schemas/errors.py); absent when delivered.",
+    )
     at: AwareDatetime
     latency_ms: float | None = Field(None, description="From the incident event that caused it to delivery.")

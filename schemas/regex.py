@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import re2
 
+from schemas.errors import FirebreakError
 
-class RegexError(ValueError):
+
+class RegexError(FirebreakError, ValueError):
     """A pattern RE2 (Go's syntax) refuses; the message quotes RE2's reason."""
 
 

@@ -8,40 +8,43 @@ host is fixed by the runbook, never by alert labels.
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
 from enum import StrEnum
-from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
+from typing import Any
 
 from pydantic import (
     AwareDatetime,
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
-    PlainSerializer,
     field_validator,
     model_validator,
 )
 
-STEP_ID = r"^[a-z][a-z0-9_]{0,62}$"
+# SECRET_NAME, Duration and SecretRef lived here; other modules still import them from here (explicit re-exports)
+from schemas.fields import SECRET_NAME as SECRET_NAME
+from schemas.fields import Duration as Duration
+from schemas.fields import SecretRef as SecretRef
+from schemas.fields import Spec as _Spec
+
+# The step kinds live in schemas/steps/ (one module each); re-exported here, where the one Step model was
+from schemas.steps import ACTION_FIELDS as ACTION_FIELDS
+from schemas.steps import STEP_ID as STEP_ID
+from schemas.steps import AnnotateAction as AnnotateAction
+from schemas.steps import AnyStep
+from schemas.steps import ApprovalAction as ApprovalAction
+from schemas.steps import CommandSpec as CommandSpec
+from schemas.steps import HttpAction as HttpAction
+from schemas.steps import NotifyAction as NotifyAction
+from schemas.steps import OnFailure as OnFailure
+from schemas.steps import ResolveAction as ResolveAction
+from schemas.steps import Retries as Retries
+from schemas.steps import RiskApproval as RiskApproval
+from schemas.steps import Step as Step
+from schemas.steps import WaitAction as WaitAction
+
 NAME = r"^[a-z0-9][a-z0-9._-]{0,62}$"
-SECRET_NAME = r"^[A-Z][A-Z0-9_]{0,62}$"
 MAX_STEPS = 50
-
-
-def _duration(value: object) -> timedelta:
-    from schemas.durations import parse_duration
-
-    return parse_duration(value)
-
-
-Duration = Annotated[timedelta, BeforeValidator(_duration), PlainSerializer(lambda d: f"{d.total_seconds():g}s")]
-
-
-class _Spec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
 class Trigger(StrEnum):
@@ -49,12 +52,6 @@ class Trigger(StrEnum):
     escalated = "escalated"
     severity_changed = "severity_changed"
     resolved = "resolved"
-
-
-class OnFailure(StrEnum):
-    stop = "stop"
-    continue_ = "continue"
-    page = "page"
 
 
 class Match(_Spec):
@@ -79,22 +76,6 @@ class Match(_Spec):
         return normalize_matchers(value)
 
 
-class SecretRef(_Spec):
-    """A value taken from a secret at run time; it never appears in results, logs or dry runs."""
-
-    secret: str = Field(
-        pattern=SECRET_NAME, description="Name of the secret: env FIREBREAK_SECRET_<NAME> or file <secrets_dir>/<NAME>."
-    )
-    format: str = Field("{}", description='How the secret is written into the value, e.g. "Bearer {}".')
-
-    @field_validator("format")
-    @classmethod
-    def _one_slot(cls, value: str) -> str:
-        if value.count("{}") != 1:
-            raise ValueError('format must contain exactly one "{}" where the secret goes, e.g. "Bearer {}"')
-        return value
-
-
 class Param(_Spec):
     """A param with a pattern the rendered value must match: the guard for values that reach commands or URLs."""
 
@@ -111,147 +92,6 @@ class Param(_Spec):
         if value is not None:
             compile_anchored(value)  # RegexError (a ValueError) names RE2's reason; pydantic names the field
         return value
-
-
-class HttpAction(_Spec):
-    method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"] = "POST"
-    url: str | SecretRef = Field(description="Template for path and query only; scheme, host and port are literal.")
-    headers: dict[str, str | SecretRef] = Field(default_factory=dict)
-    json_body: Any = Field(None, alias="json", description="Body sent as JSON; strings in it are templates.")
-    expect_status: list[int] = Field(
-        default_factory=list, description="Statuses that count as success (empty: any 2xx)."
-    )
-
-    @field_validator("url")
-    @classmethod
-    def _fixed_host(cls, value: str | SecretRef) -> str | SecretRef:
-        if isinstance(value, SecretRef):
-            return value
-        scheme, _, rest = value.partition("://")
-        head = scheme + re.split(r"[/?#]", rest, maxsplit=1)[0]
-        if "{{" in head or "{%" in head or "{#" in head:
-            raise ValueError(
-                "the scheme, host and port of a URL must be written literally, not templated; "
-                "put labels in the path or query only"
-            )
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"{value!r} is not an http(s) URL with a host")
-        if parts.username or parts.password:
-            raise ValueError("credentials in the URL are not allowed; use a header with a secret")
-        return value
-
-
-class CommandSpec(_Spec):
-    argv: list[str] = Field(
-        min_length=1, max_length=128, description="Program and arguments; each item is one argument."
-    )
-    cwd: str | None = None
-    env: dict[str, str] = Field(default_factory=dict)
-
-    @field_validator("argv")
-    @classmethod
-    def _program_literal(cls, value: list[str]) -> list[str]:
-        if "{{" in value[0] or "{%" in value[0]:
-            raise ValueError("argv[0], the program, must be written literally, not templated")
-        return value
-
-
-class NotifyAction(_Spec):
-    channel: str = Field(min_length=1, max_length=64, description="A channel from the notifications file.")
-    message: str = Field(min_length=1, max_length=8000, description="Template of the message text.")
-
-
-class ApprovalAction(_Spec):
-    prompt: str = Field(min_length=1, max_length=2000)
-    timeout: Duration = Field(timedelta(minutes=30))
-    default: Literal["approve", "reject"] = Field("reject", description="The decision when nobody answers in time.")
-
-
-class WaitAction(_Spec):
-    duration: Duration | None = Field(None, alias="for", description="Sleep this long.")
-    until: Literal["resolved"] | None = Field(
-        None, description="Wait until the incident resolves (bounded by the step timeout)."
-    )
-
-    @model_validator(mode="after")
-    def _one(self) -> WaitAction:
-        if (self.duration is None) == (self.until is None):
-            raise ValueError("wait takes exactly one of `for: <duration>` or `until: resolved`")
-        return self
-
-
-class AnnotateAction(_Spec):
-    text: str = Field(min_length=1, max_length=4000)
-
-
-class ResolveAction(_Spec):
-    comment: str = Field("resolved by runbook", max_length=2000)
-
-
-class RiskApproval(_Spec):
-    """Who must approve a `risk: high` step, and for how long the request stands."""
-
-    required: int = Field(1, ge=1, le=2, description="Approvals needed, each from a different person (1 or 2).")
-    expires: Duration = Field(
-        timedelta(minutes=30), description="Unanswered this long, the request expires and the step does not run."
-    )
-
-
-class Retries(_Spec):
-    attempts: int = Field(0, ge=0, le=10, description="Retries after the first attempt.")
-    backoff: Duration = Field(timedelta(seconds=1), description="Wait before the first retry; doubles each time.")
-    max_backoff: Duration = Field(timedelta(seconds=60))
-
-
-ACTION_FIELDS = ("http", "command", "notify", "approval", "wait", "annotate", "resolve_incident")
-
-
-class Step(_Spec):
-    id: str = Field(pattern=STEP_ID, description="Unique in the runbook; later templates read steps.<id>.output.")
-    http: HttpAction | None = None
-    command: CommandSpec | None = None
-    notify: NotifyAction | None = None
-    approval: ApprovalAction | None = None
-    wait: WaitAction | None = None
-    annotate: AnnotateAction | None = None
-    resolve_incident: ResolveAction | None = None
-    when: str | None = Field(None, max_length=2000, description="Sandboxed expression; the step is skipped when false.")
-    timeout: Duration = Field(timedelta(seconds=30))
-    retries: Retries = Field(default_factory=Retries)
-    on_failure: OnFailure = OnFailure.stop
-    idempotent: bool = Field(False, description="Safe to run again when a crash leaves its outcome unknown.")
-    risk: Literal["low", "high"] = Field(
-        "low", description="low: runs automatically; high: runs only once approved (`approvals`), and never on expiry."
-    )
-    approvals: RiskApproval | None = Field(
-        None, description="For `risk: high`: how many people approve, within how long (default: one, 30m)."
-    )
-
-    @model_validator(mode="after")
-    def _one_action(self) -> Step:
-        given = [f for f in ACTION_FIELDS if getattr(self, f) is not None]
-        if len(given) != 1:
-            raise ValueError(
-                f"a step has exactly one action of {', '.join(ACTION_FIELDS)}; "
-                f"step {self.id!r} has {', '.join(given) if given else 'none'}"
-            )
-        if self.approvals is not None and self.risk != "high":
-            raise ValueError(
-                f"step {self.id!r}: `approvals` applies to `risk: high` steps; add `risk: high` or drop it"
-            )
-        if self.risk == "high" and self.action in ("approval", "wait", "annotate"):
-            raise ValueError(f"step {self.id!r}: a {self.action} step changes nothing, so it cannot be `risk: high`")
-        return self
-
-    @property
-    def gate(self) -> RiskApproval | None:
-        """The approval a high-risk step waits for before it runs (None: a low-risk step runs at once)."""
-        return (self.approvals or RiskApproval()) if self.risk == "high" else None
-
-    @property
-    def action(self) -> str:
-        return next(f for f in ACTION_FIELDS if getattr(self, f) is not None)
 
 
 class Limit(_Spec):
@@ -306,7 +146,7 @@ class Runbook(_Spec):
         None, description="Channel for `on_failure: page` and guardrail blocks (default: the settings' page channel)."
     )
     guardrails: Guardrails | None = None
-    steps: list[Step] = Field(min_length=1, max_length=MAX_STEPS)
+    steps: list[AnyStep] = Field(min_length=1, max_length=MAX_STEPS)
 
     @model_validator(mode="after")
     def _unique_steps(self) -> Runbook:

@@ -81,12 +81,31 @@ def test_the_readme_stays_a_quick_start_and_links_only_to_pages_that_exist():
     ]
 
 
-def test_the_image_copies_every_package_the_project_ships():
-    """deploy/Dockerfile installs with `pip install .`: a package pyproject lists but the image does not copy
-    is missing from the image, and its process fails at import."""
+def test_the_wheel_and_the_image_ship_every_package():
+    """`pip install .` (the image's install) ships what [tool.setuptools.packages.find] includes: every folder
+    of Python code under the layers must match it, or a subpackage (schemas/steps, actions/channels, ...) is
+    missing at import; and deploy/Dockerfile must COPY each layer's folder before installing."""
     import tomllib
 
-    packages = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    from setuptools import find_packages
+
+    find = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]
+    layers = [pattern.rstrip("*") for pattern in find["include"]]
+    packages = sorted(
+        ".".join(init.parent.relative_to(ROOT).parts)
+        for layer in layers
+        for init in (ROOT / layer).rglob("__init__.py")
+    )
+    shipped = set(find_packages(where=str(ROOT), include=find["include"], exclude=find.get("exclude", ())))
+    unshipped = [p for p in packages if p not in shipped]
+    assert not unshipped, f"pyproject's packages.find leaves out {unshipped}"
+    no_init = [
+        str(folder.relative_to(ROOT))
+        for layer in layers
+        for folder in [ROOT / layer, *(ROOT / layer).rglob("*")]
+        if folder.is_dir() and any(folder.glob("*.py")) and not (folder / "__init__.py").exists()
+    ]
+    assert not no_init, f"folders of Python code without __init__.py are left out of the wheel: {no_init}"
     dockerfile = (ROOT / "deploy" / "Dockerfile").read_text()
-    missing = [p for p in packages if f"COPY {p} ./{p}" not in dockerfile]
+    missing = [layer for layer in layers if f"COPY {layer} ./{layer}" not in dockerfile]
     assert not missing, f"deploy/Dockerfile does not COPY {missing}"
