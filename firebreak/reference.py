@@ -737,6 +737,64 @@ def alerts_index_page(root: Path) -> str:
     )
 
 
+# Channel and step kinds -----------------------------------------------------------------------------------------
+
+CHANNELS_DIR = "docs/reference/channels"
+STEPS_DIR = "docs/reference/steps"
+
+
+def _kind_page(kind: str, title: str, model: Any, behaviour: Any, sources: tuple[str, ...], index: str) -> str:
+    """One kind's page: what its module says it does, then its settings, from the model's JSON Schema."""
+    schema = model.model_json_schema()
+    defs = schema.get("$defs", {})
+    doc = inspect.getdoc(inspect.getmodule(behaviour)) or ""
+    described = inspect.getdoc(model) or ""
+    own = _ref_name(schema.get("properties", {}).get(kind, {}))  # a step's action: `wait: {...}`
+    action = defs.get(own or "", {})
+    return _page(
+        f"# {title}",
+        generated_from(*sources),
+        md_text(doc),
+        "## Settings",
+        md_text(_first_paragraph(described)) if described else "",
+        properties_table(schema, defs),
+        f"### `{kind}:`" if action else "",
+        md_text(_first_paragraph(action.get("description", ""))) if action else "",
+        properties_table(action, defs) if action else "",
+        f"All kinds: [{index.split('/')[-1].removesuffix('.md').replace('-', ' ')}](../{index.split('/')[-1]}).",
+    )
+
+
+def channel_page(kind: str) -> str:
+    """docs/reference/channels/<kind>.md: a notification channel kind, from its two modules (the registries)."""
+    from actions.channels.registry import CHANNELS
+
+    sender = CHANNELS[kind]
+    return _kind_page(
+        kind,
+        f"Channel `type: {kind}`",
+        sender.params,
+        type(sender),
+        (f"schemas/channels/{kind}.py", f"actions/channels/{kind}.py"),
+        "docs/reference/channels.md",
+    )
+
+
+def step_page(kind: str) -> str:
+    """docs/reference/steps/<kind>.md: a runbook step kind, from its two modules (the registries)."""
+    from actions.steps.registry import STEPS
+
+    runner = STEPS[kind]
+    return _kind_page(
+        kind,
+        f"Step `{kind}`",
+        runner.step,
+        type(runner),
+        (f"schemas/steps/{kind}.py", f"actions/steps/{kind}.py"),
+        "docs/reference/steps.md",
+    )
+
+
 # Every page -----------------------------------------------------------------------------------------------------
 
 
@@ -752,14 +810,24 @@ def page_functions(root: Path) -> dict[str, Callable[[], str]]:
     }
     for rule in alert_rules(root):
         found[alert_page_path(rule["alert"])] = partial(alert_page, root, rule["alert"])
+    from actions.channels.registry import CHANNELS
+    from actions.steps.registry import STEPS
+
+    for kind in CHANNELS:
+        found[f"{CHANNELS_DIR}/{kind}.md"] = partial(channel_page, kind)
+    for kind in STEPS:
+        found[f"{STEPS_DIR}/{kind}.md"] = partial(step_page, kind)
     return found
 
 
 def orphans(root: Path) -> list[str]:
-    """Pages in docs/operations/alerts/ that no rule generates any more (a rule was removed or renamed)."""
+    """Pages in the generated folders that nothing generates any more (a rule or a kind was removed or renamed)."""
     generated = set(page_functions(root))
     return sorted(
-        str(p.relative_to(root)) for p in (root / ALERTS_DIR).glob("*.md") if str(p.relative_to(root)) not in generated
+        str(p.relative_to(root))
+        for folder in (ALERTS_DIR, CHANNELS_DIR, STEPS_DIR)
+        for p in (root / folder).glob("*.md")
+        if str(p.relative_to(root)) not in generated
     )
 
 
