@@ -21,7 +21,8 @@ the events it emits and so on the incident's timeline.
 | GRP-8  | open                   | resolved, was firing                       | `alert_resolved`                            |
 | GRP-9  | open, none firing      | resolve_timeout passed (at once if 0)      | `resolved` by firebreak                     |
 | GRP-10 | resolved, in window    | one of its alerts fires again              | `reopened`, `alert_added`                   |
-|        | (or while it flaps)    |                                            |                                             |
+|        | (or while it flaps and |                                            |                                             |
+|        | no open one takes it)  |                                            |                                             |
 | GRP-11 | resolved               | reopen window over (tick)                  | forgotten by the stage                      |
 | GRP-12 | triggered              | acknowledge command                        | `acknowledged` by the actor                 |
 | GRP-13 | open                   | resolve command                            | `resolved` by the actor                     |
@@ -741,7 +742,14 @@ def _on_firing(step: _Step, event: AlertEvent, position: int) -> None:
         return
     if event.suppressed_by:
         return  # GRP-16
-    if inc is not None and inc.resolved_at is not None and step.now <= reopen_until(inc, policy):
+    if (
+        inc is not None
+        and inc.resolved_at is not None
+        and step.now <= reopen_until(inc, policy)
+        # Past its reopen window only the flapping hold-down keeps it: an open incident the alert joins wins then,
+        # as it did before the alert flapped, so the key keeps one open incident.
+        and (step.now <= inc.resolved_at + policy.reopen_window or _joinable(step, policy, alert)[0] is None)
+    ):
         inc = step.mark_flapping(
             inc.model_copy(update={"phase": Phase.triggered, "resolved_at": None}), event.flapping_until, alert
         )

@@ -75,6 +75,22 @@ def test_projection_matches_the_engine_and_ignores_replayed_events(stream):
             assert {fp for fp, a in incident.alerts.items() if a.status.value == "firing"} == firing
 
 
+def test_a_flapping_alert_joins_the_open_incident_of_its_key_rather_than_reopening_its_own():
+    """Found by the property above: an alert that flaps (i2) has its incident resolved; another alert of the key
+    (i1) opens a new one; i2 fires again inside its flapping hold-down. GRP-10 keeps a flapping alert's
+    resolved incident for it only while no open incident of the key takes it: it joins the open one, so the key
+    keeps one open incident (as before the alert flapped)."""
+    stream = [("firing", "svc-b", "i2"), ("resolved", "svc-b", "i2")] * 3
+    stream += [("firing", "svc-b", "i1"), ("firing", "svc-b", "i2")]
+    _, events = run(stream)
+    last = events[-1]
+    assert last.kind is IncidentEventKind.alert_added and last.rule == "GRP-5"
+    assert last.alert is not None and last.alert.labels["instance"] == "i2"
+    opened_last = [e for e in events if e.kind is IncidentEventKind.opened][-1]
+    assert last.incident_id == opened_last.incident_id  # i1's incident, not i2's resolved one
+    assert not any(e.kind is IncidentEventKind.reopened for e in events)
+
+
 def test_a_storm_of_duplicates_becomes_one_incident():
     stream = [("firing", "svc-a", f"i{n % 5}") for n in range(500)]
     state, events = run(stream)
