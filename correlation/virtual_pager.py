@@ -10,6 +10,7 @@ first page.
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -61,15 +62,30 @@ class VirtualPager:
     pages: list[VirtualPage] = field(default_factory=list)
     first_paged: dict[str, datetime] = field(default_factory=dict)
     held_off: list[Incident] = field(default_factory=list)  # resolved within their transient pause: never paged
+    # When each active escalation falls due, as a heap of (due, order, incident id); an item whose escalation
+    # moved on or stopped is stale and skipped. `order` is the incident's first escalation: escalations due
+    # together page in that order.
+    _due: list[tuple[datetime, int, str]] = field(default_factory=list)
+    _order: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.paging = Paging(self.config, self.topology, self.service_label)
 
+    def _store(self, incident_id: str, state: Escalation) -> None:
+        self.escalations[incident_id] = state
+        order = self._order.setdefault(incident_id, len(self._order))
+        if state.status is EscalationStatus.active:
+            heapq.heappush(self._due, (state.due_at, order, incident_id))
+
+    def _current(self, item: tuple[datetime, int, str]) -> bool:
+        state = self.escalations[item[2]]
+        return state.status is EscalationStatus.active and state.due_at == item[0]
+
     def observe(self, event: IncidentEvent, incident: Incident) -> None:
         """The paging consequence of one incident event (the incident as projected after it), at its time."""
         state, outputs = apply(self.escalations.get(incident.id), event, incident, event.at, self.paging)
-        if state is not None:
-            self.escalations[incident.id] = state
+        if state is not None and state is not self.escalations.get(incident.id):
+            self._store(incident.id, state)
         for output in outputs:
             if isinstance(output, Started) and output.outcome == "started":
                 self.first_paged.pop(incident.id, None)  # reopened: paging starts afresh, and so would the people
@@ -77,12 +93,20 @@ class VirtualPager:
 
     def next_due(self) -> datetime | None:
         """When the next level of an active escalation falls due (held ones included); None if none is active."""
-        return min((s.due_at for s in self.escalations.values() if s.status is EscalationStatus.active), default=None)
+        while self._due and not self._current(self._due[0]):
+            heapq.heappop(self._due)
+        return self._due[0][0] if self._due else None
 
     def escalate(self, now: datetime, incidents: Mapping[str, Incident]) -> list[tuple[Incident, int]]:
         """Page every level due by `now`, each at the time it was due; returns (incident, level) paged."""
         paged: list[tuple[Incident, int]] = []
-        for incident_id, state in list(self.escalations.items()):
+        due: list[tuple[int, str]] = []
+        while self._due and self._due[0][0] <= now:
+            item = heapq.heappop(self._due)
+            if self._current(item):
+                due.append((item[1], item[2]))
+        for _, incident_id in sorted(set(due)):
+            state = self.escalations[incident_id]
             while state.status is EscalationStatus.active and state.due_at <= now:
                 incident = incidents[incident_id]
                 acked = self.first_paged.get(incident_id)
@@ -108,7 +132,7 @@ class VirtualPager:
                     if isinstance(output, Page):
                         paged.append((incident, output.level))
                         self.first_paged.setdefault(incident_id, output.at)
-            self.escalations[incident_id] = state
+            self._store(incident_id, state)
         return paged
 
     def _keep(self, output: Output, incident: Incident) -> None:
