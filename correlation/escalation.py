@@ -248,6 +248,8 @@ def rerouted(
         before = current.route if current is not None else None
         if current is not None and before is None:
             before = len(config.routes)  # chosen by the team or default fallback: any route is earlier
+        if before is not None and not config.routes[:before]:
+            return None  # no route comes earlier than the one that matched
         alone = incident.model_copy(update={"alerts": {}})
         if choose_route(alone, severity, config, topology, service_label, event.alert, before).policy is None:
             return None

@@ -99,6 +99,8 @@ class VirtualPager:
 
     def escalate(self, now: datetime, incidents: Mapping[str, Incident]) -> list[tuple[Incident, int]]:
         """Page every level due by `now`, each at the time it was due; returns (incident, level) paged."""
+        if not self._due or self._due[0][0] > now:
+            return []
         paged: list[tuple[Incident, int]] = []
         due: list[tuple[int, str]] = []
         while self._due and self._due[0][0] <= now:
