@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import json
 import socket
 from dataclasses import dataclass
 from typing import Any
@@ -164,8 +165,6 @@ class HttpResult:
     retry_after: str | None = None
 
     def json(self) -> Any:
-        import json
-
         try:
             return json.loads(self.body)
         except ValueError:

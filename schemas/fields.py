@@ -18,6 +18,8 @@ from pydantic import (
     field_validator,
 )
 
+from schemas.durations import parse_duration
+
 SECRET_NAME = r"^[A-Z][A-Z0-9_]{0,62}$"
 
 
@@ -28,8 +30,6 @@ class Spec(BaseModel):
 
 
 def _duration(value: object) -> timedelta:
-    from schemas.durations import parse_duration
-
     return parse_duration(value)
 
 

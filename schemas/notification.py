@@ -17,6 +17,7 @@ import re
 from datetime import date, time, timedelta
 from enum import StrEnum
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -30,6 +31,7 @@ from schemas.channels import Templates as Templates
 from schemas.channels import WebhookChannel as WebhookChannel
 from schemas.errors import Reason
 from schemas.fields import Duration
+from schemas.matchers import normalize_matchers
 
 NAME = r"^[a-z0-9][a-z0-9._-]{0,63}$"
 
@@ -94,8 +96,6 @@ class Schedule(_Spec):
     @field_validator("time_zone")
     @classmethod
     def _zone(cls, value: str) -> str:
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError) as exc:
@@ -141,8 +141,6 @@ class Route(_Spec):
     @field_validator("matchers")
     @classmethod
     def _parse(cls, value: list[str]) -> list[str]:
-        from schemas.matchers import normalize_matchers
-
         return normalize_matchers(value)
 
 

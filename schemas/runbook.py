@@ -26,6 +26,8 @@ from schemas.fields import SECRET_NAME as SECRET_NAME
 from schemas.fields import Duration as Duration
 from schemas.fields import SecretRef as SecretRef
 from schemas.fields import Spec as _Spec
+from schemas.matchers import normalize_matchers, repeated
+from schemas.regex import compile_anchored
 
 # The step kinds live in schemas/steps/ (one module each); re-exported here, where the one Step model was
 from schemas.steps import ACTION_FIELDS as ACTION_FIELDS
@@ -71,8 +73,6 @@ class Match(_Spec):
     @field_validator("matchers")
     @classmethod
     def _parse(cls, value: list[str]) -> list[str]:
-        from schemas.matchers import normalize_matchers
-
         return normalize_matchers(value)
 
 
@@ -87,8 +87,6 @@ class Param(_Spec):
     @field_validator("pattern")
     @classmethod
     def _compiles(cls, value: str | None) -> str | None:
-        from schemas.regex import compile_anchored
-
         if value is not None:
             compile_anchored(value)  # RegexError (a ValueError) names RE2's reason; pydantic names the field
         return value
@@ -150,8 +148,6 @@ class Runbook(_Spec):
 
     @model_validator(mode="after")
     def _unique_steps(self) -> Runbook:
-        from schemas.matchers import repeated
-
         dupes = repeated([s.id for s in self.steps])
         if dupes:
             raise ValueError(f"step ids must be unique; {', '.join(dupes)} appear more than once")

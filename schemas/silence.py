@@ -6,6 +6,8 @@ from enum import StrEnum
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from schemas.matchers import MatchOp, normalize_matchers, parse_matcher_list
+
 
 class Silence(BaseModel):
     """Alerts whose labels match every matcher are recorded but kept out of incidents from starts_at to ends_at."""
@@ -22,8 +24,6 @@ class Silence(BaseModel):
     @field_validator("matchers")
     @classmethod
     def _parse(cls, value: list[str]) -> list[str]:
-        from schemas.matchers import normalize_matchers
-
         return normalize_matchers(value)
 
     @model_validator(mode="after")
@@ -40,8 +40,6 @@ def refuse_silencing_everything(matchers: list[str]) -> list[str]:
 
     Takes and returns matcher texts (entries may be sets); raises ValueError giving the reason and the fix.
     """
-    from schemas.matchers import MatchOp, parse_matcher_list
-
     found = parse_matcher_list(matchers)
     if all(m.op in (MatchOp.eq, MatchOp.re) and m.matches_value("") for m in found):
         shown = ", ".join(str(m) for m in found) or "none"
