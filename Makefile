@@ -19,12 +19,14 @@ $(VENV)/.installed: pyproject.toml
 demo: install
 	PYTHON=$(BIN)/python deploy/local/demo.sh
 
-## Every test: unit tests, then integration tests against a real Kafka and Redis they start themselves.
+## Every test: unit tests (spread over the cores), then integration, e2e and chaos tests against a real Kafka
+## and Redis they start themselves (one stack for the session, so one process).
 test: install
-	$(BIN)/pytest
+	$(BIN)/pytest tests/unit -n auto
+	$(BIN)/pytest tests/integration tests/e2e tests/chaos
 
 test-unit: install
-	$(BIN)/pytest tests/unit
+	$(BIN)/pytest tests/unit -n auto
 
 ## Structure and style: the import contracts (docs/architecture.md), mypy --strict on schemas/ and correlation/,
 ## ruff check and ruff format --check on everything (their settings are in pyproject.toml).
