@@ -20,11 +20,13 @@ import json
 import re
 import unicodedata
 from collections.abc import Callable, Iterable, Sequence
+from datetime import timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import TypeAdapter
 
 from schemas.errors import FirebreakError
 
@@ -562,6 +564,16 @@ def properties_table(schema: dict[str, Any], defs: dict[str, Any], links: dict[s
     return md_table(["property", "type", "required", "description"], rows) if rows else ""
 
 
+def _typed_default(schema: dict[str, Any]) -> str:
+    """A property's default as a user writes it: JSON, except a duration, which JSON Schema gives in ISO 8601
+    (`PT30S`) while the files take `30s` (schemas/durations.py)."""
+    default = schema["default"]
+    if schema.get("format") == "duration" and isinstance(default, str):
+        seconds = TypeAdapter(timedelta).validate_python(default).total_seconds()
+        return f"{seconds:g}s"
+    return json.dumps(default)
+
+
 def _property_description(schema: dict[str, Any], defs: dict[str, Any]) -> str:
     """A property's description, else the first paragraph of the model it refers to; its default appended."""
     text = schema.get("description", "")
@@ -572,7 +584,7 @@ def _property_description(schema: dict[str, Any], defs: dict[str, Any]) -> str:
         described = [defs[name]["description"] for name in refs if name in defs and defs[name].get("description")]
         text = _first_paragraph(described[0]) if described else ""
     if "default" in schema and schema["default"] not in (None, [], {}, ""):
-        text = (text + " " if text else "") + f"Default: {md_code(json.dumps(schema['default']))}."
+        text = (text + " " if text else "") + f"Default: {md_code(_typed_default(schema))}."
     return text
 
 
