@@ -175,8 +175,8 @@ def docs() -> None:
 )
 def docs_generate(check: bool, root: Path) -> None:
     """Write the generated pages of docs/ (commands, HTTP API, JSON Schemas, settings, metrics, one page per
-    alerting rule of deploy/prometheus/firebreak-rules.yml); exit 1 if a rule's runbook_url or mkdocs.yml's nav
-    does not match them."""
+    alerting rule of deploy/prometheus/firebreak-rules.yml, one per channel kind and per step kind); exit 1 if a
+    rule's runbook_url or mkdocs.yml's nav does not match them."""
     from firebreak.reference import DocsError, page_functions, problems, write
 
     if not (root / "mkdocs.yml").is_file():

@@ -885,7 +885,7 @@ def problems(root: Path) -> list[str]:
     for path in page_functions(root):
         page = str(Path(path).relative_to(docs_dir))
         if page not in nav:
-            found.append(f"mkdocs.yml: nav does not list {page}")
+            found.append(f"mkdocs.yml: nav does not list {page}; add it beside the pages of its folder")
     return found
 
 

@@ -101,7 +101,9 @@ def test_the_nav_must_list_every_generated_page(tmp_path: Path):
     root = _checkout(tmp_path)
     config = root / "mkdocs.yml"
     config.write_text(config.read_text().replace("      - Settings: reference/settings.md\n", ""))
-    assert reference.problems(root) == ["mkdocs.yml: nav does not list reference/settings.md"]
+    assert reference.problems(root) == [
+        "mkdocs.yml: nav does not list reference/settings.md; add it beside the pages of its folder"
+    ]
 
 
 @pytest.mark.parametrize(
