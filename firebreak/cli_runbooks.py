@@ -45,11 +45,40 @@ def _lint_env(settings: Settings) -> Any:
     )
 
 
+def _channel_problems(settings: Settings) -> list[str]:
+    """What each channel of the notifications file would fail on without sending anything (each channel kind's
+    `lint`: hosts off the allow-list, secrets not set, email without SMTP), as `file: channels.<name>: problem`."""
+    from actions.channels.base import ChannelLintEnv
+    from actions.channels.registry import kind_of
+    from actions.loader import load_notifications
+    from actions.outbound import AllowList
+    from adapters.secrets import Secrets
+
+    if settings.notifications_file is None:
+        return []
+    try:
+        config = load_notifications(settings.notifications_file)
+    except ConfigFileError as exc:
+        raise click.ClickException(str(exc)) from exc
+    env = ChannelLintEnv(
+        AllowList.parse(settings.actions_allowed_hosts, settings.actions_allow_private_addresses),
+        Secrets(settings.secrets_dir),
+        settings.smtp_host is not None,
+    )
+    return [
+        f"{settings.notifications_file}: channels.{name}: error: {problem}"
+        for name, spec in config.channels.items()
+        for problem in kind_of(spec).lint(spec, env)
+    ]
+
+
 @runbook.command("lint")
 @click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
 @click.pass_context
 def runbook_lint(ctx: click.Context, paths: tuple[Path, ...]) -> None:
-    """Check runbooks (default: the runbooks_dir setting): schema, templates, secrets, allow-lists, dead steps."""
+    """Check runbooks (default: the runbooks_dir setting): schema, templates, secrets, allow-lists, dead steps;
+    and the channels of the notifications file (notifications_file setting): hosts off the allow-list, secrets
+    not set, email without an SMTP server."""
     from actions.lint import lint
 
     settings = _settings(ctx)
@@ -59,8 +88,11 @@ def runbook_lint(ctx: click.Context, paths: tuple[Path, ...]) -> None:
     findings = lint(targets, _lint_env(settings))
     for finding in findings:
         echo(str(finding), err=True)
-    errors = sum(1 for f in findings if f.level == "error")
-    warnings = len(findings) - errors
+    channel_problems = _channel_problems(settings)
+    for problem in channel_problems:
+        echo(problem, err=True)
+    errors = sum(1 for f in findings if f.level == "error") + len(channel_problems)
+    warnings = len(findings) - errors + len(channel_problems)
     echo(f"{errors} error(s), {warnings} warning(s)")
     if errors:
         ctx.exit(1)

@@ -226,3 +226,34 @@ def test_the_documented_example_kind_runs_as_written(monkeypatch: pytest.MonkeyP
     assert channels.lint(ChannelLintEnv(AllowList.parse([]), Secrets(None, {}), smtp=False))["phone"][0].startswith(
         "host "
     )
+
+
+def test_runbook_lint_checks_the_channels_of_the_notifications_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Each channel kind's `lint` runs in `firebreak runbook lint`: a channel whose host is off the allow-list, or
+    whose secret is not set, is an error there, before a page is dead-lettered for it."""
+    from click.testing import CliRunner
+
+    from firebreak.cli import main
+
+    (tmp_path / "runbooks").mkdir()
+    notifications = tmp_path / "notifications.yaml"
+    notifications.write_text(
+        "channels:\n"
+        "  hook: {type: webhook, url: 'https://hooks.example.net/page'}\n"
+        "  chat: {type: slack, url: {secret: SLACK_URL}}\n"
+        "  fine: {type: webhook, url: 'https://pager.example.com/in'}\n"
+    )
+    for name, value in {
+        "FIREBREAK_RUNBOOKS_DIR": str(tmp_path / "runbooks"),
+        "FIREBREAK_NOTIFICATIONS_FILE": str(notifications),
+        "FIREBREAK_ACTIONS_ALLOWED_HOSTS": "pager.example.com,hooks.slack.com",
+        "FIREBREAK_SECRETS_DIR": str(tmp_path),
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("FIREBREAK_CONFIG", raising=False)
+    result = CliRunner().invoke(main, ["runbook", "lint"])
+    assert result.exit_code == 1, result.output
+    assert f"{notifications}: channels.hook: error: host hooks.example.net" in result.output
+    assert f"{notifications}: channels.chat: error: secret SLACK_URL is not set" in result.output
+    assert "channels.fine" not in result.output
+    assert "2 error(s)" in result.output
