@@ -595,7 +595,10 @@ def replay(
     echo(f"distinct alerts:   {summary['distinct_alerts']}")
     echo(f"incidents opened:  {summary['incidents_opened']}")
     echo(f"noise reduction:   {summary['noise_reduction']:.1%}  (1 - incidents / alerts in)")
-    echo(f"pages:             {summary['pages']}  (first page of each escalation, by the simulated pager)")
+    echo(
+        f"pages:             {summary['pages']}  (incidents paged: the first page of each escalation the simulated "
+        "pager started; a reopened incident pages again)"
+    )
     if "paging" in summary:
         paging = summary["paging"]
         who = (
@@ -604,10 +607,19 @@ def replay(
             else "nobody acknowledging"
         )
         echo(
-            f"paged, by the escalation config ({who}): {paging['pages']} page{'' if paging['pages'] == 1 else 's'}; by level: "
+            f"levels paged, by the escalation config ({who}): {paging['pages']} (each level that went out, "
+            "whatever number of recipients it reached); by level: "
             + ", ".join(f"{level} → {n}" for level, n in paging["by_level"].items())
         )
-        echo("  by recipient:     " + (", ".join(f"{who} {n}" for who, n in paging["by_recipient"].items()) or "none"))
+        echo(
+            "  by recipient:     "
+            + (", ".join(f"{who} {n}" for who, n in paging["by_recipient"].items()) or "none")
+            + "  (people, and channels paged as such)"
+        )
+        echo(
+            "  by escalation policy: "
+            + (", ".join(f"{name} {n}" for name, n in paging["by_escalation_policy"].items()) or "none")
+        )
     echo(f"notifications:     {summary['notifications']}  (pages + severity changes + resolves)")
     echo("dedup:             " + ", ".join(f"{k} {v}" for k, v in sorted(summary["dedup"].items())))
     echo("per policy:")

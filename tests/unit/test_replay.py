@@ -317,7 +317,8 @@ def test_replay_takes_the_escalation_config_from_the_command_line(tmp_path):
         in result.stdout
     )
     # Time runs on until no timer is left: nobody acknowledges the open incident, so level 2 pages 5 minutes on.
-    assert "paged, by the escalation config (nobody acknowledging): 2 pages; by level: 1 → 1, 2 → 1" in result.stdout
+    assert "levels paged, by the escalation config (nobody acknowledging): 2 (each level" in result.stdout
+    assert "by level: 1 → 1, 2 → 1" in result.stdout
     assert "by recipient:     bob 1, carol 1, chat 1" in result.stdout
     wrong = subprocess.run(
         [
