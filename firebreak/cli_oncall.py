@@ -43,6 +43,11 @@ def oncall_who(ctx: click.Context, team: str | None, schedule_name: str | None, 
     from correlation.oncall import on_call
 
     settings = _settings(ctx)
+    if settings.notifications_file is None:
+        raise click.ClickException(
+            "no notifications file is set: set FIREBREAK_NOTIFICATIONS_FILE to the file with the schedules and "
+            "escalation policies (docs/guides/paging.md)"
+        )
     try:
         config = load_notifications(settings.notifications_file)
     except ConfigFileError as exc:

@@ -32,7 +32,9 @@ class Channels:
             return self.channels[name]
         except KeyError:
             raise NotifyError(
-                f"channel {name!r} is not in the notifications file; add it or fix the name", Reason.config
+                f"channel {name!r} is not in the notifications file (the notifications_file setting, "
+                "FIREBREAK_NOTIFICATIONS_FILE); add it there or fix the name",
+                Reason.config,
             ) from None
 
     async def send(self, name: str, message: Message, address: str = "", timeout: float = 10.0) -> dict[str, Any]:

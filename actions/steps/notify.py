@@ -33,4 +33,10 @@ class Notify(StepKind[NotifyStep]):
     def lint(self, step: NotifyStep, env: LintEnv, params: dict[str, str | Param]) -> list[StepProblem]:
         if step.notify.channel in env.channels:
             return []
-        return [StepProblem(("notify", "channel"), f"channel {step.notify.channel!r} is not in the notifications file")]
+        return [
+            StepProblem(
+                ("notify", "channel"),
+                f"channel {step.notify.channel!r} is not in the notifications file (the notifications_file setting, "
+                "FIREBREAK_NOTIFICATIONS_FILE); add it there or fix the name",
+            )
+        ]
