@@ -98,8 +98,29 @@ def read_yaml(path: Path) -> tuple[Any, yaml.Node | None]:
     return data, root
 
 
+def _without_tags(node: yaml.Node | None, loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
+    """`loc` without the tags pydantic adds for a union chosen by `type` (`channels.c.webhook.url` is the
+    document's `channels.c.url`): a part that is no key of its mapping but that mapping's `type` value."""
+    kept: list[int | str] = []
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            keys = {k.value: v for k, v in node.value if isinstance(k, yaml.ScalarNode)}
+            kind = keys.get("type")
+            if part not in keys and isinstance(kind, yaml.ScalarNode) and kind.value == part:
+                continue
+            node = keys.get(part) if isinstance(part, str) else None
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+        else:
+            node = None
+        kept.append(part)
+    return tuple(kept)
+
+
 def located(path: Path, root: yaml.Node | None, loc: tuple[int | str, ...], message: str) -> str:
-    """One pydantic error as `file:line: dotted.location: message`, the line found from the node tree."""
+    """One pydantic error as `file:line: dotted.location: message`, the line found from the node tree; the tags
+    of unions chosen by `type` are left out of the location, which is the document's."""
+    loc = _without_tags(root, loc)
     where = ".".join(str(p) for p in loc) or "(document)"
     return f"{path}:{_line_of(root, loc)}: {where}: {message.removeprefix('Value error, ')}"
 

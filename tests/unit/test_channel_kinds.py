@@ -257,3 +257,16 @@ def test_runbook_lint_checks_the_channels_of_the_notifications_file(tmp_path: Pa
     assert f"{notifications}: channels.chat: error: secret SLACK_URL is not set" in result.output
     assert "channels.fine" not in result.output
     assert "2 error(s)" in result.output
+
+
+def test_a_channel_error_names_the_place_in_the_file_not_the_union_tag(tmp_path: Path):
+    """pydantic puts the chosen `type` into an error's location (`channels.c.webhook.url`); the message names the
+    document's place (`channels.c.url`) and its line."""
+    from actions.loader import load_notifications
+    from adapters.yamlfile import ConfigFileError
+
+    path = tmp_path / "notifications.yaml"
+    path.write_text("channels:\n  ok: {type: slack, url: 'https://hooks.slack.com/x'}\n  c: {type: webhook}\n")
+    with pytest.raises(ConfigFileError) as info:
+        load_notifications(path)
+    assert str(info.value) == f"{path}:3: channels.c.url: Field required"
