@@ -79,7 +79,8 @@ def project(incident: Incident | None, event: IncidentEvent) -> Incident | None:
         status = _ALERT_STATUS[event.kind]
         changes["alerts"] = {
             **incident.alerts,
-            alert.fingerprint: IncidentAlert(
+            # Built from the event's alert, which was validated when it was made: nothing to check again.
+            alert.fingerprint: IncidentAlert.model_construct(
                 fingerprint=alert.fingerprint,
                 status=status,
                 labels=alert.labels,
@@ -146,7 +147,7 @@ def _timeline_entry(event: IncidentEvent) -> TimelineEntry:
         detail = f"probable root {event.probable_root}"
     elif event.kind is IncidentEventKind.problem_detected:
         detail = f"problem {event.problem_id}: {event.comment} ({', '.join(event.related)})"
-    return TimelineEntry(
+    return TimelineEntry.model_construct(  # every field is one of the validated event's, or a string made of them
         seq=event.seq,
         at=event.at,
         kind=event.kind,
