@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from actions.notify import secret_value
 from actions.outbound import Refused
 from actions.steps.base import StepCall, StepFailed, StepKind, StepProblem
-from actions.templates import is_template, names_used, params_referenced, render, render_data
+from actions.templates import is_template, names_used, params_referenced, parse_problem, render, render_data
 from actions.urls import URL_ENV, render_url
 from adapters.secrets import Secrets
 from schemas.errors import http_status_reason
@@ -103,8 +103,9 @@ def _has_pattern(spec: str | Param | None) -> bool:
 
 
 def _url_values(url: str, params: dict[str, str | Param]) -> list[StepProblem]:
-    """Warnings about each value a URL template reads that no `pattern` constrains."""
-    if not is_template(url):
+    """Warnings about each value a URL template reads that no `pattern` constrains (none for a template that does
+    not parse: lint reports its syntax for every template of the step)."""
+    if not is_template(url) or parse_problem(url) is not None:
         return []
     unguarded = sorted(name for name in params_referenced(url, False) if not _has_pattern(params.get(name)))
     direct = sorted(names_used(url, env=URL_ENV) - {"params"})

@@ -123,3 +123,21 @@ steps:
     assert any("urls.yaml:10: warning: the URL reads params.service, which has no `pattern`" in f for f in found), found
     assert any("urls.yaml:10: warning: the URL reads labels directly" in f for f in found), found
     assert not any(":12:" in f for f in found), found
+
+
+def test_lint_reports_a_url_template_that_does_not_parse_and_does_not_crash(tmp_path: Path):
+    """The URL checks read a template's names; one that does not parse is reported once, as lint reports every
+    template's syntax, and the rest of the file is still checked."""
+    (tmp_path / "broken.yaml").write_text("""name: broken
+description: d
+owner: o
+on: [opened]
+steps:
+  - id: first
+    http: {url: "http://127.0.0.1:8089/v1/{{ labels.service"}
+""")
+    found = [str(f) for f in lint([tmp_path], lint_env())]
+    assert [f for f in found if ":7:" in f] == [
+        f"{tmp_path / 'broken.yaml'}:7: error: template 'http://127.0.0.1:8089/v1/{{{{ labels.service' does not "
+        "compile: unexpected end of template, expected 'end of print statement'."
+    ], found
