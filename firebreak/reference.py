@@ -763,6 +763,11 @@ def _kind_page(kind: str, title: str, model: Any, behaviour: Any, sources: tuple
     described = inspect.getdoc(model) or ""
     own = _ref_name(schema.get("properties", {}).get(kind, {}))  # a step's action: `wait: {...}`
     action = defs.get(own or "", {})
+    properties = dict(schema.get("properties", {}))
+    for name, why in ((kind, "The action: its settings are below."), ("type", f"`{kind}`: picks this kind.")):
+        if name in properties and not properties[name].get("description"):
+            properties[name] = {**properties[name], "description": why}
+    schema = {**schema, "properties": properties}
     return _page(
         f"# {title}",
         generated_from(*sources),

@@ -15,5 +15,7 @@ class WebhookChannel(ChannelParams):
 
     type: Literal["webhook"] = "webhook"
     url: str | SecretRef
-    headers: dict[str, str | SecretRef] = Field(default_factory=dict)
+    headers: dict[str, str | SecretRef] = Field(
+        default_factory=dict, description="Request headers; a value may be a secret, `{secret: NAME}`."
+    )
     hmac_secret: str | None = Field(None, pattern=SECRET_NAME, description="Name of the secret that signs the body.")

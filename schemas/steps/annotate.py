@@ -11,7 +11,7 @@ from schemas.steps.base import Step
 
 
 class AnnotateAction(Spec):
-    text: str = Field(min_length=1, max_length=4000)
+    text: str = Field(min_length=1, max_length=4000, description="The note for the incident's timeline (a template).")
 
 
 class AnnotateStep(Step):

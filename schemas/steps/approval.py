@@ -12,7 +12,9 @@ from schemas.steps.base import Step
 
 
 class ApprovalAction(Spec):
-    prompt: str = Field(min_length=1, max_length=2000)
+    prompt: str = Field(
+        min_length=1, max_length=2000, description="What the people asked to approve read (a template)."
+    )
     timeout: Duration = Field(timedelta(minutes=30))
     default: Literal["approve", "reject"] = Field("reject", description="The decision when nobody answers in time.")
 

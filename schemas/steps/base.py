@@ -54,7 +54,10 @@ class Step(Spec):
     id: str = Field(pattern=STEP_ID, description="Unique in the runbook; later templates read steps.<id>.output.")
     when: str | None = Field(None, max_length=2000, description="Sandboxed expression; the step is skipped when false.")
     timeout: Duration = Field(timedelta(seconds=30))
-    retries: Retries = Field(default_factory=Retries)
+    retries: Retries = Field(
+        default_factory=Retries,
+        description="Attempts after a failed one: `{attempts: 2, backoff: 1s, max_backoff: 60s}` (backoff doubles).",
+    )
     on_failure: OnFailure = OnFailure.stop
     idempotent: bool = Field(False, description="Safe to run again when a crash leaves its outcome unknown.")
     risk: Literal["low", "high"] = Field(

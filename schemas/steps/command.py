@@ -14,8 +14,12 @@ class CommandSpec(Spec):
     argv: list[str] = Field(
         min_length=1, max_length=128, description="Program and arguments; each item is one argument."
     )
-    cwd: str | None = None
-    env: dict[str, str] = Field(default_factory=dict)
+    cwd: str | None = Field(None, description="Working directory (a template); default: the worker's.")
+    env: dict[str, str] = Field(
+        default_factory=dict,
+        description="Environment variables (values are templates), added to PATH and LANG; the worker's own "
+        "environment is not passed on.",
+    )
 
     @field_validator("argv")
     @classmethod

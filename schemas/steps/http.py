@@ -15,7 +15,9 @@ from schemas.steps.base import Step
 class HttpAction(Spec):
     method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"] = "POST"
     url: str | SecretRef = Field(description="Template for path and query only; scheme, host and port are literal.")
-    headers: dict[str, str | SecretRef] = Field(default_factory=dict)
+    headers: dict[str, str | SecretRef] = Field(
+        default_factory=dict, description="Request headers; a value may be a secret, `{secret: NAME}`."
+    )
     json_body: Any = Field(None, alias="json", description="Body sent as JSON; strings in it are templates.")
     expect_status: list[int] = Field(
         default_factory=list, description="Statuses that count as success (empty: any 2xx)."
