@@ -31,3 +31,18 @@ def alert(
         source="test",
         received_at=at(received if received is not None else max(starts, ends if ends is not None else starts)),
     )
+
+
+# The `incident` of a channel Message as the pager builds it (actions/matching.py `context`), for sending tests.
+INCIDENT_CONTEXT = {
+    "id": "inc-1",
+    "title": "Down",
+    "status": "triggered",
+    "severity": "critical",
+    "services": ["web"],
+    "probable_root": "web",
+    "suspect_changes": [],
+    "firing_count": 1,
+    "alert_count": 1,
+    "labels": {},
+}

@@ -20,20 +20,9 @@ from actions.outbound import AllowList, HttpResult, OutboundHttp
 from adapters.secrets import Secrets
 from schemas.channels import Channel
 from schemas.notification import NotificationsFile
+from tests.factories import INCIDENT_CONTEXT as INCIDENT
 
 ROOT = Path(__file__).resolve().parents[2]
-INCIDENT = {
-    "id": "inc-1",
-    "title": "Down",
-    "status": "triggered",
-    "severity": "critical",
-    "services": ["web"],
-    "probable_root": "web",
-    "suspect_changes": [],
-    "firing_count": 1,
-    "alert_count": 1,
-    "labels": {},
-}
 SECRETS = {"FIREBREAK_SECRET_URL": "https://hooks.example.com/slack", "FIREBREAK_SECRET_KEY": "key-123"}
 ALLOWED = ["hooks.example.com", "events.pagerduty.com", "api.opsgenie.com"]
 

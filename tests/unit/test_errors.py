@@ -25,24 +25,13 @@ from adapters.secrets import Secrets
 from schemas.errors import ActionError, FirebreakError, Reason, http_status_reason
 from schemas.notification import Delivery, DeliveryKind, DeliveryStatus, NotificationsFile
 from schemas.runbook import Step, StepStatus
+from tests.factories import INCIDENT_CONTEXT as INCIDENT
 from tests.unit.test_actions import services
 from tests.unit.test_delivery import RedisDown
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("schemas", "correlation", "adapters", "ingest", "actions", "stream", "firebreak")
 NOW = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
-INCIDENT = {
-    "id": "inc-1",
-    "title": "Down",
-    "status": "triggered",
-    "severity": "critical",
-    "services": ["web"],
-    "probable_root": "web",
-    "suspect_changes": [],
-    "firing_count": 1,
-    "alert_count": 1,
-    "labels": {},
-}
 
 
 # -- the HTTP status rule --------------------------------------------------------------------------------
