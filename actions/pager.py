@@ -41,6 +41,7 @@ from adapters.logs import context as log_context
 from adapters.metrics import ESCALATIONS
 from adapters.readmodel import IncidentStore
 from correlation.escalation import (
+    POLICY_GONE,
     Escalation,
     EscalationStatus,
     Hastened,
@@ -344,14 +345,6 @@ class Pager(PollLoop):
             # Opened one event before its first alert joins: a moment's wait makes the page show the alert.
             await self.redis.zadd(due_key, {incident_id: _ts(datetime.now(UTC)) + 0.2})
             return
-        if state.policy not in self.config.escalation_policies:
-            log.error(
-                "incident %s escalates by policy %r, which the notifications file no longer has",
-                incident_id,
-                state.policy,
-            )
-            await self.redis.zrem(due_key, incident_id)
-            return
         muted = (
             await self.muted(incident)
             if self.muted is not None and incident.status is IncidentStatus.triggered
@@ -359,7 +352,13 @@ class Pager(PollLoop):
         )
         following, outputs = tick(state, incident, datetime.now(UTC), muted or None, self.paging)
         for output in outputs:
-            if isinstance(output, Stopped):  # acknowledged or resolved before its event reached us
+            if isinstance(output, Stopped):  # acknowledged or resolved before its event reached us, or policy gone
+                if output.by == POLICY_GONE:
+                    log.error(
+                        "incident %s escalates by policy %r, which the notifications file no longer has",
+                        incident_id,
+                        state.policy,
+                    )
                 await self._stop(
                     keys=[self._k("esc", incident_id), due_key, self._k("esc", "updates")],
                     args=[output.by, "", incident_id],

@@ -25,7 +25,8 @@ Rules (ids in the decision log's words and in the tests):
   worker that was down catches up on schedule rather than shifting every later level), or from the page
   if a mute held it. After the last level the policy starts again from level 1 `repeat` times, then the
   escalation is exhausted.
-- ESC-9 An incident no route, owner team or default sends to an escalation policy pages nobody.
+- ESC-9 An incident no route, owner team or default sends to an escalation policy pages nobody; an escalation
+  whose policy left the notifications file stops at its next level (`tick`), and says so.
 """
 
 from __future__ import annotations
@@ -51,7 +52,8 @@ class EscalationStatus(StrEnum):
     exhausted = "exhausted"  # every level paged, every repeat done
 
 
-MUTE_RECHECK_SECONDS = 10.0  # how often a muted escalation level looks again whether the mute ended
+MUTE_RECHECK_SECONDS = 10.0
+POLICY_GONE = "policy_removed"  # why an escalation stopped whose escalation policy left the notifications file  # how often a muted escalation level looks again whether the mute ended
 
 
 class Escalation(BaseModel):
@@ -584,6 +586,15 @@ def tick(
         return (
             state.model_copy(update={"status": EscalationStatus.stopped, "stopped_by": incident.status.value}),
             [Stopped(incident.id, incident.status.value)],
+        )
+    if state.policy not in paging.config.escalation_policies:  # the notifications file changed under it
+        why = (
+            f"escalation policy `{state.policy}` is no longer in the notifications file: no further level pages; "
+            "restore the policy, or acknowledge the incident"
+        )
+        return (
+            state.model_copy(update={"status": EscalationStatus.stopped, "stopped_by": POLICY_GONE}),
+            [Stopped(incident.id, POLICY_GONE), _decision(DecisionKind.not_paged, incident, now, why)],
         )
     level = state.level + 1
     if muted is not None:

@@ -288,6 +288,15 @@ def test_the_state_apply_returns_is_the_one_its_outputs_store() -> None:
 # escalation, incident, now, muted -> outputs, then (status, level, due_at) after
 DUE_ROWS = [
     pytest.param(
+        ACTIVE.model_copy(update={"policy": "removed"}),
+        incident(),
+        T0,
+        None,
+        ["Stopped", "Decision:not_paged"],
+        (EscalationStatus.stopped, 0, T0),
+        id="ESC-9 its escalation policy left the notifications file: stops, says so",
+    ),
+    pytest.param(
         ACTIVE,
         incident(),
         T0,
