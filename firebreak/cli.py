@@ -597,7 +597,9 @@ def replay(
     echo(f"noise reduction:   {summary['noise_reduction']:.1%}  (1 - incidents / alerts in)")
     echo(
         f"pages:             {summary['pages']}  (incidents paged: the first page of each escalation the simulated "
-        "pager started; a reopened incident pages again)"
+        "pager started; a reopened incident pages again"
+        + ("" if escalation is not None else "; no --notifications: every incident pages once, nothing is routed away")
+        + ")"
     )
     if "paging" in summary:
         paging = summary["paging"]
@@ -620,9 +622,9 @@ def replay(
             "  by escalation policy: "
             + (", ".join(f"{name} {n}" for name, n in paging["by_escalation_policy"].items()) or "none")
         )
-    echo(f"notifications:     {summary['notifications']}  (pages + severity changes + resolves)")
+    echo(f"notifications:     {summary['notifications']}  (first pages + severity changes + resolves)")
     echo("dedup:             " + ", ".join(f"{k} {v}" for k, v in sorted(summary["dedup"].items())))
-    echo("per policy:")
+    echo("per correlation policy:")
     for name, counts in summary["per_policy"].items():
         echo(
             f"  {name:<20} incidents {counts.get('incidents', 0):<6} pages {counts.get('pages', 0):<6} "
