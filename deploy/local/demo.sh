@@ -85,8 +85,9 @@ for _ in $(seq 1 120); do
 done
 curl -fsS "http://127.0.0.1:$ingest_port/readyz" >/dev/null || { tail -n 20 "$logs/ingest.log"; echo "ingest did not become ready" >&2; exit 1; }
 
-metric_sum() { # metric_sum NAME: the sum of a counter over its labels on the worker's /metrics (0 if absent)
-  curl -fsS "http://127.0.0.1:$metrics_port/metrics" 2>/dev/null | awk -v m="$1" 'index($0, m"{") == 1 || $1 == m {s += $NF} END {printf "%d", s}'
+metric_sum() { # metric_sum NAME: the sum of a counter over its labels on the worker's /metrics (0 if absent,
+  # or while the worker is still starting: with pipefail, a refused curl would end the demo)
+  { curl -fsS "http://127.0.0.1:$metrics_port/metrics" 2>/dev/null || true; } | awk -v m="$1" 'index($0, m"{") == 1 || $1 == m {s += $NF} END {printf "%d", s}'
 }
 processed_before=$(metric_sum firebreak_alerts_processed_total)
 
