@@ -11,7 +11,9 @@ How a step runs at most once, across crashes and rebalances (keys in adapters/ru
    renews the lease while it works; a dead executor's lease runs out and another takes the run.
 2. Before a step runs, its claim record is written `started` (fenced, set-if-absent: the core's `Claim`).
    After it ran, the result overwrites it. Every write carries the fence: an executor that lost its lease
-   cannot write.
+   cannot write. The claim is the last Redis command before the call: what the step's templates need is
+   read before it, so a Redis failure cannot strand a claim whose call was never made. A claim sent again
+   by the client (the first answer was lost) finds its own identical record and is still the holder's.
 3. The next holder finds each step's claim: a result is reused (the step is not run again); `started`
    without a result means the outcome was lost. The step is then reported `unknown` and handled by its
    `on_failure`, unless it is `idempotent: true` (or a wait or approval, which change nothing), when it
@@ -50,11 +52,12 @@ from adapters.metrics import (
     STEPS_FINISHED,
 )
 from adapters.readmodel import IncidentStore
+from adapters.redis_errors import REDIS_UNAVAILABLE, redis_backoff
 from adapters.run_store import Fenced, RunStore
 from correlation import runs
 from correlation.topology import Topology
 from schemas import Incident, IncidentEvent
-from schemas.runbook import ActionResult, ResultKind, Run, Runbook, RunStatus, Step, StepStatus, Trigger
+from schemas.runbook import ActionResult, ResultKind, Run, Runbook, RunStatus, Step, StepRecord, StepStatus, Trigger
 
 log = logging.getLogger("firebreak.actions")
 
@@ -73,6 +76,9 @@ class _Visit:
     run: Run
     runbook: Runbook | None
     incident: Incident | None
+    # (step id, what its templates see): read when the core looks at the step, before its claim, so that
+    # nothing but the claim touches Redis between "this step is started" and its call (see _act).
+    context: tuple[str, dict[str, Any]] | None = None
 
     @property
     def book(self) -> Runbook:
@@ -175,7 +181,11 @@ class Executor(PollLoop):
             log.warning("%s; another executor has it", exc)
         except RedisError as exc:
             EXECUTOR_ERRORS.labels("redis").inc()
-            log.warning("run %s stopped: Redis failed (%s); it resumes when the lease expires", rid, exc)
+            log.warning(
+                "run %s stopped: Redis failed (%s); it is taken up again once Redis answers and its lease is free",
+                rid,
+                exc,
+            )
         except Exception:
             EXECUTOR_ERRORS.labels("bug").inc()
             log.exception("run %s failed unexpectedly; looking at it again in 30 s", rid)
@@ -262,7 +272,10 @@ class Executor(PollLoop):
         elif isinstance(out, runs.LookAtStep):
             if await self.store.paused():
                 return runs.StepLooked(out.step_id, paused=True)
-            return runs.StepLooked(out.step_id, found=await self.store.step_record(run.id, out.step_id))
+            found = await self.store.step_record(run.id, out.step_id)
+            visit.context = None
+            visit.context = (out.step_id, await self._step_context(visit, out.step_id))
+            return runs.StepLooked(out.step_id, found=found)
         elif isinstance(out, runs.AskWhen):
             step = self._step(visit, out.step_id)
             assert step is not None and step.when is not None
@@ -282,7 +295,7 @@ class Executor(PollLoop):
         elif isinstance(out, runs.Finish):
             await self._finish(visit, out)
         elif isinstance(out, runs.Forget):
-            await self.store.unschedule(run.id)
+            await self.store.forget(run.id, run.runbook)
         return None
 
     @staticmethod
@@ -294,7 +307,14 @@ class Executor(PollLoop):
         return context(visit.incident, self.topology, self.service_label, run)
 
     async def _step_context(self, visit: _Visit, step_id: str) -> dict[str, Any]:
-        """What the step's templates see: the incident as it is now, the steps before it."""
+        """What the step's templates see: the incident as it was when the core looked at the step (one read
+        per step and visit), the steps before it.
+
+        The read happens before the step's claim. A Redis failure after the claim and before the call would
+        leave the claim `started` with no call made, and the next holder would have to report a step that
+        never ran as `unknown` (RUN-20): so between the claim and the call nothing reads Redis."""
+        if visit.context is not None and visit.context[0] == step_id:
+            return visit.context[1]
         visit.incident = await self.incidents.get(visit.run.incident_id)
         return self._context(visit, runs.before(visit.run, step_id))
 
@@ -339,7 +359,7 @@ class Executor(PollLoop):
         record, run = out.record, out.run
         step = self._step(visit, out.step_id)
         assert step is not None
-        await self.store.save(run, run.fence, **{step.id: record})
+        await self._keep(run, step.id, record)
         if record.status.finished:
             STEPS_FINISHED.labels(step.action, record.status.value).inc()
         duration = None
@@ -351,14 +371,42 @@ class Executor(PollLoop):
             run, out.kind, step, attempt=record.attempts, output=record.output, error=record.error, duration_ms=duration
         )
 
+    async def _keep(self, run: Run, step_id: str, record: StepRecord) -> None:
+        """Write a step's record, waiting out Redis for as long as this executor holds the run.
+
+        The record may be the only copy of a step's outcome (the call was made, its answer is here): given up
+        on, the next holder would find the claim `started` and report a step that ran as `unknown`. Repeating
+        the write is safe (the same fenced bytes); once another executor took the run (our lease ran out while
+        Redis was away), the fence refuses it and that holder decides (Fenced is raised)."""
+        attempt = 0
+        while True:
+            try:
+                await self.store.save(run, run.fence, **{step_id: record})
+                return
+            except REDIS_UNAVAILABLE as exc:
+                if self.stopping:
+                    raise
+                if attempt == 0:
+                    EXECUTOR_ERRORS.labels("redis").inc()
+                    log.warning(
+                        "run %s: the record of step %s is not written yet (%s); retrying until Redis answers",
+                        run.id,
+                        step_id,
+                        exc,
+                        extra=log_context(incident_id=run.incident_id, run_id=run.id, runbook=run.runbook),
+                    )
+                await asyncio.sleep(redis_backoff(attempt))
+                attempt += 1
+
     async def _finish(self, visit: _Visit, out: runs.Finish) -> None:
+        """End the run. The circuit breaker hears of it first (once per run, so a finish done again after a
+        failure does not count twice), then one all-or-nothing write ends it in Redis; after that write, nothing
+        in Redis is left to do, so a Redis failure cannot leave a finished run holding its slot."""
         run, status = out.run, out.run.status
-        await self.store.save(run, run.fence)
-        await self.store.unschedule(run.id)
-        await self.store.free_slot(run.runbook, run.id)
         runbook = visit.runbook
         if self.guard is not None and runbook is not None and runbook.guardrails is not None and not out.blocked:
             await self.guard.outcome(runbook.name, runbook.guardrails, run.id, status is RunStatus.succeeded, _now())
+        await self.store.finish(run, run.fence)
         RUNS_FINISHED.labels(run.runbook, status.value).inc()
         await self._result(run, runs.finished_kind(status), error=run.error)
         log.info(

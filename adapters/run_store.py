@@ -11,6 +11,11 @@ Keys (after the settings' prefix):
 - `runs`, `runs:incident:<id>` indexes; `runs:due` runs to look at, scored by when
 - `runbook:<name>:active`   runs holding one of the runbook's concurrency slots
 - `runbooks:paused`         the global kill switch
+
+Each write that is not naturally repeatable is one script that recognises its own repeat, because the client
+sends a command again after a dead connection (adapters/redis_client.py) and the first attempt may have run:
+a create, lease or claim that finds exactly what it would write (the same bytes, the same owner) is the
+caller's own, not someone else's. None of them leaves half its keys written if Redis fails in the middle.
 """
 
 from __future__ import annotations
@@ -33,9 +38,57 @@ return 1
 _FENCED_CLAIM = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {0, false} end
 local existing = redis.call('GET', KEYS[2])
-if existing then return {1, existing} end
+if existing and existing ~= ARGV[2] then return {1, existing} end
 redis.call('SET', KEYS[2], ARGV[2])
 return {1, false}
+"""
+
+# KEYS: known, run, runs, runs:incident:<id>, runs:due; ARGV: the run's JSON, its id, its creation time.
+# 1 when created (or when the run there is byte for byte this one: the same create, sent again).
+_CREATE = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+local existing = redis.call('GET', KEYS[2])
+if existing then return existing == ARGV[1] and 1 or 0 end
+redis.call('SET', KEYS[2], ARGV[1])
+redis.call('ZADD', KEYS[3], 'NX', ARGV[3], ARGV[2])
+redis.call('SADD', KEYS[4], ARGV[2])
+redis.call('ZADD', KEYS[5], ARGV[3], ARGV[2])
+return 1
+"""
+
+# KEYS: lease, fence; ARGV: owner, milliseconds. The new fence, or the current one when `owner` holds the
+# lease already (a lease sent again, or one this executor did not get to release); nil when another holds it.
+_LEASE = """
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return redis.call('INCR', KEYS[2]) end
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return false end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return tonumber(redis.call('GET', KEYS[2]) or '0')
+"""
+
+# KEYS: fence, run, runs:due, runbook:<name>:active; ARGV: fence, the finished run's JSON, its id.
+_FINISH = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[2], ARGV[2])
+redis.call('ZREM', KEYS[3], ARGV[3])
+redis.call('SREM', KEYS[4], ARGV[3])
+return 1
+"""
+
+# KEYS: the decision key; ARGV: the decision's JSON. 1 when it is the first (or this very one, sent again).
+_FIRST = """
+local existing = redis.call('GET', KEYS[1])
+if existing then return existing == ARGV[1] and 1 or 0 end
+redis.call('SET', KEYS[1], ARGV[1])
+return 1
+"""
+
+# KEYS: the votes hash; ARGV: the voter, the vote's JSON, seconds to keep the votes.
+_VOTE = """
+local existing = redis.call('HGET', KEYS[1], ARGV[1])
+if existing then return existing == ARGV[2] and 1 or 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+return 1
 """
 
 _OWNED = """
@@ -70,6 +123,11 @@ class RunStore:
         self._fenced_claim = client.register_script(_FENCED_CLAIM)
         self._owned = client.register_script(_OWNED)
         self._slot = client.register_script(_SLOT)
+        self._create = client.register_script(_CREATE)
+        self._lease = client.register_script(_LEASE)
+        self._first = client.register_script(_FIRST)
+        self._vote = client.register_script(_VOTE)
+        self._finish = client.register_script(_FINISH)
 
     def _k(self, *parts: str) -> str:
         return self.p + ":".join(parts)
@@ -79,16 +137,14 @@ class RunStore:
     async def create(self, run: Run) -> bool:
         """Store a new run and schedule it; False (and nothing changes) when it exists already, or existed
         before Redis lost it (`remember`: a redelivered trigger after a rebuild must not run it again)."""
-        if await self.redis.exists(self._k("run", run.id, "known")):
-            return False
-        created = await self.redis.set(self._k("run", run.id), run.model_dump_json(), nx=True)
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.zadd(self._k("runs"), {run.id: _ts(run.created_at)}, nx=True)
-            pipe.sadd(self._k("runs", "incident", run.incident_id), run.id)
-            if created:
-                pipe.zadd(self._k("runs", "due"), {run.id: _ts(run.created_at)})
-            await pipe.execute()
-        return bool(created)
+        keys = [
+            self._k("run", run.id, "known"),
+            self._k("run", run.id),
+            self._k("runs"),
+            self._k("runs", "incident", run.incident_id),
+            self._k("runs", "due"),
+        ]
+        return bool(await self._create(keys=keys, args=[run.model_dump_json(), run.id, _ts(run.created_at)]))
 
     async def remember(self, run_id: str) -> None:
         """Note that a run existed (the read-model rebuild calls this for every run on `action-results`)."""
@@ -130,10 +186,12 @@ class RunStore:
     # -- leases and fences ------------------------------------------------------------------------------
 
     async def lease(self, run_id: str, owner: str, seconds: float) -> int | None:
-        """Take the run if nobody holds it: the new fence, or None."""
-        if not await self.redis.set(self._k("run", run_id, "lease"), owner, nx=True, px=int(seconds * 1000)):
-            return None
-        return int(await self.redis.incr(self._k("run", run_id, "fence")))
+        """Take the run if nobody else holds it: the new fence (the current one when `owner` holds it already),
+        or None."""
+        fence = await self._lease(
+            keys=[self._k("run", run_id, "lease"), self._k("run", run_id, "fence")], args=[owner, int(seconds * 1000)]
+        )
+        return None if fence is None else int(fence)
 
     async def renew(self, run_id: str, owner: str, seconds: float) -> bool:
         return bool(await self._owned(keys=[self._k("run", run_id, "lease")], args=[owner, int(seconds * 1000)]))
@@ -150,6 +208,27 @@ class RunStore:
             args.append(record.model_dump_json())
         if not await self._fenced_set(keys=keys, args=args):
             raise Fenced(f"run {run.id}: fence {fence} is stale")
+
+    async def finish(self, run: Run, fence: int) -> None:
+        """Write the finished run, take it off the schedule and free its concurrency slot, all or nothing, if
+        `fence` is still current; raises Fenced otherwise. (Done in steps, a failure between them left a slot
+        held for good, and a runbook with `concurrency: 1` never ran again.)"""
+        keys = [
+            self._k("run", run.id, "fence"),
+            self._k("run", run.id),
+            self._k("runs", "due"),
+            self._k("runbook", run.runbook, "active"),
+        ]
+        if not await self._finish(keys=keys, args=[str(fence), run.model_dump_json(), run.id]):
+            raise Fenced(f"run {run.id}: fence {fence} is stale")
+
+    async def forget(self, run_id: str, runbook: str) -> None:
+        """A finished run found on the schedule: off it, and its slot free (a finish from before the two were
+        one write may have left either)."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.zrem(self._k("runs", "due"), run_id)
+            pipe.srem(self._k("runbook", runbook, "active"), run_id)
+            await pipe.execute()
 
     async def claim_step(self, run_id: str, step_id: str, fence: int, record: StepRecord) -> StepRecord | None:
         """Mark the step started, durably, before it runs. Returns the existing record when one is there
@@ -170,9 +249,6 @@ class RunStore:
 
     async def take_slot(self, runbook: str, run_id: str, limit: int) -> bool:
         return bool(await self._slot(keys=[self._k("runbook", runbook, "active")], args=[run_id, limit]))
-
-    async def free_slot(self, runbook: str, run_id: str) -> None:
-        await self.redis.srem(self._k("runbook", runbook, "active"), run_id)
 
     async def active(self, runbook: str) -> int:
         return int(await self.redis.scard(self._k("runbook", runbook, "active")))
@@ -202,13 +278,12 @@ class RunStore:
         step_id = waiting[0]
         value = json.dumps({"decision": decision, "by": by, "comment": comment, "at": datetime.now(UTC).isoformat()})
         if run.steps[step_id].action == "approval":  # an approval step: the first decision stands
-            if not await self.redis.set(self._k("run", run_id, "approval", step_id), value, nx=True):
+            if not await self._first(keys=[self._k("run", run_id, "approval", step_id)], args=[value]):
                 return False, "the approval was already decided"
         else:  # a risk: high step: one vote per person; the executor counts them
             votes = self._k("run", run_id, "approval", step_id, "votes")
-            if not await self.redis.hsetnx(votes, by, value):
+            if not await self._vote(keys=[votes], args=[by, value, 30 * 86400]):
                 return False, f"{by} has already decided on this step; another person must"
-            await self.redis.expire(votes, 30 * 86400)
         await self.schedule(run_id, datetime.now(UTC))
         return True, step_id
 

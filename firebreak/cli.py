@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import click
-import redis.asyncio as aioredis
 
 from adapters.logs import configure as configure_logs
 from adapters.readmodel import STATUS_FILTERS
+from adapters.redis_client import connect
 from firebreak.cli_params import DURATION
 from firebreak.settings import ConfigError, Settings, load_settings
 from firebreak.terminal import echo, echo_json, escape
@@ -212,7 +212,7 @@ def incidents() -> None:
 async def _with_store(settings: Settings, action):  # type: ignore[no-untyped-def]
     from adapters.readmodel import IncidentStore
 
-    client = aioredis.Redis.from_url(settings.redis_url, socket_timeout=5)
+    client = connect(settings.redis_url, "firebreak-cli")
     try:
         return await action(IncidentStore(client, settings.redis_prefix))
     finally:

@@ -8,7 +8,6 @@ import asyncio
 from collections import Counter
 from collections.abc import Callable, Iterator
 
-import redis.asyncio as aioredis
 from kafka import KafkaConsumer, TopicPartition
 from pydantic import ValidationError
 
@@ -16,6 +15,7 @@ from actions.delivery import MARK_SECONDS
 from adapters.action_log import ActionLog, IncidentLog, NotificationLog
 from adapters.decision_log import DecisionLog
 from adapters.readmodel import IncidentStore
+from adapters.redis_client import connect
 from adapters.run_store import RunStore
 from firebreak.kafka_auth import kafka_python_kwargs
 from firebreak.settings import Settings
@@ -55,7 +55,7 @@ def rebuild(
 async def _rebuild(
     settings: Settings, clear: bool, progress: Callable[[int], None], topics: tuple[str, ...]
 ) -> Counter[str]:
-    client = aioredis.Redis.from_url(settings.redis_url)
+    client = connect(settings.redis_url, "firebreak-rebuild")
     store = IncidentStore(client, settings.redis_prefix)
     logs: dict[str, tuple[IncidentLog, type[ActionResult] | type[Delivery], str]] = {
         "action-results": (ActionLog(client, settings.redis_prefix), ActionResult, "action"),

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import logging
 
-import redis.asyncio as aioredis
 from aiohttp import web
 
 from adapters.readmodel import IncidentStore
+from adapters.redis_client import connect
 from adapters.secrets import Secrets
 from adapters.silence_store import SilenceStore
 from firebreak.kafka_auth import aiokafka_kwargs
@@ -34,7 +34,7 @@ def run(settings: Settings) -> None:
         settings.ingest_batch_linger_ms,
         client_kwargs=aiokafka_kwargs(settings),
     )
-    client = aioredis.Redis.from_url(settings.redis_url)
+    client = connect(settings.redis_url, "firebreak-ingest")
     app = create_app(
         settings,
         producer,

@@ -32,7 +32,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import faust
-import redis.asyncio as aioredis
 from prometheus_client import start_http_server
 from redis.exceptions import RedisError
 
@@ -45,6 +44,7 @@ from adapters.inhibition_store import InhibitionStore
 from adapters.logs import dict_config
 from adapters.metrics import CONSUMER_LAG, DEAD_LETTERS, OPEN_INCIDENTS, READ_MODEL_REBUILDS, UNWRITTEN_COUNTS, WORKER
 from adapters.readmodel import IncidentStore
+from adapters.redis_client import connect
 from adapters.silence_store import SilenceStore
 from correlation.dedup import FingerprintState
 from correlation.escalation import firing_alerts, muted_by
@@ -125,7 +125,7 @@ class Worker:
             app.Table("fingerprints", default=None, key_type=str, value_type=bytes), FingerprintState, "fingerprints"
         )
         self.groups = Entries(app.Table("groups", default=None, key_type=str, value_type=bytes), GroupState, "groups")
-        redis_client = aioredis.Redis.from_url(settings.redis_url)
+        redis_client = connect(settings.redis_url, "firebreak-worker")
         self.store = IncidentStore(redis_client, settings.redis_prefix)
         self.suppression = Suppression(
             SilenceStore(redis_client, settings.redis_prefix),

@@ -16,6 +16,7 @@ import redis.asyncio as aioredis
 from actions.channels import Channels
 from actions.command import CommandPolicy
 from actions.executor import Executor
+from actions.matching import run_id
 from actions.notify import Notifier
 from actions.outbound import AllowList, OutboundHttp
 from actions.runner import Runner, Services
@@ -35,9 +36,11 @@ pytestmark = pytest.mark.integration
 class Rig:
     """Executors sharing one Redis prefix, an incident store and a target server."""
 
-    def __init__(self, stack: Stack, target: Target, runbooks: list[dict[str, Any]]) -> None:
+    def __init__(
+        self, stack: Stack, target: Target, runbooks: list[dict[str, Any]], client: aioredis.Redis | None = None
+    ) -> None:
         self.prefix = f"test-{uuid.uuid4().hex[:8]}:"
-        self.client = aioredis.Redis.from_url(stack.redis_url)
+        self.client = client if client is not None else aioredis.Redis.from_url(stack.redis_url)
         self.incidents = IncidentStore(self.client, self.prefix)
         self.runs = RunStore(self.client, self.prefix)
         self.target = target
@@ -520,5 +523,136 @@ def test_concurrency_limit_and_the_kill_switch(stack: Stack) -> None:
                 assert target.hits == {"/act": 2} and await rig.runs.active("single") == 0
             finally:
                 await rig.close()
+
+    asyncio.run(main())
+
+
+class Faults:
+    """Which Redis round trip of a client fails, and how: `lost` the command never reaches Redis, `unanswered`
+    Redis runs it and the answer is lost. Counted from `arm()` on; each failure closes the connection."""
+
+    def __init__(self) -> None:
+        self.count: int | None = None
+        self.fail_at = 0
+        self.mode = "lost"
+        self.failed = 0
+
+    def arm(self, fail_at: int, mode: str) -> None:
+        self.count, self.fail_at, self.mode, self.failed = 0, fail_at, mode, 0
+
+    def due(self, mode: str) -> bool:
+        if self.count is None or self.mode != mode:
+            return False
+        self.count += 1
+        if self.count != self.fail_at:
+            return False
+        self.failed += 1
+        return True
+
+
+def flaky_client(url: str, faults: Faults, retries: int) -> aioredis.Redis:
+    """A client as adapters/redis_client.connect builds it (`retries` retries on a dead connection), whose
+    connections fail the round trip `faults` says."""
+    from redis.asyncio.connection import Connection
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    from adapters.redis_client import retry_policy
+
+    class FlakyConnection(Connection):
+        async def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+            if faults.due("lost"):
+                await self.disconnect()
+                raise RedisConnectionError("injected: the connection died before the command was sent")
+            await super().send_packed_command(command, check_health)
+
+        async def read_response(self, *args: Any, **kwargs: Any) -> Any:
+            answer = await super().read_response(*args, **kwargs)
+            if faults.due("unanswered"):
+                await self.disconnect()
+                raise RedisConnectionError("injected: the connection died before the answer came back")
+            return answer
+
+    return aioredis.Redis.from_url(
+        url, connection_class=FlakyConnection, retry=retry_policy(retries), retry_on_error=[RedisConnectionError]
+    )
+
+
+@pytest.mark.parametrize(
+    ("mode", "retries"),
+    [("lost", 0), ("unanswered", 3)],
+    ids=["a command lost, no retry", "an answer lost, retried"],
+)
+def test_one_redis_failure_anywhere_in_a_run_neither_loses_nor_repeats_a_step(
+    stack: Stack, mode: str, retries: int
+) -> None:
+    """For every Redis round trip of a run's life (its creation, lease, claims, records, finish), that one
+    round trip fails once; the run still runs each step exactly once and succeeds.
+
+    `lost` without retries is Redis away for longer than the client retries: the executor stops the visit and
+    the next visit resumes it (a failure between a claim and its call used to strand the claim, and the step
+    that never ran was reported unknown; one between a run's record and its schedule used to leave a run
+    that never became due). `unanswered` with the client's retries is a connection that died after Redis ran
+    the command: the command is sent again and must recognise its own first attempt (a lease, a claim, a
+    create that find themselves)."""
+    from redis.exceptions import RedisError
+
+    async def one(target: Target, fail_at: int) -> tuple[int, dict[str, int], RunStatus | None, int, bool]:
+        faults = Faults()
+        client = flaky_client(stack.redis_url, faults, retries)
+        spec = [
+            {"id": "a", "http": {"url": f"{target.base}/a"}},
+            {"id": "c", "http": {"url": f"{target.base}/c"}},
+        ]
+        rig = Rig(stack, target, [{"name": "flaky", "steps": spec}], client=client)
+        clean = aioredis.Redis.from_url(stack.redis_url)
+        runs = RunStore(clean, rig.prefix)  # the test's own reads do not count
+        target.hits.clear()
+        try:
+            ex = rig.executor(lease=0.5)
+            event, incident = await rig.incident("svc")
+            faults.arm(fail_at, mode)
+            rid = run_id(incident.id, "flaky", event.event_id)
+            for _ in range(50):  # the stream retries a trigger that met a Redis failure
+                try:
+                    await ex.trigger(event, incident)
+                    break
+                except RedisError:
+                    await asyncio.sleep(0.05)
+            deadline = asyncio.get_running_loop().time() + 15
+            while asyncio.get_running_loop().time() < deadline:
+                try:
+                    await ex.poll()  # the loop around poll() waits out a Redis failure the same way
+                except RedisError:
+                    pass
+                found = await runs.get(rid)
+                if found is not None and found.status.finished:
+                    break
+                await asyncio.sleep(0.05)
+            for task in list(ex.tasks.values()):
+                await task
+            faults.count = None
+            run = await runs.get(rid)
+            scheduled = await clean.zscore(f"{rig.prefix}runs:due", rid) is not None
+            return faults.failed, dict(target.hits), run.status if run else None, await runs.active("flaky"), scheduled
+        finally:
+            await rig.close()
+            await clean.aclose()
+
+    async def main() -> None:
+        async with Target() as target:
+            # How many round trips a run takes (with no failure), then each of them failing in turn.
+            faults_seen: list[int] = []
+            fail_at = 1
+            while True:
+                failed, hits, status, slots, scheduled = await one(target, fail_at)
+                if not failed:
+                    break  # past the last round trip of the run
+                faults_seen.append(fail_at)
+                assert (hits, status, slots, scheduled) == ({"/a": 1, "/c": 1}, RunStatus.succeeded, 0, False), (
+                    f"round trip {fail_at} failing ({mode}): step calls {hits}, run {status}, "
+                    f"{slots} slot(s) still held, still scheduled: {scheduled}"
+                )
+                fail_at += 1
+            assert len(faults_seen) >= 15, "the sweep reached the whole run"
 
     asyncio.run(main())
