@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import random
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -69,8 +70,11 @@ from schemas.notification import DeliveryKind, NotificationsFile
 
 log = logging.getLogger("firebreak.pager")
 
+# A claim sent again by the client (its first answer was lost) finds the score it wrote: still its claim.
+# (Each pager adds its own fraction of a millisecond to the score, so two claims never write the same one.)
 _CLAIM = """
 local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if score and tonumber(score) == tonumber(ARGV[3]) then return 1 end
 if not score or tonumber(score) > tonumber(ARGV[2]) then return 0 end
 redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
 return 1
@@ -156,6 +160,7 @@ class Pager(PollLoop):
         self.on_decision = on_decision
         self.muted = muted
         self._claim = client.register_script(_CLAIM)
+        self._own = random.uniform(1e-6, 1e-3)  # seconds added to this pager's claim scores (see _CLAIM)
         self._start = client.register_script(_START)
         self._advance = client.register_script(_ADVANCE)
         self._stop = client.register_script(_STOP)
@@ -289,7 +294,7 @@ class Pager(PollLoop):
                 member = raw.decode()
                 if (queue, member) in self.tasks:
                     continue
-                if not await self._claim(keys=[key], args=[member, _ts(now), _ts(now) + self.lease]):
+                if not await self._claim(keys=[key], args=[member, _ts(now), _ts(now) + self.lease + self._own]):
                     continue
                 self.tasks[(queue, member)] = asyncio.create_task(self._guard(queue, member, handler))
                 started += 1

@@ -125,3 +125,33 @@ def test_an_escalation_never_rerouted_stays_readable_after_its_stop(stack: Stack
         await client.aclose()
 
     asyncio.run(scenario())
+
+
+def test_a_claim_sent_again_is_still_the_claimers_and_no_one_elses(stack: Stack) -> None:
+    """The client sends a command again when its connection died (adapters/redis_client.py), and the first
+    attempt may have run: the due item's score is then the claimer's own lease. The repeat must still be the
+    claimer's, or the page waits out the lease (30 s) after a blip; another claimer must still be refused."""
+
+    async def scenario() -> None:
+        client = aioredis.Redis.from_url(stack.redis_url)
+        prefix = f"test-{uuid.uuid4().hex[:8]}:"
+        pager = Pager(
+            CONFIG,
+            client,
+            prefix,
+            None,
+            None,  # type: ignore[arg-type]
+            Links("", [], 60),
+            topology=Topology(),
+            service_label="service",
+        )
+        due, now = f"{prefix}esc:due", datetime.now(UTC).timestamp()
+        await client.zadd(due, {"inc-1": now - 1})
+        claim = ["inc-1", now, now + 30]
+        assert await pager._claim(keys=[due], args=claim) == 1
+        assert await pager._claim(keys=[due], args=claim) == 1  # the same claim again
+        assert await pager._claim(keys=[due], args=["inc-1", now + 0.5, now + 30.5]) == 0  # another worker's
+        await client.delete(due)
+        await client.aclose()
+
+    asyncio.run(scenario())
