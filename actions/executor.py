@@ -174,7 +174,7 @@ class Executor(PollLoop):
         await self.runner.s.http.close()
 
     async def _drive(self, rid: str, fence: int) -> None:
-        heartbeat = asyncio.create_task(self._heartbeat(rid))
+        heartbeat = asyncio.create_task(self._heartbeat(rid, fence))
         try:
             await self._advance(rid, fence)
         except Fenced as exc:
@@ -201,12 +201,14 @@ class Executor(PollLoop):
                 pass  # it expires
             self.tasks.pop(rid, None)
 
-    async def _heartbeat(self, rid: str) -> None:
+    async def _heartbeat(self, rid: str, fence: int) -> None:
+        """Hold the run while this visit drives it; a lease that lapsed while Redis was away is taken back
+        unless another executor took the run (then this visit's next write is fenced off)."""
         while True:
             await asyncio.sleep(self.lease_seconds / 3)
             try:
-                if not await self.store.renew(rid, self.owner, self.lease_seconds):
-                    log.error("lost the lease of run %s", rid)
+                if not await self.store.renew(rid, self.owner, self.lease_seconds, fence):
+                    log.error("run %s was taken over by another executor; this visit stops at its next write", rid)
                     return
             except RedisError as exc:
                 log.warning("could not renew the lease of run %s (%s)", rid, exc)
@@ -284,7 +286,10 @@ class Executor(PollLoop):
             except RenderError as exc:
                 return runs.WhenAnswered(out.step_id, error=str(exc))
         elif isinstance(out, runs.Claim):
-            return runs.Claimed(out.step_id, await self.store.claim_step(run.id, out.step_id, fence, out.record))
+            found = await self.store.claim_step(
+                run.id, out.step_id, fence, out.record, owner=self.owner, lease_seconds=self.lease_seconds
+            )
+            return runs.Claimed(out.step_id, found)
         elif isinstance(out, runs.CountVotes):
             return runs.VotesCounted(out.step_id, await self.store.votes(run.id, out.step_id))
         elif isinstance(out, runs.ExecuteStep):
@@ -377,15 +382,14 @@ class Executor(PollLoop):
         The record may be the only copy of a step's outcome (the call was made, its answer is here): given up
         on, the next holder would find the claim `started` and report a step that ran as `unknown`. Repeating
         the write is safe (the same fenced bytes); once another executor took the run (our lease ran out while
-        Redis was away), the fence refuses it and that holder decides (Fenced is raised)."""
+        Redis was away), the fence refuses it and that holder decides (Fenced is raised). A shutdown does not
+        stop it: the grace period gives it time, and a process that exits first leaves the claim `started`."""
         attempt = 0
         while True:
             try:
                 await self.store.save(run, run.fence, **{step_id: record})
                 return
             except REDIS_UNAVAILABLE as exc:
-                if self.stopping:
-                    raise
                 if attempt == 0:
                     EXECUTOR_ERRORS.labels("redis").inc()
                     log.warning(

@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import random
+import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -70,13 +70,15 @@ from schemas.notification import DeliveryKind, NotificationsFile
 
 log = logging.getLogger("firebreak.pager")
 
-# A claim sent again by the client (its first answer was lost) finds the score it wrote: still its claim.
-# (Each pager adds its own fraction of a millisecond to the score, so two claims never write the same one.)
+# KEYS: the queue, the item's claim marker; ARGV: item, now, the lease's end, this pager's id. A claim sent
+# again by the client (its first answer was lost) finds its own score and marker: still its claim. The
+# marker only names the last claimer for that moment; the score is the claim.
 _CLAIM = """
 local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
-if score and tonumber(score) == tonumber(ARGV[3]) then return 1 end
+if score and tonumber(score) == tonumber(ARGV[3]) and redis.call('GET', KEYS[2]) == ARGV[4] then return 1 end
 if not score or tonumber(score) > tonumber(ARGV[2]) then return 0 end
 redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
+redis.call('SET', KEYS[2], ARGV[4], 'EX', 60)
 return 1
 """
 
@@ -94,6 +96,7 @@ return 1
 _ADVANCE = """
 local current = redis.call('GET', KEYS[1])
 if not current then return 0 end
+if current == ARGV[1] then return 1 end -- this very advance, sent again
 local d = cjson.decode(current)
 if d['status'] ~= 'active' or d['generation'] ~= ARGV[2] then redis.call('ZREM', KEYS[2], ARGV[4]); return 0 end
 redis.call('SET', KEYS[1], ARGV[1])
@@ -160,7 +163,7 @@ class Pager(PollLoop):
         self.on_decision = on_decision
         self.muted = muted
         self._claim = client.register_script(_CLAIM)
-        self._own = random.uniform(1e-6, 1e-3)  # seconds added to this pager's claim scores (see _CLAIM)
+        self._id = uuid.uuid4().hex  # names this pager's claims (see _CLAIM)
         self._start = client.register_script(_START)
         self._advance = client.register_script(_ADVANCE)
         self._stop = client.register_script(_STOP)
@@ -294,7 +297,8 @@ class Pager(PollLoop):
                 member = raw.decode()
                 if (queue, member) in self.tasks:
                     continue
-                if not await self._claim(keys=[key], args=[member, _ts(now), _ts(now) + self.lease + self._own]):
+                claim = [member, _ts(now), _ts(now) + self.lease, self._id]
+                if not await self._claim(keys=[key, self._k("esc", queue, "claim", member)], args=claim):
                     continue
                 self.tasks[(queue, member)] = asyncio.create_task(self._guard(queue, member, handler))
                 started += 1

@@ -35,8 +35,14 @@ for i = 2, #KEYS do redis.call('SET', KEYS[i], ARGV[i]) end
 return 1
 """
 
+# KEYS: fence, the step's record, lease; ARGV: fence, the record, owner, lease milliseconds. The claim also
+# holds the lease for the call to come: one that lapsed while Redis was away is taken back (the fence shows
+# nobody took the run meanwhile), so no other executor takes the run while the step runs.
 _FENCED_CLAIM = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {0, false} end
+local holder = redis.call('GET', KEYS[3])
+if holder and holder ~= ARGV[3] then return {0, false} end
+redis.call('SET', KEYS[3], ARGV[3], 'PX', ARGV[4])
 local existing = redis.call('GET', KEYS[2])
 if existing and existing ~= ARGV[2] then return {1, existing} end
 redis.call('SET', KEYS[2], ARGV[2])
@@ -93,7 +99,17 @@ return 1
 
 _OWNED = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-if ARGV[2] == 'release' then redis.call('DEL', KEYS[1]) else redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+redis.call('DEL', KEYS[1])
+return 1
+"""
+
+# KEYS: lease, fence; ARGV: owner, milliseconds, fence. Renew the lease, or take it back if it lapsed while
+# Redis was away and nobody took the run meanwhile (the fence is still this holder's); 0 once someone did.
+_HOLD = """
+if redis.call('GET', KEYS[2]) ~= ARGV[3] then return 0 end
+local holder = redis.call('GET', KEYS[1])
+if holder and holder ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return 1
 """
 
@@ -122,6 +138,7 @@ class RunStore:
         self._fenced_set = client.register_script(_FENCED_SET)
         self._fenced_claim = client.register_script(_FENCED_CLAIM)
         self._owned = client.register_script(_OWNED)
+        self._hold = client.register_script(_HOLD)
         self._slot = client.register_script(_SLOT)
         self._create = client.register_script(_CREATE)
         self._lease = client.register_script(_LEASE)
@@ -193,11 +210,18 @@ class RunStore:
         )
         return None if fence is None else int(fence)
 
-    async def renew(self, run_id: str, owner: str, seconds: float) -> bool:
-        return bool(await self._owned(keys=[self._k("run", run_id, "lease")], args=[owner, int(seconds * 1000)]))
+    async def renew(self, run_id: str, owner: str, seconds: float, fence: int) -> bool:
+        """Hold the run `seconds` more: renew the lease, or take it back if it lapsed and the fence is still
+        `fence`. False once another executor took the run."""
+        return bool(
+            await self._hold(
+                keys=[self._k("run", run_id, "lease"), self._k("run", run_id, "fence")],
+                args=[owner, int(seconds * 1000), str(fence)],
+            )
+        )
 
     async def release(self, run_id: str, owner: str) -> None:
-        await self._owned(keys=[self._k("run", run_id, "lease")], args=[owner, "release"])
+        await self._owned(keys=[self._k("run", run_id, "lease")], args=[owner])
 
     async def save(self, run: Run, fence: int, **steps: StepRecord) -> None:
         """Write the run (and step records given) if `fence` is still current; raises Fenced otherwise."""
@@ -230,12 +254,19 @@ class RunStore:
             pipe.srem(self._k("runbook", runbook, "active"), run_id)
             await pipe.execute()
 
-    async def claim_step(self, run_id: str, step_id: str, fence: int, record: StepRecord) -> StepRecord | None:
-        """Mark the step started, durably, before it runs. Returns the existing record when one is there
-        (the step ran, or was running, under an earlier holder) and writes nothing; raises Fenced."""
+    async def claim_step(
+        self, run_id: str, step_id: str, fence: int, record: StepRecord, *, owner: str, lease_seconds: float
+    ) -> StepRecord | None:
+        """Mark the step started, durably, before it runs, and hold the run's lease `lease_seconds` for the
+        call. Returns the existing record when one is there (the step ran, or was running, under an earlier
+        holder) and writes nothing; raises Fenced when another executor holds the run."""
         ok, existing = await self._fenced_claim(
-            keys=[self._k("run", run_id, "fence"), self._k("run", run_id, "step", step_id)],
-            args=[str(fence), record.model_dump_json()],
+            keys=[
+                self._k("run", run_id, "fence"),
+                self._k("run", run_id, "step", step_id),
+                self._k("run", run_id, "lease"),
+            ],
+            args=[str(fence), record.model_dump_json(), owner, int(lease_seconds * 1000)],
         )
         if not ok:
             raise Fenced(f"run {run_id}: fence {fence} is stale")

@@ -28,6 +28,7 @@ import asyncio
 import contextlib
 import logging
 import time
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -35,6 +36,7 @@ import faust
 from prometheus_client import start_http_server
 from redis.exceptions import RedisError
 
+from actions.steps.base import StepFailed
 from adapters.action_log import ActionLog, NotificationLog
 from adapters.change_store import ChangeStore
 from adapters.decision_log import DecisionLog, from_delivery
@@ -45,6 +47,7 @@ from adapters.logs import dict_config
 from adapters.metrics import CONSUMER_LAG, DEAD_LETTERS, OPEN_INCIDENTS, READ_MODEL_REBUILDS, UNWRITTEN_COUNTS, WORKER
 from adapters.readmodel import IncidentStore
 from adapters.redis_client import connect
+from adapters.redis_errors import REDIS_UNAVAILABLE
 from adapters.silence_store import SilenceStore
 from correlation.dedup import FingerprintState
 from correlation.escalation import firing_alerts, muted_by
@@ -56,6 +59,7 @@ from firebreak.settings import Settings
 from firebreak.topics import create_topics
 from schemas import CommandAction, Incident, IncidentCommand, IncidentEvent
 from schemas.decision import Decision, DecisionBatch
+from schemas.errors import Reason
 from schemas.notification import Delivery
 from schemas.runbook import ActionResult, Trigger
 from stream.barrier import Barrier
@@ -256,8 +260,10 @@ class Worker:
         expires if that worker dies before finishing, so another takes over. Two passes: events the stream
         could not apply during the first (their incident was not rebuilt yet) are applied by the second."""
         marker = self.read_model_marker
+        mine = f"rebuilding by {uuid.uuid4().hex}"  # a SET sent again after a lost answer finds its own value
         try:
-            if not await self.store.redis.set(marker, "rebuilding", nx=True, ex=REBUILD_LEASE_SECONDS):
+            taken = await self.store.redis.set(marker, mine, nx=True, ex=REBUILD_LEASE_SECONDS)
+            if taken is None and await self.store.redis.get(marker) != mine.encode():
                 return
         except RedisError:
             return
@@ -361,8 +367,14 @@ class Worker:
         await self.action_results.send(key=result.incident_id.encode(), value=result.model_dump_json().encode())
 
     async def resolve_incident(self, incident_id: str, actor: str, comment: str) -> None:
-        """A runbook's `resolve_incident`: the same command a person sends through the API."""
-        incident = await self.store.get(incident_id)
+        """A runbook's `resolve_incident`: the same command a person sends through the API. Raises StepFailed
+        (`unavailable`, retryable) when Redis cannot say whether the incident is open: nothing was sent."""
+        try:
+            incident = await self.store.get(incident_id)
+        except REDIS_UNAVAILABLE as exc:
+            raise StepFailed(
+                f"Redis unavailable, the incident was not resolved ({exc})", reason=Reason.unavailable
+            ) from exc
         if incident is None or not incident.is_open:
             return
         command = IncidentCommand(

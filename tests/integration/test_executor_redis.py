@@ -292,7 +292,9 @@ def test_a_stale_holder_cannot_write(stack: Stack) -> None:
                 with pytest.raises(Fenced):
                     await rig.runs.save(run.model_copy(update={"error": "stale"}), old)
                 with pytest.raises(Fenced):
-                    await rig.runs.claim_step(rid, "a", old, StepRecord(status=StepStatus.started))
+                    await rig.runs.claim_step(
+                        rid, "a", old, StepRecord(status=StepStatus.started), owner="old", lease_seconds=5
+                    )
                 await rig.runs.save(run, new)
             finally:
                 await rig.close()
@@ -654,5 +656,43 @@ def test_one_redis_failure_anywhere_in_a_run_neither_loses_nor_repeats_a_step(
                 )
                 fail_at += 1
             assert len(faults_seen) >= 15, "the sweep reached the whole run"
+
+    asyncio.run(main())
+
+
+def test_a_lease_that_lapsed_while_redis_was_away_is_taken_back_unless_the_run_was_taken(stack: Stack) -> None:
+    """Redis away longer than the lease: the lease lapses while a visit still drives the run. Its next claim (or
+    its heartbeat) takes the lease back, so no other executor takes the run while the claimed step runs; if
+    another executor took the run first, the old holder's claim and heartbeat are refused."""
+
+    async def main() -> None:
+        async with Target() as target:
+            rig = Rig(stack, target, [{"name": "lapse", "steps": _abc(target.port)}])
+            try:
+                [rid] = await rig.executor().trigger(*(await rig.incident("lapse")))
+                started = StepRecord(status=StepStatus.started, action="http", attempts=1)
+                fence = await rig.runs.lease(rid, "a", 0.1)
+                assert fence is not None
+                await asyncio.sleep(0.2)  # lapsed; nobody took the run
+                assert await rig.runs.claim_step(rid, "a", fence, started, owner="a", lease_seconds=5) is None
+                assert await rig.runs.lease(rid, "b", 5) is None  # the step's holder has the run again
+
+                await rig.runs.release(rid, "a")
+                fence = await rig.runs.lease(rid, "a", 0.1)
+                await asyncio.sleep(0.2)
+                assert await rig.runs.renew(rid, "a", 5, fence)  # the heartbeat takes it back too
+                assert await rig.runs.lease(rid, "b", 5) is None
+
+                await rig.runs.release(rid, "a")
+                fence = await rig.runs.lease(rid, "a", 0.1)
+                await asyncio.sleep(0.2)
+                assert await rig.runs.lease(rid, "b", 5) == fence + 1  # b took the run meanwhile
+                assert not await rig.runs.renew(rid, "a", 5, fence)
+                from adapters.run_store import Fenced
+
+                with pytest.raises(Fenced):
+                    await rig.runs.claim_step(rid, "c", fence, started, owner="a", lease_seconds=5)
+            finally:
+                await rig.close()
 
     asyncio.run(main())

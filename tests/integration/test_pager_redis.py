@@ -145,13 +145,15 @@ def test_a_claim_sent_again_is_still_the_claimers_and_no_one_elses(stack: Stack)
             topology=Topology(),
             service_label="service",
         )
-        due, now = f"{prefix}esc:due", datetime.now(UTC).timestamp()
+        due, marker, now = f"{prefix}esc:due", f"{prefix}esc:due:claim:inc-1", datetime.now(UTC).timestamp()
         await client.zadd(due, {"inc-1": now - 1})
-        claim = ["inc-1", now, now + 30]
-        assert await pager._claim(keys=[due], args=claim) == 1
-        assert await pager._claim(keys=[due], args=claim) == 1  # the same claim again
-        assert await pager._claim(keys=[due], args=["inc-1", now + 0.5, now + 30.5]) == 0  # another worker's
-        await client.delete(due)
+        claim = ["inc-1", now, now + 30, "pager-a"]
+        assert await pager._claim(keys=[due, marker], args=claim) == 1
+        assert await pager._claim(keys=[due, marker], args=claim) == 1  # the same claim again
+        # another worker's claim, even one that computed the very same lease end
+        assert await pager._claim(keys=[due, marker], args=["inc-1", now + 0.5, now + 30.5, "pager-b"]) == 0
+        assert await pager._claim(keys=[due, marker], args=["inc-1", now, now + 30, "pager-b"]) == 0
+        await client.delete(due, marker)
         await client.aclose()
 
     asyncio.run(scenario())
