@@ -32,7 +32,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from redis.exceptions import RedisError
 
@@ -61,6 +61,7 @@ from schemas.runbook import ActionResult, ResultKind, Run, Runbook, RunStatus, S
 
 log = logging.getLogger("firebreak.actions")
 
+T = TypeVar("T")
 Publish = Callable[[ActionResult], Awaitable[None]]
 Audit = Callable[[str, dict[str, str], str | None, str], Awaitable[None]]  # (action, target, actor, detail)
 
@@ -286,10 +287,16 @@ class Executor(PollLoop):
             except RenderError as exc:
                 return runs.WhenAnswered(out.step_id, error=str(exc))
         elif isinstance(out, runs.Claim):
-            found = await self.store.claim_step(
-                run.id, out.step_id, fence, out.record, owner=self.owner, lease_seconds=self.lease_seconds
+            # A claim that timed out may still be written when Redis wakes up; sent until it answers, it finds
+            # itself (the same bytes) rather than leaving a `started` claim whose call this holder never made.
+            async def claim() -> StepRecord | None:
+                return await self.store.claim_step(
+                    run.id, out.step_id, fence, out.record, owner=self.owner, lease_seconds=self.lease_seconds
+                )
+
+            return runs.Claimed(
+                out.step_id, await self._until_redis_answers(run, f"the claim of step {out.step_id}", claim)
             )
-            return runs.Claimed(out.step_id, found)
         elif isinstance(out, runs.CountVotes):
             return runs.VotesCounted(out.step_id, await self.store.votes(run.id, out.step_id))
         elif isinstance(out, runs.ExecuteStep):
@@ -377,25 +384,32 @@ class Executor(PollLoop):
         )
 
     async def _keep(self, run: Run, step_id: str, record: StepRecord) -> None:
-        """Write a step's record, waiting out Redis for as long as this executor holds the run.
+        """Write a step's record. It may be the only copy of a step's outcome (the call was made, its answer
+        is here): given up on, the next holder would find the claim `started` and report a step that ran as
+        `unknown`. So it waits Redis out (`_until_redis_answers`)."""
 
-        The record may be the only copy of a step's outcome (the call was made, its answer is here): given up
-        on, the next holder would find the claim `started` and report a step that ran as `unknown`. Repeating
-        the write is safe (the same fenced bytes); once another executor took the run (our lease ran out while
-        Redis was away), the fence refuses it and that holder decides (Fenced is raised). A shutdown does not
-        stop it: the grace period gives it time, and a process that exits first leaves the claim `started`."""
+        async def save() -> None:
+            await self.store.save(run, run.fence, **{step_id: record})
+
+        await self._until_redis_answers(run, f"the record of step {step_id}", save)
+
+    async def _until_redis_answers(self, run: Run, what: str, write: Callable[[], Awaitable[T]]) -> T:
+        """Do `write` (fenced, and safe to send again: it recognises its own first attempt), waiting out Redis
+        for as long as this executor holds the run. A timed-out command may still run once Redis wakes up, so
+        giving up would leave its effect behind without this holder knowing; once another executor took the
+        run (the lease ran out while Redis was away), the fence refuses the write and Fenced is raised. A
+        shutdown does not stop it: the grace period gives it time."""
         attempt = 0
         while True:
             try:
-                await self.store.save(run, run.fence, **{step_id: record})
-                return
+                return await write()
             except REDIS_UNAVAILABLE as exc:
                 if attempt == 0:
                     EXECUTOR_ERRORS.labels("redis").inc()
                     log.warning(
-                        "run %s: the record of step %s is not written yet (%s); retrying until Redis answers",
+                        "run %s: %s is not written yet (%s); retrying until Redis answers",
                         run.id,
-                        step_id,
+                        what,
                         exc,
                         extra=log_context(incident_id=run.incident_id, run_id=run.id, runbook=run.runbook),
                     )

@@ -531,7 +531,8 @@ def test_concurrency_limit_and_the_kill_switch(stack: Stack) -> None:
 
 class Faults:
     """Which Redis round trip of a client fails, and how: `lost` the command never reaches Redis, `unanswered`
-    Redis runs it and the answer is lost. Counted from `arm()` on; each failure closes the connection."""
+    Redis runs it and the answer is lost, `timed_out` Redis runs it and the client timed out first (a stall:
+    redis-py does not retry a timeout). Counted from `arm()` on; each failure closes the connection."""
 
     def __init__(self) -> None:
         self.count: int | None = None
@@ -557,6 +558,7 @@ def flaky_client(url: str, faults: Faults, retries: int) -> aioredis.Redis:
     connections fail the round trip `faults` says."""
     from redis.asyncio.connection import Connection
     from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
 
     from adapters.redis_client import retry_policy
 
@@ -572,6 +574,9 @@ def flaky_client(url: str, faults: Faults, retries: int) -> aioredis.Redis:
             if faults.due("unanswered"):
                 await self.disconnect()
                 raise RedisConnectionError("injected: the connection died before the answer came back")
+            if faults.due("timed_out"):
+                await self.disconnect()
+                raise RedisTimeoutError("injected: Timeout reading (Redis ran the command after a stall)")
             return answer
 
     return aioredis.Redis.from_url(
@@ -581,8 +586,8 @@ def flaky_client(url: str, faults: Faults, retries: int) -> aioredis.Redis:
 
 @pytest.mark.parametrize(
     ("mode", "retries"),
-    [("lost", 0), ("unanswered", 3)],
-    ids=["a command lost, no retry", "an answer lost, retried"],
+    [("lost", 0), ("unanswered", 3), ("timed_out", 3)],
+    ids=["a command lost, no retry", "an answer lost, retried", "a command run after its timeout"],
 )
 def test_one_redis_failure_anywhere_in_a_run_neither_loses_nor_repeats_a_step(
     stack: Stack, mode: str, retries: int
@@ -595,7 +600,9 @@ def test_one_redis_failure_anywhere_in_a_run_neither_loses_nor_repeats_a_step(
     that never ran was reported unknown; one between a run's record and its schedule used to leave a run
     that never became due). `unanswered` with the client's retries is a connection that died after Redis ran
     the command: the command is sent again and must recognise its own first attempt (a lease, a claim, a
-    create that find themselves)."""
+    create that find themselves). `timed_out` is a stalled Redis that runs the command after the client
+    timed out: the client does not send it again, so the executor must (a claim left behind would make a step
+    that never ran unknown)."""
     from redis.exceptions import RedisError
 
     async def one(target: Target, fail_at: int) -> tuple[int, dict[str, int], RunStatus | None, int, bool]:
