@@ -276,8 +276,7 @@ class Executor(PollLoop):
             if await self.store.paused():
                 return runs.StepLooked(out.step_id, paused=True)
             found = await self.store.step_record(run.id, out.step_id)
-            visit.context = None
-            visit.context = (out.step_id, await self._step_context(visit, out.step_id))
+            visit.context = (out.step_id, await self._read_context(visit, out.step_id))
             return runs.StepLooked(out.step_id, found=found)
         elif isinstance(out, runs.AskWhen):
             step = self._step(visit, out.step_id)
@@ -327,6 +326,9 @@ class Executor(PollLoop):
         never ran as `unknown` (RUN-20): so between the claim and the call nothing reads Redis."""
         if visit.context is not None and visit.context[0] == step_id:
             return visit.context[1]
+        return await self._read_context(visit, step_id)
+
+    async def _read_context(self, visit: _Visit, step_id: str) -> dict[str, Any]:
         visit.incident = await self.incidents.get(visit.run.incident_id)
         return self._context(visit, runs.before(visit.run, step_id))
 

@@ -11,10 +11,11 @@ claim and its call, where it used to make a step that never ran look `unknown` (
 command that met a dead connection (`ConnectionError`, which includes `LOADING` while Redis reads its data
 back) is sent again on a new one after a short jittered backoff. A timeout is not retried: Redis is slow,
 and sending the same work again would make it slower. A command sent again may have run the first time
-(the connection died after Redis took it but before the answer came back), so every write
-that is not naturally repeatable is written to recognise its own repeat: the run store's create, lease
-and claim (adapters/run_store.py) and an approval decision. Whatever still fails after the retries is
-Redis being away; the callers wait for it (adapters/redis_errors.py).
+(the connection died after Redis took it but before the answer came back), so every write that is not
+naturally repeatable recognises its own repeat: the run store's scripts (adapters/run_store.py), the
+pager's claim and advance (actions/pager.py), the read-model rebuild's claim (firebreak/worker.py).
+Whatever still fails after the retries is Redis being away; the callers wait for it
+(adapters/redis_errors.py), and the executor sends a step's claim and outcome until Redis answers.
 """
 
 from __future__ import annotations
