@@ -52,7 +52,7 @@ from adapters.metrics import (
     STEPS_FINISHED,
 )
 from adapters.readmodel import IncidentStore
-from adapters.redis_errors import REDIS_UNAVAILABLE, redis_backoff
+from adapters.redis_errors import until_redis_answers
 from adapters.run_store import Fenced, RunStore
 from correlation import runs
 from correlation.topology import Topology
@@ -401,22 +401,19 @@ class Executor(PollLoop):
         giving up would leave its effect behind without this holder knowing; once another executor took the
         run (the lease ran out while Redis was away), the fence refuses the write and Fenced is raised. A
         shutdown does not stop it: the grace period gives it time."""
-        attempt = 0
-        while True:
-            try:
-                return await write()
-            except REDIS_UNAVAILABLE as exc:
-                if attempt == 0:
-                    EXECUTOR_ERRORS.labels("redis").inc()
-                    log.warning(
-                        "run %s: %s is not written yet (%s); retrying until Redis answers",
-                        run.id,
-                        what,
-                        exc,
-                        extra=log_context(incident_id=run.incident_id, run_id=run.id, runbook=run.runbook),
-                    )
-                await asyncio.sleep(redis_backoff(attempt))
-                attempt += 1
+
+        def waiting(exc: Exception, wait: float, attempt: int) -> None:
+            if attempt == 1:
+                EXECUTOR_ERRORS.labels("redis").inc()
+                log.warning(
+                    "run %s: %s is not written yet (%s); retrying until Redis answers",
+                    run.id,
+                    what,
+                    exc,
+                    extra=log_context(incident_id=run.incident_id, run_id=run.id, runbook=run.runbook),
+                )
+
+        return await until_redis_answers(write, waiting)
 
     async def _finish(self, visit: _Visit, out: runs.Finish) -> None:
         """End the run. The circuit breaker hears of it first (once per run, so a finish done again after a

@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from adapters.gaps import GapFetcher
 from adapters.logs import context as log_context
 from adapters.metrics import DEAD_LETTERS, MISROUTED_RECORDS, PARTITION_WAITS, REDIS_WAITS, SKIPPED_RECORDS
-from adapters.redis_errors import REDIS_UNAVAILABLE, redis_backoff
+from adapters.redis_errors import until_redis_answers
 
 log = logging.getLogger("firebreak.worker")
 
@@ -342,13 +342,9 @@ async def with_redis_retries(write: Callable[[], Awaitable[T]]) -> T:
     than skip an event: an event skipped here would leave a hole in the read model, and a run or a page it
     should have started would never happen. Any other Redis error (WRONGTYPE, a script error) is a fault of the
     write: it propagates, and the record goes to dead-letter."""
-    attempt = 0
-    while True:
-        try:
-            return await write()
-        except REDIS_UNAVAILABLE as exc:
-            wait = redis_backoff(attempt)
-            attempt += 1
-            REDIS_WAITS.inc()
-            log.warning("Redis unavailable (%s); the stage waits %.1f s and retries (attempt %d)", exc, wait, attempt)
-            await asyncio.sleep(wait)
+
+    def waiting(exc: Exception, wait: float, attempt: int) -> None:
+        REDIS_WAITS.inc()
+        log.warning("Redis unavailable (%s); the stage waits %.1f s and retries (attempt %d)", exc, wait, attempt)
+
+    return await until_redis_answers(write, waiting)
